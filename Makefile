@@ -1,0 +1,42 @@
+# gridwatch — one entry point for people and CI.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+APT_PKGS := mosquitto victoria-metrics postgresql
+SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: venv deps test lint bench demo clean
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+venv: $(BIN)/python
+	$(BIN)/pip install -q -e '.[test]'
+
+# Debian services the tests start for real; installed only when missing.
+deps:
+	@missing=""; \
+	command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || missing="$$missing mosquitto"; \
+	command -v victoria-metrics >/dev/null 2>&1 || missing="$$missing victoria-metrics"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+test: deps venv
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -q
+
+lint: venv
+	$(BIN)/ruff check .
+
+bench: deps venv
+	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+demo: deps venv
+	$(BIN)/python -m gridwatch.demo
+
+clean:
+	rm -rf $(VENV) var test-output .pytest_cache

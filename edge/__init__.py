@@ -1,0 +1,1 @@
+"""gridwatch edge agent: MQTT ingestion, decoding, rule evaluation, durable outbox and forwarding."""

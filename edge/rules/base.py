@@ -1,0 +1,138 @@
+"""The shared parts of a rule: its config models (match, schedule, spec) and what an evaluator returns.
+
+An evaluator is plain logic: it looks at one event (or at the clock) and its own state dict, and answers
+with a Verdict — condition active, cleared, or unchanged — that the engine's episode machine turns into
+`firing` / `resolved` alerts.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from dataclasses import dataclass
+from datetime import datetime, time
+from typing import Any, Literal, Protocol
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from edge.durations import Duration
+from edge.message import Event
+
+RULE_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
+Severity = Literal["info", "minor", "major", "critical"]
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class Strict(BaseModel):
+    """Base of every config model: a misspelt key is an error, not a silent default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class WhenBase(Strict):
+    """Timing every condition kind accepts: hold before firing, hold before clearing."""
+
+    for_: Duration = Field(0.0, alias="for", description="condition must hold this long before firing")
+    clear_for: Duration = Field(0.0, description="condition must be gone this long before resolving")
+
+
+class Match(Strict):
+    kind: Literal["sensor", "fence", "camera", "thermal"] | None = None
+    metric: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+    devices: list[str] = Field(default_factory=list, description="device id globs; empty = all")
+    grids: list[str] = Field(default_factory=list, description="grid id globs; empty = all")
+
+    def selects(self, grid: str, device: str) -> bool:
+        if self.devices and not any(fnmatch.fnmatchcase(device, p) for p in self.devices):
+            return False
+        return not self.grids or any(fnmatch.fnmatchcase(grid, p) for p in self.grids)
+
+
+_SPAN = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
+
+
+class Schedule(Strict):
+    """Windows of local time in which a rule is active, e.g. `["22:00-06:00"]` (crosses midnight)."""
+
+    active: list[str] = Field(min_length=1)
+    tz: str = "UTC"
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] | None = None
+
+    @field_validator("active")
+    @classmethod
+    def _spans(cls, spans: list[str]) -> list[str]:
+        for s in spans:
+            if not _SPAN.match(s):
+                raise ValueError(f"expected time spans like '22:00-06:00', got {s!r}")
+        return spans
+
+    @field_validator("tz")
+    @classmethod
+    def _tz(cls, tz: str) -> str:
+        try:
+            ZoneInfo(tz)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)") from None
+        return tz
+
+    def active_at(self, ts: float) -> bool:
+        local = datetime.fromtimestamp(ts, ZoneInfo(self.tz))
+        now = local.time()
+        for span in self.active:
+            m = _SPAN.match(span)
+            assert m
+            start = time(int(m.group(1)), int(m.group(2)))
+            end_h = int(m.group(3))
+            end = time(23, 59, 59, 999999) if end_h == 24 else time(end_h, int(m.group(4)))
+            if start <= end:
+                inside, day = start <= now < end, local.weekday()
+            else:  # crosses midnight: the early part belongs to the previous day's window
+                inside = now >= start or now < end
+                day = local.weekday() if now >= start else (local.weekday() - 1) % 7
+            if inside and (self.days is None or DAYS[day] in self.days):
+                return True
+        return False
+
+
+@dataclass(slots=True)
+class Verdict:
+    """What an evaluator concluded: cond True = active, False = cleared, None = no change."""
+
+    cond: bool | None
+    ts: float
+    value: float | None = None
+    start: float | None = None  # episode start when it is not the event time (stale: last seen + limit)
+
+
+class Evaluator(Protocol):
+    """One rule kind's logic. `st` is the evaluator's own JSON-able state for one (rule, device, sub)."""
+
+    instant: bool  # condition is an event, not a level: it resolves by quiet time, not by a clearing reading
+
+    def accepts(self, ev: Event) -> bool: ...
+    def sub(self, ev: Event) -> str: ...
+    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None: ...
+    def tick(self, st: dict[str, Any], now: float) -> Verdict | None: ...
+    def deadline(self, st: dict[str, Any]) -> float | None: ...
+
+
+class EvaluatorBase:
+    """Defaults for evaluators that only react to events."""
+
+    instant = False
+
+    def sub(self, ev: Event) -> str:
+        return ""
+
+    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+        return None
+
+    def deadline(self, st: dict[str, Any]) -> float | None:
+        return None
+
+
+def metric_value(ev: Event, metric: str | None) -> float | None:
+    if metric is None or ev.kind != "sensor":
+        return None
+    return ev.metrics.get(metric)

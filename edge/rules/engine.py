@@ -1,0 +1,368 @@
+"""The rule engine: episodes, timers, suppression and correlation over every rule's evaluator.
+
+Pure logic with an injected clock: `observe(event)` and `tick(now)` return alert bodies (DESIGN §5).
+State is one JSON-able dict per (rule, device, sub) so the agent can persist exactly what changed.
+
+Episode: idle → pending (condition true, hold `for` running) → firing (alert sent) → clearing (optional
+`clear_for`) → idle (resolved sent). Alert id = hash(rule, device, sub, episode start), so replays and
+restarts reproduce the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import heapq
+import logging
+from collections import Counter
+from datetime import UTC, datetime
+from typing import Any
+
+from edge.message import Event
+from edge.rules.base import Verdict
+from edge.rules.ruleset import CompiledRule, RuleSet
+
+logger = logging.getLogger(__name__)
+
+FAULT_SUB = "!implausible"
+
+
+def iso_ms(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def alert_id(rule_id: str, device: str, sub: str, start: float) -> str:
+    text = f"{rule_id}|{device}|{sub}|{round(start * 1000)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+class Engine:
+    def __init__(self, ruleset: RuleSet, edge_id: str = "edge") -> None:
+        self.rules = ruleset
+        self.edge_id = edge_id
+        self.states: dict[str, dict[str, Any]] = {}
+        self.dirty: set[str] = set()
+        self.deleted: set[str] = set()
+        self._heap: list[tuple[float, str]] = []
+        self._armed: dict[str, float] = {}
+        self._firing: Counter[tuple[str, str]] = Counter()
+        self._suppressed: set[str] = set()
+        self._releases: set[str] = set()
+        self.evaluations: Counter[str] = Counter()
+        self.alerts: Counter[tuple[str, str]] = Counter()
+        self.ignored: Counter[str] = Counter()
+
+    # ---- state in and out -------------------------------------------------------------------
+    def load(self, states: dict[str, dict[str, Any]]) -> None:
+        """Restore persisted states (after a restart); timers and indexes are derived again."""
+        for key, st in states.items():
+            if st.get("r") in self.rules.rules:
+                self.states[key] = st
+                self._index(key, st, +1 if st.get("ep") in ("firing", "clearing") else 0)
+                self._arm(key)
+            else:
+                self.deleted.add(key)
+
+    def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        changed = {k: self.states[k] for k in self.dirty if k in self.states}
+        deleted = self.deleted - changed.keys()
+        self.dirty, self.deleted = set(), set()
+        return changed, deleted
+
+    def seed(self, grid: str, device: str, kind: str, now: float) -> None:
+        """Make a configured device known to `stale_for` rules before its first message."""
+        ev = Event(kind=kind, grid=grid, device=device, ts=now, received_at=now)
+        for cr in self.rules.by_kind.get(kind, ()):
+            if cr.spec.kind == "stale" and self.rules.selects(cr, grid, device):
+                key = f"{cr.id}|{device}|"
+                if key not in self.states:
+                    st = self._state(key, cr, ev, "")
+                    cr.evaluator.seed(st["d"], now)
+                    self._arm(key)
+
+    # ---- evaluation -------------------------------------------------------------------------
+    def observe(self, ev: Event) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for cr in self.rules.candidates(ev):
+            if not cr.evaluator.accepts(ev):
+                continue
+            sub = cr.evaluator.sub(ev)
+            key = f"{cr.id}|{ev.device}|{sub}"
+            st = self.states.get(key) or self._state(key, cr, ev, sub)
+            lts = st.get("lts")
+            if lts is not None and (ev.ts < lts or (ev.ts == lts and ev.seq is not None and ev.seq == st.get("lseq"))):
+                self.ignored["out_of_order" if ev.ts < lts else "duplicate"] += 1
+                continue
+            st["lts"], st["lseq"] = ev.ts, ev.seq
+            self.evaluations[cr.id] += 1
+            if cr.spec.plausible is not None and self._implausible(cr, ev, out):
+                continue
+            verdict = cr.evaluator.observe(st["d"], ev)
+            if verdict is not None:
+                out += self._apply(cr, key, st, verdict)
+            self.dirty.add(key)
+            self._arm(key)
+        return self._finish(out)
+
+    def tick(self, now: float) -> list[dict[str, Any]]:
+        """Fire hold timers, clear-after timers and time-driven conditions due at `now`."""
+        out: list[dict[str, Any]] = []
+        while self._heap and self._heap[0][0] <= now:
+            due, key = heapq.heappop(self._heap)
+            if self._armed.get(key) != due:
+                continue
+            del self._armed[key]
+            st = self.states.get(key)
+            cr = self.rules.rules.get(st["r"]) if st else None
+            if st is None or cr is None:
+                continue
+            out += self._timers(cr, key, st, now)
+            self._arm(key)
+        return self._finish(out)
+
+    def next_deadline(self) -> float | None:
+        while self._heap and self._armed.get(self._heap[0][1]) != self._heap[0][0]:
+            heapq.heappop(self._heap)
+        return self._heap[0][0] if self._heap else None
+
+    def swap(self, ruleset: RuleSet, now: float) -> list[dict[str, Any]]:
+        """Take a new rule set; unchanged rules keep their state, removed ones resolve what they had firing."""
+        old = self.rules
+        out: list[dict[str, Any]] = []
+        for key, st in list(self.states.items()):
+            new = ruleset.rules.get(st["r"])
+            prev = old.rules.get(st["r"])
+            same_kind = new is not None and prev is not None and new.spec.kind == prev.spec.kind
+            if same_kind:
+                continue
+            if prev is not None and st.get("ep") in ("firing", "clearing"):
+                out += self._resolve(prev, key, st, now, reason="rule_removed" if new is None else "rule_changed")
+            del self.states[key]
+            self.deleted.add(key)
+        self.rules = ruleset
+        self._heap, self._armed = [], {}
+        for key in self.states:
+            self._arm(key)
+        return out
+
+    # ---- episode machine --------------------------------------------------------------------
+    def _state(self, key: str, cr: CompiledRule, ev: Event, sub: str) -> dict[str, Any]:
+        kind = ev.extra.get("device_kind", ev.kind) if ev.kind == "status" else ev.kind
+        st = {"r": cr.id, "dev": ev.device, "grid": ev.grid, "sub": sub, "k": kind, "ep": "idle", "d": {}}
+        self.states[key] = st
+        self.dirty.add(key)
+        return st
+
+    def _apply(self, cr: CompiledRule, key: str, st: dict[str, Any], v: Verdict,
+               hold: float | None = None, clear_hold: float | None = None) -> list[dict[str, Any]]:
+        hold = cr.hold if hold is None else hold
+        clear_hold = cr.clear_hold if clear_hold is None else clear_hold
+        ep = st["ep"]
+        if v.value is not None:
+            st["val"] = v.value
+        if v.cond is True:
+            if ep == "idle":
+                if cr.spec.schedule is not None and not cr.spec.schedule.active_at(v.ts):
+                    self.ignored["outside_schedule"] += 1
+                    return []
+                st["since"] = v.start if v.start is not None else v.ts
+                st["ep"] = "pending"
+                if v.ts >= st["since"] + hold:
+                    return self._fire(cr, key, st, v.ts)
+            elif ep == "pending" and v.ts >= st["since"] + hold:
+                return self._fire(cr, key, st, v.ts)
+            elif ep == "clearing":
+                st["ep"] = "firing"
+                st.pop("cs", None)
+        elif v.cond is False:
+            if ep == "pending":
+                st["ep"] = "idle"
+            elif ep == "firing":
+                if clear_hold <= 0:
+                    return self._resolve(cr, key, st, v.ts)
+                st["ep"], st["cs"] = "clearing", v.ts
+            elif ep == "clearing" and v.ts >= st["cs"] + clear_hold:
+                return self._resolve(cr, key, st, v.ts)
+        return []
+
+    def _timers(self, cr: CompiledRule, key: str, st: dict[str, Any], now: float) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        if st["ep"] == "pending" and now >= st["since"] + cr.hold:
+            out += self._fire(cr, key, st, now)
+        elif st["ep"] == "clearing" and now >= st["cs"] + cr.clear_hold:
+            out += self._resolve(cr, key, st, now)
+        if st["sub"] == FAULT_SUB:
+            return out
+        verdict = cr.evaluator.tick(st["d"], now)
+        if verdict is not None:
+            out += self._apply(cr, key, st, verdict)
+        self.dirty.add(key)
+        return out
+
+    def _deadline(self, key: str) -> float | None:
+        st = self.states.get(key)
+        cr = self.rules.rules.get(st["r"]) if st else None
+        if st is None or cr is None:
+            return None
+        times = []
+        if st["ep"] == "pending":
+            times.append(st["since"] + cr.hold)
+        elif st["ep"] == "clearing":
+            times.append(st["cs"] + cr.clear_hold)
+        if st["sub"] != FAULT_SUB:
+            d = cr.evaluator.deadline(st["d"])
+            if d is not None:
+                times.append(d)
+        return min(times) if times else None
+
+    def _arm(self, key: str) -> None:
+        due = self._deadline(key)
+        if due is None:
+            return
+        armed = self._armed.get(key)
+        if armed is None or due < armed:
+            self._armed[key] = due
+            heapq.heappush(self._heap, (due, key))
+
+    # ---- alerts -----------------------------------------------------------------------------
+    def _fire(self, cr: CompiledRule, key: str, st: dict[str, Any], ts: float) -> list[dict[str, Any]]:
+        st["ep"], st["start"], st["fired"] = "firing", st["since"], ts
+        self._index(key, st, +1)
+        if self._is_suppressed(cr, st):
+            st["sup"] = True
+            self._suppressed.add(key)
+            self.ignored["suppressed"] += 1
+            return []
+        st["sup"] = False
+        return [self._alert(cr, st, "firing", ts)]
+
+    def _resolve(self, cr: CompiledRule, key: str, st: dict[str, Any], ts: float,
+                 reason: str | None = None) -> list[dict[str, Any]]:
+        was_suppressed = st.get("sup", False)
+        body = None if was_suppressed else self._alert(cr, st, "resolved", ts)
+        if reason and body is not None:
+            body["labels"]["resolved_by"] = reason
+        st["ep"] = "idle"
+        st["sup"] = False
+        self._suppressed.discard(key)
+        self._index(key, st, -1)
+        # suppressed rules are released once the whole event or tick has been seen by every rule
+        self._releases.update(self.rules.suppresses.get(cr.id, ()))
+        return [body] if body is not None else []
+
+    def _finish(self, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        while self._releases:
+            out += self._release(self._releases.pop())
+        return self._correlate(out)
+
+    def _release(self, rule_id: str) -> list[dict[str, Any]]:
+        """A suppressor cleared: suppressed episodes still active fire now."""
+        out = []
+        cr = self.rules.rules.get(rule_id)
+        for key in [k for k in self._suppressed if self.states[k]["r"] == rule_id]:
+            st = self.states[key]
+            if cr is not None and not self._is_suppressed(cr, st):
+                self._suppressed.discard(key)
+                st["sup"] = False
+                self.dirty.add(key)
+                out.append(self._alert(cr, st, "firing", st.get("lts") or st["fired"]))
+        return out
+
+    def _index(self, key: str, st: dict[str, Any], delta: int) -> None:
+        if delta:
+            for scope in ("d:" + st["dev"], "g:" + st["grid"]):
+                self._firing[(st["r"], scope)] += delta
+                if self._firing[(st["r"], scope)] <= 0:
+                    del self._firing[(st["r"], scope)]
+        if st.get("sup"):
+            self._suppressed.add(key)
+
+    def _is_suppressed(self, cr: CompiledRule, st: dict[str, Any]) -> bool:
+        scope = ("d:" + st["dev"]) if cr.spec.suppress_scope == "device" else ("g:" + st["grid"])
+        return any(self._firing.get((sid, scope), 0) > 0 for sid in cr.spec.suppressed_by)
+
+    def _alert(self, cr: CompiledRule, st: dict[str, Any], state: str, ts: float) -> dict[str, Any]:
+        spec = cr.spec
+        labels = dict(spec.labels)
+        if spec.match.metric:
+            labels["metric"] = spec.match.metric
+        category, severity = spec.category, spec.severity
+        if st["sub"] == FAULT_SUB:
+            labels["fault"] = "implausible"
+            category, severity = "device_fault", "minor"
+        elif st["sub"]:
+            labels["zone"] = st["sub"]
+        device = st.get("adev", st["dev"])
+        value = st.get("val")
+        body = {
+            "alert_id": alert_id(spec.id, st["dev"], st["sub"], st["start"]),
+            "state": state, "rule_id": spec.id, "rule_hash": cr.version, "edge_id": self.edge_id,
+            "device_id": device, "grid_id": st["grid"], "kind": st["k"], "category": category,
+            "severity": severity, "started_at": iso_ms(st["start"]), "observed_at": iso_ms(ts),
+            "value": value, "message": self._message(cr, st, value, device, category),
+            "labels": labels, "evidence": {},
+        }
+        self.alerts[(spec.id, state)] += 1
+        return body
+
+    def _message(self, cr: CompiledRule, st: dict[str, Any], value: Any, device: str, category: str) -> str:
+        spec = cr.spec
+        if st["sub"] == FAULT_SUB:
+            lo, hi = spec.plausible or (None, None)
+            return f"{spec.match.metric}={value} at {device} is outside its plausible range [{lo}, {hi}]"
+        if spec.message is None:
+            shown = f" value {value:g}" if isinstance(value, float) else ""
+            return f"{spec.id} ({category}) at {device}{shown}"
+        threshold = getattr(spec.when, "threshold", None)
+        fields = {"value": value if value is not None else float("nan"), "device": device, "grid": st["grid"],
+                  "rule": spec.id, "metric": spec.match.metric or "", "zone": st["sub"],
+                  "threshold": threshold if threshold is not None else float("nan"),
+                  "category": category, "severity": spec.severity}
+        try:
+            return spec.message.format(**fields)
+        except (KeyError, IndexError, ValueError, TypeError):
+            return f"{spec.id} at {device}"
+
+    # ---- plausibility and correlation -------------------------------------------------------
+    def _implausible(self, cr: CompiledRule, ev: Event, out: list[dict[str, Any]]) -> bool:
+        v = ev.metrics.get(cr.spec.match.metric or "")
+        if v is None or cr.spec.plausible is None:
+            return False
+        lo, hi = cr.spec.plausible
+        bad = not (lo <= v <= hi)
+        key = f"{cr.id}|{ev.device}|{FAULT_SUB}"
+        st = self.states.get(key)
+        if st is None and not bad:
+            return False
+        st = st or self._state(key, cr, ev, FAULT_SUB)
+        # device-fault episodes fire and clear at once, whatever the hold times of the rule they guard
+        out += self._apply(cr, key, st, Verdict(bad, ev.ts, v), hold=0.0, clear_hold=0.0)
+        self.dirty.add(key)
+        return bad
+
+    def _correlate(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        if not self.rules.correlators:
+            return alerts
+        out: list[dict[str, Any]] = []
+        queue = list(alerts)
+        while queue:
+            a = queue.pop(0)
+            out.append(a)
+            for cr in self.rules.correlators.get(a["rule_id"], ()):
+                if a["labels"].get("fault"):
+                    continue
+                scope = cr.evaluator.scope(a)
+                key = f"{cr.id}|{scope}|"
+                st = self.states.get(key)
+                if st is None:
+                    st = {"r": cr.id, "dev": scope, "grid": a["grid_id"], "sub": "", "k": a["kind"],
+                          "ep": "idle", "d": {}}
+                    self.states[key] = st
+                ts = datetime.fromisoformat(a["observed_at"].replace("Z", "+00:00")).timestamp()
+                verdict = cr.evaluator.on_alert(st["d"], a["rule_id"], a["state"] == "firing", ts)
+                if verdict is not None:
+                    if verdict.cond and st["ep"] == "idle":
+                        st["adev"] = a["device_id"]
+                    queue += self._apply(cr, key, st, verdict)
+                self.dirty.add(key)
+        return out
+

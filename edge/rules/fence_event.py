@@ -1,0 +1,58 @@
+"""`event`: a fence event (breach, tamper, fault) in a zone; resolved by `restore` or by quiet time."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from edge.durations import Duration
+from edge.message import Event
+from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+
+KEYS = ("event",)
+FenceEvent = Literal["breach", "tamper", "fault"]
+
+
+class Config(WhenBase):
+    event: list[FenceEvent] = Field(description="event names that raise the alert")
+    zones: list[str] = Field(default_factory=list, description="zones this rule watches; empty = all")
+    clear_after: Duration = Field(300.0, gt=0, description="resolve after this long without a new event")
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _one_or_many(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+
+class Evaluator(EvaluatorBase):
+    needs_metric = False
+    instant = True
+
+    def __init__(self, spec: Any, cfg: Config) -> None:
+        self.cfg = cfg
+
+    def accepts(self, ev: Event) -> bool:
+        return ev.kind == "fence" and (not self.cfg.zones or ev.zone in self.cfg.zones)
+
+    def sub(self, ev: Event) -> str:
+        return ev.zone or ""
+
+    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+        if ev.event in self.cfg.event:
+            st["hit"] = ev.ts
+            return Verdict(True, ev.ts)
+        if ev.event == "restore" and "hit" in st:
+            del st["hit"]
+            return Verdict(False, ev.ts)
+        return None
+
+    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+        due = self.deadline(st)
+        if due is None or now < due:
+            return None
+        del st["hit"]
+        return Verdict(False, now)
+
+    def deadline(self, st: dict[str, Any]) -> float | None:
+        return float(st["hit"]) + self.cfg.clear_after if "hit" in st else None

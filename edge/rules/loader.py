@@ -1,0 +1,62 @@
+"""Loading and checking a rule file: schema, then the checks that span rules (ids, references, cycles)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from edge.errors import ConfigError
+from edge.rules import registry
+from edge.rules.spec import RuleFile
+from edge.yamlconf import problem, read_yaml, validate
+
+
+def load_rules(path: str | Path) -> RuleFile:
+    """Load a rule file or raise ConfigError listing every problem as `file:path: reason`."""
+    data, node, _ = read_yaml(path)
+    rf = validate(RuleFile, data, path, node, set(registry.KINDS))
+    problems = cross_check(rf, path, node)
+    if problems:
+        raise ConfigError(problems)
+    return rf
+
+
+def cross_check(rf: RuleFile, path: str | Path, node: yaml.Node | None) -> list[str]:
+    problems: list[str] = []
+    index: dict[str, int] = {}
+    for i, r in enumerate(rf.rules):
+        if r.id in index:
+            problems.append(problem(path, node, ("rules", i, "id"),
+                                    f"duplicate rule id {r.id!r} (first at rules[{index[r.id]}])"))
+        index.setdefault(r.id, i)
+    for i, r in enumerate(rf.rules):
+        for j, ref in enumerate(r.suppressed_by):
+            if ref not in index:
+                problems.append(problem(path, node, ("rules", i, "suppressed_by", j), f"no rule with id {ref!r}"))
+            elif ref == r.id:
+                problems.append(problem(path, node, ("rules", i, "suppressed_by", j), "a rule cannot suppress itself"))
+        if r.kind == "correlation":
+            key = "all_of" if r.when.all_of is not None else "any_of"  # type: ignore[union-attr]
+            for j, ref in enumerate(r.when.refs):  # type: ignore[union-attr]
+                if ref not in index:
+                    problems.append(problem(path, node, ("rules", i, "when", key, j), f"no rule with id {ref!r}"))
+    problems += _cycles(rf, path, node, index)
+    return problems
+
+
+def _cycles(rf: RuleFile, path: str | Path, node: yaml.Node | None, index: dict[str, int]) -> list[str]:
+    refs = {r.id: list(r.when.refs) for r in rf.rules if r.kind == "correlation"}  # type: ignore[union-attr]
+    problems = []
+    for start in refs:
+        stack, seen = list(refs[start]), set()
+        while stack:
+            cur = stack.pop()
+            if cur == start:
+                problems.append(problem(path, node, ("rules", index[start], "when"),
+                                        f"correlation {start!r} refers back to itself"))
+                break
+            if cur not in seen:
+                seen.add(cur)
+                stack.extend(refs.get(cur, []))
+    return problems

@@ -1,0 +1,57 @@
+"""`rate_above` / `rate_below`: change of one metric per `per` window (e.g. water rising 0.2 m/min)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from edge.durations import Duration
+from edge.message import Event
+from edge.rules.base import EvaluatorBase, Verdict, WhenBase, metric_value
+
+KEYS = ("rate_above", "rate_below")
+
+
+class Config(WhenBase):
+    rate_above: float | None = None
+    rate_below: float | None = None
+    per: Duration = Field(60.0, description="the rate is change per this duration, over this window")
+
+    @model_validator(mode="after")
+    def _one(self) -> Config:
+        if (self.rate_above is None) == (self.rate_below is None):
+            raise ValueError("expected exactly one of rate_above, rate_below")
+        if self.per <= 0:
+            raise ValueError("per: expected a duration longer than 0s")
+        return self
+
+
+class Evaluator(EvaluatorBase):
+    needs_metric = True
+
+    def __init__(self, spec: Any, cfg: Config) -> None:
+        self.cfg = cfg
+        self.metric: str = spec.match.metric
+
+    def accepts(self, ev: Event) -> bool:
+        return ev.kind == "sensor" and self.metric in ev.metrics
+
+    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+        v = metric_value(ev, self.metric)
+        if v is None:
+            return None
+        samples: list[list[float]] = st.setdefault("w", [])
+        samples.append([ev.ts, v])
+        horizon = ev.ts - self.cfg.per
+        # keep one sample at or before the horizon so the rate spans the whole window
+        while len(samples) > 2 and samples[1][0] <= horizon:
+            samples.pop(0)
+        t0, v0 = samples[0]
+        if ev.ts <= t0:
+            return None
+        rate = (v - v0) / (ev.ts - t0) * self.cfg.per
+        if self.cfg.rate_above is not None:
+            return Verdict(rate > self.cfg.rate_above, ev.ts, rate)
+        assert self.cfg.rate_below is not None
+        return Verdict(rate < self.cfg.rate_below, ev.ts, rate)

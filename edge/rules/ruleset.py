@@ -1,0 +1,79 @@
+"""A validated rule file compiled for evaluation: evaluators built, rules indexed by what they watch."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any
+
+from edge.message import Event
+from edge.rules import registry
+from edge.rules.spec import RuleFile, RuleSpec
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    spec: RuleSpec
+    evaluator: Any
+    version: str
+    hold: float
+    clear_hold: float
+
+    @property
+    def id(self) -> str:
+        return self.spec.id
+
+
+def compile_rule(spec: RuleSpec) -> CompiledRule:
+    module = registry.KINDS[spec.kind]
+    evaluator = module.Evaluator(spec, spec.when)
+    return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0),
+                        getattr(spec.when, "clear_for", 0.0))
+
+
+class RuleSet:
+    """Rules by id, plus indexes so one event is offered only to rules that may want it."""
+
+    def __init__(self, rf: RuleFile) -> None:
+        self.rules: dict[str, CompiledRule] = {}
+        self.by_metric: dict[str, list[CompiledRule]] = defaultdict(list)
+        self.by_kind: dict[str, list[CompiledRule]] = defaultdict(list)
+        self.correlators: dict[str, list[CompiledRule]] = defaultdict(list)
+        self.suppresses: dict[str, list[str]] = defaultdict(list)  # suppressor id -> suppressed rule ids
+        for spec in rf.rules:
+            if not spec.enabled:
+                continue
+            cr = compile_rule(spec)
+            self.rules[spec.id] = cr
+            for sid in spec.suppressed_by:
+                self.suppresses[sid].append(spec.id)
+            if spec.kind == "correlation":
+                for ref in cr.evaluator.refs:
+                    self.correlators[ref].append(cr)
+            elif cr.evaluator.needs_metric:
+                self.by_metric[spec.match.metric or ""].append(cr)
+            else:
+                kinds = [spec.match.kind] if spec.match.kind else ["sensor", "fence", "camera", "thermal"]
+                for k in kinds:
+                    self.by_kind[k].append(cr)
+                if spec.kind == "stale":
+                    self.by_kind["status"].append(cr)
+        self._selects: dict[tuple[str, str, str], bool] = {}
+
+    def candidates(self, ev: Event) -> list[CompiledRule]:
+        found: list[CompiledRule] = []
+        if ev.kind == "sensor":
+            for m in ev.metrics:
+                found.extend(self.by_metric.get(m, ()))
+        found.extend(self.by_kind.get(ev.kind, ()))
+        return [cr for cr in found if self.selects(cr, ev.grid, ev.device)]
+
+    def selects(self, cr: CompiledRule, grid: str, device: str) -> bool:
+        key = (cr.id, grid, device)
+        hit = self._selects.get(key)
+        if hit is None:
+            m = cr.spec.match
+            hit = m.selects(grid, device)
+            if len(self._selects) < 1_000_000:
+                self._selects[key] = hit
+        return hit

@@ -1,0 +1,57 @@
+"""`stale_for`: a device that sends nothing for too long, or whose gateway announces `offline` (LWT)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import Field
+
+from edge.durations import Duration
+from edge.message import Event
+from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+
+KEYS = ("stale_for",)
+
+
+class Config(WhenBase):
+    stale_for: Duration = Field(gt=0, description="silence longer than this raises the alert")
+
+
+class Evaluator(EvaluatorBase):
+    needs_metric = False
+
+    def __init__(self, spec: Any, cfg: Config) -> None:
+        self.limit = cfg.stale_for
+        self.kind: str | None = spec.match.kind
+        self.metric: str | None = spec.match.metric
+
+    def accepts(self, ev: Event) -> bool:
+        if ev.kind == "status":
+            return self.kind is None or ev.extra.get("device_kind") == self.kind
+        if self.kind is not None and ev.kind != self.kind:
+            return False
+        return self.metric is None or self.metric in ev.metrics
+
+    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+        if ev.kind == "status" and ev.event == "offline":
+            st["stale"] = True
+            return Verdict(True, ev.ts, None, start=ev.ts)
+        st["last"] = max(ev.ts, st.get("last", 0.0))
+        st["stale"] = False
+        return Verdict(False, ev.ts)
+
+    def seed(self, st: dict[str, Any], now: float) -> None:
+        """A configured device never heard from counts from agent start."""
+        st.setdefault("last", now)
+
+    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+        due = self.deadline(st)
+        if due is None or now < due:
+            return None
+        st["stale"] = True
+        return Verdict(True, now, None, start=due)
+
+    def deadline(self, st: dict[str, Any]) -> float | None:
+        if st.get("stale") or "last" not in st:
+            return None
+        return float(st["last"]) + self.limit

@@ -1,0 +1,30 @@
+"""Fence events: `gw/{grid}/fence/{device}/event` with `{"ts", "seq", "zone", "event"}`."""
+
+from __future__ import annotations
+
+from edge.errors import Rejected
+from edge.message import Event, Message
+from edge.sensors.common import Limits, check_size, load_object, parse_seq, parse_ts
+from edge.topics import NAME, Topic
+
+FENCE_EVENTS = ("breach", "tamper", "restore", "fault")
+
+
+def decode(msg: Message, topic: Topic, limits: Limits) -> Event:
+    check_size(msg.payload, limits)
+    body = load_object(msg.payload)
+    ts = parse_ts(body.get("ts"), msg.received_at, limits)
+    event = body.get("event")
+    if event is None:
+        raise Rejected("missing_field", "field 'event' is required")
+    if not isinstance(event, str):
+        raise Rejected("wrong_type", f"field 'event' must be a string, got {type(event).__name__}")
+    if event not in FENCE_EVENTS:
+        raise Rejected("bad_field", f"field 'event' is {event!r}, expected one of {list(FENCE_EVENTS)}")
+    zone = body.get("zone", "")
+    if not isinstance(zone, str):
+        raise Rejected("wrong_type", f"field 'zone' must be a string, got {type(zone).__name__}")
+    if zone and not NAME.match(zone):
+        raise Rejected("bad_field", f"field 'zone' {zone!r} must match [A-Za-z0-9_-]{{1,64}}")
+    return Event(kind="fence", grid=topic.grid, device=topic.device, ts=ts, received_at=msg.received_at,
+                 seq=parse_seq(body), zone=zone, event=event)

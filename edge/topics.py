@@ -1,0 +1,49 @@
+"""MQTT topics of DESIGN §3 as small value objects that validate themselves."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from edge.errors import Rejected
+
+NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+LEAVES = {"sensor": {"reading", "status"}, "fence": {"event", "status"},
+          "camera": {"frame", "status"}, "thermal": {"frame", "status"}}
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    """`{root}/{grid}/{kind}/{device}/{leaf}`."""
+
+    root: str
+    grid: str
+    kind: str
+    device: str
+    leaf: str
+
+    @classmethod
+    def parse(cls, text: str, root: str = "gw") -> Topic:
+        parts = text.split("/")
+        if len(parts) != 5 or parts[0] != root:
+            raise Rejected("bad_topic", f"{text!r} is not {root}/<grid>/<kind>/<device>/<leaf>")
+        _, grid, kind, device, leaf = parts
+        if kind not in LEAVES:
+            raise Rejected("bad_topic", f"{text!r}: unknown kind {kind!r} (expected one of {sorted(LEAVES)})")
+        if leaf not in LEAVES[kind]:
+            raise Rejected("bad_topic", f"{text!r}: {kind} topics end in {sorted(LEAVES[kind])}, not {leaf!r}")
+        for what, name in (("grid", grid), ("device", device)):
+            if not NAME.match(name):
+                raise Rejected("bad_topic", f"{text!r}: {what} {name!r} must match [A-Za-z0-9_-]{{1,64}}")
+        return cls(root, grid, kind, device, leaf)
+
+    def __str__(self) -> str:
+        return f"{self.root}/{self.grid}/{self.kind}/{self.device}/{self.leaf}"
+
+
+def subscriptions(root: str, grids: list[str] | None, share_group: str | None = None) -> list[str]:
+    """Topic filters for the grids an agent owns (all grids when `grids` is empty)."""
+    filters = [f"{root}/{g}/+/+/+" for g in grids] if grids else [f"{root}/+/+/+/+"]
+    if share_group:
+        filters = [f"$share/{share_group}/{f}" for f in filters]
+    return filters

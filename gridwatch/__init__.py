@@ -1,0 +1,1 @@
+"""The `gridwatch` command line: one entry point for the edge, the hub and the simulators."""

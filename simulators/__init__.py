@@ -1,0 +1,1 @@
+"""gridwatch simulators: device gateways and load generators for tests and demos."""
