@@ -1,0 +1,242 @@
+"""The edge agent: MQTT in, decode and validate, rules, durable outbox, forwarder, metrics, live rule reload.
+
+Threads: paho's network loop puts messages on a bounded queue (a full queue back-pressures the broker);
+one worker owns the rule engine, drains the queue in batches, fires timers on the wall clock, commits
+alerts and rule state to the outbox in one transaction and only then acknowledges the batch; the
+forwarder sends the outbox to the hub; a watcher reloads the rule file.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import sqlite3
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from edge.config import EdgeConfig
+from edge.errors import ConfigError, Rejected
+from edge.forwarder import Forwarder
+from edge.message import Event, Message
+from edge.metrics import AgentMetrics
+from edge.mqtt import MqttIngest
+from edge.outbox import Outbox
+from edge.recorder import Recorder
+from edge.rules.engine import Engine
+from edge.rules.loader import load_rules
+from edge.rules.ruleset import RuleSet
+from edge.sensors import decode
+from edge.topics import subscriptions
+
+logger = logging.getLogger(__name__)
+
+LAST_GOOD = "last_good_rules"
+
+
+class Agent:
+    def __init__(self, cfg: EdgeConfig, *, clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.limits = cfg.limits.limits()
+        self.metrics = AgentMetrics()
+        self.outbox = Outbox(cfg.outbox.path, cfg.outbox.synchronous)
+        self.engine = Engine(self._initial_rules(), cfg.edge_id)
+        self.engine.load(self.outbox.load_states())
+        for d in cfg.devices.known:
+            self.engine.seed(d.grid, d.id, d.kind, clock())
+        self.known = {d.id: d.grid for d in cfg.devices.known}
+        self.metrics.watch(lambda: self.engine, self.outbox.depth)
+        self.queue: queue.Queue[Message] = queue.Queue(maxsize=cfg.queue_size)
+        self.forwarder = Forwarder(
+            self.outbox, cfg.hub.url, cfg.hub.secret(), batch_size=cfg.hub.batch_size, timeout=cfg.hub.timeout,
+            backoff_min=cfg.hub.backoff_min, backoff_max=cfg.hub.backoff_max,
+            on_latency=self.metrics.forward_latency.observe,
+            on_error=lambda r: self.metrics.forward_errors.labels(r).inc())
+        self.recorder = Recorder(cfg.record.path, cfg.record.max_bytes, cfg.record.backups) if cfg.record else None
+        self.timeseries: Any = None
+        if cfg.influx is not None:
+            from edge.timeseries import TimeSeriesWriter
+            self.timeseries = TimeSeriesWriter(cfg.influx, self.metrics.timeseries_errors.inc)
+        filters = subscriptions(cfg.mqtt.topic_root, cfg.grids, cfg.mqtt.share_group)
+        self.mqtt = MqttIngest(cfg.mqtt, filters, cfg.mqtt.client_id or f"gridwatch-{cfg.edge_id}", self._enqueue)
+        self._next_rules: RuleSet | None = None
+        self._rules_sig = self._signature()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._log_gate: dict[str, float] = {}
+        self.metrics_port: int | None = None
+
+    # ---- life cycle ---------------------------------------------------------------------------
+    def start(self) -> None:
+        if self.cfg.metrics is not None:
+            self.metrics_port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+        self.forwarder.start()
+        for name, target in (("worker", self._work), ("rules-watch", self._watch)):
+            t = threading.Thread(target=target, name=f"gridwatch-{name}", daemon=True)
+            t.start()
+            self._threads.append(t)
+        self.mqtt.start()
+        logger.info("edge %s started: %d rules, outbox %s", self.cfg.edge_id, len(self.engine.rules.rules),
+                    self.cfg.outbox.path)
+
+    def stop(self) -> None:
+        self.mqtt.stop()
+        self._stop.set()
+        for t in self._threads:
+            t.join(timeout=10)
+        self.forwarder.stop()
+        self.metrics.close()
+        if self.recorder is not None:
+            self.recorder.close()
+        if self.timeseries is not None:
+            self.timeseries.close()
+        self.outbox.close()
+
+    def _enqueue(self, msg: Message) -> None:
+        while not self._stop.is_set():
+            try:
+                self.queue.put(msg, timeout=0.5)
+                return
+            except queue.Full:
+                continue
+
+    # ---- the worker ---------------------------------------------------------------------------
+    def _work(self) -> None:
+        while not self._stop.is_set():
+            due = self.engine.next_deadline()
+            wait = 0.25 if due is None else min(0.25, max(0.0, due - self.clock()))
+            batch: list[Message] = []
+            try:
+                batch.append(self.queue.get(timeout=wait))
+                while len(batch) < self.cfg.batch_max:
+                    batch.append(self.queue.get_nowait())
+            except queue.Empty:
+                pass
+            self.step(batch)
+
+    def step(self, batch: list[Message]) -> list[dict[str, Any]]:
+        """One worker round: swap rules, fire due timers, evaluate the batch, commit, then acknowledge."""
+        alerts: list[dict[str, Any]] = []
+        if self._next_rules is not None:
+            ruleset, self._next_rules = self._next_rules, None
+            alerts += self.engine.swap(ruleset, self.clock())
+        alerts += self.engine.tick(self.clock())
+        alerts += self.evaluate(batch)
+        if not self._commit(alerts):
+            return alerts
+        now = time.time()
+        for msg in batch:
+            if msg.ack is not None:
+                msg.ack()
+            self.metrics.batch_latency.observe(now - msg.received_at)
+        if alerts:
+            self.forwarder.notify()
+        if self.recorder is not None and batch:
+            self.recorder.flush()
+        return alerts
+
+    def evaluate(self, batch: list[Message]) -> list[dict[str, Any]]:
+        alerts: list[dict[str, Any]] = []
+        kinds: Counter[str] = Counter()
+        for msg in batch:
+            if self.recorder is not None:
+                self.recorder.write(msg)
+            ev = self._decode(msg)
+            if ev is None:
+                continue
+            kinds[ev.kind] += 1
+            if self.timeseries is not None:
+                self.timeseries.write(ev)
+            try:
+                alerts += self.engine.observe(ev)
+            except Exception:
+                logger.exception("rule evaluation failed on %s; message skipped", msg.topic)
+                self.metrics.rejected.labels("internal_error").inc()
+        for kind, n in kinds.items():
+            self.metrics.messages.labels(kind).inc(n)
+        return alerts
+
+    def _decode(self, msg: Message) -> Event | None:
+        try:
+            ev = decode(msg, self.cfg.mqtt.topic_root, self.limits)
+            if self.cfg.devices.strict and self.known.get(ev.device) != ev.grid:
+                raise Rejected("unknown_device", f"device {ev.device!r} in grid {ev.grid!r} is not in the device list")
+            return ev
+        except Rejected as rej:
+            self.metrics.rejected.labels(rej.reason).inc()
+            self._log_rejected(msg.topic, rej)
+            return None
+
+    def _log_rejected(self, topic: str, rej: Rejected) -> None:
+        """One line per reason every 10 s at most: a broken gateway must not flood the log."""
+        now = time.monotonic()
+        if now - self._log_gate.get(rej.reason, -1e9) >= 10.0:
+            self._log_gate[rej.reason] = now
+            logger.warning("rejected %s: %s (%s)", topic, rej.detail, rej.reason)
+
+    def _commit(self, alerts: list[dict[str, Any]]) -> bool:
+        changed, deleted = self.engine.take_changes()
+        while True:
+            try:
+                self.outbox.commit(alerts, changed, deleted)
+                return True
+            except sqlite3.Error as exc:  # disk full, locked: keep the batch unacknowledged and retry
+                logger.error("outbox commit failed (%s); retrying, messages stay unacknowledged", exc)
+                if self._stop.wait(1.0):
+                    return False
+
+    # ---- rule files -----------------------------------------------------------------------------
+    def _initial_rules(self) -> RuleSet:
+        try:
+            rf = load_rules(self.cfg.rules)
+        except ConfigError as exc:
+            text = self.outbox.get_meta(LAST_GOOD)
+            if text is None:
+                raise
+            for line in exc.problems:
+                logger.error("%s", line)
+            logger.error("rule file %s is invalid; running the last good version kept in the outbox", self.cfg.rules)
+            with tempfile.TemporaryDirectory() as tmp:
+                p = Path(tmp) / "last-good-rules.yaml"
+                p.write_text(text, encoding="utf-8")
+                return RuleSet(load_rules(p))
+        self.outbox.set_meta(LAST_GOOD, Path(self.cfg.rules).read_text(encoding="utf-8"))
+        return RuleSet(rf)
+
+    def _signature(self) -> tuple[int, int] | None:
+        try:
+            st = Path(self.cfg.rules).stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.cfg.rules_poll):
+            self.check_rules()
+
+    def check_rules(self) -> bool | None:
+        """Reload the rule file if it changed: True = swapped in, False = invalid (kept the old), None = same."""
+        sig = self._signature()
+        if sig == self._rules_sig:
+            return None
+        self._rules_sig = sig
+        try:
+            text = Path(self.cfg.rules).read_text(encoding="utf-8")
+            rf = load_rules(self.cfg.rules)
+        except (ConfigError, OSError) as exc:
+            problems = exc.problems if isinstance(exc, ConfigError) else [f"{self.cfg.rules}: {exc}"]
+            for line in problems:
+                logger.error("rule reload rejected: %s", line)
+            logger.error("keeping the last good rules (%d rules)", len(self.engine.rules.rules))
+            self.metrics.reloads.labels("invalid").inc()
+            return False
+        self._next_rules = RuleSet(rf)
+        self.outbox.set_meta(LAST_GOOD, text)
+        self.metrics.reloads.labels("ok").inc()
+        logger.info("rule file %s reloaded: %d rules", self.cfg.rules, len(rf.rules))
+        return True

@@ -1,0 +1,138 @@
+"""The edge agent's config file (`configs/edge.yaml`) as typed models.
+
+Relative paths in the file are resolved against the directory of the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge.durations import Duration
+from edge.rules.base import Strict
+from edge.sensors.common import Limits
+from edge.topics import NAME
+from edge.yamlconf import load
+
+
+class MqttConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password: str | None = Field(None, description="demo only; prefer password_env")
+    password_env: str | None = Field(None, description="name of the environment variable holding the password")
+    protocol: Literal["v5", "v311"] = "v5"
+    client_id: str | None = Field(None, description="defaults to gridwatch-<edge_id>")
+    keepalive: int = Field(30, ge=5)
+    session_expiry: Duration = Field(3600.0, description="broker keeps the session (and queued readings) this long")
+    receive_maximum: int = Field(1000, ge=1, le=65535, description="unacknowledged QoS 1 messages in flight")
+    topic_root: str = Field("gw", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    share_group: str | None = Field(None, description="join $share/<group>/... (MQTT v5 shared subscription)")
+    qos: Literal[0, 1] = 1
+
+    def secret(self) -> str | None:
+        if self.password_env:
+            return os.environ.get(self.password_env)
+        return self.password
+
+
+class DeviceEntry(Strict):
+    id: str = Field(pattern=NAME.pattern)
+    grid: str = Field(pattern=NAME.pattern)
+    kind: Literal["sensor", "fence", "camera", "thermal"] = "sensor"
+
+
+class DevicesConfig(Strict):
+    strict: bool = Field(False, description="reject messages from devices not in `list`")
+    known: list[DeviceEntry] = Field(default_factory=list, alias="list")
+
+
+class LimitsConfig(Strict):
+    max_payload_bytes: int = Field(65536, ge=64)
+    max_future_skew: Duration = 300.0
+    max_metrics: int = Field(64, ge=1)
+
+    def limits(self) -> Limits:
+        return Limits(self.max_payload_bytes, self.max_future_skew, self.max_metrics)
+
+
+class OutboxConfig(Strict):
+    path: Path = Path("../var/edge-outbox.sqlite")
+    synchronous: Literal["full", "normal"] = Field("full", description="full survives power loss, normal a crash")
+
+
+class HubConfig(Strict):
+    url: str = "http://127.0.0.1:8080"
+    key: str | None = Field(None, description="demo only; prefer key_env")
+    key_env: str | None = "GRIDWATCH_EDGE_KEY"
+    batch_size: int = Field(200, ge=1, le=5000)
+    timeout: Duration = 10.0
+    backoff_min: Duration = 0.5
+    backoff_max: Duration = 30.0
+
+    def secret(self) -> str | None:
+        if self.key_env and os.environ.get(self.key_env):
+            return os.environ[self.key_env]
+        return self.key
+
+
+class InfluxConfig(Strict):
+    url: str
+    token: str = ""
+    org: str = "gridwatch"
+    bucket: str = "gridwatch"
+    batch_size: int = Field(5000, ge=1)
+    flush_interval: Duration = 1.0
+
+
+class RecordConfig(Strict):
+    path: Path
+    max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    backups: int = Field(5, ge=0)
+
+
+class MetricsConfig(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9108, ge=0, le=65535, description="0 picks a free port")
+
+
+class EdgeConfig(Strict):
+    edge_id: str = Field("edge-a", pattern=NAME.pattern)
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    grids: list[str] = Field(default_factory=list, description="grids this agent owns; empty = all")
+    rules: Path = Path("rules.yaml")
+    devices: DevicesConfig = Field(default_factory=DevicesConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    outbox: OutboxConfig = Field(default_factory=OutboxConfig)
+    hub: HubConfig = Field(default_factory=HubConfig)
+    influx: InfluxConfig | None = None
+    record: RecordConfig | None = None
+    metrics: MetricsConfig | None = Field(default_factory=MetricsConfig)
+    queue_size: int = Field(20000, ge=100, description="received messages waiting for the rule worker")
+    batch_max: int = Field(500, ge=1, description="messages committed (and acknowledged) together")
+    rules_poll: Duration = Field(1.0, description="how often the rule file is checked for changes")
+
+    @model_validator(mode="after")
+    def _grids(self) -> EdgeConfig:
+        for g in self.grids:
+            if not NAME.match(g):
+                raise ValueError(f"grids: {g!r} must match [A-Za-z0-9_-]{{1,64}}")
+        return self
+
+    def resolved(self, base: Path) -> EdgeConfig:
+        """Relative paths made absolute against `base` (the config file's directory)."""
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p).resolve()
+        update: dict[str, object] = {"rules": fix(self.rules),
+                                     "outbox": self.outbox.model_copy(update={"path": fix(self.outbox.path)})}
+        if self.record is not None:
+            update["record"] = self.record.model_copy(update={"path": fix(self.record.path)})
+        return self.model_copy(update=update)
+
+
+def load_edge_config(path: str | Path) -> EdgeConfig:
+    cfg = load(EdgeConfig, path)
+    return cfg.resolved(Path(path).resolve().parent)

@@ -1,0 +1,71 @@
+"""The agent's Prometheus metrics, in a registry of its own (several agents can share a process in tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+
+class _EngineCollector(Collector):
+    """Reads the engine's plain counters at scrape time, so the hot path never touches prometheus."""
+
+    def __init__(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:
+        self.engine, self.depth = engine, depth
+
+    def collect(self) -> Iterator[Any]:
+        eng = self.engine()
+        evals = CounterMetricFamily("gridwatch_edge_rule_evaluations", "Events evaluated, per rule", labels=["rule"])
+        for rule, n in dict(eng.evaluations).items():
+            evals.add_metric([rule], n)
+        alerts = CounterMetricFamily("gridwatch_edge_alerts", "Alerts raised, per rule and state",
+                                     labels=["rule", "state"])
+        for (rule, state), n in dict(eng.alerts).items():
+            alerts.add_metric([rule, state], n)
+        ignored = CounterMetricFamily("gridwatch_edge_ignored", "Events a rule did not use, by reason",
+                                      labels=["reason"])
+        for reason, n in dict(eng.ignored).items():
+            ignored.add_metric([reason], n)
+        yield evals
+        yield alerts
+        yield ignored
+        yield GaugeMetricFamily("gridwatch_edge_outbox_depth", "Alerts waiting for the hub", value=self.depth())
+
+
+class AgentMetrics:
+    def __init__(self) -> None:
+        r = self.registry = CollectorRegistry()
+        self.messages = Counter("gridwatch_edge_messages", "Messages received, by feed kind", ["kind"], registry=r)
+        self.rejected = Counter("gridwatch_edge_rejected", "Messages rejected, by reason", ["reason"], registry=r)
+        self.forward_latency = Histogram("gridwatch_edge_forward_latency_seconds",
+                                         "Outbox commit to hub acknowledgement", registry=r,
+                                         buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
+        self.forward_errors = Counter("gridwatch_edge_forward_errors", "Failed sends to the hub", ["reason"],
+                                      registry=r)
+        self.reloads = Counter("gridwatch_edge_rule_reloads", "Rule file reloads", ["result"], registry=r)
+        self.timeseries_errors = Counter("gridwatch_edge_timeseries_errors", "Failed time-series writes",
+                                         registry=r)
+        self.batch_latency = Histogram("gridwatch_edge_receive_to_commit_seconds",
+                                       "Message receipt to outbox commit", registry=r,
+                                       buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self._server: Any = None
+
+    def watch(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:
+        self.registry.register(_EngineCollector(engine, depth))
+
+    def serve(self, host: str, port: int) -> int:
+        server, _ = start_http_server(port, addr=host, registry=self.registry)
+        self._server = server
+        return int(server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+
+    def value(self, name: str, **labels: str) -> float:
+        v = self.registry.get_sample_value(name, labels)
+        return 0.0 if v is None else v

@@ -1,0 +1,93 @@
+"""paho-mqtt behind one thin adapter: the rest of the edge sees `Message` objects, never paho.
+
+MQTT v5 (or 3.1.1), QoS 1, a persistent session (clean start off, session expiry set), automatic
+reconnect with back-off, and manual acknowledgement: `Message.ack()` sends the PUBACK when the agent
+has committed what the message produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from edge.config import MqttConfig
+from edge.message import Message
+
+logger = logging.getLogger(__name__)
+
+
+class MqttIngest:
+    def __init__(self, cfg: MqttConfig, filters: list[str], client_id: str,
+                 deliver: Callable[[Message], None]) -> None:
+        self.cfg = cfg
+        self.filters = filters
+        self.deliver = deliver
+        v5 = cfg.protocol == "v5"
+        self.client = paho.Client(
+            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+            protocol=paho.MQTTv5 if v5 else paho.MQTTv311, manual_ack=True,
+            clean_session=None if v5 else False)
+        if cfg.username:
+            self.client.username_pw_set(cfg.username, cfg.secret())
+        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client.max_inflight_messages_set(cfg.receive_maximum)
+        self.client.on_connect = self._on_connect
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_message = self._on_message
+        self.connected = threading.Event()
+        self.last_refusal: str | None = None
+
+    def start(self) -> None:
+        props = None
+        if self.cfg.protocol == "v5":
+            props = Properties(PacketTypes.CONNECT)
+            props.SessionExpiryInterval = int(self.cfg.session_expiry)
+            props.ReceiveMaximum = self.cfg.receive_maximum
+            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
+                                      clean_start=False, properties=props)
+        else:
+            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def wait_connected(self, timeout: float) -> bool:
+        return self.connected.wait(timeout)
+
+    def _on_connect(self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
+                    reason: paho.ReasonCode, properties: Properties | None) -> None:
+        if reason.is_failure:
+            self.last_refusal = str(reason)
+            logger.error("mqtt: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason)
+            return
+        logger.info("mqtt: connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
+                    flags.session_present)
+        client.subscribe([(f, self.cfg.qos) for f in self.filters])
+        self.connected.set()
+
+    def _on_disconnect(self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
+                       reason: paho.ReasonCode, properties: Properties | None) -> None:
+        self.connected.clear()
+        if reason.value != 0:
+            logger.warning("mqtt: disconnected (%s); reconnecting with back-off", reason)
+
+    def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
+        props: dict[str, str] = {}
+        user = getattr(msg.properties, "UserProperty", None) if msg.properties is not None else None
+        if user:
+            props = {str(k): str(v) for k, v in user}
+        ack = None
+        if msg.qos > 0:
+            mid, qos = msg.mid, msg.qos
+            ack = lambda: client.ack(mid, qos)  # noqa: E731
+        self.deliver(Message(topic=msg.topic, payload=msg.payload, received_at=time.time(),
+                             properties=props, ack=ack))

@@ -1,0 +1,151 @@
+"""The durable SQLite (WAL) outbox: alerts waiting for the hub, rule state, and the last good rule file.
+
+Alerts and the rule state that produced them are committed in one transaction, and only then are the
+MQTT messages acknowledged, so a crash at any point either replays a message or finds its alert here.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    alert_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (alert_id, state)
+);
+CREATE TABLE IF NOT EXISTS sent (
+    alert_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    acked_at REAL NOT NULL,
+    PRIMARY KEY (alert_id, state)
+);
+CREATE TABLE IF NOT EXISTS dead_letter (
+    alert_id TEXT NOT NULL,
+    state TEXT NOT NULL,
+    body TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL,
+    PRIMARY KEY (alert_id, state)
+);
+CREATE TABLE IF NOT EXISTS rule_state (key TEXT PRIMARY KEY, data TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+SENT_KEEP_S = 7 * 86400.0  # remember acknowledged ids this long, so a replayed message is not re-sent
+
+
+class Outbox:
+    def __init__(self, path: str | Path, synchronous: str = "full") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.synchronous = synchronous.upper()
+        self._local = threading.local()
+        with self._conn() as c:
+            c.executescript(SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # ---- the worker's side ---------------------------------------------------------------------
+    def commit(self, alerts: list[dict[str, Any]], states: dict[str, dict[str, Any]],
+               deleted: set[str] | None = None, now: float | None = None) -> int:
+        """Store alerts (once per alert id and state) and rule state atomically; return alerts added."""
+        if not alerts and not states and not deleted:
+            return 0
+        now = time.time() if now is None else now
+        c = self._conn()
+        added = 0
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            for a in alerts:
+                if c.execute("SELECT 1 FROM sent WHERE alert_id=? AND state=?", (a["alert_id"], a["state"])).fetchone():
+                    continue
+                cur = c.execute("INSERT OR IGNORE INTO outbox (alert_id, state, body, created_at) VALUES (?,?,?,?)",
+                                (a["alert_id"], a["state"], json.dumps(a, separators=(",", ":")), now))
+                added += cur.rowcount
+            if states:
+                c.executemany("INSERT OR REPLACE INTO rule_state (key, data) VALUES (?, ?)",
+                              [(k, json.dumps(v, separators=(",", ":"))) for k, v in states.items()])
+            if deleted:
+                c.executemany("DELETE FROM rule_state WHERE key = ?", [(k,) for k in deleted])
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        return added
+
+    def load_states(self) -> dict[str, dict[str, Any]]:
+        return {k: json.loads(v) for k, v in self._conn().execute("SELECT key, data FROM rule_state")}
+
+    def get_meta(self, name: str) -> str | None:
+        row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        self._conn().execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+
+    # ---- the forwarder's side ------------------------------------------------------------------
+    def pending(self, limit: int) -> list[tuple[int, float, dict[str, Any]]]:
+        rows = self._conn().execute("SELECT seq, created_at, body FROM outbox ORDER BY seq LIMIT ?", (limit,))
+        return [(seq, created, json.loads(body)) for seq, created, body in rows]
+
+    def ack(self, seqs: list[int], now: float | None = None) -> None:
+        """The hub has the alerts: move them from the outbox to the list of sent ids."""
+        if not seqs:
+            return
+        now = time.time() if now is None else now
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            marks = ",".join("?" * len(seqs))
+            c.execute(f"INSERT OR IGNORE INTO sent (alert_id, state, acked_at) "
+                      f"SELECT alert_id, state, ? FROM outbox WHERE seq IN ({marks})", (now, *seqs))
+            c.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
+            c.execute("DELETE FROM sent WHERE acked_at < ?", (now - SENT_KEEP_S,))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def attempted(self, seqs: list[int]) -> None:
+        if seqs:
+            marks = ",".join("?" * len(seqs))
+            self._conn().execute(f"UPDATE outbox SET attempts = attempts + 1 WHERE seq IN ({marks})", seqs)
+
+    def dead_letter(self, seq: int, reason: str) -> None:
+        """The hub refused an alert as invalid: keep it aside (never dropped) and stop retrying it."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        c.execute("INSERT OR REPLACE INTO dead_letter (alert_id, state, body, reason, at) "
+                  "SELECT alert_id, state, body, ?, ? FROM outbox WHERE seq = ?", (reason, time.time(), seq))
+        c.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        c.execute("COMMIT")
+
+    def depth(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM outbox").fetchone()[0])
+
+    def dead_count(self) -> int:
+        return int(self._conn().execute("SELECT count(*) FROM dead_letter").fetchone()[0])

@@ -1,0 +1,77 @@
+"""Helpers for agent tests: configs pointing at the test services, and a gateway-like publisher."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.config import EdgeConfig
+from tests.services import Broker
+
+KEY = "test-edge-key"
+
+
+def agent_config(tmp_path: Path, broker: Broker, hub_url: str, rules: str, **over: Any) -> EdgeConfig:
+    rules_file = tmp_path / "rules.yaml"
+    if not rules_file.exists() or over.pop("rewrite_rules", True):
+        rules_file.write_text(textwrap.dedent(rules))
+    raw: dict[str, Any] = {
+        "edge_id": "edge-t",
+        "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"edge-{tmp_path.name}"[:60]},
+        "rules": str(rules_file),
+        "outbox": {"path": str(tmp_path / "outbox.sqlite"), "synchronous": "normal"},
+        "hub": {"url": hub_url, "key": KEY, "key_env": None, "backoff_min": "0.2s", "backoff_max": "2s"},
+        "metrics": {"port": 0},
+        "rules_poll": 0.1,
+    }
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(raw.get(k), dict):
+            raw[k] = {**raw[k], **v}
+        else:
+            raw[k] = v
+    return EdgeConfig.model_validate(raw).resolved(tmp_path)
+
+
+class Gateway:
+    """A device gateway publishing at QoS 1 over MQTT v5."""
+
+    def __init__(self, broker: Broker, user: str | None = None, password: str | None = None) -> None:
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        if user:
+            self.client.username_pw_set(user, password)
+        self.client.max_queued_messages_set(0)
+        self.client.connect(broker.host, broker.port)
+        self.client.loop_start()
+
+    def publish(self, topic: str, payload: bytes | str | dict[str, Any], qos: int = 1, retain: bool = False) -> None:
+        if isinstance(payload, dict):
+            payload = json.dumps(payload)
+        info = self.client.publish(topic, payload, qos=qos, retain=retain)
+        if qos:
+            info.wait_for_publish(10)
+
+    def reading(self, grid: str, device: str, ts: float | None = None, seq: int | None = None,
+                **metrics: float) -> None:
+        body: dict[str, Any] = {"ts": int((ts if ts is not None else time.time()) * 1000), "metrics": metrics}
+        if seq is not None:
+            body["seq"] = seq
+        self.publish(f"gw/{grid}/sensor/{device}/reading", body)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def wait_until(pred: Any, timeout: float = 15.0, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            return True
+        time.sleep(step)
+    return bool(pred())

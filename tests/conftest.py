@@ -1,0 +1,64 @@
+"""Session fixtures: real Mosquitto (open, and with password + ACL), real VictoriaMetrics, a recording hub."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.recording_hub import RecordingHub
+from tests.services import Broker, Victoria, start_mosquitto, start_victoria, stop_pid
+
+ACL = """
+user edge
+topic read gw/#
+topic read $SYS/#
+
+user gateway
+topic write gw/#
+"""
+USERS = {"edge": "demo-edge-password", "gateway": "demo-gateway-password"}
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = start_mosquitto(tmp_path_factory.mktemp("mosquitto"))
+    yield b
+    stop_pid(b.proc)
+
+
+@pytest.fixture(scope="session")
+def secure_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    b = start_mosquitto(tmp_path_factory.mktemp("mosquitto-acl"), users=USERS, acl=ACL)
+    yield b
+    stop_pid(b.proc)
+
+
+@pytest.fixture(scope="session")
+def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Victoria]:
+    v = start_victoria(tmp_path_factory.mktemp("victoria"))
+    yield v
+    stop_pid(v.proc)
+
+
+@pytest.fixture
+def hub() -> Iterator[RecordingHub]:
+    h = RecordingHub().start()
+    yield h
+    h.stop()
+
+
+@pytest.fixture(autouse=True)
+def no_leftover_threads() -> Iterator[None]:
+    """A test must stop every agent thread it started."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    left = [t.name for t in threading.enumerate()
+            if t.ident not in before and t.is_alive() and t.name.startswith("gridwatch-")]
+    assert not left, f"threads left running: {left}"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    Path("test-output").mkdir(exist_ok=True)

@@ -1,0 +1,151 @@
+"""Real services for tests, started on free loopback ports and torn down by PID.
+
+Mosquitto (plain, and with password + ACL), VictoriaMetrics (InfluxDB v2 write API) and a small
+recording hub (FastAPI under uvicorn) standing in for the hub until the hub issue lands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def stop_pid(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    os.kill(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def binary(name: str, *extra: str) -> str:
+    found = shutil.which(name) or next((p for p in extra if Path(p).exists()), None)
+    if found is None:
+        raise RuntimeError(f"{name} is not installed; run `make deps` (apt-get install {name})")
+    return found
+
+
+MOSQUITTO_BASE = """
+listener {port} 127.0.0.1
+persistence false
+max_queued_messages 1000000
+max_inflight_messages 0
+sys_interval 1
+"""
+
+
+@dataclass
+class Broker:
+    host: str
+    port: int
+    proc: subprocess.Popen[bytes]
+    users: dict[str, str] = field(default_factory=dict)
+
+    def dropped(self) -> float:
+        """Mosquitto's own count of messages it dropped ($SYS/broker/load/publish/dropped)."""
+        import paho.mqtt.client as paho
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        got: dict[str, float] = {}
+        done = threading.Event()
+
+        def on_message(c: Any, u: Any, m: Any) -> None:
+            got["v"] = float(m.payload)
+            done.set()
+
+        c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2)
+        if self.users:
+            user = next(iter(self.users))
+            c.username_pw_set(user, self.users[user])
+        c.on_message = on_message
+        c.connect(self.host, self.port)
+        c.subscribe("$SYS/broker/publish/messages/dropped")
+        c.loop_start()
+        done.wait(5)
+        c.loop_stop()
+        c.disconnect()
+        return got.get("v", 0.0)
+
+
+def start_mosquitto(workdir: Path, *, users: dict[str, str] | None = None, acl: str | None = None) -> Broker:
+    exe = binary("mosquitto", "/usr/sbin/mosquitto")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    conf = MOSQUITTO_BASE.format(port=port)
+    if users:
+        pwfile = workdir / "passwd"
+        pwfile.write_text("")
+        for user, password in users.items():
+            subprocess.run([binary("mosquitto_passwd"), "-b", str(pwfile), user, password], check=True,
+                           capture_output=True)
+        conf += f"allow_anonymous false\npassword_file {pwfile}\n"
+        if acl:
+            (workdir / "acl").write_text(acl)
+            conf += f"acl_file {workdir / 'acl'}\n"
+    else:
+        conf += "allow_anonymous true\n"
+    (workdir / "mosquitto.conf").write_text(conf)
+    log = open(workdir / "mosquitto.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([exe, "-c", str(workdir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, proc=proc)
+    return Broker("127.0.0.1", port, proc, dict(users or {}))
+
+
+@dataclass
+class Victoria:
+    url: str
+    proc: subprocess.Popen[bytes]
+
+    def flush(self) -> None:
+        httpx.get(f"{self.url}/internal/force_flush", timeout=10)
+
+    def export(self, match: str) -> list[dict[str, Any]]:
+        import json
+
+        self.flush()
+        r = httpx.get(f"{self.url}/api/v1/export", params={"match[]": match}, timeout=10)
+        r.raise_for_status()
+        return [json.loads(line) for line in r.text.splitlines() if line.strip()]
+
+
+def start_victoria(workdir: Path) -> Victoria:
+    exe = binary("victoria-metrics", "/usr/bin/victoria-metrics")
+    port = free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    log = open(workdir / "vm.log", "wb")  # noqa: SIM115
+    proc = subprocess.Popen([exe, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={workdir / 'data'}",
+                             "-search.latencyOffset=0s", "-retentionPeriod=100y"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, 30, proc)
+    return Victoria(f"http://127.0.0.1:{port}", proc)
