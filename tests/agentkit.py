@@ -18,6 +18,7 @@ KEY = "test-edge-key"
 
 
 def agent_config(tmp_path: Path, broker: Broker, hub_url: str, rules: str, **over: Any) -> EdgeConfig:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     rules_file = tmp_path / "rules.yaml"
     if not rules_file.exists() or over.pop("rewrite_rules", True):
         rules_file.write_text(textwrap.dedent(rules))

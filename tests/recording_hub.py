@@ -25,6 +25,7 @@ class RecordingHub:
         self.received: list[dict[str, Any]] = []  # every alert body of every request, duplicates included
         self.unique: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests = 0
+        self.reject: set[str] = set()  # alert ids this hub refuses as invalid
         self.lock = threading.Lock()
         self.app = self._app()
         self._server: uvicorn.Server | None = None
@@ -43,6 +44,10 @@ class RecordingHub:
                 for a in body.get("alerts", []):
                     self.received.append(a)
                     k = (a["alert_id"], a["state"])
+                    if a["alert_id"] in self.reject:
+                        results.append({**dict(zip(("alert_id", "state"), k, strict=True)), "status": "rejected",
+                                        "error": "severity: unknown value"})
+                        continue
                     status = "duplicate" if k in self.unique else "created"
                     self.unique.setdefault(k, a)
                     results.append({"alert_id": a["alert_id"], "state": a["state"], "status": status})

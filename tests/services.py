@@ -7,6 +7,7 @@ recording hub (FastAPI under uvicorn) standing in for the hub until the hub issu
 from __future__ import annotations
 
 import contextlib
+import getpass
 import os
 import shutil
 import signal
@@ -57,6 +58,8 @@ def binary(name: str, *extra: str) -> str:
 
 
 MOSQUITTO_BASE = """
+# run as whoever started the tests, so the broker can read the temp password and ACL files
+user {user}
 listener {port} 127.0.0.1
 persistence false
 max_queued_messages 1000000
@@ -102,7 +105,7 @@ def start_mosquitto(workdir: Path, *, users: dict[str, str] | None = None, acl: 
     exe = binary("mosquitto", "/usr/sbin/mosquitto")
     port = free_port()
     workdir.mkdir(parents=True, exist_ok=True)
-    conf = MOSQUITTO_BASE.format(port=port)
+    conf = MOSQUITTO_BASE.format(port=port, user=getpass.getuser())
     if users:
         pwfile = workdir / "passwd"
         pwfile.write_text("")
