@@ -40,7 +40,8 @@ def test_rules_check_accepts_the_shipped_rule_files():
     ("rules:\n  - id: a\n    when: {all_of: [b, nope]}\n    category: c\n"
      "  - id: b\n    match: {metric: x}\n    when: {below: 5}\n    category: c\n",
      "rules[0].when.all_of[1]: no rule with id 'nope'"),
-    ("rules:\n  - id: a\n    match: {kind: fence}\n    when: {event: breach}\n    suppressed_by: [zz]\n    category: c\n",
+    ("rules:\n  - id: a\n    match: {kind: fence}\n    when: {event: breach}\n"
+     "    suppressed_by: [zz]\n    category: c\n",
      "rules[0].suppressed_by[0]: no rule with id 'zz'"),
     ("rules:\n  - id: a\n    match: {kind: fence}\n    when: {event: breach}\n    category: c\n"
      "    schedule: {active: ['25:00-06:00'], tz: Mars/Olympus}\n",
