@@ -9,6 +9,7 @@ forwarder sends the outbox to the hub; a watcher reloads the rule file.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import sqlite3
 import tempfile
@@ -69,6 +70,7 @@ class Agent:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._log_gate: dict[str, float] = {}
+        self._checkpointed = float("-inf")
         self.metrics_port: int | None = None
 
     # ---- life cycle ---------------------------------------------------------------------------
@@ -89,6 +91,8 @@ class Agent:
         self._stop.set()
         for t in self._threads:
             t.join(timeout=10)
+        self._checkpointed = float("-inf")
+        self._commit([])  # the worker has stopped: checkpoint everything it left
         self.forwarder.stop()
         self.metrics.close()
         if self.recorder is not None:
@@ -129,11 +133,11 @@ class Agent:
         alerts += self.evaluate(batch)
         if not self._commit(alerts):
             return alerts
-        now = time.time()
         for msg in batch:
             if msg.ack is not None:
                 msg.ack()
-            self.metrics.batch_latency.observe(now - msg.received_at)
+        if batch:  # the oldest message of the batch waited longest
+            self.metrics.batch_latency.observe(time.time() - batch[0].received_at)
         if alerts:
             self.forwarder.notify()
         if self.recorder is not None and batch:
@@ -180,7 +184,15 @@ class Agent:
             logger.warning("rejected %s: %s (%s)", topic, rej.detail, rej.reason)
 
     def _commit(self, alerts: list[dict[str, Any]]) -> bool:
-        changed, deleted = self.engine.take_changes()
+        # Episode changes go with their alerts. The rest of the state (windows, last seen) is saved a slice
+        # per commit, sized so that whatever is dirty now is saved within `state_checkpoint`: serialising
+        # every touched window on every batch would halve throughput, and all at once would stall a batch.
+        now = self.clock()
+        elapsed = max(0.0, now - self._checkpointed)
+        self._checkpointed = now
+        share = elapsed / self.cfg.state_checkpoint if self.cfg.state_checkpoint > 0 else 1.0
+        budget = None if share >= 1.0 else math.ceil(len(self.engine.dirty) * share)
+        changed, deleted = self.engine.take_changes(budget)
         while True:
             try:
                 self.outbox.commit(alerts, changed, deleted)

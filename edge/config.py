@@ -113,6 +113,8 @@ class EdgeConfig(Strict):
     metrics: MetricsConfig | None = Field(default_factory=MetricsConfig)
     queue_size: int = Field(20000, ge=100, description="received messages waiting for the rule worker")
     batch_max: int = Field(500, ge=1, description="messages committed (and acknowledged) together")
+    state_checkpoint: Duration = Field(15.0, description="how often window/last-seen state is saved; episode "
+                                                        "changes are saved with their alerts at once")
     rules_poll: Duration = Field(1.0, description="how often the rule file is checked for changes")
 
     @model_validator(mode="after")

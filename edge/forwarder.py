@@ -67,8 +67,10 @@ class Forwarder:
                 self._failures += 1
             if progressed:
                 continue
-            delay = self._backoff() if self._failures else 1.0
-            self._wake.wait(delay)
+            if self._failures:  # backing off: new alerts must not cut the pause short
+                self._stop.wait(self._backoff())
+            else:
+                self._wake.wait(1.0)
             self._wake.clear()
         self.outbox.close()
 

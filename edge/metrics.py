@@ -49,7 +49,7 @@ class AgentMetrics:
         self.timeseries_errors = Counter("gridwatch_edge_timeseries_errors", "Failed time-series writes",
                                          registry=r)
         self.batch_latency = Histogram("gridwatch_edge_receive_to_commit_seconds",
-                                       "Message receipt to outbox commit", registry=r,
+                                       "Receipt to outbox commit of the oldest message of each batch", registry=r,
                                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
         self._server: Any = None
 

@@ -24,6 +24,18 @@ class Topic:
 
     @classmethod
     def parse(cls, text: str, root: str = "gw") -> Topic:
+        """Parse and validate; valid topics are cached (a fleet repeats the same few thousand)."""
+        hit = _CACHE.get((text, root))
+        if hit is not None:
+            return hit
+        topic = cls._parse(text, root)
+        if len(_CACHE) > 200_000:
+            _CACHE.clear()
+        _CACHE[(text, root)] = topic
+        return topic
+
+    @classmethod
+    def _parse(cls, text: str, root: str) -> Topic:
         parts = text.split("/")
         if len(parts) != 5 or parts[0] != root:
             raise Rejected("bad_topic", f"{text!r} is not {root}/<grid>/<kind>/<device>/<leaf>")
@@ -39,6 +51,9 @@ class Topic:
 
     def __str__(self) -> str:
         return f"{self.root}/{self.grid}/{self.kind}/{self.device}/{self.leaf}"
+
+
+_CACHE: dict[tuple[str, str], Topic] = {}
 
 
 def subscriptions(root: str, grids: list[str] | None, share_group: str | None = None) -> list[str]:

@@ -121,6 +121,7 @@ class EvaluatorBase:
     """Defaults for evaluators that only react to events."""
 
     instant = False
+    timed = False  # True when deadline() can return a time (the engine then keeps a timer for the state)
 
     def sub(self, ev: Event) -> str:
         return ""

@@ -26,6 +26,7 @@ class Config(WhenBase):
 
 
 class Evaluator(EvaluatorBase):
+    timed = True
     needs_metric = False
 
     def __init__(self, spec: Any, cfg: Config) -> None:

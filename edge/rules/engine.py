@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import heapq
+import itertools
 import logging
 from collections import Counter
 from datetime import UTC, datetime
@@ -40,7 +41,8 @@ class Engine:
         self.rules = ruleset
         self.edge_id = edge_id
         self.states: dict[str, dict[str, Any]] = {}
-        self.dirty: set[str] = set()
+        self.dirty: dict[str, None] = {}  # states changed since last saved, oldest first (an ordered set)
+        self.urgent: set[str] = set()  # states whose episode changed: persisted with the alerts they raise
         self.deleted: set[str] = set()
         self._heap: list[tuple[float, str]] = []
         self._armed: dict[str, float] = {}
@@ -62,10 +64,21 @@ class Engine:
             else:
                 self.deleted.add(key)
 
-    def take_changes(self) -> tuple[dict[str, dict[str, Any]], set[str]]:
-        changed = {k: self.states[k] for k in self.dirty if k in self.states}
+    def take_changes(self, budget: int | None = None) -> tuple[dict[str, dict[str, Any]], set[str]]:
+        """States to persist: every episode change, plus up to `budget` other changed states (oldest
+        first; all when None), so checkpointing windows is spread over many commits instead of one stall."""
+        keys = list(self.urgent)
+        for k in keys:
+            self.dirty.pop(k, None)
+        take = len(self.dirty) if budget is None else min(budget, len(self.dirty))
+        if take:
+            older = list(itertools.islice(self.dirty, take))
+            for k in older:
+                del self.dirty[k]
+            keys += older
+        changed = {k: self.states[k] for k in keys if k in self.states}
         deleted = self.deleted - changed.keys()
-        self.dirty, self.deleted = set(), set()
+        self.urgent, self.deleted = set(), set()
         return changed, deleted
 
     def seed(self, grid: str, device: str, kind: str, now: float) -> None:
@@ -99,8 +112,9 @@ class Engine:
             verdict = cr.evaluator.observe(st["d"], ev)
             if verdict is not None:
                 out += self._apply(cr, key, st, verdict)
-            self.dirty.add(key)
-            self._arm(key)
+            self.dirty[key] = None
+            if cr.evaluator.timed or st["ep"] in ("pending", "clearing"):
+                self._arm(key)
         return self._finish(out)
 
     def tick(self, now: float) -> list[dict[str, Any]]:
@@ -149,11 +163,19 @@ class Engine:
         kind = ev.extra.get("device_kind", ev.kind) if ev.kind == "status" else ev.kind
         st = {"r": cr.id, "dev": ev.device, "grid": ev.grid, "sub": sub, "k": kind, "ep": "idle", "d": {}}
         self.states[key] = st
-        self.dirty.add(key)
+        self.dirty[key] = None
         return st
 
     def _apply(self, cr: CompiledRule, key: str, st: dict[str, Any], v: Verdict,
                hold: float | None = None, clear_hold: float | None = None) -> list[dict[str, Any]]:
+        before = st["ep"]
+        out = self._episode(cr, key, st, v, hold, clear_hold)
+        if st["ep"] != before:
+            self.urgent.add(key)
+        return out
+
+    def _episode(self, cr: CompiledRule, key: str, st: dict[str, Any], v: Verdict,
+                 hold: float | None, clear_hold: float | None) -> list[dict[str, Any]]:
         hold = cr.hold if hold is None else hold
         clear_hold = cr.clear_hold if clear_hold is None else clear_hold
         ep = st["ep"]
@@ -195,7 +217,7 @@ class Engine:
         verdict = cr.evaluator.tick(st["d"], now)
         if verdict is not None:
             out += self._apply(cr, key, st, verdict)
-        self.dirty.add(key)
+        self.dirty[key] = None
         return out
 
     def _deadline(self, key: str) -> float | None:
@@ -226,6 +248,7 @@ class Engine:
     # ---- alerts -----------------------------------------------------------------------------
     def _fire(self, cr: CompiledRule, key: str, st: dict[str, Any], ts: float) -> list[dict[str, Any]]:
         st["ep"], st["start"], st["fired"] = "firing", st["since"], ts
+        self.urgent.add(key)
         self._index(key, st, +1)
         if self._is_suppressed(cr, st):
             st["sup"] = True
@@ -243,6 +266,7 @@ class Engine:
             body["labels"]["resolved_by"] = reason
         st["ep"] = "idle"
         st["sup"] = False
+        self.urgent.add(key)
         self._suppressed.discard(key)
         self._index(key, st, -1)
         # suppressed rules are released once the whole event or tick has been seen by every rule
@@ -263,7 +287,8 @@ class Engine:
             if cr is not None and not self._is_suppressed(cr, st):
                 self._suppressed.discard(key)
                 st["sup"] = False
-                self.dirty.add(key)
+                self.dirty[key] = None
+                self.urgent.add(key)
                 out.append(self._alert(cr, st, "firing", st.get("lts") or st["fired"]))
         return out
 
@@ -336,7 +361,7 @@ class Engine:
         st = st or self._state(key, cr, ev, FAULT_SUB)
         # device-fault episodes fire and clear at once, whatever the hold times of the rule they guard
         out += self._apply(cr, key, st, Verdict(bad, ev.ts, v), hold=0.0, clear_hold=0.0)
-        self.dirty.add(key)
+        self.dirty[key] = None
         return bad
 
     def _correlate(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -363,6 +388,6 @@ class Engine:
                     if verdict.cond and st["ep"] == "idle":
                         st["adev"] = a["device_id"]
                     queue += self._apply(cr, key, st, verdict)
-                self.dirty.add(key)
+                self.dirty[key] = None
         return out
 

@@ -17,6 +17,9 @@ class Config(WhenBase):
     rate_above: float | None = None
     rate_below: float | None = None
     per: Duration = Field(60.0, description="the rate is change per this duration, over this window")
+    min_span: Duration | None = Field(
+        None, description="judge only when the samples span this long (default per/2): a rate over a few "
+                          "seconds of readings is mostly noise")
 
     @model_validator(mode="after")
     def _one(self) -> Config:
@@ -42,13 +45,16 @@ class Evaluator(EvaluatorBase):
         if v is None:
             return None
         samples: list[list[float]] = st.setdefault("w", [])
-        samples.append([ev.ts, v])
+        # keep a sample every per/60 at most: bounded state at any reading rate
+        if not samples or ev.ts - samples[-1][0] >= self.cfg.per / 60:
+            samples.append([ev.ts, v])
         horizon = ev.ts - self.cfg.per
         # keep one sample at or before the horizon so the rate spans the whole window
         while len(samples) > 2 and samples[1][0] <= horizon:
             samples.pop(0)
         t0, v0 = samples[0]
-        if ev.ts <= t0:
+        min_span = self.cfg.per / 2 if self.cfg.min_span is None else self.cfg.min_span
+        if ev.ts <= t0 or ev.ts - t0 < min_span:
             return None
         rate = (v - v0) / (ev.ts - t0) * self.cfg.per
         if self.cfg.rate_above is not None:

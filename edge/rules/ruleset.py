@@ -59,14 +59,24 @@ class RuleSet:
                 if spec.kind == "stale":
                     self.by_kind["status"].append(cr)
         self._selects: dict[tuple[str, str, str], bool] = {}
+        self._candidates: dict[tuple[Any, ...], list[CompiledRule]] = {}
 
     def candidates(self, ev: Event) -> list[CompiledRule]:
-        found: list[CompiledRule] = []
+        """Rules that may want this event; cached per device and metric set (device globs are costly)."""
+        key = (ev.kind, ev.grid, ev.device, *ev.metrics)
+        found = self._candidates.get(key)
+        if found is not None:
+            return found
+        found = []
         if ev.kind == "sensor":
             for m in ev.metrics:
                 found.extend(self.by_metric.get(m, ()))
         found.extend(self.by_kind.get(ev.kind, ()))
-        return [cr for cr in found if self.selects(cr, ev.grid, ev.device)]
+        found = [cr for cr in found if self.selects(cr, ev.grid, ev.device)]
+        if len(self._candidates) > 500_000:
+            self._candidates.clear()
+        self._candidates[key] = found
+        return found
 
     def selects(self, cr: CompiledRule, grid: str, device: str) -> bool:
         key = (cr.id, grid, device)

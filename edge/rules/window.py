@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import operator
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -12,6 +14,7 @@ from edge.rules.base import EvaluatorBase, Verdict, WhenBase, metric_value
 from edge.rules.threshold import Level
 
 KEYS = ("avg", "max", "min")
+BUCKETS = 60
 
 
 class Config(WhenBase, Level):
@@ -44,7 +47,9 @@ class Evaluator(EvaluatorBase):
     def __init__(self, spec: Any, cfg: Config) -> None:
         self.cfg = cfg
         self.metric: str = spec.match.metric
-        self.agg = {"avg": lambda xs: sum(xs) / len(xs), "max": max, "min": min}[cfg.agg]
+        self.kind = cfg.agg
+        self.fold = {"avg": operator.add, "max": max, "min": min}[cfg.agg]
+        self.pick = max if cfg.agg == "max" else min
 
     def accepts(self, ev: Event) -> bool:
         return ev.kind == "sensor" and self.metric in ev.metrics
@@ -53,12 +58,24 @@ class Evaluator(EvaluatorBase):
         v = metric_value(ev, self.metric)
         if v is None:
             return None
-        samples: list[list[float]] = st.setdefault("w", [])
-        samples.append([ev.ts, v])
-        horizon = ev.ts - self.cfg.over
-        while samples and samples[0][0] < horizon:
-            samples.pop(0)
-        if len(samples) < self.cfg.min_samples:
+        # Samples go into BUCKETS buckets per window ([index, sum or extreme, count]), so state and work stay
+        # bounded whatever the reading rate; the window's edge is exact to 1/BUCKETS of its length.
+        idx = math.floor(ev.ts * BUCKETS / self.cfg.over)
+        buckets: list[list[float]] = st.setdefault("b", [])
+        last = buckets[-1] if buckets else None
+        if last is not None and last[0] == idx:
+            last[1] = self.fold(last[1], v)
+            last[2] += 1
+        elif last is None or idx > last[0]:
+            buckets.append([idx, v, 1])
+        first = idx - BUCKETS
+        while buckets[0][0] <= first:
+            buckets.pop(0)
+        count = sum(b[2] for b in buckets)
+        if count < self.cfg.min_samples:
             return None
-        value = self.agg([s[1] for s in samples])
+        if self.kind == "avg":
+            value = sum(b[1] for b in buckets) / count
+        else:
+            value = self.pick(b[1] for b in buckets)
         return Verdict(self.cfg.check(value), ev.ts, value)

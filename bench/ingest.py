@@ -1,0 +1,193 @@
+"""Ingest benchmark: the edge agent with 100 rules against a bare paho subscriber on the same broker.
+
+Both drain the same number of QoS 1 readings (1,000 devices, ~120-byte JSON) that were queued for them
+in the broker while they were away, so publisher speed does not limit either. Then the agent takes a
+paced 5,000 readings/s stream and the publish→outbox-commit latency of every reading is measured.
+Prints a table, then one JSON line: {"bench": "ingest", ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import paho.mqtt.client as paho  # noqa: E402
+from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
+from paho.mqtt.packettypes import PacketTypes  # noqa: E402
+from paho.mqtt.properties import Properties  # noqa: E402
+
+from edge.agent import Agent  # noqa: E402
+from edge.config import EdgeConfig  # noqa: E402
+from tests.services import Broker, start_mosquitto, stop_pid  # noqa: E402
+
+
+def rules_yaml(n: int = 100) -> str:
+    """100 rules of mixed kinds: each device group (d0-* … d9-*) is watched by 10 of them."""
+    metrics = ["ch4_ppm", "temp_c", "water_level_m"]
+    limits = {"ch4_ppm": 1100, "temp_c": 29, "water_level_m": 1.65}
+    kinds = [
+        lambda m: f"{{above: {limits[m]}, for: 10s, clear_below: {limits[m] * 0.9:.3f}}}",
+        lambda m: f"{{rate_above: {limits[m]}, per: 60s}}",
+        lambda m: f"{{avg: 5m, above: {limits[m]}}}",
+        lambda m: f"{{outside: [0, {limits[m] * 1.2:.3f}]}}",
+        lambda m: "{stuck_for: 1h}",
+    ]
+    out = ["rules:"]
+    for i in range(n):
+        group, metric = i % 10, metrics[(i // 10) % 3]
+        if i % 25 == 24:
+            out += [f"  - id: r{i:03d}", f"    match: {{kind: sensor, devices: ['d{group}-*']}}",
+                    "    when: {stale_for: 10m}", "    category: device_offline"]
+            continue
+        when = kinds[(i // 10) % len(kinds)](metric)
+        out += [f"  - id: r{i:03d}", f"    match: {{metric: {metric}, devices: ['d{group}-*']}}",
+                f"    when: {when}", "    category: bench"]
+    return "\n".join(out) + "\n"
+
+
+def publish(broker: Broker, count: int, rate: float = 0.0) -> dict:
+    out = subprocess.run([sys.executable, str(ROOT / "bench" / "publisher.py"), broker.host, str(broker.port),
+                          str(count), "--rate", str(rate)], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def bare_subscriber(broker: Broker, count: int) -> float:
+    """Ceiling: a paho v5 QoS 1 subscriber that only counts, draining its queued session."""
+    got = {"n": 0, "first": 0.0, "last": 0.0}
+    done = threading.Event()
+
+    def on_message(c, u, m):  # noqa: ANN001
+        if got["n"] == 0:
+            got["first"] = time.perf_counter()
+        got["n"] += 1
+        if got["n"] >= count:
+            got["last"] = time.perf_counter()
+            done.set()
+
+    def connect() -> paho.Client:
+        c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-bare",
+                        protocol=paho.MQTTv5)
+        c.on_message = on_message
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = 3600
+        props.ReceiveMaximum = 1000
+        c.max_inflight_messages_set(1000)
+        c.connect(broker.host, broker.port, clean_start=False, properties=props)
+        return c
+
+    c = connect()
+    c.subscribe("gw/+/+/+/+", qos=1)
+    c.loop(1.0)
+    c.disconnect()
+    publish(broker, count)
+    c = connect()
+    start = time.perf_counter()
+    c.loop_start()
+    done.wait(600)
+    c.loop_stop()
+    c.disconnect()
+    return count / ((got["last"] or time.perf_counter()) - (got["first"] or start))
+
+
+def agent_config(tmp: Path, broker: Broker) -> EdgeConfig:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "rules.yaml").write_text(rules_yaml())
+    return EdgeConfig.model_validate({
+        "edge_id": "bench", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "bench-agent"},
+        "rules": str(tmp / "rules.yaml"), "outbox": {"path": str(tmp / "outbox.sqlite")},
+        "hub": {"url": "http://127.0.0.1:9", "backoff_min": "30s", "backoff_max": "60s"}, "metrics": None,
+    }).resolved(tmp)
+
+
+class Timed(Agent):
+    """The agent, noting when each message's batch was committed (the outbox commit precedes the ack)."""
+
+    def __init__(self, *a, **k) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*a, **k)
+        self.committed: list[tuple[bytes, float]] = []
+        self.count = 0
+
+    def step(self, batch):  # noqa: ANN001, ANN201
+        out = super().step(batch)
+        now = time.time()
+        self.count += len(batch)
+        self.committed += [(m.payload, now) for m in batch]
+        return out
+
+
+def agent_drain(broker: Broker, tmp: Path, count: int) -> tuple[float, Timed]:
+    agent = Timed(agent_config(tmp, broker))
+    agent.start()
+    agent.mqtt.wait_connected(10)
+    time.sleep(0.5)
+    agent.stop()
+    publish(broker, count)
+    agent = Timed(agent_config(tmp, broker))
+    agent.start()
+    while agent.count == 0:
+        time.sleep(0.001)
+    first = time.perf_counter()
+    while agent.count < count:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - first
+    return count / elapsed, agent
+
+
+def paced_latency(broker: Broker, agent: Timed, rate: float, seconds: float) -> tuple[dict, list[float]]:
+    agent.committed.clear()
+    base = agent.count
+    count = int(rate * seconds)
+    pub = publish(broker, count, rate)
+    deadline = time.monotonic() + 30
+    while agent.count < base + count and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lat = sorted(now - json.loads(p)["ts"] / 1000.0 for p, now in agent.committed)
+    return pub, lat
+
+
+def pct(xs: list[float], q: float) -> float:
+    return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--count", type=int, default=60000)
+    ap.add_argument("--rate", type=float, default=5000)
+    ap.add_argument("--seconds", type=float, default=10)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        broker = start_mosquitto(tmp / "mosquitto")
+        try:
+            ceiling = bare_subscriber(broker, args.count)
+            rps, agent = agent_drain(broker, tmp / "agent", args.count)
+            pub, lat = paced_latency(broker, agent, args.rate, args.seconds)
+            agent.stop()
+            dropped = broker.dropped()
+        finally:
+            stop_pid(broker.proc)
+    ratio = rps / ceiling
+    print(f"{'readings':<42}{args.count:>12,}")
+    print(f"{'bare paho subscriber (QoS 1), readings/s':<42}{ceiling:>12,.0f}")
+    print(f"{'agent, 100 rules, readings/s':<42}{rps:>12,.0f}")
+    print(f"{'ratio agent / bare':<42}{ratio:>12.2f}   (target >= 0.50)")
+    print(f"{'paced run: published readings/s':<42}{pub['published'] / pub['seconds']:>12,.0f}")
+    print(f"{'publish->outbox p50 / p99 / max, ms':<42}{pct(lat, .5):>6.1f} {pct(lat, .99):>6.1f} "
+          f"{pct(lat, 1):>6.1f}   (target p99 <= 50)")
+    print(f"{'broker dropped messages':<42}{dropped:>12.0f}")
+    print(json.dumps({"bench": "ingest", "agent_rps": round(rps), "ceiling_rps": round(ceiling),
+                      "ratio": round(ratio, 3), "rate": args.rate, "p50_ms": round(pct(lat, .5), 1),
+                      "p99_ms": round(pct(lat, .99), 1), "dropped": dropped}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,66 @@
+"""A fast gateway for benchmarks: publishes sensor readings at QoS 1 with back-pressure (DESIGN §10).
+
+Run as a separate process so it does not share the GIL with what is measured:
+`python bench/publisher.py HOST PORT COUNT [--rate R] [--devices N]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import threading
+import time
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+
+
+def device_id(i: int) -> str:
+    return f"d{i % 10}-{i // 10:03d}"
+
+
+def payload(i: int, n_devices: int, ts_ms: int, rng: random.Random) -> tuple[str, bytes]:
+    dev = device_id(i % n_devices)
+    body = {"ts": ts_ms, "seq": i, "metrics": {"ch4_ppm": round(rng.gauss(800, 60), 1),
+                                                "temp_c": round(rng.gauss(21, 2), 2),
+                                                "water_level_m": round(rng.gauss(1.4, 0.05), 3)}}
+    return f"gw/grid-{i % 20:02d}/sensor/{dev}/reading", json.dumps(body, separators=(",", ":")).encode()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("host")
+    ap.add_argument("port", type=int)
+    ap.add_argument("count", type=int)
+    ap.add_argument("--rate", type=float, default=0.0, help="messages/s; 0 = as fast as possible")
+    ap.add_argument("--devices", type=int, default=1000)
+    args = ap.parse_args()
+    rng = random.Random(7)
+    c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    inflight = threading.Semaphore(20000)  # back-pressure well under paho's 65,535 limit
+    c.on_publish = lambda *a: inflight.release()
+    c.max_inflight_messages_set(1000)
+    c.max_queued_messages_set(0)
+    c.connect(args.host, args.port)
+    c.loop_start()
+    start = time.perf_counter()
+    for i in range(args.count):
+        if args.rate:
+            due = start + i / args.rate
+            while (lag := due - time.perf_counter()) > 0:
+                time.sleep(min(lag, 0.002))
+        inflight.acquire()
+        topic, body = payload(i, args.devices, int(time.time() * 1000), rng)
+        while c.publish(topic, body, qos=1).rc == paho.MQTT_ERR_QUEUE_SIZE:
+            time.sleep(0.001)
+    for _ in range(20000):
+        inflight.acquire()
+    elapsed = time.perf_counter() - start
+    c.loop_stop()
+    c.disconnect()
+    print(json.dumps({"published": args.count, "seconds": round(elapsed, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
