@@ -116,12 +116,12 @@ class Timed(Agent):
         self.committed: list[tuple[bytes, float]] = []
         self.count = 0
 
-    def step(self, batch):  # noqa: ANN001, ANN201
-        out = super().step(batch)
+    def _finish(self, job):  # noqa: ANN001, ANN201
+        done = super()._finish(job)
         now = time.time()
-        self.count += len(batch)
-        self.committed += [(m.payload, now) for m in batch]
-        return out
+        self.count += len(job.batch)
+        self.committed += [(m.payload, now) for m in job.batch]
+        return done
 
 
 def agent_drain(broker: Broker, tmp: Path, count: int) -> tuple[float, Timed]:
@@ -133,11 +133,14 @@ def agent_drain(broker: Broker, tmp: Path, count: int) -> tuple[float, Timed]:
     publish(broker, count)
     agent = Timed(agent_config(tmp, broker))
     agent.start()
-    while agent.count == 0:
+    deadline = time.monotonic() + 600
+    while agent.count == 0 and time.monotonic() < deadline:
         time.sleep(0.001)
     first = time.perf_counter()
-    while agent.count < count:
+    while agent.count < count and time.monotonic() < deadline:
         time.sleep(0.005)
+    if agent.count < count:
+        raise SystemExit(f"agent processed {agent.count} of {count} readings in 600 s")
     elapsed = time.perf_counter() - first
     return count / elapsed, agent
 

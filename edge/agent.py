@@ -8,6 +8,7 @@ forwarder sends the outbox to the hub; a watcher reloads the rule file.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import queue
@@ -17,6 +18,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,16 @@ from edge.topics import subscriptions
 logger = logging.getLogger(__name__)
 
 LAST_GOOD = "last_good_rules"
+
+
+@dataclass(slots=True)
+class Job:
+    """What one worker round hands to the committer."""
+
+    alerts: list[dict[str, Any]]
+    states: dict[str, str]  # key -> JSON, snapshotted by the worker
+    deleted: set[str]
+    batch: list[Message]
 
 
 class Agent:
@@ -71,6 +83,9 @@ class Agent:
         self._threads: list[threading.Thread] = []
         self._log_gate: dict[str, float] = {}
         self._checkpointed = float("-inf")
+        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=2)  # worker -> committer
+        self._committer: threading.Thread | None = None
+        self._draining = False
         self.metrics_port: int | None = None
 
     # ---- life cycle ---------------------------------------------------------------------------
@@ -78,6 +93,8 @@ class Agent:
         if self.cfg.metrics is not None:
             self.metrics_port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
         self.forwarder.start()
+        self._committer = threading.Thread(target=self._commit_loop, name="gridwatch-committer", daemon=True)
+        self._committer.start()
         for name, target in (("worker", self._work), ("rules-watch", self._watch)):
             t = threading.Thread(target=target, name=f"gridwatch-{name}", daemon=True)
             t.start()
@@ -92,7 +109,14 @@ class Agent:
         for t in self._threads:
             t.join(timeout=10)
         self._checkpointed = float("-inf")
-        self._commit([])  # the worker has stopped: checkpoint everything it left
+        self._draining = True
+        final = Job([], *self._snapshot(), [])  # the worker has stopped: checkpoint all it left
+        if self._committer is not None:
+            self._jobs.put(final)
+            self._jobs.put(None)
+            self._committer.join(timeout=60)
+        else:
+            self._finish(final)
         self.forwarder.stop()
         self.metrics.close()
         if self.recorder is not None:
@@ -121,28 +145,46 @@ class Agent:
                     batch.append(self.queue.get_nowait())
             except queue.Empty:
                 pass
-            self.step(batch)
+            self._jobs.put(self._round(batch))
 
     def step(self, batch: list[Message]) -> list[dict[str, Any]]:
-        """One worker round: swap rules, fire due timers, evaluate the batch, commit, then acknowledge."""
+        """One synchronous round: evaluate, commit, then acknowledge (the threaded agent pipelines these)."""
+        job = self._round(batch)
+        self._finish(job)
+        return job.alerts
+
+    def _round(self, batch: list[Message]) -> Job:
+        """Swap in new rules, fire due timers, evaluate the batch and snapshot what must be saved."""
         alerts: list[dict[str, Any]] = []
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
         alerts += self.engine.tick(self.clock())
         alerts += self.evaluate(batch)
-        if not self._commit(alerts):
-            return alerts
-        for msg in batch:
+        return Job(alerts, *self._snapshot(), batch)
+
+    def _finish(self, job: Job) -> bool:
+        """Commit a round's alerts and state, then acknowledge its messages: never the other way round."""
+        if not self._commit(job):
+            return False
+        for msg in job.batch:
             if msg.ack is not None:
                 msg.ack()
-        if batch:  # the oldest message of the batch waited longest
-            self.metrics.batch_latency.observe(time.time() - batch[0].received_at)
-        if alerts:
+        if job.batch:  # the oldest message of the batch waited longest
+            self.metrics.batch_latency.observe(time.time() - job.batch[0].received_at)
+        if job.alerts:
             self.forwarder.notify()
-        if self.recorder is not None and batch:
+        if self.recorder is not None and job.batch:
             self.recorder.flush()
-        return alerts
+        return True
+
+    def _commit_loop(self) -> None:
+        """The committer thread: the worker evaluates the next batch while this one is written and synced."""
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            self._finish(job)
 
     def evaluate(self, batch: list[Message]) -> list[dict[str, Any]]:
         alerts: list[dict[str, Any]] = []
@@ -183,7 +225,7 @@ class Agent:
             self._log_gate[rej.reason] = now
             logger.warning("rejected %s: %s (%s)", topic, rej.detail, rej.reason)
 
-    def _commit(self, alerts: list[dict[str, Any]]) -> bool:
+    def _snapshot(self) -> tuple[dict[str, str], set[str]]:
         # Episode changes go with their alerts. The rest of the state (windows, last seen) is saved a slice
         # per commit, sized so that whatever is dirty now is saved within `state_checkpoint`: serialising
         # every touched window on every batch would halve throughput, and all at once would stall a batch.
@@ -193,14 +235,21 @@ class Agent:
         share = elapsed / self.cfg.state_checkpoint if self.cfg.state_checkpoint > 0 else 1.0
         budget = None if share >= 1.0 else math.ceil(len(self.engine.dirty) * share)
         changed, deleted = self.engine.take_changes(budget)
+        return {k: json.dumps(v, separators=(",", ":")) for k, v in changed.items()}, deleted
+
+    def _commit(self, job: Job) -> bool:
+        attempt = 0
         while True:
             try:
-                self.outbox.commit(alerts, changed, deleted)
+                self.outbox.commit(job.alerts, job.states, job.deleted)
                 return True
             except sqlite3.Error as exc:  # disk full, locked: keep the batch unacknowledged and retry
                 logger.error("outbox commit failed (%s); retrying, messages stay unacknowledged", exc)
-                if self._stop.wait(1.0):
-                    return False
+            attempt += 1
+            # stopping: unacknowledged messages come back from the broker, so give up (soon, when draining)
+            if self._stop.is_set() and (not self._draining or attempt >= 5):
+                return False
+            time.sleep(1.0)
 
     # ---- rule files -----------------------------------------------------------------------------
     def _initial_rules(self) -> RuleSet:

@@ -70,9 +70,9 @@ class Outbox:
             self._local.conn = None
 
     # ---- the worker's side ---------------------------------------------------------------------
-    def commit(self, alerts: list[dict[str, Any]], states: dict[str, dict[str, Any]],
+    def commit(self, alerts: list[dict[str, Any]], states: dict[str, str],
                deleted: set[str] | None = None, now: float | None = None) -> int:
-        """Store alerts (once per alert id and state) and rule state atomically; return alerts added."""
+        """Store alerts (once per alert id and state) and rule state (key -> JSON) atomically."""
         if not alerts and not states and not deleted:
             return 0
         now = time.time() if now is None else now
@@ -88,7 +88,7 @@ class Outbox:
                 added += cur.rowcount
             if states:
                 c.executemany("INSERT OR REPLACE INTO rule_state (key, data) VALUES (?, ?)",
-                              [(k, json.dumps(v, separators=(",", ":"))) for k, v in states.items()])
+                              list(states.items()))
             if deleted:
                 c.executemany("DELETE FROM rule_state WHERE key = ?", [(k,) for k in deleted])
             c.execute("COMMIT")

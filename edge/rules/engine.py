@@ -95,27 +95,33 @@ class Engine:
     # ---- evaluation -------------------------------------------------------------------------
     def observe(self, ev: Event) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        for cr in self.rules.candidates(ev):
-            if not cr.evaluator.accepts(ev):
+        states, evaluations = self.states, self.evaluations
+        for cr, key, ask in self.rules.candidates(ev):
+            evaluator = cr.evaluator
+            if ask and not evaluator.accepts(ev):
                 continue
-            sub = cr.evaluator.sub(ev)
-            key = f"{cr.id}|{ev.device}|{sub}"
-            st = self.states.get(key) or self._state(key, cr, ev, sub)
+            if key is None:
+                sub = evaluator.sub(ev)
+                key = f"{cr.id}|{ev.device}|{sub}"
+            st = states.get(key)
+            if st is None:
+                st = self._state(key, cr, ev, key.rsplit("|", 1)[1])
             lts = st.get("lts")
             if lts is not None and (ev.ts < lts or (ev.ts == lts and ev.seq is not None and ev.seq == st.get("lseq"))):
                 self.ignored["out_of_order" if ev.ts < lts else "duplicate"] += 1
                 continue
             st["lts"], st["lseq"] = ev.ts, ev.seq
-            self.evaluations[cr.id] += 1
+            evaluations[cr.id] += 1
             if cr.spec.plausible is not None and self._implausible(cr, ev, out):
                 continue
-            verdict = cr.evaluator.observe(st["d"], ev)
-            if verdict is not None:
+            verdict = evaluator.observe(st["d"], ev)
+            # most readings find an idle rule whose condition is not met: nothing to decide then
+            if verdict is not None and (verdict.cond or st["ep"] != "idle"):
                 out += self._apply(cr, key, st, verdict)
             self.dirty[key] = None
-            if cr.evaluator.timed or st["ep"] in ("pending", "clearing"):
+            if evaluator.timed or st["ep"] in ("pending", "clearing"):
                 self._arm(key)
-        return self._finish(out)
+        return self._finish(out) if out or self._releases else out
 
     def tick(self, now: float) -> list[dict[str, Any]]:
         """Fire hold timers, clear-after timers and time-driven conditions due at `now`."""

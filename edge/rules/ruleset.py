@@ -8,6 +8,7 @@ from typing import Any
 
 from edge.message import Event
 from edge.rules import registry
+from edge.rules.base import EvaluatorBase
 from edge.rules.spec import RuleFile, RuleSpec
 
 
@@ -29,6 +30,9 @@ def compile_rule(spec: RuleSpec) -> CompiledRule:
     evaluator = module.Evaluator(spec, spec.when)
     return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0),
                         getattr(spec.when, "clear_for", 0.0))
+
+
+Candidate = tuple[CompiledRule, str | None, bool]  # rule, state key if fixed, accepts() still to ask
 
 
 class RuleSet:
@@ -61,8 +65,9 @@ class RuleSet:
         self._selects: dict[tuple[str, str, str], bool] = {}
         self._candidates: dict[tuple[Any, ...], list[CompiledRule]] = {}
 
-    def candidates(self, ev: Event) -> list[CompiledRule]:
-        """Rules that may want this event; cached per device and metric set (device globs are costly)."""
+    def candidates(self, ev: Event) -> list[Candidate]:
+        """Rules that may want this event, each with its state key when it does not depend on the event
+        and whether `accepts()` must still be asked; cached per device and metric set."""
         key = (ev.kind, ev.grid, ev.device, *ev.metrics)
         found = self._candidates.get(key)
         if found is not None:
@@ -70,9 +75,11 @@ class RuleSet:
         found = []
         if ev.kind == "sensor":
             for m in ev.metrics:
-                found.extend(self.by_metric.get(m, ()))
-        found.extend(self.by_kind.get(ev.kind, ()))
-        found = [cr for cr in found if self.selects(cr, ev.grid, ev.device)]
+                found += [(cr, f"{cr.id}|{ev.device}|", False) for cr in self.by_metric.get(m, ())]
+        for cr in self.by_kind.get(ev.kind, ()):
+            fixed = type(cr.evaluator).sub is EvaluatorBase.sub
+            found.append((cr, f"{cr.id}|{ev.device}|" if fixed else None, True))
+        found = [c for c in found if self.selects(c[0], ev.grid, ev.device)]
         if len(self._candidates) > 500_000:
             self._candidates.clear()
         self._candidates[key] = found
