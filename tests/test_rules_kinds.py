@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.rulekit import T0, Driver, engine, fence, reading, status
 
 
@@ -228,3 +230,29 @@ rules:
     assert d.states("breach-and-gas") == ["firing"]
     corr = [a for a in d.alerts if a["rule_id"] == "breach-and-gas"][0]
     assert corr["grid_id"] == "grid-01" and corr["severity"] == "critical"
+
+
+def test_window_running_totals_match_brute_force(tmp_path):
+    import random
+
+    from tests.rulekit import ruleset
+
+    rs = ruleset(tmp_path, """
+rules:
+  - {id: a, match: {metric: x}, when: {avg: 60s, above: 1e9}, category: c}
+  - {id: hi, match: {metric: x}, when: {max: 60s, above: 1e9}, category: c}
+  - {id: lo, match: {metric: x}, when: {min: 60s, above: 1e9}, category: c}
+""")
+    rng = random.Random(3)
+    states = {rid: {} for rid in ("a", "hi", "lo")}
+    seen: list[tuple[float, float]] = []
+    t = 0
+    for _ in range(600):
+        t += rng.choice([1, 1, 2, 5, 13])
+        v = rng.uniform(-50, 50)
+        seen.append((t, v))
+        inside = [x for ts, x in seen if ts > t - 60]
+        ev = reading(t, x=v)
+        got = {rid: rs.rules[rid].evaluator.observe(states[rid], ev).value for rid in states}
+        assert got["a"] == pytest.approx(sum(inside) / len(inside), abs=1e-9)
+        assert got["hi"] == max(inside) and got["lo"] == min(inside)

@@ -132,8 +132,3 @@ class EvaluatorBase:
     def deadline(self, st: dict[str, Any]) -> float | None:
         return None
 
-
-def metric_value(ev: Event, metric: str | None) -> float | None:
-    if metric is None or ev.kind != "sensor":
-        return None
-    return ev.metrics.get(metric)

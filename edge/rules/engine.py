@@ -14,7 +14,7 @@ import hashlib
 import heapq
 import itertools
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,7 +49,7 @@ class Engine:
         self._firing: Counter[tuple[str, str]] = Counter()
         self._suppressed: set[str] = set()
         self._releases: set[str] = set()
-        self.evaluations: Counter[str] = Counter()
+        self.evaluations: defaultdict[str, int] = defaultdict(int)
         self.alerts: Counter[tuple[str, str]] = Counter()
         self.ignored: Counter[str] = Counter()
 
@@ -57,6 +57,8 @@ class Engine:
     def load(self, states: dict[str, dict[str, Any]]) -> None:
         """Restore persisted states (after a restart); timers and indexes are derived again."""
         for key, st in states.items():
+            st.setdefault("lts", None)
+            st.setdefault("lseq", None)
             if st.get("r") in self.rules.rules:
                 self.states[key] = st
                 self._index(key, st, +1 if st.get("ep") in ("firing", "clearing") else 0)
@@ -95,31 +97,34 @@ class Engine:
     # ---- evaluation -------------------------------------------------------------------------
     def observe(self, ev: Event) -> list[dict[str, Any]]:
         out: list[dict[str, Any]] = []
-        states, evaluations = self.states, self.evaluations
+        states, evaluations, dirty = self.states, self.evaluations, self.dirty
+        ts, seq = ev.ts, ev.seq
         for cr, key, ask in self.rules.candidates(ev):
             evaluator = cr.evaluator
             if ask and not evaluator.accepts(ev):
                 continue
             if key is None:
-                sub = evaluator.sub(ev)
-                key = f"{cr.id}|{ev.device}|{sub}"
+                key = f"{cr.id}|{ev.device}|{evaluator.sub(ev)}"
             st = states.get(key)
             if st is None:
                 st = self._state(key, cr, ev, key.rsplit("|", 1)[1])
-            lts = st.get("lts")
-            if lts is not None and (ev.ts < lts or (ev.ts == lts and ev.seq is not None and ev.seq == st.get("lseq"))):
-                self.ignored["out_of_order" if ev.ts < lts else "duplicate"] += 1
+            lts = st["lts"]
+            if lts is not None and (ts < lts or (ts == lts and seq is not None and seq == st["lseq"])):
+                self.ignored["out_of_order" if ts < lts else "duplicate"] += 1
                 continue
-            st["lts"], st["lseq"] = ev.ts, ev.seq
+            st["lts"] = ts
+            st["lseq"] = seq
             evaluations[cr.id] += 1
-            if cr.spec.plausible is not None and self._implausible(cr, ev, out):
+            if cr.plausible is not None and self._implausible(cr, ev, out):
                 continue
             verdict = evaluator.observe(st["d"], ev)
             # most readings find an idle rule whose condition is not met: nothing to decide then
-            if verdict is not None and (verdict.cond or st["ep"] != "idle"):
+            ep = st["ep"]
+            if verdict is not None and (verdict.cond or ep != "idle"):
                 out += self._apply(cr, key, st, verdict)
-            self.dirty[key] = None
-            if evaluator.timed or st["ep"] in ("pending", "clearing"):
+                ep = st["ep"]
+            dirty[key] = None
+            if evaluator.timed or ep == "pending" or ep == "clearing":
                 self._arm(key)
         return self._finish(out) if out or self._releases else out
 
@@ -167,7 +172,8 @@ class Engine:
     # ---- episode machine --------------------------------------------------------------------
     def _state(self, key: str, cr: CompiledRule, ev: Event, sub: str) -> dict[str, Any]:
         kind = ev.extra.get("device_kind", ev.kind) if ev.kind == "status" else ev.kind
-        st = {"r": cr.id, "dev": ev.device, "grid": ev.grid, "sub": sub, "k": kind, "ep": "idle", "d": {}}
+        st = {"r": cr.id, "dev": ev.device, "grid": ev.grid, "sub": sub, "k": kind, "ep": "idle", "d": {},
+              "lts": None, "lseq": None}
         self.states[key] = st
         self.dirty[key] = None
         return st
@@ -386,7 +392,7 @@ class Engine:
                 st = self.states.get(key)
                 if st is None:
                     st = {"r": cr.id, "dev": scope, "grid": a["grid_id"], "sub": "", "k": a["kind"],
-                          "ep": "idle", "d": {}}
+                          "ep": "idle", "d": {}, "lts": None, "lseq": None}
                     self.states[key] = st
                 ts = datetime.fromisoformat(a["observed_at"].replace("Z", "+00:00")).timestamp()
                 verdict = cr.evaluator.on_alert(st["d"], a["rule_id"], a["state"] == "firing", ts)

@@ -19,10 +19,12 @@ class CompiledRule:
     version: str
     hold: float
     clear_hold: float
+    id: str = ""
+    plausible: tuple[float, float] | None = None
 
-    @property
-    def id(self) -> str:
-        return self.spec.id
+    def __post_init__(self) -> None:
+        self.id = self.spec.id  # plain attributes: read for every evaluation
+        self.plausible = self.spec.plausible
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase, metric_value
+from edge.rules.base import EvaluatorBase, Verdict, WhenBase
 
 KEYS = ("stuck_for",)
 
@@ -29,7 +29,7 @@ class Evaluator(EvaluatorBase):
         return ev.kind == "sensor" and self.metric in ev.metrics
 
     def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = metric_value(ev, self.metric)
+        v = ev.metrics.get(self.metric)
         if v is None:
             return None
         ref = st.get("ref")

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import model_validator
 
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase, metric_value
+from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase
 
 KEYS = ("above", "below", "outside")
 
@@ -71,13 +71,14 @@ class Evaluator(EvaluatorBase):
 
     def __init__(self, spec: Any, cfg: Config) -> None:
         self.cfg = cfg
+        self.check = cfg.check
         self.metric: str = spec.match.metric
 
     def accepts(self, ev: Event) -> bool:
         return ev.kind == "sensor" and self.metric in ev.metrics
 
     def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = metric_value(ev, self.metric)
+        v = ev.metrics.get(self.metric)
         if v is None:
             return None
-        return Verdict(self.cfg.check(v), ev.ts, v)
+        return Verdict(self.check(v), ev.ts, v)

@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase, metric_value
+from edge.rules.base import EvaluatorBase, Verdict, WhenBase
 from edge.rules.threshold import Level
 
 KEYS = ("avg", "max", "min")
@@ -55,11 +55,12 @@ class Evaluator(EvaluatorBase):
         return ev.kind == "sensor" and self.metric in ev.metrics
 
     def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = metric_value(ev, self.metric)
+        v = ev.metrics.get(self.metric)
         if v is None:
             return None
         # Samples go into BUCKETS buckets per window ([index, sum or extreme, count]), so state and work stay
         # bounded whatever the reading rate; the window's edge is exact to 1/BUCKETS of its length.
+        # Totals are kept running ("n" count, "s" sum or extreme) so a reading costs O(1) amortised.
         idx = math.floor(ev.ts * BUCKETS / self.cfg.over)
         buckets: list[list[float]] = st.setdefault("b", [])
         last = buckets[-1] if buckets else None
@@ -68,14 +69,22 @@ class Evaluator(EvaluatorBase):
             last[2] += 1
         elif last is None or idx > last[0]:
             buckets.append([idx, v, 1])
-        first = idx - BUCKETS
-        while buckets[0][0] <= first:
-            buckets.pop(0)
-        count = sum(b[2] for b in buckets)
-        if count < self.cfg.min_samples:
+        else:  # older than the newest bucket: the engine drops out-of-order readings before this
             return None
-        if self.kind == "avg":
-            value = sum(b[1] for b in buckets) / count
-        else:
-            value = self.pick(b[1] for b in buckets)
+        st["n"] = st.get("n", 0) + 1
+        st["s"] = self.fold(st["s"], v) if "s" in st else v
+        first = idx - BUCKETS
+        rescan = False
+        while buckets[0][0] <= first:
+            gone = buckets.pop(0)
+            st["n"] -= gone[2]
+            if self.kind == "avg":
+                st["s"] -= gone[1]
+            else:
+                rescan = rescan or gone[1] == st["s"]
+        if rescan:
+            st["s"] = self.pick(b[1] for b in buckets)
+        if st["n"] < self.cfg.min_samples:
+            return None
+        value = st["s"] / st["n"] if self.kind == "avg" else st["s"]
         return Verdict(self.cfg.check(value), ev.ts, value)
