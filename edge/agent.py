@@ -126,6 +126,11 @@ class Agent:
         self.outbox.close()
 
     def _enqueue(self, msg: Message) -> None:
+        try:
+            self.queue.put_nowait(msg)
+            return
+        except queue.Full:  # the worker is behind: block paho's thread, so TCP back-pressures the broker
+            pass
         while not self._stop.is_set():
             try:
                 self.queue.put(msg, timeout=0.5)

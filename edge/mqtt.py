@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -82,12 +83,9 @@ class MqttIngest:
 
     def _on_message(self, client: paho.Client, userdata: object, msg: paho.MQTTMessage) -> None:
         props: dict[str, str] = {}
-        user = getattr(msg.properties, "UserProperty", None) if msg.properties is not None else None
+        # vars() rather than getattr(): a missing property would raise and catch inside paho, per message
+        user = vars(msg.properties).get("UserProperty") if msg.properties is not None else None
         if user:
             props = {str(k): str(v) for k, v in user}
-        ack = None
-        if msg.qos > 0:
-            mid, qos = msg.mid, msg.qos
-            ack = lambda: client.ack(mid, qos)  # noqa: E731
-        self.deliver(Message(topic=msg.topic, payload=msg.payload, received_at=time.time(),
-                             properties=props, ack=ack))
+        ack = partial(client.ack, msg.mid, msg.qos) if msg.qos > 0 else None
+        self.deliver(Message(msg.topic, msg.payload, time.time(), props, ack))
