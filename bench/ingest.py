@@ -27,7 +27,10 @@ from paho.mqtt.properties import Properties  # noqa: E402
 
 from edge.agent import Agent  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
+from edge.runtime import tune_gc  # noqa: E402
 from tests.services import Broker, start_mosquitto, stop_pid  # noqa: E402
+
+SYNC = "full"
 
 
 def rules_yaml(n: int = 100) -> str:
@@ -103,7 +106,7 @@ def agent_config(tmp: Path, broker: Broker) -> EdgeConfig:
     (tmp / "rules.yaml").write_text(rules_yaml())
     return EdgeConfig.model_validate({
         "edge_id": "bench", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "bench-agent"},
-        "rules": str(tmp / "rules.yaml"), "outbox": {"path": str(tmp / "outbox.sqlite")},
+        "rules": str(tmp / "rules.yaml"), "outbox": {"path": str(tmp / "outbox.sqlite"), "synchronous": SYNC},
         "hub": {"url": "http://127.0.0.1:9", "backoff_min": "30s", "backoff_max": "60s"}, "metrics": None,
     }).resolved(tmp)
 
@@ -163,10 +166,11 @@ def pct(xs: list[float], q: float) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--count", type=int, default=60000)
+    ap.add_argument("--count", type=int, default=100000)
     ap.add_argument("--rate", type=float, default=5000)
     ap.add_argument("--seconds", type=float, default=10)
     args = ap.parse_args()
+    tune_gc()  # as `gridwatch edge run` does
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
         broker = start_mosquitto(tmp / "mosquitto")

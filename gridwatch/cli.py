@@ -57,6 +57,7 @@ def _edge_run(args: argparse.Namespace) -> int:
     from edge.agent import Agent
     from edge.config import load_edge_config
     from edge.errors import ConfigError
+    from edge.runtime import tune_gc
 
     try:
         agent = Agent(load_edge_config(args.config))
@@ -64,6 +65,7 @@ def _edge_run(args: argparse.Namespace) -> int:
         for line in exc.problems:
             print(line, file=sys.stderr)
         return 1
+    tune_gc()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

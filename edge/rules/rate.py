@@ -44,15 +44,19 @@ class Evaluator(EvaluatorBase):
         v = ev.metrics.get(self.metric)
         if v is None:
             return None
-        samples: list[list[float]] = st.setdefault("w", [])
-        # keep a sample every per/60 at most: bounded state at any reading rate
-        if not samples or ev.ts - samples[-1][0] >= self.cfg.per / 60:
-            samples.append([ev.ts, v])
+        # (time, value) pairs in one flat list (few objects for the garbage collector to walk), at most
+        # one every per/60: bounded state at any reading rate
+        w: list[float] = st.setdefault("w", [])
+        if not w or ev.ts - w[-2] >= self.cfg.per / 60:
+            w += (ev.ts, v)
         horizon = ev.ts - self.cfg.per
         # keep one sample at or before the horizon so the rate spans the whole window
-        while len(samples) > 2 and samples[1][0] <= horizon:
-            samples.pop(0)
-        t0, v0 = samples[0]
+        drop = 0
+        while len(w) - drop > 4 and w[drop + 2] <= horizon:
+            drop += 2
+        if drop:
+            del w[:drop]
+        t0, v0 = w[0], w[1]
         min_span = self.cfg.per / 2 if self.cfg.min_span is None else self.cfg.min_span
         if ev.ts <= t0 or ev.ts - t0 < min_span:
             return None
