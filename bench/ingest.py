@@ -28,7 +28,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from edge.agent import Agent  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 from edge.runtime import tune_gc  # noqa: E402
-from tests.services import Broker, start_mosquitto, stop_pid  # noqa: E402
+from simulators.services import Broker, start_mosquitto, stop_pid  # noqa: E402
 
 SYNC = "full"
 

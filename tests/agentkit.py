@@ -12,7 +12,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.config import EdgeConfig
-from tests.services import Broker
+from simulators.services import Broker
 
 KEY = "test-edge-key"
 

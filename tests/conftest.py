@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from simulators.services import Broker, Victoria, start_mosquitto, start_victoria, stop_pid
 from tests.recording_hub import RecordingHub
-from tests.services import Broker, Victoria, start_mosquitto, start_victoria, stop_pid
 
 ACL = """
 user edge

@@ -14,7 +14,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Header, HTTPException
 
-from tests.services import free_port, wait_port
+from simulators.services import free_port, wait_port
 
 
 class RecordingHub:

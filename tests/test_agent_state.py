@@ -13,9 +13,9 @@ import pytest
 from edge.agent import Agent
 from edge.errors import ConfigError
 from edge.message import Message
+from simulators.services import Broker
 from tests.agentkit import agent_config
 from tests.rulekit import T0
-from tests.services import Broker
 
 RULES = """
 rules:

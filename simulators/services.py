@@ -1,7 +1,6 @@
-"""Real services for tests, started on free loopback ports and torn down by PID.
+"""Real services started on free loopback ports and torn down by PID (tests, benchmarks, the demo).
 
-Mosquitto (plain, and with password + ACL), VictoriaMetrics (InfluxDB v2 write API) and a small
-recording hub (FastAPI under uvicorn) standing in for the hub until the hub issue lands.
+Mosquitto (plain, and with password + ACL) and VictoriaMetrics (InfluxDB v2 write API).
 """
 
 from __future__ import annotations
