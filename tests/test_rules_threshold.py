@@ -139,3 +139,18 @@ rules:
                                                              ("resolved", "device_fault")]
     d.send(reading(2, ch4_ppm=6000))
     assert d.alerts[-1]["category"] == "gas_leak" and d.alerts[-1]["state"] == "firing"
+
+
+def test_edited_rule_keeps_its_firing_episode_across_a_swap(tmp_path):
+    from tests.rulekit import T0, ruleset
+
+    d = Driver(engine(tmp_path, GAS))
+    d.send(reading(0, ch4_ppm=6000))
+    d.at(10)
+    edited = GAS.replace("above: 5000", "above: 5500").replace("clear_below: 4000", "clear_below: 3000")
+    assert d.eng.swap(ruleset(tmp_path, edited), T0 + 11) == []
+    d.send(reading(12, ch4_ppm=3500))  # inside the new band: still firing
+    d.send(reading(13, ch4_ppm=2000))
+    assert d.states() == ["firing", "resolved"]
+    assert d.alerts[0]["alert_id"] == d.alerts[1]["alert_id"]
+    assert d.alerts[0]["rule_hash"] != d.alerts[1]["rule_hash"]

@@ -158,6 +158,9 @@ class Engine:
             prev = old.rules.get(st["r"])
             same_kind = new is not None and prev is not None and new.spec.kind == prev.spec.kind
             if same_kind:
+                if new.version != prev.version:  # edited: keep the episode, restart windows under the new terms
+                    st["d"] = {}
+                    self.dirty[key] = None
                 continue
             if prev is not None and st.get("ep") in ("firing", "clearing"):
                 out += self._resolve(prev, key, st, now, reason="rule_removed" if new is None else "rule_changed")
