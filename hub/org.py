@@ -1,0 +1,89 @@
+"""The org tree (`configs/org.yaml`): grids under communities under streets under a district.
+
+Grids may name a `backup` grid (AB角): the adjacent grid that covers when the owner does not respond.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from edge.rules.base import Strict
+from edge.topics import NAME
+from hub.sla import Level
+
+LEVELS: tuple[Level, ...] = ("grid", "community", "street", "district")
+
+
+class Unit(Strict):
+    id: str = Field(pattern=NAME.pattern)
+    level: Level
+    name: str = ""
+    parent: str | None = None
+    backup: str | None = Field(None, description="grids only: the AB-role grid notified first")
+
+
+class OrgFile(Strict):
+    units: list[Unit] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _tree(self) -> OrgFile:
+        by_id: dict[str, Unit] = {}
+        for u in self.units:
+            if u.id in by_id:
+                raise ValueError(f"duplicate unit id {u.id!r}")
+            by_id[u.id] = u
+        for u in self.units:
+            if u.level == "district":
+                if u.parent is not None:
+                    raise ValueError(f"{u.id}: a district has no parent")
+                continue
+            parent = by_id.get(u.parent or "")
+            if parent is None:
+                raise ValueError(f"{u.id}: parent {u.parent!r} is not a unit")
+            if LEVELS.index(parent.level) != LEVELS.index(u.level) + 1:
+                raise ValueError(f"{u.id}: a {u.level}'s parent must be a {LEVELS[LEVELS.index(u.level) + 1]}, "
+                                 f"not the {parent.level} {parent.id!r}")
+            if u.backup is not None:
+                other = by_id.get(u.backup)
+                if u.level != "grid" or other is None or other.level != "grid" or other.id == u.id:
+                    raise ValueError(f"{u.id}: backup must name another grid")
+        return self
+
+
+class Org:
+    """Lookups over a validated tree."""
+
+    def __init__(self, spec: OrgFile) -> None:
+        self.units = {u.id: u for u in spec.units}
+        self.children: dict[str, list[str]] = {u.id: [] for u in spec.units}
+        for u in spec.units:
+            if u.parent:
+                self.children[u.parent].append(u.id)
+
+    def parent(self, unit: str) -> str | None:
+        return self.units[unit].parent
+
+    def chain(self, unit: str) -> list[str]:
+        """The unit and its ancestors, up to the district."""
+        out = [unit]
+        while (p := self.units[out[-1]].parent) is not None:
+            out.append(p)
+        return out
+
+    def subtree(self, unit: str) -> set[str]:
+        out, stack = set(), [unit]
+        while stack:
+            u = stack.pop()
+            out.add(u)
+            stack.extend(self.children.get(u, ()))
+        return out
+
+    def within(self, unit: str, ancestor: str) -> bool:
+        return ancestor in self.chain(unit)
+
+    def owner_at(self, grid: str, level: Level) -> str:
+        """The unit at `level` above a grid (where a policy's start_level puts a new case)."""
+        for u in self.chain(grid):
+            if self.units[u].level == level:
+                return u
+        raise ValueError(f"grid {grid!r} has no {level} above it")
