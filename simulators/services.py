@@ -151,3 +151,37 @@ def start_victoria(workdir: Path) -> Victoria:
                             stdout=log, stderr=subprocess.STDOUT)
     wait_port(port, 30, proc)
     return Victoria(f"http://127.0.0.1:{port}", proc)
+
+
+@dataclass
+class Postgres:
+    url: str
+    datadir: Path
+    pg_ctl: list[str]
+
+    def stop(self) -> None:
+        subprocess.run([*self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop"], capture_output=True)
+
+
+def start_postgres() -> Postgres:
+    """A throwaway PostgreSQL cluster on a loopback port (as user postgres when run as root)."""
+    import glob
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        raise RuntimeError("PostgreSQL server is not installed; run `make deps` (apt-get install postgresql)")
+    bindir = Path(bins[-1]).parent
+    work = Path(tempfile.mkdtemp(prefix="gridwatch-pg-"))
+    prefix: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(work, "postgres")
+        prefix = ["runuser", "-u", "postgres", "--"]
+    data, port = work / "data", free_port()
+    subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
+                   check=True, capture_output=True)
+    pg_ctl = [*prefix, str(bindir / "pg_ctl")]
+    subprocess.run([*pg_ctl, "-D", str(data), "-l", str(work / "pg.log"), "-w", "-o",
+                    f"-c listen_addresses=127.0.0.1 -p {port} -k {work} -c fsync=off", "start"],
+                   check=True, capture_output=True)
+    return Postgres(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, pg_ctl)

@@ -62,3 +62,33 @@ def no_leftover_threads() -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     Path("test-output").mkdir(exist_ok=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    from simulators.services import start_postgres
+
+    pg = start_postgres()
+    yield pg.url
+    pg.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every store/API test runs on SQLite and on PostgreSQL (a fresh database each)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hub.sqlite'}"
+        return
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    base = request.getfixturevalue("postgres_url")
+    name = "t" + uuid.uuid4().hex[:12]
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    yield base.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()

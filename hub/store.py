@@ -1,0 +1,255 @@
+"""The case store: alerts in (idempotent, merged by dedup key), case transitions with an append-only
+timeline, and the clock readings derived from stored stamps. Works on SQLite and PostgreSQL.
+
+Pure decisions (lights, escalation) live in `hub.sla` / `hub.escalation`; this module only stores.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from edge.rules.base import Severity
+from hub.calendar import Calendar
+from hub.models import AlertRow, Case, Pause, TimelineEntry
+from hub.org import Org
+from hub.sla import ClockReading, Policy, SlaFile, limit_seconds, stage_clock
+from hub.sla import Pause as ClockPause
+
+ACTIONS = ("accept", "resolve", "close", "hold", "resume", "transfer", "comment")
+
+
+class Conflict(Exception):
+    """An action the case's state does not allow (HTTP 409)."""
+
+
+class NotFound(Exception):
+    """No such case (HTTP 404)."""
+
+
+class AlertIn(BaseModel):
+    """An alert body as the edge sends it (DESIGN §5); unknown extra fields are kept in the stored body."""
+
+    model_config = ConfigDict(extra="allow")
+    alert_id: str = Field(min_length=1, max_length=64)
+    state: str = Field(pattern="^(firing|resolved)$")
+    rule_id: str
+    device_id: str = Field(min_length=1, max_length=64)
+    grid_id: str = Field(min_length=1, max_length=64)
+    category: str = Field(min_length=1, max_length=64)
+    severity: Severity
+    observed_at: datetime
+    started_at: datetime | None = None
+    message: str = ""
+
+
+def new_case_id(now: datetime) -> str:
+    """Time-ordered: 12 hex digits of milliseconds, then 8 random ones."""
+    return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(4)}"
+
+
+def utc(dt: datetime) -> datetime:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sla: SlaFile
+    org: Org
+    calendars: dict[str, Calendar]
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+
+    # ---- alerts in ----------------------------------------------------------------------------
+    def ingest(self, bodies: list[dict[str, Any]], *, actor: str) -> list[dict[str, Any]]:
+        """One result per alert: created / merged / updated / duplicate / rejected (with the error)."""
+        results = []
+        for body in bodies:
+            try:
+                alert = AlertIn.model_validate(body)
+            except ValidationError as exc:
+                err = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+                results.append({"alert_id": body.get("alert_id"), "state": body.get("state"),
+                                "status": "rejected", "error": err})
+                continue
+            for attempt in range(3):  # a concurrent writer may open the same dedup key first
+                try:
+                    results.append(self._ingest_one(alert, body, actor))
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+        return results
+
+    def _ingest_one(self, alert: AlertIn, body: dict[str, Any], actor: str) -> dict[str, Any]:
+        now = self.clock()
+        observed = utc(alert.observed_at)
+        with Session(self.engine) as s, s.begin():
+            seen = s.get(AlertRow, (alert.alert_id, alert.state))
+            if seen is not None:
+                return self._result(alert, "duplicate", seen.case_id)
+            case = None
+            if alert.state == "resolved":
+                first = s.get(AlertRow, (alert.alert_id, "firing"))
+                case = s.get(Case, first.case_id, with_for_update=True) if first else None
+            if case is None:
+                key = f"{alert.grid_id}|{alert.device_id}|{alert.category}"
+                case = s.scalars(select(Case).where(Case.dedup_key == key, Case.status != "closed")
+                                 .with_for_update()).first()
+            if case is None:
+                case = self._open(s, alert, observed, now, actor)
+                status = "created"
+            elif alert.state == "firing":
+                case.alert_count += 1
+                case.first_seen = min(case.first_seen, observed)
+                case.last_seen = max(case.last_seen, observed)
+                self._log(s, case, now, actor, "merged",
+                          {"alert_id": alert.alert_id, "observed_at": observed.isoformat()})
+                status = "merged"
+            else:
+                status = "updated"
+            if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
+                case.cleared_at = observed
+                self._log(s, case, now, actor, "condition_cleared", {"alert_id": alert.alert_id})
+            s.add(AlertRow(alert_id=alert.alert_id, state=alert.state, case_id=case.id, observed_at=observed,
+                           received_at=now, body=body))
+            return self._result(alert, status, case.id)
+
+    def _open(self, s: Session, alert: AlertIn, observed: datetime, now: datetime, actor: str) -> Case:
+        policy = self.sla.policy_for(alert.category, alert.severity, manual=False)
+        owner, note = self._owner(alert.grid_id, policy)
+        case = Case(id=new_case_id(now), dedup_key=f"{alert.grid_id}|{alert.device_id}|{alert.category}",
+                    status="open", manual=False, category=alert.category, severity=alert.severity,
+                    grid=alert.grid_id, device=alert.device_id, owner=owner, title=alert.message,
+                    policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
+                    first_seen=observed, last_seen=observed, first_received=now, alert_count=1,
+                    escalations=0, backup_notified=False, version=1)
+        s.add(case)
+        s.flush()
+        self._log(s, case, now, actor, "opened", {"alert_id": alert.alert_id, "policy": policy.id,
+                                                   "owner": owner, **({"note": note} if note else {})})
+        self._schedule(s, case, now)
+        return case
+
+    def _owner(self, grid: str, policy: Policy) -> tuple[str, str | None]:
+        if grid in self.org.units:
+            return self.org.owner_at(grid, policy.start_level), None
+        top = next(u for u in self.org.units.values() if u.level == "district")
+        return top.id, f"grid {grid!r} is not in the org tree; opened at {top.id}"
+
+    @staticmethod
+    def _result(alert: AlertIn, status: str, case_id: str) -> dict[str, Any]:
+        return {"alert_id": alert.alert_id, "state": alert.state, "status": status, "case_id": case_id}
+
+    # ---- case actions -------------------------------------------------------------------------
+    def act(self, case_id: str, action: str, *, actor: str, note: str | None = None,
+            unit: str | None = None) -> Case:
+        """Carry out an operator action or raise Conflict with the reason (NotFound if no case)."""
+        if action not in ACTIONS:
+            raise Conflict(f"unknown action {action!r}")
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            case = s.get(Case, case_id, with_for_update=True)
+            if case is None:
+                raise NotFound(case_id)
+            detail = getattr(self, f"_do_{action}")(s, case, now, note, unit)
+            case.version += 1
+            self._log(s, case, now, actor, action, detail)
+            self._schedule(s, case, now)
+            return case
+
+    def _need(self, case: Case, action: str, *allowed: str) -> None:
+        if case.status not in allowed:
+            raise Conflict(f"cannot {action} a case that is {case.status} (allowed from: {', '.join(allowed)})")
+
+    def _do_accept(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        self._need(case, "accept", "open")
+        case.status, case.accepted_at, case.stage_started_at = "accepted", now, now
+        return {"note": note} if note else {}
+
+    def _do_resolve(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        self._need(case, "resolve", "accepted")
+        if not note:
+            raise Conflict("resolve needs a note saying what was done")
+        case.status, case.resolved_at, case.stage_started_at = "resolved", now, now
+        return {"note": note}
+
+    def _do_close(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        self._need(case, "close", "resolved")
+        case.status, case.closed_at, case.next_due = "closed", now, None
+        return {"note": note} if note else {}
+
+    def _do_hold(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        self._need(case, "hold", "open", "accepted", "resolved")
+        if not note:
+            raise Conflict("hold needs a reason")
+        case.held_from, case.status = case.status, "on_hold"
+        s.add(Pause(case_id=case.id, start=now, end=None, reason=note))
+        return {"reason": note}
+
+    def _do_resume(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        self._need(case, "resume", "on_hold")
+        case.status, case.held_from = case.held_from or "open", None
+        for p in s.scalars(select(Pause).where(Pause.case_id == case.id, Pause.end.is_(None))):
+            p.end = now
+        return {"note": note} if note else {}
+
+    def _do_transfer(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        self._need(case, "transfer", "open", "accepted", "resolved", "on_hold")
+        if unit is None or unit not in self.org.units:
+            raise Conflict(f"transfer needs a unit of the org tree, got {unit!r}")
+        previous, case.owner, case.stage_started_at = case.owner, unit, now
+        case.backup_notified = False
+        return {"from": previous, "to": unit, **({"note": note} if note else {})}
+
+    def _do_comment(self, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> dict:
+        if not note:
+            raise Conflict("comment needs text")
+        return {"text": note}
+
+    # ---- reading ------------------------------------------------------------------------------
+    def get(self, case_id: str) -> tuple[Case, list[TimelineEntry], list[Pause]]:
+        with Session(self.engine, expire_on_commit=False) as s:
+            case = s.get(Case, case_id)
+            if case is None:
+                raise NotFound(case_id)
+            tl = list(s.scalars(select(TimelineEntry).where(TimelineEntry.case_id == case_id)
+                                .order_by(TimelineEntry.id)))
+            pauses = list(s.scalars(select(Pause).where(Pause.case_id == case_id).order_by(Pause.id)))
+            return case, tl, pauses
+
+    def clock_of(self, case: Case, pauses: list[Pause], now: datetime) -> tuple[str, ClockReading] | None:
+        """The running stage and its clock, from the stamps; None once closed."""
+        status = case.held_from if case.status == "on_hold" else case.status
+        stage = {"open": "accept", "accepted": "resolve", "resolved": "feedback"}.get(status or "")
+        if stage is None:
+            return None
+        policy = Policy.model_validate(case.policy)
+        cal = self.calendars.get(policy.calendar, Calendar.always())
+        limit = limit_seconds(getattr(policy.limits, stage), cal)
+        reading = stage_clock(started=case.stage_started_at, limit_s=limit, yellow_at=policy.yellow_at,
+                              calendar=cal, now=now, pauses=[ClockPause(p.start, p.end) for p in pauses])
+        return stage, reading
+
+    # ---- bookkeeping --------------------------------------------------------------------------
+    def _schedule(self, s: Session, case: Case, now: datetime) -> None:
+        pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
+        found = self.clock_of(case, pauses, now)
+        if found is None:
+            case.next_due = None
+            return
+        reading = found[1]
+        # red and running: due now, for the escalation scheduler to act on
+        case.next_due = reading.next_change or (None if reading.paused else now)
+
+    @staticmethod
+    def _log(s: Session, case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:
+        s.add(TimelineEntry(case_id=case.id, at=now, actor=actor, action=action, detail=detail))
