@@ -78,6 +78,36 @@ def _edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _hub_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from edge.errors import ConfigError
+    from hub.app import create_app
+    from hub.config import load_hub_config
+
+    try:
+        cfg = load_hub_config(args.config)
+        app = create_app(cfg)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 1
+    port = args.port if args.port is not None else cfg.listen.port
+    print(f"hub: http://{cfg.listen.host}:{port}/docs", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=cfg.listen.host, port=port, log_level="warning")
+    return 0
+
+
+def _hub_hash_key(args: argparse.Namespace) -> int:
+    import secrets
+
+    from hub.config import hash_key
+
+    key = args.key or secrets.token_urlsafe(32)
+    print(f"key:  {key}\nhash: {hash_key(key)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gridwatch", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -87,6 +117,15 @@ def build_parser() -> argparse.ArgumentParser:
     run = edge.add_parser("run", help="run one edge agent")
     run.add_argument("-c", "--config", type=Path, default=Path("configs/edge.yaml"))
     run.set_defaults(func=_edge_run)
+
+    hub = top.add_parser("hub", help="the hub").add_subparsers(dest="hub_cmd", required=True)
+    serve = hub.add_parser("serve", help="run the hub (FastAPI under uvicorn)")
+    serve.add_argument("-c", "--config", type=Path, default=Path("configs/hub.yaml"))
+    serve.add_argument("--port", type=int, default=None, help="override listen.port")
+    serve.set_defaults(func=_hub_serve)
+    hk = hub.add_parser("hash-key", help="make an API key (or hash a given one) for configs/hub.yaml")
+    hk.add_argument("key", nargs="?")
+    hk.set_defaults(func=_hub_hash_key)
 
     rules = top.add_parser("rules", help="rule files").add_subparsers(dest="rules_cmd", required=True)
     check = rules.add_parser("check", help="validate rule files; prints file:path: reason, exits 1 on errors")

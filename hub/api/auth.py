@@ -1,0 +1,40 @@
+"""API keys with a role and, for operators and viewers, a unit whose subtree they see and act on."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from hub.config import ApiKey, Role
+
+bearer = HTTPBearer(auto_error=False)
+
+
+@dataclass(frozen=True)
+class Principal:
+    name: str
+    role: Role
+    unit: str | None  # None: the whole tree (edge, admin)
+
+
+def principal(request: Request,
+              creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
+    if creds is None:
+        raise HTTPException(401, "missing API key (Authorization: Bearer <key>)",
+                            headers={"WWW-Authenticate": "Bearer"})
+    keys: list[ApiKey] = request.app.state.keys
+    for k in keys:
+        if k.matches(creds.credentials):
+            return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None)
+    raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+
+
+def require(*roles: Role):  # noqa: ANN201 - a FastAPI dependency factory
+    def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
+        if p.role not in roles:
+            raise HTTPException(403, f"role {p.role} may not do this (needs {' or '.join(roles)})")
+        return p
+    return check

@@ -1,0 +1,112 @@
+"""Cases: list, read (with timeline and clock), and operator actions, scoped to the caller's subtree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.api.auth import Principal, principal, require
+from hub.models import Case, Pause
+from hub.store import ACTIONS, Conflict, NotFound, Store
+
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+
+
+def visible(store: Store, who: Principal, case: Case) -> bool:
+    """A case is seen from the subtree that owns it or where it happened."""
+    if who.unit is None:
+        return True
+    scope = store.org.subtree(who.unit)
+    return case.owner in scope or case.grid in scope
+
+
+def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
+    clock = store.clock_of(case, pauses, now)
+    out = {c: getattr(case, c) for c in ("id", "status", "manual", "category", "severity", "grid", "device",
+                                         "owner", "title", "opened_at", "accepted_at", "resolved_at",
+                                         "closed_at", "stage_started_at", "first_seen", "last_seen",
+                                         "first_received", "alert_count", "cleared_at", "escalations")}
+    out["owner_level"] = store.org.units[case.owner].level if case.owner in store.org.units else None
+    out["policy"] = case.policy["id"]
+    if clock is not None:
+        stage, r = clock
+        out["clock"] = {"stage": stage, "elapsed_s": r.elapsed_s, "remaining_s": r.remaining_s,
+                        "light": r.light, "paused": r.paused, "next_change": r.next_change}
+    return out
+
+
+@router.get("")
+def list_cases(request: Request, who: Annotated[Principal, Depends(principal)],
+               status: str | None = None, grid: str | None = None, category: str | None = None,
+               unit: str | None = None, light: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
+    store: Store = request.app.state.store
+    if who.role == "edge":
+        raise HTTPException(403, "edge keys only send alerts")
+    q = select(Case).order_by(Case.opened_at.desc()).limit(limit)
+    for col, val in ((Case.status, status), (Case.grid, grid), (Case.category, category)):
+        if val is not None:
+            q = q.where(col == val)
+    if who.unit is not None or unit is not None:
+        scope = store.org.subtree(who.unit) if who.unit else set(store.org.units)
+        if unit is not None:
+            scope &= store.org.subtree(unit) if unit in store.org.units else set()
+        q = q.where(Case.owner.in_(scope) | Case.grid.in_(scope))
+    now = store.clock()
+    with Session(store.engine) as s:
+        cases = list(s.scalars(q))
+        pauses: dict[str, list[Pause]] = {}
+        if cases:
+            for p in s.scalars(select(Pause).where(Pause.case_id.in_([c.id for c in cases]))):
+                pauses.setdefault(p.case_id, []).append(p)
+        out = [case_public(store, c, pauses.get(c.id, []), now) for c in cases]
+    if light is not None:
+        out = [c for c in out if c.get("clock", {}).get("light") == light]
+    return {"cases": out}
+
+
+@router.get("/{case_id}")
+def get_case(case_id: str, request: Request, who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+    store: Store = request.app.state.store
+    try:
+        case, timeline, pauses = store.get(case_id)
+    except NotFound:
+        raise HTTPException(404, "no such case") from None
+    if who.role == "edge" or not visible(store, who, case):
+        raise HTTPException(404, "no such case")  # outside the caller's scope: no hint that it exists
+    out = case_public(store, case, pauses, store.clock())
+    out["timeline"] = [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail} for e in timeline]
+    out["pauses"] = [{"start": p.start, "end": p.end, "reason": p.reason} for p in pauses]
+    return out
+
+
+class ActionBody(BaseModel):
+    note: str | None = None
+    unit: str | None = None
+
+
+@router.post("/{case_id}/{action}")
+def act(case_id: str, action: str, request: Request, body: ActionBody | None = None,
+        who: Principal = Depends(require("operator", "admin"))) -> dict[str, Any]:  # noqa: B008
+    store: Store = request.app.state.store
+    if action not in ACTIONS:
+        raise HTTPException(404, f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+    try:
+        case, _, _ = store.get(case_id)
+    except NotFound:
+        raise HTTPException(404, "no such case") from None
+    if not visible(store, who, case):
+        raise HTTPException(404, "no such case")
+    if who.unit is not None and case.owner not in store.org.subtree(who.unit):
+        raise HTTPException(403, f"case is held by {case.owner}, outside {who.unit}'s subtree")
+    body = body or ActionBody()
+    try:
+        store.act(case_id, action, actor=who.name, note=body.note, unit=body.unit)
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return get_case(case_id, request, who)

@@ -1,0 +1,54 @@
+"""The hub application: FastAPI routers over the case store, /healthz and /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import PlainTextResponse
+from prometheus_client import CollectorRegistry, generate_latest
+
+from edge.yamlconf import load
+from hub.api import alerts, cases
+from hub.calendar import Calendar
+from hub.config import HubConfig
+from hub.db import make_engine, migrate
+from hub.org import Org, OrgFile
+from hub.sla import SlaFile
+from hub.store import Store
+
+
+def load_calendars(folder: Path) -> dict[str, Calendar]:
+    cals = {}
+    for f in sorted(folder.glob("*.yaml")) if folder.exists() else []:
+        cal = Calendar.from_file(f)
+        cals[cal.name] = cal
+    return cals
+
+
+def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+    engine = make_engine(cfg.database)
+    migrate(engine)
+    store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
+                  clock or (lambda: datetime.now(UTC)))
+    app = FastAPI(title="gridwatch hub", version="0.1.0",
+                  description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
+    app.state.store = store
+    app.state.keys = cfg.keys
+    app.state.registry = CollectorRegistry()
+    app.include_router(alerts.router)
+    app.include_router(cases.router)
+
+    @app.get("/healthz", tags=["ops"])
+    def healthz() -> dict[str, str]:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
+    def metrics() -> bytes:
+        return generate_latest(app.state.registry)
+
+    return app

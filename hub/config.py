@@ -1,0 +1,65 @@
+"""The hub's config file (`configs/hub.yaml`) and API keys (stored hashed)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge.rules.base import Strict
+from edge.yamlconf import load
+
+Role = Literal["edge", "operator", "viewer", "admin"]
+
+
+def hash_key(key: str) -> str:
+    """Keys are random tokens of high entropy, so a plain SHA-256 is enough to keep them out of the file."""
+    return "sha256:" + hashlib.sha256(key.encode()).hexdigest()
+
+
+class ApiKey(Strict):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    role: Role
+    unit: str | None = Field(None, description="operators and viewers: the unit whose subtree they see")
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="hash_key(key); `gridwatch hub hash-key`")
+
+    @model_validator(mode="after")
+    def _unit(self) -> ApiKey:
+        if self.role in ("operator", "viewer") and self.unit is None:
+            raise ValueError(f"a {self.role} key needs a unit")
+        return self
+
+    def matches(self, key: str) -> bool:
+        return hmac.compare_digest(self.hash, hash_key(key))
+
+
+class Listen(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+
+
+class HubConfig(Strict):
+    database: str = Field("sqlite:///../var/hub.sqlite", description="SQLAlchemy URL; relative SQLite paths "
+                                                                     "resolve against this file's directory")
+    listen: Listen = Field(default_factory=Listen)
+    org: Path = Path("org.yaml")
+    sla: Path = Path("sla.yaml")
+    calendars: Path = Path("calendars")
+    tz: str = "Asia/Shanghai"
+    keys: list[ApiKey] = Field(min_length=1)
+
+    def resolved(self, base: Path) -> HubConfig:
+        def fix(p: Path) -> Path:
+            return p if p.is_absolute() else (base / p).resolve()
+        db = self.database
+        if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
+            db = "sqlite:///" + str(fix(Path(db.removeprefix("sqlite:///"))))
+        return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
+                                       "calendars": fix(self.calendars)})
+
+
+def load_hub_config(path: str | Path) -> HubConfig:
+    return load(HubConfig, path).resolved(Path(path).resolve().parent)

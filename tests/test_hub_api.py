@@ -1,0 +1,87 @@
+"""The hub API on SQLite and PostgreSQL: keys and roles, scopes, alerts in, case actions, errors."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hub.app import create_app
+from hub.config import ApiKey, HubConfig, hash_key
+
+T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "ops-g3": ("operator", "grid-03"),
+        "view-g1": ("viewer", "grid-01"), "view-s2": ("viewer", "street-2"), "admin": ("admin", None)}
+
+
+def H(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer key-{name}"}
+
+
+@pytest.fixture
+def client(db_url):
+    keys = [ApiKey(name=n, role=r, unit=u, hash=hash_key(f"key-{n}")) for n, (r, u) in KEYS.items()]
+    cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
+    clock = {"now": T}
+    app = create_app(cfg, clock=lambda: clock["now"])
+    with TestClient(app) as c:
+        c.clock = clock  # type: ignore[attr-defined]
+        yield c
+    app.state.store.engine.dispose()
+
+
+def alert(aid: str, grid: str = "grid-01", device: str = "gas-03", state: str = "firing") -> dict:
+    return {"alert_id": aid, "state": state, "rule_id": "gas-high", "edge_id": "edge-a", "device_id": device,
+            "grid_id": grid, "kind": "sensor", "category": "gas_leak", "severity": "critical",
+            "started_at": T.isoformat(), "observed_at": T.isoformat(), "value": 1.0, "message": "m",
+            "labels": {}, "evidence": {}}
+
+
+def test_keys_and_roles(client):
+    assert client.post("/api/v1/alerts", json={"alerts": []}).status_code == 401
+    assert client.post("/api/v1/alerts", json={"alerts": []}, headers=H("nobody")).status_code == 401
+    assert client.post("/api/v1/alerts", json={"alerts": []}, headers=H("view-g1")).status_code == 403
+    assert client.get("/api/v1/cases", headers=H("edge")).status_code == 403
+    assert client.get("/healthz").json() == {"status": "ok"}
+
+
+def test_alerts_in_and_case_read_with_clock(client):
+    r = client.post("/api/v1/alerts", json={"alerts": [alert("a1"), alert("a1")]}, headers=H("edge")).json()
+    assert [x["status"] for x in r["results"]] == ["created", "duplicate"]
+    case_id = r["results"][0]["case_id"]
+    client.clock["now"] = T + timedelta(minutes=3)
+    c = client.get(f"/api/v1/cases/{case_id}", headers=H("ops")).json()
+    assert c["clock"]["light"] == "yellow" and c["clock"]["stage"] == "accept" and c["owner_level"] == "grid"
+    assert c["timeline"][0]["action"] == "opened" and c["timeline"][0]["actor"] == "edge"
+
+
+def test_scopes_hide_other_subtrees(client):
+    ids = {}
+    for aid, grid in (("a1", "grid-01"), ("a3", "grid-03")):
+        ids[grid] = client.post("/api/v1/alerts", json={"alerts": [alert(aid, grid=grid)]},
+                                headers=H("edge")).json()["results"][0]["case_id"]
+    seen = {c["grid"] for c in client.get("/api/v1/cases", headers=H("view-g1")).json()["cases"]}
+    assert seen == {"grid-01"}
+    assert {c["grid"] for c in client.get("/api/v1/cases", headers=H("view-s2")).json()["cases"]} == {"grid-03"}
+    r = client.get(f"/api/v1/cases/{ids['grid-03']}", headers=H("view-g1"))
+    assert r.status_code == 404 and "grid-03" not in r.text
+    assert client.post(f"/api/v1/cases/{ids['grid-01']}/accept", headers=H("ops-g3")).status_code == 404
+    assert client.post(f"/api/v1/cases/{ids['grid-01']}/accept", headers=H("view-g1")).status_code == 403
+
+
+def test_actions_and_conflicts(client):
+    case_id = client.post("/api/v1/alerts", json={"alerts": [alert("a1")]},
+                          headers=H("edge")).json()["results"][0]["case_id"]
+    r = client.post(f"/api/v1/cases/{case_id}/resolve", json={"note": "x"}, headers=H("ops"))
+    assert r.status_code == 409 and "cannot resolve a case that is open" in r.json()["detail"]
+    assert client.post(f"/api/v1/cases/{case_id}/accept", headers=H("ops")).json()["status"] == "accepted"
+    assert client.post(f"/api/v1/cases/{case_id}/hold", json={"note": "waiting"},
+                       headers=H("ops")).json()["clock"]["paused"] is True
+    assert client.post(f"/api/v1/cases/{case_id}/resume", headers=H("ops")).json()["status"] == "accepted"
+    r = client.post(f"/api/v1/cases/{case_id}/transfer", json={"unit": "grid-03"}, headers=H("ops")).json()
+    assert r["owner"] == "grid-03"
+    assert client.post(f"/api/v1/cases/{case_id}/fly", headers=H("ops")).status_code == 404
+    actions = [e["action"] for e in client.get(f"/api/v1/cases/{case_id}", headers=H("admin")).json()["timeline"]]
+    assert actions == ["opened", "accept", "hold", "resume", "transfer"]
