@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
 from hub.org import Org, OrgFile
+from hub.scheduler import Scheduler
 from hub.sla import SlaFile
 from hub.store import Store
 
@@ -28,13 +30,26 @@ def load_calendars(folder: Path) -> dict[str, Calendar]:
     return cals
 
 
-def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None) -> FastAPI:
+def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
+               run_scheduler: bool = True) -> FastAPI:
+    """The app; its scheduler thread runs while the app is served (tests drive it by hand instead)."""
     engine = make_engine(cfg.database)
     migrate(engine)
     store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
                   clock or (lambda: datetime.now(UTC)))
-    app = FastAPI(title="gridwatch hub", version="0.1.0",
+    scheduler = Scheduler(store)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if run_scheduler:
+            scheduler.start()
+        yield
+        scheduler.stop()
+        engine.dispose()
+
+    app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
+    app.state.scheduler = scheduler
     app.state.store = store
     app.state.keys = cfg.keys
     app.state.registry = CollectorRegistry()

@@ -67,6 +67,7 @@ class Case(Base):
     backup_notified: Mapped[bool] = mapped_column(Boolean, default=False)
     last_reminder: Mapped[datetime | None]
     next_due: Mapped[datetime | None]  # next light change or reminder: the scheduler's index
+    light_announced: Mapped[str | None] = mapped_column(String(8))  # last light_changed event sent
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __table_args__ = (

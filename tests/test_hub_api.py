@@ -25,11 +25,10 @@ def client(db_url):
     keys = [ApiKey(name=n, role=r, unit=u, hash=hash_key(f"key-{n}")) for n, (r, u) in KEYS.items()]
     cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
     clock = {"now": T}
-    app = create_app(cfg, clock=lambda: clock["now"])
+    app = create_app(cfg, clock=lambda: clock["now"], run_scheduler=False)
     with TestClient(app) as c:
         c.clock = clock  # type: ignore[attr-defined]
         yield c
-    app.state.store.engine.dispose()
 
 
 def alert(aid: str, grid: str = "grid-01", device: str = "gas-03", state: str = "firing") -> dict:

@@ -1,0 +1,106 @@
+"""The scheduler: on time, turn clocks into events — light changes, escalations, backup notices, reminders.
+
+It never scans every case: each case keeps `next_due` (its next light change, or now when red), indexed,
+and each round takes only the due ones, locked with SKIP LOCKED so several hub processes on one
+PostgreSQL never handle the same case twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.escalation import CaseSituation, decide
+from hub.models import Case, Pause
+from hub.sla import Policy
+from hub.store import Store
+
+logger = logging.getLogger(__name__)
+ACTOR = "scheduler"
+
+
+class Scheduler:
+    def __init__(self, store: Store, *, batch: int = 200) -> None:
+        self.store = store
+        self.batch = batch
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def run_due(self, now: datetime | None = None) -> int:
+        """Handle every case due at `now`; returns how many were handled."""
+        now = now or self.store.clock()
+        handled = 0
+        while True:
+            with Session(self.store.engine) as s, s.begin():
+                due = list(s.scalars(select(Case).where(Case.next_due.is_not(None), Case.next_due <= now)
+                                     .order_by(Case.next_due).limit(self.batch)
+                                     .with_for_update(skip_locked=True)))
+                for case in due:
+                    self._handle(s, case, now)
+                handled += len(due)
+            if len(due) < self.batch:
+                return handled
+
+    def _handle(self, s: Session, case: Case, now: datetime) -> None:
+        pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
+        found = self.store.clock_of(case, pauses, now)
+        if found is None:
+            case.next_due = None
+            return
+        stage, reading = found
+        if reading.light != case.light_announced:
+            case.light_announced = reading.light
+            self.store._log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
+                                                            "owner": case.owner})
+        policy = Policy.model_validate(case.policy)
+        situation = CaseSituation(case.owner, case.grid, stage, case.backup_notified, case.last_reminder)  # type: ignore[arg-type]
+        decision = decide(situation, reading, self.store.org, now=now, remind_every_s=policy.remind_every)
+        if decision is not None:
+            self._apply(s, case, decision.action, decision.unit, decision.reason, now)
+            found = self.store.clock_of(case, pauses, now)
+            assert found is not None
+            stage, reading = found
+            if reading.light != case.light_announced:  # a fresh limit: the light is green again
+                case.light_announced = reading.light
+                self.store._log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
+                                                                "owner": case.owner})
+        if reading.next_change is not None or reading.paused:
+            case.next_due = reading.next_change
+        else:  # red with nothing to do now: come back for the next reminder
+            last = case.last_reminder or now
+            case.next_due = last + timedelta(seconds=policy.remind_every)
+
+    def _apply(self, s: Session, case: Case, action: str, unit: str, reason: str, now: datetime) -> None:
+        if action == "escalate":
+            previous = case.owner
+            case.owner, case.stage_started_at = unit, now
+            case.escalations += 1
+            case.backup_notified, case.last_reminder = False, None
+            self.store._log(s, case, now, ACTOR, "escalated", {"from": previous, "to": unit, "reason": reason})
+        elif action == "notify_backup":
+            case.backup_notified, case.stage_started_at = True, now
+            self.store._log(s, case, now, ACTOR, "backup_notified", {"backup": unit, "reason": reason})
+        else:
+            case.last_reminder = now
+            self.store._log(s, case, now, ACTOR, "reminder", {"to": unit, "reason": reason})
+        case.version += 1
+
+    # ---- the background loop --------------------------------------------------------------------
+    def start(self, interval: float = 0.2) -> None:
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                try:
+                    self.run_due()
+                except Exception:
+                    logger.exception("scheduler round failed; retrying")
+        self._thread = threading.Thread(target=loop, name="gridwatch-hub-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)

@@ -1,0 +1,127 @@
+"""The scheduler on SQLite and PostgreSQL, on an injected clock: lights, backup grid, escalation, reminders."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from edge.yamlconf import load
+from hub.calendar import Calendar
+from hub.db import make_engine, migrate
+from hub.models import Case, TimelineEntry
+from hub.org import Org, OrgFile
+from hub.scheduler import Scheduler
+from hub.sla import SlaFile
+from hub.store import Store
+from tests.test_hub_store import Clock, T, alert
+
+
+def make_store(url: str, clock: Clock) -> Store:
+    engine = make_engine(url)
+    migrate(engine)
+    return Store(engine, load(SlaFile, "configs/sla.yaml"), Org(load(OrgFile, "configs/org.yaml")),
+                 {"2026": Calendar.from_file("configs/calendars/2026.yaml")}, clock)
+
+
+def events(store: Store, case_id: str) -> list[tuple[str, dict]]:
+    _, tl, _ = store.get(case_id)
+    return [(e.action, e.detail) for e in tl if e.actor == "scheduler"]
+
+
+def test_lights_backup_escalation_and_reminders_on_time(db_url):
+    clock = Clock()
+    store = make_store(db_url, clock)
+    sched = Scheduler(store)
+    case_id = store.ingest([alert()], actor="edge-a")[0]["case_id"]  # grid-01, accept within 5 min
+    assert sched.run_due(T + timedelta(seconds=149)) == 0
+    assert sched.run_due(T + timedelta(seconds=150)) == 1
+    assert events(store, case_id)[-1] == ("light", {"stage": "accept", "light": "yellow", "owner": "grid-01"})
+    sched.run_due(T + timedelta(minutes=5))
+    got = [a for a, _ in events(store, case_id)]
+    assert got[-3:] == ["light", "backup_notified", "light"]  # red, backup grid-02 asked, fresh limit: green
+    assert events(store, case_id)[-2][1]["backup"] == "grid-02"
+    owners = []
+    for minute in (10, 15, 20):
+        sched.run_due(T + timedelta(minutes=minute))
+        owners.append(store.get(case_id)[0].owner)
+    assert owners == ["community-11", "street-1", "district-a"]
+    assert store.get(case_id)[0].escalations == 3
+    sched.run_due(T + timedelta(minutes=25))
+    assert events(store, case_id)[-1][0] == "reminder"
+    n = len(events(store, case_id))
+    assert sched.run_due(T + timedelta(minutes=27)) == 0  # life-safety reminds every 5 min
+    sched.run_due(T + timedelta(minutes=30))
+    assert len(events(store, case_id)) == n + 1 and events(store, case_id)[-1][0] == "reminder"
+    # a restarted hub (new store and scheduler on the same database) carries on from the stored stamps
+    again = Scheduler(make_store(db_url, clock))
+    again.run_due(T + timedelta(minutes=35))
+    assert events(store, case_id)[-1][0] == "reminder"
+    store.engine.dispose()
+    again.store.engine.dispose()
+
+
+def test_accepted_case_escalates_when_not_resolved_and_hold_stops_it(db_url):
+    clock = Clock()
+    store = make_store(db_url, clock)
+    sched = Scheduler(store)
+    case_id = store.ingest([alert(grid="grid-03")], actor="edge-a")[0]["case_id"]
+    store.act(case_id, "accept", actor="op")  # resolve within 1 h
+    sched.run_due(T + timedelta(minutes=61))
+    action, detail = events(store, case_id)[-2]
+    assert store.get(case_id)[0].owner == "community-21"
+    assert action == "escalated" and "not resolved in time" in detail["reason"]
+    clock.now = T + timedelta(minutes=62)
+    store.act(case_id, "hold", actor="op", note="waiting for parts")
+    assert store.get(case_id)[0].next_due is None
+    assert sched.run_due(T + timedelta(days=3)) == 0
+    store.engine.dispose()
+
+
+def test_two_hubs_never_escalate_a_case_twice(postgres_url):
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = "t" + uuid.uuid4().hex[:12]
+    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    clock = Clock()
+    store = make_store(url, clock)
+    n = 300
+    for i in range(n):
+        store.ingest([alert(f"a{i}", grid="grid-03", device=f"gas-{i}")], actor="edge-a")
+    hubs = [Scheduler(make_store(url, clock), batch=20) for _ in range(2)]  # separate engines: two sessions
+    barrier = threading.Barrier(2)
+    counts = [0, 0]
+
+    def run(i: int) -> None:
+        barrier.wait()
+        counts[i] = hubs[i].run_due(T + timedelta(minutes=6))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with Session(store.engine) as s:
+        escalated = s.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.action == "escalated"))
+        owners = set(s.scalars(select(Case.owner)))
+    assert escalated == n and owners == {"community-21"} and sum(counts) == n
+    for h in hubs:
+        h.store.engine.dispose()
+    store.engine.dispose()
+    with admin.connect() as c:
+        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def test_nothing_due_touches_nothing(db_url):
+    store = make_store(db_url, Clock())
+    store.ingest([alert()], actor="edge-a")
+    assert Scheduler(store).run_due(T + timedelta(seconds=10)) == 0
+    store.engine.dispose()
