@@ -6,6 +6,8 @@ Pure decisions (lights, escalation) live in `hub.sla` / `hub.escalation`; this m
 
 from __future__ import annotations
 
+import base64
+import binascii
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -13,17 +15,18 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from edge.rules.base import Severity
 from hub.calendar import Calendar
-from hub.models import AlertRow, Case, Pause, TimelineEntry
+from hub.models import AlertRow, Case, Evidence, Pause, TimelineEntry
 from hub.org import Org
 from hub.sla import ClockReading, Policy, SlaFile, limit_seconds, stage_clock
 from hub.sla import Pause as ClockPause
 
+MAX_EVIDENCE_BYTES = 512 * 1024
 ACTIONS = ("accept", "resolve", "close", "hold", "resume", "transfer", "comment")
 
 
@@ -119,9 +122,61 @@ class Store:
             if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
                 case.cleared_at = observed
                 self._log(s, case, now, actor, "condition_cleared", {"alert_id": alert.alert_id})
+            snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
+            if snapshot:
+                body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None,
+                                             "stored": self._evidence(s, case, alert.alert_id, snapshot)}}
             s.add(AlertRow(alert_id=alert.alert_id, state=alert.state, case_id=case.id, observed_at=observed,
                            received_at=now, body=body))
             return self._result(alert, status, case.id)
+
+    def _evidence(self, s: Session, case: Case, alert_id: str, b64: Any) -> int | str:
+        """Keep a JPEG snapshot (size-capped) as the case's next evidence item; say why when it is not kept."""
+        try:
+            data = base64.b64decode(str(b64), validate=True)
+        except (binascii.Error, ValueError):
+            return "not base64"
+        if len(data) > MAX_EVIDENCE_BYTES:
+            return f"larger than {MAX_EVIDENCE_BYTES} bytes"
+        if not data.startswith(b"\xff\xd8"):
+            return "not a JPEG"
+        n = (s.scalar(select(func.max(Evidence.n)).where(Evidence.case_id == case.id)) or 0) + 1
+        s.add(Evidence(case_id=case.id, n=n, alert_id=alert_id, content_type="image/jpeg", data=data))
+        return n
+
+    def evidence(self, case_id: str, n: int) -> Evidence | None:
+        with Session(self.engine, expire_on_commit=False) as s:
+            return s.get(Evidence, (case_id, n))
+
+    # ---- manual reports (一键上报) ---------------------------------------------------------------
+    def open_manual(self, *, grid: str, category: str, tier: str, title: str, actor: str,
+                    device: str | None = None) -> Case:
+        """A grid worker's report: the 2-3-10 tiers set its resolve limit, unless a manual policy matches."""
+        if grid not in self.org.units or self.org.units[grid].level != "grid":
+            raise Conflict(f"{grid!r} is not a grid of the org tree")
+        severity = {"general": "minor", "important": "major", "major": "critical"}[tier]
+        policy = self._manual_policy(category, severity, tier)
+        now = self.clock()
+        with Session(self.engine, expire_on_commit=False) as s, s.begin():
+            case_id = new_case_id(now)
+            case = Case(id=case_id, dedup_key=f"manual|{case_id}", status="open", manual=True, category=category,
+                        severity=severity, grid=grid, device=device, owner=self.org.owner_at(grid, policy.start_level),
+                        title=title, policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
+                        first_seen=now, last_seen=now, first_received=now, alert_count=0, escalations=0,
+                        backup_notified=False, version=1)
+            s.add(case)
+            s.flush()
+            self._log(s, case, now, actor, "opened", {"manual": True, "tier": tier, "policy": policy.id})
+            self._schedule(s, case, now)
+            return case
+
+    def _manual_policy(self, category: str, severity: str, tier: str) -> Policy:
+        for p in self.sla.policies:
+            if p.match.manual is True and p.match.selects(category, severity, True):
+                return p
+        base = self.sla.policies[-1]
+        limits = base.limits.model_copy(update={"resolve": getattr(self.sla.manual_tiers, tier)})
+        return base.model_copy(update={"id": f"manual-{tier}", "limits": limits})
 
     def _open(self, s: Session, alert: AlertIn, observed: datetime, now: datetime, actor: str) -> Case:
         policy = self.sla.policy_for(alert.category, alert.severity, manual=False)
@@ -225,6 +280,11 @@ class Store:
                                 .order_by(TimelineEntry.id)))
             pauses = list(s.scalars(select(Pause).where(Pause.case_id == case_id).order_by(Pause.id)))
             return case, tl, pauses
+
+    def alerts_of(self, case_id: str) -> list[dict[str, Any]]:
+        with Session(self.engine) as s:
+            rows = s.scalars(select(AlertRow).where(AlertRow.case_id == case_id).order_by(AlertRow.received_at))
+            return [{**r.body, "received_at": r.received_at.isoformat()} for r in rows]
 
     def clock_of(self, case: Case, pauses: list[Pause], now: datetime) -> tuple[str, ClockReading] | None:
         """The running stage and its clock, from the stamps; None once closed."""

@@ -84,3 +84,36 @@ def test_actions_and_conflicts(client):
     assert client.post(f"/api/v1/cases/{case_id}/fly", headers=H("ops")).status_code == 404
     actions = [e["action"] for e in client.get(f"/api/v1/cases/{case_id}", headers=H("admin")).json()["timeline"]]
     assert actions == ["opened", "accept", "hold", "resume", "transfer"]
+
+
+def test_manual_report_uses_the_2_3_10_tiers(client):
+    r = client.post("/api/v1/cases", json={"grid": "grid-03", "category": "road_damage", "tier": "important",
+                                           "title": "pothole on Guangming Rd"}, headers=H("ops-g3"))
+    assert r.status_code == 201
+    c = r.json()
+    assert c["manual"] and c["policy"] == "manual-important" and c["owner"] == "grid-03"
+    assert client.post("/api/v1/cases", json={"grid": "grid-01", "category": "x", "title": "t"},
+                       headers=H("ops-g3")).status_code == 403
+    assert client.post("/api/v1/cases", json={"grid": "community-11", "category": "x", "title": "t"},
+                       headers=H("ops")).status_code == 409
+    store = client.app.state.store
+    case, _, _ = store.get(c["id"])
+    assert case.policy["limits"]["resolve"] == "3d"
+
+
+def test_evidence_snapshot_is_stored_and_served(client):
+    import base64
+
+    jpeg = b"\xff\xd8\xff\xe0" + b"\x00" * 100 + b"\xff\xd9"
+    a = alert("e1", grid="grid-01")
+    a["evidence"] = {"snapshot_jpeg_b64": base64.b64encode(jpeg).decode()}
+    bad = alert("e2", grid="grid-01")
+    bad["evidence"] = {"snapshot_jpeg_b64": base64.b64encode(b"GIF89a").decode()}
+    results = client.post("/api/v1/alerts", json={"alerts": [a, bad]}, headers=H("edge")).json()["results"]
+    case_id = results[0]["case_id"]
+    c = client.get(f"/api/v1/cases/{case_id}", headers=H("view-g1")).json()
+    assert c["evidence"] == [f"/api/v1/cases/{case_id}/evidence/1"]
+    assert c["alerts"][1]["evidence"]["stored"] == "not a JPEG"
+    r = client.get(c["evidence"][0], headers=H("view-g1"))
+    assert r.status_code == 200 and r.content == jpeg and r.headers["content-type"] == "image/jpeg"
+    assert client.get(c["evidence"][0], headers=H("view-s2")).status_code == 404

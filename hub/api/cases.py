@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from pydantic import BaseModel
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -82,7 +82,42 @@ def get_case(case_id: str, request: Request, who: Annotated[Principal, Depends(p
     out = case_public(store, case, pauses, store.clock())
     out["timeline"] = [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail} for e in timeline]
     out["pauses"] = [{"start": p.start, "end": p.end, "reason": p.reason} for p in pauses]
+    out["alerts"] = store.alerts_of(case_id)
+    out["evidence"] = [f"/api/v1/cases/{case_id}/evidence/{a['evidence']['stored']}" for a in out["alerts"]
+                       if isinstance((a.get("evidence") or {}).get("stored"), int)]
     return out
+
+
+class ManualCase(BaseModel):
+    grid: str
+    category: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
+    tier: Literal["general", "important", "major"] = "general"
+    title: str = Field(min_length=1, max_length=2000)
+    device: str | None = None
+
+
+@router.post("", status_code=201)
+def report(body: ManualCase, request: Request,
+           who: Principal = Depends(require("operator", "admin"))) -> dict[str, Any]:  # noqa: B008
+    """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers."""
+    store: Store = request.app.state.store
+    if who.unit is not None and body.grid not in store.org.subtree(who.unit):
+        raise HTTPException(403, f"{body.grid} is outside {who.unit}'s subtree")
+    try:
+        case = store.open_manual(grid=body.grid, category=body.category, tier=body.tier, title=body.title,
+                                 actor=who.name, device=body.device)
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from None
+    return get_case(case.id, request, who)
+
+
+@router.get("/{case_id}/evidence/{n}")
+def evidence(case_id: str, n: int, request: Request, who: Annotated[Principal, Depends(principal)]) -> Response:
+    get_case(case_id, request, who)  # 404 unless the caller may see the case
+    item = request.app.state.store.evidence(case_id, n)
+    if item is None:
+        raise HTTPException(404, "no such evidence")
+    return Response(item.data, media_type=item.content_type)
 
 
 class ActionBody(BaseModel):
