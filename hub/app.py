@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import CollectorRegistry, generate_latest
 
 from edge.yamlconf import load
-from hub.api import alerts, cases, stream
+from hub.api import alerts, cases, stats, stream
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
@@ -56,6 +56,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(alerts.router)
     app.include_router(cases.router)
     app.include_router(stream.router)
+    app.include_router(stats.router)
+    app.state.tz = cfg.tz
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

@@ -117,3 +117,26 @@ def test_evidence_snapshot_is_stored_and_served(client):
     r = client.get(c["evidence"][0], headers=H("view-g1"))
     assert r.status_code == 200 and r.content == jpeg and r.headers["content-type"] == "image/jpeg"
     assert client.get(c["evidence"][0], headers=H("view-s2")).status_code == 404
+
+
+def test_stats_counts_repeats_and_scope(client):
+    def fire(aid: str, grid: str, device: str, at: datetime) -> str:
+        client.clock["now"] = at
+        a = alert(aid, grid=grid, device=device)
+        a["observed_at"] = at.isoformat()
+        return client.post("/api/v1/alerts", json={"alerts": [a]}, headers=H("edge")).json()["results"][0]["case_id"]
+
+    first = fire("s1", "grid-01", "gas-1", T - timedelta(days=5))
+    for action, note in (("accept", None), ("resolve", "fixed"), ("close", None)):
+        client.post(f"/api/v1/cases/{first}/{action}", json={"note": note}, headers=H("ops"))
+    again = fire("s2", "grid-01", "gas-1", T - timedelta(days=2))  # same place and category: a repeat case
+    fire("s3", "grid-03", "gas-9", T - timedelta(days=1))
+    client.clock["now"] = T
+    st = client.get("/api/v1/stats", headers=H("ops")).json()
+    assert st["total"] == 3 and st["by_category"] == {"gas_leak": 3}
+    assert st["by_grid"] == {"grid-01": 2, "grid-03": 1}
+    assert st["repeated_devices"] == [{"device": "gas-1", "cases": 2}]
+    assert [r["case_id"] for r in st["repeat_cases"]] == [again]
+    assert sum(st["by_hour"]) == 3 and st["by_hour"][10] == 3  # 02:00 UTC is 10:00 in Asia/Shanghai
+    mine = client.get("/api/v1/stats", headers=H("view-s2")).json()
+    assert mine["by_grid"] == {"grid-03": 1}
