@@ -9,13 +9,14 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import generate_latest
 
 from edge.yamlconf import load
 from hub.api import alerts, cases, stats, stream
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
+from hub.metrics import HubMetrics
 from hub.org import Org, OrgFile
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
@@ -52,7 +53,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.scheduler = scheduler
     app.state.store = store
     app.state.keys = cfg.keys
-    app.state.registry = CollectorRegistry()
+    app.state.metrics = HubMetrics(store)
     app.include_router(alerts.router)
     app.include_router(cases.router)
     app.include_router(stream.router)
@@ -67,6 +68,6 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> bytes:
-        return generate_latest(app.state.registry)
+        return generate_latest(app.state.metrics.registry)
 
     return app

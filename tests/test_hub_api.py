@@ -54,6 +54,10 @@ def test_alerts_in_and_case_read_with_clock(client):
     c = client.get(f"/api/v1/cases/{case_id}", headers=H("ops")).json()
     assert c["clock"]["light"] == "yellow" and c["clock"]["stage"] == "accept" and c["owner_level"] == "grid"
     assert c["timeline"][0]["action"] == "opened" and c["timeline"][0]["actor"] == "edge"
+    m = client.get("/metrics").text
+    assert 'gridwatch_hub_alerts_total{status="created"} 1.0' in m
+    assert 'gridwatch_hub_alerts_total{status="duplicate"} 1.0' in m
+    assert 'gridwatch_hub_cases{status="open"} 1.0' in m
 
 
 def test_scopes_hide_other_subtrees(client):

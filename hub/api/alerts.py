@@ -20,4 +20,7 @@ class AlertBatch(BaseModel):
 def post_alerts(batch: AlertBatch, request: Request,
                 who: Annotated[Principal, Depends(require("edge", "admin"))]) -> dict[str, Any]:
     """One result per alert: created / merged / updated / duplicate, or rejected with the error."""
-    return {"results": request.app.state.store.ingest(batch.alerts, actor=who.name)}
+    results = request.app.state.store.ingest(batch.alerts, actor=who.name)
+    for r in results:
+        request.app.state.metrics.alerts.labels(r["status"]).inc()
+    return {"results": results}
