@@ -17,6 +17,7 @@ from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
 from hub.metrics import HubMetrics
+from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
@@ -39,13 +40,18 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
                   clock or (lambda: datetime.now(UTC)))
     scheduler = Scheduler(store)
+    publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_scheduler:
             scheduler.start()
+        if publisher is not None:
+            publisher.start()
         yield
         scheduler.stop()
+        if publisher is not None:
+            publisher.stop()
         engine.dispose()
 
     app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,

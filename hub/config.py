@@ -41,6 +41,20 @@ class Listen(Strict):
     port: int = Field(8080, ge=0, le=65535)
 
 
+class HubMqtt(Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(1883, ge=1, le=65535)
+    username: str | None = None
+    password_env: str | None = None
+    client_id: str = "gridwatch-hub"
+    topic_root: str = "gw"
+
+    def secret(self) -> str | None:
+        import os
+
+        return os.environ.get(self.password_env) if self.password_env else None
+
+
 class HubConfig(Strict):
     database: str = Field("sqlite:///../var/hub.sqlite", description="SQLAlchemy URL; relative SQLite paths "
                                                                      "resolve against this file's directory")
@@ -50,6 +64,7 @@ class HubConfig(Strict):
     calendars: Path = Path("calendars")
     tz: str = "Asia/Shanghai"
     keys: list[ApiKey] = Field(min_length=1)
+    mqtt: HubMqtt | None = Field(None, description="publish case events on <topic_root>/cases/<unit>")
 
     def resolved(self, base: Path) -> HubConfig:
         def fix(p: Path) -> Path:

@@ -64,3 +64,39 @@ def test_stream_live_and_scoped_and_resumable(served):
     read_events(served, "k-ops", 1, again, {"Last-Event-ID": str(everything[0]["id"])})
     assert again[0]["id"] == everything[1]["id"]
     assert httpx.get(f"{served}/api/v1/stream", headers=edge).status_code == 403
+
+
+def test_case_events_published_to_mqtt_per_unit(tmp_path, broker):
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    got: list[tuple[str, dict]] = []
+    sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    sub.on_message = lambda c, u, m: got.append((m.topic, json.loads(m.payload)))
+    sub.connect(broker.host, broker.port)
+    sub.subscribe("gw/cases/#", qos=1)
+    sub.loop_start()
+    keys = [ApiKey(name="edge", role="edge", hash=hash_key("k-edge"))]
+    cfg = HubConfig(database=f"sqlite:///{tmp_path / 'hub.sqlite'}", keys=keys,
+                    mqtt={"host": broker.host, "port": broker.port}).resolved(Path("configs"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg, run_scheduler=False), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    try:
+        wait_port(port)
+        time.sleep(0.5)
+        httpx.post(f"http://127.0.0.1:{port}/api/v1/alerts", json={"alerts": [alert("m1", grid="grid-03")]},
+                   headers={"Authorization": "Bearer k-edge"})
+        deadline = time.monotonic() + 10
+        while len(got) < 4 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert sorted(t for t, _ in got) == ["gw/cases/community-21", "gw/cases/district-a", "gw/cases/grid-03",
+                                             "gw/cases/street-2"]
+        assert all(ev["event"] == "case_opened" and ev["grid"] == "grid-03" for _, ev in got)
+    finally:
+        server.should_exit = True
+        t.join(10)
+        sub.loop_stop()
+        sub.disconnect()
