@@ -1,7 +1,8 @@
-"""`make demo`: a broker, an edge agent and simulated gateways with scripted incidents, on this machine.
+"""`make demo`: a broker, the hub (SQLite), an edge agent and simulated gateways with scripted incidents.
 
-Until the hub lands (its own issue), the demo shows the edge half: the alerts the agent raised, held
-durably in its outbox for the hub. Ctrl-C (or --duration) stops everything it started.
+Prints the API address and a live case table: clocks run, lights turn yellow and red, and unaccepted cases
+escalate up the chain within a few minutes (demo limits of seconds, `configs/demo/sla.yaml`). Ctrl-C (or
+--duration) stops everything it started.
 """
 
 from __future__ import annotations
@@ -11,19 +12,24 @@ import json
 import logging
 import random
 import shutil
-import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import paho.mqtt.client as paho
+import uvicorn
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
 from edge.config import EdgeConfig
-from simulators.services import start_mosquitto, stop_pid
+from hub.app import create_app
+from hub.config import load_hub_config
+from simulators.services import free_port, start_mosquitto, stop_pid, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
+EDGE_KEY, VIEW_KEY = "demo-edge-key", "demo-operator-key"  # DEMO keys (district operator), configs/demo/hub.yaml
 SENSORS = [("grid-01", "gas-01"), ("grid-01", "gas-02"), ("grid-02", "gas-03"), ("grid-02", "water-01")]
 
 
@@ -47,18 +53,35 @@ def readings(t: float, rng: random.Random) -> list[tuple[str, dict]]:
     return out
 
 
-def table(outbox: Path) -> str:
-    with sqlite3.connect(outbox) as c:
-        rows = [json.loads(b) for (b,) in c.execute("SELECT body FROM outbox ORDER BY seq")]
-    lines = [f"{'observed (UTC)':<25}{'state':<10}{'rule':<16}{'grid':<9}{'device':<10}message"]
-    lines += [f"{a['observed_at']:<25}{a['state']:<10}{a['rule_id']:<16}{a['grid_id']:<9}{a['device_id']:<10}"
-              f"{a['message']}" for a in rows]
+def table(url: str) -> str:
+    cases = httpx.get(f"{url}/api/v1/cases", headers={"Authorization": f"Bearer {VIEW_KEY}"}).json()["cases"]
+    mark = {"green": "🟢 green", "yellow": "🟡 yellow", "red": "🔴 red"}
+    lines = [f"{'case':<22}{'category':<16}{'grid':<9}{'owner':<24}{'status':<10}{'light':<11}"
+             f"{'elapsed':>8}{'left':>8}{'esc':>5}"]
+    for c in sorted(cases, key=lambda c: c["opened_at"]):
+        clock = c.get("clock") or {}
+        owner = f"{c['owner']} ({c['owner_level']})"
+        cleared = " cleared" if c["cleared_at"] else ""
+        lines.append(f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<24}{c['status']:<10}"
+                     f"{mark.get(clock.get('light'), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
+                     f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}{cleared}")
     return "\n".join(lines)
+
+
+def serve_hub(port: int) -> tuple[uvicorn.Server, threading.Thread]:
+    cfg = load_hub_config(ROOT / "configs" / "demo" / "hub.yaml")
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
+    thread = threading.Thread(target=server.run, name="demo-hub", daemon=True)
+    thread.start()
+    wait_port(port, 30)
+    return server, thread
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="gridwatch-demo", description=__doc__)
     ap.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0 = until Ctrl-C)")
+    ap.add_argument("--port", type=int, default=8080, help="hub port (0 picks a free one)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
@@ -67,18 +90,22 @@ def main(argv: list[str] | None = None) -> int:
     work = ROOT / "var" / "demo"
     shutil.rmtree(work, ignore_errors=True)
     broker = start_mosquitto(work / "mosquitto")
+    port = free_port() if args.port == 0 else args.port
+    hub_url = f"http://127.0.0.1:{port}"
+    server, hub_thread = serve_hub(port)
     cfg = EdgeConfig.model_validate({
         "edge_id": "edge-demo", "mqtt": {"host": broker.host, "port": broker.port},
         "rules": str(ROOT / "configs" / "demo" / "rules.yaml"), "outbox": {"path": str(work / "outbox.sqlite")},
-        "hub": {"url": "http://127.0.0.1:8080", "backoff_max": "10s"}, "metrics": {"port": 0},
+        "hub": {"url": hub_url, "key": EDGE_KEY, "key_env": None, "backoff_max": "5s"}, "metrics": {"port": 0},
     })
     agent = Agent(cfg)
     agent.start()
     gw = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     gw.connect(broker.host, broker.port)
     gw.loop_start()
-    print(f"broker mqtt://{broker.host}:{broker.port}  agent metrics http://127.0.0.1:{agent.metrics_port}/metrics")
-    print("the hub (cases, clocks, lights, board) is not built yet: alerts wait in the agent's outbox\n")
+    print(f"hub API  {hub_url}/docs  (demo keys in configs/demo/hub.yaml; district operator: {VIEW_KEY})")
+    print(f"stream   curl -N -H 'Authorization: Bearer {VIEW_KEY}' {hub_url}/api/v1/stream")
+    print(f"broker   mqtt://{broker.host}:{broker.port}   agent metrics http://127.0.0.1:{agent.metrics_port}/metrics\n")
     rng, start = random.Random(1), time.monotonic()
     try:
         while not args.duration or time.monotonic() - start < args.duration:
@@ -86,16 +113,19 @@ def main(argv: list[str] | None = None) -> int:
             for topic, body in readings(t, rng):
                 gw.publish(topic, json.dumps(body), qos=1)
             if int(t) % 5 == 0:
-                print(f"--- t={t:4.0f}s, alerts raised so far:\n{table(work / 'outbox.sqlite')}\n", flush=True)
+                print(f"--- t={t:4.0f}s\n{table(hub_url)}\n", flush=True)
             time.sleep(1.0)
     except KeyboardInterrupt:
         pass
     finally:
         gw.loop_stop()
         gw.disconnect()
+        final = table(hub_url)
         agent.stop()
+        server.should_exit = True
+        hub_thread.join(10)
         stop_pid(broker.proc)
-    print(f"final:\n{table(work / 'outbox.sqlite')}")
+    print(f"final:\n{final}")
     return 0
 
 

@@ -1,4 +1,4 @@
-"""`make demo` runs end to end: broker, agent and scripted gateways raise the scripted alerts."""
+"""`make demo` runs end to end: broker, hub, agent and scripted gateways; cases open and escalate."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import pytest
 pytestmark = pytest.mark.slow
 
 
-def test_demo_raises_the_scripted_alerts():
-    out = subprocess.run([sys.executable, "-m", "gridwatch.demo", "--duration", "32"], capture_output=True,
-                         text=True, timeout=120)
+def test_demo_opens_the_scripted_cases_and_escalates():
+    out = subprocess.run([sys.executable, "-m", "gridwatch.demo", "--duration", "52", "--port", "0"],
+                         capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stderr
-    final = out.stdout.split("final:")[-1]
-    for rule, device in [("gas-high", "gas-03"), ("water-rising", "water-01"), ("fence-breach", "fence-01"),
-                         ("sensor-silent", "gas-02")]:
-        assert any(rule in line and device in line and "firing" in line for line in final.splitlines()), final
+    rows = [line.split() for line in out.stdout.split("final:")[-1].splitlines()[2:] if line.strip()]
+    found = {(r[1], r[2]) for r in rows}
+    assert found == {("gas_leak", "grid-02"), ("flood", "grid-02"), ("intrusion", "grid-03"),
+                     ("device_offline", "grid-01")}, out.stdout
+    intrusion = next(r for r in rows if r[1] == "intrusion")
+    assert intrusion[3] == "community-21", out.stdout  # not accepted in 20 s: escalated from grid-03
