@@ -19,6 +19,7 @@ from hub.db import make_engine, migrate
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
+from hub.reload import ConfigWatcher
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
 from hub.store import Store
@@ -40,16 +41,19 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
                   clock or (lambda: datetime.now(UTC)))
     scheduler = Scheduler(store)
+    watcher = ConfigWatcher(store, cfg.org, cfg.sla)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         if run_scheduler:
             scheduler.start()
+        watcher.start()
         if publisher is not None:
             publisher.start()
         yield
         scheduler.stop()
+        watcher.stop()
         if publisher is not None:
             publisher.stop()
         engine.dispose()
@@ -57,6 +61,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     app.state.scheduler = scheduler
+    app.state.watcher = watcher
     app.state.store = store
     app.state.keys = cfg.keys
     app.state.metrics = HubMetrics(store)

@@ -32,7 +32,7 @@ class Scheduler:
 
     def run_due(self, now: datetime | None = None) -> int:
         """Handle every case due at `now`; returns how many were handled."""
-        now = now or self.store.clock()
+        now = now or self.store.now()
         handled = 0
         while True:
             with Session(self.store.engine) as s, s.begin():

@@ -71,6 +71,11 @@ class Store:
     calendars: dict[str, Calendar]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
+    def now(self) -> datetime:
+        """The store's stamps: UTC, millisecond precision."""
+        t = self.clock().astimezone(UTC)
+        return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
     # ---- alerts in ----------------------------------------------------------------------------
     def ingest(self, bodies: list[dict[str, Any]], *, actor: str) -> list[dict[str, Any]]:
         """One result per alert: created / merged / updated / duplicate / rejected (with the error)."""
@@ -93,7 +98,7 @@ class Store:
         return results
 
     def _ingest_one(self, alert: AlertIn, body: dict[str, Any], actor: str) -> dict[str, Any]:
-        now = self.clock()
+        now = self.now()
         observed = utc(alert.observed_at)
         with Session(self.engine) as s, s.begin():
             seen = s.get(AlertRow, (alert.alert_id, alert.state))
@@ -156,7 +161,7 @@ class Store:
             raise Conflict(f"{grid!r} is not a grid of the org tree")
         severity = {"general": "minor", "important": "major", "major": "critical"}[tier]
         policy = self._manual_policy(category, severity, tier)
-        now = self.clock()
+        now = self.now()
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             case_id = new_case_id(now)
             case = Case(id=case_id, dedup_key=f"manual|{case_id}", status="open", manual=True, category=category,
@@ -210,7 +215,7 @@ class Store:
         """Carry out an operator action or raise Conflict with the reason (NotFound if no case)."""
         if action not in ACTIONS:
             raise Conflict(f"unknown action {action!r}")
-        now = self.clock()
+        now = self.now()
         with Session(self.engine, expire_on_commit=False) as s, s.begin():
             case = s.get(Case, case_id, with_for_update=True)
             if case is None:

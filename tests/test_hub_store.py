@@ -123,3 +123,10 @@ def test_clock_light_and_hold_from_stored_stamps(store):
     assert (r.elapsed_s, r.light, case.status) == (120, "green", "open")
     stage, r = store.clock_of(case, pauses, T + timedelta(hours=2, minutes=5))
     assert r.light == "red"
+
+
+def test_stamps_are_utc_milliseconds(store):
+    store.test_clock.now = T.replace(microsecond=123456)
+    case_id = store.ingest([alert()], actor="edge-a")[0]["case_id"]
+    case, timeline, _ = store.get(case_id)
+    assert case.opened_at == T.replace(microsecond=123000) and timeline[0].at == case.opened_at
