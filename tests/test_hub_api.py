@@ -144,3 +144,51 @@ def test_stats_counts_repeats_and_scope(client):
     assert sum(st["by_hour"]) == 3 and st["by_hour"][10] == 3  # 02:00 UTC is 10:00 in Asia/Shanghai
     mine = client.get("/api/v1/stats", headers=H("view-s2")).json()
     assert mine["by_grid"] == {"grid-03": 1}
+
+
+def test_same_batch_twice_and_concurrently_creates_each_case_once(client):
+    import threading
+
+    batch = {"alerts": [alert(f"c{i}", device=f"dev-{i % 5}") for i in range(20)]}
+    results: list = []
+
+    def send() -> None:
+        results.append(client.post("/api/v1/alerts", json=batch, headers=H("edge")).json()["results"])
+
+    threads = [threading.Thread(target=send) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    send()
+    cases = client.get("/api/v1/cases", headers=H("admin")).json()["cases"]
+    assert len(cases) == 5 and sorted(c["alert_count"] for c in cases) == [4] * 5
+    for r in results:
+        assert len({x["case_id"] for x in r}) == 5
+
+
+ENDPOINTS = [("post", "/api/v1/alerts", {"alerts": []}, ("edge", "admin")),
+             ("get", "/api/v1/cases", None, ("operator", "viewer", "admin")),
+             ("get", "/api/v1/cases/{id}", None, ("operator", "viewer", "admin")),
+             ("post", "/api/v1/cases/{id}/comment", {"note": "hi"}, ("operator", "admin")),
+             ("post", "/api/v1/cases", {"grid": "grid-01", "category": "x", "title": "t"}, ("operator", "admin")),
+             ("get", "/api/v1/cases/{id}/evidence/1", None, ("operator", "viewer", "admin")),
+             ("get", "/api/v1/stats", None, ("operator", "viewer", "admin"))]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "roles"), ENDPOINTS, ids=[e[1] for e in ENDPOINTS])
+def test_every_endpoint_refuses_missing_key_wrong_role_and_out_of_scope(client, method, path, body, roles):
+    case_id = client.post("/api/v1/alerts", json={"alerts": [alert("z1", grid="grid-01")]},
+                          headers=H("edge")).json()["results"][0]["case_id"]
+    url = path.replace("{id}", case_id)
+    kw = {"json": body} if body is not None else {}
+    assert getattr(client, method)(url, **kw).status_code == 401
+    wrong = next(n for n, (r, _) in KEYS.items() if r not in roles)
+    assert getattr(client, method)(url, headers=H(wrong), **kw).status_code == 403
+    if "{id}" in path or path == "/api/v1/cases" and method == "post":
+        outsider = "ops-g3" if "operator" in roles else "view-s2"
+        r = getattr(client, method)(url, headers=H(outsider), **kw)
+        assert r.status_code in (403, 404) and case_id not in r.text
+    elif path in ("/api/v1/cases", "/api/v1/stats"):
+        r = getattr(client, method)(url, headers=H("view-s2"), **kw).json()
+        assert case_id not in str(r)

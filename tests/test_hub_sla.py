@@ -102,3 +102,23 @@ def test_bad_sla_file_names_path(tmp_path):
     text = str(exc.value)
     assert f"{f}:policies[0].limits.accept: expected a duration" in text
     assert f"{f}:policies[0].yellow_at: Input should be less than 1" in text
+
+
+def test_friday_evening_case_turns_red_next_working_day_not_friday_night():
+    start = at(2026, 11, 27, 17, 0)  # a Friday
+    kw = {"started": start, "limit_s": 2 * 3600.0, "yellow_at": 0.5, "calendar": CAL}
+    assert stage_clock(now=at(2026, 11, 27, 23, 0), **kw).light == "green"  # 30 working minutes so far
+    r = stage_clock(now=at(2026, 11, 28, 12, 0), **kw)  # Saturday: no working time
+    assert (r.light, r.elapsed_s) == ("green", 1800)
+    assert r.next_change == at(2026, 11, 30, 9, 30).astimezone(UTC)  # yellow on Monday at 9:30
+    assert stage_clock(now=at(2026, 11, 30, 10, 29), **kw).light == "yellow"
+    assert stage_clock(now=at(2026, 11, 30, 10, 30), **kw).light == "red"
+
+
+def test_make_up_saturday_counts_and_a_holiday_does_not():
+    kw = {"limit_s": 2 * 3600.0, "yellow_at": 0.5, "calendar": CAL}
+    # Friday 9 Oct 17:00: the make-up Saturday 10 Oct is a working day, so red on Saturday at 10:30
+    assert stage_clock(started=at(2026, 10, 9, 17, 0), now=at(2026, 10, 10, 10, 30), **kw).light == "red"
+    # Wednesday 30 Sep 17:00: 1-7 Oct are holidays, so still green on 5 Oct and red only on 8 Oct 10:30
+    assert stage_clock(started=at(2026, 9, 30, 17, 0), now=at(2026, 10, 5, 12, 0), **kw).light == "green"
+    assert stage_clock(started=at(2026, 9, 30, 17, 0), now=at(2026, 10, 8, 10, 30), **kw).light == "red"

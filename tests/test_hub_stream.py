@@ -64,6 +64,7 @@ def test_stream_live_and_scoped_and_resumable(served):
     read_events(served, "k-ops", 1, again, {"Last-Event-ID": str(everything[0]["id"])})
     assert again[0]["id"] == everything[1]["id"]
     assert httpx.get(f"{served}/api/v1/stream", headers=edge).status_code == 403
+    assert httpx.get(f"{served}/api/v1/stream").status_code == 401
 
 
 def test_case_events_published_to_mqtt_per_unit(tmp_path, broker):
@@ -100,3 +101,47 @@ def test_case_events_published_to_mqtt_per_unit(tmp_path, broker):
         t.join(10)
         sub.loop_stop()
         sub.disconnect()
+
+
+def test_light_changes_reach_the_stream_within_a_second_of_the_boundary(tmp_path):
+    from datetime import datetime
+
+    (tmp_path / "sla.yaml").write_text("policies:\n  - id: fast\n    limits: {accept: 2s, resolve: 9s, feedback: 9s}\n")
+    keys = [ApiKey(name="edge", role="edge", hash=hash_key("k-edge")),
+            ApiKey(name="ops", role="operator", unit="district-a", hash=hash_key("k-ops"))]
+    cfg = HubConfig(database=f"sqlite:///{tmp_path / 'hub.sqlite'}", keys=keys,
+                    sla=tmp_path / "sla.yaml").resolved(Path("configs"))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    t = threading.Thread(target=server.run, daemon=True)
+    t.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_port(port)
+        got: list[tuple[float, dict]] = []
+
+        def reader() -> None:
+            with httpx.stream("GET", f"{url}/api/v1/stream", headers={"Authorization": "Bearer k-ops"},
+                              timeout=15) as r:
+                for line in r.iter_lines():
+                    if line.startswith("data: "):
+                        got.append((time.time(), json.loads(line[6:])))
+                        if sum(1 for _, e in got if e["event"] == "light_changed") >= 3:
+                            return
+
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        time.sleep(0.5)
+        httpx.post(f"{url}/api/v1/alerts", json={"alerts": [alert("f1", grid="grid-03")]},
+                   headers={"Authorization": "Bearer k-edge"})
+        th.join(15)
+        opened = datetime.fromisoformat(next(e for _, e in got if e["event"] == "case_opened")["at"]).timestamp()
+        lights = [(arrived, e["detail"]["light"]) for arrived, e in got if e["event"] == "light_changed"]
+        assert [light for _, light in lights] == ["yellow", "red", "green"]  # red escalates: a fresh limit
+        for (arrived, light), boundary in zip(lights[:2], (1.0, 2.0), strict=True):
+            assert 0 <= arrived - (opened + boundary) < 1.0, (light, arrived - opened)
+        assert any(e["event"] == "escalated" and e["detail"]["to"] == "community-21" for _, e in got)
+    finally:
+        server.should_exit = True
+        t.join(10)

@@ -73,11 +73,13 @@ def list_cases(request: Request, who: Annotated[Principal, Depends(principal)],
 @router.get("/{case_id}")
 def get_case(case_id: str, request: Request, who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
     store: Store = request.app.state.store
+    if who.role == "edge":
+        raise HTTPException(403, "edge keys only send alerts")
     try:
         case, timeline, pauses = store.get(case_id)
     except NotFound:
         raise HTTPException(404, "no such case") from None
-    if who.role == "edge" or not visible(store, who, case):
+    if not visible(store, who, case):
         raise HTTPException(404, "no such case")  # outside the caller's scope: no hint that it exists
     out = case_public(store, case, pauses, store.clock())
     out["timeline"] = [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail} for e in timeline]
