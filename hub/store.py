@@ -79,61 +79,71 @@ class Store:
     # ---- alerts in ----------------------------------------------------------------------------
     def ingest(self, bodies: list[dict[str, Any]], *, actor: str) -> list[dict[str, Any]]:
         """One result per alert: created / merged / updated / duplicate / rejected (with the error)."""
-        results = []
+        parsed: list[AlertIn | dict[str, Any]] = []
         for body in bodies:
             try:
-                alert = AlertIn.model_validate(body)
+                parsed.append(AlertIn.model_validate(body))
             except ValidationError as exc:
                 err = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-                results.append({"alert_id": body.get("alert_id"), "state": body.get("state"),
-                                "status": "rejected", "error": err})
+                parsed.append({"alert_id": body.get("alert_id"), "state": body.get("state"),
+                               "status": "rejected", "error": err})
+        try:  # the whole batch in one transaction
+            with Session(self.engine) as s, s.begin():
+                return [p if isinstance(p, dict) else self._ingest_one(s, p, b, actor)
+                        for p, b in zip(parsed, bodies, strict=True)]
+        except IntegrityError:
+            pass  # a concurrent writer opened one of these cases first: redo alert by alert
+        results = []
+        for p, b in zip(parsed, bodies, strict=True):
+            if isinstance(p, dict):
+                results.append(p)
                 continue
-            for attempt in range(3):  # a concurrent writer may open the same dedup key first
+            for attempt in range(3):
                 try:
-                    results.append(self._ingest_one(alert, body, actor))
+                    with Session(self.engine) as s, s.begin():
+                        results.append(self._ingest_one(s, p, b, actor))
                     break
                 except IntegrityError:
                     if attempt == 2:
                         raise
         return results
 
-    def _ingest_one(self, alert: AlertIn, body: dict[str, Any], actor: str) -> dict[str, Any]:
+    def _ingest_one(self, s: Session, alert: AlertIn, body: dict[str, Any], actor: str) -> dict[str, Any]:
         now = self.now()
         observed = utc(alert.observed_at)
-        with Session(self.engine) as s, s.begin():
-            seen = s.get(AlertRow, (alert.alert_id, alert.state))
-            if seen is not None:
-                return self._result(alert, "duplicate", seen.case_id)
-            case = None
-            if alert.state == "resolved":
-                first = s.get(AlertRow, (alert.alert_id, "firing"))
-                case = s.get(Case, first.case_id, with_for_update=True) if first else None
-            if case is None:
-                key = f"{alert.grid_id}|{alert.device_id}|{alert.category}"
-                case = s.scalars(select(Case).where(Case.dedup_key == key, Case.status != "closed")
-                                 .with_for_update()).first()
-            if case is None:
-                case = self._open(s, alert, observed, now, actor)
-                status = "created"
-            elif alert.state == "firing":
-                case.alert_count += 1
-                case.first_seen = min(case.first_seen, observed)
-                case.last_seen = max(case.last_seen, observed)
-                self._log(s, case, now, actor, "merged",
-                          {"alert_id": alert.alert_id, "observed_at": observed.isoformat()})
-                status = "merged"
-            else:
-                status = "updated"
-            if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
-                case.cleared_at = observed
-                self._log(s, case, now, actor, "condition_cleared", {"alert_id": alert.alert_id})
-            snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
-            if snapshot:
-                body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None,
-                                             "stored": self._evidence(s, case, alert.alert_id, snapshot)}}
-            s.add(AlertRow(alert_id=alert.alert_id, state=alert.state, case_id=case.id, observed_at=observed,
-                           received_at=now, body=body))
-            return self._result(alert, status, case.id)
+        seen = s.get(AlertRow, (alert.alert_id, alert.state))
+        if seen is not None:
+            return self._result(alert, "duplicate", seen.case_id)
+        case = None
+        if alert.state == "resolved":
+            first = s.get(AlertRow, (alert.alert_id, "firing"))
+            case = s.get(Case, first.case_id, with_for_update=True) if first else None
+        if case is None:
+            key = f"{alert.grid_id}|{alert.device_id}|{alert.category}"
+            case = s.scalars(select(Case).where(Case.dedup_key == key, Case.status != "closed")
+                             .with_for_update()).first()
+        if case is None:
+            case = self._open(s, alert, observed, now, actor)
+            status = "created"
+        elif alert.state == "firing":
+            case.alert_count += 1
+            case.first_seen = min(case.first_seen, observed)
+            case.last_seen = max(case.last_seen, observed)
+            self._log(s, case, now, actor, "merged",
+                      {"alert_id": alert.alert_id, "observed_at": observed.isoformat()})
+            status = "merged"
+        else:
+            status = "updated"
+        if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
+            case.cleared_at = observed
+            self._log(s, case, now, actor, "condition_cleared", {"alert_id": alert.alert_id})
+        snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
+        if snapshot:
+            body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None,
+                                         "stored": self._evidence(s, case, alert.alert_id, snapshot)}}
+        s.add(AlertRow(alert_id=alert.alert_id, state=alert.state, case_id=case.id, observed_at=observed,
+                       received_at=now, body=body))
+        return self._result(alert, status, case.id)
 
     def _evidence(self, s: Session, case: Case, alert_id: str, b64: Any) -> int | str:
         """Keep a JPEG snapshot (size-capped) as the case's next evidence item; say why when it is not kept."""
@@ -196,7 +206,7 @@ class Store:
         s.flush()
         self._log(s, case, now, actor, "opened", {"alert_id": alert.alert_id, "policy": policy.id,
                                                    "owner": owner, **({"note": note} if note else {})})
-        self._schedule(s, case, now)
+        self._schedule(s, case, now, pauses=[])
         return case
 
     def _owner(self, grid: str, policy: Policy) -> tuple[str, str | None]:
@@ -305,8 +315,9 @@ class Store:
         return stage, reading
 
     # ---- bookkeeping --------------------------------------------------------------------------
-    def _schedule(self, s: Session, case: Case, now: datetime) -> None:
-        pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
+    def _schedule(self, s: Session, case: Case, now: datetime, pauses: list[Pause] | None = None) -> None:
+        if pauses is None:
+            pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
         found = self.clock_of(case, pauses, now)
         if found is None:
             case.next_due = None
