@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -87,63 +87,87 @@ class Store:
                 err = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 parsed.append({"alert_id": body.get("alert_id"), "state": body.get("state"),
                                "status": "rejected", "error": err})
-        try:  # the whole batch in one transaction
+        items = [(p, b) for p, b in zip(parsed, bodies, strict=True) if not isinstance(p, dict)]
+        done: dict[int, dict[str, Any]] = {}
+        try:  # the whole batch in one transaction, with one query per kind of lookup
             with Session(self.engine) as s, s.begin():
-                return [p if isinstance(p, dict) else self._ingest_one(s, p, b, actor)
-                        for p, b in zip(parsed, bodies, strict=True)]
-        except IntegrityError:
-            pass  # a concurrent writer opened one of these cases first: redo alert by alert
-        results = []
-        for p, b in zip(parsed, bodies, strict=True):
-            if isinstance(p, dict):
-                results.append(p)
+                got = self._ingest_batch(s, items, actor)
+            done = {id(p): r for (p, _), r in zip(items, got, strict=True)}
+        except IntegrityError:  # a concurrent writer opened one of these cases first: redo alert by alert
+            for item in items:
+                for attempt in range(3):
+                    try:
+                        with Session(self.engine) as s, s.begin():
+                            done[id(item[0])] = self._ingest_batch(s, [item], actor)[0]
+                        break
+                    except IntegrityError:
+                        if attempt == 2:
+                            raise
+        return [p if isinstance(p, dict) else done[id(p)] for p in parsed]
+
+    def _ingest_batch(self, s: Session, items: list[tuple[AlertIn, dict[str, Any]]],
+                      actor: str) -> list[dict[str, Any]]:
+        now = self.now()
+        ids = {a.alert_id for a, _ in items}
+        known: dict[tuple[str, str], str] = {
+            (r.alert_id, r.state): r.case_id
+            for r in s.execute(select(AlertRow.alert_id, AlertRow.state, AlertRow.case_id)
+                               .where(AlertRow.alert_id.in_(ids)))}
+        keys = {f"{a.grid_id}|{a.device_id}|{a.category}" for a, _ in items}
+        by_key = {c.dedup_key: c for c in s.scalars(select(Case).where(Case.dedup_key.in_(keys),
+                                                                         Case.status != "closed").with_for_update())}
+        by_id = {c.id: c for c in by_key.values()}
+        wanted = {known[(a.alert_id, "firing")] for a, _ in items
+                  if a.state == "resolved" and (a.alert_id, "firing") in known} - by_id.keys()
+        if wanted:
+            by_id |= {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(wanted)).with_for_update())}
+        results, rows, log = [], [], []
+        for alert, body in items:
+            k = (alert.alert_id, alert.state)
+            if k in known:
+                results.append(self._result(alert, "duplicate", known[k]))
                 continue
-            for attempt in range(3):
-                try:
-                    with Session(self.engine) as s, s.begin():
-                        results.append(self._ingest_one(s, p, b, actor))
-                    break
-                except IntegrityError:
-                    if attempt == 2:
-                        raise
+            observed = utc(alert.observed_at)
+            key = f"{alert.grid_id}|{alert.device_id}|{alert.category}"
+            case = by_id.get(known.get((alert.alert_id, "firing"), "")) if alert.state == "resolved" else None
+            case = case or by_key.get(key)
+            if case is None:
+                case, opened = self._new_case(alert, observed, now)
+                s.add(case)
+                by_key[key], by_id[case.id] = case, case
+                log.append(self._entry(case, now, actor, "opened", opened))
+                status = "created"
+            elif alert.state == "firing":
+                case.alert_count += 1
+                case.first_seen = min(case.first_seen, observed)
+                case.last_seen = max(case.last_seen, observed)
+                log.append(self._entry(case, now, actor, "merged",
+                                       {"alert_id": alert.alert_id, "observed_at": observed.isoformat()}))
+                status = "merged"
+            else:
+                status = "updated"
+            if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
+                case.cleared_at = observed
+                log.append(self._entry(case, now, actor, "condition_cleared", {"alert_id": alert.alert_id}))
+            snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
+            if snapshot:
+                s.flush()
+                body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None,
+                                             "stored": self._evidence(s, case, alert.alert_id, snapshot)}}
+            known[k] = case.id
+            rows.append({"alert_id": alert.alert_id, "state": alert.state, "case_id": case.id,
+                         "observed_at": observed, "received_at": now, "body": body})
+            results.append(self._result(alert, status, case.id))
+        s.flush()
+        if rows:
+            s.execute(insert(AlertRow), rows)
+        if log:
+            s.execute(insert(TimelineEntry), log)
         return results
 
-    def _ingest_one(self, s: Session, alert: AlertIn, body: dict[str, Any], actor: str) -> dict[str, Any]:
-        now = self.now()
-        observed = utc(alert.observed_at)
-        seen = s.get(AlertRow, (alert.alert_id, alert.state))
-        if seen is not None:
-            return self._result(alert, "duplicate", seen.case_id)
-        case = None
-        if alert.state == "resolved":
-            first = s.get(AlertRow, (alert.alert_id, "firing"))
-            case = s.get(Case, first.case_id, with_for_update=True) if first else None
-        if case is None:
-            key = f"{alert.grid_id}|{alert.device_id}|{alert.category}"
-            case = s.scalars(select(Case).where(Case.dedup_key == key, Case.status != "closed")
-                             .with_for_update()).first()
-        if case is None:
-            case = self._open(s, alert, observed, now, actor)
-            status = "created"
-        elif alert.state == "firing":
-            case.alert_count += 1
-            case.first_seen = min(case.first_seen, observed)
-            case.last_seen = max(case.last_seen, observed)
-            self._log(s, case, now, actor, "merged",
-                      {"alert_id": alert.alert_id, "observed_at": observed.isoformat()})
-            status = "merged"
-        else:
-            status = "updated"
-        if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
-            case.cleared_at = observed
-            self._log(s, case, now, actor, "condition_cleared", {"alert_id": alert.alert_id})
-        snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
-        if snapshot:
-            body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None,
-                                         "stored": self._evidence(s, case, alert.alert_id, snapshot)}}
-        s.add(AlertRow(alert_id=alert.alert_id, state=alert.state, case_id=case.id, observed_at=observed,
-                       received_at=now, body=body))
-        return self._result(alert, status, case.id)
+    @staticmethod
+    def _entry(case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> dict[str, Any]:
+        return {"case_id": case.id, "at": now, "actor": actor, "action": action, "detail": detail}
 
     def _evidence(self, s: Session, case: Case, alert_id: str, b64: Any) -> int | str:
         """Keep a JPEG snapshot (size-capped) as the case's next evidence item; say why when it is not kept."""
@@ -193,21 +217,18 @@ class Store:
         limits = base.limits.model_copy(update={"resolve": getattr(self.sla.manual_tiers, tier)})
         return base.model_copy(update={"id": f"manual-{tier}", "limits": limits})
 
-    def _open(self, s: Session, alert: AlertIn, observed: datetime, now: datetime, actor: str) -> Case:
+    def _new_case(self, alert: AlertIn, observed: datetime, now: datetime) -> tuple[Case, dict[str, Any]]:
         policy = self.sla.policy_for(alert.category, alert.severity, manual=False)
         owner, note = self._owner(alert.grid_id, policy)
         case = Case(id=new_case_id(now), dedup_key=f"{alert.grid_id}|{alert.device_id}|{alert.category}",
                     status="open", manual=False, category=alert.category, severity=alert.severity,
                     grid=alert.grid_id, device=alert.device_id, owner=owner, title=alert.message,
                     policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
-                    first_seen=observed, last_seen=observed, first_received=now, alert_count=1,
-                    escalations=0, backup_notified=False, version=1)
-        s.add(case)
-        s.flush()
-        self._log(s, case, now, actor, "opened", {"alert_id": alert.alert_id, "policy": policy.id,
-                                                   "owner": owner, **({"note": note} if note else {})})
-        self._schedule(s, case, now, pauses=[])
-        return case
+                    first_seen=observed, last_seen=observed, first_received=now, alert_count=1, cleared_at=None,
+                    held_from=None, escalations=0, backup_notified=False, version=1)
+        self._schedule(None, case, now, pauses=[])
+        opened = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
+        return case, {**opened, "note": note} if note else opened
 
     def _owner(self, grid: str, policy: Policy) -> tuple[str, str | None]:
         if grid in self.org.units:
@@ -315,8 +336,9 @@ class Store:
         return stage, reading
 
     # ---- bookkeeping --------------------------------------------------------------------------
-    def _schedule(self, s: Session, case: Case, now: datetime, pauses: list[Pause] | None = None) -> None:
+    def _schedule(self, s: Session | None, case: Case, now: datetime, pauses: list[Pause] | None = None) -> None:
         if pauses is None:
+            assert s is not None
             pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
         found = self.clock_of(case, pauses, now)
         if found is None:
