@@ -54,7 +54,7 @@ class Scheduler:
         stage, reading = found
         if reading.light != case.light_announced:
             case.light_announced = reading.light
-            self.store._log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
+            self.store.log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
                                                             "owner": case.owner})
         policy = Policy.model_validate(case.policy)
         situation = CaseSituation(case.owner, case.grid, stage, case.backup_notified, case.last_reminder)  # type: ignore[arg-type]
@@ -66,7 +66,7 @@ class Scheduler:
             stage, reading = found
             if reading.light != case.light_announced:  # a fresh limit: the light is green again
                 case.light_announced = reading.light
-                self.store._log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
+                self.store.log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
                                                                 "owner": case.owner})
         if reading.next_change is not None or reading.paused:
             case.next_due = reading.next_change
@@ -80,13 +80,13 @@ class Scheduler:
             case.owner, case.stage_started_at = unit, now
             case.escalations += 1
             case.backup_notified, case.last_reminder = False, None
-            self.store._log(s, case, now, ACTOR, "escalated", {"from": previous, "to": unit, "reason": reason})
+            self.store.log(s, case, now, ACTOR, "escalated", {"from": previous, "to": unit, "reason": reason})
         elif action == "notify_backup":
             case.backup_notified, case.stage_started_at = True, now
-            self.store._log(s, case, now, ACTOR, "backup_notified", {"backup": unit, "reason": reason})
+            self.store.log(s, case, now, ACTOR, "backup_notified", {"backup": unit, "reason": reason})
         else:
             case.last_reminder = now
-            self.store._log(s, case, now, ACTOR, "reminder", {"to": unit, "reason": reason})
+            self.store.log(s, case, now, ACTOR, "reminder", {"to": unit, "reason": reason})
         case.version += 1
 
     # ---- the background loop --------------------------------------------------------------------

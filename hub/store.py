@@ -205,7 +205,7 @@ class Store:
                         backup_notified=False, version=1)
             s.add(case)
             s.flush()
-            self._log(s, case, now, actor, "opened", {"manual": True, "tier": tier, "policy": policy.id})
+            self.log(s, case, now, actor, "opened", {"manual": True, "tier": tier, "policy": policy.id})
             self._schedule(s, case, now)
             return case
 
@@ -253,7 +253,7 @@ class Store:
                 raise NotFound(case_id)
             detail = getattr(self, f"_do_{action}")(s, case, now, note, unit)
             case.version += 1
-            self._log(s, case, now, actor, action, detail)
+            self.log(s, case, now, actor, action, detail)
             self._schedule(s, case, now)
             return case
 
@@ -349,5 +349,6 @@ class Store:
         case.next_due = reading.next_change or (None if reading.paused else now)
 
     @staticmethod
-    def _log(s: Session, case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:
+    def log(s: Session, case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:
+        """Append one timeline entry (the event log the stream and MQTT publisher read)."""
         s.add(TimelineEntry(case_id=case.id, at=now, actor=actor, action=action, detail=detail))
