@@ -12,6 +12,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -122,6 +123,8 @@ class Store:
         if wanted:
             by_id |= {c.id: c for c in s.scalars(select(Case).where(Case.id.in_(wanted)).with_for_update())}
         results, rows, log = [], [], []
+        fresh: list[Any] = []  # new cases, inserted together before the rows that refer to them
+        evidence: list[tuple[int, str, str, Any]] = []  # (row index, case id, alert id, base64 JPEG)
         for alert, body in items:
             k = (alert.alert_id, alert.state)
             if k in known:
@@ -133,7 +136,7 @@ class Store:
             case = case or by_key.get(key)
             if case is None:
                 case, opened = self._new_case(alert, observed, now)
-                s.add(case)
+                fresh.append(case)
                 by_key[key], by_id[case.id] = case, case
                 log.append(self._entry(case, now, actor, "opened", opened))
                 status = "created"
@@ -150,15 +153,17 @@ class Store:
                 case.cleared_at = observed
                 log.append(self._entry(case, now, actor, "condition_cleared", {"alert_id": alert.alert_id}))
             snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
-            if snapshot:
-                s.flush()
-                body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None,
-                                             "stored": self._evidence(s, case, alert.alert_id, snapshot)}}
+            if snapshot:  # stored once the case rows exist
+                body = {**body, "evidence": {**body["evidence"], "snapshot_jpeg_b64": None}}
+                evidence.append((len(rows), case.id, alert.alert_id, snapshot))
             known[k] = case.id
             rows.append({"alert_id": alert.alert_id, "state": alert.state, "case_id": case.id,
                          "observed_at": observed, "received_at": now, "body": body})
             results.append(self._result(alert, status, case.id))
         s.flush()
+        self._insert_fresh(s, fresh)
+        for i, case_id, alert_id, snapshot in evidence:
+            rows[i]["body"]["evidence"]["stored"] = self._evidence(s, case_id, alert_id, snapshot)
         if rows:
             s.execute(insert(AlertRow), rows)
         if log:
@@ -166,10 +171,16 @@ class Store:
         return results
 
     @staticmethod
+    def _insert_fresh(s: Session, fresh: list[Any]) -> None:
+        if fresh:
+            s.execute(insert(Case), [vars(c) for c in fresh])
+            fresh.clear()
+
+    @staticmethod
     def _entry(case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> dict[str, Any]:
         return {"case_id": case.id, "at": now, "actor": actor, "action": action, "detail": detail}
 
-    def _evidence(self, s: Session, case: Case, alert_id: str, b64: Any) -> int | str:
+    def _evidence(self, s: Session, case_id: str, alert_id: str, b64: Any) -> int | str:
         """Keep a JPEG snapshot (size-capped) as the case's next evidence item; say why when it is not kept."""
         try:
             data = base64.b64decode(str(b64), validate=True)
@@ -179,8 +190,9 @@ class Store:
             return f"larger than {MAX_EVIDENCE_BYTES} bytes"
         if not data.startswith(b"\xff\xd8"):
             return "not a JPEG"
-        n = (s.scalar(select(func.max(Evidence.n)).where(Evidence.case_id == case.id)) or 0) + 1
-        s.add(Evidence(case_id=case.id, n=n, alert_id=alert_id, content_type="image/jpeg", data=data))
+        s.flush()
+        n = (s.scalar(select(func.max(Evidence.n)).where(Evidence.case_id == case_id)) or 0) + 1
+        s.add(Evidence(case_id=case_id, n=n, alert_id=alert_id, content_type="image/jpeg", data=data))
         return n
 
     def evidence(self, case_id: str, n: int) -> Evidence | None:
@@ -217,16 +229,19 @@ class Store:
         limits = base.limits.model_copy(update={"resolve": getattr(self.sla.manual_tiers, tier)})
         return base.model_copy(update={"id": f"manual-{tier}", "limits": limits})
 
-    def _new_case(self, alert: AlertIn, observed: datetime, now: datetime) -> tuple[Case, dict[str, Any]]:
+    def _new_case(self, alert: AlertIn, observed: datetime, now: datetime) -> tuple[SimpleNamespace, dict[str, Any]]:
+        """A case to insert with plain SQL (ORM objects cost more than the rest of ingest together)."""
         policy = self.sla.policy_for(alert.category, alert.severity, manual=False)
         owner, note = self._owner(alert.grid_id, policy)
-        case = Case(id=new_case_id(now), dedup_key=f"{alert.grid_id}|{alert.device_id}|{alert.category}",
-                    status="open", manual=False, category=alert.category, severity=alert.severity,
-                    grid=alert.grid_id, device=alert.device_id, owner=owner, title=alert.message,
-                    policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
-                    first_seen=observed, last_seen=observed, first_received=now, alert_count=1, cleared_at=None,
-                    held_from=None, escalations=0, backup_notified=False, version=1)
-        self._schedule(None, case, now, pauses=[])
+        case = SimpleNamespace(
+            id=new_case_id(now), dedup_key=f"{alert.grid_id}|{alert.device_id}|{alert.category}", status="open",
+            held_from=None, manual=False, category=alert.category, severity=alert.severity, grid=alert.grid_id,
+            device=alert.device_id, owner=owner, title=alert.message, policy=policy.model_dump(mode="json"),
+            opened_at=now, accepted_at=None, resolved_at=None, closed_at=None, stage_started_at=now,
+            first_seen=observed, last_seen=observed, first_received=now, alert_count=1, cleared_at=None,
+            escalations=0, backup_notified=False, last_reminder=None, next_due=None, light_announced=None,
+            version=1)
+        self._schedule(None, case, now, pauses=[], policy=policy)
         opened = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
         return case, {**opened, "note": note} if note else opened
 
@@ -322,13 +337,15 @@ class Store:
             rows = s.scalars(select(AlertRow).where(AlertRow.case_id == case_id).order_by(AlertRow.received_at))
             return [{**r.body, "received_at": r.received_at.isoformat()} for r in rows]
 
-    def clock_of(self, case: Case, pauses: list[Pause], now: datetime) -> tuple[str, ClockReading] | None:
-        """The running stage and its clock, from the stamps; None once closed."""
+    def clock_of(self, case: Any, pauses: list[Pause], now: datetime,
+                 policy: Policy | None = None) -> tuple[str, ClockReading] | None:
+        """The running stage and its clock, from the stamps; None once closed. `policy`: the case's
+        snapshot already parsed, when the caller has it."""
         status = case.held_from if case.status == "on_hold" else case.status
         stage = {"open": "accept", "accepted": "resolve", "resolved": "feedback"}.get(status or "")
         if stage is None:
             return None
-        policy = Policy.model_validate(case.policy)
+        policy = policy or Policy.model_validate(case.policy)
         cal = self.calendars.get(policy.calendar, Calendar.always())
         limit = limit_seconds(getattr(policy.limits, stage), cal)
         reading = stage_clock(started=case.stage_started_at, limit_s=limit, yellow_at=policy.yellow_at,
@@ -336,11 +353,12 @@ class Store:
         return stage, reading
 
     # ---- bookkeeping --------------------------------------------------------------------------
-    def _schedule(self, s: Session | None, case: Case, now: datetime, pauses: list[Pause] | None = None) -> None:
+    def _schedule(self, s: Session | None, case: Any, now: datetime, pauses: list[Pause] | None = None,
+                  policy: Policy | None = None) -> None:
         if pauses is None:
             assert s is not None
             pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
-        found = self.clock_of(case, pauses, now)
+        found = self.clock_of(case, pauses, now, policy)
         if found is None:
             case.next_due = None
             return

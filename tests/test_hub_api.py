@@ -116,7 +116,7 @@ def test_evidence_snapshot_is_stored_and_served(client):
     results = client.post("/api/v1/alerts", json={"alerts": [a, bad]}, headers=H("edge")).json()["results"]
     case_id = results[0]["case_id"]
     c = client.get(f"/api/v1/cases/{case_id}", headers=H("view-g1")).json()
-    assert c["evidence"] == [f"/api/v1/cases/{case_id}/evidence/1"]
+    assert c["evidence"] == [f"/api/v1/cases/{case_id}/evidence/1"] and c["alert_count"] == 2
     assert c["alerts"][1]["evidence"]["stored"] == "not a JPEG"
     r = client.get(c["evidence"][0], headers=H("view-g1"))
     assert r.status_code == 200 and r.content == jpeg and r.headers["content-type"] == "image/jpeg"
