@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import JSON, Engine, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -53,6 +54,30 @@ class AlertIn(BaseModel):
     observed_at: datetime
     started_at: datetime | None = None
     message: str = ""
+
+
+def bulk_insert(s: Session, model: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert many rows: COPY on PostgreSQL (psycopg's executemany sends one statement per row and was the
+    bottleneck of alert intake), executemany elsewhere."""
+    if not rows:
+        return
+    conn = s.connection()
+    if conn.dialect.name != "postgresql":
+        s.execute(insert(model), rows)
+        return
+    table = model.__table__
+    cols = [c.name for c in table.columns if c.name in rows[0]]
+    json_cols = {c.name for c in table.columns if isinstance(c.type, JSON)}
+    import psycopg
+
+    raw = conn.connection.driver_connection
+    sql = f"COPY {table.name} ({', '.join(cols)}) FROM STDIN"
+    try:
+        with raw.cursor().copy(sql) as copy:
+            for r in rows:
+                copy.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
+    except psycopg.errors.IntegrityError as exc:  # as SQLAlchemy would raise it: callers retry on it
+        raise IntegrityError(sql, None, exc) from exc
 
 
 def new_case_id(now: datetime) -> str:
@@ -164,16 +189,14 @@ class Store:
         self._insert_fresh(s, fresh)
         for i, case_id, alert_id, snapshot in evidence:
             rows[i]["body"]["evidence"]["stored"] = self._evidence(s, case_id, alert_id, snapshot)
-        if rows:
-            s.execute(insert(AlertRow), rows)
-        if log:
-            s.execute(insert(TimelineEntry), log)
+        bulk_insert(s, AlertRow, rows)
+        bulk_insert(s, TimelineEntry, log)
         return results
 
     @staticmethod
     def _insert_fresh(s: Session, fresh: list[Any]) -> None:
         if fresh:
-            s.execute(insert(Case), [vars(c) for c in fresh])
+            bulk_insert(s, Case, [vars(c) for c in fresh])
             fresh.clear()
 
     @staticmethod

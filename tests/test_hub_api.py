@@ -153,7 +153,8 @@ def test_same_batch_twice_and_concurrently_creates_each_case_once(client):
     results: list = []
 
     def send() -> None:
-        results.append(client.post("/api/v1/alerts", json=batch, headers=H("edge")).json()["results"])
+        r = client.post("/api/v1/alerts", json=batch, headers=H("edge"))
+        results.append(r.json()["results"] if r.status_code == 200 else r.status_code)
 
     threads = [threading.Thread(target=send) for _ in range(3)]
     for t in threads:
@@ -163,6 +164,7 @@ def test_same_batch_twice_and_concurrently_creates_each_case_once(client):
     send()
     cases = client.get("/api/v1/cases", headers=H("admin")).json()["cases"]
     assert len(cases) == 5 and sorted(c["alert_count"] for c in cases) == [4] * 5
+    assert len(results) == 4 and all(isinstance(r, list) for r in results), results
     for r in results:
         assert len({x["case_id"] for x in r}) == 5
 
