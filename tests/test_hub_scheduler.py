@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 from sqlalchemy import func, select
@@ -80,8 +79,26 @@ def test_accepted_case_escalates_when_not_resolved_and_hold_stops_it(db_url):
     store.engine.dispose()
 
 
-def test_two_hubs_never_escalate_a_case_twice(postgres_url):
+HUB_PROCESS = """
+import sys, time
+from datetime import datetime
+sys.path.insert(0, {root!r})
+from hub.scheduler import Scheduler
+from tests.test_hub_scheduler import make_store
+from tests.test_hub_store import Clock
+store = make_store({url!r}, Clock())
+while time.time() < {start}:
+    time.sleep(0.001)
+print(Scheduler(store, batch=20).run_due(datetime.fromisoformat({due!r})))
+"""
+
+
+def test_two_hub_processes_never_escalate_a_case_twice(postgres_url):
+    import subprocess
+    import sys
+    import time
     import uuid
+    from pathlib import Path
 
     from sqlalchemy import create_engine, text
 
@@ -90,30 +107,18 @@ def test_two_hubs_never_escalate_a_case_twice(postgres_url):
     with admin.connect() as c:
         c.execute(text(f"CREATE DATABASE {name}"))
     url = postgres_url.rsplit("/", 1)[0] + "/" + name
-    clock = Clock()
-    store = make_store(url, clock)
+    store = make_store(url, Clock())
     n = 300
-    for i in range(n):
-        store.ingest([alert(f"a{i}", grid="grid-03", device=f"gas-{i}")], actor="edge-a")
-    hubs = [Scheduler(make_store(url, clock), batch=20) for _ in range(2)]  # separate engines: two sessions
-    barrier = threading.Barrier(2)
-    counts = [0, 0]
-
-    def run(i: int) -> None:
-        barrier.wait()
-        counts[i] = hubs[i].run_due(T + timedelta(minutes=6))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    store.ingest([alert(f"a{i}", grid="grid-03", device=f"gas-{i}") for i in range(n)], actor="edge-a")
+    code = HUB_PROCESS.format(root=str(Path.cwd()), url=url, start=time.time() + 3,
+                              due=(T + timedelta(minutes=6)).isoformat())
+    procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    counts = [int(p.communicate(timeout=60)[0].strip()) for p in procs]
+    print(f"cases handled by each hub process: {counts}")
     with Session(store.engine) as s:
         escalated = s.scalar(select(func.count()).select_from(TimelineEntry).where(TimelineEntry.action == "escalated"))
         owners = set(s.scalars(select(Case.owner)))
-    assert escalated == n and owners == {"community-21"} and sum(counts) == n
-    for h in hubs:
-        h.store.engine.dispose()
+    assert escalated == n and owners == {"community-21"} and sum(counts) == n, counts
     store.engine.dispose()
     with admin.connect() as c:
         c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
