@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
@@ -26,6 +27,7 @@ from edge.agent import Agent
 from edge.config import EdgeConfig
 from hub.app import create_app
 from hub.config import load_hub_config
+from simulators.embedded_broker import EmbeddedBroker
 from simulators.services import free_port, start_mosquitto, stop_pid, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -84,23 +86,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, default=8080, help="hub port (0 picks a free one)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        print("mosquitto is not installed: run `make deps` (apt-get install mosquitto)", file=sys.stderr)
-        return 1
     work = ROOT / "var" / "demo"
     shutil.rmtree(work, ignore_errors=True)
-    broker = start_mosquitto(work / "mosquitto")
+    work.mkdir(parents=True)
+    if shutil.which("mosquitto") is not None:
+        broker: Any = start_mosquitto(work / "mosquitto")
+        protocol, stop_broker = "v5", lambda: stop_pid(broker.proc)
+    else:  # no Debian mosquitto on PATH: the embedded Python broker (MQTT 3.1.1 only)
+        broker = EmbeddedBroker().start()
+        protocol, stop_broker = "v311", broker.stop
+        print("mosquitto not found on PATH: using the embedded amqtt broker (MQTT 3.1.1)")
     port = free_port() if args.port == 0 else args.port
     hub_url = f"http://127.0.0.1:{port}"
     server, hub_thread = serve_hub(port)
     cfg = EdgeConfig.model_validate({
-        "edge_id": "edge-demo", "mqtt": {"host": broker.host, "port": broker.port},
+        "edge_id": "edge-demo", "mqtt": {"host": broker.host, "port": broker.port, "protocol": protocol},
         "rules": str(ROOT / "configs" / "demo" / "rules.yaml"), "outbox": {"path": str(work / "outbox.sqlite")},
         "hub": {"url": hub_url, "key": EDGE_KEY, "key_env": None, "backoff_max": "5s"}, "metrics": {"port": 0},
     })
     agent = Agent(cfg)
     agent.start()
-    gw = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    gw = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                     protocol=paho.MQTTv5 if protocol == "v5" else paho.MQTTv311)
     gw.connect(broker.host, broker.port)
     gw.loop_start()
     print(f"hub API  {hub_url}/docs  (demo keys in configs/demo/hub.yaml; district operator: {VIEW_KEY})")
@@ -124,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         agent.stop()
         server.should_exit = True
         hub_thread.join(10)
-        stop_pid(broker.proc)
+        stop_broker()
     print(f"final:\n{final}")
     return 0
 

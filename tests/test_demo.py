@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 pytestmark = pytest.mark.slow
 
 
-def test_demo_opens_the_scripted_cases_and_escalates():
+@pytest.mark.parametrize("broker", ["mosquitto", "embedded"])
+def test_demo_opens_the_scripted_cases_and_escalates(broker):
+    env = dict(os.environ)
+    if broker == "embedded":  # Debian's mosquitto out of PATH: the demo must fall back to amqtt
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/bin"])
+        assert shutil.which("mosquitto", path=env["PATH"]) is None
     out = subprocess.run([sys.executable, "-m", "gridwatch.demo", "--duration", "52", "--port", "0"],
-                         capture_output=True, text=True, timeout=180)
+                         capture_output=True, text=True, timeout=180, env=env)
+    assert ("embedded amqtt broker" in out.stdout) == (broker == "embedded")
     assert out.returncode == 0, out.stderr
     rows = [line.split() for line in out.stdout.split("final:")[-1].splitlines()[2:] if line.strip()]
     found = {(r[1], r[2]) for r in rows}

@@ -130,3 +130,10 @@ def test_stamps_are_utc_milliseconds(store):
     case_id = store.ingest([alert()], actor="edge-a")[0]["case_id"]
     case, timeline, _ = store.get(case_id)
     assert case.opened_at == T.replace(microsecond=123000) and timeline[0].at == case.opened_at
+
+
+def test_sqlite_database_folder_is_created(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'var' / 'sub' / 'hub.sqlite'}")
+    migrate(engine)
+    assert (tmp_path / "var" / "sub" / "hub.sqlite").exists()
+    engine.dispose()
