@@ -9,6 +9,13 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TextIO
+
+
+def _print_problems(problems: list[str], out: TextIO) -> None:
+    """One `file:path: reason` line per problem."""
+    for line in problems:
+        print(line, file=out)
 
 
 def _rules_check(args: argparse.Namespace) -> int:
@@ -20,8 +27,7 @@ def _rules_check(args: argparse.Namespace) -> int:
         try:
             rf = load_rules(f)
         except ConfigError as exc:
-            for line in exc.problems:
-                print(line)
+            _print_problems(exc.problems, sys.stdout)
             status = 1
         else:
             print(f"{f}: ok, {len(rf.rules)} rules", file=sys.stderr)
@@ -37,8 +43,7 @@ def _rules_backtest(args: argparse.Namespace) -> int:
     try:
         ruleset = RuleSet(load_rules(args.rules))
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+        _print_problems(exc.problems, sys.stderr)
         return 1
     res = backtest(ruleset, args.input, root=args.topic_root)
     for a in res.alerts:
@@ -62,8 +67,7 @@ def _edge_run(args: argparse.Namespace) -> int:
     try:
         agent = Agent(load_edge_config(args.config))
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+        _print_problems(exc.problems, sys.stderr)
         return 1
     tune_gc()
     done = threading.Event()
@@ -89,8 +93,7 @@ def _hub_serve(args: argparse.Namespace) -> int:
         cfg = load_hub_config(args.config)
         app = create_app(cfg)
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
+        _print_problems(exc.problems, sys.stderr)
         return 1
     port = args.port if args.port is not None else cfg.listen.port
     print(f"hub: http://{cfg.listen.host}:{port}/docs", file=sys.stderr, flush=True)

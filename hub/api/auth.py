@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import Select, or_
 
 from hub.config import ApiKey, Role
+from hub.models import Case
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -30,6 +32,19 @@ def principal(request: Request,
         if k.matches(creds.credentials):
             return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None)
     raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
+
+
+READERS: tuple[Role, ...] = ("operator", "viewer", "admin")  # edge keys only send alerts
+
+
+def scope_of(store: Any, who: Principal) -> set[str] | None:
+    """The units whose cases the caller sees; None = the whole tree."""
+    return store.org.subtree(who.unit) if who.unit else None
+
+
+def where_visible(q: Select[Any], scope: set[str] | None) -> Select[Any]:
+    """A case is seen from the subtree that owns it or where it happened."""
+    return q if scope is None else q.where(or_(Case.owner.in_(scope), Case.grid.in_(scope)))
 
 
 def require(*roles: Role):  # noqa: ANN201 - a FastAPI dependency factory

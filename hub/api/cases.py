@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.api.auth import Principal, principal, require
+from hub.api.auth import READERS, Principal, require, scope_of, where_visible
 from hub.models import Case, Pause
 from hub.store import ACTIONS, Conflict, NotFound, Store
 
@@ -18,11 +18,9 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
 def visible(store: Store, who: Principal, case: Case) -> bool:
-    """A case is seen from the subtree that owns it or where it happened."""
-    if who.unit is None:
-        return True
-    scope = store.org.subtree(who.unit)
-    return case.owner in scope or case.grid in scope
+    """The same rule as `where_visible`, for one loaded case."""
+    scope = scope_of(store, who)
+    return scope is None or case.owner in scope or case.grid in scope
 
 
 def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
@@ -41,22 +39,20 @@ def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) ->
 
 
 @router.get("")
-def list_cases(request: Request, who: Annotated[Principal, Depends(principal)],
+def list_cases(request: Request, who: Annotated[Principal, Depends(require(*READERS))],
                status: str | None = None, grid: str | None = None, category: str | None = None,
                unit: str | None = None, light: str | None = None,
                limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
     store: Store = request.app.state.store
-    if who.role == "edge":
-        raise HTTPException(403, "edge keys only send alerts")
     q = select(Case).order_by(Case.opened_at.desc()).limit(limit)
     for col, val in ((Case.status, status), (Case.grid, grid), (Case.category, category)):
         if val is not None:
             q = q.where(col == val)
-    if who.unit is not None or unit is not None:
-        scope = store.org.subtree(who.unit) if who.unit else set(store.org.units)
-        if unit is not None:
-            scope &= store.org.subtree(unit) if unit in store.org.units else set()
-        q = q.where(Case.owner.in_(scope) | Case.grid.in_(scope))
+    scope = scope_of(store, who)
+    if unit is not None:
+        scope = (scope if scope is not None else set(store.org.units)) & (
+            store.org.subtree(unit) if unit in store.org.units else set())
+    q = where_visible(q, scope)
     now = store.clock()
     with Session(store.engine) as s:
         cases = list(s.scalars(q))
@@ -71,10 +67,9 @@ def list_cases(request: Request, who: Annotated[Principal, Depends(principal)],
 
 
 @router.get("/{case_id}")
-def get_case(case_id: str, request: Request, who: Annotated[Principal, Depends(principal)]) -> dict[str, Any]:
+def get_case(case_id: str, request: Request,
+             who: Annotated[Principal, Depends(require(*READERS))]) -> dict[str, Any]:
     store: Store = request.app.state.store
-    if who.role == "edge":
-        raise HTTPException(403, "edge keys only send alerts")
     try:
         case, timeline, pauses = store.get(case_id)
     except NotFound:
@@ -114,7 +109,8 @@ def report(body: ManualCase, request: Request,
 
 
 @router.get("/{case_id}/evidence/{n}")
-def evidence(case_id: str, n: int, request: Request, who: Annotated[Principal, Depends(principal)]) -> Response:
+def evidence(case_id: str, n: int, request: Request,
+             who: Annotated[Principal, Depends(require(*READERS))]) -> Response:
     get_case(case_id, request, who)  # 404 unless the caller may see the case
     item = request.app.state.store.evidence(case_id, n)
     if item is None:

@@ -11,12 +11,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from hub.api.auth import Principal, principal
+from hub.api.auth import READERS, Principal, require, scope_of, where_visible
 from hub.models import Case, TimelineEntry
 from hub.store import Store
 
@@ -27,10 +27,8 @@ KINDS = {"opened": "case_opened", "merged": "case_merged", "light": "light_chang
 
 
 def fetch(store: Store, after: int, scope: set[str] | None, limit: int = 500) -> list[dict[str, Any]]:
-    q = (select(TimelineEntry, Case).join(Case, Case.id == TimelineEntry.case_id)
-         .where(TimelineEntry.id > after).order_by(TimelineEntry.id).limit(limit))
-    if scope is not None:
-        q = q.where(Case.owner.in_(scope) | Case.grid.in_(scope))
+    q = where_visible(select(TimelineEntry, Case).join(Case, Case.id == TimelineEntry.case_id)
+                      .where(TimelineEntry.id > after).order_by(TimelineEntry.id).limit(limit), scope)
     with Session(store.engine) as s:
         return [{"id": e.id, "event": KINDS.get(e.action, "case_changed"), "case_id": c.id, "action": e.action,
                  "at": e.at.isoformat(), "actor": e.actor, "detail": e.detail, "status": c.status,
@@ -44,12 +42,10 @@ def last_id(store: Store) -> int:
 
 
 @router.get("/stream")
-async def stream(request: Request, who: Annotated[Principal, Depends(principal)],
+async def stream(request: Request, who: Annotated[Principal, Depends(require(*READERS))],
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
-    if who.role == "edge":
-        raise HTTPException(403, "edge keys only send alerts")
     store: Store = request.app.state.store
-    scope = store.org.subtree(who.unit) if who.unit else None
+    scope = scope_of(store, who)
     start = int(last_event_id) if last_event_id and last_event_id.isdigit() else await asyncio.to_thread(last_id, store)
 
     async def events() -> AsyncIterator[bytes]:
