@@ -35,6 +35,7 @@ from edge.rules.loader import load_rules
 from edge.rules.ruleset import RuleSet
 from edge.sensors import decode
 from edge.topics import subscriptions
+from edge.video import VIDEO_KINDS, Video
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,11 @@ class Agent:
             self.engine.seed(d.grid, d.id, d.kind, clock())
         self.known = {d.id: d.grid for d in cfg.devices.known}
         self.metrics.watch(lambda: self.engine, self.outbox.depth)
-        self.queue: queue.Queue[Message] = queue.Queue(maxsize=cfg.queue_size)
+        # a str on the queue is a frame topic: its newest message waits in `_frames` (one slot per camera)
+        self.queue: queue.Queue[Message | str] = queue.Queue(maxsize=cfg.queue_size)
+        self._frames: dict[str, Message] = {}
+        self._frames_lock = threading.Lock()
+        self.video = Video()
         self.forwarder = Forwarder(
             self.outbox, cfg.hub.url, cfg.hub.secret(), batch_size=cfg.hub.batch_size, timeout=cfg.hub.timeout,
             backoff_min=cfg.hub.backoff_min, backoff_max=cfg.hub.backoff_max,
@@ -126,14 +131,25 @@ class Agent:
         self.outbox.close()
 
     def _enqueue(self, msg: Message) -> None:
+        item: Message | str = msg
+        if msg.topic.endswith("/frame"):  # newest frame wins: overload never queues a camera's backlog
+            with self._frames_lock:
+                old = self._frames.get(msg.topic)
+                self._frames[msg.topic] = msg
+            if old is not None:
+                self.metrics.frames_dropped.inc()
+                if old.ack is not None:
+                    old.ack()
+                return
+            item = msg.topic
         try:
-            self.queue.put_nowait(msg)
+            self.queue.put_nowait(item)
             return
         except queue.Full:  # the worker is behind: block paho's thread, so TCP back-pressures the broker
             pass
         while not self._stop.is_set():
             try:
-                self.queue.put(msg, timeout=0.5)
+                self.queue.put(item, timeout=0.5)
                 return
             except queue.Full:
                 continue
@@ -145,12 +161,18 @@ class Agent:
             wait = 0.25 if due is None else min(0.25, max(0.0, due - self.clock()))
             batch: list[Message] = []
             try:
-                batch.append(self.queue.get(timeout=wait))
+                batch.append(self._take(self.queue.get(timeout=wait)))
                 while len(batch) < self.cfg.batch_max:
-                    batch.append(self.queue.get_nowait())
+                    batch.append(self._take(self.queue.get_nowait()))
             except queue.Empty:
                 pass
             self._jobs.put(self._round(batch))
+
+    def _take(self, item: Message | str) -> Message:
+        if isinstance(item, str):
+            with self._frames_lock:
+                return self._frames.pop(item)
+        return item
 
     def step(self, batch: list[Message]) -> list[dict[str, Any]]:
         """One synchronous round: evaluate, commit, then acknowledge (the threaded agent pipelines these)."""
@@ -164,7 +186,9 @@ class Agent:
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
-        alerts += self.engine.tick(self.clock())
+        timed = self.engine.tick(self.clock())
+        self.video.evidence(timed, self.engine.rules)
+        alerts += timed
         alerts += self.evaluate(batch)
         return Job(alerts, *self._snapshot(), batch)
 
@@ -204,7 +228,13 @@ class Agent:
             if self.timeseries is not None:
                 self.timeseries.write(ev)
             try:
-                alerts += self.engine.observe(ev)
+                if ev.kind in VIDEO_KINDS:
+                    self.video.prepare(ev)
+                    raised = self.engine.observe(ev)
+                    self.video.evidence(raised, self.engine.rules, ev)
+                    alerts += raised
+                else:
+                    alerts += self.engine.observe(ev)
             except Exception:
                 logger.exception("rule evaluation failed on %s; message skipped", msg.topic)
                 self.metrics.rejected.labels("internal_error").inc()

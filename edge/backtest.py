@@ -17,6 +17,7 @@ from edge.rules.engine import Engine
 from edge.rules.ruleset import RuleSet
 from edge.sensors import decode
 from edge.sensors.common import Limits
+from edge.video import VIDEO_KINDS, Video
 
 
 @dataclass
@@ -54,6 +55,7 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
     """Feed the capture through the rules; timers fire on event time, as they would have live."""
     limits = limits or Limits()
     engine = Engine(ruleset, edge_id)
+    video = Video()
     res = BacktestResult()
     last = None
     for item in read_capture(capture):
@@ -66,8 +68,16 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
         except Rejected as rej:
             res.rejected[rej.reason] += 1
             continue
-        res.alerts += engine.tick(ev.ts)
-        res.alerts += engine.observe(ev)
+        timed = engine.tick(ev.ts)
+        video.evidence(timed, ruleset)
+        res.alerts += timed
+        if ev.kind in VIDEO_KINDS:
+            video.prepare(ev)
+            raised = engine.observe(ev)
+            video.evidence(raised, ruleset, ev)
+            res.alerts += raised
+        else:
+            res.alerts += engine.observe(ev)
         last = ev.ts if last is None else max(last, ev.ts)
     if last is not None:
         res.alerts += engine.tick(last)

@@ -54,9 +54,13 @@ class LimitsConfig(Strict):
     max_payload_bytes: int = Field(65536, ge=64)
     max_future_skew: Duration = 300.0
     max_metrics: int = Field(64, ge=1)
+    max_frame_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest camera/thermal frame accepted")
+    max_frame_pixels: int = Field(3840 * 2160, ge=64, description="largest width x height accepted")
+    work_width: int = Field(320, ge=64, le=1920, description="camera frames are analysed at about this width")
 
     def limits(self) -> Limits:
-        return Limits(self.max_payload_bytes, self.max_future_skew, self.max_metrics)
+        return Limits(self.max_payload_bytes, self.max_future_skew, self.max_metrics, self.max_frame_bytes,
+                      self.max_frame_pixels, self.work_width)
 
 
 class OutboxConfig(Strict):

@@ -45,6 +45,8 @@ class AgentMetrics:
                                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))
         self.forward_errors = Counter("gridwatch_edge_forward_errors", "Failed sends to the hub", ["reason"],
                                       registry=r)
+        self.frames_dropped = Counter("gridwatch_edge_frames_dropped", "Camera/thermal frames replaced by a newer "
+                                      "frame of the same camera before the worker got to them", registry=r)
         self.reloads = Counter("gridwatch_edge_rule_reloads", "Rule file reloads", ["result"], registry=r)
         self.timeseries_errors = Counter("gridwatch_edge_timeseries_errors", "Failed time-series writes",
                                          registry=r)

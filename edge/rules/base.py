@@ -103,6 +103,7 @@ class Verdict:
     ts: float
     value: float | None = None
     start: float | None = None  # episode start when it is not the event time (stale: last seen + limit)
+    note: dict[str, str] | None = None  # labels the alert carries about this episode (tamper kind, trigger)
 
 
 class Evaluator(Protocol):

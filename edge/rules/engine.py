@@ -196,6 +196,8 @@ class Engine:
         ep = st["ep"]
         if v.value is not None:
             st["val"] = v.value
+        if v.note is not None and (v.cond or ep == "idle"):
+            st["note"] = v.note
         if v.cond is True:
             if ep == "idle":
                 if cr.spec.schedule is not None and not cr.spec.schedule.active_at(v.ts):
@@ -331,6 +333,8 @@ class Engine:
             category, severity = "device_fault", "minor"
         elif st["sub"]:
             labels["zone"] = st["sub"]
+        if "note" in st:
+            labels.update(st["note"])
         device = st.get("adev", st["dev"])
         value = st.get("val")
         body = {

@@ -9,7 +9,20 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from edge.rules import correlation, count, fence_event, rate, stale, stuck, threshold, window
+from edge.rules import (
+    correlation,
+    count,
+    fence_event,
+    hotspot,
+    motion,
+    rate,
+    stale,
+    stuck,
+    tamper,
+    threshold,
+    window,
+    zone_stat,
+)
 
 KINDS: dict[str, ModuleType] = {
     "window": window,
@@ -19,6 +32,10 @@ KINDS: dict[str, ModuleType] = {
     "count": count,
     "event": fence_event,
     "correlation": correlation,
+    "motion_in_zone": motion,
+    "tamper": tamper,
+    "hotspot": hotspot,
+    "zone_stat": zone_stat,
     "threshold": threshold,
 }
 

@@ -30,8 +30,16 @@ class CompiledRule:
 def compile_rule(spec: RuleSpec) -> CompiledRule:
     module = registry.KINDS[spec.kind]
     evaluator = module.Evaluator(spec, spec.when)
-    return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0),
-                        getattr(spec.when, "clear_for", 0.0))
+    hold = getattr(evaluator, "hold", None)
+    clear_hold = getattr(evaluator, "clear_hold", None)
+    return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0) if hold is None else hold,
+                        getattr(spec.when, "clear_for", 0.0) if clear_hold is None else clear_hold)
+
+
+def expand(spec: RuleSpec) -> list[RuleSpec]:
+    """A rule and the rules it implies (a hotspot's pre-alarm)."""
+    hook = getattr(registry.KINDS[spec.kind], "expand", None)
+    return hook(spec) if hook is not None else [spec]
 
 
 Candidate = tuple[CompiledRule, str | None, bool]  # rule, state key if fixed, accepts() still to ask
@@ -46,7 +54,7 @@ class RuleSet:
         self.by_kind: dict[str, list[CompiledRule]] = defaultdict(list)
         self.correlators: dict[str, list[CompiledRule]] = defaultdict(list)
         self.suppresses: dict[str, list[str]] = defaultdict(list)  # suppressor id -> suppressed rule ids
-        for spec in rf.rules:
+        for spec in (s for written in rf.rules for s in expand(written)):
             if not spec.enabled:
                 continue
             cr = compile_rule(spec)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from edge.errors import Rejected
 from edge.message import Event, Message
-from edge.sensors import fence, reading, status
+from edge.sensors import camera, fence, reading, status, thermal
 from edge.sensors.common import Limits
 from edge.topics import Topic
 
@@ -26,6 +26,8 @@ FEEDS: dict[tuple[str, str], FeedKind] = {
     for f in (
         FeedKind("sensor", "reading", reading.decode),
         FeedKind("fence", "event", fence.decode),
+        FeedKind("camera", "frame", camera.decode),
+        FeedKind("thermal", "frame", thermal.decode),
         FeedKind("sensor", "status", status.decode),
         FeedKind("fence", "status", status.decode),
         FeedKind("camera", "status", status.decode),

@@ -18,6 +18,9 @@ class Limits:
     max_payload_bytes: int = 65536
     max_future_skew_s: float = 300.0
     max_metrics: int = 64
+    max_frame_bytes: int = 2 * 1024 * 1024
+    max_frame_pixels: int = 3840 * 2160
+    work_width: int = 320  # camera frames are decoded reduced towards this width
 
 
 def check_size(payload: bytes, limits: Limits) -> None:

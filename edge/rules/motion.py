@@ -1,0 +1,91 @@
+"""`motion_in_zone`: something moving inside a polygon of a camera's view for a few consecutive frames.
+
+The camera's scene model (edge/scene.py) gives the motion mask; a global change of light gives none, so
+lights, clouds and IR switches are not intrusions. Resolved after `clear_after` without motion.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+from pydantic import Field
+
+from edge.durations import Duration
+from edge.message import Event
+from edge.rules import zones
+from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase
+
+KEYS = ("motion_in_zone",)
+
+
+class MotionSpec(Strict):
+    zone: zones.Polygon | None = Field(None, description="polygon in normalised [0,1] coordinates; none = whole view")
+    ignore: list[zones.Polygon] = Field(default_factory=list, description="masks where motion never counts")
+    min_area: float = Field(0.02, gt=0.0, le=1.0, description="fraction of the zone that must move")
+    min_frames: int = Field(3, ge=1, le=1000, description="consecutive frames with motion before it counts")
+    clear_after: Duration = Field(10.0, gt=0, description="resolve after this long without motion")
+
+
+class Config(WhenBase):
+    motion_in_zone: MotionSpec
+
+
+class Evaluator(EvaluatorBase):
+    timed = True
+    needs_metric = False
+
+    def __init__(self, spec: Any, cfg: Config) -> None:
+        self.cfg = cfg.motion_in_zone
+
+    def accepts(self, ev: Event) -> bool:
+        return ev.kind == "camera" and "scene" in ev.extra
+
+    def zone_mask(self, shape: tuple[int, ...]) -> Any:
+        return zones.mask(self.cfg.zone, self.cfg.ignore, shape)
+
+    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+        scene = ev.extra["scene"]
+        if scene.relit:
+            return None
+        zm = self.zone_mask(scene.mask.shape)
+        area = cv2.countNonZero(zm)
+        frac = cv2.countNonZero(cv2.bitwise_and(scene.mask, zm)) / area if area else 0.0
+        if frac >= self.cfg.min_area:
+            n = st.get("n", 0) + 1
+            st["n"] = n
+            if n == 1:
+                st["first"] = ev.ts
+            if n >= self.cfg.min_frames:
+                st["hit"] = ev.ts
+                return Verdict(True, ev.ts, round(frac, 4), start=st.get("first"))
+            return None
+        st["n"] = 0
+        if "hit" in st and ev.ts - st["hit"] >= self.cfg.clear_after:
+            del st["hit"]
+            return Verdict(False, ev.ts)
+        return None
+
+    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+        due = self.deadline(st)
+        if due is None or now < due:
+            return None
+        del st["hit"]
+        return Verdict(False, now)
+
+    def deadline(self, st: dict[str, Any]) -> float | None:
+        return float(st["hit"]) + self.cfg.clear_after if "hit" in st else None
+
+    def overlay(self, ev: Event) -> tuple[list[Any], list[tuple[float, float, float, float]]]:
+        """Polygons to draw (zone, then ignore masks) and the moving regions inside the zone (x, y, w, h)."""
+        scene = ev.extra["scene"]
+        moving = cv2.bitwise_and(scene.mask, self.zone_mask(scene.mask.shape))
+        return [self.cfg.zone, *self.cfg.ignore], regions(moving)
+
+
+def regions(mask: Any, limit: int = 8) -> list[tuple[float, float, float, float]]:
+    """Bounding boxes of the largest blobs of a 0/255 mask, in normalised coordinates."""
+    h, w = mask.shape[:2]
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    boxes = sorted((cv2.boundingRect(c) for c in contours), key=lambda b: -b[2] * b[3])[:limit]
+    return [(x / w, y / h, bw / w, bh / h) for x, y, bw, bh in boxes]
