@@ -55,6 +55,7 @@ class MqttIngest:
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
         self.connected = threading.Event()
         self.last_refusal: str | None = None
 
@@ -75,6 +76,7 @@ class MqttIngest:
         self.client.loop_stop()
 
     def wait_connected(self, timeout: float) -> bool:
+        """True once connected and subscribed."""
         return self.connected.wait(timeout)
 
     def _on_connect(self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
@@ -86,7 +88,13 @@ class MqttIngest:
         logger.info("mqtt: connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
                     flags.session_present)
         client.subscribe([(f, self.cfg.qos) for f in self.filters])
-        self.connected.set()
+
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, reasons: list[paho.ReasonCode],
+                      properties: Properties | None) -> None:
+        refused = [str(r) for r in reasons if r.is_failure]
+        if refused:
+            logger.error("mqtt: broker refused subscriptions %s: %s", self.filters, refused)
+        self.connected.set()  # connected *and* subscribed: what arrives from now on reaches the agent
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
                        reason: paho.ReasonCode, properties: Properties | None) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import cv2
+
 from edge.evidence import snapshot
 from edge.message import Event
 from edge.rules.ruleset import RuleSet
@@ -21,6 +23,8 @@ VIDEO_KINDS = ("camera", "thermal")
 
 class Video:
     def __init__(self) -> None:
+        # one worker thread evaluates frames; OpenCV's own thread pool would only contend for the same cores
+        cv2.setNumThreads(1)
         self.scenes = Scenes()
         self.last: dict[str, Event] = {}
 

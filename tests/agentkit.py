@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import textwrap
 import time
@@ -10,6 +11,8 @@ from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from edge.config import EdgeConfig
 from simulators.services import Broker
@@ -63,6 +66,30 @@ class Gateway:
         if seq is not None:
             body["seq"] = seq
         self.publish(f"gw/{grid}/sensor/{device}/reading", body)
+
+    def frame(self, topic: str, image: bytes, ts: float | None, seq: int | None = None, envelope: bool = False,
+              content_type: str = "image/jpeg", wait: bool = True) -> None:
+        """A camera/thermal frame: image bytes with ts/seq as v5 user properties, or the JSON envelope."""
+        ts_ms = None if ts is None else int(ts * 1000)
+        if envelope:
+            field = "jpeg_b64" if content_type == "image/jpeg" else "png_b64"
+            body: dict[str, Any] = {field: base64.b64encode(image).decode()}
+            if ts_ms is not None:
+                body["ts"] = ts_ms
+            if seq is not None:
+                body["seq"] = seq
+            info = self.client.publish(topic, json.dumps(body), qos=1)
+        else:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = content_type
+            user = [] if ts_ms is None else [("ts", str(ts_ms))]
+            if seq is not None:
+                user.append(("seq", str(seq)))
+            if user:
+                props.UserProperty = user
+            info = self.client.publish(topic, image, qos=1, properties=props)
+        if wait:
+            info.wait_for_publish(10)
 
     def close(self) -> None:
         self.client.loop_stop()

@@ -1,0 +1,170 @@
+"""Plays a scenario in real time as device gateways: one MQTT client per device (MQTT v5 with `ts`/`seq`
+user properties and an LWT, or 3.1.1 with the JSON envelope), a retained `online` status at start, readings
+every `interval`, frames at `fps`, incidents at their times. Records when each incident began (wall clock)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as paho
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from simulators.devices import SensorModel, rounded
+from simulators.scenario import Device, Incident, Scenario
+from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Connection:
+    host: str = "127.0.0.1"
+    port: int = 1883
+    protocol: str = "v5"
+    username: str | None = None
+    password: str | None = None
+    root: str = "gw"
+
+
+@dataclass
+class Played:
+    started_wall: float = 0.0
+    incident_wall: dict[str, float] = field(default_factory=dict)
+    published: int = 0
+
+
+class Gateway:
+    """One device's MQTT client."""
+
+    def __init__(self, dev: Device, conn: Connection, client_id: str) -> None:
+        self.dev, self.conn = dev, conn
+        self.v5 = conn.protocol == "v5"
+        self.base = f"{conn.root}/{dev.grid}/{dev.kind}/{dev.id}"
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                                  protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311)
+        if conn.username:
+            self.client.username_pw_set(conn.username, conn.password)
+        self.client.max_queued_messages_set(0)
+        self.client.will_set(f"{self.base}/status", "offline", qos=1, retain=True)
+        self.client.connect(conn.host, conn.port, keepalive=30)
+        self.client.loop_start()
+        self.publish(f"{self.base}/status", b"online", retain=True)
+        self.seq = 0
+
+    def publish(self, topic: str, payload: bytes | str, props: Properties | None = None, retain: bool = False) -> None:
+        while True:
+            info = self.client.publish(topic, payload, qos=1, retain=retain, properties=props)
+            if info.rc != paho.MQTT_ERR_QUEUE_SIZE:  # DESIGN §10: paho's in-flight ceiling
+                return
+            time.sleep(0.005)
+
+    def send(self, leaf: str, body: dict[str, Any]) -> None:
+        self.seq += 1
+        self.publish(f"{self.base}/{leaf}", json.dumps({"ts": int(time.time() * 1000), "seq": self.seq, **body}))
+
+    def frame(self, image: bytes, content_type: str) -> None:
+        self.seq += 1
+        ts = str(int(time.time() * 1000))
+        if self.v5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = content_type
+            props.UserProperty = [("ts", ts), ("seq", str(self.seq))]
+            self.publish(f"{self.base}/frame", image, props)
+        else:
+            import base64
+
+            key = "jpeg_b64" if content_type == "image/jpeg" else "png_b64"
+            self.publish(f"{self.base}/frame", json.dumps({"ts": int(ts), "seq": self.seq,
+                                                             key: base64.b64encode(image).decode()}))
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+class Player:
+    def __init__(self, sc: Scenario, conn: Connection, client_prefix: str = "sim") -> None:
+        self.sc, self.conn = sc, conn
+        self.gateways = {d.id: Gateway(d, conn, f"{client_prefix}-{d.id}") for d in sc.devices}
+        self.sensors = {d.id: SensorModel(d.model or "gas", sc.seed + i)
+                        for i, d in enumerate(sc.devices) if d.kind == "sensor"}
+        self.cameras = {d.id: CameraSim(sc.seed + i) for i, d in enumerate(sc.devices) if d.kind == "camera"}
+        self.thermals = {d.id: ThermalSim(sc.seed + i) for i, d in enumerate(sc.devices) if d.kind == "thermal"}
+        self.played = Played()
+
+    def active(self, device: str, t: float) -> list[Incident]:
+        return [i for i in self.sc.incidents if i.device == device and i.at <= t
+                and (i.for_ is None or t < i.at + i.for_)]
+
+    def run(self, duration: float | None = None, stop: Any = None) -> Played:
+        """Play until `duration` (default the scenario's; 0 = until `stop` is set) in real time."""
+        duration = self.sc.duration if duration is None else duration
+        step = 1.0 / self.sc.fps
+        start = time.time()
+        self.played.started_wall = start
+        n, next_reading = 0, 0.0
+        while True:
+            t = n * step
+            if (duration and t >= duration) or (stop is not None and stop.is_set()):
+                break
+            time.sleep(max(0.0, start + t - time.time()))
+            readings = t >= next_reading
+            if readings:
+                next_reading += self.sc.interval
+            for dev in self.sc.devices:
+                self._device(dev, t, readings)
+            n += 1
+        return self.played
+
+    def _device(self, dev: Device, t: float, readings: bool) -> None:
+        incidents = self.active(dev.id, t)
+        for inc in incidents:
+            self.played.incident_wall.setdefault(inc.id, time.time())
+        if any(i.do.silent for i in incidents):
+            return
+        gw = self.gateways[dev.id]
+        if dev.kind == "sensor" and readings:
+            model = self.sensors[dev.id]
+            v = model.value(t, time.time())
+            for inc in incidents:
+                if inc.do.level is not None:
+                    v = inc.do.level + model.rng.gauss(0.0, model.noise)
+                if inc.do.rise_per_s is not None:
+                    v += inc.do.rise_per_s * (t - inc.at)
+            gw.send("reading", {"metrics": {model.metric: rounded(model.metric, v)}})
+        elif dev.kind == "fence":
+            for inc in self.sc.incidents:
+                if inc.device == dev.id and inc.do.event and inc.at <= t < inc.at + 1.0 / self.sc.fps:
+                    gw.send("event", {"zone": inc.do.zone or dev.zones[0], "event": inc.do.event})
+                if inc.device == dev.id and inc.do.event and inc.for_ is not None and \
+                        inc.at + inc.for_ <= t < inc.at + inc.for_ + 1.0 / self.sc.fps:
+                    gw.send("event", {"zone": inc.do.zone or dev.zones[0], "event": "restore"})
+        elif dev.kind == "camera":
+            view = View()
+            for inc in incidents:
+                a = inc.do
+                if a.walk:
+                    view.walkers.append(Walker(tuple(a.walk), start=inc.at, speed=a.speed))
+                view.covered |= a.cover
+                view.blur |= a.blur
+                view.turned |= a.turn
+                if a.light is not None:
+                    view.light = a.light
+                if a.rain is not None:
+                    view.rain = a.rain
+            gw.frame(self.cameras[dev.id].jpeg(t, view), "image/jpeg")
+        elif dev.kind == "thermal":
+            spots = [HotSpot(i.do.hotspot[0], i.do.hotspot[1], start=i.at, rate=i.do.heat_rate, peak=i.do.peak_c)
+                     for i in incidents if i.do.hotspot is not None]
+            gw.frame(self.thermals[dev.id].png(t, spots), "image/png")
+        self.played.published += 1
+
+    def close(self) -> None:
+        for gw in self.gateways.values():
+            gw.close()
