@@ -1,4 +1,5 @@
-"""`make demo`: a broker, the hub (SQLite), an edge agent and simulated gateways with scripted incidents.
+"""`make demo`: a broker, the hub (SQLite), an edge agent and the demo scenario's simulated gateways
+(sensors, a fence, cameras, a thermal camera; simulators/scenarios/demo.yaml).
 
 Prints the API address and a live case table: clocks run, lights turn yellow and red, and unaccepted cases
 escalate up the chain within a few minutes (demo limits of seconds, `configs/demo/sla.yaml`). Ctrl-C (or
@@ -8,9 +9,7 @@ escalate up the chain within a few minutes (demo limits of seconds, `configs/dem
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import random
 import shutil
 import sys
 import threading
@@ -19,40 +18,20 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import paho.mqtt.client as paho
 import uvicorn
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
 from edge.config import EdgeConfig
 from hub.app import create_app
 from hub.config import load_hub_config
 from simulators.embedded_broker import EmbeddedBroker
+from simulators.player import Connection, Player
+from simulators.scenario import load_scenario
 from simulators.services import free_port, start_mosquitto, stop_pid, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGE_KEY, VIEW_KEY = "demo-edge-key", "demo-operator-key"  # DEMO keys (district operator), configs/demo/hub.yaml
-SENSORS = [("grid-01", "gas-01"), ("grid-01", "gas-02"), ("grid-02", "gas-03"), ("grid-02", "water-01")]
-
-
-def readings(t: float, rng: random.Random) -> list[tuple[str, dict]]:
-    """One round of gateway messages at demo time t (seconds): a gas leak at 10 s, rising water at 20 s,
-    gas-02 going silent at 15 s, a fence breach at 25 s."""
-    now_ms = int(time.time() * 1000)
-    out = []
-    for grid, dev in SENSORS:
-        if dev == "gas-02" and t >= 15:
-            continue
-        if dev.startswith("gas"):
-            leak = dev == "gas-03" and 10 <= t < 40
-            metrics = {"ch4_ppm": round((6200.0 if leak else 800.0) + rng.gauss(0, 40), 1)}
-        else:
-            level = 1.2 + (max(0.0, t - 20) * 0.1 if t < 40 else 2.0)
-            metrics = {"water_level_m": round(level + rng.gauss(0, 0.005), 3)}
-        out.append((f"gw/{grid}/sensor/{dev}/reading", {"ts": now_ms, "metrics": metrics}))
-    if 25 <= t < 26:
-        out.append(("gw/grid-03/fence/fence-01/event", {"ts": now_ms, "zone": "north", "event": "breach"}))
-    return out
+SCENARIO = ROOT / "simulators" / "scenarios" / "demo.yaml"
 
 
 def table(url: str) -> str:
@@ -106,27 +85,27 @@ def main(argv: list[str] | None = None) -> int:
     })
     agent = Agent(cfg)
     agent.start()
-    gw = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                     protocol=paho.MQTTv5 if protocol == "v5" else paho.MQTTv311)
-    gw.connect(broker.host, broker.port)
-    gw.loop_start()
+    agent.mqtt.wait_connected(10)
+    player = Player(load_scenario(SCENARIO), Connection(broker.host, broker.port, protocol), "demo")
+    stop = threading.Event()
+    playing = threading.Thread(target=player.run, args=(0, stop), name="demo-gateways", daemon=True)
+    playing.start()
+    print(f"board    {hub_url}/  (key: {VIEW_KEY})")
     print(f"hub API  {hub_url}/docs  (demo keys in configs/demo/hub.yaml; district operator: {VIEW_KEY})")
     print(f"stream   curl -N -H 'Authorization: Bearer {VIEW_KEY}' {hub_url}/api/v1/stream")
     print(f"broker   mqtt://{broker.host}:{broker.port}   agent metrics http://127.0.0.1:{agent.metrics_port}/metrics\n")
-    rng, start = random.Random(1), time.monotonic()
+    start = time.monotonic()
     try:
         while not args.duration or time.monotonic() - start < args.duration:
             t = time.monotonic() - start
-            for topic, body in readings(t, rng):
-                gw.publish(topic, json.dumps(body), qos=1)
-            if int(t) % 5 == 0:
-                print(f"--- t={t:4.0f}s\n{table(hub_url)}\n", flush=True)
-            time.sleep(1.0)
+            print(f"--- t={t:4.0f}s\n{table(hub_url)}\n", flush=True)
+            time.sleep(max(0.0, 5.0 - (time.monotonic() - start - t)))
     except KeyboardInterrupt:
         pass
     finally:
-        gw.loop_stop()
-        gw.disconnect()
+        stop.set()
+        playing.join(10)
+        player.close()
         final = table(hub_url)
         agent.stop()
         server.should_exit = True

@@ -12,7 +12,7 @@ from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 
 from edge.yamlconf import load
-from hub.api import alerts, cases, stats, stream
+from hub.api import alerts, board, cases, stats, stream
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
@@ -69,6 +69,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)
+    app.include_router(board.router)
     app.state.tz = cfg.tz
 
     @app.get("/healthz", tags=["ops"])

@@ -73,8 +73,9 @@ def run_load(spec: LoadSpec, conn: Connection) -> dict[str, Any]:
         grid, dev = devices[n % spec.devices]
         ppm = round(rng.gauss(800, 40), 1)
         if every and n % every == 0 and n and len(injected) < spec.incidents and dev not in injected:
-            ppm = spec.leak_ppm
             injected[dev] = time.time()
+        if dev in injected:  # a leak goes on once it started, so hold times are met
+            ppm = spec.leak_ppm
         body = json.dumps({"ts": int(time.time() * 1000), "seq": n, "metrics": {"ch4_ppm": ppm}},
                           separators=(",", ":"))
         inflight.acquire()

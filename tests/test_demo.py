@@ -26,6 +26,7 @@ def test_demo_opens_the_scripted_cases_and_escalates(broker):
     rows = [line.split() for line in out.stdout.split("final:")[-1].splitlines()[2:] if line.strip()]
     found = {(r[1], r[2]) for r in rows}
     assert found == {("gas_leak", "grid-02"), ("flood", "grid-02"), ("intrusion", "grid-03"),
-                     ("device_offline", "grid-01")}, out.stdout
-    intrusion = next(r for r in rows if r[1] == "intrusion")
+                     ("device_offline", "grid-01"), ("intrusion", "grid-07"), ("tamper", "grid-07"),
+                     ("fire", "grid-03")}, out.stdout
+    intrusion = next(r for r in rows if r[1] == "intrusion" and r[2] == "grid-03")
     assert intrusion[3] == "community-21", out.stdout  # not accepted in 20 s: escalated from grid-03

@@ -1,0 +1,42 @@
+"""The command-center board: the page at `/` and its files (buildless, served by the hub, no outside
+fetches), and `GET /api/v1/me`, which tells the page who the key is and which part of the org tree it sees."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import FileResponse
+
+from hub.api.auth import READERS, Principal, require, scope_of
+from hub.store import Store
+
+BOARD = Path(__file__).resolve().parent.parent / "board"
+TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+router = APIRouter()
+
+
+@router.get("/", include_in_schema=False)
+def index() -> FileResponse:
+    return FileResponse(BOARD / "index.html", media_type=TYPES[".html"], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/board/{name}", include_in_schema=False)
+def asset(name: str) -> FileResponse:
+    path = (BOARD / name).resolve()
+    if path.parent != BOARD or path.suffix not in TYPES or not path.is_file():
+        raise HTTPException(404, "no such file")
+    return FileResponse(path, media_type=TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/api/v1/me", tags=["board"])
+def me(request: Request, who: Annotated[Principal, Depends(require(*READERS))]) -> dict[str, Any]:
+    """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
+    store: Store = request.app.state.store
+    scope = scope_of(store, who)
+    units = [{"id": u.id, "name": u.name or u.id, "level": u.level, "parent": u.parent}
+             for u in store.org.units.values() if scope is None or u.id in scope]
+    return {"name": who.name, "role": who.role, "unit": who.unit, "tz": request.app.state.tz, "units": units,
+            "can_act": who.role in ("operator", "admin")}
