@@ -47,7 +47,7 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   lang: localStorage.getItem("gw-lang") || "zh-CN", key: sessionStorage.getItem("gw-key") || "", me: null,
   cases: new Map(), rows: new Map(), lastEventId: null, stream: null, filters: { unit: "", category: "", light: "", status: "" },
-  detail: null, lastUpdate: null, renderQueued: false,
+  detail: null, lastUpdate: null, journal: [],
 };
 window.gridwatch = state; // for tests and curious operators: state.lastUpdate = {case_id, event_id, ms}
 
@@ -125,17 +125,40 @@ async function loadCases() {
   fillFilters(); renderAll();
 }
 
-async function refreshCase(id, ev, received) {
+// An event updates its row at once from what the event carries; the full case (clock, stamps) follows
+// from a coalesced refetch, at most a few at a time, so a burst of events never floods the hub.
+function applyEvent(ev, received) {
+  let c = state.cases.get(ev.case_id);
+  if (!c) { c = { id: ev.case_id, clock: null, cleared_at: null, _fetched: performance.now() }; state.cases.set(ev.case_id, c); fillFilters(); }
+  for (const k of ["status", "owner", "grid", "category", "severity", "escalations"]) if (ev[k] !== undefined) c[k] = ev[k];
+  if (ev.action === "light" && ev.detail?.light && c.clock) c.clock.light = ev.detail.light;
+  if (ev.action === "condition_cleared") c.cleared_at = ev.at;
+  upsertRow(c);
+  placeRow(c);
+  state.lastUpdate = { case_id: ev.case_id, event_id: ev.id, event: ev.event, ms: performance.now() - received };
+  document.dispatchEvent(new CustomEvent("gw-row-updated", { detail: state.lastUpdate }));
+  queueRefresh(ev.case_id);
+}
+
+const pending = new Set();
+let inflight = 0;
+function queueRefresh(id) { pending.add(id); pump(); }
+function pump() {
+  while (inflight < 4 && pending.size) {
+    const id = pending.values().next().value;
+    pending.delete(id);
+    inflight++;
+    refreshCase(id).finally(() => { inflight--; pump(); });
+  }
+}
+
+async function refreshCase(id) {
   let c;
   try { c = await api(`/api/v1/cases/${encodeURIComponent(id)}`); } catch (e) { if (e.status === 404) { state.cases.delete(id); renderAll(); } return; }
   c._fetched = performance.now();
-  const isNew = !state.cases.has(id);
   state.cases.set(id, c);
-  if (isNew) fillFilters();
   upsertRow(c);
   placeRow(c);
-  state.lastUpdate = { case_id: id, event_id: ev?.id, event: ev?.event, ms: performance.now() - received };
-  document.dispatchEvent(new CustomEvent("gw-row-updated", { detail: state.lastUpdate }));
   if (state.detail === id) openDetail(id);
 }
 
@@ -174,6 +197,10 @@ function upsertRow(c) {
   let tr = state.rows.get(c.id);
   if (!tr) { tr = document.createElement("tr"); tr.dataset.case = c.id; tr.addEventListener("click", () => openDetail(c.id)); state.rows.set(c.id, tr); }
   const light = c.clock?.light || "none";
+  if (tr.dataset.light !== light || tr.dataset.owner !== c.owner) { // what changed recently, newest last
+    state.journal.push({ case_id: c.id, light, owner: c.owner, at: Date.now() / 1000 });
+    if (state.journal.length > 1000) state.journal.shift();
+  }
   tr.className = light;
   tr.dataset.light = light; tr.dataset.owner = c.owner; tr.dataset.status = c.status;
   const badge = document.createElement("span");
@@ -275,7 +302,8 @@ function handleBlock(block) {
   if (!data) return;
   const ev = JSON.parse(data);
   ev.event = event;
-  refreshCase(ev.case_id, ev, received);
+  ev.id = id;
+  applyEvent(ev, received);
 }
 
 function setLive(on) { const el = $("#live"); el.className = `live ${on ? "on" : "off"}`; el.textContent = t(on ? "live" : "offline"); }
