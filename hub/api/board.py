@@ -14,7 +14,7 @@ from hub.store import Store
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml"}
+         ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".woff2": "font/woff2"}
 router = APIRouter()
 
 

@@ -21,6 +21,8 @@ const I18N = {
     cleared_at: "现场消警", shown: "显示", of: "共", a_category: "按类别", a_grid: "按网格", a_hour: "按时段（时）",
     a_day: "按日趋势", a_repeats: "重复发生的地点与设备", r_where: "地点/设备", r_cases: "案件数",
     needs_note: "请填写说明", not_allowed: "不允许的操作",
+    opened: "立案", merged: "合并告警", light: "亮灯", escalated: "升级", backup_notified: "通知AB岗", reminder: "催办",
+    condition_cleared: "现场消警",
   },
   en: {
     title: "Grid command center", tab_board: "Cases", tab_analysis: "Analysis", offline: "offline", live: "live",
@@ -40,6 +42,8 @@ const I18N = {
     of: "of", a_category: "By category", a_grid: "By grid", a_hour: "By hour of day", a_day: "Trend by day",
     a_repeats: "Repeated places and devices", r_where: "Place / device", r_cases: "Cases",
     needs_note: "A note is needed", not_allowed: "Not allowed",
+    opened: "opened", merged: "merged", light: "light", escalated: "escalated", backup_notified: "backup notified",
+    reminder: "reminder", condition_cleared: "condition cleared",
   },
 };
 const LIGHT_RANK = { red: 0, yellow: 1, green: 2 };
@@ -329,7 +333,7 @@ async function openDetail(id) {
   for (const e of c.timeline) {
     const li = document.createElement("li");
     const detail = e.detail && Object.keys(e.detail).length ? ` ${JSON.stringify(e.detail)}` : "";
-    li.textContent = `${fmtTime(e.at)} ${e.actor}: ${e.action}${detail}`;
+    li.textContent = `${fmtTime(e.at)} ${e.actor}: ${t(e.action)}${detail}`;
     tl.append(li);
   }
   const alerts = document.createElement("ul");
