@@ -29,6 +29,7 @@ from hub.sla import ClockReading, Policy, SlaFile, limit_seconds, stage_clock
 from hub.sla import Pause as ClockPause
 
 MAX_EVIDENCE_BYTES = 512 * 1024
+SEVERITY_RANK = {"info": 0, "minor": 1, "major": 2, "critical": 3}
 ACTIONS = ("accept", "resolve", "close", "hold", "resume", "transfer", "comment")
 
 
@@ -150,6 +151,9 @@ class Store:
         results, rows, log = [], [], []
         fresh: list[Any] = []  # new cases, inserted together before the rows that refer to them
         evidence: list[tuple[int, str, str, Any]] = []  # (row index, case id, alert id, base64 JPEG)
+        clearing = {known.get((a.alert_id, "firing")) or getattr(by_key.get(f"{a.grid_id}|{a.device_id}|{a.category}"),
+                                                                 "id", None) for a, _ in items if a.state == "resolved"}
+        firing = self._firing_alerts(s, [c for c in clearing if c])  # case id -> its alerts still firing
         for alert, body in items:
             k = (alert.alert_id, alert.state)
             if k in known:
@@ -171,10 +175,23 @@ class Store:
                 case.last_seen = max(case.last_seen, observed)
                 log.append(self._entry(case, now, actor, "merged",
                                        {"alert_id": alert.alert_id, "observed_at": observed.isoformat()}))
+                if SEVERITY_RANK[alert.severity] > SEVERITY_RANK.get(case.severity, 0):  # a pre-alarm turned alarm
+                    log.append(self._entry(case, now, actor, "severity_raised",
+                                           {"from": case.severity, "to": alert.severity, "alert_id": alert.alert_id}))
+                    case.severity = alert.severity
+                if case.cleared_at is not None:
+                    case.cleared_at = None
+                    log.append(self._entry(case, now, actor, "condition_returned", {"alert_id": alert.alert_id}))
                 status = "merged"
             else:
                 status = "updated"
-            if alert.state == "resolved" and case.cleared_at is None and case.status != "closed":
+            still = firing.setdefault(case.id, set())
+            if alert.state == "firing":
+                still.add(alert.alert_id)
+            else:
+                still.discard(alert.alert_id)
+            # cleared once every alert merged into the case has resolved, not at the first of them
+            if alert.state == "resolved" and not still and case.cleared_at is None and case.status != "closed":
                 case.cleared_at = observed
                 log.append(self._entry(case, now, actor, "condition_cleared", {"alert_id": alert.alert_id}))
             snapshot = (body.get("evidence") or {}).get("snapshot_jpeg_b64")
@@ -192,6 +209,20 @@ class Store:
         bulk_insert(s, AlertRow, rows)
         bulk_insert(s, TimelineEntry, log)
         return results
+
+    @staticmethod
+    def _firing_alerts(s: Session, case_ids: list[str]) -> dict[str, set[str]]:
+        if not case_ids:
+            return {}
+        out: dict[str, set[str]] = {}
+        resolved: set[str] = set()
+        for r in s.execute(select(AlertRow.case_id, AlertRow.alert_id, AlertRow.state)
+                           .where(AlertRow.case_id.in_(case_ids))):
+            if r.state == "firing":
+                out.setdefault(r.case_id, set()).add(r.alert_id)
+            else:
+                resolved.add(r.alert_id)
+        return {c: ids - resolved for c, ids in out.items()}
 
     @staticmethod
     def _insert_fresh(s: Session, fresh: list[Any]) -> None:

@@ -63,6 +63,9 @@ def test_alerts_open_merge_dedupe_and_clear(store):
     assert store.ingest([late, alert("a2", at=T + timedelta(minutes=5))], actor="edge-a")[1]["status"] == "merged"
     assert store.ingest([alert("a1", state="resolved", at=T + timedelta(minutes=9))],
                         actor="edge-a")[0]["status"] == "updated"
+    assert store.get(case_id)[0].cleared_at is None  # a0 and a2 still fire
+    store.ingest([alert("a0", state="resolved", at=T + timedelta(minutes=8)),
+                  alert("a2", state="resolved", at=T + timedelta(minutes=9))], actor="edge-a")
     case, timeline, _ = store.get(case_id)
     assert case.alert_count == 3 and case.status == "open"
     assert case.first_seen == T - timedelta(minutes=30) and case.last_seen == T + timedelta(minutes=5)
@@ -137,3 +140,22 @@ def test_sqlite_database_folder_is_created(tmp_path):
     migrate(engine)
     assert (tmp_path / "var" / "sub" / "hub.sqlite").exists()
     engine.dispose()
+
+
+def test_a_merged_alarm_raises_the_case_severity_and_the_case_clears_when_all_alerts_have(store):
+    warn = alert("w1", severity="major", category="fire", device="th-01")
+    alarm = alert("a1", severity="critical", category="fire", device="th-01")
+    r = store.ingest([warn], actor="edge")
+    case_id = r[0]["case_id"]
+    assert store.ingest([alarm], actor="edge")[0]["status"] == "merged"
+    case, timeline, _ = store.get(case_id)
+    assert case.severity == "critical"
+    assert [e.action for e in timeline][-1] == "severity_raised"
+    store.ingest([{**warn, "state": "resolved"}], actor="edge")
+    assert store.get(case_id)[0].cleared_at is None  # the alarm still fires
+    store.ingest([{**alarm, "state": "resolved"}], actor="edge")
+    assert store.get(case_id)[0].cleared_at is not None
+    again = alert("a2", severity="critical", category="fire", device="th-01")
+    store.ingest([again], actor="edge")
+    case, timeline, _ = store.get(case_id)
+    assert case.cleared_at is None and timeline[-1].action == "condition_returned"

@@ -22,7 +22,7 @@ const I18N = {
     a_day: "按日趋势", a_repeats: "重复发生的地点与设备", r_where: "地点/设备", r_cases: "案件数",
     needs_note: "请填写说明", not_allowed: "不允许的操作",
     opened: "立案", merged: "合并告警", light: "亮灯", escalated: "升级", backup_notified: "通知AB岗", reminder: "催办",
-    condition_cleared: "现场消警",
+    condition_cleared: "现场消警", severity_raised: "级别提升", condition_returned: "告警复现",
   },
   en: {
     title: "Grid command center", tab_board: "Cases", tab_analysis: "Analysis", offline: "offline", live: "live",
@@ -43,7 +43,8 @@ const I18N = {
     a_repeats: "Repeated places and devices", r_where: "Place / device", r_cases: "Cases",
     needs_note: "A note is needed", not_allowed: "Not allowed",
     opened: "opened", merged: "merged", light: "light", escalated: "escalated", backup_notified: "backup notified",
-    reminder: "reminder", condition_cleared: "condition cleared",
+    reminder: "reminder", condition_cleared: "condition cleared", severity_raised: "severity raised",
+    condition_returned: "condition returned",
   },
 };
 const LIGHT_RANK = { red: 0, yellow: 1, green: 2 };
@@ -137,6 +138,7 @@ function applyEvent(ev, received) {
   for (const k of ["status", "owner", "grid", "category", "severity", "escalations"]) if (ev[k] !== undefined) c[k] = ev[k];
   if (ev.action === "light" && ev.detail?.light && c.clock) c.clock.light = ev.detail.light;
   if (ev.action === "condition_cleared") c.cleared_at = ev.at;
+  if (ev.action === "condition_returned") c.cleared_at = null;
   upsertRow(c);
   placeRow(c);
   state.lastUpdate = { case_id: ev.case_id, event_id: ev.id, event: ev.event, ms: performance.now() - received };
