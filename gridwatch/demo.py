@@ -37,13 +37,13 @@ SCENARIO = ROOT / "simulators" / "scenarios" / "demo.yaml"
 def table(url: str) -> str:
     cases = httpx.get(f"{url}/api/v1/cases", headers={"Authorization": f"Bearer {VIEW_KEY}"}).json()["cases"]
     mark = {"green": "🟢 green", "yellow": "🟡 yellow", "red": "🔴 red"}
-    lines = [f"{'case':<22}{'category':<16}{'grid':<9}{'owner':<24}{'status':<10}{'light':<11}"
+    lines = [f"{'case':<22}{'category':<16}{'grid':<9}{'owner':<28}{'status':<10}{'light':<11}"
              f"{'elapsed':>8}{'left':>8}{'esc':>5}"]
     for c in sorted(cases, key=lambda c: c["opened_at"]):
         clock = c.get("clock") or {}
         owner = f"{c['owner']} ({c['owner_level']})"
         cleared = " cleared" if c["cleared_at"] else ""
-        lines.append(f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<24}{c['status']:<10}"
+        lines.append(f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<28}{c['status']:<10}"
                      f"{mark.get(clock.get('light'), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
                      f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}{cleared}")
     return "\n".join(lines)

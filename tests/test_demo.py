@@ -29,4 +29,5 @@ def test_demo_opens_the_scripted_cases_and_escalates(broker):
                      ("device_offline", "grid-01"), ("intrusion", "grid-07"), ("tamper", "grid-07"),
                      ("fire", "grid-03")}, out.stdout
     intrusion = next(r for r in rows if r[1] == "intrusion" and r[2] == "grid-03")
-    assert intrusion[3] == "community-21", out.stdout  # not accepted in 20 s: escalated from grid-03
+    # not accepted in 20 s: escalated from grid-03 (community-21, then street-2 if it waited long enough)
+    assert intrusion[3] in ("community-21", "street-2") and int(intrusion[10]) >= 1, out.stdout
