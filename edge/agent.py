@@ -40,6 +40,8 @@ from edge.video import VIDEO_KINDS, Video
 logger = logging.getLogger(__name__)
 
 LAST_GOOD = "last_good_rules"
+SCENE = "scene:"  # outbox meta prefix of saved camera baselines
+SCENE_SAVE_EVERY = 60.0
 
 
 @dataclass(slots=True)
@@ -70,6 +72,10 @@ class Agent:
         self._frames: dict[str, Message] = {}
         self._frames_lock = threading.Lock()
         self.video = Video()
+        restored = self.video.scenes.load(self.outbox.metas(SCENE))
+        if restored:
+            logger.info("restored the learned baselines of %d cameras", restored)
+        self._scenes_saved = time.monotonic()
         self.forwarder = Forwarder(
             self.outbox, cfg.hub.url, cfg.hub.secret(), batch_size=cfg.hub.batch_size, timeout=cfg.hub.timeout,
             backoff_min=cfg.hub.backoff_min, backoff_max=cfg.hub.backoff_max,
@@ -115,6 +121,7 @@ class Agent:
             t.join(timeout=10)
         self._checkpointed = float("-inf")
         self._draining = True
+        self.save_scenes()
         final = Job([], *self._snapshot(), [])  # the worker has stopped: checkpoint all it left
         if self._committer is not None:
             self._jobs.put(final)
@@ -190,7 +197,18 @@ class Agent:
         self.video.evidence(timed, self.engine.rules)
         alerts += timed
         alerts += self.evaluate(batch)
+        if time.monotonic() - self._scenes_saved >= SCENE_SAVE_EVERY:
+            self.save_scenes()
         return Job(alerts, *self._snapshot(), batch)
+
+    def save_scenes(self) -> None:
+        self._scenes_saved = time.monotonic()
+        dump = self.video.scenes.dump()
+        if dump:
+            try:
+                self.outbox.set_metas({SCENE + k: v for k, v in dump.items()})
+            except sqlite3.Error as exc:  # a courtesy for the next start: never stop evaluation over it
+                logger.warning("could not save camera baselines: %s", exc)
 
     def _finish(self, job: Job) -> bool:
         """Commit a round's alerts and state, then acknowledge its messages: never the other way round."""

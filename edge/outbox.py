@@ -107,6 +107,20 @@ class Outbox:
     def set_meta(self, name: str, value: str) -> None:
         self._conn().execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
 
+    def set_metas(self, values: dict[str, str]) -> None:
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            c.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", list(values.items()))
+            c.execute("COMMIT")
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+
+    def metas(self, prefix: str) -> dict[str, str]:
+        rows = self._conn().execute("SELECT name, value FROM meta WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
+        return {name[len(prefix):]: value for name, value in rows}
+
     # ---- the forwarder's side ------------------------------------------------------------------
     def pending(self, limit: int) -> list[tuple[int, float, dict[str, Any]]]:
         rows = self._conn().execute("SELECT seq, created_at, body FROM outbox ORDER BY seq LIMIT ?", (limit,))

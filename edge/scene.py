@@ -4,12 +4,15 @@ For each frame (already decoded small and gray) it keeps a running-average backg
 motion mask; notices a global change of light (most of the frame changed at once) and recalibrates
 instead of reporting motion; and measures what the tamper rule needs against the camera's own learned
 baseline: brightness spread (blackout), sharpness (defocus) and likeness to a reference view (shifted).
-Plain numpy/OpenCV, no I/O; models live in memory and are learned again after a restart.
+Plain numpy/OpenCV, no I/O. The learned baselines (sharpness, reference view) can be dumped and restored,
+so a restart does not learn a covered or blurred view as normal; the background is learned again.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from typing import Any
 
 import cv2
 import numpy as np
@@ -84,6 +87,21 @@ class CameraScene:
         self.last = state
         return state
 
+    def baseline(self) -> dict[str, Any] | None:
+        """What the camera has learned that is worth keeping across a restart (the background is not)."""
+        if self.ref is None or self.frames <= WARMUP:
+            return None
+        return {"sharp_base": round(self.sharp_base, 6), "ref": [round(float(v), 1) for v in self.ref.ravel()]}
+
+    @classmethod
+    def restored(cls, data: dict[str, Any]) -> CameraScene:
+        """A scene that judges tamper against its saved baseline from the first frame, instead of
+        learning whatever the camera shows at start (a covered or blurred view)."""
+        ref = np.asarray(data["ref"], np.float32)
+        if ref.size != THUMB[0] * THUMB[1]:
+            raise ValueError(f"reference view has {ref.size} values, expected {THUMB[0] * THUMB[1]}")
+        return cls(frames=WARMUP, sharp_base=float(data["sharp_base"]), ref=ref.reshape(THUMB[1], THUMB[0]))
+
     def _similarity(self, thumb: np.ndarray) -> float:
         if self.ref is None:
             return 1.0
@@ -114,6 +132,26 @@ class Scenes:
 
     def __init__(self) -> None:
         self.cameras: dict[str, CameraScene] = {}
+
+    def dump(self) -> dict[str, str]:
+        """Baselines by camera, as JSON texts."""
+        out = {}
+        for device, cam in self.cameras.items():
+            b = cam.baseline()
+            if b is not None:
+                out[device] = json.dumps(b, separators=(",", ":"))
+        return out
+
+    def load(self, saved: dict[str, str]) -> int:
+        """Restore saved baselines; a damaged one is skipped (that camera learns again)."""
+        n = 0
+        for device, text in saved.items():
+            try:
+                self.cameras[device] = CameraScene.restored(json.loads(text))
+                n += 1
+            except (ValueError, KeyError, TypeError):
+                continue
+        return n
 
     def update(self, device: str, gray: np.ndarray) -> SceneState:
         cam = self.cameras.get(device)

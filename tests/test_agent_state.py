@@ -164,3 +164,38 @@ def test_message_is_not_acked_while_the_outbox_cannot_commit(tmp_path, monkeypat
     agent.step([msg(0, device="smoke-01", smoke=50)])
     assert calls == [[], []] and ACKED == ["smoke-01@0"]
     assert outbox_rows(tmp_path) == [("smoke-high", "firing")]
+
+
+CAMERA_RULES = """
+rules:
+  - id: lens
+    match: {kind: camera}
+    when: {tamper: {for: 0s}}
+    category: tamper
+"""
+
+
+def test_camera_baselines_survive_a_restart_so_a_blurred_start_is_still_defocus(tmp_path):
+    import base64
+
+    from simulators.scenes import CameraSim, View
+
+    cam = CameraSim(4)
+
+    def frame(t: float, view: View) -> Message:
+        ts = 1_795_000_000.0 + t
+        return Message("gw/grid-01/camera/cam-01/frame", cam.jpeg(t, view), ts, {"ts": str(int(ts * 1000))})
+
+    clock = Clock()
+    agent = Agent(agent_config(tmp_path, NOBROKER, "http://127.0.0.1:1", CAMERA_RULES), clock=clock)
+    for i in range(20):
+        assert agent.step([frame(i * 0.2, View())]) == []
+    agent.save_scenes()
+    agent.outbox.close()
+    # restarted while the lens is blurred: judged against the saved baseline, not learned as normal
+    again = Agent(agent_config(tmp_path, NOBROKER, "http://127.0.0.1:1", CAMERA_RULES, rewrite_rules=False),
+                  clock=clock)
+    fired = again.step([frame(10.0, View(blur=True))])
+    assert [(a["state"], a["labels"]["tamper"]) for a in fired] == [("firing", "defocus")]
+    assert base64.b64decode(fired[0]["evidence"]["snapshot_jpeg_b64"])[:2] == b"\xff\xd8"
+    again.outbox.close()
