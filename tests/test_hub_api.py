@@ -194,3 +194,21 @@ def test_every_endpoint_refuses_missing_key_wrong_role_and_out_of_scope(client, 
     elif path in ("/api/v1/cases", "/api/v1/stats"):
         r = getattr(client, method)(url, headers=H("view-s2"), **kw).json()
         assert case_id not in str(r)
+
+
+def test_case_list_filters_on_several_states_and_me_tells_the_board_its_scope(client):
+    ids = [client.post("/api/v1/alerts", json={"alerts": [alert(f"s{i}", device=f"d-{i}")]},
+                       headers=H("edge")).json()["results"][0]["case_id"] for i in range(3)]
+    client.post(f"/api/v1/cases/{ids[0]}/accept", headers=H("ops"))
+    got = client.get("/api/v1/cases", params={"status": "open,accepted"}, headers=H("ops")).json()["cases"]
+    assert {c["id"] for c in got} == set(ids)
+    got = client.get("/api/v1/cases", params={"status": "accepted"}, headers=H("ops")).json()["cases"]
+    assert [c["id"] for c in got] == [ids[0]]
+    me = client.get("/api/v1/me", headers=H("ops-g3")).json()
+    assert (me["role"], me["unit"], me["can_act"]) == ("operator", "grid-03", True)
+    assert [u["id"] for u in me["units"]] == ["grid-03"]
+    assert client.get("/api/v1/me", headers=H("edge")).status_code == 403
+    page = client.get("/")
+    assert page.status_code == 200 and "/board/board.js" in page.text
+    assert client.get("/board/board.js").headers["content-type"].startswith("text/javascript")
+    assert client.get("/board/../app.py").status_code == 404

@@ -46,8 +46,8 @@ def list_cases(request: Request, who: Annotated[Principal, Depends(require(*READ
     store: Store = request.app.state.store
     q = select(Case).order_by(Case.opened_at.desc()).limit(limit)
     for col, val in ((Case.status, status), (Case.grid, grid), (Case.category, category)):
-        if val is not None:
-            q = q.where(col == val)
+        if val is not None:  # one value, or several separated by commas
+            q = q.where(col.in_(val.split(","))) if "," in val else q.where(col == val)
     scope = scope_of(store, who)
     if unit is not None:
         scope = (scope if scope is not None else set(store.org.units)) & (

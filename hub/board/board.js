@@ -123,7 +123,9 @@ function logout() {
 
 // ---- cases -------------------------------------------------------------------------------------
 async function loadCases() {
-  const data = await api("/api/v1/cases?limit=5000");
+  // the board is about what is still open; closed cases are only fetched when the filter asks for them
+  const closed = state.filters.status === "*" || state.filters.status === "closed";
+  const data = await api(`/api/v1/cases?limit=5000${closed ? "" : "&status=open,accepted,on_hold,resolved"}`);
   const now = performance.now();
   state.cases.clear();
   for (const c of data.cases) { c._fetched = now; state.cases.set(c.id, c); }
@@ -428,7 +430,12 @@ $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh-CN"
 $("#logout").addEventListener("click", logout);
 $("#close-detail").addEventListener("click", () => { state.detail = null; $("#detail").hidden = true; });
 for (const [sel, key] of [["#f-unit", "unit"], ["#f-category", "category"], ["#f-light", "light"], ["#f-status", "status"]]) {
-  $(sel).addEventListener("change", (e) => { state.filters[key] = e.target.value; renderAll(); });
+  $(sel).addEventListener("change", (e) => {
+    const before = state.filters.status;
+    state.filters[key] = e.target.value;
+    const widened = key === "status" && (e.target.value === "*" || e.target.value === "closed") && before !== "*" && before !== "closed";
+    if (widened) loadCases(); else renderAll();
+  });
 }
 for (const b of document.querySelectorAll("#tabs button")) {
   b.addEventListener("click", () => {
