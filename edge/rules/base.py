@@ -133,3 +133,21 @@ class EvaluatorBase:
     def deadline(self, st: dict[str, Any]) -> float | None:
         return None
 
+
+
+class ClearsWhenQuiet:
+    """For event-like conditions (a fence event, motion): the episode resolves `clear_after` seconds after
+    the last hit, recorded by the evaluator as `st["hit"]`; the engine's timer does it between messages."""
+
+    timed = True
+    clear_after: float
+
+    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+        due = self.deadline(st)
+        if due is None or now < due:
+            return None
+        del st["hit"]
+        return Verdict(False, now)
+
+    def deadline(self, st: dict[str, Any]) -> float | None:
+        return float(st["hit"]) + self.clear_after if "hit" in st else None

@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import ClearsWhenQuiet, EvaluatorBase, Verdict, WhenBase
 
 KEYS = ("event",)
 FenceEvent = Literal["breach", "tamper", "fault"]
@@ -25,13 +25,13 @@ class Config(WhenBase):
         return [v] if isinstance(v, str) else v
 
 
-class Evaluator(EvaluatorBase):
-    timed = True
+class Evaluator(ClearsWhenQuiet, EvaluatorBase):
     needs_metric = False
     instant = True
 
     def __init__(self, spec: Any, cfg: Config) -> None:
         self.cfg = cfg
+        self.clear_after = cfg.clear_after
 
     def accepts(self, ev: Event) -> bool:
         return ev.kind == "fence" and (not self.cfg.zones or ev.zone in self.cfg.zones)
@@ -47,13 +47,3 @@ class Evaluator(EvaluatorBase):
             del st["hit"]
             return Verdict(False, ev.ts)
         return None
-
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
-        due = self.deadline(st)
-        if due is None or now < due:
-            return None
-        del st["hit"]
-        return Verdict(False, now)
-
-    def deadline(self, st: dict[str, Any]) -> float | None:
-        return float(st["hit"]) + self.cfg.clear_after if "hit" in st else None

@@ -14,7 +14,7 @@ from pydantic import Field
 from edge.durations import Duration
 from edge.message import Event
 from edge.rules import zones
-from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase
+from edge.rules.base import ClearsWhenQuiet, EvaluatorBase, Strict, Verdict, WhenBase
 
 KEYS = ("motion_in_zone",)
 
@@ -31,12 +31,12 @@ class Config(WhenBase):
     motion_in_zone: MotionSpec
 
 
-class Evaluator(EvaluatorBase):
-    timed = True
+class Evaluator(ClearsWhenQuiet, EvaluatorBase):
     needs_metric = False
 
     def __init__(self, spec: Any, cfg: Config) -> None:
         self.cfg = cfg.motion_in_zone
+        self.clear_after = self.cfg.clear_after
 
     def accepts(self, ev: Event) -> bool:
         return ev.kind == "camera" and "scene" in ev.extra
@@ -65,16 +65,6 @@ class Evaluator(EvaluatorBase):
             del st["hit"]
             return Verdict(False, ev.ts)
         return None
-
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
-        due = self.deadline(st)
-        if due is None or now < due:
-            return None
-        del st["hit"]
-        return Verdict(False, now)
-
-    def deadline(self, st: dict[str, Any]) -> float | None:
-        return float(st["hit"]) + self.cfg.clear_after if "hit" in st else None
 
     def overlay(self, ev: Event) -> tuple[list[Any], list[tuple[float, float, float, float]]]:
         """Polygons to draw (zone, then ignore masks) and the moving regions inside the zone (x, y, w, h)."""
