@@ -90,10 +90,10 @@ def verify(sc: Scenario, played: Played, hub: HubClient, settle: float = 30.0) -
 
 
 def table(rows: list[Row]) -> str:
-    lines = [f"{'result':<7}{'incident':<18}{'expected':<44}{'case':<24}{'latency':>9}  detail"]
+    lines = [f"{'result':<7}{'incident':<18}{'expected':<48}{'case':<24}{'latency':>9}  detail"]
     for r in rows:
         lat = f"{r.latency_s:.2f}s" if r.latency_s is not None else "-"
-        lines.append(f"{'PASS' if r.ok else 'FAIL':<7}{r.incident:<18}{r.expected:<44}{r.case_id or '-':<24}"
+        lines.append(f"{'PASS' if r.ok else 'FAIL':<7}{r.incident:<18}{r.expected:<48}{r.case_id or '-':<24}"
                      f"{lat:>9}  {r.detail}")
     return "\n".join(lines)
 
