@@ -33,7 +33,7 @@ lint: venv
 	$(BIN)/ruff check .
 
 bench: deps venv
-	for b in bench/ingest.py bench/hub.py bench/video.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/ingest.py bench/hub.py bench/video.py bench/sim_load.py; do $(BIN)/python $$b || exit 1; done
 
 demo: deps venv
 	$(BIN)/python -m gridwatch.demo
