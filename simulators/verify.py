@@ -23,6 +23,7 @@ class Row:
     ok: bool
     detail: str
     latency_s: float | None = None
+    began_at: float | None = None  # wall clock of the incident's first publish (epoch seconds)
 
 
 def _ts(iso: str) -> float:
@@ -81,7 +82,7 @@ def verify(sc: Scenario, played: Played, hub: HubClient, settle: float = 30.0) -
         if latency is None or latency < 0:
             problems.append("opened before the incident began")
         rows.append(Row(inc.id, label, c["id"], not problems, ", ".join(problems) or "opened once",
-                        None if latency is None else round(latency, 2)))
+                        None if latency is None else round(latency, 2), began))
     for c in cases:
         if c["id"] not in matched:
             rows.append(Row("-", "(no case expected)", c["id"], False,
