@@ -168,6 +168,13 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
 def test_grid_viewer_sees_only_its_grid_in_the_page_and_the_stream(tmp_path, browser):
     hub = Hub(tmp_path).start()
     try:
+        wrong = browser.new_page()
+        wrong.goto(hub.url + "/")
+        wrong.fill("#key", "not-a-key")
+        wrong.click("#login-form button[type=submit]")
+        wrong.wait_for_function("document.querySelector('#login-error').textContent === '密钥无效'")
+        assert wrong.is_hidden("#board")
+        wrong.close()
         page, _ = login(browser, hub, VIEW01)
         with httpx.stream("GET", f"{hub.url}/api/v1/stream", headers={"Authorization": f"Bearer {VIEW01}"},
                           timeout=httpx.Timeout(10, read=3)) as stream:

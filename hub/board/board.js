@@ -280,6 +280,13 @@ async function connect() {
   if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
   try {
     const res = await fetch("/api/v1/stream", { headers, signal: ctrl.signal });
+    if (res.status === 401 || res.status === 403) { // the key was withdrawn: back to the login form
+      sessionStorage.removeItem("gw-key");
+      state.stream = null;
+      $("#board").hidden = true; $("#analysis").hidden = true; $("#tabs").hidden = true; $("#login").hidden = false;
+      $("#login-error").textContent = t("bad_key");
+      return;
+    }
     if (!res.ok) throw new Error(`stream ${res.status}`);
     setLive(true);
     if (state.lastEventId === null) state.lastEventId = "";
