@@ -26,7 +26,7 @@ DAY = 86400.0
 class SensorModel:
     model: str
     seed: int = 1
-    phase: float = 0.0  # daily cycle phase, seconds
+    utc_offset_h: float = 8.0  # local time of the site (the daily cycle peaks at 14:00 local)
 
     def __post_init__(self) -> None:
         if self.model not in SENSOR_KINDS:
@@ -36,7 +36,8 @@ class SensorModel:
 
     def value(self, t: float, clock: float) -> float:
         """The reading at scenario time t; `clock` (epoch seconds) places the daily cycle."""
-        cycle = self.daily * math.sin(2 * math.pi * ((clock + self.phase) % DAY) / DAY)
+        local_h = ((clock / 3600.0) + self.utc_offset_h) % 24.0
+        cycle = self.daily * math.cos(2 * math.pi * (local_h - 14.0) / 24.0)
         v = self.base + self.drift * t / 3600.0 + cycle + self.rng.gauss(0.0, self.noise)
         return max(0.0, v)
 

@@ -64,6 +64,7 @@ def run_load(spec: LoadSpec, conn: Connection) -> dict[str, Any]:
     total = int(spec.rate * spec.duration)
     every = total // (spec.incidents + 1) if spec.incidents else 0
     injected: dict[str, float] = {}  # device -> wall time of the leak reading
+    due_incidents = 0
     start = time.perf_counter()
     wall0 = time.time()
     for n in range(total):
@@ -72,7 +73,10 @@ def run_load(spec: LoadSpec, conn: Connection) -> dict[str, Any]:
             time.sleep(min(lag, 0.002))
         grid, dev = devices[n % spec.devices]
         ppm = round(rng.gauss(800, 40), 1)
-        if every and n % every == 0 and n and len(injected) < spec.incidents and dev not in injected:
+        if every and n and n % every == 0:
+            due_incidents += 1
+        # an incident due goes to the next device that has none yet
+        if len(injected) < min(due_incidents, spec.incidents) and dev not in injected:
             injected[dev] = time.time()
         if dev in injected:  # a leak goes on once it started, so hold times are met
             ppm = spec.leak_ppm

@@ -7,23 +7,18 @@ row within 500 ms."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from hub.config import hash_key
-from simulators.services import free_port, stop_pid, wait_port
+from tests.hubkit import OPS, VIEW01, Hub
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
-EDGE, OPS, VIEW01 = "board-edge-key", "board-ops-key", "board-view01-key"  # test-only keys
 SLA = """
 policies:
   - id: fast
@@ -38,41 +33,6 @@ policies:
 """
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
-
-
-class Hub:
-    def __init__(self, tmp: Path) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        (tmp / "sla.yaml").write_text(SLA)
-        (tmp / "hub.yaml").write_text(yaml.safe_dump({
-            "database": f"sqlite:///{tmp / 'hub.sqlite'}", "listen": {"host": "127.0.0.1", "port": self.port},
-            "org": str(ROOT / "configs/org.yaml"), "sla": str(tmp / "sla.yaml"),
-            "calendars": str(ROOT / "configs/calendars"), "tz": "Asia/Shanghai",
-            "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE)},
-                     {"name": "ops-district", "role": "operator", "unit": "district-a", "hash": hash_key(OPS)},
-                     {"name": "viewer-grid-01", "role": "viewer", "unit": "grid-01", "hash": hash_key(VIEW01)}]}))
-        self.cfg = tmp / "hub.yaml"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Hub:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(self.cfg)])
-        wait_port(self.port, 30, self.proc)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            stop_pid(self.proc)
-            self.proc = None
-
-    def post(self, alerts: list[dict]) -> list[dict]:
-        r = httpx.post(f"{self.url}/api/v1/alerts", json={"alerts": alerts},
-                       headers={"Authorization": f"Bearer {EDGE}"}, timeout=60)
-        r.raise_for_status()
-        return r.json()["results"]
-
-    def get(self, path: str, key: str = OPS) -> dict:
-        return httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
 
 
 def alert(n: int, grid: str, category: str = "gas_leak", device: str | None = None) -> dict:
@@ -106,7 +66,7 @@ def login(browser, hub: Hub, key: str):
 
 
 def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
-    hub = Hub(tmp_path).start()
+    hub = Hub(tmp_path, SLA).start()
     try:
         page, outside = login(browser, hub, OPS)
         assert page.inner_text("h1") == "网格指挥中心"  # zh-CN by default
@@ -166,7 +126,7 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
 
 
 def test_grid_viewer_sees_only_its_grid_in_the_page_and_the_stream(tmp_path, browser):
-    hub = Hub(tmp_path).start()
+    hub = Hub(tmp_path, SLA).start()
     try:
         wrong = browser.new_page()
         wrong.goto(hub.url + "/")
@@ -203,7 +163,7 @@ def test_grid_viewer_sees_only_its_grid_in_the_page_and_the_stream(tmp_path, bro
 
 
 def test_two_thousand_open_cases_stay_responsive(tmp_path, browser, capsys):
-    hub = Hub(tmp_path).start()
+    hub = Hub(tmp_path, SLA).start()
     try:
         grids = ["grid-01", "grid-02", "grid-03", "grid-07"]
         ids = []

@@ -1,0 +1,52 @@
+"""A real hub for tests: `gridwatch hub serve` as its own process on a free port, with test-only keys."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import yaml
+
+from hub.config import hash_key
+from simulators.services import free_port, stop_pid, wait_port
+
+ROOT = Path(__file__).resolve().parent.parent
+EDGE, OPS, VIEW01 = "hubkit-edge-key", "hubkit-ops-key", "hubkit-view01-key"  # test-only keys
+
+
+class Hub:
+    def __init__(self, tmp: Path, sla: str) -> None:
+        tmp.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        (tmp / "sla.yaml").write_text(sla)
+        (tmp / "hub.yaml").write_text(yaml.safe_dump({
+            "database": f"sqlite:///{tmp / 'hub.sqlite'}", "listen": {"host": "127.0.0.1", "port": self.port},
+            "org": str(ROOT / "configs/org.yaml"), "sla": str(tmp / "sla.yaml"),
+            "calendars": str(ROOT / "configs/calendars"), "tz": "Asia/Shanghai",
+            "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE)},
+                     {"name": "ops-district", "role": "operator", "unit": "district-a", "hash": hash_key(OPS)},
+                     {"name": "viewer-grid-01", "role": "viewer", "unit": "grid-01", "hash": hash_key(VIEW01)}]}))
+        self.cfg = tmp / "hub.yaml"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Hub:
+        self.proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(self.cfg)])
+        wait_port(self.port, 30, self.proc)
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_pid(self.proc)
+            self.proc = None
+
+    def post(self, alerts: list[dict]) -> list[dict]:
+        r = httpx.post(f"{self.url}/api/v1/alerts", json={"alerts": alerts},
+                       headers={"Authorization": f"Bearer {EDGE}"}, timeout=60)
+        r.raise_for_status()
+        return r.json()["results"]
+
+    def get(self, path: str, key: str = OPS) -> dict:
+        return httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
