@@ -91,8 +91,8 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
         assert "community" in page.inner_text(f"{row} .c-owner") or "社区" in page.inner_text(f"{row} .c-owner")
         # the clock ticks in the page without asking the server
         before = page.inner_text(f"{row} .c-elapsed")
-        page.wait_for_timeout(1_200)
-        assert page.inner_text(f"{row} .c-elapsed") != before
+        page.wait_for_function("([sel, text]) => document.querySelector(sel).textContent !== text",
+                               arg=[f"{row} .c-elapsed", before], timeout=3_000)
         # an operator accepts it from the case page
         page.click(row)
         page.wait_for_selector("#detail:not([hidden]) button[data-action='accept']")
