@@ -4,11 +4,13 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 
 from edge.agent import Agent
 from edge.errors import ConfigError
+from edge.rules.loader import load_rules
 from simulators.devices import SensorModel
 from simulators.load import LoadSpec, percentile, run_load
 from simulators.player import Connection
@@ -65,10 +67,16 @@ def test_bad_scenarios_name_file_path_and_reason(tmp_path, text, where):
     assert str(p) in out and where in out, out
 
 
-def test_the_shipped_demo_scenario_is_valid():
-    sc = load_scenario("simulators/scenarios/demo.yaml")
+@pytest.mark.parametrize("path", sorted(Path("simulators/scenarios").glob("*.yaml")), ids=lambda p: p.stem)
+def test_the_shipped_scenarios_are_valid_and_name_rules_that_exist(path):
+    sc = load_scenario(path)
     assert {i.expect.category for i in sc.incidents if i.expect} >= {"gas_leak", "intrusion", "tamper", "fire"}
     assert any(i.expect is None for i in sc.incidents)  # it has distractors
+    rules = {r.id: r for r in load_rules("configs/demo/rules.yaml").rules}
+    for inc in sc.incidents:
+        if inc.expect is not None:
+            rule = rules[inc.expect.rule]
+            assert (rule.category, rule.severity) == (inc.expect.category, inc.expect.severity), inc.id
 
 
 @pytest.mark.slow
