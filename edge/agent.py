@@ -247,10 +247,12 @@ class Agent:
                 self.timeseries.write(ev)
             try:
                 if ev.kind in VIDEO_KINDS:
+                    t0 = time.perf_counter()
                     self.video.prepare(ev)
                     raised = self.engine.observe(ev)
                     self.video.evidence(raised, self.engine.rules, ev)
                     alerts += raised
+                    self.metrics.frame_seconds.labels(ev.kind).observe(time.perf_counter() - t0)
                 else:
                     alerts += self.engine.observe(ev)
             except Exception:

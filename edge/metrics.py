@@ -47,6 +47,10 @@ class AgentMetrics:
                                       registry=r)
         self.frames_dropped = Counter("gridwatch_edge_frames_dropped", "Camera/thermal frames replaced by a newer "
                                       "frame of the same camera before the worker got to them", registry=r)
+        self.frame_seconds = Histogram("gridwatch_edge_frame_seconds",
+                                       "Scene model, rules and evidence per frame (after decoding), by kind",
+                                       ["kind"], registry=r,
+                                       buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5))
         self.reloads = Counter("gridwatch_edge_rule_reloads", "Rule file reloads", ["result"], registry=r)
         self.timeseries_errors = Counter("gridwatch_edge_timeseries_errors", "Failed time-series writes",
                                          registry=r)

@@ -37,15 +37,21 @@ SCENARIO = ROOT / "simulators" / "scenarios" / "demo.yaml"
 def table(url: str) -> str:
     cases = httpx.get(f"{url}/api/v1/cases", headers={"Authorization": f"Bearer {VIEW_KEY}"}).json()["cases"]
     mark = {"green": "🟢 green", "yellow": "🟡 yellow", "red": "🔴 red"}
+    if sys.stdout.isatty():  # a terminal: the light's colour on the whole row, like the board
+        colour = {"green": "\033[32m", "yellow": "\033[33m", "red": "\033[1;31m"}
+    else:
+        colour = {}
     lines = [f"{'case':<22}{'category':<16}{'grid':<9}{'owner':<28}{'status':<10}{'light':<11}"
              f"{'elapsed':>8}{'left':>8}{'esc':>5}"]
     for c in sorted(cases, key=lambda c: c["opened_at"]):
         clock = c.get("clock") or {}
         owner = f"{c['owner']} ({c['owner_level']})"
         cleared = " cleared" if c["cleared_at"] else ""
-        lines.append(f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<28}{c['status']:<10}"
-                     f"{mark.get(clock.get('light'), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
-                     f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}{cleared}")
+        row = (f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<28}{c['status']:<10}"
+               f"{mark.get(clock.get('light'), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
+               f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}{cleared}")
+        on = colour.get(clock.get("light"), "")
+        lines.append(f"{on}{row}\033[0m" if on else row)
     return "\n".join(lines)
 
 

@@ -105,6 +105,7 @@ def test_scenes_in_real_time_raise_each_expected_alert_once_with_its_snapshot(tm
         assert agent.metrics.value("gridwatch_edge_messages_total", kind="camera") == 2 * len(frames7) - \
             agent.metrics.value("gridwatch_edge_frames_dropped_total")
         assert hub.duplicates() == {}
+        assert agent.metrics.value("gridwatch_edge_frame_seconds_count", kind="thermal") > 0
     finally:
         gw.close()
         agent.stop()

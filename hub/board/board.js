@@ -23,6 +23,7 @@ const I18N = {
     needs_note: "请填写说明", not_allowed: "不允许的操作",
     opened: "立案", merged: "合并告警", light: "亮灯", escalated: "升级", backup_notified: "通知AB岗", reminder: "催办",
     condition_cleared: "现场消警", severity_raised: "级别提升", condition_returned: "告警复现",
+    a_period: "时段", d7: "近7天", d30: "近30天", d90: "近90天", a_total: "案件总数",
   },
   en: {
     title: "Grid command center", tab_board: "Cases", tab_analysis: "Analysis", offline: "offline", live: "live",
@@ -44,7 +45,8 @@ const I18N = {
     needs_note: "A note is needed", not_allowed: "Not allowed",
     opened: "opened", merged: "merged", light: "light", escalated: "escalated", backup_notified: "backup notified",
     reminder: "reminder", condition_cleared: "condition cleared", severity_raised: "severity raised",
-    condition_returned: "condition returned",
+    condition_returned: "condition returned", a_period: "Period", d7: "last 7 days", d30: "last 30 days",
+    d90: "last 90 days", a_total: "cases",
   },
 };
 const LIGHT_RANK = { red: 0, yellow: 1, green: 2 };
@@ -422,7 +424,10 @@ function columns(el, pairs) {
 function esc(s) { return String(s).replace(/[&<>"]/g, (ch) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" }[ch])); }
 
 async function loadAnalysis() {
-  const s = await api("/api/v1/stats");
+  const days = Number($("#a-period").value);
+  const since = new Date(Date.now() - days * 86400e3).toISOString();
+  const s = await api(`/api/v1/stats?since=${encodeURIComponent(since)}`);
+  $("#a-total").textContent = `${t("a_total")}: ${s.total}`;
   bars($("#ch-category"), Object.entries(s.by_category));
   bars($("#ch-grid"), Object.entries(s.by_grid));
   columns($("#ch-hour"), s.by_hour.map((v, h) => [String(h), v]));
@@ -451,6 +456,7 @@ for (const b of document.querySelectorAll("#tabs button")) {
     if (b.dataset.tab === "analysis") loadAnalysis();
   });
 }
+$("#a-period").addEventListener("change", loadAnalysis);
 setInterval(() => { for (const [id, tr] of state.rows) if (tr.isConnected) tickRow(state.cases.get(id), tr); }, 1000);
 applyLang();
 if (state.key) login(state.key);
