@@ -64,6 +64,7 @@ function applyLang() {
   document.documentElement.lang = state.lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("#lang").textContent = state.lang === "zh-CN" ? "English" : "中文";
+  setLive($("#live").classList.contains("on"));
   if (state.me) { fillFilters(); renderAll(); if (state.detail) openDetail(state.detail); }
 }
 
@@ -411,7 +412,8 @@ function bars(el, pairs) {
   el.innerHTML = svg.join("");
 }
 function columns(el, pairs) {
-  const w = 420, h = 140, max = Math.max(1, ...pairs.map((p) => p[1])), bw = Math.max(4, Math.floor((w - 10) / Math.max(1, pairs.length)) - 2);
+  const w = 420, h = 140, max = Math.max(1, ...pairs.map((p) => p[1]));
+  const bw = Math.min(36, Math.max(3, Math.floor((w - 10) / Math.max(1, pairs.length)) - 2));
   const svg = [`<svg width="${w}" height="${h + 20}" role="img">`];
   pairs.forEach(([k, v], i) => {
     const bhh = Math.round((h - 14) * v / max), x = 5 + i * (bw + 2);
@@ -431,7 +433,11 @@ async function loadAnalysis() {
   bars($("#ch-category"), Object.entries(s.by_category));
   bars($("#ch-grid"), Object.entries(s.by_grid));
   columns($("#ch-hour"), s.by_hour.map((v, h) => [String(h), v]));
-  columns($("#ch-day"), Object.entries(s.by_day));
+  // every day of the period, quiet days included, as dates in the hub's time zone
+  const dayOf = new Intl.DateTimeFormat("en-CA", { timeZone: state.me.tz || undefined, year: "numeric", month: "2-digit", day: "2-digit" });
+  const daysList = [];
+  for (let i = days - 1; i >= 0; i--) daysList.push(dayOf.format(new Date(Date.now() - i * 86400e3)));
+  columns($("#ch-day"), [...new Set(daysList)].map((d) => [d, s.by_day[d] || 0]));
   const rows = [...s.repeated_places.map((p) => [p.grid, p.category, p.cases]), ...s.repeated_devices.map((d) => [d.device, "", d.cases])];
   $("#repeats tbody").replaceChildren(...rows.map((r) => { const tr = document.createElement("tr"); r.forEach((v) => tr.append(cell(String(v)))); return tr; }));
 }
