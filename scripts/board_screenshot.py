@@ -6,7 +6,6 @@ whose clocks have run for a while, seen by the district operator in headless Chr
 
 from __future__ import annotations
 
-import base64
 import subprocess
 import sys
 import tempfile
@@ -99,5 +98,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    _ = base64  # imported for readers who want to dump the snapshot
     main()

@@ -4,6 +4,7 @@ every `interval`, frames at `fps`, incidents at their times. Records when each i
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -77,8 +78,6 @@ class Gateway:
             props.UserProperty = [("ts", ts), ("seq", str(self.seq))]
             self.publish(f"{self.base}/frame", image, props)
         else:
-            import base64
-
             key = "jpeg_b64" if content_type == "image/jpeg" else "png_b64"
             self.publish(f"{self.base}/frame", json.dumps({"ts": int(ts), "seq": self.seq,
                                                              key: base64.b64encode(image).decode()}))

@@ -97,8 +97,6 @@ class Evaluator(EvaluatorBase):
         return (zmax - v0) / span * per if span >= per / 2 else 0.0
 
     def overlay(self, ev: Event) -> tuple[list[Any], list[tuple[float, float, float, float]]]:
-        from edge.rules.motion import regions
-
         temps = ev.extra["celsius"]
         hot = ((temps > self.cfg.above_c) & self.zone_mask(temps.shape)).astype(np.uint8) * 255
-        return [p for p in [self.cfg.zone, *self.cfg.ignore] if p], regions(hot)
+        return [p for p in [self.cfg.zone, *self.cfg.ignore] if p], zones.regions(hot)

@@ -70,12 +70,5 @@ class Evaluator(ClearsWhenQuiet, EvaluatorBase):
         """Polygons to draw (zone, then ignore masks) and the moving regions inside the zone (x, y, w, h)."""
         scene = ev.extra["scene"]
         moving = cv2.bitwise_and(scene.mask, self.zone_mask(scene.mask.shape))
-        return [self.cfg.zone, *self.cfg.ignore], regions(moving)
+        return [self.cfg.zone, *self.cfg.ignore], zones.regions(moving)
 
-
-def regions(mask: Any, limit: int = 8) -> list[tuple[float, float, float, float]]:
-    """Bounding boxes of the largest blobs of a 0/255 mask, in normalised coordinates."""
-    h, w = mask.shape[:2]
-    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    boxes = sorted((cv2.boundingRect(c) for c in contours), key=lambda b: -b[2] * b[3])[:limit]
-    return [(x / w, y / h, bw / w, bh / h) for x, y, bw, bh in boxes]

@@ -1,9 +1,10 @@
-"""Zones in normalised image coordinates: validation (points in [0,1], simple polygons) and masks."""
+"""Zones in normalised image coordinates: validation (points in [0,1], simple polygons), masks, and the
+regions a mask shows (for evidence)."""
 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Any
 
 import cv2
 import numpy as np
@@ -61,3 +62,11 @@ def _zone_mask(zone: tuple[Point, ...] | None, ignore: tuple[tuple[Point, ...], 
         m[_mask(poly, h, w) > 0] = 0
     m.setflags(write=False)
     return m
+
+
+def regions(mask: Any, limit: int = 8) -> list[tuple[float, float, float, float]]:
+    """Bounding boxes of the largest blobs of a 0/255 mask, in normalised coordinates."""
+    h, w = mask.shape[:2]
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    boxes = sorted((cv2.boundingRect(c) for c in contours), key=lambda b: -b[2] * b[3])[:limit]
+    return [(x / w, y / h, bw / w, bh / h) for x, y, bw, bh in boxes]
