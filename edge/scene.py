@@ -11,7 +11,7 @@ so a restart does not learn a covered or blurred view as normal; the background 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
@@ -31,7 +31,7 @@ class SceneState:
 
     mask: np.ndarray  # uint8 0/255 motion mask at working size
     changed: float  # fraction of the frame that differed from the background
-    relit: bool  # a global change of light: background recalibrated, no motion reported
+    relit: bool  # a change of the whole view (light, cover, blur, turned camera): no motion reported
     learning: bool  # still in warm-up: tamper measurements not yet meaningful
     std: float  # brightness spread: near 0 when the lens is covered or the signal lost
     sharpness: float
@@ -46,8 +46,6 @@ class CameraScene:
     bg8: np.ndarray | None = None
     sharp_base: float = 0.0
     ref: np.ndarray | None = None
-    relit: int = 0
-    last: SceneState | None = field(default=None, repr=False)
 
     def update(self, gray: np.ndarray) -> SceneState:
         g = cv2.blur(gray, (3, 3))
@@ -73,18 +71,18 @@ class CameraScene:
             relit = changed > GLOBAL_CHANGE or odd
             if changed > GLOBAL_CHANGE:
                 self.bg[:] = g
+                self.bg8 = g.copy()
                 mask[:] = 0
             elif odd:
                 mask[:] = 0
             else:
                 mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL)  # speckle (noise, rain) is not motion
                 cv2.accumulateWeighted(g, self.bg, ALPHA)
-            self.bg8 = cv2.convertScaleAbs(self.bg)
+                self.bg8 = cv2.convertScaleAbs(self.bg)
         learning = self.frames <= WARMUP
         state = SceneState(mask, changed, relit, learning, std, sharpness, self.sharp_base or sharpness, similarity)
         if learning or self._normal(state):
             self._learn(sharpness, thumb)
-        self.last = state
         return state
 
     def baseline(self) -> dict[str, Any] | None:
