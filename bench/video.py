@@ -25,7 +25,7 @@ from edge.rules.loader import load_rules  # noqa: E402
 from edge.rules.ruleset import RuleSet  # noqa: E402
 from edge.sensors import decode  # noqa: E402
 from edge.sensors.common import Limits  # noqa: E402
-from edge.video import VIDEO_KINDS, Video  # noqa: E402
+from edge.video import Video  # noqa: E402
 from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker  # noqa: E402
 
 RULES = """
@@ -86,10 +86,7 @@ def pipeline(frames: list[bytes], kind: str, cameras: int, seconds: float, rules
             ts = props_ts + n / 5.0 / cameras
             msg = Message(f"gw/grid-01/{kind}/dev-{i % cameras}/frame", f, ts, {"ts": str(int(ts * 1000))})
             ev = decode(msg, "gw", limits)
-            if ev.kind in VIDEO_KINDS:
-                video.prepare(ev)
-            out = engine.observe(ev)
-            video.evidence(out, rules, ev)
+            out = video.observe(engine, ev)
             alerts += len(out)
             n += 1
     return n / (time.perf_counter() - t0), alerts

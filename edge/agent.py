@@ -193,9 +193,7 @@ class Agent:
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
-        timed = self.engine.tick(self.clock())
-        self.video.evidence(timed, self.engine.rules)
-        alerts += timed
+        alerts += self.video.tick(self.engine, self.clock())
         alerts += self.evaluate(batch)
         if time.monotonic() - self._scenes_saved >= SCENE_SAVE_EVERY:
             self.save_scenes()
@@ -248,10 +246,7 @@ class Agent:
             try:
                 if ev.kind in VIDEO_KINDS:
                     t0 = time.perf_counter()
-                    self.video.prepare(ev)
-                    raised = self.engine.observe(ev)
-                    self.video.evidence(raised, self.engine.rules, ev)
-                    alerts += raised
+                    alerts += self.video.observe(self.engine, ev)
                     self.metrics.frame_seconds.labels(ev.kind).observe(time.perf_counter() - t0)
                 else:
                     alerts += self.engine.observe(ev)

@@ -17,7 +17,7 @@ from edge.rules.engine import Engine
 from edge.rules.ruleset import RuleSet
 from edge.sensors import decode
 from edge.sensors.common import Limits
-from edge.video import VIDEO_KINDS, Video
+from edge.video import Video
 
 
 @dataclass
@@ -68,17 +68,9 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
         except Rejected as rej:
             res.rejected[rej.reason] += 1
             continue
-        timed = engine.tick(ev.ts)
-        video.evidence(timed, ruleset)
-        res.alerts += timed
-        if ev.kind in VIDEO_KINDS:
-            video.prepare(ev)
-            raised = engine.observe(ev)
-            video.evidence(raised, ruleset, ev)
-            res.alerts += raised
-        else:
-            res.alerts += engine.observe(ev)
+        res.alerts += video.tick(engine, ev.ts)
+        res.alerts += video.observe(engine, ev)
         last = ev.ts if last is None else max(last, ev.ts)
     if last is not None:
-        res.alerts += engine.tick(last)
+        res.alerts += video.tick(engine, last)
     return res

@@ -1,8 +1,9 @@
 """The video side of a worker round: scene models per camera before the rules, evidence after them.
 
-`prepare()` runs each camera frame through its camera's scene model (background, tamper measurements) and
-attaches the result to the event; `evidence()` draws a snapshot on every `firing` alert a frame raised.
-Alerts fired by a timer (a hold time ending between frames) use the camera's last frame.
+`observe()` is what the agent, the backtest and the benchmark call for every event: a frame goes through
+its camera's scene model (background, tamper measurements) before the rules, and every `firing` alert it
+raises gets a snapshot; other events go straight to the rules. `tick()` does the same for timers: an alert
+fired by a hold time ending between frames uses the camera's last frame.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import cv2
 
 from edge.evidence import snapshot
 from edge.message import Event
+from edge.rules.engine import Engine
 from edge.rules.ruleset import RuleSet
 from edge.scene import Scenes
 
@@ -27,6 +29,19 @@ class Video:
         cv2.setNumThreads(1)
         self.scenes = Scenes()
         self.last: dict[str, Event] = {}
+
+    def observe(self, engine: Engine, ev: Event) -> list[dict[str, Any]]:
+        if ev.kind not in VIDEO_KINDS:
+            return engine.observe(ev)
+        self.prepare(ev)
+        raised = engine.observe(ev)
+        self.evidence(raised, engine.rules, ev)
+        return raised
+
+    def tick(self, engine: Engine, now: float) -> list[dict[str, Any]]:
+        timed = engine.tick(now)
+        self.evidence(timed, engine.rules)
+        return timed
 
     def prepare(self, ev: Event) -> None:
         if ev.kind == "camera":
