@@ -9,7 +9,10 @@ import signal
 import sys
 import threading
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from simulators.player import Connection
 
 
 def _print_problems(problems: list[str], out: TextIO) -> None:
@@ -111,7 +114,7 @@ def _hub_hash_key(args: argparse.Namespace) -> int:
     return 0
 
 
-def _connection(args: argparse.Namespace) -> object:
+def _connection(args: argparse.Namespace) -> Connection:
     import os
 
     from simulators.player import Connection
@@ -142,7 +145,7 @@ def _sim_run(args: argparse.Namespace) -> int:
     if args.verify and not key:
         print(f"--verify needs a hub key (--key or ${args.key_env})", file=sys.stderr)
         return 2
-    player = Player(sc, _connection(args), client_prefix=f"sim-{sc.name}")  # type: ignore[arg-type]
+    player = Player(sc, _connection(args), client_prefix=f"sim-{sc.name}")
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -168,7 +171,7 @@ def _sim_load(args: argparse.Namespace) -> int:
 
     spec = LoadSpec(devices=args.devices, rate=args.rate, duration=args.duration, incidents=args.incidents,
                     hub=args.hub, key=_hub_key(args), settle=args.settle)
-    rep = run_load(spec, _connection(args))  # type: ignore[arg-type]
+    rep = run_load(spec, _connection(args))
     print(json.dumps(rep))
     return 0 if rep["rate_ok"] else 1
 
