@@ -109,8 +109,9 @@ def _latencies(spec: LoadSpec, injected: dict[str, float], since: float) -> dict
     opened: dict[str, float] = {}
     while time.monotonic() < deadline and len(opened) < len(injected):
         for c in http.get("/api/v1/cases", params={"category": "gas_leak", "limit": 5000}).json()["cases"]:
-            if c["device"] in injected:
-                opened[c["device"]] = datetime.fromisoformat(c["opened_at"].replace("Z", "+00:00")).timestamp()
+            at = datetime.fromisoformat(c["opened_at"].replace("Z", "+00:00")).timestamp()
+            if c["device"] in injected and at >= since:  # a case left open by an earlier run is not this one
+                opened[c["device"]] = at
         time.sleep(0.5)
     lat = [opened[d] - injected[d] for d in opened]
     ms = [round(x * 1000, 1) for x in lat]
