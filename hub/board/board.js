@@ -54,7 +54,7 @@ const $ = (sel) => document.querySelector(sel);
 const state = {
   lang: localStorage.getItem("gw-lang") || "zh-CN", key: sessionStorage.getItem("gw-key") || "", me: null,
   cases: new Map(), rows: new Map(), lastEventId: null, stream: null, filters: { unit: "", category: "", light: "", status: "" },
-  detail: null, lastUpdate: null, journal: [],
+  detail: null, shown: null, lastUpdate: null, journal: [],
 };
 window.gridwatch = state; // for tests and curious operators: state.lastUpdate = {case_id, event_id, ms}
 
@@ -65,7 +65,7 @@ function applyLang() {
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   $("#lang").textContent = state.lang === "zh-CN" ? "English" : "中文";
   setLive($("#live").classList.contains("on"));
-  if (state.me) { fillFilters(); renderAll(); if (state.detail) openDetail(state.detail); }
+  if (state.me) { fillFilters(); renderAll(); if (state.detail) { state.shown = null; openDetail(state.detail); } }
 }
 
 async function api(path, opts = {}) {
@@ -365,14 +365,15 @@ async function openDetail(id) {
   }
   const title = (k) => { const e = document.createElement("h3"); e.textContent = t(k); return e; };
   body.replaceChildren(h, sub, title("stamps"), dl, title("evidence"), ev, title("alerts"), alerts, title("timeline"), tl);
-  renderActions(c);
+  // a refresh of the case on show (an event, the result of an action) keeps what the operator is typing
+  // and the reason the last action was refused; another case starts clean
+  if (state.shown !== id) { renderActions(c); $("#action-error").textContent = ""; state.shown = id; }
   $("#detail").hidden = false;
 }
 
 function renderActions(c) {
   const box = $("#actions");
   box.replaceChildren();
-  $("#action-error").textContent = "";
   if (!state.me.can_act) return;
   const note = document.createElement("input"); note.id = "action-note"; note.placeholder = `${t("note")} / ${t("reason")}`;
   const unit = document.createElement("select"); unit.id = "action-unit";
@@ -394,6 +395,8 @@ async function act(id, action, body) {
     const c = await api(`/api/v1/cases/${encodeURIComponent(id)}/${action}`, { method: "POST", body: JSON.stringify(body) });
     c._fetched = performance.now();
     state.cases.set(id, c); upsertRow(c); placeRow(c);
+    const note = $("#action-note");
+    if (note) note.value = ""; // done: the note belonged to this action
     openDetail(id);
   } catch (e) {
     $("#action-error").textContent = `${t("not_allowed")}: ${e.message}`;
@@ -446,7 +449,7 @@ async function loadAnalysis() {
 $("#login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("#key").value.trim()); });
 $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh-CN" ? "en" : "zh-CN"; localStorage.setItem("gw-lang", state.lang); applyLang(); });
 $("#logout").addEventListener("click", logout);
-$("#close-detail").addEventListener("click", () => { state.detail = null; $("#detail").hidden = true; });
+$("#close-detail").addEventListener("click", () => { state.detail = null; state.shown = null; $("#detail").hidden = true; });
 for (const [sel, key] of [["#f-unit", "unit"], ["#f-category", "category"], ["#f-light", "light"], ["#f-status", "status"]]) {
   $(sel).addEventListener("change", (e) => {
     const before = state.filters.status;
