@@ -25,12 +25,15 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-test: deps venv
-	$(BIN)/ruff check .
+test: deps venv lint
 	$(BIN)/python -m pytest -q
 
+# ruff, mypy (pydantic plugin; --strict on the shared core) and the import contracts of pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/mypy --strict -p gridwatch.core
+	$(BIN)/lint-imports
 
 bench: deps venv
 	for b in bench/ingest.py bench/hub.py bench/video.py bench/sim_load.py; do $(BIN)/python $$b || exit 1; done

@@ -78,7 +78,8 @@ def bare(frames: list[bytes], seconds: float) -> float:
 
 def pipeline(frames: list[bytes], kind: str, cameras: int, seconds: float, rules: RuleSet) -> tuple[float, int]:
     """Frames/s through decode → scene → rules → evidence, frames spread over `cameras` devices."""
-    engine, video, limits = Engine(rules, "bench"), Video(), Limits()
+    video, limits = Video(), Limits()
+    engine = Engine(rules, "bench", evidence=video.evidence)
     props_ts = time.time()
     n, alerts, t0 = 0, 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:

@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, Rejected
@@ -35,7 +35,12 @@ from edge.rules.loader import load_rules
 from edge.rules.ruleset import RuleSet
 from edge.sensors import decode
 from edge.topics import subscriptions
-from edge.video import VIDEO_KINDS, Video
+from edge.video import Video
+from gridwatch.core.alert import Alert
+from gridwatch.core.kinds import VIDEO_KINDS
+
+if TYPE_CHECKING:
+    from edge.timeseries import TimeSeriesWriter
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +53,7 @@ SCENE_SAVE_EVERY = 60.0
 class Job:
     """What one worker round hands to the committer."""
 
-    alerts: list[dict[str, Any]]
+    alerts: list[Alert]
     states: dict[str, str]  # key -> JSON, snapshotted by the worker
     deleted: set[str]
     batch: list[Message]
@@ -61,7 +66,8 @@ class Agent:
         self.limits = cfg.limits.limits()
         self.metrics = AgentMetrics()
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.synchronous)
-        self.engine = Engine(self._initial_rules(), cfg.edge_id)
+        self.video = Video()
+        self.engine = Engine(self._initial_rules(), cfg.edge_id, evidence=self.video.evidence)
         self.engine.load(self.outbox.load_states())
         for d in cfg.devices.known:
             self.engine.seed(d.grid, d.id, d.kind, clock())
@@ -71,7 +77,6 @@ class Agent:
         self.queue: queue.Queue[Message | str] = queue.Queue(maxsize=cfg.queue_size)
         self._frames: dict[str, Message] = {}
         self._frames_lock = threading.Lock()
-        self.video = Video()
         restored = self.video.scenes.load(self.outbox.metas(SCENE))
         if restored:
             logger.info("restored the learned baselines of %d cameras", restored)
@@ -82,7 +87,7 @@ class Agent:
             on_latency=self.metrics.forward_latency.observe,
             on_error=lambda r: self.metrics.forward_errors.labels(r).inc())
         self.recorder = Recorder(cfg.record.path, cfg.record.max_bytes, cfg.record.backups) if cfg.record else None
-        self.timeseries: Any = None
+        self.timeseries: TimeSeriesWriter | None = None
         if cfg.influx is not None:
             from edge.timeseries import TimeSeriesWriter
             self.timeseries = TimeSeriesWriter(cfg.influx, self.metrics.timeseries_errors.inc)
@@ -181,7 +186,7 @@ class Agent:
                 return self._frames.pop(item)
         return item
 
-    def step(self, batch: list[Message]) -> list[dict[str, Any]]:
+    def step(self, batch: list[Message]) -> list[Alert]:
         """One synchronous round: evaluate, commit, then acknowledge (the threaded agent pipelines these)."""
         job = self._round(batch)
         self._finish(job)
@@ -189,11 +194,11 @@ class Agent:
 
     def _round(self, batch: list[Message]) -> Job:
         """Swap in new rules, fire due timers, evaluate the batch and snapshot what must be saved."""
-        alerts: list[dict[str, Any]] = []
+        alerts: list[Alert] = []
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
-        alerts += self.video.tick(self.engine, self.clock())
+        alerts += self.engine.tick(self.clock())
         alerts += self.evaluate(batch)
         if time.monotonic() - self._scenes_saved >= SCENE_SAVE_EVERY:
             self.save_scenes()
@@ -231,8 +236,8 @@ class Agent:
                 return
             self._finish(job)
 
-    def evaluate(self, batch: list[Message]) -> list[dict[str, Any]]:
-        alerts: list[dict[str, Any]] = []
+    def evaluate(self, batch: list[Message]) -> list[Alert]:
+        alerts: list[Alert] = []
         kinds: Counter[str] = Counter()
         for msg in batch:
             if self.recorder is not None:

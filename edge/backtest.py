@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 from edge.errors import Rejected
 from edge.message import Message
@@ -18,16 +17,17 @@ from edge.rules.ruleset import RuleSet
 from edge.sensors import decode
 from edge.sensors.common import Limits
 from edge.video import Video
+from gridwatch.core.alert import Alert
 
 
 @dataclass
 class BacktestResult:
-    alerts: list[dict[str, Any]] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
     messages: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
     def per_rule(self) -> Counter[tuple[str, str]]:
-        return Counter((a["rule_id"], a["state"]) for a in self.alerts)
+        return Counter((a.rule_id, a.state) for a in self.alerts)
 
 
 def read_capture(path: str | Path) -> Iterator[Message | Rejected]:
@@ -54,8 +54,8 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
              edge_id: str = "backtest") -> BacktestResult:
     """Feed the capture through the rules; timers fire on event time, as they would have live."""
     limits = limits or Limits()
-    engine = Engine(ruleset, edge_id)
     video = Video()
+    engine = Engine(ruleset, edge_id, evidence=video.evidence)
     res = BacktestResult()
     last = None
     for item in read_capture(capture):
@@ -68,9 +68,9 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
         except Rejected as rej:
             res.rejected[rej.reason] += 1
             continue
-        res.alerts += video.tick(engine, ev.ts)
+        res.alerts += engine.tick(ev.ts)
         res.alerts += video.observe(engine, ev)
         last = ev.ts if last is None else max(last, ev.ts)
     if last is not None:
-        res.alerts += video.tick(engine, last)
+        res.alerts += engine.tick(last)
     return res

@@ -11,11 +11,12 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.durations import Duration
-from edge.rules.base import Strict
 from edge.sensors.common import Limits
-from edge.topics import NAME
-from edge.yamlconf import load
+from gridwatch.core.config import Strict
+from gridwatch.core.durations import Duration
+from gridwatch.core.kinds import FeedKind
+from gridwatch.core.names import NAME
+from gridwatch.core.yamlconf import load
 
 
 class MqttConfig(Strict):
@@ -42,7 +43,7 @@ class MqttConfig(Strict):
 class DeviceEntry(Strict):
     id: str = Field(pattern=NAME.pattern)
     grid: str = Field(pattern=NAME.pattern)
-    kind: Literal["sensor", "fence", "camera", "thermal"] = "sensor"
+    kind: FeedKind = "sensor"
 
 
 class DevicesConfig(Strict):

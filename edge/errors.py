@@ -1,15 +1,11 @@
-"""Exceptions of the edge agent.
-
-GridwatchError
- ├── Rejected          a message that cannot be used; carries a counted reason code
- └── ConfigError       a config or rule file that fails validation; carries file:path: reason lines
-"""
+"""Exceptions of the edge agent: `Rejected` for a message that cannot be used (the shared ones live in
+`gridwatch.core.errors`)."""
 
 from __future__ import annotations
 
+from gridwatch.core.errors import ConfigError, GridwatchError
 
-class GridwatchError(Exception):
-    """Base of every error the edge raises on purpose."""
+__all__ = ["ConfigError", "GridwatchError", "Rejected"]
 
 
 class Rejected(GridwatchError):
@@ -19,11 +15,3 @@ class Rejected(GridwatchError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
-
-
-class ConfigError(GridwatchError):
-    """A config file failed to load; `problems` holds one `file:path: reason` line each."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("\n".join(problems))
-        self.problems = problems

@@ -19,9 +19,11 @@ REGION = (0, 0, 255)
 
 
 def base_image(ev: Event) -> np.ndarray | None:
-    if ev.kind == "camera":
-        return cv2.imdecode(np.frombuffer(ev.extra["jpeg"], np.uint8), cv2.IMREAD_COLOR)
-    temps = ev.extra["celsius"]
+    if ev.jpeg is not None:
+        return cv2.imdecode(np.frombuffer(ev.jpeg, np.uint8), cv2.IMREAD_COLOR)
+    temps = ev.celsius
+    if temps is None:
+        return None
     lo, hi = float(temps.min()), float(temps.max())
     scaled = ((temps - lo) * (255.0 / max(hi - lo, 1e-3))).astype(np.uint8)
     img = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)

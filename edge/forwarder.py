@@ -1,8 +1,9 @@
 """The forwarder: batches from the outbox POSTed to the hub's `/api/v1/alerts`, removed only once acknowledged.
 
-The hub answers `{"results": [{"alert_id", "state", "status", ...}]}` with status created / merged /
-duplicate / updated (taken) or rejected (invalid for good: moved to the dead-letter table, never dropped).
-While the hub is down or refuses the key, the forwarder backs off exponentially with full jitter.
+Requests and answers are the shared models of `gridwatch.core.alert`: an `AlertBatch` out, `AlertResults`
+back, with status created / merged / duplicate / updated (taken) or rejected (invalid for good: moved to
+the dead-letter table, never dropped). While the hub is down or refuses the key, the forwarder backs off
+exponentially with full jitter. The outbox belongs to the agent, which closes it.
 """
 
 from __future__ import annotations
@@ -12,15 +13,14 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
 
 import httpx
+from pydantic import ValidationError
 
-from edge.outbox import Outbox
+from edge.outbox import Outbox, Pending
+from gridwatch.core.alert import TAKEN, AlertBatch, AlertResults
 
 logger = logging.getLogger(__name__)
-
-TAKEN = {"created", "merged", "duplicate", "updated", "resolved", "ok"}
 
 
 class Forwarder:
@@ -52,7 +52,6 @@ class Forwarder:
         if self._thread is not None:
             self._thread.join(timeout=15)
         self._client.close()
-        self.outbox.close()
 
     def notify(self) -> None:
         self._wake.set()
@@ -72,7 +71,6 @@ class Forwarder:
             else:
                 self._wake.wait(1.0)
             self._wake.clear()
-        self.outbox.close()
 
     def _backoff(self) -> float:
         ceiling = min(self.backoff_max, self.backoff_min * (2 ** min(self._failures, 20)))
@@ -86,7 +84,9 @@ class Forwarder:
             return False
         seqs = [seq for seq, _, _ in batch]
         try:
-            resp = self._client.post(self.endpoint, json={"alerts": [b for _, _, b in batch]}, headers=self.headers)
+            body = AlertBatch(alerts=[a for _, _, a in batch]).model_dump_json()
+            resp = self._client.post(self.endpoint, content=body,
+                                     headers={**self.headers, "Content-Type": "application/json"})
         except httpx.HTTPError as exc:
             return self._failed("unreachable", f"hub unreachable: {exc!r}", seqs)
         if resp.status_code in (401, 403):
@@ -96,7 +96,7 @@ class Forwarder:
             return True
         if resp.status_code in (400, 422) and len(batch) == 1:
             self.outbox.dead_letter(seqs[0], f"hub {resp.status_code}: {resp.text[:500]}")
-            logger.error("forwarder: hub rejected alert %s: %s", batch[0][2].get("alert_id"), resp.text[:200])
+            logger.error("forwarder: hub rejected alert %s: %s", batch[0][2].alert_id, resp.text[:200])
             return True
         if resp.status_code in (400, 422):
             self.batch_size = 1  # find the bad one by sending singly
@@ -105,21 +105,21 @@ class Forwarder:
             return self._failed(f"http_{resp.status_code}", f"hub answered {resp.status_code}", seqs)
         return self._taken(batch, resp)
 
-    def _taken(self, batch: list[tuple[int, float, dict[str, Any]]], resp: httpx.Response) -> bool:
+    def _taken(self, batch: list[Pending], resp: httpx.Response) -> bool:
         try:
-            results = resp.json().get("results", [])
-            verdict = {(r["alert_id"], r.get("state", "firing")): r for r in results}
-        except (ValueError, AttributeError, KeyError, TypeError):
+            results = AlertResults.model_validate_json(resp.content).results
+        except ValidationError:
             return self._failed("bad_response", f"hub answer is not the expected JSON: {resp.text[:200]}", [])
+        verdict = {(r.alert_id, r.state): r for r in results}
         acked, dead, now = [], 0, time.time()
-        for seq, created, body in batch:
-            r = verdict.get((body["alert_id"], body["state"]))
+        for seq, created, alert in batch:
+            r = verdict.get(alert.key)
             if r is None:
                 continue
-            if r.get("status") == "rejected":
-                self.outbox.dead_letter(seq, str(r.get("error", "rejected by hub")))
+            if r.status == "rejected":
+                self.outbox.dead_letter(seq, r.error or "rejected by hub")
                 dead += 1
-            elif r.get("status") in TAKEN:
+            elif r.status in TAKEN:
                 acked.append(seq)
                 self.on_latency(now - created)
         self.outbox.ack(acked, now)

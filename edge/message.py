@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING
+
+from gridwatch.core.kinds import EventKind
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from edge.scene import SceneState
 
 
 @dataclass(slots=True)
@@ -15,14 +22,14 @@ class Message:
     payload: bytes
     received_at: float  # epoch seconds, receive clock
     properties: dict[str, str] = field(default_factory=dict)  # MQTT v5 user properties
-    ack: Callable[[], None] | None = None  # acknowledges the message to the broker (QoS 1)
+    ack: Callable[[], object] | None = None  # acknowledges the message to the broker (QoS 1)
 
 
 @dataclass(slots=True)
 class Event:
     """A decoded, validated observation from one device."""
 
-    kind: str  # sensor | fence | status | camera | thermal
+    kind: EventKind
     grid: str
     device: str
     ts: float  # device time, epoch seconds
@@ -31,4 +38,8 @@ class Event:
     metrics: dict[str, float] = field(default_factory=dict)
     zone: str | None = None
     event: str | None = None  # fence: breach | tamper | restore | fault; status: online | offline
-    extra: dict[str, Any] = field(default_factory=dict)
+    device_kind: str | None = None  # status: the kind of the device the status is about
+    jpeg: bytes | None = None  # camera: the frame as received
+    gray: np.ndarray | None = None  # camera: decoded, reduced grayscale (uint8)
+    scene: SceneState | None = None  # camera: what the camera's scene model made of the frame
+    celsius: np.ndarray | None = None  # thermal: temperatures (float32)

@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.message import Message
@@ -30,6 +31,9 @@ class _NoFilters(MQTTMatcher):
     """paho looks up per-topic callbacks for every message with a recursive closure that leaves a
     reference cycle behind (4 objects a message); at thousands of messages a second the garbage
     collector's passes over them stalled ingestion for 10-40 ms. We register no per-topic callbacks."""
+
+    def __init__(self) -> None:
+        super().__init__()
 
     def iter_match(self, topic: str) -> Iterator[Any]:
         return iter(())
@@ -80,16 +84,16 @@ class MqttIngest:
         return self.connected.wait(timeout)
 
     def _on_connect(self, client: paho.Client, userdata: object, flags: paho.ConnectFlags,
-                    reason: paho.ReasonCode, properties: Properties | None) -> None:
+                    reason: ReasonCode, properties: Properties | None) -> None:
         if reason.is_failure:
             self.last_refusal = str(reason)
             logger.error("mqtt: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason)
             return
         logger.info("mqtt: connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
                     flags.session_present)
-        client.subscribe([(f, self.cfg.qos) for f in self.filters])
+        client.subscribe([(f, int(self.cfg.qos)) for f in self.filters])
 
-    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, reasons: list[paho.ReasonCode],
+    def _on_subscribe(self, client: paho.Client, userdata: object, mid: int, reasons: list[ReasonCode],
                       properties: Properties | None) -> None:
         refused = [str(r) for r in reasons if r.is_failure]
         if refused:
@@ -97,7 +101,7 @@ class MqttIngest:
         self.connected.set()  # connected *and* subscribed: what arrives from now on reaches the agent
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
-                       reason: paho.ReasonCode, properties: Properties | None) -> None:
+                       reason: ReasonCode, properties: Properties | None) -> None:
         self.connected.clear()
         if reason.value != 0:
             logger.warning("mqtt: disconnected (%s); reconnecting with back-off", reason)
@@ -108,5 +112,5 @@ class MqttIngest:
         user = vars(msg.properties).get("UserProperty") if msg.properties is not None else None
         if user:
             props = {str(k): str(v) for k, v in user}
-        ack = partial(client.ack, msg.mid, msg.qos) if msg.qos > 0 else None
-        self.deliver(Message(msg.topic, msg.payload, time.time(), props, ack))
+        ack: Callable[[], object] | None = partial(client.ack, msg.mid, msg.qos) if msg.qos > 0 else None
+        self.deliver(Message(msg.topic, bytes(msg.payload), time.time(), props, ack))

@@ -10,8 +10,14 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+from pydantic import ValidationError
+
+from gridwatch.core.alert import Alert
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
@@ -44,14 +50,21 @@ CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 SENT_KEEP_S = 7 * 86400.0  # remember acknowledged ids this long, so a replayed message is not re-sent
 
 
+Pending = tuple[int, float, Alert]  # outbox sequence number, created at (epoch s), the alert
+
+
 class Outbox:
+    """Owned by the agent, which closes it; the forwarder's thread only uses it. Each thread gets its own
+    connection; `close()` closes them all."""
+
     def __init__(self, path: str | Path, synchronous: str = "full") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.synchronous = synchronous.upper()
         self._local = threading.local()
-        with self._conn() as c:
-            c.executescript(SCHEMA)
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._conn().executescript(SCHEMA)
 
     def _conn(self) -> sqlite3.Connection:
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -61,40 +74,48 @@ class Outbox:
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
         return conn
 
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed when the block ends, rolled back on any exception."""
+        c = self._conn()
+        c.execute("BEGIN IMMEDIATE")
+        try:
+            yield c
+        except BaseException:
+            c.execute("ROLLBACK")
+            raise
+        c.execute("COMMIT")
+
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
             conn.close()
-            self._local.conn = None
+        self._local = threading.local()
 
     # ---- the worker's side ---------------------------------------------------------------------
-    def commit(self, alerts: list[dict[str, Any]], states: dict[str, str],
+    def commit(self, alerts: list[Alert], states: dict[str, str],
                deleted: set[str] | None = None, now: float | None = None) -> int:
         """Store alerts (once per alert id and state) and rule state (key -> JSON) atomically."""
         if not alerts and not states and not deleted:
             return 0
         now = time.time() if now is None else now
-        c = self._conn()
         added = 0
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._tx() as c:
             for a in alerts:
-                if c.execute("SELECT 1 FROM sent WHERE alert_id=? AND state=?", (a["alert_id"], a["state"])).fetchone():
+                if c.execute("SELECT 1 FROM sent WHERE alert_id=? AND state=?", a.key).fetchone():
                     continue
                 cur = c.execute("INSERT OR IGNORE INTO outbox (alert_id, state, body, created_at) VALUES (?,?,?,?)",
-                                (a["alert_id"], a["state"], json.dumps(a, separators=(",", ":")), now))
+                                (*a.key, a.model_dump_json(), now))
                 added += cur.rowcount
             if states:
-                c.executemany("INSERT OR REPLACE INTO rule_state (key, data) VALUES (?, ?)",
-                              list(states.items()))
+                c.executemany("INSERT OR REPLACE INTO rule_state (key, data) VALUES (?, ?)", list(states.items()))
             if deleted:
                 c.executemany("DELETE FROM rule_state WHERE key = ?", [(k,) for k in deleted])
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
         return added
 
     def load_states(self) -> dict[str, dict[str, Any]]:
@@ -102,47 +123,42 @@ class Outbox:
 
     def get_meta(self, name: str) -> str | None:
         row = self._conn().execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else None
+        return str(row[0]) if row else None
 
     def set_meta(self, name: str, value: str) -> None:
-        self._conn().execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", (name, value))
+        self.set_metas({name: value})
 
     def set_metas(self, values: dict[str, str]) -> None:
-        c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
+        with self._tx() as c:
             c.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", list(values.items()))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
 
     def metas(self, prefix: str) -> dict[str, str]:
         rows = self._conn().execute("SELECT name, value FROM meta WHERE substr(name, 1, ?) = ?", (len(prefix), prefix))
         return {name[len(prefix):]: value for name, value in rows}
 
     # ---- the forwarder's side ------------------------------------------------------------------
-    def pending(self, limit: int) -> list[tuple[int, float, dict[str, Any]]]:
+    def pending(self, limit: int) -> list[Pending]:
+        """The oldest alerts waiting; a stored body that is no longer a valid alert goes to the dead letters."""
         rows = self._conn().execute("SELECT seq, created_at, body FROM outbox ORDER BY seq LIMIT ?", (limit,))
-        return [(seq, created, json.loads(body)) for seq, created, body in rows]
+        out: list[Pending] = []
+        for seq, created, body in rows.fetchall():
+            try:
+                out.append((seq, created, Alert.model_validate_json(body)))
+            except ValidationError as exc:
+                self.dead_letter(seq, f"stored alert is invalid: {exc.errors()[0]['msg']}")
+        return out
 
     def ack(self, seqs: list[int], now: float | None = None) -> None:
         """The hub has the alerts: move them from the outbox to the list of sent ids."""
         if not seqs:
             return
         now = time.time() if now is None else now
-        c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        try:
-            marks = ",".join("?" * len(seqs))
+        marks = ",".join("?" * len(seqs))
+        with self._tx() as c:
             c.execute(f"INSERT OR IGNORE INTO sent (alert_id, state, acked_at) "
                       f"SELECT alert_id, state, ? FROM outbox WHERE seq IN ({marks})", (now, *seqs))
             c.execute(f"DELETE FROM outbox WHERE seq IN ({marks})", seqs)
             c.execute("DELETE FROM sent WHERE acked_at < ?", (now - SENT_KEEP_S,))
-            c.execute("COMMIT")
-        except BaseException:
-            c.execute("ROLLBACK")
-            raise
 
     def attempted(self, seqs: list[int]) -> None:
         if seqs:
@@ -151,12 +167,10 @@ class Outbox:
 
     def dead_letter(self, seq: int, reason: str) -> None:
         """The hub refused an alert as invalid: keep it aside (never dropped) and stop retrying it."""
-        c = self._conn()
-        c.execute("BEGIN IMMEDIATE")
-        c.execute("INSERT OR REPLACE INTO dead_letter (alert_id, state, body, reason, at) "
-                  "SELECT alert_id, state, body, ?, ? FROM outbox WHERE seq = ?", (reason, time.time(), seq))
-        c.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
-        c.execute("COMMIT")
+        with self._tx() as c:
+            c.execute("INSERT OR REPLACE INTO dead_letter (alert_id, state, body, reason, at) "
+                      "SELECT alert_id, state, body, ?, ? FROM outbox WHERE seq = ?", (reason, time.time(), seq))
+            c.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
 
     def depth(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM outbox").fetchone()[0])

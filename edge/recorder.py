@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import IO, Any
 
 from edge.message import Message
-from edge.rules.engine import iso_ms
+from gridwatch.core.alert import from_epoch, iso_ms
 
 
 def capture_line(msg: Message) -> dict[str, Any]:
-    line: dict[str, Any] = {"topic": msg.topic, "received_at": iso_ms(msg.received_at)}
+    line: dict[str, Any] = {"topic": msg.topic, "received_at": iso_ms(from_epoch(msg.received_at))}
     try:
         line["payload"] = json.loads(msg.payload)
     except (UnicodeDecodeError, ValueError):

@@ -10,7 +10,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from influxdb_client import InfluxDBClient, WriteOptions
+from influxdb_client import InfluxDBClient, WriteOptions, WritePrecision
 from influxdb_client.client.write_api import WriteType
 
 from edge.config import InfluxConfig
@@ -59,7 +59,7 @@ class TimeSeriesWriter:
         if line is None:
             return
         try:
-            self.write_api.write(bucket=self.bucket, org=self.org, record=line, write_precision="ms")
+            self.write_api.write(bucket=self.bucket, org=self.org, record=line, write_precision=WritePrecision.MS)  # type: ignore[arg-type]  # a str constant
         except Exception as exc:  # never let the database stop rule evaluation
             self._failed(None, line, exc)
 

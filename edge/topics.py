@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from edge.errors import Rejected
-
-NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-LEAVES = {"sensor": {"reading", "status"}, "fence": {"event", "status"},
-          "camera": {"frame", "status"}, "thermal": {"frame", "status"}}
+from gridwatch.core.kinds import LEAVES
+from gridwatch.core.names import NAME
 
 
 @dataclass(frozen=True, slots=True)

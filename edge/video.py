@@ -1,26 +1,28 @@
-"""The video side of a worker round: scene models per camera before the rules, evidence after them.
+"""The video side of a worker round: scene models per camera before the rules, evidence as alerts fire.
 
 `observe()` is what the agent, the backtest and the benchmark call for every event: a frame goes through
-its camera's scene model (background, tamper measurements) before the rules, and every `firing` alert it
-raises gets a snapshot; other events go straight to the rules. `tick()` does the same for timers: an alert
-fired by a hold time ending between frames uses the camera's last frame.
+its camera's scene model (background, tamper measurements) before the rules; other events go straight to
+the rules. An engine built with `Engine(..., evidence=video.evidence)` calls `evidence()` for every firing
+alert it makes, with the evaluator of the rule that raised it: the alert gets a snapshot of the device's
+newest frame with what that rule draws, so an alert fired by a hold time between frames uses the camera's
+last frame.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import cv2
 
 from edge.evidence import snapshot
 from edge.message import Event
+from edge.rules.base import Evaluator
 from edge.rules.engine import Engine
-from edge.rules.ruleset import RuleSet
 from edge.scene import Scenes
+from gridwatch.core.alert import Alert, iso_ms
+from gridwatch.core.kinds import VIDEO_KINDS
 
 logger = logging.getLogger(__name__)
-VIDEO_KINDS = ("camera", "thermal")
 
 
 class Video:
@@ -30,39 +32,33 @@ class Video:
         self.scenes = Scenes()
         self.last: dict[str, Event] = {}
 
-    def observe(self, engine: Engine, ev: Event) -> list[dict[str, Any]]:
-        if ev.kind not in VIDEO_KINDS:
-            return engine.observe(ev)
-        self.prepare(ev)
-        raised = engine.observe(ev)
-        self.evidence(raised, engine.rules, ev)
-        return raised
-
-    def tick(self, engine: Engine, now: float) -> list[dict[str, Any]]:
-        timed = engine.tick(now)
-        self.evidence(timed, engine.rules)
-        return timed
+    def observe(self, engine: Engine, ev: Event) -> list[Alert]:
+        if ev.kind in VIDEO_KINDS:
+            self.prepare(ev)
+        return engine.observe(ev)
 
     def prepare(self, ev: Event) -> None:
         if ev.kind == "camera":
-            ev.extra["scene"] = self.scenes.update(ev.device, ev.extra["gray"])
+            if ev.gray is not None:
+                ev.scene = self.scenes.update(ev.device, ev.gray)
         self.last[ev.device] = ev
 
-    def evidence(self, alerts: list[dict[str, Any]], rules: RuleSet, ev: Event | None = None) -> None:
-        for a in alerts:
-            if a["state"] != "firing" or a["kind"] not in VIDEO_KINDS or "snapshot_jpeg_b64" in a["evidence"]:
-                continue
-            frame = ev if ev is not None and ev.device == a["device_id"] else self.last.get(a["device_id"])
-            cr = rules.rules.get(a["rule_id"])
-            overlay = getattr(cr.evaluator, "overlay", None) if cr is not None else None
-            if frame is None or overlay is None:
-                continue
-            try:
-                polygons, boxes = overlay(frame)
-                jpeg = snapshot(frame, polygons, boxes, f"{a['rule_id']} {a['device_id']} {a['observed_at']}")
-            except Exception:  # evidence is a courtesy: never lose the alert over it
-                logger.exception("snapshot for %s failed", a["rule_id"])
-                continue
-            if jpeg is not None:
-                a["evidence"]["snapshot_jpeg_b64"] = jpeg
-                a["evidence"]["frame_ts"] = frame.ts
+    def evidence(self, evaluator: Evaluator, alert: Alert) -> None:
+        """The engine's evidence hook: a snapshot for a video rule's firing alert."""
+        if alert.kind not in VIDEO_KINDS or alert.evidence.snapshot_jpeg_b64 is not None:
+            return
+        frame = self.last.get(alert.device_id)
+        if frame is None:
+            return
+        try:
+            overlay = evaluator.overlay(frame)
+            if overlay is None:
+                return
+            polygons, boxes = overlay
+            jpeg = snapshot(frame, polygons, boxes, f"{alert.rule_id} {alert.device_id} {iso_ms(alert.observed_at)}")
+        except Exception:  # evidence is a courtesy: never lose the alert over it
+            logger.exception("snapshot for %s failed", alert.rule_id)
+            return
+        if jpeg is not None:
+            alert.evidence.snapshot_jpeg_b64 = jpeg
+            alert.evidence.frame_ts = frame.ts

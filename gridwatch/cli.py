@@ -22,8 +22,8 @@ def _print_problems(problems: list[str], out: TextIO) -> None:
 
 
 def _rules_check(args: argparse.Namespace) -> int:
-    from edge.errors import ConfigError
     from edge.rules.loader import load_rules
+    from gridwatch.core.errors import ConfigError
 
     status = 0
     for f in args.files:
@@ -39,9 +39,10 @@ def _rules_check(args: argparse.Namespace) -> int:
 
 def _rules_backtest(args: argparse.Namespace) -> int:
     from edge.backtest import backtest
-    from edge.errors import ConfigError
     from edge.rules.loader import load_rules
     from edge.rules.ruleset import RuleSet
+    from gridwatch.core.alert import iso_ms
+    from gridwatch.core.errors import ConfigError
 
     try:
         ruleset = RuleSet(load_rules(args.rules))
@@ -51,9 +52,9 @@ def _rules_backtest(args: argparse.Namespace) -> int:
     res = backtest(ruleset, args.input, root=args.topic_root)
     for a in res.alerts:
         if args.json:
-            print(json.dumps(a, ensure_ascii=False, separators=(",", ":")))
+            print(a.model_dump_json())
         else:
-            print(f"{a['observed_at']}  {a['state']:<8} {a['rule_id']:<24} {a['device_id']:<16} {a['message']}")
+            print(f"{iso_ms(a.observed_at)}  {a.state:<8} {a.rule_id:<24} {a.device_id:<16} {a.message}")
     print(f"backtest: {res.messages} messages, {len(res.alerts)} alerts, rejected {dict(res.rejected)}",
           file=sys.stderr)
     for (rule, state), n in sorted(res.per_rule().items()):
@@ -64,8 +65,8 @@ def _rules_backtest(args: argparse.Namespace) -> int:
 def _edge_run(args: argparse.Namespace) -> int:
     from edge.agent import Agent
     from edge.config import load_edge_config
-    from edge.errors import ConfigError
     from edge.runtime import tune_gc
+    from gridwatch.core.errors import ConfigError
 
     try:
         agent = Agent(load_edge_config(args.config))
@@ -88,7 +89,7 @@ def _edge_run(args: argparse.Namespace) -> int:
 def _hub_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from edge.errors import ConfigError
+    from gridwatch.core.errors import ConfigError
     from hub.app import create_app
     from hub.config import load_hub_config
 
@@ -131,7 +132,7 @@ def _hub_key(args: argparse.Namespace) -> str | None:
 
 
 def _sim_run(args: argparse.Namespace) -> int:
-    from edge.errors import ConfigError
+    from gridwatch.core.errors import ConfigError
     from simulators.player import Player
     from simulators.scenario import load_scenario
     from simulators.verify import HubClient, report, table, verify

@@ -14,6 +14,7 @@ import shutil
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,13 +45,13 @@ def table(url: str) -> str:
     lines = [f"{'case':<22}{'category':<16}{'grid':<9}{'owner':<28}{'status':<10}{'light':<11}"
              f"{'elapsed':>8}{'left':>8}{'esc':>5}"]
     for c in sorted(cases, key=lambda c: c["opened_at"]):
-        clock = c.get("clock") or {}
+        clock: dict[str, Any] = c.get("clock") or {}
         owner = f"{c['owner']} ({c['owner_level']})"
         cleared = " cleared" if c["cleared_at"] else ""
         row = (f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<28}{c['status']:<10}"
-               f"{mark.get(clock.get('light'), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
+               f"{mark.get(str(clock.get('light')), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
                f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}{cleared}")
-        on = colour.get(clock.get("light"), "")
+        on = colour.get(str(clock.get("light")), "")
         lines.append(f"{on}{row}\033[0m" if on else row)
     return "\n".join(lines)
 
@@ -74,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     work = ROOT / "var" / "demo"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    stop_broker: Callable[[], object]
     if shutil.which("mosquitto") is not None:
         broker: Any = start_mosquitto(work / "mosquitto")
         protocol, stop_broker = "v5", lambda: stop_pid(broker.proc)

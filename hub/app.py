@@ -11,8 +11,9 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import generate_latest
 
-from edge.yamlconf import load
+from gridwatch.core.yamlconf import load
 from hub.api import alerts, board, cases, stats, stream
+from hub.api.deps import HubState
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
@@ -60,17 +61,15 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
 
     app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
+    metrics_ = HubMetrics(store)
+    app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz)
     app.state.scheduler = scheduler
     app.state.watcher = watcher
-    app.state.store = store
-    app.state.keys = cfg.keys
-    app.state.metrics = HubMetrics(store)
     app.include_router(alerts.router)
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(board.router)
-    app.state.tz = cfg.tz
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:
@@ -80,6 +79,6 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> bytes:
-        return generate_latest(app.state.metrics.registry)
+        return generate_latest(metrics_.registry)
 
     return app

@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from pydantic import Field, field_validator, model_validator
 
-from edge.rules.base import Strict
-from edge.yamlconf import load
+from gridwatch.core.config import Strict
+from gridwatch.core.yamlconf import load
 
 
 def _days(spec: str) -> list[date]:

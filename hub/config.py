@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.rules.base import Strict
-from edge.yamlconf import load
+from gridwatch.core.config import Strict
+from gridwatch.core.yamlconf import load
 
 Role = Literal["edge", "operator", "viewer", "admin"]
 

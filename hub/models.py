@@ -14,6 +14,8 @@ from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, Larg
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from hub.lifecycle import Status
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Aware UTC datetimes on every backend (SQLite hands back naive ones)."""
@@ -43,8 +45,8 @@ class Case(Base):
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     dedup_key: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(16))  # open accepted resolved closed on_hold
-    held_from: Mapped[str | None] = mapped_column(String(16))  # the status a hold will resume to
+    status: Mapped[Status] = mapped_column(String(16))  # hub.lifecycle: open accepted resolved on_hold closed
+    held_from: Mapped[Status | None] = mapped_column(String(16))  # the status a hold will resume to
     manual: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str] = mapped_column(String(64))
     severity: Mapped[str] = mapped_column(String(16))

@@ -10,8 +10,8 @@ import threading
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
-from hub.api.stream import fetch, last_id
 from hub.config import HubMqtt
+from hub.events import events_after
 from hub.store import Store
 
 logger = logging.getLogger(__name__)
@@ -43,10 +43,10 @@ class CaseEventPublisher:
         self.client.disconnect()
 
     def _run(self) -> None:
-        after = last_id(self.store)  # live events from start-up on; the SSE stream replays history
+        after = self.store.last_event_id()  # live events from start-up on; the SSE stream replays history
         while not self._stop.wait(0.25):
             try:
-                for ev in fetch(self.store, after, None):
+                for ev in events_after(self.store, after, None):
                     units = set(self.store.org.chain(ev["grid"])) if ev["grid"] in self.store.org.units else set()
                     if ev["owner"] in self.store.org.units:
                         units |= set(self.store.org.chain(ev["owner"]))

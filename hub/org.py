@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from edge.rules.base import Strict
-from edge.topics import NAME
+from gridwatch.core.config import Strict
+from gridwatch.core.names import NAME
 from hub.sla import Level
 
 LEVELS: tuple[Level, ...] = ("grid", "community", "street", "district")

@@ -7,8 +7,8 @@ import logging
 import threading
 from pathlib import Path
 
-from edge.errors import ConfigError
-from edge.yamlconf import load
+from gridwatch.core.errors import ConfigError
+from gridwatch.core.yamlconf import load
 from hub.org import Org, OrgFile
 from hub.sla import SlaFile
 from hub.store import Store

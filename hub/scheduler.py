@@ -11,11 +11,10 @@ import logging
 import threading
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.escalation import CaseSituation, decide
-from hub.models import Case, Pause
+from hub.models import Case
 from hub.sla import Policy
 from hub.store import Store
 
@@ -35,10 +34,8 @@ class Scheduler:
         now = now or self.store.now()
         handled = 0
         while True:
-            with Session(self.store.engine) as s, s.begin():
-                due = list(s.scalars(select(Case).where(Case.next_due.is_not(None), Case.next_due <= now)
-                                     .order_by(Case.next_due).limit(self.batch)
-                                     .with_for_update(skip_locked=True)))
+            with self.store.transaction() as s:
+                due = self.store.due_cases(s, now, self.batch)
                 for case in due:
                     self._handle(s, case, now)
                 handled += len(due)
@@ -46,7 +43,7 @@ class Scheduler:
                 return handled
 
     def _handle(self, s: Session, case: Case, now: datetime) -> None:
-        pauses = list(s.scalars(select(Pause).where(Pause.case_id == case.id)))
+        pauses = self.store.pauses(s, case.id)
         found = self.store.clock_of(case, pauses, now)
         if found is None:
             case.next_due = None
@@ -57,7 +54,7 @@ class Scheduler:
             self.store.log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
                                                             "owner": case.owner})
         policy = Policy.model_validate(case.policy)
-        situation = CaseSituation(case.owner, case.grid, stage, case.backup_notified, case.last_reminder)  # type: ignore[arg-type]
+        situation = CaseSituation(case.owner, case.grid, stage, case.backup_notified, case.last_reminder)
         decision = decide(situation, reading, self.store.org, now=now, remind_every_s=policy.remind_every)
         if decision is not None:
             self._apply(s, case, decision.action, decision.unit, decision.reason, now)

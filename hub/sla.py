@@ -14,8 +14,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from edge.durations import Duration, parse_duration
-from edge.rules.base import Severity, Strict
+from gridwatch.core.config import Strict
+from gridwatch.core.durations import Duration, parse_duration
+from gridwatch.core.names import Severity
 from hub.calendar import Calendar
 
 Light = Literal["green", "yellow", "red"]

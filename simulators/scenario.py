@@ -8,19 +8,18 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.durations import Duration
-from edge.rules.base import Severity, Strict
-from edge.topics import NAME
-from edge.yamlconf import load
+from gridwatch.core.config import Strict
+from gridwatch.core.durations import Duration
+from gridwatch.core.kinds import FeedKind
+from gridwatch.core.names import NAME, Severity
+from gridwatch.core.yamlconf import load
 from simulators.devices import SENSOR_KINDS
-
-Kind = Literal["sensor", "fence", "camera", "thermal"]
 
 
 class Device(Strict):
     id: str = Field(pattern=NAME.pattern)
     grid: str = Field(pattern=NAME.pattern)
-    kind: Kind = "sensor"
+    kind: FeedKind = "sensor"
     model: str | None = Field(None, description=f"sensors: one of {sorted(SENSOR_KINDS)}")
     zones: list[str] = Field(default_factory=lambda: ["z1"], description="fences: zone names")
 

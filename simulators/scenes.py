@@ -9,6 +9,7 @@ spots that can grow. Events only: figures are plain shapes, nothing that could i
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import cv2
@@ -77,7 +78,7 @@ class CameraSim:
     def frame(self, t: float, view: View | None = None) -> np.ndarray:
         v = view or View()
         if v.covered:
-            img = np.full((self.h, self.w, 3), 8, np.uint8)
+            img: np.ndarray = np.full((self.h, self.w, 3), 8, np.uint8)
         else:
             x0 = self.w if v.turned else 0
             img = self.panorama[:, x0:x0 + self.w].copy()
@@ -130,8 +131,8 @@ class ThermalSim:
         self.yy, self.xx = yy, xx
         self.field = ambient + 3.0 * (yy / height) + self.rng.normal(0, 0.3, (height, width)).astype(np.float32)
 
-    def celsius(self, t: float, spots: list[HotSpot] = ()) -> np.ndarray:  # type: ignore[assignment]
-        temps = self.field + self.rng.normal(0, 0.2, self.field.shape).astype(np.float32)
+    def celsius(self, t: float, spots: Sequence[HotSpot] = ()) -> np.ndarray:
+        temps: np.ndarray = self.field + self.rng.normal(0, 0.2, self.field.shape).astype(np.float32)
         for s in spots:
             peak = s.temp(t, self.ambient)
             if peak <= self.ambient:

@@ -39,7 +39,8 @@ class HubClient:
         return [c for c in cases if _ts(c["opened_at"]) >= since - 1.0]
 
     def case(self, case_id: str) -> dict[str, Any]:
-        return self.http.get(f"/api/v1/cases/{case_id}").raise_for_status().json()
+        case: dict[str, Any] = self.http.get(f"/api/v1/cases/{case_id}").raise_for_status().json()
+        return case
 
 
 def verify(sc: Scenario, played: Played, hub: HubClient, settle: float = 30.0) -> list[Row]:

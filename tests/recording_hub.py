@@ -25,7 +25,8 @@ class RecordingHub:
         self.received: list[dict[str, Any]] = []  # every alert body of every request, duplicates included
         self.unique: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests = 0
-        self.reject: set[str] = set()  # alert ids this hub refuses as invalid
+        self.reject: set[str] = set()  # alert ids this hub refuses as invalid (status "rejected")
+        self.unprocessable: set[str] = set()  # alert ids that make the whole request answer 422
         self.lock = threading.Lock()
         self.app = self._app()
         self._server: uvicorn.Server | None = None
@@ -39,6 +40,9 @@ class RecordingHub:
             if authorization != f"Bearer {self.key}":
                 raise HTTPException(401, "bad key")
             results = []
+            bad = [i for i, a in enumerate(body.get("alerts", [])) if a.get("alert_id") in self.unprocessable]
+            if bad:
+                raise HTTPException(422, [{"loc": ["body", "alerts", bad[0], "severity"], "msg": "bad"}])
             with self.lock:
                 self.requests += 1
                 for a in body.get("alerts", []):

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
-from typing import Any
 
 from edge.message import Event
 from edge.rules.engine import Engine
 from edge.rules.loader import load_rules
 from edge.rules.ruleset import RuleSet
+from gridwatch.core.alert import Alert
 
 T0 = 1_795_000_000.0  # a fixed epoch second in 2026
 
@@ -34,7 +34,7 @@ def fence(t: float, event: str, device: str = "fence-01", grid: str = "grid-01",
 
 def status(t: float, state: str, device: str = "gas-01", grid: str = "grid-01", kind: str = "sensor") -> Event:
     return Event(kind="status", grid=grid, device=device, ts=T0 + t, received_at=T0 + t, event=state,
-                 extra={"device_kind": kind})
+                 device_kind=kind)
 
 
 class Driver:
@@ -42,17 +42,17 @@ class Driver:
 
     def __init__(self, eng: Engine) -> None:
         self.eng = eng
-        self.alerts: list[dict[str, Any]] = []
+        self.alerts: list[Alert] = []
 
-    def send(self, ev: Event) -> list[dict[str, Any]]:
+    def send(self, ev: Event) -> list[Alert]:
         got = self.eng.tick(ev.ts) + self.eng.observe(ev)
         self.alerts += got
         return got
 
-    def at(self, t: float) -> list[dict[str, Any]]:
+    def at(self, t: float) -> list[Alert]:
         got = self.eng.tick(T0 + t)
         self.alerts += got
         return got
 
     def states(self, rule: str | None = None) -> list[str]:
-        return [a["state"] for a in self.alerts if rule is None or a["rule_id"] == rule]
+        return [a.state for a in self.alerts if rule is None or a.rule_id == rule]

@@ -68,7 +68,7 @@ def test_hold_timer_fires_on_the_clock_and_messages_are_acked_after_commit(tmp_p
     clock.t = T0 + 9
     assert agent.step([]) == []
     clock.t = T0 + 10
-    assert [a["state"] for a in agent.step([])] == ["firing"]
+    assert [a.state for a in agent.step([])] == ["firing"]
     assert outbox_rows(tmp_path) == [("gas-high", "firing")]
 
 
@@ -85,7 +85,7 @@ def test_restart_neither_refires_nor_forgets_a_firing_alarm(tmp_path):
     again = make(tmp_path, clock)  # a restart: same outbox file
     assert again.step([msg(20, ch4_ppm=7000), msg(20, device="smoke-01", smoke=60)]) == []
     resolved = again.step([msg(21, ch4_ppm=100)])
-    assert [(a["rule_id"], a["state"]) for a in resolved] == [("gas-high", "resolved")]
+    assert [(a.rule_id, a.state) for a in resolved] == [("gas-high", "resolved")]
     rows = outbox_rows(tmp_path)
     assert rows.count(("gas-high", "firing")) == 1 and ("gas-high", "resolved") in rows
 
@@ -95,7 +95,7 @@ def test_restart_keeps_a_pending_hold(tmp_path):
     make(tmp_path, clock).step([msg(0, ch4_ppm=6000)])
     clock.t = T0 + 10
     fired = make(tmp_path, clock).step([])
-    assert [a["state"] for a in fired] == ["firing"]
+    assert [a.state for a in fired] == ["firing"]
 
 
 def _rewrite(path: Path, text: str) -> None:
@@ -114,10 +114,10 @@ def test_reload_keeps_state_of_unchanged_rules_and_resolves_removed_ones(tmp_pat
     _rewrite(tmp_path / "rules.yaml", RULES.split("  - id: smoke-high")[0])
     assert agent.check_rules() is True
     out = agent.step([msg(11, ch4_ppm=7000)])
-    assert [(a["rule_id"], a["state"], a["labels"].get("resolved_by")) for a in out] == [
+    assert [(a.rule_id, a.state, a.labels.get("resolved_by")) for a in out] == [
         ("smoke-high", "resolved", "rule_removed")]
     assert agent.engine.rules.rules["gas-high"].version == old_hash
-    assert [(a["rule_id"], a["state"]) for a in agent.step([msg(12, ch4_ppm=100)])] == [("gas-high", "resolved")]
+    assert [(a.rule_id, a.state) for a in agent.step([msg(12, ch4_ppm=100)])] == [("gas-high", "resolved")]
 
 
 def test_invalid_reload_keeps_last_good_rules_and_counts_it(tmp_path, caplog):
@@ -196,6 +196,6 @@ def test_camera_baselines_survive_a_restart_so_a_blurred_start_is_still_defocus(
     again = Agent(agent_config(tmp_path, NOBROKER, "http://127.0.0.1:1", CAMERA_RULES, rewrite_rules=False),
                   clock=clock)
     fired = again.step([frame(10.0, View(blur=True))])
-    assert [(a["state"], a["labels"]["tamper"]) for a in fired] == [("firing", "defocus")]
-    assert base64.b64decode(fired[0]["evidence"]["snapshot_jpeg_b64"])[:2] == b"\xff\xd8"
+    assert [(a.state, a.labels["tamper"]) for a in fired] == [("firing", "defocus")]
+    assert base64.b64decode(fired[0].evidence.snapshot_jpeg_b64)[:2] == b"\xff\xd8"
     again.outbox.close()

@@ -9,9 +9,9 @@ import textwrap
 import pytest
 
 from edge.config import load_edge_config
-from edge.durations import parse_duration
 from edge.errors import ConfigError, Rejected
 from edge.topics import Topic, subscriptions
+from gridwatch.core.durations import parse_duration
 
 
 def check(*files):

@@ -46,6 +46,37 @@ def test_keys_and_roles(client):
     assert client.get("/healthz").json() == {"status": "ok"}
 
 
+def test_malformed_alert_gets_422_naming_the_field(client):
+    bad = {**alert("a1"), "severity": "huge", "value": "not a number"}
+    r = client.post("/api/v1/alerts", json={"alerts": [alert("a0"), bad]}, headers=H("edge"))
+    assert r.status_code == 422
+    where = {tuple(e["loc"]) for e in r.json()["detail"]}
+    assert ("body", "alerts", 1, "severity") in where and ("body", "alerts", 1, "value") in where
+    missing = {k: v for k, v in alert("a2").items() if k != "grid_id"}
+    r = client.post("/api/v1/alerts", json={"alerts": [missing]}, headers=H("edge"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "alerts", 0, "grid_id"]
+    assert client.get("/api/v1/cases", headers=H("ops")).json()["cases"] == []  # nothing of the batch taken
+
+
+def test_openapi_documents_the_alert_and_case_schemas(client):
+    spec = client.get("/openapi.json").json()
+    schemas = spec["components"]["schemas"]
+    alert_schema = schemas["Alert"]
+    assert {"alert_id", "state", "severity", "observed_at", "grid_id", "device_id"} <= set(alert_schema["required"])
+    assert alert_schema["properties"]["severity"]["enum"] == ["info", "minor", "major", "critical"]
+    body = spec["paths"]["/api/v1/alerts"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert body["$ref"].endswith("/AlertBatch")
+    ok = spec["paths"]["/api/v1/alerts"]["post"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok["$ref"].endswith("/AlertResults")
+    for path, model in (("/api/v1/cases", "CaseList"), ("/api/v1/cases/{case_id}", "CaseDetail"),
+                        ("/api/v1/me", "MeOut")):
+        got = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+        assert got["$ref"].endswith("/" + model), path
+    assert {"clock", "status", "owner"} <= set(schemas["CasePublic"]["properties"])
+    assert schemas["CasePublic"]["properties"]["status"]["enum"] == ["open", "accepted", "resolved", "on_hold",
+                                                                     "closed"]
+
+
 def test_alerts_in_and_case_read_with_clock(client):
     r = client.post("/api/v1/alerts", json={"alerts": [alert("a1"), alert("a1")]}, headers=H("edge")).json()
     assert [x["status"] for x in r["results"]] == ["created", "duplicate"]
@@ -100,7 +131,7 @@ def test_manual_report_uses_the_2_3_10_tiers(client):
                        headers=H("ops-g3")).status_code == 403
     assert client.post("/api/v1/cases", json={"grid": "community-11", "category": "x", "title": "t"},
                        headers=H("ops")).status_code == 409
-    store = client.app.state.store
+    store = client.app.state.hub.store
     case, _, _ = store.get(c["id"])
     assert case.policy["limits"]["resolve"] == "3d"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from edge.errors import ConfigError
-from edge.yamlconf import load
+from gridwatch.core.yamlconf import load
 from hub.calendar import Calendar
 from hub.escalation import CaseSituation, decide
 from hub.org import Org, OrgFile

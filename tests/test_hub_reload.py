@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 from hub.reload import ConfigWatcher
+from tests.storekit import ingest
 from tests.test_hub_scheduler import make_store
 from tests.test_hub_store import Clock, alert
 
@@ -23,10 +24,10 @@ def test_live_reload_keeps_snapshots_and_last_good(tmp_path):
     shutil.copy("configs/sla.yaml", sla)
     store = make_store(f"sqlite:///{tmp_path / 'hub.sqlite'}", Clock())
     watcher = ConfigWatcher(store, org, sla)
-    old = store.ingest([alert()], actor="edge-a")[0]["case_id"]
+    old = ingest(store, [alert()], actor="edge-a")[0]["case_id"]
     touch(sla, "policies:\n  - id: strict\n    limits: {accept: 1m, resolve: 10m, feedback: 1h}\n")
     assert watcher.check() == {"sla.yaml": True}
-    new = store.ingest([alert("b1", device="gas-77")], actor="edge-a")[0]["case_id"]
+    new = ingest(store, [alert("b1", device="gas-77")], actor="edge-a")[0]["case_id"]
     assert store.get(new)[0].policy["id"] == "strict"
     assert store.get(old)[0].policy["id"] == "life-safety"  # opened under the old file: unchanged
     touch(org, "units: [{id: g, level: grid}]\n")  # a grid without a parent: refused

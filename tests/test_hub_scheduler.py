@@ -7,7 +7,7 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from edge.yamlconf import load
+from gridwatch.core.yamlconf import load
 from hub.calendar import Calendar
 from hub.db import make_engine, migrate
 from hub.models import Case, TimelineEntry
@@ -15,6 +15,7 @@ from hub.org import Org, OrgFile
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
 from hub.store import Store
+from tests.storekit import act, ingest
 from tests.test_hub_store import Clock, T, alert
 
 
@@ -34,7 +35,7 @@ def test_lights_backup_escalation_and_reminders_on_time(db_url):
     clock = Clock()
     store = make_store(db_url, clock)
     sched = Scheduler(store)
-    case_id = store.ingest([alert()], actor="edge-a")[0]["case_id"]  # grid-01, accept within 5 min
+    case_id = ingest(store, [alert()], actor="edge-a")[0]["case_id"]  # grid-01, accept within 5 min
     assert sched.run_due(T + timedelta(seconds=149)) == 0
     assert sched.run_due(T + timedelta(seconds=150)) == 1
     assert events(store, case_id)[-1] == ("light", {"stage": "accept", "light": "yellow", "owner": "grid-01"})
@@ -66,14 +67,14 @@ def test_accepted_case_escalates_when_not_resolved_and_hold_stops_it(db_url):
     clock = Clock()
     store = make_store(db_url, clock)
     sched = Scheduler(store)
-    case_id = store.ingest([alert(grid="grid-03")], actor="edge-a")[0]["case_id"]
-    store.act(case_id, "accept", actor="op")  # resolve within 1 h
+    case_id = ingest(store, [alert(grid="grid-03")], actor="edge-a")[0]["case_id"]
+    act(store, case_id, "accept", actor="op")  # resolve within 1 h
     sched.run_due(T + timedelta(minutes=61))
     action, detail = events(store, case_id)[-2]
     assert store.get(case_id)[0].owner == "community-21"
     assert action == "escalated" and "not resolved in time" in detail["reason"]
     clock.now = T + timedelta(minutes=62)
-    store.act(case_id, "hold", actor="op", note="waiting for parts")
+    act(store, case_id, "hold", actor="op", note="waiting for parts")
     assert store.get(case_id)[0].next_due is None
     assert sched.run_due(T + timedelta(days=3)) == 0
     store.engine.dispose()
@@ -109,7 +110,7 @@ def test_two_hub_processes_never_escalate_a_case_twice(postgres_url):
     url = postgres_url.rsplit("/", 1)[0] + "/" + name
     store = make_store(url, Clock())
     n = 300
-    store.ingest([alert(f"a{i}", grid="grid-03", device=f"gas-{i}") for i in range(n)], actor="edge-a")
+    ingest(store, [alert(f"a{i}", grid="grid-03", device=f"gas-{i}") for i in range(n)], actor="edge-a")
     code = HUB_PROCESS.format(root=str(Path.cwd()), url=url, start=time.time() + 3,
                               due=(T + timedelta(minutes=6)).isoformat())
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
@@ -127,6 +128,6 @@ def test_two_hub_processes_never_escalate_a_case_twice(postgres_url):
 
 def test_nothing_due_touches_nothing(db_url):
     store = make_store(db_url, Clock())
-    store.ingest([alert()], actor="edge-a")
+    ingest(store, [alert()], actor="edge-a")
     assert Scheduler(store).run_due(T + timedelta(seconds=10)) == 0
     store.engine.dispose()

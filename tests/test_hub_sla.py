@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from edge.errors import ConfigError
-from edge.yamlconf import load
+from gridwatch.core.yamlconf import load
 from hub.calendar import Calendar
 from hub.sla import Pause, SlaFile, limit_seconds, stage_clock, worst
 

@@ -21,7 +21,7 @@ rules:
     for i in range(7, 14):  # 0.6 m/min
         d.send(reading(i * 10, device="w1", water_level_m=1.1 + (i - 6) * 0.1))
     assert d.states() == ["firing"]
-    assert d.alerts[0]["value"] > 0.2
+    assert d.alerts[0].value > 0.2
     for i in range(14, 24):  # level steady: rate falls to 0 and clears
         d.send(reading(i * 10, device="w1", water_level_m=1.8))
     assert d.states() == ["firing", "resolved"]
@@ -43,7 +43,7 @@ def test_stale_fires_for_a_silent_device_on_the_clock_and_clears_on_data(tmp_pat
     d.send(reading(60, temp_c=20))
     assert d.at(179) == []
     fired = d.at(180)
-    assert [a["state"] for a in fired] == ["firing"] and fired[0]["category"] == "device_offline"
+    assert [a.state for a in fired] == ["firing"] and fired[0].category == "device_offline"
     assert d.at(10_000) == []  # one episode, however long the silence
     d.send(reading(10_001, temp_c=20))
     assert d.states() == ["firing", "resolved"]
@@ -63,7 +63,7 @@ def test_stale_for_configured_device_never_heard(tmp_path):
     eng = engine(tmp_path, STALE)
     eng.seed("grid-01", "gas-09", "sensor", T0)
     d = Driver(eng)
-    assert [a["device_id"] for a in d.at(121)] == ["gas-09"]
+    assert [a.device_id for a in d.at(121)] == ["gas-09"]
 
 
 FENCE = """
@@ -82,11 +82,11 @@ def test_fence_event_fires_once_per_zone_and_resolves_on_restore_or_quiet(tmp_pa
     d.send(fence(5, "breach"))
     d.send(fence(6, "breach", zone="z2"))
     assert d.states() == ["firing", "firing"]
-    assert {a["labels"]["zone"] for a in d.alerts} == {"z1", "z2"}
+    assert {a.labels["zone"] for a in d.alerts} == {"z1", "z2"}
     d.send(fence(10, "restore"))
     assert d.states() == ["firing", "firing", "resolved"]
     assert d.at(65) == []
-    assert [a["labels"]["zone"] for a in d.at(66)] == ["z2"]
+    assert [a.labels["zone"] for a in d.at(66)] == ["z2"]
 
 
 def test_count_within_window(tmp_path):
@@ -189,7 +189,7 @@ def test_suppressed_by_inhibits_in_same_device_only(tmp_path):
     d.send(fence(0, "fault"))
     d.send(fence(1, "breach"))
     d.send(fence(2, "breach", device="fence-02"))
-    assert [(a["rule_id"], a["device_id"]) for a in d.alerts] == [
+    assert [(a.rule_id, a.device_id) for a in d.alerts] == [
         ("fence-power-lost", "fence-01"), ("fence-breach", "fence-02")]
     assert d.eng.ignored["suppressed"] == 1
 
@@ -228,8 +228,8 @@ rules:
     assert d.states("breach-and-gas") == []
     d.send(fence(110, "breach", zone="z2"))
     assert d.states("breach-and-gas") == ["firing"]
-    corr = [a for a in d.alerts if a["rule_id"] == "breach-and-gas"][0]
-    assert corr["grid_id"] == "grid-01" and corr["severity"] == "critical"
+    corr = [a for a in d.alerts if a.rule_id == "breach-and-gas"][0]
+    assert corr.grid_id == "grid-01" and corr.severity == "critical"
 
 
 def test_window_running_totals_match_brute_force(tmp_path):

@@ -28,12 +28,12 @@ def test_held_breach_fires_once_on_the_clock_without_a_new_reading(tmp_path):
     d.send(reading(0, ch4_ppm=6000))
     assert d.at(9.9) == []
     fired = d.at(10.0)
-    assert [a["state"] for a in fired] == ["firing"]
+    assert [a.state for a in fired] == ["firing"]
     a = fired[0]
-    assert a["rule_id"] == "gas-high" and a["category"] == "gas_leak" and a["severity"] == "critical"
-    assert a["message"] == "CH4 6000 ppm at gas-01"
-    assert a["started_at"].endswith("Z") and a["device_id"] == "gas-01" and a["grid_id"] == "grid-01"
-    assert len(a["rule_hash"]) == 12
+    assert a.rule_id == "gas-high" and a.category == "gas_leak" and a.severity == "critical"
+    assert a.message == "CH4 6000 ppm at gas-01"
+    assert a.model_dump(mode="json")["started_at"].endswith("Z") and a.device_id == "gas-01" and a.grid_id == "grid-01"
+    assert len(a.rule_hash) == 12
     for t in range(11, 60, 3):
         d.send(reading(t, ch4_ppm=7000))
     assert d.states() == ["firing"]
@@ -48,7 +48,7 @@ def test_flapping_in_band_raises_nothing_more_and_clear_resolves_with_same_id(tm
     assert d.states() == ["firing"]
     d.send(reading(20, ch4_ppm=3999))
     assert d.states() == ["firing", "resolved"]
-    assert d.alerts[0]["alert_id"] == d.alerts[1]["alert_id"]
+    assert d.alerts[0].alert_id == d.alerts[1].alert_id
     d.send(reading(21, ch4_ppm=3000))
     assert d.states() == ["firing", "resolved"]
 
@@ -59,7 +59,7 @@ def test_new_episode_gets_new_id_and_ids_are_deterministic(tmp_path):
         d = Driver(engine(tmp_path, GAS))
         for t, v in [(0, 6000), (10, 6000), (20, 100), (30, 6000), (40, 6000), (50, 100)]:
             d.send(reading(t, ch4_ppm=v))
-        runs.append([(a["alert_id"], a["state"]) for a in d.alerts])
+        runs.append([(a.alert_id, a.state) for a in d.alerts])
     assert runs[0] == runs[1]
     ids = [i for i, _ in runs[0]]
     assert len(runs[0]) == 4 and ids[0] == ids[1] and ids[2] == ids[3] and ids[0] != ids[2]
@@ -87,7 +87,7 @@ rules:
     d.send(reading(10, bar=1.9))  # back inside before clear_for: stays one episode
     d.send(reading(15, bar=2.7))
     assert d.at(44) == []
-    assert [a["state"] for a in d.at(45)] == ["resolved"]
+    assert [a.state for a in d.at(45)] == ["resolved"]
 
 
 def test_outside_range(tmp_path):
@@ -132,13 +132,13 @@ rules:
     category: gas_leak
 """))
     d.send(reading(0, ch4_ppm=655350))
-    assert [(a["state"], a["category"], a["labels"].get("fault")) for a in d.alerts] == [
+    assert [(a.state, a.category, a.labels.get("fault")) for a in d.alerts] == [
         ("firing", "device_fault", "implausible")]
     d.send(reading(1, ch4_ppm=300))
-    assert [(a["state"], a["category"]) for a in d.alerts] == [("firing", "device_fault"),
+    assert [(a.state, a.category) for a in d.alerts] == [("firing", "device_fault"),
                                                              ("resolved", "device_fault")]
     d.send(reading(2, ch4_ppm=6000))
-    assert d.alerts[-1]["category"] == "gas_leak" and d.alerts[-1]["state"] == "firing"
+    assert d.alerts[-1].category == "gas_leak" and d.alerts[-1].state == "firing"
 
 
 def test_edited_rule_keeps_its_firing_episode_across_a_swap(tmp_path):
@@ -152,5 +152,5 @@ def test_edited_rule_keeps_its_firing_episode_across_a_swap(tmp_path):
     d.send(reading(12, ch4_ppm=3500))  # inside the new band: still firing
     d.send(reading(13, ch4_ppm=2000))
     assert d.states() == ["firing", "resolved"]
-    assert d.alerts[0]["alert_id"] == d.alerts[1]["alert_id"]
-    assert d.alerts[0]["rule_hash"] != d.alerts[1]["rule_hash"]
+    assert d.alerts[0].alert_id == d.alerts[1].alert_id
+    assert d.alerts[0].rule_hash != d.alerts[1].rule_hash

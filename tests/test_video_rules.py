@@ -4,6 +4,7 @@ distractors, tamper kinds, thermal hot spots with pre-alarm, hysteresis and rate
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 
 import cv2
 import numpy as np
@@ -38,7 +39,7 @@ def camera_lines(segments, fps: float = 5.0, device: str = "cam-07", seed: int =
 
 
 def decoded(alert: dict) -> np.ndarray:
-    img = cv2.imdecode(np.frombuffer(base64.b64decode(alert["evidence"]["snapshot_jpeg_b64"]), np.uint8),
+    img = cv2.imdecode(np.frombuffer(base64.b64decode(alert.evidence.snapshot_jpeg_b64), np.uint8),
                        cv2.IMREAD_COLOR)
     assert img is not None
     return img
@@ -48,15 +49,15 @@ def test_figure_walking_into_the_zone_fires_once_with_an_annotated_snapshot(tmp_
     res = run_capture(tmp_path, RULES, camera_lines([(0, 2, View()), (2, 7, View(walkers=[INTO_YARD])),
                                                       (7, 12, View())]))
     fired = firing(res)
-    assert [a["rule_id"] for a in fired] == ["yard-intrusion"]
+    assert [a.rule_id for a in fired] == ["yard-intrusion"]
     a = fired[0]
-    assert a["category"] == "intrusion" and a["device_id"] == "cam-07" and a["kind"] == "camera"
+    assert a.category == "intrusion" and a.device_id == "cam-07" and a.kind == "camera"
     img = decoded(a)
     assert img.shape[1] == 640
     amber = (img[:, :, 2] > 200) & (img[:, :, 1] > 150) & (img[:, :, 0] < 80)  # the zone outline is drawn
     red = (img[:, :, 2] > 200) & (img[:, :, 1] < 60) & (img[:, :, 0] < 60)  # the moving region's box
     assert amber.sum() > 200 and red.sum() > 50
-    assert [x["state"] for x in res.alerts if x["rule_id"] == "yard-intrusion"] == ["firing", "resolved"]
+    assert [x.state for x in res.alerts if x.rule_id == "yard-intrusion"] == ["firing", "resolved"]
 
 
 @pytest.mark.parametrize("view", [
@@ -72,12 +73,12 @@ def test_distractors_raise_nothing(tmp_path, view):
     (View(covered=True), "blackout"), (View(blur=True), "defocus"), (View(turned=True), "shifted")])
 def test_tamper_fires_after_its_hold_and_clears_when_the_view_returns(tmp_path, view, kind):
     res = run_capture(tmp_path, RULES, camera_lines([(0, 3, View()), (3, 8, view), (8, 11, View())]))
-    lens = [a for a in res.alerts if a["rule_id"] == "lens"]
-    assert [a["state"] for a in lens] == ["firing", "resolved"]
-    assert lens[0]["labels"]["tamper"] == kind
-    assert 5.0 <= _t(lens[0]["observed_at"]) - _t(lens[0]["started_at"]) + 3.0 <= 5.6  # held 2 s from t=3
+    lens = [a for a in res.alerts if a.rule_id == "lens"]
+    assert [a.state for a in lens] == ["firing", "resolved"]
+    assert lens[0].labels["tamper"] == kind
+    assert 5.0 <= _t(lens[0].observed_at) - _t(lens[0].started_at) + 3.0 <= 5.6  # held 2 s from t=3
     assert firing(res, "yard-intrusion") == []  # a tampered view is never an intrusion
-    assert "snapshot_jpeg_b64" in lens[0]["evidence"]
+    assert lens[0].evidence.snapshot_jpeg_b64 is not None
 
 
 def test_a_short_cover_under_the_hold_time_raises_nothing(tmp_path):
@@ -85,12 +86,11 @@ def test_a_short_cover_under_the_hold_time_raises_nothing(tmp_path):
     assert firing(res) == []
 
 
-def _t(iso: str) -> float:
-    from datetime import datetime
-
+def _t(stamp: datetime | None) -> float:
     from tests.rulekit import T0
 
-    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp() - T0
+    assert stamp is not None
+    return stamp.timestamp() - T0
 
 
 THERMAL = """
@@ -122,19 +122,19 @@ def test_growing_hot_spot_warns_first_then_alarms_then_clears_with_hysteresis(tm
     lines += [frame_line("thermal", "th-01", 14 + i / 4, cooling.png(14 + i / 4)) for i in range(8)]
     res = run_capture(tmp_path, THERMAL, lines)
     fired = firing(res)
-    assert [a["rule_id"] for a in fired] == ["roof-fire:warn", "roof-fire"]
-    assert fired[0]["severity"] == "major" and fired[1]["severity"] == "critical"
-    assert fired[0]["labels"]["level"] == "warning"
-    assert 80 < fired[1]["value"] < 130
-    assert {a["rule_id"] for a in res.alerts if a["state"] == "resolved"} == {"roof-fire:warn", "roof-fire"}
-    assert "snapshot_jpeg_b64" in fired[1]["evidence"]
+    assert [a.rule_id for a in fired] == ["roof-fire:warn", "roof-fire"]
+    assert fired[0].severity == "major" and fired[1].severity == "critical"
+    assert fired[0].labels["level"] == "warning"
+    assert 80 < fired[1].value < 130
+    assert {a.rule_id for a in res.alerts if a.state == "resolved"} == {"roof-fire:warn", "roof-fire"}
+    assert fired[1].evidence.snapshot_jpeg_b64 is not None
 
 
 def test_hot_spot_outside_the_zone_or_too_small_raises_nothing(tmp_path):
     outside = HotSpot(0.2, 0.8, start=0.0, rate=50.0, peak=200.0, radius=0.08)
     tiny = HotSpot(0.8, 0.5, start=0.0, rate=50.0, peak=200.0, radius=0.005)
     res = run_capture(tmp_path, THERMAL, thermal_lines([outside, tiny], until=6.0))
-    assert [a for a in firing(res) if a["rule_id"].startswith("roof-fire")] == []
+    assert [a for a in firing(res) if a.rule_id.startswith("roof-fire")] == []
 
 
 def test_hysteresis_keeps_the_alarm_while_between_levels(tmp_path):
@@ -148,7 +148,7 @@ def test_hysteresis_keeps_the_alarm_while_between_levels(tmp_path):
     lines = [frame_line("thermal", "th-02", t, sim.png(t, [HotSpot(0.5, 0.5, -1.0, 1000.0, peak, 0.1)]))
              for t, peak in [(0, 100.0), (1, 70.0), (2, 70.0), (3, 50.0)]]
     res = run_capture(tmp_path, rules, lines)
-    assert [(a["state"], round(_t(a["observed_at"]))) for a in res.alerts] == [("firing", 0), ("resolved", 3)]
+    assert [(a.state, round(_t(a.observed_at))) for a in res.alerts] == [("firing", 0), ("resolved", 3)]
 
 
 def test_rise_rate_fires_before_the_level_is_reached(tmp_path):
@@ -161,15 +161,15 @@ def test_rise_rate_fires_before_the_level_is_reached(tmp_path):
     spot = HotSpot(0.5, 0.5, start=0.0, rate=1.5, peak=190.0, radius=0.1)  # 90 °C per minute
     res = run_capture(tmp_path, rules, thermal_lines([spot], until=60.0, fps=1.0))
     fired = firing(res)
-    assert len(fired) == 1 and fired[0]["labels"]["trigger"] == "rise"
-    assert fired[0]["value"] < 200
+    assert len(fired) == 1 and fired[0].labels["trigger"] == "rise"
+    assert fired[0].value < 200
 
 
 def test_zone_mean_statistic(tmp_path):
     warm = HotSpot(0.15, 0.15, start=0.0, rate=100.0, peak=60.0, radius=0.4)
     res = run_capture(tmp_path, THERMAL, thermal_lines([warm], until=2.0))
     fired = firing(res, "panel-mean")
-    assert len(fired) == 1 and fired[0]["value"] > 40
+    assert len(fired) == 1 and fired[0].value > 40
 
 
 @pytest.mark.parametrize(("when", "path", "reason"), [

@@ -12,13 +12,14 @@ from edge.backtest import backtest
 from edge.rules.loader import load_rules
 from edge.rules.ruleset import RuleSet
 from edge.sensors.common import Limits
+from gridwatch.core.alert import Alert
 from tests.rulekit import T0
 
 
 def iso(ts: float) -> str:
-    from edge.rules.engine import iso_ms
+    from gridwatch.core.alert import from_epoch, iso_ms
 
-    return iso_ms(ts)
+    return iso_ms(from_epoch(ts))
 
 
 def frame_line(kind: str, device: str, t: float, data: bytes, grid: str = "grid-01") -> dict[str, Any]:
@@ -35,5 +36,5 @@ def run_capture(tmp_path: Path, rules: str, lines: list[dict[str, Any]], limits:
     return backtest(RuleSet(load_rules(rf)), cap, limits=limits)
 
 
-def firing(res: Any, rule: str | None = None) -> list[dict[str, Any]]:
-    return [a for a in res.alerts if a["state"] == "firing" and (rule is None or a["rule_id"] == rule)]
+def firing(res: Any, rule: str | None = None) -> list[Alert]:
+    return [a for a in res.alerts if a.state == "firing" and (rule is None or a.rule_id == rule)]

@@ -2,7 +2,8 @@
 
 An evaluator is plain logic: it looks at one event (or at the clock) and its own state dict, and answers
 with a Verdict — condition active, cleared, or unchanged — that the engine's episode machine turns into
-`firing` / `resolved` alerts.
+`firing` / `resolved` alerts. `Evaluator` is the protocol the engine calls; `EvaluatorBase` gives every
+hook its default and `MetricEvaluator` is the base of the rules on one sensor metric.
 """
 
 from __future__ import annotations
@@ -11,23 +12,24 @@ import fnmatch
 import re
 from dataclasses import dataclass
 from datetime import datetime, time
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
 
-from edge.durations import Duration
 from edge.message import Event
+from gridwatch.core.config import Strict
+from gridwatch.core.durations import Duration
+from gridwatch.core.kinds import FeedKind
+from gridwatch.core.names import RULE_ID, Severity
 
-RULE_ID = r"^[A-Za-z0-9_.:-]{1,64}$"
-Severity = Literal["info", "minor", "major", "critical"]
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
+    from edge.rules.zones import Polygon
+
+__all__ = ["RULE_ID", "Severity", "Strict"]  # re-exported for the rule modules
+
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-
-class Strict(BaseModel):
-    """Base of every config model: a misspelt key is an error, not a silent default."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
 class WhenBase(Strict):
@@ -38,7 +40,7 @@ class WhenBase(Strict):
 
 
 class Match(Strict):
-    kind: Literal["sensor", "fence", "camera", "thermal"] | None = None
+    kind: FeedKind | None = None
     metric: str | None = Field(None, pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
     devices: list[str] = Field(default_factory=list, description="device id globs; empty = all")
     grids: list[str] = Field(default_factory=list, description="grid id globs; empty = all")
@@ -106,48 +108,101 @@ class Verdict:
     note: dict[str, str] | None = None  # labels the alert carries about this episode (tamper kind, trigger)
 
 
-class Evaluator(Protocol):
-    """One rule kind's logic. `st` is the evaluator's own JSON-able state for one (rule, device, sub)."""
+State = dict[str, Any]
+"""An evaluator's own JSON-able state for one (rule, device, sub); the engine persists it."""
 
-    instant: bool  # condition is an event, not a level: it resolves by quiet time, not by a clearing reading
+Box = tuple[float, float, float, float]
+Overlay = tuple[list["Polygon | None"], list[Box]]
+"""What a video rule draws on its evidence: polygons (zone, then ignore masks) and detected boxes."""
+
+
+class Evaluator(Protocol):
+    """One rule kind's logic, as the engine calls it."""
+
+    needs_metric: bool  # the rule needs match.metric and is indexed by it
+    timed: bool  # deadline() can return a time: the engine keeps a timer for the state
+    fixed_sub: bool  # sub() is always "": the state key does not depend on the event
+    hold: float | None  # overrides the rule's `for` (a kind with its own hold setting), else None
+    clear_hold: float | None  # likewise for `clear_for`
 
     def accepts(self, ev: Event) -> bool: ...
     def sub(self, ev: Event) -> str: ...
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None: ...
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None: ...
-    def deadline(self, st: dict[str, Any]) -> float | None: ...
+    def observe(self, st: State, ev: Event) -> Verdict | None: ...
+    def tick(self, st: State, now: float) -> Verdict | None: ...
+    def deadline(self, st: State) -> float | None: ...
+    def seed(self, st: State, now: float) -> None: ...
+    def overlay(self, ev: Event) -> Overlay | None: ...
+
+
+C = TypeVar("C", bound=Strict)
 
 
 class EvaluatorBase:
-    """Defaults for evaluators that only react to events."""
+    """Defaults of every hook: react to events only, one state per device, no evidence."""
 
-    instant = False
-    timed = False  # True when deadline() can return a time (the engine then keeps a timer for the state)
+    needs_metric: ClassVar[bool] = False
+    timed: ClassVar[bool] = False
+    fixed_sub: ClassVar[bool] = True
+    hold: float | None = None
+    clear_hold: float | None = None
+
+    def accepts(self, ev: Event) -> bool:
+        raise NotImplementedError
 
     def sub(self, ev: Event) -> str:
         return ""
 
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+    def observe(self, st: State, ev: Event) -> Verdict | None:
+        raise NotImplementedError
+
+    def tick(self, st: State, now: float) -> Verdict | None:
         return None
 
-    def deadline(self, st: dict[str, Any]) -> float | None:
+    def deadline(self, st: State) -> float | None:
+        return None
+
+    def seed(self, st: State, now: float) -> None:
+        """A configured device never heard from: called once before its first message."""
+
+    def overlay(self, ev: Event) -> Overlay | None:
+        """What to draw on a video alert's snapshot; None = no snapshot."""
         return None
 
 
+class MetricEvaluator(EvaluatorBase):
+    """Base of the rules on one sensor metric (level, window, rate, stuck): they see only readings that
+    carry the metric, and judge its value."""
 
-class ClearsWhenQuiet:
+    needs_metric = True
+
+    def __init__(self, spec: RuleSpec) -> None:
+        assert spec.match.metric is not None  # RuleSpec checks it for every kind that needs a metric
+        self.metric: str = spec.match.metric
+
+    def accepts(self, ev: Event) -> bool:
+        return ev.kind == "sensor" and self.metric in ev.metrics
+
+    def observe(self, st: State, ev: Event) -> Verdict | None:
+        v = ev.metrics.get(self.metric)
+        return None if v is None else self.judge(st, v, ev.ts)
+
+    def judge(self, st: State, v: float, ts: float) -> Verdict | None:
+        raise NotImplementedError
+
+
+class ClearsWhenQuiet(EvaluatorBase):
     """For event-like conditions (a fence event, motion): the episode resolves `clear_after` seconds after
     the last hit, recorded by the evaluator as `st["hit"]`; the engine's timer does it between messages."""
 
     timed = True
     clear_after: float
 
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+    def tick(self, st: State, now: float) -> Verdict | None:
         due = self.deadline(st)
         if due is None or now < due:
             return None
         del st["hit"]
         return Verdict(False, now)
 
-    def deadline(self, st: dict[str, Any]) -> float | None:
+    def deadline(self, st: State) -> float | None:
         return float(st["hit"]) + self.clear_after if "hit" in st else None

@@ -5,13 +5,17 @@ It sees alerts, not readings: the engine hands it each `firing` / `resolved` ale
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, model_validator
 
-from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Strict, Verdict
+from edge.rules.base import EvaluatorBase, State, Strict, Verdict
+from gridwatch.core.alert import Alert
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("all_of", "any_of")
 
@@ -34,23 +38,22 @@ class Config(Strict):
 
 
 class Evaluator(EvaluatorBase):
-    needs_metric = False
-    correlates = True
+    """Sees no events; the engine hands it alerts (`on_alert`) with their device time as a number."""
 
-    def __init__(self, spec: Any, cfg: Config) -> None:
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg
         self.refs = cfg.refs
 
     def accepts(self, ev: Event) -> bool:
         return False
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+    def observe(self, st: State, ev: Event) -> Verdict | None:
         return None
 
-    def scope(self, alert: dict[str, Any]) -> str:
-        return str(alert["device_id"] if self.cfg.same == "device" else alert["grid_id"])
+    def scope(self, alert: Alert) -> str:
+        return alert.device_id if self.cfg.same == "device" else alert.grid_id
 
-    def on_alert(self, st: dict[str, Any], rule_id: str, firing: bool, ts: float) -> Verdict | None:
+    def on_alert(self, st: State, rule_id: str, firing: bool, ts: float) -> Verdict | None:
         hits: dict[str, float] = st.setdefault("hits", {})
         active: list[str] = st.setdefault("active", [])
         if firing:

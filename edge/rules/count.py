@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import EvaluatorBase, State, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("count",)
 
@@ -27,9 +30,8 @@ class Config(WhenBase):
 
 class Evaluator(EvaluatorBase):
     timed = True
-    needs_metric = False
 
-    def __init__(self, spec: Any, cfg: Config) -> None:
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg
         self.kind: str | None = spec.match.kind
         self.metric: str | None = spec.match.metric
@@ -41,20 +43,20 @@ class Evaluator(EvaluatorBase):
             return ev.kind == "fence" and ev.event in self.cfg.event
         return self.metric is None or self.metric in ev.metrics
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+    def observe(self, st: State, ev: Event) -> Verdict | None:
         times: list[float] = st.setdefault("t", [])
         times.append(ev.ts)
         self._trim(times, ev.ts)
         return Verdict(True, ev.ts, float(len(times))) if len(times) >= self.cfg.count else None
 
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+    def tick(self, st: State, now: float) -> Verdict | None:
         times: list[float] = st.get("t", [])
         if not times or now < times[0] + self.cfg.within:
             return None
         self._trim(times, now)
         return Verdict(False, now, float(len(times))) if len(times) < self.cfg.count else None
 
-    def deadline(self, st: dict[str, Any]) -> float | None:
+    def deadline(self, st: State) -> float | None:
         times = st.get("t")
         return times[0] + self.cfg.within if times else None
 

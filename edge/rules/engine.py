@@ -1,6 +1,8 @@
 """The rule engine: episodes, timers, suppression and correlation over every rule's evaluator.
 
-Pure logic with an injected clock: `observe(event)` and `tick(now)` return alert bodies (DESIGN §5).
+Pure logic with an injected clock: `observe(event)` and `tick(now)` return `Alert` objects of the shared
+model (`gridwatch.core.alert`, DESIGN §5). A video rule's firing alert gets its snapshot through the
+`evidence` hook, called with the rule's evaluator as the alert is made.
 State is one JSON-able dict per (rule, device, sub) so the agent can persist exactly what changed.
 
 Episode: idle → pending (condition true, hold `for` running) → firing (alert sent) → clearing (optional
@@ -15,20 +17,25 @@ import heapq
 import itertools
 import logging
 from collections import Counter, defaultdict
-from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from edge.message import Event
-from edge.rules.base import Verdict
+from edge.rules.base import Evaluator, Verdict
 from edge.rules.ruleset import CompiledRule, RuleSet
+from gridwatch.core.alert import Alert, AlertState, from_epoch
+from gridwatch.core.kinds import FeedKind
+from gridwatch.core.names import Severity
 
 logger = logging.getLogger(__name__)
 
 FAULT_SUB = "!implausible"
 
+Episode = dict[str, Any]
+"""One (rule, device, sub)'s persisted state, JSON-able: episode (`ep`), stamps, the evaluator's own `d`."""
 
-def iso_ms(ts: float) -> str:
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+EvidenceHook = Callable[[Evaluator, Alert], None]
+"""Called for every firing alert as it is made, with the evaluator of the rule that raised it."""
 
 
 def alert_id(rule_id: str, device: str, sub: str, start: float) -> str:
@@ -37,10 +44,11 @@ def alert_id(rule_id: str, device: str, sub: str, start: float) -> str:
 
 
 class Engine:
-    def __init__(self, ruleset: RuleSet, edge_id: str = "edge") -> None:
+    def __init__(self, ruleset: RuleSet, edge_id: str = "edge", evidence: EvidenceHook | None = None) -> None:
         self.rules = ruleset
         self.edge_id = edge_id
-        self.states: dict[str, dict[str, Any]] = {}
+        self.evidence = evidence
+        self.states: dict[str, Episode] = {}
         self.dirty: dict[str, None] = {}  # states changed since last saved, oldest first (an ordered set)
         self.urgent: set[str] = set()  # states whose episode changed: persisted with the alerts they raise
         self.deleted: set[str] = set()
@@ -54,7 +62,7 @@ class Engine:
         self.ignored: Counter[str] = Counter()
 
     # ---- state in and out -------------------------------------------------------------------
-    def load(self, states: dict[str, dict[str, Any]]) -> None:
+    def load(self, states: dict[str, Episode]) -> None:
         """Restore persisted states (after a restart); timers and indexes are derived again."""
         for key, st in states.items():
             st.setdefault("lts", None)
@@ -66,7 +74,7 @@ class Engine:
             else:
                 self.deleted.add(key)
 
-    def take_changes(self, budget: int | None = None) -> tuple[dict[str, dict[str, Any]], set[str]]:
+    def take_changes(self, budget: int | None = None) -> tuple[dict[str, Episode], set[str]]:
         """States to persist: every episode change, plus up to `budget` other changed states (oldest
         first; all when None), so checkpointing windows is spread over many commits instead of one stall."""
         keys = list(self.urgent)
@@ -83,7 +91,7 @@ class Engine:
         self.urgent, self.deleted = set(), set()
         return changed, deleted
 
-    def seed(self, grid: str, device: str, kind: str, now: float) -> None:
+    def seed(self, grid: str, device: str, kind: FeedKind, now: float) -> None:
         """Make a configured device known to `stale_for` rules before its first message."""
         ev = Event(kind=kind, grid=grid, device=device, ts=now, received_at=now)
         for cr in self.rules.by_kind.get(kind, ()):
@@ -95,8 +103,8 @@ class Engine:
                     self._arm(key)
 
     # ---- evaluation -------------------------------------------------------------------------
-    def observe(self, ev: Event) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def observe(self, ev: Event) -> list[Alert]:
+        out: list[Alert] = []
         states, evaluations, dirty = self.states, self.evaluations, self.dirty
         ts, seq = ev.ts, ev.seq
         for cr, key, ask in self.rules.candidates(ev):
@@ -128,9 +136,9 @@ class Engine:
                 self._arm(key)
         return self._finish(out) if out or self._releases else out
 
-    def tick(self, now: float) -> list[dict[str, Any]]:
+    def tick(self, now: float) -> list[Alert]:
         """Fire hold timers, clear-after timers and time-driven conditions due at `now`."""
-        out: list[dict[str, Any]] = []
+        out: list[Alert] = []
         while self._heap and self._heap[0][0] <= now:
             due, key = heapq.heappop(self._heap)
             if self._armed.get(key) != due:
@@ -149,15 +157,14 @@ class Engine:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
-    def swap(self, ruleset: RuleSet, now: float) -> list[dict[str, Any]]:
+    def swap(self, ruleset: RuleSet, now: float) -> list[Alert]:
         """Take a new rule set; unchanged rules keep their state, removed ones resolve what they had firing."""
         old = self.rules
-        out: list[dict[str, Any]] = []
+        out: list[Alert] = []
         for key, st in list(self.states.items()):
             new = ruleset.rules.get(st["r"])
             prev = old.rules.get(st["r"])
-            same_kind = new is not None and prev is not None and new.spec.kind == prev.spec.kind
-            if same_kind:
+            if new is not None and prev is not None and new.spec.kind == prev.spec.kind:
                 if new.version != prev.version:  # edited: keep the episode, restart windows under the new terms
                     st["d"] = {}
                     self.dirty[key] = None
@@ -173,24 +180,24 @@ class Engine:
         return out
 
     # ---- episode machine --------------------------------------------------------------------
-    def _state(self, key: str, cr: CompiledRule, ev: Event, sub: str) -> dict[str, Any]:
-        kind = ev.extra.get("device_kind", ev.kind) if ev.kind == "status" else ev.kind
-        st = {"r": cr.id, "dev": ev.device, "grid": ev.grid, "sub": sub, "k": kind, "ep": "idle", "d": {},
-              "lts": None, "lseq": None}
+    def _state(self, key: str, cr: CompiledRule, ev: Event, sub: str) -> Episode:
+        kind = (ev.device_kind or ev.kind) if ev.kind == "status" else ev.kind
+        st: Episode = {"r": cr.id, "dev": ev.device, "grid": ev.grid, "sub": sub, "k": kind, "ep": "idle",
+                              "d": {}, "lts": None, "lseq": None}
         self.states[key] = st
         self.dirty[key] = None
         return st
 
-    def _apply(self, cr: CompiledRule, key: str, st: dict[str, Any], v: Verdict,
-               hold: float | None = None, clear_hold: float | None = None) -> list[dict[str, Any]]:
+    def _apply(self, cr: CompiledRule, key: str, st: Episode, v: Verdict,
+               hold: float | None = None, clear_hold: float | None = None) -> list[Alert]:
         before = st["ep"]
         out = self._episode(cr, key, st, v, hold, clear_hold)
         if st["ep"] != before:
             self.urgent.add(key)
         return out
 
-    def _episode(self, cr: CompiledRule, key: str, st: dict[str, Any], v: Verdict,
-                 hold: float | None, clear_hold: float | None) -> list[dict[str, Any]]:
+    def _episode(self, cr: CompiledRule, key: str, st: Episode, v: Verdict,
+                 hold: float | None, clear_hold: float | None) -> list[Alert]:
         hold = cr.hold if hold is None else hold
         clear_hold = cr.clear_hold if clear_hold is None else clear_hold
         ep = st["ep"]
@@ -223,8 +230,8 @@ class Engine:
                 return self._resolve(cr, key, st, v.ts)
         return []
 
-    def _timers(self, cr: CompiledRule, key: str, st: dict[str, Any], now: float) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
+    def _timers(self, cr: CompiledRule, key: str, st: Episode, now: float) -> list[Alert]:
+        out: list[Alert] = []
         if st["ep"] == "pending" and now >= st["since"] + cr.hold:
             out += self._fire(cr, key, st, now)
         elif st["ep"] == "clearing" and now >= st["cs"] + cr.clear_hold:
@@ -263,7 +270,7 @@ class Engine:
             heapq.heappush(self._heap, (due, key))
 
     # ---- alerts -----------------------------------------------------------------------------
-    def _fire(self, cr: CompiledRule, key: str, st: dict[str, Any], ts: float) -> list[dict[str, Any]]:
+    def _fire(self, cr: CompiledRule, key: str, st: Episode, ts: float) -> list[Alert]:
         st["ep"], st["start"], st["fired"] = "firing", st["since"], ts
         self.urgent.add(key)
         self._index(key, st, +1)
@@ -275,12 +282,10 @@ class Engine:
         st["sup"] = False
         return [self._alert(cr, st, "firing", ts)]
 
-    def _resolve(self, cr: CompiledRule, key: str, st: dict[str, Any], ts: float,
-                 reason: str | None = None) -> list[dict[str, Any]]:
+    def _resolve(self, cr: CompiledRule, key: str, st: Episode, ts: float,
+                 reason: str | None = None) -> list[Alert]:
         was_suppressed = st.get("sup", False)
-        body = None if was_suppressed else self._alert(cr, st, "resolved", ts)
-        if reason and body is not None:
-            body["labels"]["resolved_by"] = reason
+        body = None if was_suppressed else self._alert(cr, st, "resolved", ts, resolved_by=reason)
         st["ep"] = "idle"
         st["sup"] = False
         self.urgent.add(key)
@@ -290,12 +295,12 @@ class Engine:
         self._releases.update(self.rules.suppresses.get(cr.id, ()))
         return [body] if body is not None else []
 
-    def _finish(self, out: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _finish(self, out: list[Alert]) -> list[Alert]:
         while self._releases:
             out += self._release(self._releases.pop())
         return self._correlate(out)
 
-    def _release(self, rule_id: str) -> list[dict[str, Any]]:
+    def _release(self, rule_id: str) -> list[Alert]:
         """A suppressor cleared: suppressed episodes still active fire now."""
         out = []
         cr = self.rules.rules.get(rule_id)
@@ -309,7 +314,7 @@ class Engine:
                 out.append(self._alert(cr, st, "firing", st.get("lts") or st["fired"]))
         return out
 
-    def _index(self, key: str, st: dict[str, Any], delta: int) -> None:
+    def _index(self, key: str, st: Episode, delta: int) -> None:
         if delta:
             for scope in ("d:" + st["dev"], "g:" + st["grid"]):
                 self._firing[(st["r"], scope)] += delta
@@ -318,16 +323,18 @@ class Engine:
         if st.get("sup"):
             self._suppressed.add(key)
 
-    def _is_suppressed(self, cr: CompiledRule, st: dict[str, Any]) -> bool:
+    def _is_suppressed(self, cr: CompiledRule, st: Episode) -> bool:
         scope = ("d:" + st["dev"]) if cr.spec.suppress_scope == "device" else ("g:" + st["grid"])
         return any(self._firing.get((sid, scope), 0) > 0 for sid in cr.spec.suppressed_by)
 
-    def _alert(self, cr: CompiledRule, st: dict[str, Any], state: str, ts: float) -> dict[str, Any]:
+    def _alert(self, cr: CompiledRule, st: Episode, state: AlertState, ts: float,
+               resolved_by: str | None = None) -> Alert:
         spec = cr.spec
         labels = dict(spec.labels)
         if spec.match.metric:
             labels["metric"] = spec.match.metric
-        category, severity = spec.category, spec.severity
+        category: str = spec.category
+        severity: Severity = spec.severity
         if st["sub"] == FAULT_SUB:
             labels["fault"] = "implausible"
             category, severity = "device_fault", "minor"
@@ -335,20 +342,21 @@ class Engine:
             labels["zone"] = st["sub"]
         if "note" in st:
             labels.update(st["note"])
-        device = st.get("adev", st["dev"])
+        if resolved_by:
+            labels["resolved_by"] = resolved_by
+        device: str = st.get("adev") or st["dev"]
         value = st.get("val")
-        body = {
-            "alert_id": alert_id(spec.id, st["dev"], st["sub"], st["start"]),
-            "state": state, "rule_id": spec.id, "rule_hash": cr.version, "edge_id": self.edge_id,
-            "device_id": device, "grid_id": st["grid"], "kind": st["k"], "category": category,
-            "severity": severity, "started_at": iso_ms(st["start"]), "observed_at": iso_ms(ts),
-            "value": value, "message": self._message(cr, st, value, device, category),
-            "labels": labels, "evidence": {},
-        }
+        alert = Alert(
+            alert_id=alert_id(spec.id, st["dev"], st["sub"], st["start"]), state=state, rule_id=spec.id,
+            rule_hash=cr.version, edge_id=self.edge_id, device_id=device, grid_id=st["grid"], kind=st["k"],
+            category=category, severity=severity, started_at=from_epoch(st["start"]), observed_at=from_epoch(ts),
+            value=value, message=self._message(cr, st, value, device, category), labels=labels)
         self.alerts[(spec.id, state)] += 1
-        return body
+        if state == "firing" and self.evidence is not None:
+            self.evidence(cr.evaluator, alert)
+        return alert
 
-    def _message(self, cr: CompiledRule, st: dict[str, Any], value: Any, device: str, category: str) -> str:
+    def _message(self, cr: CompiledRule, st: Episode, value: Any, device: str, category: str) -> str:
         spec = cr.spec
         if st["sub"] == FAULT_SUB:
             lo, hi = spec.plausible or (None, None)
@@ -367,7 +375,7 @@ class Engine:
             return f"{spec.id} at {device}"
 
     # ---- plausibility and correlation -------------------------------------------------------
-    def _implausible(self, cr: CompiledRule, ev: Event, out: list[dict[str, Any]]) -> bool:
+    def _implausible(self, cr: CompiledRule, ev: Event, out: list[Alert]) -> bool:
         v = ev.metrics.get(cr.spec.match.metric or "")
         if v is None or cr.spec.plausible is None:
             return False
@@ -383,29 +391,28 @@ class Engine:
         self.dirty[key] = None
         return bad
 
-    def _correlate(self, alerts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _correlate(self, alerts: list[Alert]) -> list[Alert]:
         if not self.rules.correlators:
             return alerts
-        out: list[dict[str, Any]] = []
+        out: list[Alert] = []
         queue = list(alerts)
         while queue:
             a = queue.pop(0)
             out.append(a)
-            for cr in self.rules.correlators.get(a["rule_id"], ()):
-                if a["labels"].get("fault"):
-                    continue
-                scope = cr.evaluator.scope(a)
+            if a.labels.get("fault"):
+                continue
+            for cr, correlator in self.rules.correlators.get(a.rule_id, ()):
+                scope = correlator.scope(a)
                 key = f"{cr.id}|{scope}|"
                 st = self.states.get(key)
                 if st is None:
-                    st = {"r": cr.id, "dev": scope, "grid": a["grid_id"], "sub": "", "k": a["kind"],
+                    st = {"r": cr.id, "dev": scope, "grid": a.grid_id, "sub": "", "k": a.kind,
                           "ep": "idle", "d": {}, "lts": None, "lseq": None}
                     self.states[key] = st
-                ts = datetime.fromisoformat(a["observed_at"].replace("Z", "+00:00")).timestamp()
-                verdict = cr.evaluator.on_alert(st["d"], a["rule_id"], a["state"] == "firing", ts)
+                verdict = correlator.on_alert(st["d"], a.rule_id, a.state == "firing", a.observed_at.timestamp())
                 if verdict is not None:
                     if verdict.cond and st["ep"] == "idle":
-                        st["adev"] = a["device_id"]
+                        st["adev"] = a.device_id
                     queue += self._apply(cr, key, st, verdict)
                 self.dirty[key] = None
         return out

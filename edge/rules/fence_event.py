@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field, field_validator
 
-from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import ClearsWhenQuiet, EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import ClearsWhenQuiet, State, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("event",)
 FenceEvent = Literal["breach", "tamper", "fault"]
@@ -25,11 +28,10 @@ class Config(WhenBase):
         return [v] if isinstance(v, str) else v
 
 
-class Evaluator(ClearsWhenQuiet, EvaluatorBase):
-    needs_metric = False
-    instant = True
+class Evaluator(ClearsWhenQuiet):
+    fixed_sub = False  # one episode per zone
 
-    def __init__(self, spec: Any, cfg: Config) -> None:
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg
         self.clear_after = cfg.clear_after
 
@@ -39,7 +41,7 @@ class Evaluator(ClearsWhenQuiet, EvaluatorBase):
     def sub(self, ev: Event) -> str:
         return ev.zone or ""
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+    def observe(self, st: State, ev: Event) -> Verdict | None:
         if ev.event in self.cfg.event:
             st["hit"] = ev.ts
             return Verdict(True, ev.ts)

@@ -4,18 +4,22 @@ minute. `warn_c` adds a pre-alarm: a derived rule `<id>:warn` one severity lower
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydantic import Field, model_validator
 
-from edge.durations import Duration
 from edge.message import Event
 from edge.rules import zones
-from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase
+from edge.rules.base import EvaluatorBase, Overlay, State, Strict, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+from gridwatch.core.names import Severity
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("hotspot",)
-LOWER = {"critical": "major", "major": "minor", "minor": "info", "info": "info"}
+LOWER: dict[str, Severity] = {"critical": "major", "major": "minor", "minor": "info", "info": "info"}
 
 
 class HotspotSpec(Strict):
@@ -42,9 +46,10 @@ class Config(WhenBase):
     hotspot: HotspotSpec
 
 
-def expand(spec: Any) -> list[Any]:
+def expand(spec: RuleSpec) -> list[RuleSpec]:
     """The rule itself, plus its pre-alarm rule when `warn_c` is set."""
-    h: HotspotSpec = spec.when.hotspot
+    assert isinstance(spec.when, Config)
+    h = spec.when.hotspot
     if h.warn_c is None:
         return [spec]
     clear = h.warn_c if h.clear_below_c is None else min(h.clear_below_c, h.warn_c)
@@ -56,21 +61,20 @@ def expand(spec: Any) -> list[Any]:
 
 
 class Evaluator(EvaluatorBase):
-    needs_metric = False
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg.hotspot
         self.clear_below = self.cfg.above_c if self.cfg.clear_below_c is None else self.cfg.clear_below_c
 
     def accepts(self, ev: Event) -> bool:
-        return ev.kind == "thermal" and "celsius" in ev.extra
+        return ev.kind == "thermal" and ev.celsius is not None
 
     def zone_mask(self, shape: tuple[int, ...]) -> np.ndarray:
         return zones.mask(self.cfg.zone, self.cfg.ignore, shape) > 0
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+    def observe(self, st: State, ev: Event) -> Verdict | None:
         c = self.cfg
-        temps = ev.extra["celsius"]
+        temps = ev.celsius
+        assert temps is not None
         inside = temps[self.zone_mask(temps.shape)] if c.zone or c.ignore else temps
         if inside.size == 0:
             return None
@@ -84,7 +88,7 @@ class Evaluator(EvaluatorBase):
             return Verdict(False, ev.ts, round(zmax, 2))
         return None
 
-    def _rise(self, st: dict[str, Any], ts: float, zmax: float) -> float:
+    def _rise(self, st: State, ts: float, zmax: float) -> float:
         """Rise of the zone's maximum in degrees per `per`, over the last `per` of samples."""
         per = self.cfg.per
         samples: list[list[float]] = st.setdefault("s", [])
@@ -96,7 +100,8 @@ class Evaluator(EvaluatorBase):
         span = ts - t0
         return (zmax - v0) / span * per if span >= per / 2 else 0.0
 
-    def overlay(self, ev: Event) -> tuple[list[Any], list[tuple[float, float, float, float]]]:
-        temps = ev.extra["celsius"]
+    def overlay(self, ev: Event) -> Overlay:
+        temps = ev.celsius
+        assert temps is not None
         hot = ((temps > self.cfg.above_c) & self.zone_mask(temps.shape)).astype(np.uint8) * 255
         return [p for p in [self.cfg.zone, *self.cfg.ignore] if p], zones.regions(hot)

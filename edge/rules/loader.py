@@ -7,9 +7,9 @@ from pathlib import Path
 import yaml
 
 from edge.errors import ConfigError
-from edge.rules import registry
+from edge.rules import correlation, registry
 from edge.rules.spec import RuleFile
-from edge.yamlconf import problem, read_yaml, validate
+from gridwatch.core.yamlconf import problem, read_yaml, validate
 
 
 def load_rules(path: str | Path) -> RuleFile:
@@ -36,9 +36,9 @@ def cross_check(rf: RuleFile, path: str | Path, node: yaml.Node | None) -> list[
                 problems.append(problem(path, node, ("rules", i, "suppressed_by", j), f"no rule with id {ref!r}"))
             elif ref == r.id:
                 problems.append(problem(path, node, ("rules", i, "suppressed_by", j), "a rule cannot suppress itself"))
-        if r.kind == "correlation":
-            key = "all_of" if r.when.all_of is not None else "any_of"  # type: ignore[union-attr]
-            for j, ref in enumerate(r.when.refs):  # type: ignore[union-attr]
+        if isinstance(r.when, correlation.Config):
+            key = "all_of" if r.when.all_of is not None else "any_of"
+            for j, ref in enumerate(r.when.refs):
                 if ref not in index:
                     problems.append(problem(path, node, ("rules", i, "when", key, j), f"no rule with id {ref!r}"))
     problems += _cycles(rf, path, node, index)
@@ -46,7 +46,7 @@ def cross_check(rf: RuleFile, path: str | Path, node: yaml.Node | None) -> list[
 
 
 def _cycles(rf: RuleFile, path: str | Path, node: yaml.Node | None, index: dict[str, int]) -> list[str]:
-    refs = {r.id: list(r.when.refs) for r in rf.rules if r.kind == "correlation"}  # type: ignore[union-attr]
+    refs = {r.id: list(r.when.refs) for r in rf.rules if isinstance(r.when, correlation.Config)}
     problems = []
     for start in refs:
         stack, seen = list(refs[start]), set()

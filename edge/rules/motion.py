@@ -6,15 +6,18 @@ lights, clouds and IR switches are not intrusions. Resolved after `clear_after` 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 from pydantic import Field
 
-from edge.durations import Duration
 from edge.message import Event
 from edge.rules import zones
-from edge.rules.base import ClearsWhenQuiet, EvaluatorBase, Strict, Verdict, WhenBase
+from edge.rules.base import ClearsWhenQuiet, Overlay, State, Strict, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("motion_in_zone",)
 
@@ -31,21 +34,20 @@ class Config(WhenBase):
     motion_in_zone: MotionSpec
 
 
-class Evaluator(ClearsWhenQuiet, EvaluatorBase):
-    needs_metric = False
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+class Evaluator(ClearsWhenQuiet):
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg.motion_in_zone
         self.clear_after = self.cfg.clear_after
 
     def accepts(self, ev: Event) -> bool:
-        return ev.kind == "camera" and "scene" in ev.extra
+        return ev.kind == "camera" and ev.scene is not None
 
     def zone_mask(self, shape: tuple[int, ...]) -> Any:
         return zones.mask(self.cfg.zone, self.cfg.ignore, shape)
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        scene = ev.extra["scene"]
+    def observe(self, st: State, ev: Event) -> Verdict | None:
+        scene = ev.scene
+        assert scene is not None
         if scene.relit:
             return None
         zm = self.zone_mask(scene.mask.shape)
@@ -66,9 +68,10 @@ class Evaluator(ClearsWhenQuiet, EvaluatorBase):
             return Verdict(False, ev.ts)
         return None
 
-    def overlay(self, ev: Event) -> tuple[list[Any], list[tuple[float, float, float, float]]]:
+    def overlay(self, ev: Event) -> Overlay:
         """Polygons to draw (zone, then ignore masks) and the moving regions inside the zone (x, y, w, h)."""
-        scene = ev.extra["scene"]
+        scene = ev.scene
+        assert scene is not None
         moving = cv2.bitwise_and(scene.mask, self.zone_mask(scene.mask.shape))
         return [self.cfg.zone, *self.cfg.ignore], zones.regions(moving)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from edge.durations import Duration
-from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import MetricEvaluator, State, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("rate_above", "rate_below")
 
@@ -30,26 +32,18 @@ class Config(WhenBase):
         return self
 
 
-class Evaluator(EvaluatorBase):
-    needs_metric = True
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+class Evaluator(MetricEvaluator):
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
+        super().__init__(spec)
         self.cfg = cfg
-        self.metric: str = spec.match.metric
 
-    def accepts(self, ev: Event) -> bool:
-        return ev.kind == "sensor" and self.metric in ev.metrics
-
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = ev.metrics.get(self.metric)
-        if v is None:
-            return None
+    def judge(self, st: State, v: float, ts: float) -> Verdict | None:
         # (time, value) pairs in one flat list (few objects for the garbage collector to walk), at most
         # one every per/60: bounded state at any reading rate
         w: list[float] = st.setdefault("w", [])
-        if not w or ev.ts - w[-2] >= self.cfg.per / 60:
-            w += (ev.ts, v)
-        horizon = ev.ts - self.cfg.per
+        if not w or ts - w[-2] >= self.cfg.per / 60:
+            w += (ts, v)
+        horizon = ts - self.cfg.per
         # keep one sample at or before the horizon so the rate spans the whole window
         drop = 0
         while len(w) - drop > 4 and w[drop + 2] <= horizon:
@@ -58,10 +52,10 @@ class Evaluator(EvaluatorBase):
             del w[:drop]
         t0, v0 = w[0], w[1]
         min_span = self.cfg.per / 2 if self.cfg.min_span is None else self.cfg.min_span
-        if ev.ts <= t0 or ev.ts - t0 < min_span:
+        if ts <= t0 or ts - t0 < min_span:
             return None
-        rate = (v - v0) / (ev.ts - t0) * self.cfg.per
+        rate = (v - v0) / (ts - t0) * self.cfg.per
         if self.cfg.rate_above is not None:
-            return Verdict(rate > self.cfg.rate_above, ev.ts, rate)
+            return Verdict(rate > self.cfg.rate_above, ts, rate)
         assert self.cfg.rate_below is not None
-        return Verdict(rate < self.cfg.rate_below, ev.ts, rate)
+        return Verdict(rate < self.cfg.rate_below, ts, rate)

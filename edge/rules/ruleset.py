@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any
 
 from edge.message import Event
-from edge.rules import registry
-from edge.rules.base import EvaluatorBase
+from edge.rules import correlation, registry
+from edge.rules.base import Evaluator
 from edge.rules.spec import RuleFile, RuleSpec
+from gridwatch.core.kinds import FEED_KINDS
 
 
 @dataclass(slots=True)
 class CompiledRule:
     spec: RuleSpec
-    evaluator: Any
+    evaluator: Evaluator
     version: str
     hold: float
     clear_hold: float
@@ -28,10 +28,8 @@ class CompiledRule:
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
-    module = registry.KINDS[spec.kind]
-    evaluator = module.Evaluator(spec, spec.when)
-    hold = getattr(evaluator, "hold", None)
-    clear_hold = getattr(evaluator, "clear_hold", None)
+    evaluator: Evaluator = registry.KINDS[spec.kind].Evaluator(spec, spec.when)
+    hold, clear_hold = evaluator.hold, evaluator.clear_hold
     return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0) if hold is None else hold,
                         getattr(spec.when, "clear_for", 0.0) if clear_hold is None else clear_hold)
 
@@ -39,10 +37,11 @@ def compile_rule(spec: RuleSpec) -> CompiledRule:
 def expand(spec: RuleSpec) -> list[RuleSpec]:
     """A rule and the rules it implies (a hotspot's pre-alarm)."""
     hook = getattr(registry.KINDS[spec.kind], "expand", None)
-    return hook(spec) if hook is not None else [spec]
+    return list(hook(spec)) if hook is not None else [spec]
 
 
 Candidate = tuple[CompiledRule, str | None, bool]  # rule, state key if fixed, accepts() still to ask
+Correlator = tuple[CompiledRule, correlation.Evaluator]  # a correlation rule and its evaluator
 
 
 class RuleSet:
@@ -52,7 +51,7 @@ class RuleSet:
         self.rules: dict[str, CompiledRule] = {}
         self.by_metric: dict[str, list[CompiledRule]] = defaultdict(list)
         self.by_kind: dict[str, list[CompiledRule]] = defaultdict(list)
-        self.correlators: dict[str, list[CompiledRule]] = defaultdict(list)
+        self.correlators: dict[str, list[Correlator]] = defaultdict(list)  # referenced rule id -> rules
         self.suppresses: dict[str, list[str]] = defaultdict(list)  # suppressor id -> suppressed rule ids
         for spec in (s for written in rf.rules for s in expand(written)):
             if not spec.enabled:
@@ -61,34 +60,33 @@ class RuleSet:
             self.rules[spec.id] = cr
             for sid in spec.suppressed_by:
                 self.suppresses[sid].append(spec.id)
-            if spec.kind == "correlation":
+            if isinstance(cr.evaluator, correlation.Evaluator):
                 for ref in cr.evaluator.refs:
-                    self.correlators[ref].append(cr)
+                    self.correlators[ref].append((cr, cr.evaluator))
             elif cr.evaluator.needs_metric:
                 self.by_metric[spec.match.metric or ""].append(cr)
             else:
-                kinds = [spec.match.kind] if spec.match.kind else ["sensor", "fence", "camera", "thermal"]
+                kinds: list[str] = [spec.match.kind] if spec.match.kind else list(FEED_KINDS)
                 for k in kinds:
                     self.by_kind[k].append(cr)
                 if spec.kind == "stale":
                     self.by_kind["status"].append(cr)
         self._selects: dict[tuple[str, str, str], bool] = {}
-        self._candidates: dict[tuple[Any, ...], list[CompiledRule]] = {}
+        self._candidates: dict[tuple[str, ...], list[Candidate]] = {}
 
     def candidates(self, ev: Event) -> list[Candidate]:
         """Rules that may want this event, each with its state key when it does not depend on the event
         and whether `accepts()` must still be asked; cached per device and metric set."""
         key = (ev.kind, ev.grid, ev.device, *ev.metrics)
-        found = self._candidates.get(key)
-        if found is not None:
-            return found
-        found = []
+        cached = self._candidates.get(key)
+        if cached is not None:
+            return cached
+        found: list[Candidate] = []
         if ev.kind == "sensor":
             for m in ev.metrics:
                 found += [(cr, f"{cr.id}|{ev.device}|", False) for cr in self.by_metric.get(m, ())]
         for cr in self.by_kind.get(ev.kind, ()):
-            fixed = type(cr.evaluator).sub is EvaluatorBase.sub
-            found.append((cr, f"{cr.id}|{ev.device}|" if fixed else None, True))
+            found.append((cr, f"{cr.id}|{ev.device}|" if cr.evaluator.fixed_sub else None, True))
         found = [c for c in found if self.selects(c[0], ev.grid, ev.device)]
         if len(self._candidates) > 500_000:
             self._candidates.clear()

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import EvaluatorBase, State, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("stale_for",)
 
@@ -19,21 +22,20 @@ class Config(WhenBase):
 
 class Evaluator(EvaluatorBase):
     timed = True
-    needs_metric = False
 
-    def __init__(self, spec: Any, cfg: Config) -> None:
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.limit = cfg.stale_for
         self.kind: str | None = spec.match.kind
         self.metric: str | None = spec.match.metric
 
     def accepts(self, ev: Event) -> bool:
         if ev.kind == "status":
-            return self.kind is None or ev.extra.get("device_kind") == self.kind
+            return self.kind is None or ev.device_kind == self.kind
         if self.kind is not None and ev.kind != self.kind:
             return False
         return self.metric is None or self.metric in ev.metrics
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
+    def observe(self, st: State, ev: Event) -> Verdict | None:
         if ev.kind == "status" and ev.event == "offline":
             st["stale"] = True
             return Verdict(True, ev.ts, None, start=ev.ts)
@@ -41,18 +43,18 @@ class Evaluator(EvaluatorBase):
         st["stale"] = False
         return Verdict(False, ev.ts)
 
-    def seed(self, st: dict[str, Any], now: float) -> None:
+    def seed(self, st: State, now: float) -> None:
         """A configured device never heard from counts from agent start."""
         st.setdefault("last", now)
 
-    def tick(self, st: dict[str, Any], now: float) -> Verdict | None:
+    def tick(self, st: State, now: float) -> Verdict | None:
         due = self.deadline(st)
         if due is None or now < due:
             return None
         st["stale"] = True
         return Verdict(True, now, None, start=due)
 
-    def deadline(self, st: dict[str, Any]) -> float | None:
+    def deadline(self, st: State) -> float | None:
         if st.get("stale") or "last" not in st:
             return None
         return float(st["last"]) + self.limit

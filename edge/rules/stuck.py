@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 
-from edge.durations import Duration
-from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import MetricEvaluator, State, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("stuck_for",)
 
@@ -18,25 +20,17 @@ class Config(WhenBase):
     tolerance: float = Field(0.0, ge=0, description="changes this small still count as stuck")
 
 
-class Evaluator(EvaluatorBase):
-    needs_metric = True
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+class Evaluator(MetricEvaluator):
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
+        super().__init__(spec)
         self.cfg = cfg
-        self.metric: str = spec.match.metric
 
-    def accepts(self, ev: Event) -> bool:
-        return ev.kind == "sensor" and self.metric in ev.metrics
-
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = ev.metrics.get(self.metric)
-        if v is None:
-            return None
+    def judge(self, st: State, v: float, ts: float) -> Verdict | None:
         ref = st.get("ref")
         if ref is None or abs(v - ref) > self.cfg.tolerance:
-            st["ref"], st["since"] = v, ev.ts
-            return Verdict(False, ev.ts, v)
+            st["ref"], st["since"] = v, ts
+            return Verdict(False, ts, v)
         since = float(st["since"])
-        if ev.ts - since >= self.cfg.stuck_for:
-            return Verdict(True, ev.ts, v, start=since + self.cfg.stuck_for)
+        if ts - since >= self.cfg.stuck_for:
+            return Verdict(True, ts, v, start=since + self.cfg.stuck_for)
         return None

@@ -3,21 +3,25 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 
-from edge.durations import Duration
 from edge.message import Event
-from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase
+from edge.rules.base import EvaluatorBase, Overlay, State, Strict, Verdict, WhenBase
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 from edge.scene import BLACKOUT_STD, DEFOCUS_RATIO, SHIFT_BELOW
 
 KEYS = ("tamper",)
 TamperKind = Literal["blackout", "defocus", "shifted"]
+TAMPER_KINDS: tuple[TamperKind, ...] = ("blackout", "defocus", "shifted")
 
 
 class TamperSpec(Strict):
-    kinds: list[TamperKind] = Field(default_factory=lambda: ["blackout", "defocus", "shifted"], min_length=1)
+    kinds: list[TamperKind] = Field(default_factory=lambda: list(TAMPER_KINDS), min_length=1)
     for_: Duration = Field(20.0, alias="for", description="the tamper must last this long before firing")
     clear_for: Duration = Field(0.0, description="the view must be back this long before resolving")
     blackout_std: float = Field(BLACKOUT_STD, gt=0, description="brightness spread under which the view is blank")
@@ -30,15 +34,13 @@ class Config(WhenBase):
 
 
 class Evaluator(EvaluatorBase):
-    needs_metric = False
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg.tamper
-        self.hold = cfg.for_ or self.cfg.for_
-        self.clear_hold = cfg.clear_for or self.cfg.clear_for
+        self.hold: float | None = cfg.for_ or self.cfg.for_
+        self.clear_hold: float | None = cfg.clear_for or self.cfg.clear_for
 
     def accepts(self, ev: Event) -> bool:
-        return ev.kind == "camera" and "scene" in ev.extra
+        return ev.kind == "camera" and ev.scene is not None
 
     def classify(self, scene: Any) -> str | None:
         c = self.cfg
@@ -50,8 +52,9 @@ class Evaluator(EvaluatorBase):
             return "shifted"
         return None
 
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        scene = ev.extra["scene"]
+    def observe(self, st: State, ev: Event) -> Verdict | None:
+        scene = ev.scene
+        assert scene is not None
         if scene.learning:
             return None
         found = self.classify(scene)
@@ -59,5 +62,5 @@ class Evaluator(EvaluatorBase):
             return Verdict(False, ev.ts)
         return Verdict(True, ev.ts, round(scene.similarity, 3), note={"tamper": found})
 
-    def overlay(self, ev: Event) -> tuple[list[Any], list[tuple[float, float, float, float]]]:
+    def overlay(self, ev: Event) -> Overlay:
         return [], []

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pydantic import model_validator
 
-from edge.message import Event
-from edge.rules.base import EvaluatorBase, Strict, Verdict, WhenBase
+from edge.rules.base import MetricEvaluator, State, Strict, Verdict, WhenBase
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("above", "below", "outside")
 
@@ -66,19 +68,11 @@ class Config(WhenBase, Level):
     pass
 
 
-class Evaluator(EvaluatorBase):
-    needs_metric = True
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+class Evaluator(MetricEvaluator):
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
+        super().__init__(spec)
         self.cfg = cfg
         self.check = cfg.check
-        self.metric: str = spec.match.metric
 
-    def accepts(self, ev: Event) -> bool:
-        return ev.kind == "sensor" and self.metric in ev.metrics
-
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = ev.metrics.get(self.metric)
-        if v is None:
-            return None
-        return Verdict(self.check(v), ev.ts, v)
+    def judge(self, st: State, v: float, ts: float) -> Verdict | None:
+        return Verdict(self.check(v), ts, v)

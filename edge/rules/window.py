@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 import operator
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from pydantic import Field, model_validator
 
-from edge.durations import Duration
-from edge.message import Event
-from edge.rules.base import EvaluatorBase, Verdict, WhenBase
+from edge.rules.base import MetricEvaluator, State, Verdict, WhenBase
 from edge.rules.threshold import Level
+from gridwatch.core.durations import Duration
+
+if TYPE_CHECKING:
+    from edge.rules.spec import RuleSpec
 
 KEYS = ("avg", "max", "min")
 BUCKETS = 60
@@ -41,29 +44,22 @@ class Config(WhenBase, Level):
         return float(getattr(self, self.agg))
 
 
-class Evaluator(EvaluatorBase):
-    needs_metric = True
-
-    def __init__(self, spec: Any, cfg: Config) -> None:
+class Evaluator(MetricEvaluator):
+    def __init__(self, spec: RuleSpec, cfg: Config) -> None:
+        super().__init__(spec)
         self.cfg = cfg
-        self.metric: str = spec.match.metric
         self.kind = cfg.agg
-        self.fold = {"avg": operator.add, "max": max, "min": min}[cfg.agg]
-        self.pick = max if cfg.agg == "max" else min
+        folds: dict[str, Callable[[float, float], float]] = {"avg": operator.add, "max": max, "min": min}
+        self.fold = folds[cfg.agg]
+        self.pick: Callable[..., float] = max if cfg.agg == "max" else min
 
-    def accepts(self, ev: Event) -> bool:
-        return ev.kind == "sensor" and self.metric in ev.metrics
-
-    def observe(self, st: dict[str, Any], ev: Event) -> Verdict | None:
-        v = ev.metrics.get(self.metric)
-        if v is None:
-            return None
+    def judge(self, st: State, v: float, ts: float) -> Verdict | None:
         # Samples go into BUCKETS buckets per window, so state and work stay bounded at any reading rate;
         # the window's edge is exact to 1/BUCKETS of its length. Buckets are one flat list of
         # (index, sum or extreme, count) triples: a list per bucket made the garbage collector's full
         # passes over thousands of states show up as 40 ms stalls. Totals are kept running ("n" count,
         # "s" sum or extreme) so a reading costs O(1) amortised.
-        idx = math.floor(ev.ts * BUCKETS / self.cfg.over)
+        idx = math.floor(ts * BUCKETS / self.cfg.over)
         b: list[float] = st.setdefault("b", [])
         if b and b[-3] == idx:
             b[-2] = self.fold(b[-2], v)
@@ -90,4 +86,4 @@ class Evaluator(EvaluatorBase):
         if st["n"] < self.cfg.min_samples:
             return None
         value = st["s"] / st["n"] if self.kind == "avg" else st["s"]
-        return Verdict(self.cfg.check(value), ev.ts, value)
+        return Verdict(self.cfg.check(value), ts, value)

@@ -1,4 +1,5 @@
-"""Feed kinds as data: which decoder handles which topic, and the one `decode()` entry point."""
+"""Which decoder handles which topic (kinds and leaves from `gridwatch.core.kinds`), and the one `decode()`
+entry point."""
 
 from __future__ import annotations
 
@@ -10,29 +11,25 @@ from edge.message import Event, Message
 from edge.sensors import camera, fence, reading, status, thermal
 from edge.sensors.common import Limits
 from edge.topics import Topic
+from gridwatch.core.kinds import DATA_LEAF, FEED_KINDS, STATUS_LEAF, FeedKind
 
 Decoder = Callable[[Message, Topic, Limits], Event]
 
+DATA_DECODERS: dict[FeedKind, Decoder] = {
+    "sensor": reading.decode, "fence": fence.decode, "camera": camera.decode, "thermal": thermal.decode}
+"""One decoder per feed kind for its data leaf (`gridwatch.core.kinds.DATA_LEAF`)."""
+
 
 @dataclass(frozen=True, slots=True)
-class FeedKind:
-    kind: str
+class Feed:
+    kind: FeedKind
     leaf: str
     decoder: Decoder
 
 
-FEEDS: dict[tuple[str, str], FeedKind] = {
-    (f.kind, f.leaf): f
-    for f in (
-        FeedKind("sensor", "reading", reading.decode),
-        FeedKind("fence", "event", fence.decode),
-        FeedKind("camera", "frame", camera.decode),
-        FeedKind("thermal", "frame", thermal.decode),
-        FeedKind("sensor", "status", status.decode),
-        FeedKind("fence", "status", status.decode),
-        FeedKind("camera", "status", status.decode),
-        FeedKind("thermal", "status", status.decode),
-    )
+FEEDS: dict[tuple[str, str], Feed] = {
+    **{(k, DATA_LEAF[k]): Feed(k, DATA_LEAF[k], DATA_DECODERS[k]) for k in FEED_KINDS},
+    **{(k, STATUS_LEAF): Feed(k, STATUS_LEAF, status.decode) for k in FEED_KINDS},
 }
 
 

@@ -39,4 +39,4 @@ def decode(msg: Message, topic: Topic, limits: Limits) -> Event:
     if gray is None:
         raise Rejected("corrupt_image", f"JPEG of {len(image)} bytes ({w}x{h}) could not be decoded")
     return Event(kind="camera", grid=topic.grid, device=topic.device, ts=ts, received_at=msg.received_at,
-                 seq=seq, extra={"gray": gray, "jpeg": image})
+                 seq=seq, gray=gray, jpeg=image)

@@ -78,8 +78,8 @@ def parse_seq(body: dict[str, Any]) -> int | None:
 def number(name: str, value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise Rejected("wrong_type", f"metric {name!r} must be a number, got {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value):
+    out = float(value)
+    if not math.isfinite(out):
         raise Rejected("not_finite", f"metric {name!r} is NaN or infinite")
-    return value
+    return out
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from edge.errors import Rejected
 from edge.message import Event, Message
 from edge.sensors.common import Limits, check_size, load_object, parse_seq, parse_ts
-from edge.topics import NAME, Topic
+from edge.topics import Topic
+from gridwatch.core.names import NAME
 
 FENCE_EVENTS = ("breach", "tamper", "restore", "fault")
 

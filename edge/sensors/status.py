@@ -20,4 +20,4 @@ def decode(msg: Message, topic: Topic, limits: Limits) -> Event:
         raise Rejected("bad_field", f"status is {text[:40]!r}, expected 'online' or 'offline'")
     # A retained status carries no device time; it counts from when it reached us.
     return Event(kind="status", grid=topic.grid, device=topic.device, ts=msg.received_at,
-                 received_at=msg.received_at, event=text, extra={"device_kind": topic.kind})
+                 received_at=msg.received_at, event=text, device_kind=topic.kind)

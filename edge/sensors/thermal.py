@@ -30,4 +30,4 @@ def decode(msg: Message, topic: Topic, limits: Limits) -> Event:
         raise Rejected("corrupt_image", f"PNG of {len(image)} bytes ({w}x{h}) could not be decoded")
     celsius = raw.astype(np.float32) * np.float32(0.01) - np.float32(KELVIN)
     return Event(kind="thermal", grid=topic.grid, device=topic.device, ts=ts, received_at=msg.received_at,
-                 seq=seq, extra={"celsius": celsius})
+                 seq=seq, celsius=celsius)

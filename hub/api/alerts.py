@@ -1,28 +1,24 @@
-"""`POST /api/v1/alerts`: batches from edge agents, idempotent on (alert_id, state)."""
+"""`POST /api/v1/alerts`: batches from edge agents, idempotent on (alert_id, state).
+
+The body is the shared `AlertBatch` model, so OpenAPI documents the alert and a malformed alert gets a
+422 that names the field (the forwarder then sends one by one and sets the bad one aside)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from fastapi import APIRouter, Response
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
-
-from hub.api.auth import Principal, require
+from gridwatch.core.alert import AlertBatch, AlertResults
+from hub.api.deps import EdgeCaller, MetricsDep, StoreDep
+from hub.ingest import ingest
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 
-class AlertBatch(BaseModel):
-    alerts: list[dict[str, Any]] = Field(max_length=5000)
-
-
-@router.post("")
-def post_alerts(batch: AlertBatch, request: Request,
-                who: Annotated[Principal, Depends(require("edge", "admin"))]) -> JSONResponse:
-    """One result per alert: created / merged / updated / duplicate, or rejected with the error."""
-    results = request.app.state.store.ingest(batch.alerts, actor=who.name)
+@router.post("", response_model=AlertResults)
+def post_alerts(batch: AlertBatch, store: StoreDep, metrics: MetricsDep, who: EdgeCaller) -> Response:
+    """One result per alert, in order: created / merged / updated / duplicate."""
+    results = ingest(store, batch.alerts, actor=who.name)
     for r in results:
-        request.app.state.metrics.alerts.labels(r["status"]).inc()
-    # results are plain JSON values already: skip FastAPI's generic encoder on the hot path
-    return JSONResponse({"results": results})
+        metrics.alerts.labels(r.status).inc()
+    # serialised once by pydantic, not again by FastAPI's generic encoder on the hot path
+    return Response(AlertResults(results=results).model_dump_json(), media_type="application/json")

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import Select, or_
 
 from hub.config import ApiKey, Role
-from hub.models import Case
+from hub.store import Scope, Store
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -27,7 +27,7 @@ def principal(request: Request,
     if creds is None:
         raise HTTPException(401, "missing API key (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})
-    keys: list[ApiKey] = request.app.state.keys
+    keys: list[ApiKey] = request.app.state.hub.keys
     for k in keys:
         if k.matches(creds.credentials):
             return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None)
@@ -37,17 +37,13 @@ def principal(request: Request,
 READERS: tuple[Role, ...] = ("operator", "viewer", "admin")  # edge keys only send alerts
 
 
-def scope_of(store: Any, who: Principal) -> set[str] | None:
+def scope_of(store: Store, who: Principal) -> Scope:
     """The units whose cases the caller sees; None = the whole tree."""
     return store.org.subtree(who.unit) if who.unit else None
 
 
-def where_visible(q: Select[Any], scope: set[str] | None) -> Select[Any]:
-    """A case is seen from the subtree that owns it or where it happened."""
-    return q if scope is None else q.where(or_(Case.owner.in_(scope), Case.grid.in_(scope)))
-
-
-def require(*roles: Role):  # noqa: ANN201 - a FastAPI dependency factory
+def require(*roles: Role) -> Callable[[Principal], Principal]:
+    """A dependency that lets only these roles through (403 otherwise)."""
     def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
         if p.role not in roles:
             raise HTTPException(403, f"role {p.role} may not do this (needs {' or '.join(roles)})")

@@ -4,13 +4,13 @@ fetches), and `GET /api/v1/me`, which tells the page who the key is and which pa
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from hub.api.auth import READERS, Principal, require, scope_of
-from hub.store import Store
+from hub.api.auth import scope_of
+from hub.api.deps import Reader, StoreDep, TzDep
+from hub.api.schemas import MeOut, UnitOut
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -32,11 +32,10 @@ def asset(name: str) -> FileResponse:
 
 
 @router.get("/api/v1/me", tags=["board"])
-def me(request: Request, who: Annotated[Principal, Depends(require(*READERS))]) -> dict[str, Any]:
+def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
     """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
-    store: Store = request.app.state.store
     scope = scope_of(store, who)
-    units = [{"id": u.id, "name": u.name or u.id, "level": u.level, "parent": u.parent}
+    units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
              for u in store.org.units.values() if scope is None or u.id in scope]
-    return {"name": who.name, "role": who.role, "unit": who.unit, "tz": request.app.state.tz, "units": units,
-            "can_act": who.role in ("operator", "admin")}
+    return MeOut(name=who.name, role=who.role, unit=who.unit, tz=tz, units=units,
+                 can_act=who.role in ("operator", "admin"))

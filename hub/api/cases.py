@@ -1,118 +1,90 @@
-"""Cases: list, read (with timeline and clock), and operator actions, scoped to the caller's subtree."""
+"""Cases: list, read (with timeline and clock), operator actions and manual reports, scoped to the
+caller's subtree. The work is done by `hub.actions`; every query by `hub.store`."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request, Response
+from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from hub.api.auth import READERS, Principal, require, scope_of, where_visible
-from hub.models import Case, Pause
-from hub.store import ACTIONS, Conflict, NotFound, Store
+from hub import actions
+from hub.api.auth import Principal, scope_of
+from hub.api.deps import Operator, Reader, StoreDep
+from hub.api.schemas import CaseDetail, CaseList, case_detail, case_public
+from hub.errors import Conflict, NotFound
+from hub.lifecycle import ACTIONS
+from hub.models import Case
+from hub.store import CaseFilter, Store
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
 
 
 def visible(store: Store, who: Principal, case: Case) -> bool:
-    """The same rule as `where_visible`, for one loaded case."""
+    """The same rule as the store's visibility filter, for one loaded case."""
     scope = scope_of(store, who)
     return scope is None or case.owner in scope or case.grid in scope
 
 
-def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
-    clock = store.clock_of(case, pauses, now)
-    out = {c: getattr(case, c) for c in ("id", "status", "manual", "category", "severity", "grid", "device",
-                                         "owner", "title", "opened_at", "accepted_at", "resolved_at",
-                                         "closed_at", "stage_started_at", "first_seen", "last_seen",
-                                         "first_received", "alert_count", "cleared_at", "escalations")}
-    out["owner_level"] = store.org.units[case.owner].level if case.owner in store.org.units else None
-    out["policy"] = case.policy["id"]
-    if clock is not None:
-        stage, r = clock
-        out["clock"] = {"stage": stage, "elapsed_s": r.elapsed_s, "remaining_s": r.remaining_s,
-                        "light": r.light, "paused": r.paused, "next_change": r.next_change}
-    return out
-
-
-@router.get("")
-def list_cases(request: Request, who: Annotated[Principal, Depends(require(*READERS))],
-               status: str | None = None, grid: str | None = None, category: str | None = None,
-               unit: str | None = None, light: str | None = None,
-               limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> dict[str, Any]:
-    store: Store = request.app.state.store
-    q = select(Case).order_by(Case.opened_at.desc()).limit(limit)
-    for col, val in ((Case.status, status), (Case.grid, grid), (Case.category, category)):
-        if val is not None:  # one value, or several separated by commas
-            q = q.where(col.in_(val.split(","))) if "," in val else q.where(col == val)
-    scope = scope_of(store, who)
-    if unit is not None:
-        scope = (scope if scope is not None else set(store.org.units)) & (
-            store.org.subtree(unit) if unit in store.org.units else set())
-    q = where_visible(q, scope)
-    now = store.clock()
-    with Session(store.engine) as s:
-        cases = list(s.scalars(q))
-        pauses: dict[str, list[Pause]] = {}
-        if cases:
-            for p in s.scalars(select(Pause).where(Pause.case_id.in_([c.id for c in cases]))):
-                pauses.setdefault(p.case_id, []).append(p)
-        out = [case_public(store, c, pauses.get(c.id, []), now) for c in cases]
-    if light is not None:
-        out = [c for c in out if c.get("clock", {}).get("light") == light]
-    return {"cases": out}
-
-
-@router.get("/{case_id}")
-def get_case(case_id: str, request: Request,
-             who: Annotated[Principal, Depends(require(*READERS))]) -> dict[str, Any]:
-    store: Store = request.app.state.store
+def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
+    """The case as the caller may see it; 404 when it does not exist or lies outside the caller's scope
+    (no hint that it exists)."""
     try:
         case, timeline, pauses = store.get(case_id)
     except NotFound:
         raise HTTPException(404, "no such case") from None
     if not visible(store, who, case):
-        raise HTTPException(404, "no such case")  # outside the caller's scope: no hint that it exists
-    out = case_public(store, case, pauses, store.clock())
-    out["timeline"] = [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail} for e in timeline]
-    out["pauses"] = [{"start": p.start, "end": p.end, "reason": p.reason} for p in pauses]
-    out["alerts"] = store.alerts_of(case_id)
-    out["evidence"] = [f"/api/v1/cases/{case_id}/evidence/{a['evidence']['stored']}" for a in out["alerts"]
-                       if isinstance((a.get("evidence") or {}).get("stored"), int)]
-    return out
+        raise HTTPException(404, "no such case")
+    return case_detail(store, case, timeline, pauses, store.clock())
+
+
+@router.get("")
+def list_cases(store: StoreDep, who: Reader, status: str | None = None, grid: str | None = None,
+               category: str | None = None, unit: str | None = None, light: str | None = None,
+               limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> CaseList:
+    scope = scope_of(store, who)
+    if unit is not None:
+        scope = (scope if scope is not None else set(store.org.units)) & (
+            store.org.subtree(unit) if unit in store.org.units else set())
+    now = store.clock()
+    found = store.list_cases(CaseFilter(status=status, grid=grid, category=category, limit=limit), scope)
+    cases = [case_public(store, c, p, now) for c, p in found]
+    if light is not None:
+        cases = [c for c in cases if c.clock is not None and c.clock.light == light]
+    return CaseList(cases=cases)
+
+
+@router.get("/{case_id}")
+def get_case(case_id: str, store: StoreDep, who: Reader) -> CaseDetail:
+    return load_visible(store, who, case_id)
 
 
 class ManualCase(BaseModel):
     grid: str
     category: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
-    tier: Literal["general", "important", "major"] = "general"
+    tier: actions.Tier = "general"
     title: str = Field(min_length=1, max_length=2000)
     device: str | None = None
 
 
 @router.post("", status_code=201)
-def report(body: ManualCase, request: Request,
-           who: Principal = Depends(require("operator", "admin"))) -> dict[str, Any]:  # noqa: B008
+def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
     """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers."""
-    store: Store = request.app.state.store
     if who.unit is not None and body.grid not in store.org.subtree(who.unit):
         raise HTTPException(403, f"{body.grid} is outside {who.unit}'s subtree")
     try:
-        case = store.open_manual(grid=body.grid, category=body.category, tier=body.tier, title=body.title,
-                                 actor=who.name, device=body.device)
+        case = actions.open_manual(store, grid=body.grid, category=body.category, tier=body.tier,
+                                   title=body.title, actor=who.name, device=body.device)
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return get_case(case.id, request, who)
+    return load_visible(store, who, case.id)
 
 
-@router.get("/{case_id}/evidence/{n}")
-def evidence(case_id: str, n: int, request: Request,
-             who: Annotated[Principal, Depends(require(*READERS))]) -> Response:
-    get_case(case_id, request, who)  # 404 unless the caller may see the case
-    item = request.app.state.store.evidence(case_id, n)
+@router.get("/{case_id}/evidence/{n}", response_class=Response,
+            responses={200: {"content": {"image/jpeg": {}}, "description": "the JPEG snapshot"}})
+def evidence(case_id: str, n: int, store: StoreDep, who: Reader) -> Response:
+    load_visible(store, who, case_id)  # 404 unless the caller may see the case
+    item = store.evidence(case_id, n)
     if item is None:
         raise HTTPException(404, "no such evidence")
     return Response(item.data, media_type=item.content_type)
@@ -124,10 +96,9 @@ class ActionBody(BaseModel):
 
 
 @router.post("/{case_id}/{action}")
-def act(case_id: str, action: str, request: Request, body: ActionBody | None = None,
-        who: Principal = Depends(require("operator", "admin"))) -> dict[str, Any]:  # noqa: B008
-    store: Store = request.app.state.store
-    if action not in ACTIONS:
+def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionBody | None = None) -> CaseDetail:
+    name = next((a for a in ACTIONS if a == action), None)
+    if name is None:
         raise HTTPException(404, f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
     try:
         case, _, _ = store.get(case_id)
@@ -139,7 +110,7 @@ def act(case_id: str, action: str, request: Request, body: ActionBody | None = N
         raise HTTPException(403, f"case is held by {case.owner}, outside {who.unit}'s subtree")
     body = body or ActionBody()
     try:
-        store.act(case_id, action, actor=who.name, note=body.note, unit=body.unit)
+        actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit)
     except Conflict as exc:
         raise HTTPException(409, str(exc)) from None
-    return get_case(case_id, request, who)
+    return load_visible(store, who, case_id)

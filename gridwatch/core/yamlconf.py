@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from edge.errors import ConfigError
+from gridwatch.core.errors import ConfigError
 
 M = TypeVar("M", bound=BaseModel)
 

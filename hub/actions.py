@@ -1,0 +1,132 @@
+"""People's actions on a case (accept, resolve, close, hold, resume, transfer, comment) and manual reports
+(一键上报). The life-cycle table (`hub.lifecycle`) says whether an action is allowed and which state it
+leads to; this module stamps the case, writes the timeline and re-schedules its clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Final, Literal
+
+from sqlalchemy.orm import Session
+
+from gridwatch.core.names import Severity
+from hub.errors import Conflict
+from hub.lifecycle import Action, Refusal, Status, requirement, transition
+from hub.models import Case, Pause
+from hub.sla import Policy
+from hub.store import Store, new_case_id
+
+Tier = Literal["general", "important", "major"]
+TIER_SEVERITY: Final[dict[Tier, Severity]] = {"general": "minor", "important": "major", "major": "critical"}
+
+Detail = dict[str, Any]
+"""What an action records in the timeline entry (JSON)."""
+
+Effect = Callable[[Store, Session, Case, datetime, str | None, str | None], Detail]
+
+
+def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | None = None,
+        unit: str | None = None) -> Case:
+    """Carry out an action or raise Conflict with the reason (NotFound if there is no such case)."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        outcome = transition(case.status, action, case.held_from)
+        if isinstance(outcome, Refusal):
+            raise Conflict(outcome.reason)
+        missing = requirement(action, note=note, unit=unit)
+        if missing is not None:
+            raise Conflict(missing.reason if action != "transfer" else f"{missing.reason}, got {unit!r}")
+        detail = EFFECTS[action](store, s, case, now, note, unit)
+        case.status = outcome
+        case.version += 1
+        store.log(s, case, now, actor, action, detail)
+        store.schedule(s, case, now)
+        return case
+
+
+def _noted(note: str | None) -> Detail:
+    return {"note": note} if note else {}
+
+
+def _accept(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
+    case.accepted_at, case.stage_started_at = now, now
+    return _noted(note)
+
+
+def _resolve(store: Store, s: Session, case: Case, now: datetime, note: str | None,
+             unit: str | None) -> Detail:
+    case.resolved_at, case.stage_started_at = now, now
+    return {"note": note}
+
+
+def _close(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
+    case.closed_at = now
+    return _noted(note)
+
+
+def _hold(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
+    held_from: Status = case.status
+    case.held_from = held_from
+    s.add(Pause(case_id=case.id, start=now, end=None, reason=note or ""))
+    return {"reason": note}
+
+
+def _resume(store: Store, s: Session, case: Case, now: datetime, note: str | None,
+            unit: str | None) -> Detail:
+    case.held_from = None
+    for p in store.open_pauses(s, case.id):
+        p.end = now
+    return _noted(note)
+
+
+def _transfer(store: Store, s: Session, case: Case, now: datetime, note: str | None,
+              unit: str | None) -> Detail:
+    if unit is None or unit not in store.org.units:
+        raise Conflict(f"transfer needs a unit of the org tree, got {unit!r}")
+    previous, case.owner, case.stage_started_at = case.owner, unit, now
+    case.backup_notified = False
+    return {"from": previous, "to": unit, **_noted(note)}
+
+
+def _comment(store: Store, s: Session, case: Case, now: datetime, note: str | None,
+             unit: str | None) -> Detail:
+    return {"text": note}
+
+
+EFFECTS: Final[dict[Action, Effect]] = {
+    "accept": _accept, "resolve": _resolve, "close": _close, "hold": _hold, "resume": _resume,
+    "transfer": _transfer, "comment": _comment,
+}
+
+
+def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: str, actor: str,
+                device: str | None = None) -> Case:
+    """A grid worker's report: the 2-3-10 tiers set its resolve limit, unless a manual policy matches."""
+    if grid not in store.org.units or store.org.units[grid].level != "grid":
+        raise Conflict(f"{grid!r} is not a grid of the org tree")
+    severity = TIER_SEVERITY[tier]
+    policy = manual_policy(store, category, severity, tier)
+    now = store.now()
+    with store.transaction() as s:
+        case_id = new_case_id(now)
+        case = Case(id=case_id, dedup_key=f"manual|{case_id}", status="open", manual=True, category=category,
+                    severity=severity, grid=grid, device=device, owner=store.org.owner_at(grid, policy.start_level),
+                    title=title, policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
+                    first_seen=now, last_seen=now, first_received=now, alert_count=0, escalations=0,
+                    backup_notified=False, version=1)
+        s.add(case)
+        s.flush()
+        store.log(s, case, now, actor, "opened", {"manual": True, "tier": tier, "policy": policy.id})
+        store.schedule(s, case, now)
+        return case
+
+
+def manual_policy(store: Store, category: str, severity: str, tier: Tier) -> Policy:
+    for p in store.sla.policies:
+        if p.match.manual is True and p.match.selects(category, severity, True):
+            return p
+    base = store.sla.policies[-1]
+    limits = base.limits.model_copy(update={"resolve": getattr(store.sla.manual_tiers, tier)})
+    return base.model_copy(update={"id": f"manual-{tier}", "limits": limits})

@@ -1,0 +1,53 @@
+"""Request dependencies in one place: the store, metrics and settings of the running hub, and the caller
+by role. Routes declare `store: StoreDep`, `who: Reader` and so on instead of reaching into app state."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from hub.api.auth import READERS, Principal, require
+from hub.config import ApiKey
+from hub.metrics import HubMetrics
+from hub.store import Store
+
+
+@dataclass
+class HubState:
+    """What the app holds for its requests (set once by `create_app`)."""
+
+    store: Store
+    metrics: HubMetrics
+    keys: list[ApiKey]
+    tz: str
+
+
+def hub_state(request: Request) -> HubState:
+    state: HubState = request.app.state.hub
+    return state
+
+
+def get_store(request: Request) -> Store:
+    return hub_state(request).store
+
+
+def get_metrics(request: Request) -> HubMetrics:
+    return hub_state(request).metrics
+
+
+def get_tz(request: Request) -> str:
+    return hub_state(request).tz
+
+
+StoreDep = Annotated[Store, Depends(get_store)]
+MetricsDep = Annotated[HubMetrics, Depends(get_metrics)]
+TzDep = Annotated[str, Depends(get_tz)]
+
+Reader = Annotated[Principal, Depends(require(*READERS))]
+"""Operators, viewers and admins: they read cases in their scope."""
+Operator = Annotated[Principal, Depends(require("operator", "admin"))]
+"""Operators and admins: they act on cases and report."""
+EdgeCaller = Annotated[Principal, Depends(require("edge", "admin"))]
+"""Edge agents (and admins): they send alerts."""

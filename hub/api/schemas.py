@@ -1,0 +1,123 @@
+"""What the case endpoints answer, as response models: `/docs` and `/openapi.json` document them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from hub.lifecycle import Status
+from hub.models import Case, Pause, TimelineEntry
+from hub.sla import Light, Stage
+from hub.store import Store
+
+
+class ClockOut(BaseModel):
+    """The running stage's clock (挂单计时) and light (亮灯警告)."""
+
+    stage: Stage
+    elapsed_s: float
+    remaining_s: float = Field(description="negative when overdue")
+    light: Light
+    paused: bool
+    next_change: datetime | None = Field(description="when the light changes next; null while paused or red")
+
+
+class CasePublic(BaseModel):
+    id: str
+    status: Status
+    manual: bool
+    category: str
+    severity: str
+    grid: str
+    device: str | None
+    owner: str = Field(description="the unit holding the case")
+    owner_level: str | None
+    title: str
+    policy: str = Field(description="id of the SLA policy the case was opened with")
+    opened_at: datetime
+    accepted_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    stage_started_at: datetime
+    first_seen: datetime = Field(description="device time of the first alert")
+    last_seen: datetime = Field(description="device time of the latest alert")
+    first_received: datetime
+    alert_count: int
+    cleared_at: datetime | None = Field(description="the edge reported the condition resolved")
+    escalations: int
+    clock: ClockOut | None = Field(None, description="null once closed")
+
+
+class TimelineOut(BaseModel):
+    at: datetime
+    actor: str
+    action: str
+    detail: dict[str, Any]
+
+
+class PauseOut(BaseModel):
+    start: datetime
+    end: datetime | None
+    reason: str
+
+
+class CaseDetail(CasePublic):
+    timeline: list[TimelineOut]
+    pauses: list[PauseOut]
+    alerts: list[dict[str, Any]] = Field(description="the alert bodies as received, with `received_at`")
+    evidence: list[str] = Field(description="paths of the stored evidence snapshots")
+
+
+class CaseList(BaseModel):
+    cases: list[CasePublic]
+
+
+class UnitOut(BaseModel):
+    id: str
+    name: str
+    level: str
+    parent: str | None
+
+
+class MeOut(BaseModel):
+    name: str
+    role: str
+    unit: str | None
+    tz: str
+    units: list[UnitOut]
+    can_act: bool
+
+
+_COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
+            "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
+            "first_received", "alert_count", "cleared_at", "escalations")
+
+
+def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
+    out: dict[str, Any] = {c: getattr(case, c) for c in _COLUMNS}
+    out["owner_level"] = store.org.units[case.owner].level if case.owner in store.org.units else None
+    out["policy"] = case.policy["id"]
+    found = store.clock_of(case, pauses, now)
+    if found is not None:
+        stage, r = found
+        out["clock"] = ClockOut(stage=stage, elapsed_s=r.elapsed_s, remaining_s=r.remaining_s, light=r.light,
+                                paused=r.paused, next_change=r.next_change)
+    return out
+
+
+def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) -> CasePublic:
+    return CasePublic(**case_fields(store, case, pauses, now))
+
+
+def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses: list[Pause],
+                now: datetime) -> CaseDetail:
+    alerts = store.alerts_of(case.id)
+    return CaseDetail(
+        **case_fields(store, case, pauses, now),
+        timeline=[TimelineOut(at=e.at, actor=e.actor, action=e.action, detail=e.detail) for e in timeline],
+        pauses=[PauseOut(start=p.start, end=p.end, reason=p.reason) for p in pauses],
+        alerts=alerts,
+        evidence=[f"/api/v1/cases/{case.id}/evidence/{a['evidence']['stored']}" for a in alerts
+                  if isinstance((a.get("evidence") or {}).get("stored"), int)])

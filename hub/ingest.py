@@ -1,0 +1,196 @@
+"""Alerts in: each (alert_id, state) taken once; a firing alert opens a case or merges into the open case
+with the same grid + device + category; resolved alerts mark the case cleared once every alert merged into
+it has resolved. One transaction per batch, one query per kind of lookup; a batch that races another hub
+writer for a new case is redone alert by alert.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gridwatch.core.alert import Alert, AlertResult, AlertStatus
+from gridwatch.core.names import SEVERITY_RANK
+from hub.models import AlertRow, Case, Evidence, TimelineEntry
+from hub.sla import Policy
+from hub.store import Store, bulk_insert, case_row, new_case_id
+
+MAX_EVIDENCE_BYTES = 512 * 1024
+
+
+def dedup_key(a: Alert) -> str:
+    return f"{a.grid_id}|{a.device_id}|{a.category}"
+
+
+def ingest(store: Store, alerts: Sequence[Alert], *, actor: str) -> list[AlertResult]:
+    """One result per alert, in order: created / merged / updated / duplicate."""
+    try:
+        with store.transaction() as s:
+            return Batch(store, s, actor).run(alerts)
+    except IntegrityError:  # a concurrent writer opened one of these cases first: redo alert by alert
+        out = []
+        for alert in alerts:
+            for attempt in range(3):
+                try:
+                    with store.transaction() as s:
+                        out += Batch(store, s, actor).run([alert])
+                    break
+                except IntegrityError:
+                    if attempt == 2:
+                        raise
+        return out
+
+
+@dataclass
+class Batch:
+    """One batch inside one transaction: what is already known is looked up once, then each alert is
+    applied in order, and the rows are written together at the end."""
+
+    store: Store
+    s: Session
+    actor: str
+    now: datetime = field(init=False)
+    known: dict[tuple[str, str], str] = field(default_factory=dict)  # (alert id, state) -> case id
+    by_key: dict[str, Case] = field(default_factory=dict)  # open cases by dedup key
+    by_id: dict[str, Case] = field(default_factory=dict)
+    firing: dict[str, set[str]] = field(default_factory=dict)  # case id -> its alerts still firing
+    fresh: list[Case] = field(default_factory=list)  # new cases, inserted before the rows that refer to them
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    log: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: list[tuple[int, str, str, str]] = field(default_factory=list)  # row index, case, alert, base64
+
+    def __post_init__(self) -> None:
+        self.now = self.store.now()
+
+    def run(self, alerts: Sequence[Alert]) -> list[AlertResult]:
+        self._look_up(alerts)
+        results = [self._apply(a) for a in alerts]
+        self._write()
+        return results
+
+    def _look_up(self, alerts: Sequence[Alert]) -> None:
+        s = self.s
+        self.known = self.store.known_alerts(s, {a.alert_id for a in alerts})
+        self.by_key = self.store.open_cases_by_key(s, {dedup_key(a) for a in alerts})
+        self.by_id = {c.id: c for c in self.by_key.values()}
+        resolving = [a for a in alerts if a.state == "resolved"]
+        wanted = {self.known[(a.alert_id, "firing")] for a in resolving if (a.alert_id, "firing") in self.known}
+        self.by_id |= self.store.cases_by_id(s, wanted - self.by_id.keys())
+        clearing = {self._case_of_resolved(a) for a in resolving}
+        self.firing = self.store.firing_alerts(s, {c.id for c in clearing if c is not None})
+
+    def _case_of_resolved(self, a: Alert) -> Case | None:
+        """The case a resolved alert belongs to: its firing alert's, else the open case of its key."""
+        return self.by_id.get(self.known.get((a.alert_id, "firing"), "")) or self.by_key.get(dedup_key(a))
+
+    def _apply(self, alert: Alert) -> AlertResult:
+        if alert.key in self.known:
+            return result(alert, "duplicate", self.known[alert.key])
+        case = self._case_of_resolved(alert) if alert.state == "resolved" else self.by_key.get(dedup_key(alert))
+        status: AlertStatus
+        if case is None:
+            case, status = self._open(alert), "created"
+        elif alert.state == "firing":
+            self._merge(case, alert)
+            status = "merged"
+        else:
+            status = "updated"
+        self._track_clearing(case, alert)
+        body = alert.model_dump(mode="json")
+        snapshot = alert.evidence.snapshot_jpeg_b64
+        if snapshot:  # stored once the case rows exist
+            body["evidence"]["snapshot_jpeg_b64"] = None
+            self.snapshots.append((len(self.rows), case.id, alert.alert_id, snapshot))
+        self.known[alert.key] = case.id
+        self.rows.append({"alert_id": alert.alert_id, "state": alert.state, "case_id": case.id,
+                          "observed_at": alert.observed_at, "received_at": self.now, "body": body})
+        return result(alert, status, case.id)
+
+    def _open(self, alert: Alert) -> Case:
+        now = self.now
+        policy = self.store.sla.policy_for(alert.category, alert.severity, manual=False)
+        owner, note = self._owner(alert.grid_id, policy)
+        case = Case(
+            id=new_case_id(now), dedup_key=dedup_key(alert), status="open", held_from=None, manual=False,
+            category=alert.category, severity=alert.severity, grid=alert.grid_id, device=alert.device_id,
+            owner=owner, title=alert.message, policy=policy.model_dump(mode="json"), opened_at=now,
+            accepted_at=None, resolved_at=None, closed_at=None, stage_started_at=now,
+            first_seen=alert.observed_at, last_seen=alert.observed_at, first_received=now, alert_count=1,
+            cleared_at=None, escalations=0, backup_notified=False, last_reminder=None, next_due=None,
+            light_announced=None, version=1)
+        self.store.schedule(None, case, now, pauses=[], policy=policy)
+        self.fresh.append(case)
+        self.by_key[case.dedup_key], self.by_id[case.id] = case, case
+        opened: dict[str, Any] = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
+        self._entry(case, "opened", {**opened, "note": note} if note else opened)
+        return case
+
+    def _owner(self, grid: str, policy: Policy) -> tuple[str, str | None]:
+        org = self.store.org
+        if grid in org.units:
+            return org.owner_at(grid, policy.start_level), None
+        top = next(u for u in org.units.values() if u.level == "district")
+        return top.id, f"grid {grid!r} is not in the org tree; opened at {top.id}"
+
+    def _merge(self, case: Case, alert: Alert) -> None:
+        observed = alert.observed_at
+        case.alert_count += 1
+        case.first_seen = min(case.first_seen, observed)
+        case.last_seen = max(case.last_seen, observed)
+        self._entry(case, "merged", {"alert_id": alert.alert_id, "observed_at": observed.isoformat()})
+        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK.get(case.severity, 0):  # a pre-alarm turned alarm
+            self._entry(case, "severity_raised",
+                        {"from": case.severity, "to": alert.severity, "alert_id": alert.alert_id})
+            case.severity = alert.severity
+        if case.cleared_at is not None:
+            case.cleared_at = None
+            self._entry(case, "condition_returned", {"alert_id": alert.alert_id})
+
+    def _track_clearing(self, case: Case, alert: Alert) -> None:
+        """Cleared once every alert merged into the case has resolved, not at the first of them."""
+        still = self.firing.setdefault(case.id, set())
+        if alert.state == "firing":
+            still.add(alert.alert_id)
+            return
+        still.discard(alert.alert_id)
+        if not still and case.cleared_at is None and case.status != "closed":
+            case.cleared_at = alert.observed_at
+            self._entry(case, "condition_cleared", {"alert_id": alert.alert_id})
+
+    def _entry(self, case: Case, action: str, detail: dict[str, Any]) -> None:
+        self.log.append({"case_id": case.id, "at": self.now, "actor": self.actor, "action": action,
+                         "detail": detail})
+
+    def _write(self) -> None:
+        s = self.s
+        s.flush()  # merged cases first
+        bulk_insert(s, Case, [case_row(c) for c in self.fresh])
+        for i, case_id, alert_id, b64 in self.snapshots:
+            self.rows[i]["body"]["evidence"]["stored"] = self._evidence(case_id, alert_id, b64)
+        bulk_insert(s, AlertRow, self.rows)
+        bulk_insert(s, TimelineEntry, self.log)
+
+    def _evidence(self, case_id: str, alert_id: str, b64: str) -> int | str:
+        """Keep a JPEG snapshot (size-capped) as the case's next evidence item; say why when it is not kept."""
+        try:
+            data = base64.b64decode(b64, validate=True)
+        except (binascii.Error, ValueError):
+            return "not base64"
+        if len(data) > MAX_EVIDENCE_BYTES:
+            return f"larger than {MAX_EVIDENCE_BYTES} bytes"
+        if not data.startswith(b"\xff\xd8"):
+            return "not a JPEG"
+        n = self.store.next_evidence_number(self.s, case_id)
+        self.s.add(Evidence(case_id=case_id, n=n, alert_id=alert_id, content_type="image/jpeg", data=data))
+        return n
+
+
+def result(alert: Alert, status: AlertStatus, case_id: str) -> AlertResult:
+    return AlertResult(alert_id=alert.alert_id, state=alert.state, status=status, case_id=case_id)

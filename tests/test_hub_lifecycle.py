@@ -1,0 +1,65 @@
+"""The case life cycle's transition table, walked pair by pair: every (state, action) against an expected
+matrix written out here, so a change to the table shows up as a change to this test."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from hub.lifecycle import ACTIONS, STATUSES, Refusal, clock_stage, requirement, transition
+
+R = None  # refused
+EXPECTED = {  # state -> action -> new state (None: refused)
+    "open":     {"accept": "accepted", "resolve": R, "close": R, "hold": "on_hold", "resume": R,
+                 "transfer": "open", "comment": "open"},
+    "accepted": {"accept": R, "resolve": "resolved", "close": R, "hold": "on_hold", "resume": R,
+                 "transfer": "accepted", "comment": "accepted"},
+    "resolved": {"accept": R, "resolve": R, "close": "closed", "hold": "on_hold", "resume": R,
+                 "transfer": "resolved", "comment": "resolved"},
+    "on_hold":  {"accept": R, "resolve": R, "close": R, "hold": R, "resume": "accepted",  # held from accepted
+                 "transfer": "on_hold", "comment": "on_hold"},
+    "closed":   {"accept": R, "resolve": R, "close": R, "hold": R, "resume": R, "transfer": R,
+                 "comment": "closed"},
+}
+
+
+@pytest.mark.parametrize(("status", "action"), list(itertools.product(STATUSES, ACTIONS)))
+def test_every_state_and_action(status, action):
+    got = transition(status, action, held_from="accepted" if status == "on_hold" else None)
+    want = EXPECTED[status][action]
+    if want is None:
+        assert isinstance(got, Refusal)
+        assert got.reason.startswith(f"cannot {action} a case that is {status}") and "allowed from" in got.reason
+    else:
+        assert got == want
+
+
+def test_the_matrix_covers_the_whole_table():
+    assert set(EXPECTED) == set(STATUSES)
+    assert all(set(row) == set(ACTIONS) for row in EXPECTED.values())
+
+
+@pytest.mark.parametrize("held_from", ["open", "accepted", "resolved"])
+def test_resume_returns_to_the_state_held_from_and_keeps_its_stage(held_from):
+    assert transition("on_hold", "resume", held_from) == held_from
+    assert clock_stage("on_hold", held_from) == clock_stage(held_from, None)
+
+
+def test_resume_without_a_recorded_state_reopens():
+    assert transition("on_hold", "resume", None) == "open"
+
+
+def test_requirements_name_what_is_missing():
+    assert requirement("resolve", note=None, unit=None) == Refusal("resolve needs a note saying what was done")
+    assert requirement("hold", note="", unit=None) == Refusal("hold needs a reason")
+    assert requirement("comment", note=None, unit=None) == Refusal("comment needs text")
+    assert isinstance(requirement("transfer", note="x", unit=None), Refusal)
+    assert requirement("transfer", note=None, unit="grid-02") is None
+    assert requirement("accept", note=None, unit=None) is None
+    assert requirement("resolve", note="valve closed", unit=None) is None
+
+
+def test_clock_stages():
+    assert [clock_stage(s, None) for s in ("open", "accepted", "resolved", "closed")] == [
+        "accept", "resolve", "feedback", None]
