@@ -103,11 +103,12 @@ class Agent:
         self._committer: threading.Thread | None = None
         self._draining = False
         self.metrics_port: int | None = None
+        self.beat = time.monotonic()  # the worker's last round
 
     # ---- life cycle ---------------------------------------------------------------------------
     def start(self) -> None:
         if self.cfg.metrics is not None:
-            self.metrics_port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port)
+            self.metrics_port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port, self.health)
         self.forwarder.start()
         self._committer = threading.Thread(target=self._commit_loop, name="gridwatch-committer", daemon=True)
         self._committer.start()
@@ -169,6 +170,7 @@ class Agent:
     # ---- the worker ---------------------------------------------------------------------------
     def _work(self) -> None:
         while not self._stop.is_set():
+            self.beat = time.monotonic()
             due = self.engine.next_deadline()
             wait = 0.25 if due is None else min(0.25, max(0.0, due - self.clock()))
             batch: list[Message] = []
@@ -178,7 +180,37 @@ class Agent:
                     batch.append(self._take(self.queue.get_nowait()))
             except queue.Empty:
                 pass
-            self._jobs.put(self._round(batch))
+            try:
+                job = self._round(batch)
+            except Exception as exc:  # a fault outside any one message (timers, a rule swap): keep going
+                self.metrics.worker_errors.inc()
+                for msg in batch:
+                    self._failed_on(msg, f"worker round failed: {type(exc).__name__}: {exc}")
+                job = Job([], {}, set(), batch)
+            self._jobs.put(job)
+
+    def supervise(self) -> bool:
+        """Restart the worker if it died (True when it did); called by the watcher thread."""
+        worker = self._threads[0] if self._threads else None
+        if worker is None or worker.is_alive() or self._stop.is_set():
+            return False
+        logger.error("the rule worker stopped; restarting it")
+        self.metrics.worker_restarts.inc()
+        t = threading.Thread(target=self._work, name="gridwatch-worker", daemon=True)
+        self._threads[0] = t
+        t.start()
+        return True
+
+    def health(self) -> tuple[bool, str]:
+        """Healthy: the worker ran a round within the last 5 s and the broker link is up."""
+        stale = time.monotonic() - self.beat
+        if self._threads and not self._threads[0].is_alive():
+            return False, "rule worker is not running"
+        if stale > 5.0:
+            return False, f"rule worker has not run for {stale:.0f}s"
+        if not self.mqtt.connected.is_set():
+            return False, "not connected to the broker"
+        return True, "ok"
 
     def _take(self, item: Message | str) -> Message:
         if isinstance(item, str):
@@ -240,27 +272,42 @@ class Agent:
         alerts: list[Alert] = []
         kinds: Counter[str] = Counter()
         for msg in batch:
-            if self.recorder is not None:
-                self.recorder.write(msg)
-            ev = self._decode(msg)
-            if ev is None:
-                continue
-            kinds[ev.kind] += 1
-            if self.timeseries is not None:
-                self.timeseries.write(ev)
             try:
-                if ev.kind in VIDEO_KINDS:
-                    t0 = time.perf_counter()
-                    alerts += self.video.observe(self.engine, ev)
-                    self.metrics.frame_seconds.labels(ev.kind).observe(time.perf_counter() - t0)
-                else:
-                    alerts += self.engine.observe(ev)
-            except Exception:
-                logger.exception("rule evaluation failed on %s; message skipped", msg.topic)
-                self.metrics.rejected.labels("internal_error").inc()
+                alerts += self._one(msg, kinds)
+            except Exception as exc:  # a fault of ours: never let one message stop the worker
+                self._failed_on(msg, f"{type(exc).__name__}: {exc}")
         for kind, n in kinds.items():
             self.metrics.messages.labels(kind).inc(n)
         return alerts
+
+    def _one(self, msg: Message, kinds: Counter[str]) -> list[Alert]:
+        if self.recorder is not None:
+            self.recorder.write(msg)
+        ev = self._decode(msg)
+        if ev is None:
+            return []
+        kinds[ev.kind] += 1
+        if self.timeseries is not None:
+            self.timeseries.write(ev)
+        if ev.kind in VIDEO_KINDS:
+            t0 = time.perf_counter()
+            raised = self.video.observe(self.engine, ev)
+            self.metrics.frame_seconds.labels(ev.kind).observe(time.perf_counter() - t0)
+            return raised
+        return self.engine.observe(ev)
+
+    def _failed_on(self, msg: Message, reason: str) -> None:
+        """A message the agent failed on: counted, logged (once per 10 s) and kept in the outbox's dead
+        messages; it is acknowledged with its batch, so the broker does not hand it back forever."""
+        now = time.monotonic()
+        if now - self._log_gate.get("internal_error", -1e9) >= 10.0:
+            self._log_gate["internal_error"] = now
+            logger.exception("processing %s failed; message kept as a dead message", msg.topic)
+        self.metrics.rejected.labels("internal_error").inc()
+        try:
+            self.outbox.dead_message(msg.topic, msg.payload, reason)
+        except sqlite3.Error as exc:
+            logger.error("could not keep the dead message: %s", exc)
 
     def _decode(self, msg: Message) -> Event | None:
         try:
@@ -333,7 +380,11 @@ class Agent:
 
     def _watch(self) -> None:
         while not self._stop.wait(self.cfg.rules_poll):
-            self.check_rules()
+            self.supervise()
+            try:
+                self.check_rules()
+            except Exception:  # the watcher must outlive a bad moment on the file system
+                logger.exception("checking the rule file failed")
 
     def check_rules(self) -> bool | None:
         """Reload the rule file if it changed: True = swapped in, False = invalid (kept the old), None = same."""

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from socketserver import ThreadingMixIn
 from typing import Any
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+
+class ThreadingWSGIServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # scrapes are not news
+        pass
 
 
 class _EngineCollector(Collector):
@@ -57,13 +70,29 @@ class AgentMetrics:
         self.batch_latency = Histogram("gridwatch_edge_receive_to_commit_seconds",
                                        "Receipt to outbox commit of the oldest message of each batch", registry=r,
                                        buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5))
+        self.worker_errors = Counter("gridwatch_edge_worker_errors", "Worker rounds that failed outside any one "
+                                     "message (their messages are kept as dead messages)", registry=r)
+        self.worker_restarts = Counter("gridwatch_edge_worker_restarts", "Times the rule worker was found dead "
+                                       "and restarted", registry=r)
         self._server: Any = None
 
     def watch(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:
         self.registry.register(_EngineCollector(engine, depth))
 
-    def serve(self, host: str, port: int) -> int:
-        server, _ = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, host: str, port: int, health: Callable[[], tuple[bool, str]] | None = None) -> int:
+        """`/metrics` (Prometheus) and `/healthz` (200 or 503 with the reason) on one port."""
+        metrics_app = make_wsgi_app(self.registry)
+
+        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            if environ.get("PATH_INFO") == "/healthz":
+                ok, why = health() if health is not None else (True, "ok")
+                start_response("200 OK" if ok else "503 Service Unavailable",
+                               [("Content-Type", "application/json")])
+                return [json.dumps({"status": "ok" if ok else "unhealthy", "reason": why}).encode()]
+            return metrics_app(environ, start_response)
+
+        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+        threading.Thread(target=server.serve_forever, name="gridwatch-metrics", daemon=True).start()
         self._server = server
         return int(server.server_port)
 

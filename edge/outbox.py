@@ -43,10 +43,18 @@ CREATE TABLE IF NOT EXISTS dead_letter (
     at REAL NOT NULL,
     PRIMARY KEY (alert_id, state)
 );
+CREATE TABLE IF NOT EXISTS dead_message (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS rule_state (key TEXT PRIMARY KEY, data TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+DEAD_MESSAGES_KEEP = 1000  # the newest messages the agent could not process, kept for a person to look at
 SENT_KEEP_S = 7 * 86400.0  # remember acknowledged ids this long, so a replayed message is not re-sent
 
 
@@ -171,6 +179,19 @@ class Outbox:
             c.execute("INSERT OR REPLACE INTO dead_letter (alert_id, state, body, reason, at) "
                       "SELECT alert_id, state, body, ?, ? FROM outbox WHERE seq = ?", (reason, time.time(), seq))
             c.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+
+    def dead_message(self, topic: str, payload: bytes, reason: str, now: float | None = None) -> None:
+        """Keep a message the agent failed on (not bad input: a fault of ours) for a person to look at; the
+        newest DEAD_MESSAGES_KEEP are kept."""
+        with self._tx() as c:
+            c.execute("INSERT INTO dead_message (topic, payload, reason, at) VALUES (?, ?, ?, ?)",
+                      (topic, payload, reason[:2000], time.time() if now is None else now))
+            c.execute("DELETE FROM dead_message WHERE id <= (SELECT max(id) FROM dead_message) - ?",
+                      (DEAD_MESSAGES_KEEP,))
+
+    def dead_messages(self) -> list[tuple[str, bytes, str]]:
+        rows = self._conn().execute("SELECT topic, payload, reason FROM dead_message ORDER BY id")
+        return [(str(t), bytes(p), str(r)) for t, p, r in rows]
 
     def depth(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM outbox").fetchone()[0])

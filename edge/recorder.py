@@ -16,7 +16,7 @@ def capture_line(msg: Message) -> dict[str, Any]:
     line: dict[str, Any] = {"topic": msg.topic, "received_at": iso_ms(from_epoch(msg.received_at))}
     try:
         line["payload"] = json.loads(msg.payload)
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         try:
             text = msg.payload.decode("utf-8")
             line["payload"] = text  # e.g. a status "online"

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from fastapi import FastAPI
-from fastapi.responses import PlainTextResponse
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch.core.yamlconf import load
 from hub.api import alerts, board, cases, stats, stream
@@ -24,6 +26,8 @@ from hub.reload import ConfigWatcher
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
 from hub.store import Store
+
+logger = logging.getLogger(__name__)
 
 
 def load_calendars(folder: Path) -> dict[str, Calendar]:
@@ -70,6 +74,16 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(board.router)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(InterfaceError)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        """The database is out of reach (a restart, a network cut): the client should come back later, as
+        the forwarder does on 503; nothing was taken."""
+        logger.warning("database unavailable for %s %s: %s", request.method, request.url.path,
+                       str(exc).splitlines()[0][:200])
+        return JSONResponse({"detail": "database unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": "5"})
 
     @app.get("/healthz", tags=["ops"])
     def healthz() -> dict[str, str]:

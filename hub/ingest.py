@@ -18,9 +18,9 @@ from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
-from hub.models import AlertRow, Case, Evidence, TimelineEntry
+from hub.models import AlertRow, Case, Evidence, NewCase, TimelineEntry
 from hub.sla import Policy
-from hub.store import Store, bulk_insert, case_row, new_case_id
+from hub.store import Store, bulk_insert, new_case_id
 
 MAX_EVIDENCE_BYTES = 512 * 1024
 
@@ -58,10 +58,10 @@ class Batch:
     actor: str
     now: datetime = field(init=False)
     known: dict[tuple[str, str], str] = field(default_factory=dict)  # (alert id, state) -> case id
-    by_key: dict[str, Case] = field(default_factory=dict)  # open cases by dedup key
-    by_id: dict[str, Case] = field(default_factory=dict)
+    by_key: dict[str, Case | NewCase] = field(default_factory=dict)  # open cases by dedup key
+    by_id: dict[str, Case | NewCase] = field(default_factory=dict)
     firing: dict[str, set[str]] = field(default_factory=dict)  # case id -> its alerts still firing
-    fresh: list[Case] = field(default_factory=list)  # new cases, inserted before the rows that refer to them
+    fresh: list[NewCase] = field(default_factory=list)  # new cases, inserted before the rows that refer to them
     rows: list[dict[str, Any]] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[tuple[int, str, str, str]] = field(default_factory=list)  # row index, case, alert, base64
@@ -78,7 +78,7 @@ class Batch:
     def _look_up(self, alerts: Sequence[Alert]) -> None:
         s = self.s
         self.known = self.store.known_alerts(s, {a.alert_id for a in alerts})
-        self.by_key = self.store.open_cases_by_key(s, {dedup_key(a) for a in alerts})
+        self.by_key = dict(self.store.open_cases_by_key(s, {dedup_key(a) for a in alerts}))
         self.by_id = {c.id: c for c in self.by_key.values()}
         resolving = [a for a in alerts if a.state == "resolved"]
         wanted = {self.known[(a.alert_id, "firing")] for a in resolving if (a.alert_id, "firing") in self.known}
@@ -86,7 +86,7 @@ class Batch:
         clearing = {self._case_of_resolved(a) for a in resolving}
         self.firing = self.store.firing_alerts(s, {c.id for c in clearing if c is not None})
 
-    def _case_of_resolved(self, a: Alert) -> Case | None:
+    def _case_of_resolved(self, a: Alert) -> Case | NewCase | None:
         """The case a resolved alert belongs to: its firing alert's, else the open case of its key."""
         return self.by_id.get(self.known.get((a.alert_id, "firing"), "")) or self.by_key.get(dedup_key(a))
 
@@ -113,11 +113,11 @@ class Batch:
                           "observed_at": alert.observed_at, "received_at": self.now, "body": body})
         return result(alert, status, case.id)
 
-    def _open(self, alert: Alert) -> Case:
+    def _open(self, alert: Alert) -> NewCase:
         now = self.now
         policy = self.store.sla.policy_for(alert.category, alert.severity, manual=False)
         owner, note = self._owner(alert.grid_id, policy)
-        case = Case(
+        case = NewCase(
             id=new_case_id(now), dedup_key=dedup_key(alert), status="open", held_from=None, manual=False,
             category=alert.category, severity=alert.severity, grid=alert.grid_id, device=alert.device_id,
             owner=owner, title=alert.message, policy=policy.model_dump(mode="json"), opened_at=now,
@@ -139,7 +139,7 @@ class Batch:
         top = next(u for u in org.units.values() if u.level == "district")
         return top.id, f"grid {grid!r} is not in the org tree; opened at {top.id}"
 
-    def _merge(self, case: Case, alert: Alert) -> None:
+    def _merge(self, case: Case | NewCase, alert: Alert) -> None:
         observed = alert.observed_at
         case.alert_count += 1
         case.first_seen = min(case.first_seen, observed)
@@ -153,7 +153,7 @@ class Batch:
             case.cleared_at = None
             self._entry(case, "condition_returned", {"alert_id": alert.alert_id})
 
-    def _track_clearing(self, case: Case, alert: Alert) -> None:
+    def _track_clearing(self, case: Case | NewCase, alert: Alert) -> None:
         """Cleared once every alert merged into the case has resolved, not at the first of them."""
         still = self.firing.setdefault(case.id, set())
         if alert.state == "firing":
@@ -164,14 +164,14 @@ class Batch:
             case.cleared_at = alert.observed_at
             self._entry(case, "condition_cleared", {"alert_id": alert.alert_id})
 
-    def _entry(self, case: Case, action: str, detail: dict[str, Any]) -> None:
+    def _entry(self, case: Case | NewCase, action: str, detail: dict[str, Any]) -> None:
         self.log.append({"case_id": case.id, "at": self.now, "actor": self.actor, "action": action,
                          "detail": detail})
 
     def _write(self) -> None:
         s = self.s
         s.flush()  # merged cases first
-        bulk_insert(s, Case, [case_row(c) for c in self.fresh])
+        bulk_insert(s, Case, [c.row() for c in self.fresh])
         for i, case_id, alert_id, b64 in self.snapshots:
             self.rows[i]["body"]["evidence"]["stored"] = self._evidence(case_id, alert_id, b64)
         bulk_insert(s, AlertRow, self.rows)

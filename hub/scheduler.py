@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
@@ -89,11 +90,24 @@ class Scheduler:
     # ---- the background loop --------------------------------------------------------------------
     def start(self, interval: float = 0.2) -> None:
         def loop() -> None:
+            failing_since: float | None = None
+            said = 0.0
             while not self._stop.wait(interval):
                 try:
                     self.run_due()
-                except Exception:
-                    logger.exception("scheduler round failed; retrying")
+                except Exception as exc:
+                    now = time.monotonic()
+                    if failing_since is None:  # the first failure with its traceback, then a line a minute
+                        failing_since = said = now
+                        logger.exception("scheduler round failed; retrying every %.1fs", interval)
+                    elif now - said >= 60.0:
+                        said = now
+                        logger.error("scheduler still failing after %.0fs: %s", now - failing_since,
+                                     str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+                    continue
+                if failing_since is not None:
+                    logger.info("scheduler recovered after %.0fs", time.monotonic() - failing_since)
+                    failing_since = None
         self._thread = threading.Thread(target=loop, name="gridwatch-hub-scheduler", daemon=True)
         self._thread.start()
 

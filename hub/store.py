@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from hub.calendar import Calendar
 from hub.errors import Conflict, NotFound
 from hub.lifecycle import clock_stage
-from hub.models import AlertRow, Base, Case, Evidence, Pause, TimelineEntry
+from hub.models import AlertRow, Base, Case, CaseClock, Evidence, Pause, TimelineEntry
 from hub.org import Org
 from hub.sla import ClockReading, Policy, SlaFile, Stage, limit_seconds, stage_clock
 from hub.sla import Pause as ClockPause
@@ -62,11 +62,6 @@ def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -
 def new_case_id(now: datetime) -> str:
     """Time-ordered: 12 hex digits of milliseconds, then 8 random ones."""
     return f"{int(now.timestamp() * 1000):012x}{secrets.token_hex(4)}"
-
-
-def case_row(case: Case) -> dict[str, Any]:
-    """A new case's column values, for `bulk_insert`."""
-    return {c.key: getattr(case, c.key) for c in Case.__table__.columns}
 
 
 def visible_clause(scope: Scope) -> ColumnElement[bool] | None:
@@ -244,7 +239,7 @@ class Store:
     def open_pauses(s: Session, case_id: str) -> list[Pause]:
         return list(s.scalars(select(Pause).where(Pause.case_id == case_id, Pause.end.is_(None))))
 
-    def clock_of(self, case: Case, pauses: Sequence[Pause], now: datetime,
+    def clock_of(self, case: CaseClock, pauses: Sequence[Pause], now: datetime,
                  policy: Policy | None = None) -> tuple[Stage, ClockReading] | None:
         """The running stage and its clock, from the stamps; None once closed. `policy`: the case's
         snapshot already parsed, when the caller has it."""
@@ -258,7 +253,7 @@ class Store:
                               calendar=cal, now=now, pauses=[ClockPause(p.start, p.end) for p in pauses])
         return stage, reading
 
-    def schedule(self, s: Session | None, case: Case, now: datetime, pauses: Sequence[Pause] | None = None,
+    def schedule(self, s: Session | None, case: CaseClock, now: datetime, pauses: Sequence[Pause] | None = None,
                  policy: Policy | None = None) -> None:
         """Set the case's `next_due`: its next light change, now when red and running, None when paused
         or closed."""

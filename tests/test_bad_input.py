@@ -43,6 +43,9 @@ BAD = [
     ("unknown_device", "gw/grid-02/sensor/gas-01/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 9000}}),
     ("bad_field", "gw/grid-01/fence/fence-01/event", {"ts": NOW_MS, "event": "explode"}),
     ("bad_field", "gw/grid-01/sensor/gas-01/status", b"maybe"),
+    # issue 16.1: deeply nested JSON raised RecursionError out of json.loads and killed the worker for good
+    ("bad_json", "gw/grid-01/sensor/gas-01/reading", b'{"ts": 1, "metrics": ' + b"[" * 2000 + b"]" * 2000 + b"}"),
+    ("bad_json", "gw/grid-01/camera/cam-01/frame", b'{"ts": 1, "jpeg_b64": ' + b"[" * 30000 + b"]" * 30000 + b"}"),
 ]
 
 
@@ -76,3 +79,55 @@ def test_bad_message_is_counted_and_next_good_one_is_processed(running, reason, 
     assert wait_until(lambda: agent.metrics.value("gridwatch_edge_messages_total", kind="sensor") > good_before)
     assert agent.metrics.value("gridwatch_edge_rejected_total", reason=reason) == before + 1
     assert not [a for a in hub.received if a["device_id"] != "gas-01"]
+
+
+def test_a_fault_on_one_message_is_kept_and_the_worker_goes_on(running, monkeypatch):
+    """A bug hit by one message (here: the engine raising) is counted, kept as a dead message with its
+    reason, and acknowledged; the next message is processed."""
+    agent, gw, hub = running
+    real = agent.engine.observe
+
+    def observe(ev):
+        if ev.metrics.get("ch4_ppm") == 4242.0:
+            raise ZeroDivisionError("a bug")
+        return real(ev)
+
+    monkeypatch.setattr(agent.engine, "observe", observe)
+    before = agent.metrics.value("gridwatch_edge_rejected_total", reason="internal_error")
+    good_before = agent.metrics.value("gridwatch_edge_messages_total", kind="sensor")
+    gw.reading("grid-01", "gas-01", ch4_ppm=4242.0)
+    gw.reading("grid-01", "gas-01", ch4_ppm=100.0)
+    assert wait_until(lambda: agent.metrics.value("gridwatch_edge_messages_total", kind="sensor") >= good_before + 2)
+    assert agent.metrics.value("gridwatch_edge_rejected_total", reason="internal_error") == before + 1
+    topic, payload, reason = agent.outbox.dead_messages()[-1]
+    assert topic == "gw/grid-01/sensor/gas-01/reading" and b"4242" in payload and "ZeroDivisionError" in reason
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")  # the worker is killed on purpose
+def test_a_dead_worker_turns_health_red_and_is_restarted(running, monkeypatch):
+    import httpx
+
+    agent, gw, hub = running
+    url = f"http://127.0.0.1:{agent.metrics_port}/healthz"
+    assert httpx.get(url).json() == {"status": "ok", "reason": "ok"}
+    real = agent._round
+    calls = {"n": 0}
+
+    def dies(batch):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise SystemExit  # ends the thread, as an error no handler expects would
+        return real(batch)
+
+    monkeypatch.setattr(agent, "_stop", agent._stop)  # the watcher must not restart it before we look
+    monkeypatch.setattr(agent, "_round", dies)
+    monkeypatch.setattr(agent, "supervise", lambda: False)
+    assert wait_until(lambda: not agent._threads[0].is_alive())
+    r = httpx.get(url)
+    assert r.status_code == 503 and r.json()["reason"] == "rule worker is not running"
+    monkeypatch.undo()
+    assert wait_until(lambda: agent._threads[0].is_alive() and httpx.get(url).status_code == 200)
+    assert agent.metrics.value("gridwatch_edge_worker_restarts_total") >= 1
+    good_before = agent.metrics.value("gridwatch_edge_messages_total", kind="sensor")
+    gw.reading("grid-01", "gas-01", ch4_ppm=100.0)
+    assert wait_until(lambda: agent.metrics.value("gridwatch_edge_messages_total", kind="sensor") > good_before)

@@ -243,3 +243,51 @@ def test_case_list_filters_on_several_states_and_me_tells_the_board_its_scope(cl
     assert page.status_code == 200 and "/board/board.js" in page.text
     assert client.get("/board/board.js").headers["content-type"].startswith("text/javascript")
     assert client.get("/board/../app.py").status_code == 404
+
+
+# ---- issue 16.2: inputs that made the hub answer 500 ---------------------------------------------------
+def test_an_alert_with_a_nul_character_is_rejected_alone_not_its_batch(client):
+    """On PostgreSQL the NUL made the whole batch answer 500, and the forwarder retried it forever."""
+    bad = {**alert("a2", device="gas-04"), "message": "CH4\x00 high"}
+    r = client.post("/api/v1/alerts", json={"alerts": [alert("a1"), bad, alert("a3", device="gas-05")]},
+                    headers=H("edge"))
+    assert r.status_code == 200
+    got = r.json()["results"]
+    assert [x["status"] for x in got] == ["created", "rejected", "created"]
+    assert got[1]["alert_id"] == "a2" and got[1]["error"] == "message: contains a NUL character"
+    labels = {**alert("a4", device="gas-06"), "labels": {"zone": "z\x001"}}
+    got = client.post("/api/v1/alerts", json={"alerts": [labels]}, headers=H("edge")).json()["results"]
+    assert got[0]["status"] == "rejected" and got[0]["error"].startswith("labels")
+    assert len(client.get("/api/v1/cases", headers=H("ops")).json()["cases"]) == 2
+
+
+def test_client_strings_and_numbers_out_of_range_get_4xx_not_500(client):
+    r = client.post("/api/v1/cases", json={"grid": "grid-01", "category": "road", "title": "pot\x00hole"},
+                    headers=H("ops"))
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "title"]
+    assert client.get("/api/v1/cases", params={"grid": "grid-\x0001"}, headers=H("ops")).status_code == 422
+    r = client.get("/api/v1/stats", params={"since": "0001-01-01T00:00:00Z"}, headers=H("ops"))
+    assert r.status_code == 422 and "since" in r.text
+    case_id = client.post("/api/v1/alerts", json={"alerts": [alert("a1")]},
+                          headers=H("edge")).json()["results"][0]["case_id"]
+    r = client.get(f"/api/v1/cases/{case_id}/evidence/99999999999999999999999", headers=H("ops"))
+    assert r.status_code == 422
+    assert client.get(f"/api/v1/cases/{case_id}/evidence/7", headers=H("ops")).status_code == 404
+    r = client.post(f"/api/v1/cases/{case_id}/comment", json={"note": "a\x00b"}, headers=H("ops"))
+    assert r.status_code == 422
+
+
+def test_a_database_outage_answers_503_not_500(client, monkeypatch):
+    """Failure injection: the store's connection fails as it does while PostgreSQL restarts."""
+    from sqlalchemy.exc import OperationalError
+
+    store = client.app.state.hub.store
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, Exception("connection refused"))
+
+    monkeypatch.setattr(store, "list_cases", down)
+    r = client.get("/api/v1/cases", headers=H("ops"))
+    assert r.status_code == 503 and r.headers["Retry-After"] == "5"
+    monkeypatch.setattr("hub.api.alerts.ingest", down)
+    assert client.post("/api/v1/alerts", json={"alerts": [alert("a1")]}, headers=H("edge")).status_code == 503

@@ -33,6 +33,8 @@ def load_object(payload: bytes) -> dict[str, Any]:
         body = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise Rejected("bad_json", f"payload is not JSON: {exc}") from None
+    except RecursionError:  # thousands of nested brackets: Python's parser gives up (no message is that deep)
+        raise Rejected("bad_json", "payload is nested too deeply to be a gateway message") from None
     if not isinstance(body, dict):
         raise Rejected("bad_json", f"payload must be a JSON object, got {type(body).__name__}")
     return body

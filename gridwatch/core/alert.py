@@ -31,7 +31,9 @@ def utc_ms(dt: datetime) -> datetime:
 
 
 def iso_ms(dt: datetime) -> str:
-    return utc_ms(dt).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if dt.tzinfo is not UTC:  # validated stamps are UTC already
+        dt = utc_ms(dt)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def from_epoch(ts: float) -> datetime:
@@ -76,6 +78,24 @@ class Alert(BaseModel):
     def key(self) -> tuple[str, str]:
         """Idempotency key: the hub takes each (alert_id, state) once."""
         return (self.alert_id, self.state)
+
+
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def nul_field(alert: Alert) -> str | None:
+    """The first field holding a NUL character (PostgreSQL cannot store one in text or JSON), or None."""
+    for name, value in alert.model_dump(mode="json").items():
+        if _holds_nul(value):
+            return name
+    return None
 
 
 class AlertBatch(BaseModel):

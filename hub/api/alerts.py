@@ -5,19 +5,37 @@ The body is the shared `AlertBatch` model, so OpenAPI documents the alert and a 
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from typing import Annotated
 
-from gridwatch.core.alert import AlertBatch, AlertResults
+from fastapi import APIRouter, Depends, Request, Response
+
+from gridwatch.core.alert import AlertBatch, AlertResult, AlertResults, nul_field
 from hub.api.deps import EdgeCaller, MetricsDep, StoreDep
 from hub.ingest import ingest
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
 
 
+async def _has_nul(request: Request) -> bool:
+    """Whether the raw body escapes a NUL character anywhere (it almost never does: then no alert is
+    searched for one)."""
+    return b"\\u0000" in await request.body()
+
+
 @router.post("", response_model=AlertResults)
-def post_alerts(batch: AlertBatch, store: StoreDep, metrics: MetricsDep, who: EdgeCaller) -> Response:
-    """One result per alert, in order: created / merged / updated / duplicate."""
-    results = ingest(store, batch.alerts, actor=who.name)
+def post_alerts(batch: AlertBatch, store: StoreDep, metrics: MetricsDep, who: EdgeCaller,
+                has_nul: Annotated[bool, Depends(_has_nul)]) -> Response:
+    """One result per alert, in order: created / merged / updated / duplicate, or rejected for good with
+    the reason (an alert no database can store), never a failed batch."""
+    refused: dict[int, AlertResult] = {}
+    if has_nul:
+        for i, a in enumerate(batch.alerts):
+            if (field := nul_field(a)) is not None:
+                refused[i] = AlertResult(alert_id=a.alert_id, state=a.state, status="rejected",
+                                         error=f"{field}: contains a NUL character")
+    taken = ingest(store, [a for i, a in enumerate(batch.alerts) if i not in refused], actor=who.name)
+    it = iter(taken)
+    results = [refused[i] if i in refused else next(it) for i in range(len(batch.alerts))]
     for r in results:
         metrics.alerts.labels(r.status).inc()
     # serialised once by pydantic, not again by FastAPI's generic encoder on the hot path

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Response
 from pydantic import BaseModel, Field
 
 from hub import actions
 from hub.api.auth import Principal, scope_of
 from hub.api.deps import Operator, Reader, StoreDep
-from hub.api.schemas import CaseDetail, CaseList, case_detail, case_public
+from hub.api.schemas import CaseDetail, CaseList, Text, case_detail, case_public
 from hub.errors import Conflict, NotFound
 from hub.lifecycle import ACTIONS
 from hub.models import Case
@@ -39,8 +39,8 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
 
 
 @router.get("")
-def list_cases(store: StoreDep, who: Reader, status: str | None = None, grid: str | None = None,
-               category: str | None = None, unit: str | None = None, light: str | None = None,
+def list_cases(store: StoreDep, who: Reader, status: Text | None = None, grid: Text | None = None,
+               category: Text | None = None, unit: Text | None = None, light: Text | None = None,
                limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> CaseList:
     scope = scope_of(store, who)
     if unit is not None:
@@ -60,11 +60,11 @@ def get_case(case_id: str, store: StoreDep, who: Reader) -> CaseDetail:
 
 
 class ManualCase(BaseModel):
-    grid: str
+    grid: Text = Field(max_length=64)
     category: str = Field(pattern=r"^[a-z0-9_]{1,64}$")
     tier: actions.Tier = "general"
-    title: str = Field(min_length=1, max_length=2000)
-    device: str | None = None
+    title: Text = Field(min_length=1, max_length=2000)
+    device: Text | None = Field(None, max_length=64)
 
 
 @router.post("", status_code=201)
@@ -82,7 +82,7 @@ def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
 
 @router.get("/{case_id}/evidence/{n}", response_class=Response,
             responses={200: {"content": {"image/jpeg": {}}, "description": "the JPEG snapshot"}})
-def evidence(case_id: str, n: int, store: StoreDep, who: Reader) -> Response:
+def evidence(case_id: str, n: Annotated[int, Path(ge=1, le=2**31 - 1)], store: StoreDep, who: Reader) -> Response:
     load_visible(store, who, case_id)  # 404 unless the caller may see the case
     item = store.evidence(case_id, n)
     if item is None:
@@ -91,8 +91,8 @@ def evidence(case_id: str, n: int, store: StoreDep, who: Reader) -> Response:
 
 
 class ActionBody(BaseModel):
-    note: str | None = None
-    unit: str | None = None
+    note: Text | None = Field(None, max_length=4000)
+    unit: Text | None = Field(None, max_length=64)
 
 
 @router.post("/{case_id}/{action}")

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from hub.lifecycle import Status
 from hub.models import Case, Pause, TimelineEntry
 from hub.sla import Light, Stage
 from hub.store import Store
+
+
+def _no_nul(v: str) -> str:
+    if "\x00" in v:
+        raise ValueError("must not contain a NUL character")
+    return v
+
+
+Text = Annotated[str, AfterValidator(_no_nul)]
+"""A string from a client that the store can keep (PostgreSQL refuses NUL characters in text)."""
 
 
 class ClockOut(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query
 
 from hub.api.auth import scope_of
 from hub.api.deps import Reader, StoreDep, TzDep
@@ -13,12 +13,16 @@ from hub.models import Case
 from hub.stats import CaseRow, case_stats
 
 router = APIRouter(prefix="/api/v1", tags=["stats"])
+EARLIEST, LATEST = datetime(1970, 1, 1), datetime(9000, 1, 1)  # room for repeat_days either side
 
 
 @router.get("/stats")
 def stats(store: StoreDep, who: Reader, tz: TzDep, since: datetime | None = None, until: datetime | None = None,
           repeat_days: Annotated[int, Query(ge=1, le=365)] = 30,
           min_repeats: Annotated[int, Query(ge=2, le=1000)] = 2) -> dict[str, Any]:
+    for name, t in (("since", since), ("until", until)):
+        if t is not None and not EARLIEST <= t.replace(tzinfo=None) <= LATEST:
+            raise HTTPException(422, f"{name} must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
     until = until or store.clock()
     since = since or until - timedelta(days=30)
     since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
