@@ -155,3 +155,11 @@ def test_a_merged_alarm_raises_the_case_severity_and_the_case_clears_when_all_al
     ingest(store, [again], actor="edge")
     case, timeline, _ = store.get(case_id)
     assert case.cleared_at is None and timeline[-1].action == "condition_returned"
+
+
+def test_new_case_rows_have_exactly_the_columns_of_the_cases_table():
+    import dataclasses
+
+    from hub.models import Case, NewCase
+
+    assert [f.name for f in dataclasses.fields(NewCase)] == [c.key for c in Case.__table__.columns]
