@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from edge.errors import Rejected
 from gridwatch.core.kinds import LEAVES
-from gridwatch.core.names import NAME
+from gridwatch.core.names import NAME, RESERVED
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +41,8 @@ class Topic:
             raise Rejected("bad_topic", f"{text!r}: unknown kind {kind!r} (expected one of {sorted(LEAVES)})")
         if leaf not in LEAVES[kind]:
             raise Rejected("bad_topic", f"{text!r}: {kind} topics end in {sorted(LEAVES[kind])}, not {leaf!r}")
+        if grid in RESERVED:
+            raise Rejected("bad_topic", f"{text!r}: {grid!r} is reserved for case events, not a grid")
         for what, name in (("grid", grid), ("device", device)):
             if not NAME.match(name):
                 raise Rejected("bad_topic", f"{text!r}: {what} {name!r} must match [A-Za-z0-9_-]{{1,64}}")

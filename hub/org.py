@@ -5,10 +5,10 @@ Grids may name a `backup` grid (AB角): the adjacent grid that covers when the o
 
 from __future__ import annotations
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gridwatch.core.config import Strict
-from gridwatch.core.names import NAME
+from gridwatch.core.names import NAME, RESERVED
 from hub.sla import Level
 
 LEVELS: tuple[Level, ...] = ("grid", "community", "street", "district")
@@ -20,6 +20,13 @@ class Unit(Strict):
     name: str = ""
     parent: str | None = None
     backup: str | None = Field(None, description="grids only: the AB-role grid notified first")
+
+    @field_validator("id")
+    @classmethod
+    def _not_reserved(cls, v: str) -> str:
+        if v in RESERVED:
+            raise ValueError(f"{v!r} is reserved (gw/{v}/… carries case events)")
+        return v
 
 
 class OrgFile(Strict):

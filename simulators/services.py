@@ -124,6 +124,36 @@ def start_mosquitto(workdir: Path, *, users: dict[str, str] | None = None, acl: 
     return Broker("127.0.0.1", port, proc, dict(users or {}))
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "mosquitto"
+
+
+def start_shipped_mosquitto(workdir: Path, users: dict[str, str], port: int | None = None) -> Broker:
+    """Mosquitto on `configs/mosquitto/mosquitto.conf` and `acl` as shipped: only the site lines (listener,
+    store location, password and ACL files) are pointed at this machine. Restart with the same `workdir`
+    and `port` to find the persisted store again."""
+    exe = binary("mosquitto", "/usr/sbin/mosquitto")
+    port = port or free_port()
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "store").mkdir(exist_ok=True)
+    pwfile = workdir / "passwd"
+    if not pwfile.exists():
+        pwfile.write_text("")
+        for user, password in users.items():
+            subprocess.run([binary("mosquitto_passwd"), "-b", str(pwfile), user, password], check=True,
+                           capture_output=True)
+    site = {"listener": f"listener {port} 127.0.0.1", "persistence_location": f"persistence_location {workdir}/store/",
+            "password_file": f"password_file {pwfile}", "acl_file": f"acl_file {SHIPPED / 'acl'}"}
+    lines = [f"user {getpass.getuser()}"]  # run as whoever runs the tests (the shipped file keeps mosquitto's)
+    for line in (SHIPPED / "mosquitto.conf").read_text().splitlines():
+        key = line.split(" ", 1)[0]
+        lines.append(site.get(key, line))
+    (workdir / "mosquitto.conf").write_text("\n".join(lines) + "\n")
+    log = open(workdir / "mosquitto.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([exe, "-c", str(workdir / "mosquitto.conf")], stdout=log, stderr=subprocess.STDOUT)
+    wait_port(port, proc=proc)
+    return Broker("127.0.0.1", port, proc, dict(users))
+
+
 @dataclass
 class Victoria:
     url: str

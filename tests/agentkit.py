@@ -23,7 +23,8 @@ KEY = "test-edge-key"
 def agent_config(tmp_path: Path, broker: Broker, hub_url: str, rules: str, **over: Any) -> EdgeConfig:
     tmp_path.mkdir(parents=True, exist_ok=True)
     rules_file = tmp_path / "rules.yaml"
-    if not rules_file.exists() or over.pop("rewrite_rules", True):
+    rewrite = over.pop("rewrite_rules", True)
+    if not rules_file.exists() or rewrite:
         rules_file.write_text(textwrap.dedent(rules))
     raw: dict[str, Any] = {
         "edge_id": "edge-t",
@@ -45,8 +46,10 @@ def agent_config(tmp_path: Path, broker: Broker, hub_url: str, rules: str, **ove
 class Gateway:
     """A device gateway publishing at QoS 1 over MQTT v5."""
 
-    def __init__(self, broker: Broker, user: str | None = None, password: str | None = None) -> None:
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    def __init__(self, broker: Broker, user: str | None = None, password: str | None = None,
+                 client_id: str = "") -> None:
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5,
+                                  client_id=client_id)
         if user:
             self.client.username_pw_set(user, password)
         self.client.max_queued_messages_set(0)
