@@ -49,6 +49,18 @@ SCENE = "scene:"  # outbox meta prefix of saved camera baselines
 SCENE_SAVE_EVERY = 60.0
 
 
+def outbox_error(exc: sqlite3.Error) -> str:
+    """A metrics label for an outbox failure."""
+    text = str(exc).lower()
+    if "full" in text:
+        return "disk_full"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "readonly" in text or "read-only" in text:
+        return "read_only"
+    return "io_error" if "i/o" in text or "disk" in text else "other"
+
+
 @dataclass(slots=True)
 class Job:
     """What one worker round hands to the committer."""
@@ -346,7 +358,13 @@ class Agent:
                 self.outbox.commit(job.alerts, job.states, job.deleted)
                 return True
             except sqlite3.Error as exc:  # disk full, locked: keep the batch unacknowledged and retry
-                logger.error("outbox commit failed (%s); retrying, messages stay unacknowledged", exc)
+                reason = outbox_error(exc)
+                self.metrics.outbox_errors.labels(reason).inc()
+                now = time.monotonic()
+                if now - self._log_gate.get("outbox:" + reason, -1e9) >= 10.0:
+                    self._log_gate["outbox:" + reason] = now
+                    logger.error("outbox commit failed: %s (%s); retrying every second, messages stay "
+                                 "unacknowledged at the broker", exc, reason)
             attempt += 1
             # stopping: unacknowledged messages come back from the broker, so give up (soon, when draining)
             if self._stop.is_set() and (not self._draining or attempt >= 5):

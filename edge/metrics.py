@@ -74,6 +74,8 @@ class AgentMetrics:
                                      "message (their messages are kept as dead messages)", registry=r)
         self.worker_restarts = Counter("gridwatch_edge_worker_restarts", "Times the rule worker was found dead "
                                        "and restarted", registry=r)
+        self.outbox_errors = Counter("gridwatch_edge_outbox_errors", "Failed outbox commits, by reason "
+                                     "(disk_full, locked, read_only, io_error, other)", ["reason"], registry=r)
         self._server: Any = None
 
     def watch(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:

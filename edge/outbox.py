@@ -54,6 +54,7 @@ CREATE TABLE IF NOT EXISTS rule_state (key TEXT PRIMARY KEY, data TEXT NOT NULL)
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
+WAL_LIMIT = 4 * 1024 * 1024
 DEAD_MESSAGES_KEEP = 1000  # the newest messages the agent could not process, kept for a person to look at
 SENT_KEEP_S = 7 * 86400.0  # remember acknowledged ids this long, so a replayed message is not re-sent
 
@@ -81,6 +82,9 @@ class Outbox:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={self.synchronous}")
             conn.execute("PRAGMA busy_timeout=30000")
+            # after a checkpoint the write-ahead log shrinks back to this: on a small disk a log grown during
+            # a burst (or while the hub was away) must not keep the space it took
+            conn.execute(f"PRAGMA journal_size_limit={WAL_LIMIT}")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -93,10 +97,13 @@ class Outbox:
         c.execute("BEGIN IMMEDIATE")
         try:
             yield c
+            c.execute("COMMIT")
         except BaseException:
-            c.execute("ROLLBACK")
+            # SQLite has already rolled back after some errors (a full disk): a second ROLLBACK would raise
+            # "no transaction is active" and hide the reason
+            if c.in_transaction:
+                c.execute("ROLLBACK")
             raise
-        c.execute("COMMIT")
 
     def close(self) -> None:
         with self._lock:
