@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from gridwatch.core.yamlconf import load
 from hub.api import alerts, board, cases, stats, stream
 from hub.api.deps import HubState
+from hub.api.guard import FailureLimiter, Guard
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
@@ -95,4 +96,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     def metrics() -> bytes:
         return generate_latest(metrics_.registry)
 
+    guard = FailureLimiter(cfg.limits.auth_failures, cfg.limits.auth_window)
+    app.add_middleware(Guard, keys=lambda: app.state.hub.keys, max_body=cfg.limits.max_body_bytes,
+                       limiter=guard, failures=metrics_.auth_failures)
     return app

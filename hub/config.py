@@ -55,6 +55,13 @@ class HubMqtt(Strict):
         return os.environ.get(self.password_env) if self.password_env else None
 
 
+class HubLimits(Strict):
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger request bodies get 413 unread "
+                                "(the forwarder then halves its batches)")
+    auth_failures: int = Field(20, ge=1, description="wrong keys a client may present per auth_window")
+    auth_window: float = Field(60.0, gt=0, description="seconds; past auth_failures the client gets 429")
+
+
 class HubConfig(Strict):
     database: str = Field("sqlite:///../var/hub.sqlite", description="SQLAlchemy URL; relative SQLite paths "
                                                                      "resolve against this file's directory")
@@ -65,6 +72,7 @@ class HubConfig(Strict):
     tz: str = "Asia/Shanghai"
     keys: list[ApiKey] = Field(min_length=1)
     mqtt: HubMqtt | None = Field(None, description="publish case events on <topic_root>/cases/<unit>")
+    limits: HubLimits = Field(default_factory=lambda: HubLimits())
 
     def resolved(self, base: Path) -> HubConfig:
         def fix(p: Path) -> Path:

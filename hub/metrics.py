@@ -34,4 +34,6 @@ class HubMetrics:
         self.registry = CollectorRegistry()
         self.alerts = Counter("gridwatch_hub_alerts", "Alerts received, by result", ["status"],
                               registry=self.registry)
+        self.auth_failures = Counter("gridwatch_hub_auth_failures", "Requests refused for a wrong API key",
+                                     registry=self.registry)
         self.registry.register(_CaseCollector(store))

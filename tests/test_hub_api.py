@@ -291,3 +291,45 @@ def test_a_database_outage_answers_503_not_500(client, monkeypatch):
     assert r.status_code == 503 and r.headers["Retry-After"] == "5"
     monkeypatch.setattr("hub.api.alerts.ingest", down)
     assert client.post("/api/v1/alerts", json={"alerts": [alert("a1")]}, headers=H("edge")).status_code == 503
+
+
+# ---- issue 16.5: limits at the hub's door ----------------------------------------------------------------
+def test_the_key_is_checked_before_the_body_is_read_and_bodies_are_capped(client):
+    junk = b"{" * 100_000  # not even JSON: with a wrong key it must not be parsed at all
+    r = client.post("/api/v1/alerts", content=junk, headers={**H("nobody"), "Content-Type": "application/json"})
+    assert r.status_code == 401
+    big = b" " * (16 * 1024 * 1024 + 1)
+    r = client.post("/api/v1/alerts", content=big, headers={**H("edge"), "Content-Type": "application/json"})
+    assert r.status_code == 413 and "over" in r.json()["detail"]
+
+
+def test_a_client_presenting_wrong_keys_is_turned_away(client):
+    for _ in range(20):
+        assert client.get("/api/v1/cases", headers=H("guess")).status_code == 401
+    r = client.get("/api/v1/cases", headers=H("guess"))
+    assert r.status_code == 429 and int(r.headers["Retry-After"]) > 0
+    assert client.get("/api/v1/cases", headers=H("ops")).status_code == 429  # the whole client waits
+    assert 'gridwatch_hub_auth_failures_total 20.0' in client.get("/metrics").text
+
+
+def test_failure_limiter_window_on_an_injected_clock():
+    from hub.api.guard import FailureLimiter
+
+    now = {"t": 0.0}
+    lim = FailureLimiter(allowed=3, window=60.0, clock=lambda: now["t"])
+    for t in (0.0, 10.0, 20.0):
+        now["t"] = t
+        assert lim.blocked_for("a") == 0.0
+        lim.failed("a")
+    assert lim.blocked_for("a") == 40.0 and lim.blocked_for("b") == 0.0
+    now["t"] = 60.0  # the first failure left the window
+    assert lim.blocked_for("a") == 0.0
+
+
+def test_an_operator_transfers_only_within_its_subtree(client):
+    case_id = client.post("/api/v1/alerts", json={"alerts": [alert("a1", grid="grid-03")]},
+                          headers=H("edge")).json()["results"][0]["case_id"]
+    r = client.post(f"/api/v1/cases/{case_id}/transfer", json={"unit": "grid-01"}, headers=H("ops-g3"))
+    assert r.status_code == 403 and "within its subtree" in r.json()["detail"]
+    r = client.post(f"/api/v1/cases/{case_id}/transfer", json={"unit": "grid-01"}, headers=H("ops"))
+    assert r.status_code == 200 and r.json()["owner"] == "grid-01"

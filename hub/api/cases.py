@@ -109,6 +109,8 @@ def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionB
     if who.unit is not None and case.owner not in store.org.subtree(who.unit):
         raise HTTPException(403, f"case is held by {case.owner}, outside {who.unit}'s subtree")
     body = body or ActionBody()
+    if name == "transfer" and who.unit is not None and body.unit not in store.org.subtree(who.unit):
+        raise HTTPException(403, f"{who.unit} may transfer only within its subtree, not to {body.unit}")
     try:
         actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit)
     except Conflict as exc:

@@ -1,0 +1,108 @@
+"""The hub's front door, before any body is read: requests with a body must say how long it is and stay
+under `limits.max_body_bytes` (413/411), a request to the API with a wrong key is refused before its body is
+parsed (401), and a client that keeps presenting wrong keys is turned away for a while (429)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from prometheus_client import Counter
+
+from hub.config import ApiKey
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class FailureLimiter:
+    """At most `allowed` authentication failures per client within `window` seconds; past that the client
+    is refused until its oldest failure leaves the window. Pure, with an injected clock."""
+
+    def __init__(self, allowed: int = 20, window: float = 60.0, clock: Callable[[], float] = time.monotonic,
+                 max_clients: int = 10_000) -> None:
+        self.allowed, self.window, self.clock, self.max_clients = allowed, window, clock, max_clients
+        self._failures: dict[str, deque[float]] = {}
+
+    def _recent(self, client: str) -> deque[float]:
+        q = self._failures.get(client)
+        if q is None:
+            return deque()
+        now = self.clock()
+        while q and now - q[0] >= self.window:
+            q.popleft()
+        if not q:
+            del self._failures[client]
+        return q
+
+    def blocked_for(self, client: str) -> float:
+        """Seconds the client must wait; 0 when it may try."""
+        q = self._recent(client)
+        if len(q) < self.allowed:
+            return 0.0
+        return max(0.0, q[0] + self.window - self.clock())
+
+    def failed(self, client: str) -> None:
+        if client not in self._failures and len(self._failures) >= self.max_clients:
+            self._failures.pop(next(iter(self._failures)))  # bounded memory under a spray of addresses
+        self._failures.setdefault(client, deque()).append(self.clock())
+
+
+class Guard:
+    """ASGI middleware in front of the FastAPI app."""
+
+    def __init__(self, app: ASGIApp, *, keys: Callable[[], list[ApiKey]], max_body: int,
+                 limiter: FailureLimiter, failures: Counter) -> None:
+        self.app, self.keys, self.max_body, self.limiter, self.failures = app, keys, max_body, limiter, failures
+        self._said = 0.0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+        if scope["method"] in ("POST", "PUT", "PATCH"):
+            length = headers.get("content-length")
+            if length is None:
+                if headers.get("transfer-encoding"):
+                    await _answer(send, 411, "a request body needs a Content-Length header")
+                    return
+            elif not length.isdigit() or int(length) > self.max_body:
+                await _answer(send, 413, f"request body over {self.max_body} bytes")
+                return
+        path: str = scope.get("path", "")
+        auth = headers.get("authorization")
+        if path.startswith("/api/") and auth is not None:
+            client = (scope.get("client") or ("?", 0))[0]
+            wait = self.limiter.blocked_for(client)
+            if wait > 0:
+                await _answer(send, 429, "too many wrong keys; try again later", {"Retry-After": f"{wait:.0f}"})
+                return
+            token = auth[7:] if auth.lower().startswith("bearer ") else ""
+            if not any(k.matches(token) for k in self.keys()):
+                self.limiter.failed(client)
+                self.failures.inc()
+                now = time.monotonic()
+                if now - self._said >= 10.0:  # never the key itself, and at most a line per 10 s
+                    self._said = now
+                    logger.warning("wrong API key from %s on %s %s", client, scope["method"], path)
+                await _answer(send, 401, "unknown API key", {"WWW-Authenticate": "Bearer"})
+                return
+        await self.app(scope, receive, send)
+
+
+async def _answer(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    hs = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    hs += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": hs})
+    await send({"type": "http.response.body", "body": body})
