@@ -324,6 +324,8 @@ class Agent:
     def _decode(self, msg: Message) -> Event | None:
         try:
             ev = decode(msg, self.cfg.mqtt.topic_root, self.limits)
+            if ev.clock_ahead:
+                self.metrics.clock_ahead.inc()
             if self.cfg.devices.strict and self.known.get(ev.device) != ev.grid:
                 raise Rejected("unknown_device", f"device {ev.device!r} in grid {ev.grid!r} is not in the device list")
             return ev

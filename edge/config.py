@@ -53,15 +53,19 @@ class DevicesConfig(Strict):
 
 class LimitsConfig(Strict):
     max_payload_bytes: int = Field(65536, ge=64)
-    max_future_skew: Duration = 300.0
+    max_future_skew: Duration = Field(300.0, description="device time further ahead is rejected (ts_in_future)")
+    clock_tolerance: Duration = Field(
+        5.0, description="device time ahead of the receive clock by more than this (but within max_future_skew) is "
+                         "replaced by the receive time, so one reading from the future cannot make a device's next "
+                         "readings look out of order")
     max_metrics: int = Field(64, ge=1)
     max_frame_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest camera/thermal frame accepted")
     max_frame_pixels: int = Field(3840 * 2160, ge=64, description="largest width x height accepted")
     work_width: int = Field(320, ge=64, le=1920, description="camera frames are analysed at about this width")
 
     def limits(self) -> Limits:
-        return Limits(self.max_payload_bytes, self.max_future_skew, self.max_metrics, self.max_frame_bytes,
-                      self.max_frame_pixels, self.work_width)
+        return Limits(self.max_payload_bytes, self.max_future_skew, self.clock_tolerance, self.max_metrics,
+                      self.max_frame_bytes, self.max_frame_pixels, self.work_width)
 
 
 class OutboxConfig(Strict):

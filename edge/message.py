@@ -38,6 +38,7 @@ class Event:
     metrics: dict[str, float] = field(default_factory=dict)
     zone: str | None = None
     event: str | None = None  # fence: breach | tamper | restore | fault; status: online | offline
+    clock_ahead: float = 0.0  # seconds the device's stamp was ahead when it was replaced by the receive time
     device_kind: str | None = None  # status: the kind of the device the status is about
     jpeg: bytes | None = None  # camera: the frame as received
     gray: np.ndarray | None = None  # camera: decoded, reduced grayscale (uint8)

@@ -76,6 +76,9 @@ class AgentMetrics:
                                        "and restarted", registry=r)
         self.outbox_errors = Counter("gridwatch_edge_outbox_errors", "Failed outbox commits, by reason "
                                      "(disk_full, locked, read_only, io_error, other)", ["reason"], registry=r)
+        self.clock_ahead = Counter("gridwatch_edge_clock_ahead", "Messages whose device time was ahead of the "
+                                   "receive clock by more than limits.clock_tolerance (receive time used)",
+                                   registry=r)
         self._server: Any = None
 
     def watch(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:

@@ -199,3 +199,25 @@ def test_camera_baselines_survive_a_restart_so_a_blurred_start_is_still_defocus(
     assert [(a.state, a.labels["tamper"]) for a in fired] == [("firing", "defocus")]
     assert base64.b64decode(fired[0].evidence.snapshot_jpeg_b64)[:2] == b"\xff\xd8"
     again.outbox.close()
+
+
+def test_one_reading_from_the_future_does_not_blind_the_device(tmp_path):
+    """Issue 16.5: a reading stamped 280 s ahead (inside the 300 s skew limit) made the device's next real
+    readings out of order for minutes. Now time further ahead than `clock_tolerance` is replaced by the
+    receive time, and counted."""
+    clock = Clock()
+    agent = make(tmp_path, clock, rules="""
+rules:
+  - id: smoke-high
+    match: {metric: smoke}
+    when: {above: 10}
+    category: fire
+""")
+    ahead = json.dumps({"ts": int((T0 + 280) * 1000), "metrics": {"smoke": 1.0}}).encode()
+    agent.step([Message("gw/grid-01/sensor/sm-01/reading", ahead, T0)])
+    clock.t = T0 + 1
+    fired = agent.step([msg(1, device="sm-01", smoke=50.0)])
+    assert [(a.rule_id, a.state) for a in fired] == [("smoke-high", "firing")]
+    assert agent.engine.ignored["out_of_order"] == 0
+    assert agent.metrics.value("gridwatch_edge_clock_ahead_total") == 1
+    agent.outbox.close()

@@ -39,4 +39,8 @@ def decode(msg: Message, root: str, limits: Limits) -> Event:
     feed = FEEDS.get((topic.kind, topic.leaf))
     if feed is None:
         raise Rejected("unsupported_kind", f"no decoder for {topic.kind}/{topic.leaf} in this agent")
-    return feed.decoder(msg, topic, limits)
+    ev = feed.decoder(msg, topic, limits)
+    ahead = ev.ts - msg.received_at
+    if ahead > limits.clock_tolerance_s:  # a clock running ahead: order and windows go by receive time
+        ev.ts, ev.clock_ahead = msg.received_at, ahead
+    return ev

@@ -17,6 +17,7 @@ class Limits:
 
     max_payload_bytes: int = 65536
     max_future_skew_s: float = 300.0
+    clock_tolerance_s: float = 5.0  # device time further ahead than this is replaced by the receive time
     max_metrics: int = 64
     max_frame_bytes: int = 2 * 1024 * 1024
     max_frame_pixels: int = 3840 * 2160
