@@ -97,7 +97,8 @@ class Agent:
             self.outbox, cfg.hub.url, cfg.hub.secret(), batch_size=cfg.hub.batch_size, timeout=cfg.hub.timeout,
             backoff_min=cfg.hub.backoff_min, backoff_max=cfg.hub.backoff_max,
             on_latency=self.metrics.forward_latency.observe,
-            on_error=lambda r: self.metrics.forward_errors.labels(r).inc())
+            on_error=lambda r: self.metrics.forward_errors.labels(r).inc(),
+            ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None)
         self.recorder = Recorder(cfg.record.path, cfg.record.max_bytes, cfg.record.backups) if cfg.record else None
         self.timeseries: TimeSeriesWriter | None = None
         if cfg.influx is not None:

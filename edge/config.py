@@ -19,6 +19,16 @@ from gridwatch.core.names import NAME
 from gridwatch.core.yamlconf import load
 
 
+class MqttTls(Strict):
+    """MQTT over TLS (Mosquitto `listener 8883` with `cafile`/`certfile`/`keyfile`)."""
+
+    ca_file: Path = Field(description="CA that signed the broker's certificate")
+    cert_file: Path | None = Field(None, description="client certificate, when the broker requires one")
+    key_file: Path | None = None
+    server_name: str | None = Field(None, description="name to check the broker's certificate against "
+                                                      "(default: host)")
+
+
 class MqttConfig(Strict):
     host: str = "127.0.0.1"
     port: int = Field(1883, ge=1, le=65535)
@@ -33,6 +43,7 @@ class MqttConfig(Strict):
     topic_root: str = Field("gw", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     share_group: str | None = Field(None, description="join $share/<group>/... (MQTT v5 shared subscription)")
     qos: Literal[0, 1] = 1
+    tls: MqttTls | None = None
 
     def secret(self) -> str | None:
         if self.password_env:
@@ -81,6 +92,8 @@ class HubConfig(Strict):
     timeout: Duration = 10.0
     backoff_min: Duration = 0.5
     backoff_max: Duration = 30.0
+    ca_file: Path | None = Field(None, description="CA bundle that signed an https:// hub's certificate "
+                                                   "(default: the system's trust store)")
 
     def secret(self) -> str | None:
         if self.key_env and os.environ.get(self.key_env):
@@ -141,6 +154,14 @@ class EdgeConfig(Strict):
                                      "outbox": self.outbox.model_copy(update={"path": fix(self.outbox.path)})}
         if self.record is not None:
             update["record"] = self.record.model_copy(update={"path": fix(self.record.path)})
+        if self.hub.ca_file is not None:
+            update["hub"] = self.hub.model_copy(update={"ca_file": fix(self.hub.ca_file)})
+        if self.mqtt.tls is not None:
+            t = self.mqtt.tls
+            tls = t.model_copy(update={"ca_file": fix(t.ca_file),
+                                       "cert_file": fix(t.cert_file) if t.cert_file else None,
+                                       "key_file": fix(t.key_file) if t.key_file else None})
+            update["mqtt"] = self.mqtt.model_copy(update={"tls": tls})
         return self.model_copy(update=update)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ class Forwarder:
     def __init__(self, outbox: Outbox, url: str, key: str | None, *, batch_size: int = 200,
                  timeout: float = 10.0, backoff_min: float = 0.5, backoff_max: float = 30.0,
                  on_latency: Callable[[float], None] | None = None,
-                 on_error: Callable[[str], None] | None = None) -> None:
+                 on_error: Callable[[str], None] | None = None, ca_file: str | None = None) -> None:
         self.outbox = outbox
         self.endpoint = url.rstrip("/") + "/api/v1/alerts"
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -35,7 +36,9 @@ class Forwarder:
         self.backoff_min, self.backoff_max = backoff_min, backoff_max
         self.on_latency = on_latency or (lambda s: None)
         self.on_error = on_error or (lambda r: None)
-        self._client = httpx.Client(timeout=timeout)
+        # an https:// hub's certificate is checked against `ca_file` when given, else the system's trust store
+        self._client = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=ca_file)
+                                    if ca_file else True)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None

@@ -39,6 +39,14 @@ class ApiKey(Strict):
 class Listen(Strict):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
+    tls_cert: Path | None = Field(None, description="serve https with this certificate (PEM, chain included)")
+    tls_key: Path | None = Field(None, description="the certificate's private key (PEM)")
+
+    @model_validator(mode="after")
+    def _pair(self) -> Listen:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
 
 
 class HubMqtt(Strict):
@@ -80,8 +88,11 @@ class HubConfig(Strict):
         db = self.database
         if db.startswith("sqlite:///") and not db.startswith("sqlite:////"):
             db = "sqlite:///" + str(fix(Path(db.removeprefix("sqlite:///"))))
+        listen = self.listen
+        if listen.tls_cert is not None and listen.tls_key is not None:
+            listen = listen.model_copy(update={"tls_cert": fix(listen.tls_cert), "tls_key": fix(listen.tls_key)})
         return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
-                                       "calendars": fix(self.calendars)})
+                                       "calendars": fix(self.calendars), "listen": listen})
 
 
 def load_hub_config(path: str | Path) -> HubConfig:

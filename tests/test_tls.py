@@ -1,0 +1,108 @@
+"""TLS end to end with a CA the test makes (Debian's openssl): a gateway and the agent on a Mosquitto TLS
+listener, the agent forwarding to `gridwatch hub serve` on https with the CA configured; nothing trusts a
+certificate it cannot check (issue 16.7)."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import ssl
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import paho.mqtt.client as paho
+import pytest
+import yaml
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.agent import Agent
+from hub.config import hash_key
+from simulators.services import Broker, binary, free_port, stop_pid, wait_port
+from tests.agentkit import agent_config, wait_until
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parent.parent
+EDGE_KEY, OPS_KEY = "tls-test-edge-key", "tls-test-ops-key"  # test-only keys
+RULES = """
+rules:
+  - id: gas-high
+    match: {metric: ch4_ppm}
+    when: {above: 5000}
+    severity: critical
+    category: gas_leak
+"""
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A CA, and a server certificate it signed for 127.0.0.1 and localhost."""
+    d = tmp_path_factory.mktemp("pki")
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=gridwatch test CA",
+            "-keyout", "ca.key", "-out", "ca.pem", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-keyout", "server.key",
+            "-out", "server.csr", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "2", "-extfile", "san.ext", "-out", "server.pem", cwd=d)
+    return d
+
+
+def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
+    port = free_port()
+    (tmp_path / "mosquitto.conf").write_text(
+        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\n"
+        f"keyfile {pki / 'server.key'}\nallow_anonymous true\npersistence false\n")
+    mq = subprocess.Popen([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(tmp_path / "mosquitto.conf")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    hub_port = free_port()
+    (tmp_path / "hub.yaml").write_text(yaml.safe_dump({
+        "database": f"sqlite:///{tmp_path / 'hub.sqlite'}",
+        "listen": {"host": "127.0.0.1", "port": hub_port, "tls_cert": str(pki / "server.pem"),
+                   "tls_key": str(pki / "server.key")},
+        "org": str(ROOT / "configs/org.yaml"), "sla": str(ROOT / "configs/sla.yaml"),
+        "calendars": str(ROOT / "configs/calendars"),
+        "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE_KEY)},
+                 {"name": "ops", "role": "operator", "unit": "district-a", "hash": hash_key(OPS_KEY)}]}))
+    hub = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(tmp_path / "hub.yaml")])
+    agent = None
+    try:
+        wait_port(port, proc=mq)
+        wait_port(hub_port, 30, hub)
+        url = f"https://127.0.0.1:{hub_port}"
+        with pytest.raises(httpx.ConnectError):  # not trusted without the CA
+            httpx.get(f"{url}/healthz")
+        assert httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=str(pki / "ca.pem"))).is_success
+        cfg = agent_config(tmp_path / "agent", Broker("127.0.0.1", port, mq), url, RULES,
+                           mqtt={"tls": {"ca_file": str(pki / "ca.pem")}},
+                           hub={"key": EDGE_KEY, "ca_file": str(pki / "ca.pem")})
+        agent = Agent(cfg)
+        agent.start()
+        assert agent.mqtt.wait_connected(15)
+        gw = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        gw.tls_set(ca_certs=str(pki / "ca.pem"))
+        gw.connect("127.0.0.1", port)
+        gw.loop_start()
+        body = {"ts": int(time.time() * 1000), "metrics": {"ch4_ppm": 9000.0}}
+        gw.publish("gw/grid-01/sensor/gas-01/reading", json.dumps(body), qos=1).wait_for_publish(10)
+        gw.loop_stop()
+        gw.disconnect()
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+        def cases() -> list[dict]:
+            r = httpx.get(f"{url}/api/v1/cases", headers={"Authorization": f"Bearer {OPS_KEY}"}, verify=ctx)
+            return list(r.json()["cases"])
+
+        assert wait_until(lambda: len(cases()) == 1, timeout=30)
+        assert cases()[0]["device"] == "gas-01" and cases()[0]["category"] == "gas_leak"
+    finally:
+        if agent is not None:
+            agent.stop()
+        stop_pid(hub)
+        stop_pid(mq)
