@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test lint bench demo clean
+.PHONY: venv deps test lint bench soak demo clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -37,6 +37,10 @@ lint: venv
 
 bench: deps venv
 	for b in bench/ingest.py bench/hub.py bench/video.py bench/sim_load.py; do $(BIN)/python $$b || exit 1; done
+
+# 30 minutes at 2,000 readings/s on PostgreSQL (SOAK_ARGS="--minutes 3" for a short one)
+soak: deps venv
+	$(BIN)/python bench/soak.py $(SOAK_ARGS)
 
 demo: deps venv
 	$(BIN)/python -m gridwatch.demo
