@@ -67,7 +67,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     metrics_ = HubMetrics(store)
-    app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz)
+    app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
+                             unknown_grids=cfg.unknown_grids)
     app.state.scheduler = scheduler
     app.state.watcher = watcher
     app.include_router(alerts.router)

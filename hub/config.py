@@ -25,11 +25,15 @@ class ApiKey(Strict):
     role: Role
     unit: str | None = Field(None, description="operators and viewers: the unit whose subtree they see")
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="hash_key(key); `gridwatch hub hash-key`")
+    grids: list[str] | None = Field(None, description="edge keys: the grids whose alerts this agent may send "
+                                                      "(others are rejected); none = every grid")
 
     @model_validator(mode="after")
     def _unit(self) -> ApiKey:
         if self.role in ("operator", "viewer") and self.unit is None:
             raise ValueError(f"a {self.role} key needs a unit")
+        if self.grids is not None and self.role != "edge":
+            raise ValueError("grids goes with edge keys")
         return self
 
     def matches(self, key: str) -> bool:
@@ -81,6 +85,9 @@ class HubConfig(Strict):
     keys: list[ApiKey] = Field(min_length=1)
     mqtt: HubMqtt | None = Field(None, description="publish case events on <topic_root>/cases/<unit>")
     limits: HubLimits = Field(default_factory=lambda: HubLimits())
+    unknown_grids: Literal["district", "reject"] = Field(
+        "district", description="an alert from a grid not in the org tree: open its case at the district with "
+                                "a note, or reject the alert")
 
     def resolved(self, base: Path) -> HubConfig:
         def fix(p: Path) -> Path:

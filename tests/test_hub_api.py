@@ -333,3 +333,20 @@ def test_an_operator_transfers_only_within_its_subtree(client):
     assert r.status_code == 403 and "within its subtree" in r.json()["detail"]
     r = client.post(f"/api/v1/cases/{case_id}/transfer", json={"unit": "grid-01"}, headers=H("ops"))
     assert r.status_code == 200 and r.json()["owner"] == "grid-01"
+
+
+def test_edge_keys_scoped_to_grids_and_unknown_grids_by_policy(db_url):
+    """Issue 16.5: any edge key could open cases in any grid, even unknown ones."""
+    keys = [ApiKey(name="edge-a", role="edge", grids=["grid-01"], hash=hash_key("key-edge-a")),
+            ApiKey(name="edge-all", role="edge", hash=hash_key("key-edge-all")),
+            ApiKey(name="ops", role="operator", unit="district-a", hash=hash_key("key-ops"))]
+    cfg = HubConfig(database=db_url, keys=keys, unknown_grids="reject").resolved(Path("configs"))
+    with TestClient(create_app(cfg, clock=lambda: T, run_scheduler=False)) as c:
+        got = c.post("/api/v1/alerts", json={"alerts": [alert("a1"), alert("a7", grid="grid-07")]},
+                     headers=H("edge-a")).json()["results"]
+        assert [r["status"] for r in got] == ["created", "rejected"]
+        assert got[1]["error"] == "grid_id: 'grid-07' is not one of the grids of edge key 'edge-a'"
+        got = c.post("/api/v1/alerts", json={"alerts": [alert("a9", grid="grid-99")]},
+                     headers=H("edge-all")).json()["results"]
+        assert got[0]["status"] == "rejected" and "not in the org tree" in got[0]["error"]
+        assert [x["grid"] for x in c.get("/api/v1/cases", headers=H("ops")).json()["cases"]] == ["grid-01"]

@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from gridwatch.core.alert import AlertBatch, AlertResult, AlertResults, nul_field
-from hub.api.deps import EdgeCaller, MetricsDep, StoreDep
+from hub.api.deps import EdgeCaller, HubDep
 from hub.ingest import ingest
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"])
@@ -23,16 +23,22 @@ async def _has_nul(request: Request) -> bool:
 
 
 @router.post("", response_model=AlertResults)
-def post_alerts(batch: AlertBatch, store: StoreDep, metrics: MetricsDep, who: EdgeCaller,
+def post_alerts(batch: AlertBatch, hub: HubDep, who: EdgeCaller,
                 has_nul: Annotated[bool, Depends(_has_nul)]) -> Response:
     """One result per alert, in order: created / merged / updated / duplicate, or rejected for good with
     the reason (an alert no database can store), never a failed batch."""
+    store, metrics = hub.store, hub.metrics
     refused: dict[int, AlertResult] = {}
-    if has_nul:
-        for i, a in enumerate(batch.alerts):
-            if (field := nul_field(a)) is not None:
-                refused[i] = AlertResult(alert_id=a.alert_id, state=a.state, status="rejected",
-                                         error=f"{field}: contains a NUL character")
+    for i, a in enumerate(batch.alerts):
+        why = None
+        if who.grids is not None and a.grid_id not in who.grids:
+            why = f"grid_id: {a.grid_id!r} is not one of the grids of edge key {who.name!r}"
+        elif hub.unknown_grids == "reject" and a.grid_id not in store.org.units:
+            why = f"grid_id: {a.grid_id!r} is not in the org tree"
+        elif has_nul and (field := nul_field(a)) is not None:
+            why = f"{field}: contains a NUL character"
+        if why is not None:
+            refused[i] = AlertResult(alert_id=a.alert_id, state=a.state, status="rejected", error=why)
     taken = ingest(store, [a for i, a in enumerate(batch.alerts) if i not in refused], actor=who.name)
     it = iter(taken)
     results = [refused[i] if i in refused else next(it) for i in range(len(batch.alerts))]

@@ -20,6 +20,7 @@ class Principal:
     name: str
     role: Role
     unit: str | None  # None: the whole tree (edge, admin)
+    grids: frozenset[str] | None = None  # edge keys: the grids they may send alerts for; None = all
 
 
 def principal(request: Request,
@@ -30,7 +31,8 @@ def principal(request: Request,
     keys: list[ApiKey] = request.app.state.hub.keys
     for k in keys:
         if k.matches(creds.credentials):
-            return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None)
+            return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None,
+                             frozenset(k.grids) if k.grids is not None else None)
     raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
 
 

@@ -22,6 +22,7 @@ class HubState:
     metrics: HubMetrics
     keys: list[ApiKey]
     tz: str
+    unknown_grids: str = "district"
 
 
 def hub_state(request: Request) -> HubState:
@@ -37,6 +38,10 @@ def get_metrics(request: Request) -> HubMetrics:
     return hub_state(request).metrics
 
 
+def get_hub(request: Request) -> HubState:
+    return hub_state(request)
+
+
 def get_tz(request: Request) -> str:
     return hub_state(request).tz
 
@@ -44,6 +49,7 @@ def get_tz(request: Request) -> str:
 StoreDep = Annotated[Store, Depends(get_store)]
 MetricsDep = Annotated[HubMetrics, Depends(get_metrics)]
 TzDep = Annotated[str, Depends(get_tz)]
+HubDep = Annotated[HubState, Depends(get_hub)]
 
 Reader = Annotated[Principal, Depends(require(*READERS))]
 """Operators, viewers and admins: they read cases in their scope."""
