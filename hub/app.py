@@ -16,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from gridwatch.core.yamlconf import load
 from hub.api import alerts, board, cases, stats, stream
 from hub.api.deps import HubState
-from hub.api.guard import FailureLimiter, Guard
+from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
@@ -68,7 +68,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     metrics_ = HubMetrics(store)
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
-                             unknown_grids=cfg.unknown_grids)
+                             unknown_grids=cfg.unknown_grids,
+                             intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst))
     app.state.scheduler = scheduler
     app.state.watcher = watcher
     app.include_router(alerts.router)

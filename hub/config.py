@@ -72,6 +72,8 @@ class HubLimits(Strict):
                                 "(the forwarder then halves its batches)")
     auth_failures: int = Field(20, ge=1, description="wrong keys a client may present per auth_window")
     auth_window: float = Field(60.0, gt=0, description="seconds; past auth_failures the client gets 429")
+    intake_rate: float = Field(5000.0, gt=0, description="alerts per second each edge key may send (429 past it)")
+    intake_burst: float = Field(20000.0, ge=1, description="alerts an edge key may send at once")
 
 
 class HubConfig(Strict):

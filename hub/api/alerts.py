@@ -5,6 +5,8 @@ The body is the shared `AlertBatch` model, so OpenAPI documents the alert and a 
 
 from __future__ import annotations
 
+import json
+import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
@@ -28,6 +30,12 @@ def post_alerts(batch: AlertBatch, hub: HubDep, who: EdgeCaller,
     """One result per alert, in order: created / merged / updated / duplicate, or rejected for good with
     the reason (an alert no database can store), never a failed batch."""
     store, metrics = hub.store, hub.metrics
+    wait = hub.intake.take(who.name, len(batch.alerts)) if hub.intake is not None else 0.0
+    if wait > 0:  # the forwarder backs off and sends again; nothing of this batch was taken
+        metrics.alerts.labels("throttled").inc(len(batch.alerts))
+        return Response(json.dumps({"detail": f"edge key {who.name!r} is over its alert rate; retry later"}),
+                        status_code=429, media_type="application/json",
+                        headers={"Retry-After": str(max(1, math.ceil(wait)))})
     refused: dict[int, AlertResult] = {}
     for i, a in enumerate(batch.alerts):
         why = None

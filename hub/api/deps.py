@@ -9,6 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from hub.api.auth import READERS, Principal, require
+from hub.api.guard import IntakeLimiter
 from hub.config import ApiKey
 from hub.metrics import HubMetrics
 from hub.store import Store
@@ -23,6 +24,7 @@ class HubState:
     keys: list[ApiKey]
     tz: str
     unknown_grids: str = "district"
+    intake: IntakeLimiter | None = None
 
 
 def hub_state(request: Request) -> HubState:

@@ -5,6 +5,7 @@ parsed (401), and a client that keeps presenting wrong keys is turned away for a
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -53,6 +54,30 @@ class FailureLimiter:
         if client not in self._failures and len(self._failures) >= self.max_clients:
             self._failures.pop(next(iter(self._failures)))  # bounded memory under a spray of addresses
         self._failures.setdefault(client, deque()).append(self.clock())
+
+
+class IntakeLimiter:
+    """Alerts per second per edge key, as a token bucket: `burst` at once, refilled at `rate`. A batch larger
+    than the burst passes once the bucket is full and leaves a debt, so no batch waits forever. Pure, with
+    an injected clock (and a lock: requests run on several threads); `take` answers how long to wait
+    (0: taken)."""
+
+    def __init__(self, rate: float, burst: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate, self.burst, self.clock = rate, burst, clock
+        self._buckets: dict[str, tuple[float, float]] = {}  # key name -> (tokens, at)
+        self._lock = threading.Lock()
+
+    def take(self, key: str, n: int) -> float:
+        with self._lock:
+            now = self.clock()
+            tokens, at = self._buckets.get(key, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - at) * self.rate)
+            need = min(n, self.burst)
+            if tokens < need:
+                self._buckets[key] = (tokens, now)
+                return (need - tokens) / self.rate
+            self._buckets[key] = (tokens - n, now)
+            return 0.0
 
 
 class Guard:
