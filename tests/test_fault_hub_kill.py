@@ -1,0 +1,63 @@
+"""Faults with real processes (issue 16): the hub SIGKILLed while the agent forwards a burst, then
+restarted on the same database. Every injected leak becomes exactly one case."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from edge.agent import Agent
+from tests.agentkit import Gateway, agent_config, wait_until
+from tests.hubkit import EDGE, OPS, ROOT, Hub
+
+pytestmark = pytest.mark.slow
+
+RULES = """
+rules:
+  - id: gas-high
+    match: {metric: ch4_ppm}
+    when: {above: 5000}
+    severity: critical
+    category: gas_leak
+"""
+
+
+def gas_cases(hub: Hub) -> list[dict]:
+    try:
+        r = httpx.get(f"{hub.url}/api/v1/cases", params={"category": "gas_leak", "limit": 5000},
+                      headers={"Authorization": f"Bearer {OPS}"}, timeout=10)
+    except httpx.HTTPError:
+        return []
+    return list(r.json()["cases"]) if r.is_success else []
+
+
+def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
+    hub = Hub(tmp_path / "hub", (ROOT / "configs/sla.yaml").read_text()).start()
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, RULES,
+                               hub={"key": EDGE, "batch_size": 5, "backoff_min": "0.1s", "backoff_max": "1s"}))
+    agent.start()
+    gw = Gateway(broker)
+    try:
+        assert agent.mqtt.wait_connected(10)
+        devices = [f"gas-{i:03d}" for i in range(60)]
+        for i, dev in enumerate(devices):
+            gw.reading("grid-01", dev, ch4_ppm=9000.0)
+            if i == 20:
+                assert wait_until(lambda: len(gas_cases(hub)) > 0, timeout=20)
+                assert hub.proc is not None
+                hub.proc.kill()  # SIGKILL: mid-batch, no clean shutdown
+                hub.proc.wait(10)
+                hub.proc = None
+        time.sleep(1.0)  # the agent meets a dead hub and backs off
+        hub.start()  # same port, same database
+        assert wait_until(lambda: len(gas_cases(hub)) >= len(devices), timeout=60)
+        time.sleep(1.0)
+        cases = gas_cases(hub)
+        assert sorted(c["device"] for c in cases) == devices  # each leak exactly one case
+        assert wait_until(lambda: agent.outbox.depth() == 0, timeout=20)
+    finally:
+        gw.close()
+        agent.stop()
+        hub.stop()
