@@ -20,6 +20,16 @@ from simulators.services import Broker
 KEY = "test-edge-key"
 
 
+GAS_RULES = """
+rules:
+  - id: gas-high
+    match: {metric: ch4_ppm}
+    when: {above: 5000}
+    category: gas_leak
+"""
+"""One level rule on methane: what most agent tests need."""
+
+
 def agent_config(tmp_path: Path, broker: Broker, hub_url: str, rules: str, **over: Any) -> EdgeConfig:
     tmp_path.mkdir(parents=True, exist_ok=True)
     rules_file = tmp_path / "rules.yaml"

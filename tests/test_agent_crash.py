@@ -14,17 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.agentkit import KEY, Gateway, wait_until
+from tests.agentkit import GAS_RULES, KEY, Gateway, wait_until
 
 pytestmark = pytest.mark.slow
 
-RULES = """
-rules:
-  - id: gas-high
-    match: {metric: ch4_ppm}
-    when: {above: 5000}
-    category: gas_leak
-"""
 
 
 def start_agent(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
@@ -34,7 +27,7 @@ def start_agent(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_sigkill_during_burst_loses_no_alert_and_duplicates_none(tmp_path, broker, hub):
-    (tmp_path / "rules.yaml").write_text(RULES)
+    (tmp_path / "rules.yaml").write_text(GAS_RULES)
     cfg = {"edge_id": "edge-k", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "edge-crash-test"},
            "rules": "rules.yaml", "outbox": {"path": "outbox.sqlite"},
            "hub": {"url": hub.url, "key": KEY, "key_env": None, "backoff_min": "0.2s", "backoff_max": "1s"},

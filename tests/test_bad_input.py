@@ -8,17 +8,10 @@ import time
 import pytest
 
 from edge.agent import Agent
-from tests.agentkit import Gateway, agent_config, wait_until
+from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
 
 pytestmark = pytest.mark.slow
 
-RULES = """
-rules:
-  - id: gas-high
-    match: {metric: ch4_ppm}
-    when: {above: 5000}
-    category: gas_leak
-"""
 
 NOW_MS = int(time.time() * 1000)
 BAD = [
@@ -55,7 +48,7 @@ def running(tmp_path_factory, broker):
 
     tmp = tmp_path_factory.mktemp("bad-input")
     hub = RecordingHub().start()
-    cfg = agent_config(tmp, broker, hub.url, RULES, limits={"max_payload_bytes": 4096},
+    cfg = agent_config(tmp, broker, hub.url, GAS_RULES, limits={"max_payload_bytes": 4096},
                        devices={"strict": True, "list": [{"id": "gas-01", "grid": "grid-01"},
                                                          {"id": "fence-01", "grid": "grid-01", "kind": "fence"}]})
     agent = Agent(cfg)

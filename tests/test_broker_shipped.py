@@ -14,22 +14,15 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
 from simulators.services import start_shipped_mosquitto, stop_pid
-from tests.agentkit import Gateway, agent_config, wait_until
+from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
 
 pytestmark = pytest.mark.slow
 
 USERS = {u: f"test-only-{u}-password" for u in ("edge-a", "edge-b", "hub", "viewer", "gw-grid-01", "gw-grid-07")}
-RULES = """
-rules:
-  - id: gas-high
-    match: {metric: ch4_ppm}
-    when: {above: 5000}
-    category: gas_leak
-"""
 
 
 def make_agent(tmp, broker, hub_url):
-    cfg = agent_config(tmp, broker, hub_url, RULES, rewrite_rules=False,
+    cfg = agent_config(tmp, broker, hub_url, GAS_RULES, rewrite_rules=False,
                        mqtt={"username": "edge-a", "password": USERS["edge-a"], "client_id": "edge-a"})
     agent = Agent(cfg)
     seen: list[str] = []

@@ -9,19 +9,11 @@ import httpx
 import pytest
 
 from edge.agent import Agent
-from tests.agentkit import Gateway, agent_config, wait_until
+from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
 from tests.hubkit import EDGE, OPS, ROOT, Hub
 
 pytestmark = pytest.mark.slow
 
-RULES = """
-rules:
-  - id: gas-high
-    match: {metric: ch4_ppm}
-    when: {above: 5000}
-    severity: critical
-    category: gas_leak
-"""
 
 
 def gas_cases(hub: Hub) -> list[dict]:
@@ -35,7 +27,7 @@ def gas_cases(hub: Hub) -> list[dict]:
 
 def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
     hub = Hub(tmp_path / "hub", (ROOT / "configs/sla.yaml").read_text()).start()
-    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, RULES,
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, GAS_RULES,
                                hub={"key": EDGE, "batch_size": 5, "backoff_min": "0.1s", "backoff_max": "1s"}))
     agent.start()
     gw = Gateway(broker)

@@ -10,7 +10,7 @@ import pytest
 
 from edge.agent import Agent
 from edge.outbox import Outbox
-from tests.agentkit import Gateway, agent_config, wait_until
+from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
 
 
 def fill(box: Outbox, extra_pages: int = 1) -> None:
@@ -38,18 +38,11 @@ def test_a_full_disk_says_so_and_keeps_what_was_committed(tmp_path):
     box.close()
 
 
-RULES = """
-rules:
-  - id: gas-high
-    match: {metric: ch4_ppm}
-    when: {above: 5000}
-    category: gas_leak
-"""
 
 
 @pytest.mark.slow
 def test_the_agent_counts_a_full_disk_holds_the_messages_and_recovers(tmp_path, broker, hub):
-    agent = Agent(agent_config(tmp_path, broker, hub.url, RULES))
+    agent = Agent(agent_config(tmp_path, broker, hub.url, GAS_RULES))
     agent.start()
     gw = Gateway(broker)
     try:

@@ -21,19 +21,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from hub.config import hash_key
 from simulators.services import Broker, binary, free_port, stop_pid, wait_port
-from tests.agentkit import agent_config, wait_until
+from tests.agentkit import GAS_RULES, agent_config, wait_until
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
 EDGE_KEY, OPS_KEY = "tls-test-edge-key", "tls-test-ops-key"  # test-only keys
-RULES = """
-rules:
-  - id: gas-high
-    match: {metric: ch4_ppm}
-    when: {above: 5000}
-    severity: critical
-    category: gas_leak
-"""
 
 
 def openssl(*args: str, cwd: Path) -> None:
@@ -79,7 +71,7 @@ def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
         with pytest.raises(httpx.ConnectError):  # not trusted without the CA
             httpx.get(f"{url}/healthz")
         assert httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=str(pki / "ca.pem"))).is_success
-        cfg = agent_config(tmp_path / "agent", Broker("127.0.0.1", port, mq), url, RULES,
+        cfg = agent_config(tmp_path / "agent", Broker("127.0.0.1", port, mq), url, GAS_RULES,
                            mqtt={"tls": {"ca_file": str(pki / "ca.pem")}},
                            hub={"key": EDGE_KEY, "ca_file": str(pki / "ca.pem")})
         agent = Agent(cfg)

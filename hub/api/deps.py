@@ -40,10 +40,6 @@ def get_metrics(request: Request) -> HubMetrics:
     return hub_state(request).metrics
 
 
-def get_hub(request: Request) -> HubState:
-    return hub_state(request)
-
-
 def get_tz(request: Request) -> str:
     return hub_state(request).tz
 
@@ -51,7 +47,7 @@ def get_tz(request: Request) -> str:
 StoreDep = Annotated[Store, Depends(get_store)]
 MetricsDep = Annotated[HubMetrics, Depends(get_metrics)]
 TzDep = Annotated[str, Depends(get_tz)]
-HubDep = Annotated[HubState, Depends(get_hub)]
+HubDep = Annotated[HubState, Depends(hub_state)]
 
 Reader = Annotated[Principal, Depends(require(*READERS))]
 """Operators, viewers and admins: they read cases in their scope."""

@@ -16,6 +16,7 @@ from prometheus_client import Counter
 from hub.config import ApiKey
 
 logger = logging.getLogger(__name__)
+MATCHED_KEY = "gridwatch_api_key"  # request state: the key the guard matched, so it is hashed once
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -111,7 +112,8 @@ class Guard:
                 await _answer(send, 429, "too many wrong keys; try again later", {"Retry-After": f"{wait:.0f}"})
                 return
             token = auth[7:] if auth.lower().startswith("bearer ") else ""
-            if not any(k.matches(token) for k in self.keys()):
+            key = next((k for k in self.keys() if k.matches(token)), None)
+            if key is None:
                 self.limiter.failed(client)
                 self.failures.inc()
                 now = time.monotonic()
@@ -120,6 +122,7 @@ class Guard:
                     logger.warning("wrong API key from %s on %s %s", client, scope["method"], path)
                 await _answer(send, 401, "unknown API key", {"WWW-Authenticate": "Bearer"})
                 return
+            scope.setdefault("state", {})[MATCHED_KEY] = key  # `principal()` takes it from here
         await self.app(scope, receive, send)
 
 
