@@ -8,31 +8,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
-import yaml  # noqa: E402
 
-from hub.config import hash_key  # noqa: E402
-from simulators.services import free_port, start_mosquitto, start_postgres, stop_pid, wait_port  # noqa: E402
-
-RULES = """
-rules:
-  - id: gas-high
-    match: {kind: sensor, metric: ch4_ppm}
-    when: {above: 5000, clear_below: 4000}
-    severity: critical
-    category: gas_leak
-"""
-EDGE_KEY, OPS_KEY = "soak-edge-key", "soak-ops-key"  # soak-only keys
+from bench.stack import OPS_KEY, load_command, start_stack  # noqa: E402
+from simulators.services import start_postgres  # noqa: E402
 
 
 def rss_mib(pid: int) -> float:
@@ -63,54 +50,32 @@ def main() -> int:
     args = ap.parse_args()
     seconds = args.minutes * 60
     with tempfile.TemporaryDirectory() as tmp_s:
-        tmp = Path(tmp_s)
-        broker = start_mosquitto(tmp / "mosquitto")
         pg = start_postgres()
-        port, mport = free_port(), free_port()
-        (tmp / "rules.yaml").write_text(RULES)
-        (tmp / "hub.yaml").write_text(yaml.safe_dump({
-            "database": pg.url, "listen": {"host": "127.0.0.1", "port": port},
-            "org": str(ROOT / "configs/org.yaml"), "sla": str(ROOT / "configs/sla.yaml"),
-            "calendars": str(ROOT / "configs/calendars"),
-            "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE_KEY)},
-                     {"name": "ops", "role": "operator", "unit": "district-a", "hash": hash_key(OPS_KEY)}]}))
-        (tmp / "edge.yaml").write_text(yaml.safe_dump({
-            "edge_id": "edge-soak", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "edge-soak"},
-            "rules": str(tmp / "rules.yaml"), "outbox": {"path": str(tmp / "outbox.sqlite")},
-            "hub": {"url": f"http://127.0.0.1:{port}", "key_env": "SOAK_EDGE_KEY"},
-            "metrics": {"host": "127.0.0.1", "port": mport}}))
-        env = {**os.environ, "SOAK_EDGE_KEY": EDGE_KEY, "GRIDWATCH_HUB_KEY": OPS_KEY}
-        gw = [sys.executable, "-m", "gridwatch"]
-        hub = subprocess.Popen([*gw, "hub", "serve", "-c", str(tmp / "hub.yaml")], env=env)
-        agent = subprocess.Popen([*gw, "edge", "run", "-c", str(tmp / "edge.yaml")], env=env)
         samples: list[tuple[float, float, float]] = []  # (t, agent MiB, hub MiB)
         try:
-            wait_port(port, 30, hub)
-            wait_port(mport, 30, agent)
-            load = subprocess.Popen([*gw, "sim", "load", "--devices", str(args.devices), "--rate", str(args.rate),
-                                     "--duration", str(seconds), "--incidents", str(args.incidents),
-                                     "--broker", f"{broker.host}:{broker.port}", "--hub", f"http://127.0.0.1:{port}",
-                                     "--key-env", "GRIDWATCH_HUB_KEY"],
-                                    env=env, stdout=subprocess.PIPE, text=True)
-            t0 = time.monotonic()
-            while load.poll() is None:
-                samples.append((time.monotonic() - t0, rss_mib(agent.pid), rss_mib(hub.pid)))
-                time.sleep(10)
-            out = load.stdout.read() if load.stdout else ""
-            rep = json.loads(out.strip().splitlines()[-1])
-            deadline = time.monotonic() + 120
-            depth = outbox_depth(mport)
-            while (depth is None or depth > 0) and time.monotonic() < deadline:
-                time.sleep(1)
-                depth = outbox_depth(mport)
-            cases = httpx.get(f"http://127.0.0.1:{port}/api/v1/cases",
-                              params={"category": "gas_leak", "status": "open,accepted,resolved,on_hold,closed",
-                                      "limit": 5000},
-                              headers={"Authorization": f"Bearer {OPS_KEY}"}, timeout=30).json()["cases"]
+            stack = start_stack(Path(tmp_s), pg.url, "edge-soak")
+            try:
+                load = subprocess.Popen(load_command(stack, devices=args.devices, rate=args.rate, seconds=seconds,
+                                                     incidents=args.incidents),
+                                        env=stack.env, stdout=subprocess.PIPE, text=True)
+                t0 = time.monotonic()
+                while load.poll() is None:
+                    samples.append((time.monotonic() - t0, rss_mib(stack.agent.pid), rss_mib(stack.hub.pid)))
+                    time.sleep(10)
+                out = load.stdout.read() if load.stdout else ""
+                rep = json.loads(out.strip().splitlines()[-1])
+                deadline = time.monotonic() + 120
+                depth = outbox_depth(stack.metrics_port)
+                while (depth is None or depth > 0) and time.monotonic() < deadline:
+                    time.sleep(1)
+                    depth = outbox_depth(stack.metrics_port)
+                cases = httpx.get(f"{stack.hub_url}/api/v1/cases",
+                                  params={"category": "gas_leak", "status": "open,accepted,resolved,on_hold,closed",
+                                          "limit": 5000},
+                                  headers={"Authorization": f"Bearer {OPS_KEY}"}, timeout=30).json()["cases"]
+            finally:
+                stack.stop()
         finally:
-            stop_pid(agent)
-            stop_pid(hub)
-            stop_pid(broker.proc)
             pg.stop()
     warm = [s for s in samples if s[0] >= seconds * args.warmup] or samples
     base_a, base_h = warm[0][1], warm[0][2]
