@@ -20,6 +20,7 @@ from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
+from hub.fanout import EventFeed
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
@@ -49,6 +50,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     scheduler = Scheduler(store)
     watcher = ConfigWatcher(store, cfg.org, cfg.sla)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
+    feed = EventFeed(store)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -57,7 +59,9 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         watcher.start()
         if publisher is not None:
             publisher.start()
+        await feed.start()
         yield
+        await feed.stop()
         scheduler.stop()
         watcher.stop()
         if publisher is not None:
@@ -71,6 +75,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst))
     app.state.scheduler = scheduler
+    app.state.feed = feed
     app.state.watcher = watcher
     app.include_router(alerts.router)
     app.include_router(cases.router)

@@ -3,6 +3,7 @@ them. The timeline table is the event log; `events_after` reads it through the s
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hub.store import EventRow, Scope, Store
@@ -22,3 +23,8 @@ def event_body(row: EventRow) -> dict[str, Any]:
 def events_after(store: Store, after: int, scope: Scope, limit: int = 500) -> list[dict[str, Any]]:
     """Events with an id above `after`, oldest first, that the scope sees."""
     return [event_body(r) for r in store.events_after(after, scope, limit)]
+
+
+def sse(ev: dict[str, Any]) -> bytes:
+    """One Server-Sent Event: `id` (for Last-Event-ID), `event` and the body as `data`."""
+    return f"id: {ev['id']}\nevent: {ev['event']}\ndata: {json.dumps(ev, ensure_ascii=False)}\n\n".encode()

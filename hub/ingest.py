@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
-from hub.models import AlertRow, Case, Evidence, NewCase, TimelineEntry
+from hub.models import AlertRow, Case, Evidence, NewCase
 from hub.sla import Policy
 from hub.store import Store, bulk_insert, new_case_id
 
@@ -175,7 +175,7 @@ class Batch:
         for i, case_id, alert_id, b64 in self.snapshots:
             self.rows[i]["body"]["evidence"]["stored"] = self._evidence(case_id, alert_id, b64)
         bulk_insert(s, AlertRow, self.rows)
-        bulk_insert(s, TimelineEntry, self.log)
+        self.store.append_log(s, self.log)
 
     def _evidence(self, case_id: str, alert_id: str, b64: str) -> int | str:
         """Keep a JPEG snapshot (size-capped) as the case's next evidence item; say why when it is not kept."""

@@ -1,6 +1,13 @@
 """The store layer: every query the hub makes, the clock readings derived from stored stamps, and the
 append-only timeline. Works on SQLite and PostgreSQL.
 
+The timeline is the event log the stream and the MQTT publisher follow by id. Entries are written at the end
+of their transaction (`log` only queues them); on PostgreSQL under a transaction-scoped advisory lock, so ids
+are handed out in commit order and a reader that has seen id N never later finds a smaller id committed
+(two writers could otherwise commit out of id order and the reader would skip the earlier one). The same
+transaction sends `NOTIFY gridwatch_events`, delivered at commit, to wake every hub process's reader;
+listeners registered on the store (`on_events`) wake this process's readers on SQLite.
+
 What changes a case lives beside it: `hub.ingest` (alerts in), `hub.actions` (people's actions and manual
 reports), `hub.scheduler` (lights and escalation on time); pure decisions in `hub.lifecycle`, `hub.sla`
 and `hub.escalation`. Routes and the MQTT publisher read through this module, never with their own SQL.
@@ -12,11 +19,11 @@ import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Engine, func, insert, or_, select
+from sqlalchemy import JSON, ColumnElement, Engine, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -32,6 +39,11 @@ __all__ = ["Conflict", "NotFound", "Store", "Scope", "bulk_insert", "new_case_id
 
 Scope = set[str] | None
 """The org units whose cases a caller sees; None = the whole tree."""
+
+EVENTS_CHANNEL = "gridwatch_events"
+"""The PostgreSQL NOTIFY channel that says new timeline entries were committed."""
+EVENTS_LOCK = 0x67726964  # "grid": the advisory lock key that orders timeline writers on PostgreSQL
+_PENDING = "gridwatch.timeline"  # Session.info key: entries queued by `log`, written at commit
 
 
 def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -94,6 +106,8 @@ class Store:
     org: Org
     calendars: dict[str, Calendar]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    on_events: list[Callable[[], None]] = field(default_factory=list)
+    """Called (from the writing thread) after a transaction that wrote timeline entries commits."""
 
     def now(self) -> datetime:
         """The store's stamps: UTC, millisecond precision."""
@@ -102,9 +116,31 @@ class Store:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """One write transaction; ORM objects stay readable after it commits."""
-        with Session(self.engine, expire_on_commit=False) as s, s.begin():
-            yield s
+        """One write transaction; ORM objects stay readable after it commits. Timeline entries queued by
+        `log`/`append_log` are written last, in id order with every other writer's (see the module doc)."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            with s.begin():
+                yield s
+                wrote = self._write_timeline(s)
+            if wrote:
+                for wake in list(self.on_events):
+                    wake()
+
+    @staticmethod
+    def _write_timeline(s: Session) -> bool:
+        rows: list[dict[str, Any]] = s.info.pop(_PENDING, [])
+        if not rows:
+            return False
+        s.flush()
+        if s.get_bind().dialect.name == "postgresql":
+            # Held to the end of the transaction: ids come from the sequence only after the previous
+            # writer has committed, so commit order is id order.
+            s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_LOCK})
+            bulk_insert(s, TimelineEntry, rows)
+            s.execute(text("SELECT pg_notify(:c, '')"), {"c": EVENTS_CHANNEL})
+        else:  # SQLite: one writer at a time already, so ids are in commit order
+            bulk_insert(s, TimelineEntry, rows)
+        return True
 
     # ---- cases --------------------------------------------------------------------------------
     @staticmethod
@@ -227,8 +263,15 @@ class Store:
 
     @staticmethod
     def log(s: Session, case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:
-        """Append one timeline entry (the event log the stream and MQTT publisher read)."""
-        s.add(TimelineEntry(case_id=case.id, at=now, actor=actor, action=action, detail=detail))
+        """Append one timeline entry (the event log the stream and MQTT publisher read), written when
+        the transaction commits."""
+        Store.append_log(s, [{"case_id": case.id, "at": now, "actor": actor, "action": action,
+                              "detail": detail}])
+
+    @staticmethod
+    def append_log(s: Session, rows: Sequence[dict[str, Any]]) -> None:
+        """Queue timeline rows (case_id, at, actor, action, detail) for the end of the transaction."""
+        s.info.setdefault(_PENDING, []).extend(rows)
 
     # ---- clocks -------------------------------------------------------------------------------
     @staticmethod

@@ -1,13 +1,13 @@
 """`GET /api/v1/stream`: Server-Sent Events of every case event, filtered to the caller's subtree.
 
-The timeline table is the event log (`hub.events`), so every hub process serves the same stream, and a
-client that reconnects with `Last-Event-ID` gets what it missed.
+Live events come from the process's one `EventFeed` (`hub.fanout`); a client that reconnects with
+`Last-Event-ID` first gets what it missed from the timeline table (the event log every replica shares),
+then joins the live feed without a gap or a repeat.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from typing import Annotated
 
@@ -16,35 +16,41 @@ from fastapi.responses import StreamingResponse
 
 from hub.api.auth import scope_of
 from hub.api.deps import Reader, StoreDep
-from hub.events import events_after
+from hub.events import events_after, sse
+from hub.fanout import EventFeed
 
 router = APIRouter(prefix="/api/v1", tags=["stream"])
+REPLAY_BATCH = 500
 
 
 @router.get("/stream")
 async def stream(request: Request, store: StoreDep, who: Reader,
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
-    scope = scope_of(store, who)
-    start = int(last_event_id) if last_event_id and last_event_id.isdigit() else await asyncio.to_thread(
-        store.last_event_id)
+    feed: EventFeed = request.app.state.feed
+    resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
+    scope = scope_of(store, who) if resume is not None else None
 
     async def events() -> AsyncIterator[bytes]:
-        after = start
-        yield b": connected\nretry: 2000\n\n"
-        idle = 0.0
-        while not await request.is_disconnected():
-            batch = await asyncio.to_thread(events_after, store, after, scope)
-            for ev in batch:
-                after = ev["id"]
-                yield f"id: {ev['id']}\nevent: {ev['event']}\ndata: {json.dumps(ev, ensure_ascii=False)}\n\n".encode()
-            if batch:
-                idle = 0.0
-                continue
-            await asyncio.sleep(0.25)
-            idle += 0.25
-            if idle >= 15:  # keep proxies from closing a quiet stream
-                idle = 0.0
-                yield b": keep-alive\n\n"
+        sub = feed.subscribe(who.unit)
+        try:
+            sent = sub.start if resume is None else resume
+            yield b": connected\nretry: 2000\n\n"
+            while resume is not None and sent < sub.start:  # history from before we joined the feed
+                batch = await asyncio.to_thread(events_after, store, sent, scope, REPLAY_BATCH)
+                for ev in batch:
+                    sent = ev["id"]
+                    yield sse(ev)
+                if len(batch) < REPLAY_BATCH:
+                    break
+            while True:
+                ev_id, data = await sub.queue.get()
+                if sub.dropped:  # too far behind: end; the client resumes from Last-Event-ID
+                    return
+                if ev_id == 0 or ev_id > sent:
+                    sent = max(sent, ev_id)
+                    yield data
+        finally:
+            feed.unsubscribe(sub)
 
     return StreamingResponse(events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
