@@ -71,6 +71,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     metrics_ = HubMetrics(store)
+    metrics_.watch_feed(feed, publisher)
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.store import Store
+
+if TYPE_CHECKING:
+    from hub.fanout import EventFeed
+    from hub.mqtt_events import CaseEventPublisher
 
 
 class _CaseCollector(Collector):
@@ -37,3 +41,12 @@ class HubMetrics:
         self.auth_failures = Counter("gridwatch_hub_auth_failures", "Requests refused for a wrong API key",
                                      registry=self.registry)
         self.registry.register(_CaseCollector(store))
+
+    def watch_feed(self, feed: EventFeed, publisher: CaseEventPublisher | None) -> None:
+        """Stream and publisher state, read at scrape time."""
+        Gauge("gridwatch_hub_stream_clients", "Stream (SSE) connections now",
+              registry=self.registry).set_function(lambda: feed.count)
+        Gauge("gridwatch_hub_stream_dropped", "Stream connections ended for falling too far behind (since start)",
+              registry=self.registry).set_function(lambda: feed.dropped)
+        Gauge("gridwatch_hub_mqtt_leader", "1 while this process is the one MQTT case-event publisher",
+              registry=self.registry).set_function(lambda: 1 if publisher is not None and publisher.leading else 0)

@@ -1,59 +1,142 @@
 """Case events to MQTT: every stream event is published (QoS 1) on `gw/cases/{unit}` for each unit above
-the case's grid and owner, so a subscriber to a unit's topic sees that unit's subtree."""
+the case's grid and owner, so a subscriber to a unit's topic sees that unit's subtree.
+
+It runs once across hub replicas: only the holder of the `mqtt-publisher` leadership (`hub.leader`) connects
+and publishes, under a client id of its own (`<client_id>-<random>`), so replicas never knock each other off
+the broker or publish an event twice. The last event the broker acknowledged is kept in the database
+(`cursors`), so a new leader (or a restarted one) resumes where the last one stopped rather than at "now".
+The cursor moves after the PUBACKs of each batch: if a leader dies between a batch's PUBACKs and saving the
+cursor, the next leader publishes that batch again. Subscribers that must not see a repeat drop events by
+their `id`, which is unique and increasing.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
+from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.config import HubMqtt
 from hub.events import events_after
+from hub.leader import Leadership
 from hub.store import Store
 
 logger = logging.getLogger(__name__)
+CURSOR = "mqtt-publisher"
+BATCH = 50
 
 
 class CaseEventPublisher:
-    def __init__(self, store: Store, cfg: HubMqtt) -> None:
-        self.store, self.cfg = store, cfg
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                                  protocol=paho.MQTTv5)
-        if cfg.username:
-            self.client.username_pw_set(cfg.username, cfg.secret())
-        self.client.reconnect_delay_set(1, 30)
+    def __init__(self, store: Store, cfg: HubMqtt, *, retry: float = 2.0) -> None:
+        self.store, self.cfg, self.retry = store, cfg, retry
+        self.client_id = f"{cfg.client_id}-{secrets.token_hex(4)}"
+        self.leader = Leadership(store.engine, CURSOR)
         self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._acked: set[int] = set()
+        self._cond = threading.Condition()
+        self._connected = threading.Event()
         self._thread: threading.Thread | None = None
         self.published = 0
+        self.leading = False
 
     def start(self) -> None:
-        self.client.connect_async(self.cfg.host, self.cfg.port)
-        self.client.loop_start()
+        self.store.on_events.append(self._wake.set)
         self._thread = threading.Thread(target=self._run, name="gridwatch-hub-mqtt", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
+        if self._wake.set in self.store.on_events:
+            self.store.on_events.remove(self._wake.set)
         if self._thread is not None:
             self._thread.join(10)
-        self.client.loop_stop()
-        self.client.disconnect()
 
+    # ---- leadership -------------------------------------------------------------------------------
     def _run(self) -> None:
-        after = self.store.last_event_id()  # live events from start-up on; the SSE stream replays history
-        while not self._stop.wait(0.25):
+        while not self._stop.is_set():
+            if not self.leader.try_acquire():
+                self._stop.wait(self.retry)
+                continue
+            logger.info("MQTT case-event publisher: leading as %s", self.client_id)
+            self.leading = True
+            client = self._client()
             try:
-                for ev in events_after(self.store, after, None):
-                    units = set(self.store.org.chain(ev["grid"])) if ev["grid"] in self.store.org.units else set()
-                    if ev["owner"] in self.store.org.units:
-                        units |= set(self.store.org.chain(ev["owner"]))
-                    payload = json.dumps(ev, ensure_ascii=False)
-                    for unit in sorted(units):
-                        self.client.publish(f"{self.cfg.topic_root}/cases/{unit}", payload, qos=1)
-                    after = ev["id"]
-                    self.published += 1
+                self._lead(client)
             except Exception:
                 logger.exception("publishing case events failed; retrying")
+                self._stop.wait(self.retry)
+            finally:
+                self.leading = False
+                client.loop_stop()
+                client.disconnect()
+                self.leader.release()
+
+    def _client(self) -> paho.Client:
+        client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             protocol=paho.MQTTv5)
+        if self.cfg.username:
+            client.username_pw_set(self.cfg.username, self.cfg.secret())
+        client.reconnect_delay_set(1, 30)
+        client.on_publish = self._on_publish
+        client.on_connect = lambda *a: self._connected.set()
+        client.on_disconnect = lambda *a: self._connected.clear()
+        client.connect_async(self.cfg.host, self.cfg.port)
+        client.loop_start()
+        return client
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, _rc: Any, _p: Any) -> None:
+        with self._cond:
+            self._acked.add(mid)
+            self._cond.notify_all()
+
+    # ---- publishing -------------------------------------------------------------------------------
+    def _lead(self, client: paho.Client) -> None:
+        after = self.store.cursor(CURSOR)
+        if after is None:  # the first publisher ever: live events from now on (the stream replays history)
+            after = self.store.last_event_id()
+            self.store.save_cursor(CURSOR, after)
+        while not self._stop.is_set() and self.leader.holds():
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while not self._stop.is_set():
+                batch = events_after(self.store, after, None, BATCH)
+                if not batch:
+                    break
+                if not self._publish(client, batch):
+                    return
+                after = batch[-1]["id"]
+                self.store.save_cursor(CURSOR, after)
+                self.published += len(batch)
+
+    def _publish(self, client: paho.Client, batch: list[dict[str, Any]]) -> bool:
+        """Publish a batch and wait for every PUBACK (paho resends after a reconnect); False when this
+        process stopped or lost the leadership meanwhile."""
+        if not self._connected.wait(1.0):
+            while not self._connected.wait(1.0):
+                if self._stop.is_set() or not self.leader.holds():
+                    return False
+        org = self.store.org
+        mids: set[int] = set()
+        for ev in batch:
+            units = set(org.chain(ev["grid"])) if ev["grid"] in org.units else set()
+            if ev["owner"] in org.units:
+                units |= set(org.chain(ev["owner"]))
+            payload = json.dumps(ev, ensure_ascii=False)
+            for unit in sorted(units):
+                mids.add(client.publish(f"{self.cfg.topic_root}/cases/{unit}", payload, qos=1).mid)
+        with self._cond:
+            while not mids <= self._acked:
+                self._cond.wait(1.0)
+                if self._stop.is_set():
+                    return False
+                if not self._connected.is_set() and not self.leader.holds():
+                    return False
+            self._acked -= mids
+        return True

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session
 from hub.calendar import Calendar
 from hub.errors import Conflict, NotFound
 from hub.lifecycle import clock_stage
-from hub.models import AlertRow, Base, Case, CaseClock, Evidence, Pause, TimelineEntry
+from hub.models import AlertRow, Base, Case, CaseClock, Cursor, Evidence, Pause, TimelineEntry
 from hub.org import Org
 from hub.sla import ClockReading, Policy, SlaFile, Stage, limit_seconds, stage_clock
 from hub.sla import Pause as ClockPause
@@ -260,6 +260,19 @@ class Store:
     def last_event_id(self) -> int:
         with Session(self.engine) as s:
             return int(s.scalar(select(func.coalesce(func.max(TimelineEntry.id), 0))) or 0)
+
+    def cursor(self, name: str) -> int | None:
+        with Session(self.engine) as s:
+            row = s.get(Cursor, name)
+            return None if row is None else int(row.last_id)
+
+    def save_cursor(self, name: str, last_id: int) -> None:
+        with Session(self.engine) as s, s.begin():
+            row = s.get(Cursor, name)
+            if row is None:
+                s.add(Cursor(name=name, last_id=last_id))
+            else:
+                row.last_id = last_id
 
     @staticmethod
     def log(s: Session, case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:

@@ -1,0 +1,177 @@
+"""The event feed: one reader per hub process, fanned out by unit; a slow subscriber is dropped alone; a
+writer in another process (another replica) wakes the reader through NOTIFY on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from gridwatch.core.yamlconf import load
+from hub.app import create_app
+from hub.calendar import Calendar
+from hub.config import ApiKey, HubConfig, hash_key
+from hub.db import make_engine, migrate
+from hub.fanout import EventFeed
+from hub.org import Org, OrgFile
+from hub.sla import SlaFile
+from hub.store import Store
+from simulators.services import free_port, wait_port
+from tests.storekit import ingest
+from tests.test_hub_api import alert
+
+
+def make_store(db_url: str) -> Store:
+    engine = make_engine(db_url)
+    migrate(engine)
+    return Store(engine, load(SlaFile, "configs/sla.yaml"), Org(load(OrgFile, "configs/org.yaml")),
+                 {"2026": Calendar.from_file("configs/calendars/2026.yaml")})
+
+
+async def _until(cond, timeout: float = 10.0) -> None:
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_events_reach_only_the_units_that_see_them_and_a_slow_subscriber_is_dropped_alone(db_url):
+    store = make_store(db_url)
+
+    async def main() -> None:
+        feed = EventFeed(store, queue_size=5, poll=30)  # a long poll: the commit hook must wake the reader
+        await feed.start()
+        try:
+            grid01, grid03, street2, everything = (feed.subscribe(u) for u in
+                                                  ("grid-01", "grid-03", "street-2", None))
+            slow = feed.subscribe("district-a")  # never reads
+            got: dict[str, list[int]] = {"grid01": [], "grid03": [], "street2": [], "everything": []}
+
+            async def consume(name: str, sub) -> None:
+                while True:
+                    ev_id, _ = await sub.queue.get()
+                    if ev_id:
+                        got[name].append(ev_id)
+
+            tasks = [asyncio.create_task(consume(n, s)) for n, s in
+                     (("grid01", grid01), ("grid03", grid03), ("street2", street2), ("everything", everything))]
+            t0 = time.monotonic()
+            await asyncio.to_thread(ingest, store, [alert("f1", grid="grid-03")], actor="edge")
+            await _until(lambda: len(got["everything"]) == 1)
+            assert time.monotonic() - t0 < 1.0
+            for i in range(8):
+                await asyncio.to_thread(ingest, store, [alert(f"g{i}", grid="grid-01", device=f"d{i}")],
+                                        actor="edge")
+            await _until(lambda: len(got["everything"]) == 9)
+            assert len(got["grid01"]) == 8 and len(got["grid03"]) == 1
+            assert len(got["street2"]) == 1  # grid-03 is under street-2, grid-01 is not
+            assert got["everything"] == sorted(got["everything"])
+            assert slow.dropped and slow.queue.qsize() == 5  # bounded, and only the slow one
+            assert not any(s.dropped for s in (grid01, grid03, street2, everything))
+            feed.unsubscribe(slow)
+            assert feed.dropped == 1 and feed.count == 4
+            for t in tasks:
+                t.cancel()
+        finally:
+            await feed.stop()
+
+    asyncio.run(main())
+    store.engine.dispose()
+
+
+@pytest.mark.slow
+def test_a_write_in_another_process_wakes_the_stream(db_url, tmp_path):
+    """Two hub processes on one database: an alert posted to one reaches a stream client of the other
+    within a second (PostgreSQL: NOTIFY; SQLite: the reader's one-second poll)."""
+    keys = [ApiKey(name="edge", role="edge", hash=hash_key("k-edge")),
+            ApiKey(name="v3", role="viewer", unit="grid-03", hash=hash_key("k-v3"))]
+    cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
+    servers, urls = [], []
+    for _ in range(2):
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(create_app(cfg, run_scheduler=False), host="127.0.0.1", port=port,
+                                               log_level="warning", timeout_graceful_shutdown=1))
+        th = threading.Thread(target=server.run, daemon=True)
+        th.start()
+        wait_port(port)
+        servers.append((server, th))
+        urls.append(f"http://127.0.0.1:{port}")
+    got: list[tuple[float, dict]] = []
+
+    def reader() -> None:
+        with httpx.stream("GET", f"{urls[1]}/api/v1/stream", headers={"Authorization": "Bearer k-v3"},
+                          timeout=15) as r:
+            for line in r.iter_lines():
+                if line.startswith("data: "):
+                    got.append((time.time(), json.loads(line[6:])))
+                    return
+
+    try:
+        th = threading.Thread(target=reader, daemon=True)
+        th.start()
+        time.sleep(0.5)
+        sent = time.time()
+        r = httpx.post(f"{urls[0]}/api/v1/alerts", json={"alerts": [alert("x1", grid="grid-03")]},
+                       headers={"Authorization": "Bearer k-edge"})
+        assert r.status_code == 200
+        th.join(10)
+        assert got and got[0][1]["event"] == "case_opened"
+        limit = 0.5 if db_url.startswith("postgresql") else 1.5
+        assert got[0][0] - sent < limit, f"delivered after {got[0][0] - sent:.2f}s"
+    finally:
+        for server, th in servers:
+            server.should_exit = True
+            th.join(10)
+
+
+@pytest.mark.slow
+def test_resume_by_last_event_id_while_events_keep_coming(tmp_path):
+    """A client reconnecting with an old Last-Event-ID gets the history and then the live events, each
+    exactly once and in order, while a writer keeps adding events."""
+    keys = [ApiKey(name="edge", role="edge", hash=hash_key("k-edge")),
+            ApiKey(name="ops", role="operator", unit="district-a", hash=hash_key("k-ops"))]
+    cfg = HubConfig(database=f"sqlite:///{tmp_path / 'hub.sqlite'}", keys=keys).resolved(Path("configs"))
+    app = create_app(cfg, run_scheduler=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    url = f"http://127.0.0.1:{port}"
+    edge = {"Authorization": "Bearer k-edge"}
+    try:
+        wait_port(port)
+        for i in range(30):
+            httpx.post(f"{url}/api/v1/alerts", json={"alerts": [alert(f"h{i}", device=f"h{i}")]}, headers=edge)
+        store = app.state.hub.store
+        first = store.last_event_id() - 29
+        stop = threading.Event()
+
+        def writer() -> None:
+            i = 0
+            while not stop.is_set():
+                httpx.post(f"{url}/api/v1/alerts", json={"alerts": [alert(f"l{i}", device=f"l{i}")]}, headers=edge)
+                i += 1
+
+        w = threading.Thread(target=writer, daemon=True)
+        w.start()
+        ids: list[int] = []
+        with httpx.stream("GET", f"{url}/api/v1/stream", timeout=15,
+                          headers={"Authorization": "Bearer k-ops", "Last-Event-ID": str(first)}) as r:
+            for line in r.iter_lines():
+                if line.startswith("id: "):
+                    ids.append(int(line[4:]))
+                    if len(ids) >= 29 + 40:
+                        break
+        stop.set()
+        w.join(10)
+        assert ids == list(range(first + 1, first + 1 + len(ids))), "a gap or a repeat"
+    finally:
+        server.should_exit = True
+        th.join(10)
