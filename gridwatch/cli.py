@@ -95,7 +95,7 @@ def _hub_serve(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_hub_config(args.config)
-        app = create_app(cfg)
+        app = create_app(cfg, manage_gc=True)
     except ConfigError as exc:
         _print_problems(exc.problems, sys.stderr)
         return 1

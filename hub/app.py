@@ -21,6 +21,7 @@ from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
 from hub.fanout import EventFeed
+from hub.gcpolicy import GcPolicy
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
@@ -41,8 +42,10 @@ def load_calendars(folder: Path) -> dict[str, Calendar]:
 
 
 def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
-               run_scheduler: bool = True) -> FastAPI:
-    """The app; its scheduler thread runs while the app is served (tests drive it by hand instead)."""
+               run_scheduler: bool = True, manage_gc: bool = False) -> FastAPI:
+    """The app; its scheduler thread runs while the app is served (tests drive it by hand instead).
+    `manage_gc`: the process is the hub's own (`gridwatch hub serve`), so it may steer the interpreter's
+    cycle collector for its streams (`hub.gcpolicy`)."""
     engine = make_engine(cfg.database)
     migrate(engine)
     store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
@@ -50,7 +53,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     scheduler = Scheduler(store)
     watcher = ConfigWatcher(store, cfg.org, cfg.sla)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
-    feed = EventFeed(store)
+    feed = EventFeed(store, gc=GcPolicy(manage_gc))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

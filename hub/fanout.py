@@ -21,23 +21,28 @@ import time
 from typing import Any
 
 from hub.events import events_after, sse
+from hub.gcpolicy import GcPolicy
 from hub.store import EVENTS_CHANNEL, Store
 
 logger = logging.getLogger(__name__)
 
 KEEPALIVE = (0, b": keep-alive\n\n")
-"""A comment line every `keepalive` seconds keeps proxies from closing a quiet stream."""
+"""A comment line every `keepalive` seconds keeps proxies from closing a quiet stream. Subscribers are spread
+over `SLICES` slices and one slice gets its keep-alive at each tick, so 10,000 connections cost a steady
+trickle of writes rather than one burst that would hold up requests."""
+SLICES = 15
 
 
 class Subscriber:
     """One stream connection: the unit it sees (None: the whole tree) and its queue of (id, bytes)."""
 
-    __slots__ = ("unit", "start", "queue", "dropped")
+    __slots__ = ("unit", "start", "queue", "dropped", "slice", "gen")
 
     def __init__(self, unit: str | None, start: int, size: int) -> None:
         self.unit, self.start = unit, start
         self.queue: asyncio.Queue[tuple[int, bytes]] = asyncio.Queue(size)
         self.dropped = False
+        self.slice = self.gen = 0
 
     def offer(self, item: tuple[int, bytes]) -> bool:
         if self.dropped:
@@ -52,11 +57,13 @@ class Subscriber:
 
 class EventFeed:
     def __init__(self, store: Store, *, queue_size: int = 1000, poll: float = 1.0, keepalive: float = 15.0,
-                 chunk: int = 200, batch: int = 1000) -> None:
+                 chunk: int = 50, batch: int = 1000, gc: GcPolicy | None = None) -> None:
         self.store = store
+        self.gc = gc or GcPolicy(enabled=False)
         self.queue_size, self.poll, self.keepalive, self.chunk, self.batch = queue_size, poll, keepalive, chunk, batch
         self.position = 0
         self.by_unit: dict[str | None, set[Subscriber]] = {}
+        self.slices: list[set[Subscriber]] = [set() for _ in range(SLICES)]
         self.count = 0
         self.dropped = 0
         self.delivered = 0
@@ -75,6 +82,7 @@ class EventFeed:
         if self.store.engine.dialect.name == "postgresql":
             self._listener = threading.Thread(target=self._listen, name="gridwatch-hub-listen", daemon=True)
             self._listener.start()
+        self.gc.started()
         self._task = asyncio.create_task(self._run(), name="gridwatch-hub-feed")
 
     async def stop(self) -> None:
@@ -100,17 +108,22 @@ class EventFeed:
         sub = Subscriber(unit, self.position, self.queue_size)
         self.by_unit.setdefault(unit, set()).add(sub)
         self.count += 1
+        sub.slice = self.count % SLICES
+        self.slices[sub.slice].add(sub)
+        sub.gen = self.gc.opened()
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
         subs = self.by_unit.get(sub.unit)
         if subs is not None and sub in subs:
             subs.discard(sub)
+            self.slices[sub.slice].discard(sub)
             self.count -= 1
             if not subs:
                 del self.by_unit[sub.unit]
             if sub.dropped:
                 self.dropped += 1
+            self.gc.closed(sub.gen)
 
     def recipients(self, ev: dict[str, Any]) -> list[Subscriber]:
         org = self.store.org
@@ -126,11 +139,13 @@ class EventFeed:
     # ---- the reader -----------------------------------------------------------------------------
     async def _run(self) -> None:
         assert self._wake is not None
-        last_alive = time.monotonic()
+        tick = self.keepalive / SLICES
+        next_tick, turn = time.monotonic() + tick, 0
         failing = False
         while True:
+            wait = max(0.0, min(self.poll, next_tick - time.monotonic()))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=min(self.poll, self.keepalive))
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
             self._wake.clear()
             try:
                 rows = await asyncio.to_thread(events_after, self.store, self.position, None, self.batch)
@@ -145,9 +160,10 @@ class EventFeed:
                 self.position = ev["id"]
             if len(rows) == self.batch:
                 self._wake.set()
-            if time.monotonic() - last_alive >= self.keepalive:
-                last_alive = time.monotonic()
-                await self._fan_out(KEEPALIVE, [s for subs in self.by_unit.values() for s in subs])
+            self.gc.tick(self.count)
+            if time.monotonic() >= next_tick:
+                next_tick, turn = time.monotonic() + tick, (turn + 1) % SLICES
+                await self._fan_out(KEEPALIVE, list(self.slices[turn]))
 
     async def _fan_out(self, item: tuple[int, bytes], subs: list[Subscriber]) -> None:
         """Queue the item for each subscriber, yielding to the loop every `chunk` of them so requests

@@ -175,3 +175,23 @@ def test_resume_by_last_event_id_while_events_keep_coming(tmp_path):
     finally:
         server.should_exit = True
         th.join(10)
+
+
+def test_gc_policy_freezes_streams_and_reclaims_after_churn_or_an_hour():
+    from hub.gcpolicy import GcState, decide
+
+    st = GcState(last_reclaim=0.0, last_freeze=0.0)
+    assert decide(st, 1.0, 10) == "none"  # a few streams: the default collector is fine
+    st.opened_since = 50
+    assert decide(st, 1.0, 60) == "freeze"  # a burst of new connections
+    st = GcState(frozen_streams=10_000, last_reclaim=0.0, last_freeze=100.0, freezes=1)
+    assert decide(st, 101.0, 10_000) == "none"
+    assert decide(st, 102.5, 10_000) == "freeze"  # the waiting futures of 10,000 streams, every 2 s
+    st.closed_frozen = 2_499
+    assert decide(st, 101.0, 7_501) == "none"
+    st.closed_frozen = 2_500  # a quarter of the frozen streams closed: their cycles are reclaimed
+    assert decide(st, 101.0, 7_500) == "reclaim"
+    st = GcState(frozen_streams=300, closed_frozen=1, last_reclaim=0.0, last_freeze=3599.0, freezes=5)
+    assert decide(st, 3599.0, 300) == "none"
+    assert decide(st, 3600.0, 300) == "reclaim"  # hourly, whatever froze in flight
+    assert decide(GcState(last_reclaim=0.0), 7200.0, 0) == "none"  # never froze: nothing to reclaim

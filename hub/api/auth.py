@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,7 +24,7 @@ class Principal:
     grids: frozenset[str] | None = None  # edge keys: the grids they may send alerts for; None = all
 
 
-def principal(request: Request,
+async def principal(request: Request,
               creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Principal:
     if creds is None:
         raise HTTPException(401, "missing API key (Authorization: Bearer <key>)",
@@ -47,9 +47,9 @@ def scope_of(store: Store, who: Principal) -> Scope:
     return store.org.subtree(who.unit) if who.unit else None
 
 
-def require(*roles: Role) -> Callable[[Principal], Principal]:
+def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:
     """A dependency that lets only these roles through (403 otherwise)."""
-    def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
+    async def check(p: Annotated[Principal, Depends(principal)]) -> Principal:
         if p.role not in roles:
             raise HTTPException(403, f"role {p.role} may not do this (needs {' or '.join(roles)})")
         return p

@@ -27,21 +27,27 @@ class HubState:
     intake: IntakeLimiter | None = None
 
 
-def hub_state(request: Request) -> HubState:
+def _state(request: Request) -> HubState:
     state: HubState = request.app.state.hub
     return state
 
 
-def get_store(request: Request) -> Store:
-    return hub_state(request).store
+# The dependencies are `async def` although they do no I/O: FastAPI runs a plain `def` dependency in the
+# thread pool, one hop there and back per dependency per request, which under load cost more than the work.
+async def hub_state(request: Request) -> HubState:
+    return _state(request)
 
 
-def get_metrics(request: Request) -> HubMetrics:
-    return hub_state(request).metrics
+async def get_store(request: Request) -> Store:
+    return _state(request).store
 
 
-def get_tz(request: Request) -> str:
-    return hub_state(request).tz
+async def get_metrics(request: Request) -> HubMetrics:
+    return _state(request).metrics
+
+
+async def get_tz(request: Request) -> str:
+    return _state(request).tz
 
 
 StoreDep = Annotated[Store, Depends(get_store)]

@@ -4,6 +4,7 @@ parsed (401), and a client that keeps presenting wrong keys is turned away for a
 
 from __future__ import annotations
 
+import hmac
 import logging
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import Any
 
 from prometheus_client import Counter
 
-from hub.config import ApiKey
+from hub.config import ApiKey, hash_key
 
 logger = logging.getLogger(__name__)
 MATCHED_KEY = "gridwatch_api_key"  # request state: the key the guard matched, so it is hashed once
@@ -112,7 +113,8 @@ class Guard:
                 await _answer(send, 429, "too many wrong keys; try again later", {"Retry-After": f"{wait:.0f}"})
                 return
             token = auth[7:] if auth.lower().startswith("bearer ") else ""
-            key = next((k for k in self.keys() if k.matches(token)), None)
+            hashed = hash_key(token)  # once, then compared with every key's hash in constant time
+            key = next((k for k in self.keys() if hmac.compare_digest(k.hash, hashed)), None)
             if key is None:
                 self.limiter.failed(client)
                 self.failures.inc()

@@ -43,12 +43,18 @@ async def stream(request: Request, store: StoreDep, who: Reader,
                 if len(batch) < REPLAY_BATCH:
                     break
             while True:
-                ev_id, data = await sub.queue.get()
+                items = [await sub.queue.get()]
+                while not sub.queue.empty():  # behind: what has piled up goes out in one write
+                    items.append(sub.queue.get_nowait())
                 if sub.dropped:  # too far behind: end; the client resumes from Last-Event-ID
                     return
-                if ev_id == 0 or ev_id > sent:
-                    sent = max(sent, ev_id)
-                    yield data
+                out = []
+                for ev_id, data in items:
+                    if ev_id == 0 or ev_id > sent:
+                        sent = max(sent, ev_id)
+                        out.append(data)
+                if out:
+                    yield b"".join(out)
         finally:
             feed.unsubscribe(sub)
 
