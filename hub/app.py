@@ -53,7 +53,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     scheduler = Scheduler(store)
     watcher = ConfigWatcher(store, cfg.org, cfg.sla)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
-    feed = EventFeed(store, gc=GcPolicy(manage_gc))
+    feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -74,6 +74,8 @@ class HubLimits(Strict):
     auth_window: float = Field(60.0, gt=0, description="seconds; past auth_failures the client gets 429")
     intake_rate: float = Field(5000.0, gt=0, description="alerts per second each edge key may send (429 past it)")
     intake_burst: float = Field(20000.0, ge=1, description="alerts an edge key may send at once")
+    stream_queue: int = Field(1000, ge=1, le=100_000, description="events a stream client may fall behind "
+                              "before it is dropped (it resumes with Last-Event-ID)")
 
 
 class HubConfig(Strict):

@@ -158,6 +158,7 @@ class EventFeed:
             for ev in rows:
                 await self._fan_out((ev["id"], sse(ev)), self.recipients(ev))
                 self.position = ev["id"]
+                await asyncio.sleep(0)  # let the streams take it before the next: a burst is not a backlog
             if len(rows) == self.batch:
                 self._wake.set()
             self.gc.tick(self.count)

@@ -195,3 +195,82 @@ def test_gc_policy_freezes_streams_and_reclaims_after_churn_or_an_hour():
     assert decide(st, 3599.0, 300) == "none"
     assert decide(st, 3600.0, 300) == "reclaim"  # hourly, whatever froze in flight
     assert decide(GcState(last_reclaim=0.0), 7200.0, 0) == "none"  # never froze: nothing to reclaim
+
+
+@pytest.mark.slow
+def test_a_stalled_phone_is_dropped_without_slowing_the_others_and_resumes(tmp_path):
+    """A client that stops reading (a phone in a tunnel) is dropped once `stream_queue` events behind; a
+    reading client meanwhile gets every event at once; the stalled one, reading again, sees its stream end
+    and resumes with Last-Event-ID with nothing lost."""
+    import re
+    import socket
+
+    keys = [ApiKey(name="edge", role="edge", hash=hash_key("k-edge")),
+            ApiKey(name="ops", role="operator", unit="district-a", hash=hash_key("k-ops"))]
+    cfg = HubConfig(database=f"sqlite:///{tmp_path / 'hub.sqlite'}", keys=keys,
+                    limits={"stream_queue": 20}).resolved(Path("configs"))
+    app = create_app(cfg, run_scheduler=False)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    url = f"http://127.0.0.1:{port}"
+    edge = {"Authorization": "Bearer k-edge"}
+    try:
+        wait_port(port)
+        slow = socket.socket()
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.connect(("127.0.0.1", port))
+        slow.sendall(b"GET /api/v1/stream HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer k-ops\r\n\r\n")
+        fast_ids: list[int] = []
+        total = 401  # one case opened, then 400 comments of 12 kB: more than the kernel buffers of 3 MB
+
+        def fast() -> None:
+            with httpx.stream("GET", f"{url}/api/v1/stream", headers={"Authorization": "Bearer k-ops"},
+                              timeout=30) as r:
+                for line in r.iter_lines():
+                    if line.startswith("id: "):
+                        fast_ids.append(int(line[4:]))
+                        if len(fast_ids) >= total:
+                            return
+
+        f = threading.Thread(target=fast, daemon=True)
+        f.start()
+        time.sleep(0.5)
+        case_id = httpx.post(f"{url}/api/v1/alerts", json={"alerts": [alert("s1")]}, headers=edge,
+                             timeout=30).json()["results"][0]["case_id"]
+        ops = {"Authorization": "Bearer k-ops"}
+        with httpx.Client(base_url=url, headers=ops, timeout=30) as c:
+            for i in range(total - 1):
+                r = c.post(f"/api/v1/cases/{case_id}/comment", json={"note": f"{i}" + "占" * 3990})
+                assert r.status_code == 200, r.text
+        f.join(30)
+        assert len(fast_ids) == total and fast_ids == sorted(set(fast_ids)), "the reading client was held up"
+        feed = app.state.feed
+        stalled = next(s for subs in feed.by_unit.values() for s in subs if s.dropped)
+        assert stalled.queue.qsize() <= 20  # bounded while it does not read
+        # The phone reads again: what was sent arrives, then the stream ends; it resumes from its last id.
+        slow.settimeout(10)
+        data = b""
+        while chunk := slow.recv(65536):
+            data += chunk
+            if data.endswith(b"0\r\n\r\n"):
+                break
+        slow.close()
+        got = [int(x) for x in re.findall(rb"\nid: (\d+)\n", b"\n" + data)]
+        assert got and got == sorted(set(got)) and len(got) < total
+        rest: list[int] = []
+        with httpx.stream("GET", f"{url}/api/v1/stream", timeout=30,
+                          headers={"Authorization": "Bearer k-ops", "Last-Event-ID": str(got[-1])}) as r:
+            for line in r.iter_lines():
+                if line.startswith("id: "):
+                    rest.append(int(line[4:]))
+                    if got[-1] + len(rest) >= fast_ids[-1]:
+                        break
+        assert got + rest == fast_ids, "the stalled phone lost or repeated events"
+        assert feed.dropped >= 1
+        assert re.search(r"^gridwatch_hub_stream_dropped [1-9]", httpx.get(f"{url}/metrics").text, re.M)
+    finally:
+        server.should_exit = True
+        th.join(10)
