@@ -12,21 +12,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from edge.sensors.common import Limits
-from gridwatch.core.config import Strict
+from gridwatch.core.config import MqttTls, Strict
 from gridwatch.core.durations import Duration
 from gridwatch.core.kinds import FeedKind
 from gridwatch.core.names import NAME
 from gridwatch.core.yamlconf import load
-
-
-class MqttTls(Strict):
-    """MQTT over TLS (Mosquitto `listener 8883` with `cafile`/`certfile`/`keyfile`)."""
-
-    ca_file: Path = Field(description="CA that signed the broker's certificate")
-    cert_file: Path | None = Field(None, description="client certificate, when the broker requires one")
-    key_file: Path | None = None
-    server_name: str | None = Field(None, description="name to check the broker's certificate against "
-                                                      "(default: host)")
 
 
 class MqttConfig(Strict):
@@ -157,11 +147,7 @@ class EdgeConfig(Strict):
         if self.hub.ca_file is not None:
             update["hub"] = self.hub.model_copy(update={"ca_file": fix(self.hub.ca_file)})
         if self.mqtt.tls is not None:
-            t = self.mqtt.tls
-            tls = t.model_copy(update={"ca_file": fix(t.ca_file),
-                                       "cert_file": fix(t.cert_file) if t.cert_file else None,
-                                       "key_file": fix(t.key_file) if t.key_file else None})
-            update["mqtt"] = self.mqtt.model_copy(update={"tls": tls})
+            update["mqtt"] = self.mqtt.model_copy(update={"tls": self.mqtt.tls.resolved(fix)})
         return self.model_copy(update=update)
 
 

@@ -53,10 +53,8 @@ class MqttIngest:
         if cfg.username:
             self.client.username_pw_set(cfg.username, cfg.secret())
         self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        if cfg.tls is not None:  # certificates checked against the CA, and the host name against the certificate
-            self.client.tls_set(ca_certs=str(cfg.tls.ca_file),
-                                certfile=str(cfg.tls.cert_file) if cfg.tls.cert_file else None,
-                                keyfile=str(cfg.tls.key_file) if cfg.tls.key_file else None)
+        if cfg.tls is not None:  # certificates checked against the CA, the name against the certificate
+            self.client.tls_set_context(cfg.tls.context())
         self.client.max_inflight_messages_set(cfg.receive_maximum)
         if isinstance(getattr(self.client, "_on_message_filtered", None), MQTTMatcher):
             self.client._on_message_filtered = _NoFilters()

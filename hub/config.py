@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gridwatch.core.config import Strict
+from gridwatch.core.config import MqttTls, Strict
 from gridwatch.core.yamlconf import load
 
 Role = Literal["edge", "operator", "viewer", "admin"]
@@ -58,8 +58,9 @@ class HubMqtt(Strict):
     port: int = Field(1883, ge=1, le=65535)
     username: str | None = None
     password_env: str | None = None
-    client_id: str = "gridwatch-hub"
+    client_id: str = Field("gridwatch-hub", description="prefix: each process connects as <client_id>-<random>")
     topic_root: str = "gw"
+    tls: MqttTls | None = Field(None, description="MQTT over TLS, as the agent's `mqtt.tls`")
 
     def secret(self) -> str | None:
         import os
@@ -102,8 +103,11 @@ class HubConfig(Strict):
         listen = self.listen
         if listen.tls_cert is not None and listen.tls_key is not None:
             listen = listen.model_copy(update={"tls_cert": fix(listen.tls_cert), "tls_key": fix(listen.tls_key)})
+        mqtt = self.mqtt
+        if mqtt is not None and mqtt.tls is not None:
+            mqtt = mqtt.model_copy(update={"tls": mqtt.tls.resolved(fix)})
         return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
-                                       "calendars": fix(self.calendars), "listen": listen})
+                                       "calendars": fix(self.calendars), "listen": listen, "mqtt": mqtt})
 
 
 def load_hub_config(path: str | Path) -> HubConfig:

@@ -83,6 +83,8 @@ class CaseEventPublisher:
                              protocol=paho.MQTTv5)
         if self.cfg.username:
             client.username_pw_set(self.cfg.username, self.cfg.secret())
+        if self.cfg.tls is not None:  # the broker's certificate checked against the CA, and its name
+            client.tls_set_context(self.cfg.tls.context())
         client.reconnect_delay_set(1, 30)
         client.on_publish = self._on_publish
         client.on_connect = lambda *a: self._connected.set()

@@ -46,6 +46,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def hub_leads(url: str, pki: Path) -> bool:
+    """The hub's MQTT publisher is connected as leader (it connects only then)."""
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    text = httpx.get(f"{url}/metrics", verify=ctx).text
+    return "gridwatch_hub_mqtt_leader 1.0" in text
+
+
 def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
     port = free_port()
     (tmp_path / "mosquitto.conf").write_text(
@@ -60,6 +67,7 @@ def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
                    "tls_key": str(pki / "server.key")},
         "org": str(ROOT / "configs/org.yaml"), "sla": str(ROOT / "configs/sla.yaml"),
         "calendars": str(ROOT / "configs/calendars"),
+        "mqtt": {"host": "127.0.0.1", "port": port, "tls": {"ca_file": str(pki / "ca.pem")}},
         "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE_KEY)},
                  {"name": "ops", "role": "operator", "unit": "district-a", "hash": hash_key(OPS_KEY)}]}))
     hub = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(tmp_path / "hub.yaml")])
@@ -77,6 +85,14 @@ def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
         agent = Agent(cfg)
         agent.start()
         assert agent.mqtt.wait_connected(15)
+        events: list[dict] = []  # case events the hub publishes over TLS
+        sub = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+        sub.tls_set(ca_certs=str(pki / "ca.pem"))
+        sub.on_message = lambda _c, _u, m: events.append(json.loads(m.payload))
+        sub.connect("127.0.0.1", port)
+        sub.subscribe("gw/cases/district-a", qos=1)
+        sub.loop_start()
+        assert wait_until(lambda: hub_leads(f"https://127.0.0.1:{hub_port}", pki), timeout=15)
         gw = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
         gw.tls_set(ca_certs=str(pki / "ca.pem"))
         gw.connect("127.0.0.1", port)
@@ -93,8 +109,42 @@ def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
 
         assert wait_until(lambda: len(cases()) == 1, timeout=30)
         assert cases()[0]["device"] == "gas-01" and cases()[0]["category"] == "gas_leak"
+        assert wait_until(lambda: any(e["event"] == "case_opened" for e in events), timeout=15)
+        sub.loop_stop()
+        sub.disconnect()
     finally:
         if agent is not None:
             agent.stop()
         stop_pid(hub)
+        stop_pid(mq)
+
+
+def test_mqtt_tls_checks_the_broker_name_given_as_server_name(tmp_path, pki):
+    """`mqtt.tls.server_name`: the broker's certificate is checked against that name instead of the host
+    (here the broker is reached as 127.0.0.1; its certificate names localhost and 127.0.0.1)."""
+    from gridwatch.core.config import MqttTls
+
+    port = free_port()
+    (tmp_path / "mosquitto.conf").write_text(
+        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\n"
+        f"keyfile {pki / 'server.key'}\nallow_anonymous true\npersistence false\n")
+    mq = subprocess.Popen([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(tmp_path / "mosquitto.conf")],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_port(port, proc=mq)
+
+        def connects(name: str | None) -> bool:
+            c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+            c.tls_set_context(MqttTls(ca_file=pki / "ca.pem", server_name=name).context())
+            try:
+                c.connect("127.0.0.1", port)
+                return True
+            except ssl.SSLCertVerificationError:
+                return False
+            finally:
+                c.disconnect()
+
+        assert connects(None) and connects("localhost")
+        assert not connects("broker.elsewhere.example")  # the name is really checked
+    finally:
         stop_pid(mq)
