@@ -188,9 +188,17 @@ class Postgres:
     url: str
     datadir: Path
     pg_ctl: list[str]
+    start_args: list[str] = field(default_factory=list)  # what `start` was given (for restart)
 
     def stop(self) -> None:
         subprocess.run([*self.pg_ctl, "-D", str(self.datadir), "-m", "immediate", "stop"], capture_output=True)
+
+    def restart(self, down: float = 0.0) -> None:
+        """A crash (immediate stop: no checkpoint, every connection cut) and, `down` seconds later, a start
+        on the same data and port."""
+        self.stop()
+        time.sleep(down)
+        subprocess.run([*self.pg_ctl, *self.start_args], check=True, capture_output=True)
 
 
 def start_postgres() -> Postgres:
@@ -211,7 +219,7 @@ def start_postgres() -> Postgres:
     subprocess.run([*prefix, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust", "--no-sync"],
                    check=True, capture_output=True)
     pg_ctl = [*prefix, str(bindir / "pg_ctl")]
-    subprocess.run([*pg_ctl, "-D", str(data), "-l", str(work / "pg.log"), "-w", "-o",
-                    f"-c listen_addresses=127.0.0.1 -p {port} -k {work} -c fsync=off", "start"],
-                   check=True, capture_output=True)
-    return Postgres(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, pg_ctl)
+    start = ["-D", str(data), "-l", str(work / "pg.log"), "-w", "-o",
+             f"-c listen_addresses=127.0.0.1 -p {port} -k {work} -c fsync=off", "start"]
+    subprocess.run([*pg_ctl, *start], check=True, capture_output=True)
+    return Postgres(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, pg_ctl, start)

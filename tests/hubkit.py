@@ -17,13 +17,14 @@ EDGE, OPS, VIEW01 = "hubkit-edge-key", "hubkit-ops-key", "hubkit-view01-key"  # 
 
 
 class Hub:
-    def __init__(self, tmp: Path, sla: str) -> None:
+    def __init__(self, tmp: Path, sla: str, database: str | None = None) -> None:
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (tmp / "sla.yaml").write_text(sla)
         (tmp / "hub.yaml").write_text(yaml.safe_dump({
-            "database": f"sqlite:///{tmp / 'hub.sqlite'}", "listen": {"host": "127.0.0.1", "port": self.port},
+            "database": database or f"sqlite:///{tmp / 'hub.sqlite'}",
+            "listen": {"host": "127.0.0.1", "port": self.port},
             "org": str(ROOT / "configs/org.yaml"), "sla": str(tmp / "sla.yaml"),
             "calendars": str(ROOT / "configs/calendars"), "tz": "Asia/Shanghai",
             "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE)},

@@ -53,3 +53,41 @@ def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
         gw.close()
         agent.stop()
         hub.stop()
+
+
+def test_postgresql_crash_under_the_hub_loses_and_doubles_nothing(tmp_path, broker):
+    """PostgreSQL stopped with `-m immediate` (a crash: every connection cut, no checkpoint) while the agent
+    forwards a burst, and started again 3 s later on the same data. Meanwhile the hub answers 503 (the
+    forwarder keeps its alerts), its scheduler, stream reader and MQTT leadership retry; afterwards every
+    leak is exactly one case and the hub is healthy again."""
+    from simulators.services import start_postgres
+
+    pg = start_postgres()
+    hub = Hub(tmp_path / "hub", (ROOT / "configs/sla.yaml").read_text(), database=pg.url).start()
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, GAS_RULES,
+                               hub={"key": EDGE, "batch_size": 5, "backoff_min": "0.1s", "backoff_max": "1s"}))
+    agent.start()
+    gw = Gateway(broker)
+    try:
+        assert agent.mqtt.wait_connected(10)
+        devices = [f"gas-{i:03d}" for i in range(60)]
+        for i, dev in enumerate(devices):
+            gw.reading("grid-01", dev, ch4_ppm=9000.0)
+            if i == 20:
+                assert wait_until(lambda: len(gas_cases(hub)) > 0, timeout=20)
+                pg.stop()
+                time.sleep(0.5)
+                assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 503
+                time.sleep(2.5)
+                pg.restart()
+        assert wait_until(lambda: len(gas_cases(hub)) >= len(devices), timeout=60)
+        time.sleep(1.0)
+        cases = gas_cases(hub)
+        assert sorted(c["device"] for c in cases) == devices  # each leak exactly one case
+        assert wait_until(lambda: agent.outbox.depth() == 0, timeout=20)
+        assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200
+    finally:
+        gw.close()
+        agent.stop()
+        hub.stop()
+        pg.stop()
