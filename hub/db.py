@@ -31,6 +31,11 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def libpq_conninfo(engine: Engine) -> str:
+    """The engine's PostgreSQL URL for a raw psycopg connection (LISTEN, session advisory locks)."""
+    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
 def alembic_config() -> Config:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))

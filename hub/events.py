@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hub.org import Org
 from hub.store import EventRow, Scope, Store
 
 KINDS = {"opened": "case_opened", "merged": "case_merged", "light": "light_changed", "escalated": "escalated",
@@ -23,6 +24,16 @@ def event_body(row: EventRow) -> dict[str, Any]:
 def events_after(store: Store, after: int, scope: Scope, limit: int = 500) -> list[dict[str, Any]]:
     """Events with an id above `after`, oldest first, that the scope sees."""
     return [event_body(r) for r in store.events_after(after, scope, limit)]
+
+
+def units_seeing(org: Org, ev: dict[str, Any]) -> set[str]:
+    """The units that see an event: those on the chains above the case's grid and its owner (the same
+    rule as the store's `visible_clause`, for the stream's subscribers and the MQTT unit topics)."""
+    units: set[str] = set()
+    for u in (ev["grid"], ev["owner"]):
+        if u in org.units:
+            units.update(org.chain(u))
+    return units
 
 
 def sse(ev: dict[str, Any]) -> bytes:

@@ -20,7 +20,8 @@ import threading
 import time
 from typing import Any
 
-from hub.events import events_after, sse
+from hub.db import libpq_conninfo
+from hub.events import events_after, sse, units_seeing
 from hub.gcpolicy import GcPolicy
 from hub.store import EVENTS_CHANNEL, Store
 
@@ -66,7 +67,6 @@ class EventFeed:
         self.slices: list[set[Subscriber]] = [set() for _ in range(SLICES)]
         self.count = 0
         self.dropped = 0
-        self.delivered = 0
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[None] | None = None
@@ -126,13 +126,8 @@ class EventFeed:
             self.gc.closed(sub.gen)
 
     def recipients(self, ev: dict[str, Any]) -> list[Subscriber]:
-        org = self.store.org
-        units: set[str] = set()
-        for u in (ev["grid"], ev["owner"]):
-            if u in org.units:
-                units.update(org.chain(u))
         out = list(self.by_unit.get(None, ()))
-        for u in units:
+        for u in units_seeing(self.store.org, ev):
             out.extend(self.by_unit.get(u, ()))
         return out
 
@@ -170,8 +165,7 @@ class EventFeed:
         """Queue the item for each subscriber, yielding to the loop every `chunk` of them so requests
         keep being served while thousands of streams are written."""
         for i, sub in enumerate(subs, 1):
-            if sub.offer(item) and item[0]:
-                self.delivered += 1
+            sub.offer(item)
             if i % self.chunk == 0:
                 await asyncio.sleep(0)
 
@@ -179,8 +173,7 @@ class EventFeed:
         """PostgreSQL: wake on NOTIFY from any replica's writers (reconnecting while the database is away)."""
         import psycopg
 
-        url = self.store.engine.url.set(drivername="postgresql")
-        conninfo = url.render_as_string(hide_password=False)
+        conninfo = libpq_conninfo(self.store.engine)
         while not self._stop.is_set():
             try:
                 with psycopg.connect(conninfo, autocommit=True) as conn:

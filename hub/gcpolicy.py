@@ -9,9 +9,8 @@ future after every event or keep-alive; left unfrozen they are promoted and scan
 object that later becomes cyclic garbage (about 50 objects per closed stream) is not reclaimed until the
 next `unfreeze + collect + freeze`, which this policy runs when closed frozen streams reach a quarter of
 those frozen (at least `min_closed`), and every `reclaim_every` seconds after any freeze (a request in
-flight at a freeze leaves its cycles frozen too). That full pass costs
-what a default full collection costs, but it comes after real churn instead of every few minutes of idle
-keep-alives.
+flight at a freeze leaves its cycles frozen too). That full pass costs what a default full collection
+costs, but it comes after real churn instead of every few minutes of idle keep-alives.
 
 `decide` is the pure rule; `GcPolicy` applies it to the interpreter.
 """

@@ -18,6 +18,8 @@ from typing import IO, Any
 
 from sqlalchemy import Engine
 
+from hub.db import libpq_conninfo
+
 logger = logging.getLogger(__name__)
 
 
@@ -67,9 +69,8 @@ class Leadership:
     def _try_pg(self) -> bool:
         import psycopg
 
-        conninfo = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         try:
-            conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=5)
+            conn = psycopg.connect(libpq_conninfo(self.engine), autocommit=True, connect_timeout=5)
         except Exception as e:
             logger.warning("cannot reach the database for the %s lock: %s", self.name,
                            str(e).splitlines()[0][:200])

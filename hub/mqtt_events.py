@@ -22,7 +22,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
 
 from hub.config import HubMqtt
-from hub.events import events_after
+from hub.events import events_after, units_seeing
 from hub.leader import Leadership
 from hub.store import Store
 
@@ -124,14 +124,10 @@ class CaseEventPublisher:
             while not self._connected.wait(1.0):
                 if self._stop.is_set() or not self.leader.holds():
                     return False
-        org = self.store.org
         mids: set[int] = set()
         for ev in batch:
-            units = set(org.chain(ev["grid"])) if ev["grid"] in org.units else set()
-            if ev["owner"] in org.units:
-                units |= set(org.chain(ev["owner"]))
             payload = json.dumps(ev, ensure_ascii=False)
-            for unit in sorted(units):
+            for unit in sorted(units_seeing(self.store.org, ev)):
                 mids.add(client.publish(f"{self.cfg.topic_root}/cases/{unit}", payload, qos=1).mid)
         with self._cond:
             while not mids <= self._acked:

@@ -132,14 +132,12 @@ class Store:
         if not rows:
             return False
         s.flush()
-        if s.get_bind().dialect.name == "postgresql":
-            # Held to the end of the transaction: ids come from the sequence only after the previous
-            # writer has committed, so commit order is id order.
+        pg = s.get_bind().dialect.name == "postgresql"  # SQLite has one writer at a time: ids in commit order
+        if pg:  # held to the end of the transaction: ids are handed out only after the last writer committed
             s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": EVENTS_LOCK})
-            bulk_insert(s, TimelineEntry, rows)
+        bulk_insert(s, TimelineEntry, rows)
+        if pg:
             s.execute(text("SELECT pg_notify(:c, '')"), {"c": EVENTS_CHANNEL})
-        else:  # SQLite: one writer at a time already, so ids are in commit order
-            bulk_insert(s, TimelineEntry, rows)
         return True
 
     # ---- cases --------------------------------------------------------------------------------

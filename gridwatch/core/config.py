@@ -35,8 +35,9 @@ class MqttTls(Strict):
     def context(self) -> ssl.SSLContext:
         """A client context: the broker's certificate checked against `ca_file` and its name against
         `server_name` (or the host connected to); the client certificate when given."""
-        ctx = _NamedContext(ssl.PROTOCOL_TLS_CLIENT) if self.server_name else ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        if isinstance(ctx, _NamedContext):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        if self.server_name:
+            ctx = _NamedContext(ssl.PROTOCOL_TLS_CLIENT)
             ctx.server_name = self.server_name
         ctx.load_verify_locations(cafile=str(self.ca_file))
         if self.cert_file is not None:
