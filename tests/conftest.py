@@ -79,16 +79,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'hub.sqlite'}"
         return
-    import uuid
+    from tests.hubkit import fresh_pg_database
 
-    from sqlalchemy import create_engine, text
-
-    base = request.getfixturevalue("postgres_url")
-    name = "t" + uuid.uuid4().hex[:12]
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    with fresh_pg_database(request.getfixturevalue("postgres_url")) as url:
+        yield url

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -51,3 +55,41 @@ class Hub:
 
     def get(self, path: str, key: str = OPS) -> dict:
         return httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+
+
+def serve_in_thread(app: Any) -> tuple[int, Callable[[], None]]:
+    """Serve an app made by `create_app` with uvicorn in this process, on a free port; returns the port and
+    the function that stops it."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=1))
+    th = threading.Thread(target=server.run, daemon=True)
+    th.start()
+    wait_port(port)
+
+    def stop() -> None:
+        server.should_exit = True
+        th.join(10)
+
+    return port, stop
+
+
+@contextmanager
+def fresh_pg_database(base_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server of `base_url`, dropped afterwards."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    name = "t" + uuid.uuid4().hex[:12]
+    admin = create_engine(base_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f"CREATE DATABASE {name}"))
+    try:
+        yield base_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()

@@ -4,6 +4,8 @@ restarted on the same database. Every injected leak becomes exactly one case."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,8 +27,11 @@ def gas_cases(hub: Hub) -> list[dict]:
     return list(r.json()["cases"]) if r.is_success else []
 
 
-def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
-    hub = Hub(tmp_path / "hub", (ROOT / "configs/sla.yaml").read_text()).start()
+def leaks_through(tmp_path: Path, broker, hub: Hub, fault: Callable[[], None],
+                  recover: Callable[[], None] = lambda: None) -> None:
+    """60 gas leaks published to a real agent that forwards to `hub`: `fault` runs once 21 are published and
+    the first case exists, `recover` after the last one. Then every leak must be exactly one case and the
+    agent's outbox must drain."""
     agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, GAS_RULES,
                                hub={"key": EDGE, "batch_size": 5, "backoff_min": "0.1s", "backoff_max": "1s"}))
     agent.start()
@@ -38,12 +43,8 @@ def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
             gw.reading("grid-01", dev, ch4_ppm=9000.0)
             if i == 20:
                 assert wait_until(lambda: len(gas_cases(hub)) > 0, timeout=20)
-                assert hub.proc is not None
-                hub.proc.kill()  # SIGKILL: mid-batch, no clean shutdown
-                hub.proc.wait(10)
-                hub.proc = None
-        time.sleep(1.0)  # the agent meets a dead hub and backs off
-        hub.start()  # same port, same database
+                fault()
+        recover()
         assert wait_until(lambda: len(gas_cases(hub)) >= len(devices), timeout=60)
         time.sleep(1.0)
         cases = gas_cases(hub)
@@ -52,6 +53,24 @@ def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
     finally:
         gw.close()
         agent.stop()
+
+
+def test_hub_sigkill_mid_burst_loses_and_doubles_nothing(tmp_path, broker):
+    hub = Hub(tmp_path / "hub", (ROOT / "configs/sla.yaml").read_text()).start()
+
+    def kill() -> None:
+        assert hub.proc is not None
+        hub.proc.kill()  # SIGKILL: mid-batch, no clean shutdown
+        hub.proc.wait(10)
+        hub.proc = None
+
+    def restart() -> None:
+        time.sleep(1.0)  # the agent meets a dead hub and backs off
+        hub.start()  # same port, same database
+
+    try:
+        leaks_through(tmp_path, broker, hub, kill, restart)
+    finally:
         hub.stop()
 
 
@@ -64,30 +83,17 @@ def test_postgresql_crash_under_the_hub_loses_and_doubles_nothing(tmp_path, brok
 
     pg = start_postgres()
     hub = Hub(tmp_path / "hub", (ROOT / "configs/sla.yaml").read_text(), database=pg.url).start()
-    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, GAS_RULES,
-                               hub={"key": EDGE, "batch_size": 5, "backoff_min": "0.1s", "backoff_max": "1s"}))
-    agent.start()
-    gw = Gateway(broker)
+
+    def crash() -> None:
+        pg.stop()
+        time.sleep(0.5)
+        assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 503
+        time.sleep(2.5)
+        pg.restart()
+
     try:
-        assert agent.mqtt.wait_connected(10)
-        devices = [f"gas-{i:03d}" for i in range(60)]
-        for i, dev in enumerate(devices):
-            gw.reading("grid-01", dev, ch4_ppm=9000.0)
-            if i == 20:
-                assert wait_until(lambda: len(gas_cases(hub)) > 0, timeout=20)
-                pg.stop()
-                time.sleep(0.5)
-                assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 503
-                time.sleep(2.5)
-                pg.restart()
-        assert wait_until(lambda: len(gas_cases(hub)) >= len(devices), timeout=60)
-        time.sleep(1.0)
-        cases = gas_cases(hub)
-        assert sorted(c["device"] for c in cases) == devices  # each leak exactly one case
-        assert wait_until(lambda: agent.outbox.depth() == 0, timeout=20)
+        leaks_through(tmp_path, broker, hub, crash)
         assert httpx.get(f"{hub.url}/healthz", timeout=10).status_code == 200
     finally:
-        gw.close()
-        agent.stop()
         hub.stop()
         pg.stop()

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from hub.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 from hub.models import Case
-from simulators.services import free_port, wait_port
+from tests.hubkit import serve_in_thread
 from tests.storekit import ingest
 from tests.test_hub_api import alert
 
@@ -32,15 +31,9 @@ def pg_served(db_url):
             ApiKey(name="ops", role="operator", unit="district-a", hash=hash_key("k-ops"))]
     cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
     app = create_app(cfg, run_scheduler=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    t = threading.Thread(target=server.run, daemon=True)
-    t.start()
-    wait_port(port)
+    port, stop = serve_in_thread(app)
     yield f"http://127.0.0.1:{port}", app.state.hub.store
-    server.should_exit = True
-    t.join(10)
+    stop()
 
 
 def test_writers_committing_out_of_id_order_skip_no_event(pg_served):

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
 from gridwatch.core.yamlconf import load
 from hub.app import create_app
@@ -22,7 +21,7 @@ from hub.fanout import EventFeed
 from hub.org import Org, OrgFile
 from hub.sla import SlaFile
 from hub.store import Store
-from simulators.services import free_port, wait_port
+from tests.hubkit import serve_in_thread
 from tests.storekit import ingest
 from tests.test_hub_api import alert
 
@@ -92,16 +91,8 @@ def test_a_write_in_another_process_wakes_the_stream(db_url, tmp_path):
     keys = [ApiKey(name="edge", role="edge", hash=hash_key("k-edge")),
             ApiKey(name="v3", role="viewer", unit="grid-03", hash=hash_key("k-v3"))]
     cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
-    servers, urls = [], []
-    for _ in range(2):
-        port = free_port()
-        server = uvicorn.Server(uvicorn.Config(create_app(cfg, run_scheduler=False), host="127.0.0.1", port=port,
-                                               log_level="warning", timeout_graceful_shutdown=1))
-        th = threading.Thread(target=server.run, daemon=True)
-        th.start()
-        wait_port(port)
-        servers.append((server, th))
-        urls.append(f"http://127.0.0.1:{port}")
+    served = [serve_in_thread(create_app(cfg, run_scheduler=False)) for _ in range(2)]
+    urls = [f"http://127.0.0.1:{port}" for port, _ in served]
     got: list[tuple[float, dict]] = []
 
     def reader() -> None:
@@ -125,9 +116,8 @@ def test_a_write_in_another_process_wakes_the_stream(db_url, tmp_path):
         limit = 0.5 if db_url.startswith("postgresql") else 1.5
         assert got[0][0] - sent < limit, f"delivered after {got[0][0] - sent:.2f}s"
     finally:
-        for server, th in servers:
-            server.should_exit = True
-            th.join(10)
+        for _, stop in served:
+            stop()
 
 
 @pytest.mark.slow
@@ -138,15 +128,10 @@ def test_resume_by_last_event_id_while_events_keep_coming(tmp_path):
             ApiKey(name="ops", role="operator", unit="district-a", hash=hash_key("k-ops"))]
     cfg = HubConfig(database=f"sqlite:///{tmp_path / 'hub.sqlite'}", keys=keys).resolved(Path("configs"))
     app = create_app(cfg, run_scheduler=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
+    port, stop_hub = serve_in_thread(app)
     url = f"http://127.0.0.1:{port}"
     edge = {"Authorization": "Bearer k-edge"}
     try:
-        wait_port(port)
         for i in range(30):
             httpx.post(f"{url}/api/v1/alerts", json={"alerts": [alert(f"h{i}", device=f"h{i}")]}, headers=edge)
         store = app.state.hub.store
@@ -173,8 +158,7 @@ def test_resume_by_last_event_id_while_events_keep_coming(tmp_path):
         w.join(10)
         assert ids == list(range(first + 1, first + 1 + len(ids))), "a gap or a repeat"
     finally:
-        server.should_exit = True
-        th.join(10)
+        stop_hub()
 
 
 def test_gc_policy_freezes_streams_and_reclaims_after_churn_or_an_hour():
@@ -210,15 +194,10 @@ def test_a_stalled_phone_is_dropped_without_slowing_the_others_and_resumes(tmp_p
     cfg = HubConfig(database=f"sqlite:///{tmp_path / 'hub.sqlite'}", keys=keys,
                     limits={"stream_queue": 20}).resolved(Path("configs"))
     app = create_app(cfg, run_scheduler=False)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           timeout_graceful_shutdown=1))
-    th = threading.Thread(target=server.run, daemon=True)
-    th.start()
+    port, stop = serve_in_thread(app)
     url = f"http://127.0.0.1:{port}"
     edge = {"Authorization": "Bearer k-edge"}
     try:
-        wait_port(port)
         slow = socket.socket()
         slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         slow.connect(("127.0.0.1", port))
@@ -272,5 +251,4 @@ def test_a_stalled_phone_is_dropped_without_slowing_the_others_and_resumes(tmp_p
         assert feed.dropped >= 1
         assert re.search(r"^gridwatch_hub_stream_dropped [1-9]", httpx.get(f"{url}/metrics").text, re.M)
     finally:
-        server.should_exit = True
-        th.join(10)
+        stop()

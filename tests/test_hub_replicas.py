@@ -11,7 +11,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -27,7 +26,7 @@ from hub.config import hash_key
 from hub.mqtt_events import BATCH
 from hub.org import Org, OrgFile
 from simulators.services import free_port, stop_pid, wait_port
-from tests.hubkit import EDGE, OPS, ROOT, VIEW01
+from tests.hubkit import EDGE, OPS, ROOT, VIEW01, fresh_pg_database
 from tests.test_hub_api import alert
 
 pytestmark = pytest.mark.slow
@@ -41,14 +40,8 @@ SLA = """policies:
 
 @pytest.fixture
 def pg_db(postgres_url):
-    name = "r" + uuid.uuid4().hex[:12]
-    admin = create_engine(postgres_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f"CREATE DATABASE {name}"))
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as c:
-        c.execute(text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    with fresh_pg_database(postgres_url) as url:
+        yield url
 
 
 class Replicas:

@@ -46,6 +46,16 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return d
 
 
+def tls_mosquitto(tmp_path: Path, pki: Path) -> tuple[int, subprocess.Popen[bytes]]:
+    """Mosquitto with one TLS listener on a free loopback port, its certificate from `pki`."""
+    port = free_port()
+    (tmp_path / "mosquitto.conf").write_text(
+        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\n"
+        f"keyfile {pki / 'server.key'}\nallow_anonymous true\npersistence false\n")
+    return port, subprocess.Popen([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(tmp_path / "mosquitto.conf")],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def hub_leads(url: str, pki: Path) -> bool:
     """The hub's MQTT publisher is connected as leader (it connects only then)."""
     ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
@@ -54,12 +64,7 @@ def hub_leads(url: str, pki: Path) -> bool:
 
 
 def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
-    port = free_port()
-    (tmp_path / "mosquitto.conf").write_text(
-        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\n"
-        f"keyfile {pki / 'server.key'}\nallow_anonymous true\npersistence false\n")
-    mq = subprocess.Popen([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(tmp_path / "mosquitto.conf")],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, mq = tls_mosquitto(tmp_path, pki)
     hub_port = free_port()
     (tmp_path / "hub.yaml").write_text(yaml.safe_dump({
         "database": f"sqlite:///{tmp_path / 'hub.sqlite'}",
@@ -124,12 +129,7 @@ def test_mqtt_tls_checks_the_broker_name_given_as_server_name(tmp_path, pki):
     (here the broker is reached as 127.0.0.1; its certificate names localhost and 127.0.0.1)."""
     from gridwatch.core.config import MqttTls
 
-    port = free_port()
-    (tmp_path / "mosquitto.conf").write_text(
-        f"user {getpass.getuser()}\nlistener {port} 127.0.0.1\ncafile {pki / 'ca.pem'}\ncertfile {pki / 'server.pem'}\n"
-        f"keyfile {pki / 'server.key'}\nallow_anonymous true\npersistence false\n")
-    mq = subprocess.Popen([binary("mosquitto", "/usr/sbin/mosquitto"), "-c", str(tmp_path / "mosquitto.conf")],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port, mq = tls_mosquitto(tmp_path, pki)
     try:
         wait_port(port, proc=mq)
 
