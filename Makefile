@@ -10,8 +10,11 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# pysparkplug (Sparkplug B payloads) pins paho-mqtt<2 for its client, which gridwatch does not use; its
+# payload classes work with paho 2, so it goes in without its pins (protobuf is a dependency of ours).
 venv: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps 'pysparkplug>=0.6,<0.7'
 
 # Debian services the tests start for real; installed only when missing.
 deps:

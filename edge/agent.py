@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from edge.config import EdgeConfig
 from edge.errors import ConfigError, Rejected
+from edge.feeds import FeedSet
 from edge.forwarder import Forwarder
 from edge.message import Event, Message
 from edge.metrics import AgentMetrics
@@ -33,7 +34,6 @@ from edge.recorder import Recorder
 from edge.rules.engine import Engine
 from edge.rules.loader import load_rules
 from edge.rules.ruleset import RuleSet
-from edge.sensors import decode
 from edge.topics import subscriptions
 from edge.video import Video
 from gridwatch.core.alert import Alert
@@ -71,6 +71,18 @@ class Job:
     batch: list[Message]
 
 
+def feed_filters(feeds: FeedSet, cfg: EdgeConfig) -> list[str]:
+    """Subscriptions: the native root per owned grid (as before feeds existed), each other feed's filter."""
+    out: list[str] = []
+    native = f"{cfg.mqtt.topic_root}/+/+/+/+"
+    for f in feeds.filters():
+        if f == native:
+            out += subscriptions(cfg.mqtt.topic_root, cfg.grids, cfg.mqtt.share_group)
+        else:
+            out.append(f"$share/{cfg.mqtt.share_group}/{f}" if cfg.mqtt.share_group else f)
+    return out
+
+
 class Agent:
     def __init__(self, cfg: EdgeConfig, *, clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
@@ -104,7 +116,9 @@ class Agent:
         if cfg.influx is not None:
             from edge.timeseries import TimeSeriesWriter
             self.timeseries = TimeSeriesWriter(cfg.influx, self.metrics.timeseries_errors.inc)
-        filters = subscriptions(cfg.mqtt.topic_root, cfg.grids, cfg.mqtt.share_group)
+        self.feeds = FeedSet(cfg.feed_specs(), self.limits, cfg.mqtt.topic_root, cfg.registry())
+        self.grids = frozenset(cfg.grids)
+        filters = feed_filters(self.feeds, cfg)
         self.mqtt = MqttIngest(cfg.mqtt, filters, cfg.mqtt.client_id or f"gridwatch-{cfg.edge_id}", self._enqueue)
         self._next_rules: RuleSet | None = None
         self._rules_sig = self._signature()
@@ -245,6 +259,8 @@ class Agent:
             alerts += self.engine.swap(ruleset, self.clock())
         alerts += self.engine.tick(self.clock())
         alerts += self.evaluate(batch)
+        for topic, payload in self.feeds.take_outgoing():  # Sparkplug B rebirth requests
+            self.mqtt.publish(topic, payload)
         if time.monotonic() - self._scenes_saved >= SCENE_SAVE_EVERY:
             self.save_scenes()
         return Job(alerts, *self._snapshot(), batch)
@@ -296,18 +312,18 @@ class Agent:
     def _one(self, msg: Message, kinds: Counter[str]) -> list[Alert]:
         if self.recorder is not None:
             self.recorder.write(msg)
-        ev = self._decode(msg)
-        if ev is None:
-            return []
-        kinds[ev.kind] += 1
-        if self.timeseries is not None:
-            self.timeseries.write(ev)
-        if ev.kind in VIDEO_KINDS:
-            t0 = time.perf_counter()
-            raised = self.video.observe(self.engine, ev)
-            self.metrics.frame_seconds.labels(ev.kind).observe(time.perf_counter() - t0)
-            return raised
-        return self.engine.observe(ev)
+        out: list[Alert] = []
+        for ev in self._decode(msg):
+            kinds[ev.kind] += 1
+            if self.timeseries is not None:
+                self.timeseries.write(ev)
+            if ev.kind in VIDEO_KINDS:
+                t0 = time.perf_counter()
+                out += self.video.observe(self.engine, ev)
+                self.metrics.frame_seconds.labels(ev.kind).observe(time.perf_counter() - t0)
+            else:
+                out += self.engine.observe(ev)
+        return out
 
     def _failed_on(self, msg: Message, reason: str) -> None:
         """A message the agent failed on: counted, logged (once per 10 s) and kept in the outbox's dead
@@ -322,18 +338,27 @@ class Agent:
         except sqlite3.Error as exc:
             logger.error("could not keep the dead message: %s", exc)
 
-    def _decode(self, msg: Message) -> Event | None:
+    def _decode(self, msg: Message) -> list[Event]:
         try:
-            ev = decode(msg, self.cfg.mqtt.topic_root, self.limits)
-            if ev.clock_ahead:
-                self.metrics.clock_ahead.inc()
-            if self.cfg.devices.strict and self.known.get(ev.device) != ev.grid:
-                raise Rejected("unknown_device", f"device {ev.device!r} in grid {ev.grid!r} is not in the device list")
-            return ev
+            events = self.feeds.decode(msg)
+            out = []
+            for ev in events:
+                if ev.clock_ahead:
+                    self.metrics.clock_ahead.inc()
+                if self.grids and ev.grid not in self.grids:  # a mapped feed carries grids of other agents too
+                    self.engine.ignored["other_grid"] += 1
+                    continue
+                if self.cfg.devices.strict and ev.members is None and self.known.get(ev.device) != ev.grid:
+                    raise Rejected("unknown_device", f"device {ev.device!r} in grid {ev.grid!r} is not in the "
+                                                     f"device list")
+                out.append(ev)
+            return out
         except Rejected as rej:
             self.metrics.rejected.labels(rej.reason).inc()
+            if rej.reason == "unmapped":
+                self.metrics.unmapped.labels(rej.detail.rsplit("(arrived through ", 1)[-1].rstrip(")")).inc()
             self._log_rejected(msg.topic, rej)
-            return None
+            return []
 
     def _log_rejected(self, topic: str, rej: Rejected) -> None:
         """One line per reason every 10 s at most: a broken gateway must not flood the log."""

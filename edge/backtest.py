@@ -11,10 +11,11 @@ from datetime import datetime
 from pathlib import Path
 
 from edge.errors import Rejected
+from edge.feeds import FeedSet
+from edge.feeds.spec import FeedSpec
 from edge.message import Message
 from edge.rules.engine import Engine
 from edge.rules.ruleset import RuleSet
-from edge.sensors import decode
 from edge.sensors.common import Limits
 from edge.video import Video
 from gridwatch.core.alert import Alert
@@ -51,9 +52,13 @@ def read_capture(path: str | Path) -> Iterator[Message | Rejected]:
 
 
 def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits: Limits | None = None,
-             edge_id: str = "backtest") -> BacktestResult:
-    """Feed the capture through the rules; timers fire on event time, as they would have live."""
+             edge_id: str = "backtest", feeds: FeedSet | None = None) -> BacktestResult:
+    """Feed the capture through the feeds (the native contract by default) and the rules; timers fire on
+    event time, as they would have live."""
     limits = limits or Limits()
+    if feeds is None:
+        native = FeedSpec(name="gridwatch", topic=f"{root}/+/+/+/+", format="gridwatch")
+        feeds = FeedSet([native], limits, root)
     video = Video()
     engine = Engine(ruleset, edge_id, evidence=video.evidence)
     res = BacktestResult()
@@ -64,13 +69,14 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
             continue
         res.messages += 1
         try:
-            ev = decode(item, root, limits)
+            events = feeds.decode(item)
         except Rejected as rej:
             res.rejected[rej.reason] += 1
             continue
-        res.alerts += engine.tick(ev.ts)
-        res.alerts += video.observe(engine, ev)
-        last = ev.ts if last is None else max(last, ev.ts)
+        for ev in events:
+            res.alerts += engine.tick(ev.ts)
+            res.alerts += video.observe(engine, ev)
+            last = ev.ts if last is None else max(last, ev.ts)
     if last is not None:
         res.alerts += engine.tick(last)
     return res

@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from edge.feeds.spec import FeedEntry, FeedSpec, expand_entry
 from edge.sensors.common import Limits
 from gridwatch.core.config import MqttTls, Strict
 from gridwatch.core.durations import Duration
@@ -45,6 +46,9 @@ class DeviceEntry(Strict):
     id: str = Field(pattern=NAME.pattern)
     grid: str = Field(pattern=NAME.pattern)
     kind: FeedKind = "sensor"
+    gateway: str | None = Field(None, description="the gateway (feed group, Sparkplug node, availability "
+                                                  "gateway) the device sits behind; its offline marks the device "
+                                                  "offline")
 
 
 class DevicesConfig(Strict):
@@ -116,6 +120,9 @@ class EdgeConfig(Strict):
     mqtt: MqttConfig = Field(default_factory=MqttConfig)
     grids: list[str] = Field(default_factory=list, description="grids this agent owns; empty = all")
     rules: Path = Path("rules.yaml")
+    feeds: list[FeedEntry] = Field(
+        default_factory=lambda: [FeedEntry({"preset": "gridwatch"})],
+        description="topics and payload mappings (presets or plain feeds); default: the native contract")
     devices: DevicesConfig = Field(default_factory=DevicesConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     outbox: OutboxConfig = Field(default_factory=OutboxConfig)
@@ -134,7 +141,19 @@ class EdgeConfig(Strict):
         for g in self.grids:
             if not NAME.match(g):
                 raise ValueError(f"grids: {g!r} must match [A-Za-z0-9_-]{{1,64}}")
+        names = [s.name for s in self.feed_specs()]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"feeds: names {dup} are used twice (give each preset entry its own name:)")
         return self
+
+    def feed_specs(self) -> list[FeedSpec]:
+        """The feeds with presets expanded (names must be unique)."""
+        out = [s for e in self.feeds for s in expand_entry(e.root, self.mqtt.topic_root)]
+        return out
+
+    def registry(self) -> dict[str, tuple[str, str, str | None]]:
+        return {d.id: (d.grid, d.kind, d.gateway) for d in self.devices.known}
 
     def resolved(self, base: Path) -> EdgeConfig:
         """Relative paths made absolute against `base` (the config file's directory)."""

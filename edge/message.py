@@ -44,3 +44,5 @@ class Event:
     gray: np.ndarray | None = None  # camera: decoded, reduced grayscale (uint8)
     scene: SceneState | None = None  # camera: what the camera's scene model made of the frame
     celsius: np.ndarray | None = None  # thermal: temperatures (float32)
+    gateway: str | None = None  # status: the device is marked by its gateway's availability, not its own
+    members: tuple[str, ...] | None = None  # status of a gateway: the devices behind it

@@ -53,6 +53,8 @@ class AgentMetrics:
         r = self.registry = CollectorRegistry()
         self.messages = Counter("gridwatch_edge_messages", "Messages received, by feed kind", ["kind"], registry=r)
         self.rejected = Counter("gridwatch_edge_rejected", "Messages rejected, by reason", ["reason"], registry=r)
+        self.unmapped = Counter("gridwatch_edge_unmapped", "Messages no feed maps, by the subscription they came "
+                                "through", ["filter"], registry=r)
         self.forward_latency = Histogram("gridwatch_edge_forward_latency_seconds",
                                          "Outbox commit to hub acknowledgement", registry=r,
                                          buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300))

@@ -81,6 +81,10 @@ class MqttIngest:
         self.client.disconnect()
         self.client.loop_stop()
 
+    def publish(self, topic: str, payload: bytes) -> None:
+        """Fire and forget (QoS 0): requests to gateways, such as a Sparkplug B rebirth."""
+        self.client.publish(topic, payload, qos=0)
+
     def wait_connected(self, timeout: float) -> bool:
         """True once connected and subscribed."""
         return self.connected.wait(timeout)

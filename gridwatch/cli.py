@@ -49,7 +49,20 @@ def _rules_backtest(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc.problems, sys.stderr)
         return 1
-    res = backtest(ruleset, args.input, root=args.topic_root)
+    feeds = None
+    limits = None
+    root = args.topic_root
+    if args.edge_config is not None:
+        from edge.config import load_edge_config
+        from edge.feeds import FeedSet
+        try:
+            cfg = load_edge_config(args.edge_config)
+        except ConfigError as exc:
+            _print_problems(exc.problems, sys.stderr)
+            return 1
+        limits, root = cfg.limits.limits(), cfg.mqtt.topic_root
+        feeds = FeedSet(cfg.feed_specs(), limits, root, cfg.registry())
+    res = backtest(ruleset, args.input, root=root, limits=limits, feeds=feeds)
     for a in res.alerts:
         if args.json:
             print(a.model_dump_json())
@@ -59,6 +72,66 @@ def _rules_backtest(args: argparse.Namespace) -> int:
           file=sys.stderr)
     for (rule, state), n in sorted(res.per_rule().items()):
         print(f"  {rule:<28} {state:<9} {n}", file=sys.stderr)
+    return 0
+
+
+def _feeds_check(args: argparse.Namespace) -> int:
+    from edge.config import load_edge_config
+    from gridwatch.core.errors import ConfigError
+
+    status = 0
+    for f in args.files:
+        try:
+            cfg = load_edge_config(f)
+        except ConfigError as exc:
+            _print_problems(exc.problems, sys.stdout)
+            status = 1
+            continue
+        specs = cfg.feed_specs()
+        print(f"{f}: ok, {len(cfg.feeds)} feed entries, {len(specs)} feeds", file=sys.stderr)
+        for s in specs:
+            print(f"  {s.name:<32} {s.role:<6} {s.topic}", file=sys.stderr)
+    return status
+
+
+def _feeds_try(args: argparse.Namespace) -> int:
+    """What one message would become: readings with device, grid and time, or why it is rejected."""
+    import time
+    from datetime import UTC, datetime
+
+    from edge.config import load_edge_config
+    from edge.errors import Rejected
+    from edge.feeds import FeedSet
+    from edge.message import Message
+    from gridwatch.core.errors import ConfigError
+
+    try:
+        cfg = load_edge_config(args.config)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stdout)
+        return 2
+    feeds = FeedSet(cfg.feed_specs(), cfg.limits.limits(), cfg.mqtt.topic_root, cfg.registry())
+    if args.payload_file is not None:
+        payload = Path(args.payload_file).read_bytes()
+    else:
+        payload = (args.payload or "").encode("utf-8")
+    hit = feeds.route(args.topic)
+    try:
+        events = feeds.decode(Message(args.topic, payload, time.time()))
+    except Rejected as rej:
+        print(f"rejected ({rej.reason}): {rej.detail}")
+        return 1
+    assert hit is not None
+    print(f"feed {hit[0].name}: {len(events)} event(s)")
+    for ev in events:
+        when = datetime.fromtimestamp(ev.ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+        what = (json.dumps(ev.metrics, ensure_ascii=False) if ev.kind == "sensor"
+                else f"{ev.event}" + (f" zone {ev.zone}" if ev.zone else ""))
+        extra = f" (gateway {ev.gateway})" if ev.gateway else (
+            f" (gateway of {len(ev.members)} devices)" if ev.members is not None else "")
+        print(f"  {ev.kind:<7} grid={ev.grid} device={ev.device} ts={when} {what}{extra}")
+    for topic, _ in feeds.take_outgoing():
+        print(f"  would publish to {topic}")
     return 0
 
 
@@ -224,7 +297,21 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("--input", "-i", type=Path, required=True, help="JSONL capture (record: in the agent config)")
     bt.add_argument("--json", action="store_true", help="one JSON alert per line on stdout")
     bt.add_argument("--topic-root", default="gw")
+    bt.add_argument("--edge-config", type=Path, default=None,
+                    help="apply this agent config's feeds (raw gateway captures replay as live)")
     bt.set_defaults(func=_rules_backtest)
+
+    feeds = top.add_parser("feeds", help="feed mappings in the edge config").add_subparsers(
+        dest="feeds_cmd", required=True)
+    fc = feeds.add_parser("check", help="validate the feeds of edge configs; prints file:path: reason, exits 1")
+    fc.add_argument("files", nargs="+", type=Path)
+    fc.set_defaults(func=_feeds_check)
+    ft = feeds.add_parser("try", help="print what one message would become; exits 1 with the reason if rejected")
+    ft.add_argument("config", type=Path)
+    ft.add_argument("--topic", required=True)
+    ft.add_argument("--payload", default=None)
+    ft.add_argument("--payload-file", type=Path, default=None, help="binary payloads (Sparkplug B)")
+    ft.set_defaults(func=_feeds_try)
 
     sim = top.add_parser("sim", help="simulated gateways").add_subparsers(dest="sim_cmd", required=True)
     sr = sim.add_parser("run", help="play a scenario; --verify checks the hub for exactly the expected cases")

@@ -361,6 +361,10 @@ class Engine:
         if st["sub"] == FAULT_SUB:
             lo, hi = spec.plausible or (None, None)
             return f"{spec.match.metric}={value} at {device} is outside its plausible range [{lo}, {hi}]"
+        gateway = st.get("note", {}).get("gateway") if st["sub"] == "" else None
+        if gateway is not None:
+            return (f"gateway {device} offline: {st['note'].get('devices', '?')} devices behind it unreachable "
+                    f"({st['note'].get('device_ids', '')})")
         if spec.message is None:
             shown = f" value {value:g}" if isinstance(value, float) else ""
             return f"{spec.id} ({category}) at {device}{shown}"

@@ -36,11 +36,22 @@ class Evaluator(EvaluatorBase):
         return self.metric is None or self.metric in ev.metrics
 
     def observe(self, st: State, ev: Event) -> Verdict | None:
+        if ev.members is not None:  # a gateway: one alert for all its devices, no silence timer of its own
+            st["gw"] = True
+            if ev.event == "offline":
+                note = {"gateway": ev.device, "devices": str(len(ev.members)),
+                        "device_ids": ",".join(ev.members[:50]) + (",..." if len(ev.members) > 50 else "")}
+                return Verdict(True, ev.ts, None, note=note, start=ev.ts)
+            return Verdict(False, ev.ts)
         if ev.kind == "status" and ev.event == "offline":
             st["stale"] = True
+            if ev.gateway is not None:  # its gateway's alert speaks for it; no alert of its own
+                st["via"] = ev.gateway
+                return None
             return Verdict(True, ev.ts, None, start=ev.ts)
         st["last"] = max(ev.ts, st.get("last", 0.0))
         st["stale"] = False
+        st.pop("via", None)
         return Verdict(False, ev.ts)
 
     def seed(self, st: State, now: float) -> None:
@@ -55,6 +66,6 @@ class Evaluator(EvaluatorBase):
         return Verdict(True, now, None, start=due)
 
     def deadline(self, st: State) -> float | None:
-        if st.get("stale") or "last" not in st:
+        if st.get("stale") or st.get("gw") or "last" not in st:
             return None
         return float(st["last"]) + self.limit

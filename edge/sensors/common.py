@@ -65,6 +65,9 @@ def parse_ts(value: Any, received_at: float, limits: Limits) -> float:
         raise Rejected("ts_in_future", f"ts is {ts - received_at:.0f}s ahead of the receive clock "
                                        f"(limit {limits.max_future_skew_s:.0f}s)")
     if ts < 946684800:  # 2000-01-01: a gateway with no clock set
+        if isinstance(value, int | float) and 946684800 <= value < 1e11:
+            raise Rejected("bad_ts", f"ts {value!r} looks like epoch seconds; the native contract takes epoch "
+                                     f"milliseconds or RFC 3339 (a mapped feed can say ts.format: epoch_s)")
         raise Rejected("bad_ts", f"ts {value!r} is before the year 2000")
     return ts
 
