@@ -22,6 +22,11 @@ from edge.sensors.common import Limits, check_size
 FENCE = ("breach", "tamper", "restore", "fault")
 
 
+def with_lower(words: dict[str, float]) -> dict[str, float]:
+    """A word map that also answers in lower case (`OFF`, `Off` and `off` alike)."""
+    return {**{k.lower(): v for k, v in words.items()}, **words}
+
+
 def topic_regex(topic: str) -> re.Pattern[str]:
     out = []
     for level in topic.split("/"):
@@ -92,12 +97,15 @@ class CompiledFeed:
         self.regex = topic_regex(spec.topic)
         self.filter = topic_filter(spec.topic)
         self.ignore = [topic_regex(t) for t in spec.ignore]
-        self.grid = Source(spec.grid) if spec.grid is not None else None
-        dev = spec.device or ("{device}" if "device" in CAPTURE.findall(spec.topic) else None)
+        captures = CAPTURE.findall(spec.topic)
+        grid = spec.grid or ("{grid}" if "grid" in captures else None)
+        self.grid = Source(grid) if grid is not None else None
+        dev = spec.device or ("{device}" if "device" in captures else None)
         self.device = Source(dev) if dev is not None else None
         self.gateway = Source(spec.gateway) if spec.gateway is not None else None
         self.ts_path = Path(spec.ts.path) if spec.ts.path else None
-        self.metrics = [(name, Path(m.path), {**spec.values, **m.map},
+        self.words = with_lower(spec.values)
+        self.metrics = [(name, Path(m.path), with_lower({**spec.values, **m.map}),
                          spec.numeric_strings if m.numeric_strings is None else m.numeric_strings, m.scale, m.optional)
                         for name, m in spec.metrics.items()]
         self.collect = Path(spec.collect.path) if spec.collect else None
@@ -202,7 +210,7 @@ class CompiledFeed:
             raise Rejected("wrong_type" if obj is not MISSING else "missing_field",
                            f"feed {self.name}: {where}: expected an object of values, "
                            f"got {shown(None if obj is MISSING else obj)}")
-        member, words, numeric = self.spec.collect.member, self.spec.values, self.spec.numeric_strings
+        member, words, numeric = self.spec.collect.member, self.words, self.spec.numeric_strings
         stack: list[tuple[str, dict[str, Any]]] = [(self.spec.collect.prefix, obj)]
         while stack:
             prefix, node = stack.pop()

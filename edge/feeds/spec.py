@@ -208,7 +208,7 @@ class FeedSpec(Strict):
                 raise ValueError(f"topic {self.topic!r}: a capture must be a whole level, not {part!r}")
         if self.format in ("gridwatch", "sparkplug-b"):
             return self
-        if self.grid is None:
+        if self.grid is None and "grid" not in captures:
             raise ValueError("grid is required: a fixed grid id, a {capture}, a $.path or @registry")
         if self.device is None and "device" not in captures and self.each_device is None \
                 and not (self.role == "status" and self.scope == "gateway"):
@@ -236,7 +236,8 @@ def expand_entry(item: dict[str, Any], root: str) -> list[FeedSpec]:
             first = exc.errors()[0]
             where = path_text(tuple(first["loc"]))
             msg = first["msg"].removeprefix("Value error, ")
-            raise ValueError(f"feed {raw.get('name', '?')}: {where}: {msg}") from None
+            where = "" if where == "(top)" else f"{where}: "
+            raise ValueError(f"feed {raw.get('name', '?')}: {where}{msg}") from None
     return out
 
 
