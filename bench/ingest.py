@@ -3,6 +3,9 @@
 Both drain the same number of QoS 1 readings (1,000 devices, ~120-byte JSON) that were queued for them
 in the broker while they were away, so publisher speed does not limit either. Then the agent takes a
 paced 5,000 readings/s stream and the publish→outbox-commit latency of every reading is measured.
+The mapped run drains the same readings published as Zigbee2MQTT payloads through the `zigbee2mqtt`
+preset (target: >= 0.8 of the native drain); Sparkplug B DDATA decoding is timed in process, beside
+the native decoder on the same readings.
 Prints a table, then one JSON line: {"bench": "ingest", ...}.
 """
 
@@ -57,9 +60,10 @@ def rules_yaml(n: int = 100) -> str:
     return "\n".join(out) + "\n"
 
 
-def publish(broker: Broker, count: int, rate: float = 0.0) -> dict:
+def publish(broker: Broker, count: int, rate: float = 0.0, shape: str = "gridwatch") -> dict:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "publisher.py"), broker.host, str(broker.port),
-                          str(count), "--rate", str(rate)], capture_output=True, text=True, check=True)
+                          str(count), "--rate", str(rate), "--shape", shape], capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -101,11 +105,13 @@ def bare_subscriber(broker: Broker, count: int) -> float:
     return count / ((got["last"] or time.perf_counter()) - (got["first"] or start))
 
 
-def agent_config(tmp: Path, broker: Broker) -> EdgeConfig:
+def agent_config(tmp: Path, broker: Broker, shape: str = "gridwatch") -> EdgeConfig:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "rules.yaml").write_text(rules_yaml())
+    feeds = [{"preset": "gridwatch"}] if shape == "gridwatch" else [{"preset": shape, "grid": "grid-01"}]
     return EdgeConfig.model_validate({
-        "edge_id": "bench", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "bench-agent"},
+        "edge_id": "bench", "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"bench-{shape}"},
+        "feeds": feeds,
         "rules": str(tmp / "rules.yaml"), "outbox": {"path": str(tmp / "outbox.sqlite"), "synchronous": SYNC},
         "hub": {"url": "http://127.0.0.1:9", "backoff_min": "30s", "backoff_max": "60s"}, "metrics": None,
     }).resolved(tmp)
@@ -127,14 +133,14 @@ class Timed(Agent):
         return done
 
 
-def agent_drain(broker: Broker, tmp: Path, count: int) -> tuple[float, Timed]:
-    agent = Timed(agent_config(tmp, broker))
+def agent_drain(broker: Broker, tmp: Path, count: int, shape: str = "gridwatch") -> tuple[float, Timed]:
+    agent = Timed(agent_config(tmp, broker, shape))
     agent.start()
     agent.mqtt.wait_connected(10)
     time.sleep(0.5)
     agent.stop()
-    publish(broker, count)
-    agent = Timed(agent_config(tmp, broker))
+    publish(broker, count, shape=shape)
+    agent = Timed(agent_config(tmp, broker, shape))
     agent.start()
     deadline = time.monotonic() + 600
     while agent.count == 0 and time.monotonic() < deadline:
@@ -160,6 +166,44 @@ def paced_latency(broker: Broker, agent: Timed, rate: float, seconds: float) -> 
     return pub, lat
 
 
+def decode_rates(n: int = 20000) -> dict[str, float]:
+    """Readings/s of decoding alone (no broker, no rules): native JSON, Zigbee2MQTT mapped, Sparkplug DDATA."""
+    import random
+
+    import pysparkplug as spb
+
+    from bench.publisher import payload, z2m_payload
+    from edge.feeds import FeedSet
+    from edge.message import Message
+    from edge.sensors.common import Limits
+
+    cfg = EdgeConfig.model_validate({"feeds": [{"preset": "gridwatch"}, {"preset": "zigbee2mqtt", "grid": "g"},
+                                               {"preset": "sparkplug-b", "grid": "g"}]})
+    feeds = FeedSet(cfg.feed_specs(), Limits())
+    rng = random.Random(3)
+    now = int(time.time() * 1000)
+    native = [payload(i, 1000, now, rng) for i in range(n)]
+    z2m = [z2m_payload(i, 1000, now, rng) for i in range(n)]
+    m, dt = spb.Metric, spb.DataType
+    births = {}
+    for d in range(100):
+        births[d] = spb.DBirth(timestamp=now, seq=0, metrics=tuple(
+            m(timestamp=now, name=name, datatype=dt.DOUBLE, value=0.0, alias=k)
+            for k, name in enumerate(("ch4_ppm", "temp_c", "water_level_m"), 1))).encode()
+    spark = [(f"spBv1.0/g/DDATA/n1/d{i % 100}", spb.DData(timestamp=now, seq=i % 256, metrics=tuple(
+        m(timestamp=now, name=None, datatype=dt.DOUBLE, value=rng.gauss(800, 60), alias=k)
+        for k in (1, 2, 3))).encode()) for i in range(n)]
+    out: dict[str, float] = {}
+    for d, body in births.items():
+        feeds.decode(Message(f"spBv1.0/g/DBIRTH/n1/d{d}", body, now / 1000))
+    for name, msgs in (("native", native), ("zigbee2mqtt", z2m), ("sparkplug", spark)):
+        t0 = time.perf_counter()
+        for topic, body in msgs:
+            feeds.decode(Message(topic, body, now / 1000 + 1))
+        out[name] = n / (time.perf_counter() - t0)
+    return out
+
+
 def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else float("nan")
 
@@ -179,10 +223,14 @@ def main() -> None:
             rps, agent = agent_drain(broker, tmp / "agent", args.count)
             pub, lat = paced_latency(broker, agent, args.rate, args.seconds)
             agent.stop()
+            mapped, mapped_agent = agent_drain(broker, tmp / "mapped", args.count, "zigbee2mqtt")
+            mapped_agent.stop()
             dropped = broker.dropped()
         finally:
             stop_pid(broker.proc)
     ratio = rps / ceiling
+    mapped_ratio = mapped / rps
+    decode = decode_rates()
     print(f"{'readings':<42}{args.count:>12,}")
     print(f"{'bare paho subscriber (QoS 1), readings/s':<42}{ceiling:>12,.0f}")
     print(f"{'agent, 100 rules, readings/s':<42}{rps:>12,.0f}")
@@ -190,10 +238,17 @@ def main() -> None:
     print(f"{'paced run: published readings/s':<42}{pub['published'] / pub['seconds']:>12,.0f}")
     print(f"{'publish->outbox p50 / p99 / max, ms':<42}{pct(lat, .5):>6.1f} {pct(lat, .99):>6.1f} "
           f"{pct(lat, 1):>6.1f}   (target p99 <= 50)")
+    print(f"{'agent, zigbee2mqtt preset, readings/s':<42}{mapped:>12,.0f}")
+    print(f"{'ratio mapped / native':<42}{mapped_ratio:>12.2f}   (target >= 0.80)")
+    print(f"{'decode only, native JSON, readings/s':<42}{decode['native']:>12,.0f}")
+    print(f"{'decode only, zigbee2mqtt, readings/s':<42}{decode['zigbee2mqtt']:>12,.0f}")
+    print(f"{'decode only, Sparkplug B DDATA, msgs/s':<42}{decode['sparkplug']:>12,.0f}   (3 metrics each)")
     print(f"{'broker dropped messages':<42}{dropped:>12.0f}")
     print(json.dumps({"bench": "ingest", "agent_rps": round(rps), "ceiling_rps": round(ceiling),
                       "ratio": round(ratio, 3), "rate": args.rate, "p50_ms": round(pct(lat, .5), 1),
-                      "p99_ms": round(pct(lat, .99), 1), "dropped": dropped}))
+                      "p99_ms": round(pct(lat, .99), 1), "dropped": dropped, "mapped_rps": round(mapped),
+                      "mapped_ratio": round(mapped_ratio, 3),
+                      "decode_rps": {k: round(v) for k, v in decode.items()}}))
 
 
 if __name__ == "__main__":

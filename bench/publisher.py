@@ -11,6 +11,7 @@ import json
 import random
 import threading
 import time
+from datetime import UTC, datetime
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
@@ -28,6 +29,18 @@ def payload(i: int, n_devices: int, ts_ms: int, rng: random.Random) -> tuple[str
     return f"gw/grid-{i % 20:02d}/sensor/{dev}/reading", json.dumps(body, separators=(",", ":")).encode()
 
 
+def z2m_payload(i: int, n_devices: int, ts_ms: int, rng: random.Random) -> tuple[str, bytes]:
+    """The same readings as a Zigbee2MQTT device publishes them: one flat object, `last_seen` in ISO 8601."""
+    dev = device_id(i % n_devices)
+    body = {"ch4_ppm": round(rng.gauss(800, 60), 1), "temp_c": round(rng.gauss(21, 2), 2),
+            "water_level_m": round(rng.gauss(1.4, 0.05), 3), "linkquality": 120,
+            "last_seen": datetime.fromtimestamp(ts_ms / 1000, UTC).isoformat(timespec="milliseconds")}
+    return f"zigbee2mqtt/{dev}", json.dumps(body, separators=(",", ":")).encode()
+
+
+SHAPES = {"gridwatch": payload, "zigbee2mqtt": z2m_payload}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("host")
@@ -35,7 +48,9 @@ def main() -> None:
     ap.add_argument("count", type=int)
     ap.add_argument("--rate", type=float, default=0.0, help="messages/s; 0 = as fast as possible")
     ap.add_argument("--devices", type=int, default=1000)
+    ap.add_argument("--shape", choices=sorted(SHAPES), default="gridwatch")
     args = ap.parse_args()
+    make = SHAPES[args.shape]
     rng = random.Random(7)
     c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     inflight = threading.Semaphore(20000)  # back-pressure well under paho's 65,535 limit
@@ -51,7 +66,7 @@ def main() -> None:
             while (lag := due - time.perf_counter()) > 0:
                 time.sleep(min(lag, 0.002))
         inflight.acquire()
-        topic, body = payload(i, args.devices, int(time.time() * 1000), rng)
+        topic, body = make(i, args.devices, int(time.time() * 1000), rng)
         while c.publish(topic, body, qos=1).rc == paho.MQTT_ERR_QUEUE_SIZE:
             time.sleep(0.001)
     for _ in range(20000):
