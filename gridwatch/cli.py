@@ -14,6 +14,9 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from simulators.player import Connection
 
+SHAPES = ("gridwatch", "zigbee2mqtt", "tasmota", "thingsboard-gateway", "huawei-iotda", "onenet", "sparkplug-b")
+"""Gateway kinds the simulator speaks (`simulators.shapes.SHAPES`; written here so `--help` stays light)."""
+
 
 def _print_problems(problems: list[str], out: TextIO) -> None:
     """One `file:path: reason` line per problem."""
@@ -226,7 +229,7 @@ def _sim_run(args: argparse.Namespace) -> int:
     if args.verify and not key:
         print(f"--verify needs a hub key (--key or ${args.key_env})", file=sys.stderr)
         return 2
-    player = Player(sc, _connection(args), client_prefix=f"sim-{sc.name}")
+    player = Player(sc, _connection(args), client_prefix=f"sim-{sc.name}", as_=args.as_)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -319,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--verify", action="store_true")
     sr.add_argument("--json", action="store_true", help="with --verify: the report as one JSON line on stdout")
     sr.add_argument("--forever", action="store_true", help="keep playing the baseline after the last incident")
+    sr.add_argument("--as", dest="as_", choices=SHAPES, default=None,
+                    help="every sensor speaks this gateway kind (default: each device's `gateway:`, else native)")
     _sim_common(sr)
     sr.set_defaults(func=_sim_run)
     sl = sim.add_parser("load", help="many devices at a steady rate; reports achieved rate and case latency")

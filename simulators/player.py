@@ -1,6 +1,8 @@
 """Plays a scenario in real time as device gateways: one MQTT client per device (MQTT v5 with `ts`/`seq`
 user properties and an LWT, or 3.1.1 with the JSON envelope), a retained `online` status at start, readings
-every `interval`, frames at `fps`, incidents at their times. Records when each incident began (wall clock)."""
+every `interval`, frames at `fps`, incidents at their times. Records when each incident began (wall clock).
+A sensor speaks the gateway kind its scenario entry names (`gateway: zigbee2mqtt`), or the one given with
+`gridwatch sim run --as` (`simulators.shapes`)."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from paho.mqtt.properties import Properties
 from simulators.devices import SensorModel, rounded
 from simulators.scenario import Device, Incident, Scenario
 from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker
+from simulators.shapes import hello, reading, will
 
 logger = logging.getLogger(__name__)
 
@@ -43,19 +46,27 @@ class Played:
 class Gateway:
     """One device's MQTT client."""
 
-    def __init__(self, dev: Device, conn: Connection, client_id: str) -> None:
+    def __init__(self, dev: Device, conn: Connection, client_id: str, shape: str | None = None) -> None:
         self.dev, self.conn = dev, conn
         self.v5 = conn.protocol == "v5"
         self.base = f"{conn.root}/{dev.grid}/{dev.kind}/{dev.id}"
+        self.shape = (shape or dev.gateway) if dev.kind == "sensor" else "gridwatch"
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311)
         if conn.username:
             self.client.username_pw_set(conn.username, conn.password)
         self.client.max_queued_messages_set(0)
-        self.client.will_set(f"{self.base}/status", "offline", qos=1, retain=True)
+        bdseq = int(time.time()) % 256
+        lwt = will(self.shape, conn.root, dev.grid, dev.id, bdseq) if dev.kind == "sensor" else (
+            f"{self.base}/status", b"offline", True)
+        if lwt is not None:
+            self.client.will_set(lwt[0], lwt[1], qos=1, retain=lwt[2])
         self.client.connect(conn.host, conn.port, keepalive=30)
         self.client.loop_start()
-        self.publish(f"{self.base}/status", b"online", retain=True)
+        greet = hello(self.shape, conn.root, dev.grid, dev.id, int(time.time() * 1000), bdseq) \
+            if dev.kind == "sensor" else [(f"{self.base}/status", b"online", True)]
+        for topic, payload, retain in greet:
+            self.publish(topic, payload, retain=retain)
         self.seq = 0
 
     def publish(self, topic: str, payload: bytes | str, props: Properties | None = None, retain: bool = False) -> None:
@@ -68,6 +79,12 @@ class Gateway:
     def send(self, leaf: str, body: dict[str, Any]) -> None:
         self.seq += 1
         self.publish(f"{self.base}/{leaf}", json.dumps({"ts": int(time.time() * 1000), "seq": self.seq, **body}))
+
+    def reading(self, metrics: dict[str, float]) -> None:
+        self.seq += 1
+        topic, payload, retain = reading(self.shape, self.conn.root, self.dev.grid, self.dev.id, metrics,
+                                         int(time.time() * 1000), self.seq)
+        self.publish(topic, payload, retain=retain)
 
     def frame(self, image: bytes, content_type: str) -> None:
         self.seq += 1
@@ -88,9 +105,9 @@ class Gateway:
 
 
 class Player:
-    def __init__(self, sc: Scenario, conn: Connection, client_prefix: str = "sim") -> None:
+    def __init__(self, sc: Scenario, conn: Connection, client_prefix: str = "sim", as_: str | None = None) -> None:
         self.sc, self.conn = sc, conn
-        self.gateways = {d.id: Gateway(d, conn, f"{client_prefix}-{d.id}") for d in sc.devices}
+        self.gateways = {d.id: Gateway(d, conn, f"{client_prefix}-{d.id}", as_) for d in sc.devices}
         self.sensors = {d.id: SensorModel(d.model or "gas", sc.seed + i)
                         for i, d in enumerate(sc.devices) if d.kind == "sensor"}
         self.cameras = {d.id: CameraSim(sc.seed + i) for i, d in enumerate(sc.devices) if d.kind == "camera"}
@@ -136,7 +153,7 @@ class Player:
                     v = inc.do.level + model.rng.gauss(0.0, model.noise)
                 if inc.do.rise_per_s is not None:
                     v += inc.do.rise_per_s * (t - inc.at)
-            gw.send("reading", {"metrics": {model.metric: rounded(model.metric, v)}})
+            gw.reading({model.metric: rounded(model.metric, v)})
         elif dev.kind == "fence":
             for inc in self.sc.incidents:
                 if inc.device == dev.id and inc.do.event and inc.at <= t < inc.at + 1.0 / self.sc.fps:

@@ -14,6 +14,7 @@ from gridwatch.core.kinds import FeedKind
 from gridwatch.core.names import NAME, Severity
 from gridwatch.core.yamlconf import load
 from simulators.devices import SENSOR_KINDS
+from simulators.shapes import Shape
 
 
 class Device(Strict):
@@ -22,6 +23,8 @@ class Device(Strict):
     kind: FeedKind = "sensor"
     model: str | None = Field(None, description=f"sensors: one of {sorted(SENSOR_KINDS)}")
     zones: list[str] = Field(default_factory=lambda: ["z1"], description="fences: zone names")
+    gateway: Shape = Field("gridwatch", description="sensors: the gateway kind whose wire shape the readings "
+                                                    "take (an edge feed preset of the same name maps them)")
 
     @model_validator(mode="after")
     def _model(self) -> Device:
