@@ -244,3 +244,13 @@ def test_native_contract_says_what_an_epoch_seconds_stamp_is():
     fs = feedset({"preset": "gridwatch"})
     rej = rejected(fs, "gw/grid-01/sensor/gas-01/reading", {"ts": 1795000000, "metrics": {"ch4_ppm": 1}})
     assert rej.reason == "bad_ts" and "looks like epoch seconds" in rej.detail and "ts.format: epoch_s" in rej.detail
+
+
+def test_unquoted_on_off_in_yaml_word_maps_mean_the_words(tmp_path):
+    """YAML 1.1 reads `ON: 1` as `True: 1`; the map still answers "ON", "on" and JSON true."""
+    f = tmp_path / "edge.yaml"
+    f.write_text("feeds:\n  - {name: relay, topic: 'relay/{device}', grid: g1,\n"
+                 "     metrics: {pump_on: {path: $.POWER, map: {ON: 1, OFF: 0}}}}\n")
+    cfg = load_edge_config(f)
+    fs = FeedSet(cfg.feed_specs(), Limits())
+    assert [one(fs, "relay/p1", {"POWER": w})[0].metrics["pump_on"] for w in ("ON", "off", True)] == [1.0, 0.0, 1.0]

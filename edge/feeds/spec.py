@@ -29,6 +29,21 @@ TsFormat = Literal["auto", "rfc3339", "epoch_s", "epoch_ms", "epoch_us", "receiv
 FENCE_EVENTS = ("breach", "tamper", "restore", "fault")
 
 
+def yaml_words(v: Any) -> Any:
+    """Word-map keys as written: YAML 1.1 reads unquoted `ON`, `off`, `yes`, `true` as booleans, so a
+    boolean key stands for all of its words."""
+    if not isinstance(v, dict):
+        return v
+    out: dict[Any, Any] = {}
+    for k, x in v.items():
+        if isinstance(k, bool):
+            for word in (("true", "on", "yes") if k else ("false", "off", "no")):
+                out.setdefault(word, x)
+        else:
+            out[str(k) if isinstance(k, int | float) else k] = x
+    return out
+
+
 def source_kind(text: str) -> str:
     if CAPTURE.fullmatch(text):
         return "capture"
@@ -68,6 +83,7 @@ class TsSpec(Strict):
 
 
 class MetricSpec(Strict):
+    _words = field_validator("map", mode="before")(lambda v: yaml_words(v))
     path: str
     map: dict[str, float] = Field(default_factory=dict, description="words to numbers (ON: 1, OFF: 0)")
     numeric_strings: bool | None = Field(None, description="accept \"23.5\"; default: the feed's setting")
@@ -102,6 +118,7 @@ class EventSpec(Strict):
     path: str
     map: dict[str, Literal["breach", "tamper", "restore", "fault", "ignore"]] = Field(default_factory=dict)
     zone: str | None = Field(None, description="JSON path or capture of the zone")
+    _words = field_validator("map", mode="before")(lambda v: yaml_words(v))
 
     @field_validator("path")
     @classmethod
@@ -117,6 +134,7 @@ class StateSpec(Strict):
     map: dict[str, Literal["online", "offline", "ignore"]] = Field(default_factory=dict)
     value: Literal["online", "offline"] | None = Field(None, description="the topic itself says it "
                                                                         "(ThingsBoard's connect / disconnect)")
+    _words = field_validator("map", mode="before")(lambda v: yaml_words(v))
 
 
 def default_states() -> dict[str, str]:
@@ -151,6 +169,8 @@ class FeedSpec(Strict):
     ignore: list[str] = Field(default_factory=list, description="topic filters of this feed's tree that carry "
                                                                 "no readings (not counted as unmapped)")
     group: str = Field("", description="the preset instance the feed came from")
+
+    _words = field_validator("values", mode="before")(lambda v: yaml_words(v))
 
     @field_validator("metrics", mode="before")
     @classmethod
