@@ -14,9 +14,6 @@ from typing import TYPE_CHECKING, TextIO
 if TYPE_CHECKING:
     from simulators.player import Connection
 
-SHAPES = ("gridwatch", "zigbee2mqtt", "tasmota", "thingsboard-gateway", "huawei-iotda", "onenet", "sparkplug-b")
-"""Gateway kinds the simulator speaks (`simulators.shapes.SHAPES`; written here so `--help` stays light)."""
-
 
 def _print_problems(problems: list[str], out: TextIO) -> None:
     """One `file:path: reason` line per problem."""
@@ -322,6 +319,8 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("--verify", action="store_true")
     sr.add_argument("--json", action="store_true", help="with --verify: the report as one JSON line on stdout")
     sr.add_argument("--forever", action="store_true", help="keep playing the baseline after the last incident")
+    from simulators.shapes import SHAPES
+
     sr.add_argument("--as", dest="as_", choices=SHAPES, default=None,
                     help="every sensor speaks this gateway kind (default: each device's `gateway:`, else native)")
     _sim_common(sr)

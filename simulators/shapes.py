@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from typing import Final, Literal
+from typing import Final, Literal, get_args
 from zoneinfo import ZoneInfo
-
-import pysparkplug as spb
 
 Shape = Literal["gridwatch", "zigbee2mqtt", "tasmota", "thingsboard-gateway", "huawei-iotda", "onenet",
                 "sparkplug-b"]
-SHAPES: Final[tuple[str, ...]] = ("gridwatch", "zigbee2mqtt", "tasmota", "thingsboard-gateway", "huawei-iotda",
-                                  "onenet", "sparkplug-b")
+SHAPES: Final[tuple[str, ...]] = get_args(Shape)
 TASMOTA_TZ = ZoneInfo("Asia/Shanghai")  # the tasmota preset's default zone for its offset-less Time
 
 Wire = tuple[str, bytes, bool]  # topic, payload, retained
@@ -49,6 +46,8 @@ def reading(shape: str, root: str, grid: str, device: str, metrics: dict[str, fl
                 _json({"id": str(seq), "version": "1.0",
                        "params": {k: {"value": v, "time": ts_ms} for k, v in metrics.items()}}), False)
     if shape == "sparkplug-b":
+        import pysparkplug as spb  # only when a device speaks it: `gridwatch --help` stays light
+
         data = spb.NData(timestamp=ts_ms, seq=seq % 256, metrics=tuple(
             spb.Metric(timestamp=ts_ms, name=k, datatype=spb.DataType.DOUBLE, value=float(v))
             for k, v in metrics.items()))
@@ -63,6 +62,8 @@ def will(shape: str, root: str, grid: str, device: str, bdseq: int = 0) -> Wire 
     if shape == "tasmota":
         return f"tele/{device}/LWT", b"Offline", True
     if shape == "sparkplug-b":
+        import pysparkplug as spb
+
         death = spb.NDeath(timestamp=None, bd_seq_metric=spb.Metric(
             timestamp=None, name="bdSeq", datatype=spb.DataType.INT64, value=bdseq))
         return f"spBv1.0/{grid}/NDEATH/{device}", death.encode(), False
@@ -80,6 +81,8 @@ def hello(shape: str, root: str, grid: str, device: str, ts_ms: int, bdseq: int 
     if shape == "thingsboard-gateway":
         return [("v1/gateway/connect", _json({"device": device}), False)]
     if shape == "sparkplug-b":
+        import pysparkplug as spb
+
         birth = spb.NBirth(timestamp=ts_ms, seq=0, metrics=(
             spb.Metric(timestamp=ts_ms, name="bdSeq", datatype=spb.DataType.INT64, value=bdseq),
             spb.Metric(timestamp=ts_ms, name="Node Control/Rebirth", datatype=spb.DataType.BOOLEAN, value=False)))

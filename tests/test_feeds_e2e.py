@@ -63,7 +63,7 @@ rules:
 FEEDS = [
     {"preset": "zigbee2mqtt", "grid": "grid-01"},
     {"preset": "tasmota", "grid": "grid-02"},
-    {"preset": "thingsboard-gateway", "grid": "grid-03"},
+    {"preset": "thingsboard-gateway", "grid": "grid-03", "availability": "gateways/tb-1/lwt"},
     {"preset": "huawei-iotda", "grid": "grid-04"},
     {"preset": "onenet", "grid": "grid-05"},
     {"preset": "homeassistant", "grid": "grid-06"},
@@ -183,6 +183,23 @@ def test_gateway_offline_marks_all_its_devices_and_its_return_restores_them(agen
     assert wait_until(lambda: not any(agent.engine.states[f"silent|{d}|"]["d"]["stale"]
                                       for d in ("door_1", "door_2", "pir_3")))
     assert all("via" not in agent.engine.states[f"silent|{d}|"]["d"] for d in ("door_1", "door_2", "pir_3"))
+
+    # Z2M's per-device availability marks that device alone
+    gateway.publish("zigbee2mqtt/pir_3/availability", {"state": "offline"}, retain=True)
+    assert wait_until(lambda: firing(hub, "silent", "pir_3") is not None)
+    assert firing(hub, "silent", "door_1") is None
+    gateway.publish("zigbee2mqtt/pir_3/availability", {"state": "online"}, retain=True)
+    assert wait_until(lambda: of_state(hub, "silent", "pir_3", "resolved") is not None)
+
+    # a gateway's own LWT (`availability:`): ThingsBoard gateway devices, learned from its telemetry
+    gateway.publish("v1/gateway/telemetry", {"Pump A": [{"values": {"pressure": 2.1}}],
+                                             "Pump B": [{"values": {"pressure": 2.3}}]})
+    assert wait_until(lambda: sum(1 for k in agent.engine.states if k.startswith("silent|Pump_")) == 2)
+    gateway.publish("gateways/tb-1/lwt", "offline")
+    assert wait_until(lambda: firing(hub, "silent", "thingsboard-gateway") is not None)
+    assert firing(hub, "silent", "thingsboard-gateway")["labels"]["devices"] == "2"
+    gateway.publish("gateways/tb-1/lwt", "online")
+    assert wait_until(lambda: of_state(hub, "silent", "thingsboard-gateway", "resolved") is not None)
 
     # Tasmota's LWT is the device's own; Sparkplug's NDEATH is the node's, for every device it birthed
     gateway.publish("tele/tasmota_9/SENSOR", {"Time": "2026-01-01T08:00:00", "DS18B20": {"Temperature": 20.0}})

@@ -70,7 +70,8 @@ def test_bad_scenarios_name_file_path_and_reason(tmp_path, text, where):
 @pytest.mark.parametrize("path", sorted(Path("simulators/scenarios").glob("*.yaml")), ids=lambda p: p.stem)
 def test_the_shipped_scenarios_are_valid_and_name_rules_that_exist(path):
     sc = load_scenario(path)
-    assert {i.expect.category for i in sc.incidents if i.expect} >= {"gas_leak", "intrusion", "tamper", "fire"}
+    if any(d.kind == "camera" for d in sc.devices):  # the full scenarios; gateways.yaml is about sensors
+        assert {i.expect.category for i in sc.incidents if i.expect} >= {"gas_leak", "intrusion", "tamper", "fire"}
     assert any(i.expect is None for i in sc.incidents)  # it has distractors
     rules = {r.id: r for r in load_rules("configs/demo/rules.yaml").rules}
     for inc in sc.incidents:

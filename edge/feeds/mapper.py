@@ -62,6 +62,14 @@ class Context:
         if device not in seen and len(seen) < 100_000:
             seen[device] = (grid, kind)
 
+    def grid_of(self, device: str, feed: str) -> str:
+        """`grid: @registry`: the device list's grid of the device."""
+        entry = self.registry.get(device)
+        if entry is None:
+            raise Rejected("unknown_device", f"feed {feed}: device {device!r} is not in the device list "
+                                             f"(grid: @registry)")
+        return entry[0]
+
     def behind(self, gateway: str) -> dict[str, tuple[str, str]]:
         out = {d: (g, k) for d, (g, k, gw) in self.registry.items() if gw == gateway}
         out.update(self.members.get(gateway, {}))
@@ -169,11 +177,7 @@ class CompiledFeed:
         dev = device_id(self.device.raw(caps, src, key), self.name, self.device.text)
         assert self.grid is not None
         if self.grid.how == "registry":
-            entry = ctx.registry.get(dev)
-            if entry is None:
-                raise Rejected("unknown_device", f"feed {self.name}: device {dev!r} is not in the device list "
-                                                 f"(grid: @registry)")
-            return entry[0], dev
+            return ctx.grid_of(dev, self.name), dev
         gsrc = top if top is not None and self.grid.how == "path" else body
         grid = device_id(self.grid.raw(caps, gsrc, key), self.name, f"grid {self.grid.text}")
         return grid, dev

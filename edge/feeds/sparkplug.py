@@ -64,10 +64,7 @@ class SparkplugFeed:
             raise Rejected("missing_field", f"feed {self.name}: no grid (set grid: to an id, {{group}}, "
                                             f"{{node}} or @registry)")
         if self.grid.how == "registry":
-            entry = ctx.registry.get(dev)
-            if entry is None:
-                raise Rejected("unknown_device", f"feed {self.name}: device {dev!r} is not in the device list")
-            return entry[0]
+            return ctx.grid_of(dev, self.name)
         return device_id(self.grid.raw(caps, None, None), self.name, "grid")
 
     def decode(self, msg: Message, caps: dict[str, str], ctx: Context) -> list[Event]:
