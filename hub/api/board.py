@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 
 from hub.api.auth import scope_of
 from hub.api.deps import Reader, StoreDep, TzDep
+from hub.api.errors import GUARD, responses
 from hub.api.schemas import MeOut, UnitOut
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
@@ -31,7 +32,7 @@ def asset(name: str) -> FileResponse:
     return FileResponse(path, media_type=TYPES[path.suffix], headers={"Cache-Control": "no-cache"})
 
 
-@router.get("/api/v1/me", tags=["board"])
+@router.get("/api/v1/me", tags=["board"], responses=responses(*GUARD, 403))
 def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
     """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
     scope = scope_of(store, who)

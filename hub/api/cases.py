@@ -11,13 +11,14 @@ from pydantic import BaseModel, Field
 from hub import actions
 from hub.api.auth import Principal, scope_of
 from hub.api.deps import Operator, Reader, StoreDep
+from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import CaseDetail, CaseList, Text, case_detail, case_public
 from hub.errors import Conflict, NotFound
 from hub.lifecycle import ACTIONS
 from hub.models import Case
 from hub.store import CaseFilter, Store
 
-router = APIRouter(prefix="/api/v1/cases", tags=["cases"])
+router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*GUARD, 403, 404))
 
 
 def visible(store: Store, who: Principal, case: Case) -> bool:
@@ -67,7 +68,7 @@ class ManualCase(BaseModel):
     device: Text | None = Field(None, max_length=64)
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=responses(*BODY, 409))
 def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
     """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers."""
     if who.unit is not None and body.grid not in store.org.subtree(who.unit):
@@ -95,7 +96,7 @@ class ActionBody(BaseModel):
     unit: Text | None = Field(None, max_length=64)
 
 
-@router.post("/{case_id}/{action}")
+@router.post("/{case_id}/{action}", responses=responses(*BODY, 409))
 def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionBody | None = None) -> CaseDetail:
     name = next((a for a in ACTIONS if a == action), None)
     if name is None:

@@ -9,10 +9,11 @@ from fastapi import APIRouter, HTTPException, Query
 
 from hub.api.auth import scope_of
 from hub.api.deps import Reader, StoreDep, TzDep
+from hub.api.errors import GUARD, responses
 from hub.models import Case
 from hub.stats import CaseRow, case_stats
 
-router = APIRouter(prefix="/api/v1", tags=["stats"])
+router = APIRouter(prefix="/api/v1", tags=["stats"], responses=responses(*GUARD, 403))
 EARLIEST, LATEST = datetime(1970, 1, 1), datetime(9000, 1, 1)  # room for repeat_days either side
 
 
@@ -22,7 +23,8 @@ def stats(store: StoreDep, who: Reader, tz: TzDep, since: datetime | None = None
           min_repeats: Annotated[int, Query(ge=2, le=1000)] = 2) -> dict[str, Any]:
     for name, t in (("since", since), ("until", until)):
         if t is not None and not EARLIEST <= t.replace(tzinfo=None) <= LATEST:
-            raise HTTPException(422, f"{name} must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}")
+            raise HTTPException(422, [{"loc": ["query", name], "type": "value_error", "input": t.isoformat(),
+                                       "msg": f"{name} must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"}])
     until = until or store.clock()
     since = since or until - timedelta(days=30)
     since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))

@@ -16,10 +16,11 @@ from fastapi.responses import StreamingResponse
 
 from hub.api.auth import scope_of
 from hub.api.deps import Reader, StoreDep
+from hub.api.errors import GUARD, responses
 from hub.events import events_after, sse
 from hub.fanout import EventFeed
 
-router = APIRouter(prefix="/api/v1", tags=["stream"])
+router = APIRouter(prefix="/api/v1", tags=["stream"], responses=responses(*GUARD, 403))
 REPLAY_BATCH = 500
 
 

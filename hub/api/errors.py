@@ -1,0 +1,37 @@
+"""The error answers of the API, documented in OpenAPI as they are sent: `{"detail": ...}` with a status.
+
+Every route under `/api` may meet the guard in front of it (401 wrong key, 411/413 body, 429 too many
+wrong keys) and the database being away (503); routes add their own (403 role or scope, 404, 409)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+WHY = {
+    401: "missing or unknown API key",
+    403: "the key's role or unit may not do this",
+    404: "no such case, evidence or action in the caller's scope",
+    409: "the action does not apply in the case's present state",
+    411: "a request body without a length",
+    413: "request body over limits.max_body_bytes (sent unread)",
+    429: "too many wrong keys from this client, or an edge key over its intake rate (see Retry-After)",
+    503: "the database is out of reach; nothing was taken, retry after Retry-After",
+}
+
+
+class Problem(BaseModel):
+    """What every refusal carries."""
+
+    detail: str | list[Any]
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these status codes."""
+    return {c: {"model": Problem, "description": WHY[c]} for c in codes}
+
+
+GUARD = (401, 429, 503)
+"""What any API route may answer before its handler runs."""
+BODY = (411, 413)
