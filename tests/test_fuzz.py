@@ -98,3 +98,76 @@ def test_config_loaders_on_any_text(tmp_path: Path, text):
         load_rules(p)
     except ConfigError as exc:
         assert exc.problems and all(line.startswith(str(p)) for line in exc.problems)
+
+
+# ---- feed mappings (issue 11): every preset's topics, any payload; any `feeds:` entry -------------------
+FEEDS_CFG = EdgeConfig.model_validate({"feeds": [
+    {"preset": "gridwatch"}, {"preset": "zigbee2mqtt", "grid": "grid-01"}, {"preset": "tasmota", "grid": "@registry"},
+    {"preset": "thingsboard-gateway", "grid": "grid-03", "availability": "gw-lwt/tb"},
+    {"preset": "huawei-iotda", "grid": "grid-04"}, {"preset": "onenet", "grid": "grid-05"},
+    {"preset": "homeassistant", "grid": "grid-06", "value": "{{ value_json.level }}"},
+    {"preset": "sparkplug-b", "grid": "{group}"},
+    {"name": "site", "topic": "site/{grid}/+/{device}/data", "numeric_strings": True, "kind": "fence",
+     "event": {"path": "$.e", "map": {"alarm": "breach"}, "zone": "$.z"}, "ts": {"path": "$.t", "tz": "UTC"}}],
+    "devices": {"list": [{"id": "t1", "grid": "grid-02"}]}})
+FEED_TOPICS = st.sampled_from([
+    "zigbee2mqtt/t1", "zigbee2mqtt/t1/availability", "zigbee2mqtt/bridge/state", "tele/t1/SENSOR", "tele/t1/LWT",
+    "tele/unknown/SENSOR", "v1/gateway/telemetry", "v1/gateway/connect", "v1/gateway/disconnect", "gw-lwt/tb",
+    "$oc/devices/d1/sys/properties/report", "$sys/p/d1/thing/property/post", "homeassistant/sensor/lvl/state",
+    "spBv1.0/grid-07/NBIRTH/n1", "spBv1.0/grid-07/DDATA/n1/d1", "spBv1.0/grid-07/NDEATH/n1",
+    "spBv1.0/grid-07/DBIRTH/n1/d1", "spBv1.0/STATE/host", "spBv1.0/g", "site/g1/x/d1/data", "other/topic"])
+MAPPED_KEYS = st.sampled_from(["temperature", "Time", "ts", "values", "services", "params", "state", "device",
+                               "e", "z", "t", "level", "last_seen", "properties", "event_time", "value", "time",
+                               "Device A", "AM2301"])
+
+
+def _maps_or_rejects(fs, topic: str, payload: bytes) -> None:
+    now = time.time()
+    try:
+        events = fs.decode(Message(topic, payload, now))
+    except Rejected as rej:
+        assert rej.reason and rej.detail
+        return
+    for ev in events:
+        assert ev.device and ev.grid and ev.ts <= now + LIMITS.clock_tolerance_s
+        assert all(isinstance(v, float) and v == v for v in ev.metrics.values())
+
+
+def _feedset():
+    from edge.feeds import FeedSet
+
+    return FeedSet(FEEDS_CFG.feed_specs(), LIMITS, "gw", FEEDS_CFG.registry())
+
+
+@SETTINGS
+@given(topic=FEED_TOPICS, payload=st.binary(max_size=300))
+def test_feeds_any_bytes(topic, payload):
+    _maps_or_rejects(_feedset(), topic, payload)
+
+
+@SETTINGS
+@given(msgs=st.lists(st.tuples(FEED_TOPICS, st.recursive(
+    JSONISH, lambda children: st.dictionaries(MAPPED_KEYS, children, max_size=5), max_leaves=25)), max_size=6))
+def test_feeds_any_json_in_any_order(msgs):
+    fs = _feedset()  # one feed set for the sequence: gateways learned, births remembered across messages
+    for topic, body in msgs:
+        _maps_or_rejects(fs, topic, json.dumps(body).encode())
+
+
+@settings(max_examples=200, deadline=None)
+@given(entry=st.dictionaries(st.sampled_from(
+    ["preset", "name", "topic", "grid", "device", "kind", "role", "scope", "ts", "metrics", "collect", "event",
+     "state", "values", "records", "each_device", "format", "availability", "tz", "x"]), YAMLISH | st.sampled_from(
+    ["zigbee2mqtt", "sparkplug-b", "a/{device}", "{grid}", "$.x", "$[", "@registry", "status", "gateway", "fence"]),
+    max_size=6))
+def test_any_feed_entry_is_a_feed_or_a_reason(entry):
+    from pydantic import ValidationError
+
+    try:
+        cfg = EdgeConfig.model_validate({"feeds": [entry]})
+    except ValidationError as exc:
+        assert exc.errors() and all(e["msg"] for e in exc.errors())
+        return
+    from edge.feeds import FeedSet
+
+    FeedSet(cfg.feed_specs(), LIMITS)  # what validates also compiles
