@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from edge.config import EdgeConfig
+from edge.devices import DevicePolicy
 from edge.errors import ConfigError, Rejected
 from edge.feeds import FeedSet
 from edge.forwarder import Forwarder
@@ -95,7 +96,10 @@ class Agent:
         self.engine.load(self.outbox.load_states())
         for d in cfg.devices.known:
             self.engine.seed(d.grid, d.id, d.kind, clock())
-        self.known = {d.id: d.grid for d in cfg.devices.known}
+        self.devices = DevicePolicy({d.id: d.grid for d in cfg.devices.known}, strict=cfg.devices.strict,
+                                    cap=cfg.limits.max_devices)
+        joins = {cr.id for pairs in self.engine.rules.correlators.values() for cr, _ in pairs}  # scopes, not devices
+        self.devices.learn((st["dev"], st["grid"]) for st in self.engine.states.values() if st["r"] not in joins)
         self.metrics.watch(lambda: self.engine, self.outbox.depth)
         # a str on the queue is a frame topic: its newest message waits in `_frames` (one slot per camera)
         self.queue: queue.Queue[Message | str] = queue.Queue(maxsize=cfg.queue_size)
@@ -348,17 +352,21 @@ class Agent:
                 if self.grids and ev.grid not in self.grids:  # a mapped feed carries grids of other agents too
                     self.engine.ignored["other_grid"] += 1
                     continue
-                if self.cfg.devices.strict and ev.members is None and self.known.get(ev.device) != ev.grid:
-                    raise Rejected("unknown_device", f"device {ev.device!r} in grid {ev.grid!r} is not in the "
-                                                     f"device list")
+                refused = self.devices.refusal(ev)
+                if refused is not None:  # this device's event alone; the message's others go on
+                    self._refuse(msg.topic, Rejected(*refused))
+                    continue
                 out.append(ev)
             return out
         except Rejected as rej:
-            self.metrics.rejected.labels(rej.reason).inc()
-            if rej.reason == "unmapped":
-                self.metrics.unmapped.labels(rej.detail.rsplit("(arrived through ", 1)[-1].rstrip(")")).inc()
-            self._log_rejected(msg.topic, rej)
+            self._refuse(msg.topic, rej)
             return []
+
+    def _refuse(self, topic: str, rej: Rejected) -> None:
+        self.metrics.rejected.labels(rej.reason).inc()
+        if rej.reason == "unmapped":
+            self.metrics.unmapped.labels(rej.detail.rsplit("(arrived through ", 1)[-1].rstrip(")")).inc()
+        self._log_rejected(topic, rej)
 
     def _log_rejected(self, topic: str, rej: Rejected) -> None:
         """One line per reason every 10 s at most: a broken gateway must not flood the log."""

@@ -64,6 +64,8 @@ class LimitsConfig(Strict):
                          "replaced by the receive time, so one reading from the future cannot make a device's next "
                          "readings look out of order")
     max_metrics: int = Field(64, ge=1)
+    max_devices: int = Field(50_000, ge=1, description="devices an agent keeps state for; new ones past it are "
+                                                       "refused (device_cap)")
     max_frame_bytes: int = Field(2 * 1024 * 1024, ge=1024, description="largest camera/thermal frame accepted")
     max_frame_pixels: int = Field(3840 * 2160, ge=64, description="largest width x height accepted")
     work_width: int = Field(320, ge=64, le=1920, description="camera frames are analysed at about this width")
