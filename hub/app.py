@@ -109,5 +109,5 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
 
     guard = FailureLimiter(cfg.limits.auth_failures, cfg.limits.auth_window)
     app.add_middleware(Guard, keys=lambda: app.state.hub.keys, max_body=cfg.limits.max_body_bytes,
-                       limiter=guard, failures=metrics_.auth_failures)
+                       limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies)
     return app

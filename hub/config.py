@@ -7,7 +7,7 @@ import hmac
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gridwatch.core.config import MqttTls, Strict
 from gridwatch.core.yamlconf import load
@@ -45,6 +45,21 @@ class Listen(Strict):
     port: int = Field(8080, ge=0, le=65535)
     tls_cert: Path | None = Field(None, description="serve https with this certificate (PEM, chain included)")
     tls_key: Path | None = Field(None, description="the certificate's private key (PEM)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="addresses or networks of reverse proxies in front of the hub; behind "
+        "them the client is the last X-Forwarded-For address that is not a proxy (wrong-key limits are per client)")
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, v: list[str]) -> list[str]:
+        import ipaddress
+
+        for text in v:
+            try:
+                ipaddress.ip_network(text, strict=False)
+            except ValueError:
+                raise ValueError(f"{text!r} is not an IP address or network") from None
+        return v
 
     @model_validator(mode="after")
     def _pair(self) -> Listen:

@@ -5,6 +5,7 @@ parsed (401), and a client that keeps presenting wrong keys is turned away for a
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import logging
 import threading
 import time
@@ -23,6 +24,7 @@ Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class FailureLimiter:
@@ -82,12 +84,32 @@ class IntakeLimiter:
             return 0.0
 
 
+def client_address(peer: str, forwarded_for: str | None, proxies: list[IPNetwork]) -> str:
+    """Who is asking: the peer, or behind trusted proxies the last `X-Forwarded-For` hop that is not one of
+    them (the hops before it are the client's own word and may be forged)."""
+    def trusted(addr: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(addr.strip())
+        except ValueError:
+            return False
+        return any(ip in net for net in proxies)
+
+    if not proxies or not forwarded_for or not trusted(peer):
+        return peer
+    hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
+    for hop in reversed(hops):
+        if not trusted(hop):
+            return hop
+    return hops[0] if hops else peer
+
+
 class Guard:
     """ASGI middleware in front of the FastAPI app."""
 
     def __init__(self, app: ASGIApp, *, keys: Callable[[], list[ApiKey]], max_body: int,
-                 limiter: FailureLimiter, failures: Counter) -> None:
+                 limiter: FailureLimiter, failures: Counter, proxies: list[str] | None = None) -> None:
         self.app, self.keys, self.max_body, self.limiter, self.failures = app, keys, max_body, limiter, failures
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in proxies or ()]
         self._said = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -107,7 +129,8 @@ class Guard:
         path: str = scope.get("path", "")
         auth = headers.get("authorization")
         if path.startswith("/api/") and auth is not None:
-            client = (scope.get("client") or ("?", 0))[0]
+            client = client_address((scope.get("client") or ("?", 0))[0], headers.get("x-forwarded-for"),
+                                    self.proxies)
             wait = self.limiter.blocked_for(client)
             if wait > 0:
                 await _answer(send, 429, "too many wrong keys; try again later", {"Retry-After": f"{wait:.0f}"})
