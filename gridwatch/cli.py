@@ -198,11 +198,14 @@ def _hub_hash_key(args: argparse.Namespace) -> int:
 def _connection(args: argparse.Namespace) -> Connection:
     import os
 
+    from gridwatch.core.config import MqttTls
     from simulators.player import Connection
 
     host, _, port = args.broker.rpartition(":")
     password = os.environ.get(args.password_env) if args.password_env else None
-    return Connection(host or "127.0.0.1", int(port), args.protocol, args.username, password, args.topic_root)
+    tls = MqttTls(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key,
+                  server_name=args.tls_server_name) if args.tls_ca else None
+    return Connection(host or "127.0.0.1", int(port), args.protocol, args.username, password, args.topic_root, tls)
 
 
 def _hub_key(args: argparse.Namespace) -> str | None:
@@ -226,7 +229,11 @@ def _sim_run(args: argparse.Namespace) -> int:
     if args.verify and not key:
         print(f"--verify needs a hub key (--key or ${args.key_env})", file=sys.stderr)
         return 2
-    player = Player(sc, _connection(args), client_prefix=f"sim-{sc.name}", as_=args.as_)
+    try:
+        player = Player(sc, _connection(args), client_prefix=f"sim-{sc.name}", as_=args.as_)
+    except (OSError, ConnectionError) as exc:
+        print(f"sim: {exc}", file=sys.stderr)
+        return 1
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
@@ -263,6 +270,10 @@ def _sim_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--username")
     p.add_argument("--password-env", help="environment variable holding the MQTT password")
     p.add_argument("--topic-root", default="gw")
+    p.add_argument("--tls-ca", type=Path, help="MQTT over TLS: the CA that signed the broker's certificate")
+    p.add_argument("--tls-cert", type=Path, help="client certificate, when the broker asks for one")
+    p.add_argument("--tls-key", type=Path)
+    p.add_argument("--tls-server-name", help="name to check the broker's certificate against (default: host)")
     p.add_argument("--hub", default="http://127.0.0.1:8080", help="hub URL (for --verify and latencies)")
     p.add_argument("--key", help="hub API key, viewer or operator (prefer --key-env)")
     p.add_argument("--key-env", default="GRIDWATCH_HUB_KEY")

@@ -39,8 +39,7 @@ class LoadSpec:
 def _client(conn: Connection, i: int, inflight: threading.Semaphore) -> paho.Client:
     c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"sim-load-{i}-{time.time_ns()}",
                     protocol=paho.MQTTv5 if conn.protocol == "v5" else paho.MQTTv311)
-    if conn.username:
-        c.username_pw_set(conn.username, conn.password)
+    conn.secure(c)
     c.on_publish = lambda *a: inflight.release()
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridwatch.core.config import MqttTls
 from simulators.devices import SensorModel, rounded
 from simulators.scenario import Device, Incident, Scenario
 from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker
@@ -34,6 +36,14 @@ class Connection:
     username: str | None = None
     password: str | None = None
     root: str = "gw"
+    tls: MqttTls | None = None  # MQTT over TLS: the broker's CA, a client certificate when it asks for one
+
+    def secure(self, client: paho.Client) -> None:
+        """Credentials and TLS on a new client, as this connection says."""
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls is not None:
+            client.tls_set_context(self.tls.context())
 
 
 @dataclass
@@ -53,16 +63,29 @@ class Gateway:
         self.shape = (shape or dev.gateway) if dev.kind == "sensor" else "gridwatch"
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311)
-        if conn.username:
-            self.client.username_pw_set(conn.username, conn.password)
+        conn.secure(self.client)
         self.client.max_queued_messages_set(0)
         bdseq = int(time.time()) % 256
         lwt = will(self.shape, conn.root, dev.grid, dev.id, bdseq) if dev.kind == "sensor" else (
             f"{self.base}/status", b"offline", True)
         if lwt is not None:
             self.client.will_set(lwt[0], lwt[1], qos=1, retain=lwt[2])
+        accepted = threading.Event()
+        refusal: list[str] = []
+
+        def on_connect(c: paho.Client, u: object, flags: object, reason: object, props: object) -> None:
+            if getattr(reason, "is_failure", False):
+                refusal.append(str(reason))
+            else:
+                accepted.set()
+
+        self.client.on_connect = on_connect
         self.client.connect(conn.host, conn.port, keepalive=30)
         self.client.loop_start()
+        if not accepted.wait(10):  # never play into a connection the broker did not take
+            self.close()
+            why = refusal[0] if refusal else "no CONNACK (a TLS listener without --tls-ca? a wrong port?)"
+            raise ConnectionError(f"{dev.id}: broker {conn.host}:{conn.port} did not accept the connection: {why}")
         greet = hello(self.shape, conn.root, dev.grid, dev.id, int(time.time() * 1000), bdseq) \
             if dev.kind == "sensor" else [(f"{self.base}/status", b"online", True)]
         for topic, payload, retain in greet:

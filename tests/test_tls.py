@@ -148,3 +148,34 @@ def test_mqtt_tls_checks_the_broker_name_given_as_server_name(tmp_path, pki):
         assert not connects("broker.elsewhere.example")  # the name is really checked
     finally:
         stop_pid(mq)
+
+
+def test_simulator_speaks_tls(tmp_path, pki, hub):
+    """`gridwatch sim run --tls-ca` (issue 16: the simulators had no TLS): a scenario played over TLS reaches
+    an agent reading over TLS; without the CA the simulator says it could not connect and exits 1 (it used
+    to "play" into a connection the broker had closed and exit 0)."""
+    port, mq = tls_mosquitto(tmp_path, pki)
+    agent = None
+    try:
+        wait_port(port, proc=mq)
+        cfg = agent_config(tmp_path / "agent", Broker("127.0.0.1", port, mq), hub.url, GAS_RULES,
+                           mqtt={"tls": {"ca_file": str(pki / "ca.pem")}},
+                           feeds=[{"preset": "zigbee2mqtt", "grid": "grid-01"}])
+        agent = Agent(cfg)
+        agent.start()
+        assert agent.mqtt.wait_connected(15)
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text("name: tls\nseed: 1\nduration: 3s\ninterval: 1s\nfps: 2\n"
+                            "devices: [{id: gas-t1, grid: grid-01, kind: sensor, model: gas, gateway: zigbee2mqtt}]\n"
+                            "incidents: [{id: leak, at: 0s, device: gas-t1, do: {level: 9000}}]\n")
+        run = [sys.executable, "-m", "gridwatch", "sim", "run", str(scenario), "--broker", f"127.0.0.1:{port}"]
+        bad = subprocess.run(run, capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 1 and "did not accept the connection" in bad.stderr, bad.stderr[-1000:]
+        ok = subprocess.run([*run, "--tls-ca", str(pki / "ca.pem")], capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0, ok.stderr[-2000:]
+        assert hub.wait_for(1, 15)
+        assert next(iter(hub.unique.values()))["device_id"] == "gas-t1"
+    finally:
+        if agent is not None:
+            agent.stop()
+        stop_pid(mq)
