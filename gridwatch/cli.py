@@ -185,6 +185,25 @@ def _hub_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _broker_acl(args: argparse.Namespace) -> int:
+    from gridwatch.core.errors import ConfigError
+    from gridwatch.core.yamlconf import load
+    from hub.acl import mosquitto_acl
+    from hub.org import OrgFile
+
+    try:
+        org = load(OrgFile, args.org)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    edges: dict[str, list[str]] = {}
+    for spec in args.edge or ["edge-a", "edge-b"]:
+        user, _, grids = spec.partition("=")
+        edges[user] = [g for g in grids.split(",") if g]
+    sys.stdout.write(mosquitto_acl(org, org_name=str(args.org), root=args.topic_root, edges=edges))
+    return 0
+
+
 def _hub_hash_key(args: argparse.Namespace) -> int:
     import secrets
 
@@ -298,6 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     hk = hub.add_parser("hash-key", help="make an API key (or hash a given one) for configs/hub.yaml")
     hk.add_argument("key", nargs="?")
     hk.set_defaults(func=_hub_hash_key)
+
+    broker = top.add_parser("broker", help="the MQTT broker").add_subparsers(dest="broker_cmd", required=True)
+    acl = broker.add_parser("acl", help="print the Mosquitto ACL for an org tree (one gateway user per grid)")
+    acl.add_argument("org", type=Path)
+    acl.add_argument("--edge", action="append", metavar="USER[=GRID,GRID]",
+                     help="an agent user and the grids it owns (default: edge-a and edge-b, all grids)")
+    acl.add_argument("--topic-root", default="gw")
+    acl.set_defaults(func=_broker_acl)
 
     rules = top.add_parser("rules", help="rule files").add_subparsers(dest="rules_cmd", required=True)
     check = rules.add_parser("check", help="validate rule files; prints file:path: reason, exits 1 on errors")

@@ -122,3 +122,26 @@ def test_an_agent_rejects_the_case_event_topics_as_feeds():
     with pytest.raises(Rejected) as err:
         Topic.parse("gw/cases/sensor/evil/reading")
     assert err.value.reason == "bad_topic" and "reserved" in err.value.detail
+
+
+def test_the_shipped_acl_is_made_from_the_shipped_org_and_follows_a_changed_org(tmp_path):
+    """`gridwatch broker acl` (issue 16: the ACL was written by hand for the shipped org only)."""
+    import subprocess
+    import sys
+
+    from gridwatch.core.yamlconf import load
+    from hub.acl import mosquitto_acl
+    from hub.org import OrgFile
+
+    shipped = open("configs/mosquitto/acl", encoding="utf-8").read()
+    assert mosquitto_acl(load(OrgFile, "configs/org.yaml")) == shipped
+    org = tmp_path / "org.yaml"
+    org.write_text("units:\n  - {id: d1, level: district}\n  - {id: s1, level: street, parent: d1}\n"
+                   "  - {id: c1, level: community, parent: s1}\n  - {id: grid-31, level: grid, parent: c1}\n"
+                   "  - {id: grid-32, level: grid, parent: c1}\n")
+    out = subprocess.run([sys.executable, "-m", "gridwatch", "broker", "acl", str(org), "--edge", "edge-n=grid-31",
+                          "--edge", "edge-s=grid-32"], capture_output=True, text=True, check=True).stdout
+    for block in ("user gw-grid-31\ntopic write gw/grid-31/+/+/+\n", "user gw-grid-32\ntopic write gw/grid-32/+/+/+\n",
+                  "user edge-n\ntopic read gw/grid-31/+/+/+\n", "user edge-s\ntopic read gw/grid-32/+/+/+\n"):
+        assert block in out, out
+    assert "gw-grid-01" not in out
