@@ -221,10 +221,11 @@ def _connection(args: argparse.Namespace) -> Connection:
     from simulators.player import Connection
 
     host, _, port = args.broker.rpartition(":")
-    password = os.environ.get(args.password_env) if args.password_env else None
+    password = os.environ.get(args.password_env) if args.password_env and "{" not in args.password_env else None
     tls = MqttTls(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key,
                   server_name=args.tls_server_name) if args.tls_ca else None
-    return Connection(host or "127.0.0.1", int(port), args.protocol, args.username, password, args.topic_root, tls)
+    return Connection(host or "127.0.0.1", int(port), args.protocol, args.username, password, args.topic_root, tls,
+                      args.password_env)
 
 
 def _hub_key(args: argparse.Namespace) -> str | None:
@@ -286,8 +287,10 @@ def _sim_load(args: argparse.Namespace) -> int:
 def _sim_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--broker", default="127.0.0.1:1883", help="host:port")
     p.add_argument("--protocol", choices=["v5", "v311"], default="v5")
-    p.add_argument("--username")
-    p.add_argument("--password-env", help="environment variable holding the MQTT password")
+    p.add_argument("--username", help="MQTT user; with {grid} in it (gw-{grid}) one connection per grid, as the "
+                                      "shipped ACL grants")
+    p.add_argument("--password-env", help="environment variable holding the MQTT password ({GRID} in it: one per "
+                                          "grid, grid-01 -> GRID_01)")
     p.add_argument("--topic-root", default="gw")
     p.add_argument("--tls-ca", type=Path, help="MQTT over TLS: the CA that signed the broker's certificate")
     p.add_argument("--tls-cert", type=Path, help="client certificate, when the broker asks for one")

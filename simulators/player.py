@@ -37,13 +37,62 @@ class Connection:
     password: str | None = None
     root: str = "gw"
     tls: MqttTls | None = None  # MQTT over TLS: the broker's CA, a client certificate when it asks for one
+    password_env: str | None = None  # with a per-grid user name: the variable's name with {GRID} in it
 
-    def secure(self, client: paho.Client) -> None:
+    @property
+    def per_grid(self) -> bool:
+        """`--username gw-{grid}`: one connection per grid, as a gateway holds one for all its devices (and as
+        the shipped ACL grants: one user per grid, its client id its user name)."""
+        return "{grid}" in (self.username or "")
+
+    def login(self, grid: str) -> tuple[str | None, str | None]:
+        """The user and password for a grid's connection (`{grid}` in the user name, `{GRID}` in the
+        password's environment variable name: grid-01 -> GRID_01)."""
+        if not self.per_grid:
+            return self.username, self.password
+        import os
+
+        user = (self.username or "").format(grid=grid)
+        password = self.password
+        if self.password_env:
+            password = os.environ.get(self.password_env.format(GRID=grid.upper().replace("-", "_")))
+        return user, password
+
+    def secure(self, client: paho.Client, grid: str | None = None) -> None:
         """Credentials and TLS on a new client, as this connection says."""
-        if self.username:
-            client.username_pw_set(self.username, self.password)
+        user, password = self.login(grid) if grid is not None else (self.username, self.password)
+        if user:
+            client.username_pw_set(user, password)
         if self.tls is not None:
             client.tls_set_context(self.tls.context())
+
+
+def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes, bool] | None) -> paho.Client:
+    """A started client the broker has accepted, or ConnectionError saying why not."""
+    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                         protocol=paho.MQTTv5 if conn.protocol == "v5" else paho.MQTTv311)
+    conn.secure(client, grid)
+    client.max_queued_messages_set(0)
+    if will is not None:
+        client.will_set(will[0], will[1], qos=1, retain=will[2])
+    accepted = threading.Event()
+    refusal: list[str] = []
+
+    def on_connect(c: paho.Client, u: object, flags: object, reason: object, props: object) -> None:
+        if getattr(reason, "is_failure", False):
+            refusal.append(str(reason))
+        else:
+            accepted.set()
+
+    client.on_connect = on_connect
+    client.connect(conn.host, conn.port, keepalive=30)
+    client.loop_start()
+    if not accepted.wait(10):  # never play into a connection the broker did not take
+        client.loop_stop()
+        client.disconnect()
+        why = refusal[0] if refusal else "no CONNACK (a TLS listener without --tls-ca? a wrong port?)"
+        raise ConnectionError(f"{client_id}: broker {conn.host}:{conn.port} did not accept the connection: {why}")
+    return client
 
 
 @dataclass
@@ -54,38 +103,19 @@ class Played:
 
 
 class Gateway:
-    """One device's MQTT client."""
+    """One device on the wire: its own MQTT client (with its will), or its grid's shared one."""
 
-    def __init__(self, dev: Device, conn: Connection, client_id: str, shape: str | None = None) -> None:
+    def __init__(self, dev: Device, conn: Connection, client_id: str, shape: str | None = None,
+                 shared: paho.Client | None = None) -> None:
         self.dev, self.conn = dev, conn
         self.v5 = conn.protocol == "v5"
         self.base = f"{conn.root}/{dev.grid}/{dev.kind}/{dev.id}"
         self.shape = (shape or dev.gateway) if dev.kind == "sensor" else "gridwatch"
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                                  protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311)
-        conn.secure(self.client)
-        self.client.max_queued_messages_set(0)
         bdseq = int(time.time()) % 256
         lwt = will(self.shape, conn.root, dev.grid, dev.id, bdseq) if dev.kind == "sensor" else (
             f"{self.base}/status", b"offline", True)
-        if lwt is not None:
-            self.client.will_set(lwt[0], lwt[1], qos=1, retain=lwt[2])
-        accepted = threading.Event()
-        refusal: list[str] = []
-
-        def on_connect(c: paho.Client, u: object, flags: object, reason: object, props: object) -> None:
-            if getattr(reason, "is_failure", False):
-                refusal.append(str(reason))
-            else:
-                accepted.set()
-
-        self.client.on_connect = on_connect
-        self.client.connect(conn.host, conn.port, keepalive=30)
-        self.client.loop_start()
-        if not accepted.wait(10):  # never play into a connection the broker did not take
-            self.close()
-            why = refusal[0] if refusal else "no CONNACK (a TLS listener without --tls-ca? a wrong port?)"
-            raise ConnectionError(f"{dev.id}: broker {conn.host}:{conn.port} did not accept the connection: {why}")
+        self.owns = shared is None
+        self.client = shared if shared is not None else connect(conn, client_id, dev.grid, lwt)
         greet = hello(self.shape, conn.root, dev.grid, dev.id, int(time.time() * 1000), bdseq) \
             if dev.kind == "sensor" else [(f"{self.base}/status", b"online", True)]
         for topic, payload, retain in greet:
@@ -123,14 +153,20 @@ class Gateway:
                                                              key: base64.b64encode(image).decode()}))
 
     def close(self) -> None:
-        self.client.loop_stop()
-        self.client.disconnect()
+        if self.owns:
+            self.client.loop_stop()
+            self.client.disconnect()
 
 
 class Player:
     def __init__(self, sc: Scenario, conn: Connection, client_prefix: str = "sim", as_: str | None = None) -> None:
         self.sc, self.conn = sc, conn
-        self.gateways = {d.id: Gateway(d, conn, f"{client_prefix}-{d.id}", as_) for d in sc.devices}
+        self.shared: dict[str, paho.Client] = {}
+        if conn.per_grid:  # one connection per grid; its client id is its user name (the shipped broker's rule)
+            for grid in sorted({d.grid for d in sc.devices}):
+                self.shared[grid] = connect(conn, conn.login(grid)[0] or grid, grid, None)
+        self.gateways = {d.id: Gateway(d, conn, f"{client_prefix}-{d.id}", as_, self.shared.get(d.grid))
+                         for d in sc.devices}
         self.sensors = {d.id: SensorModel(d.model or "gas", sc.seed + i)
                         for i, d in enumerate(sc.devices) if d.kind == "sensor"}
         self.cameras = {d.id: CameraSim(sc.seed + i) for i, d in enumerate(sc.devices) if d.kind == "camera"}
@@ -207,3 +243,6 @@ class Player:
     def close(self) -> None:
         for gw in self.gateways.values():
             gw.close()
+        for client in self.shared.values():  # a clean goodbye sends no will, as with a device's own client
+            client.loop_stop()
+            client.disconnect()

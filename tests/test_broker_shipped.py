@@ -145,3 +145,37 @@ def test_the_shipped_acl_is_made_from_the_shipped_org_and_follows_a_changed_org(
                   "user edge-n\ntopic read gw/grid-31/+/+/+\n", "user edge-s\ntopic read gw/grid-32/+/+/+\n"):
         assert block in out, out
     assert "gw-grid-01" not in out
+
+
+def test_the_simulator_plays_through_the_shipped_broker_one_connection_per_grid(tmp_path, hub):
+    """Issue 16: the simulator opened one connection per device, so under the shipped ACL (one user per grid,
+    client id = user name) its devices kicked each other off. With `--username gw-{grid}` it holds one
+    connection per grid, as a gateway does, and every device's readings arrive."""
+    import os
+    import subprocess
+    import sys
+
+    broker = start_shipped_mosquitto(tmp_path / "mq", USERS)
+    agent, seen = make_agent(tmp_path / "agent", broker, hub.url)
+    agent.start()
+    try:
+        assert agent.mqtt.wait_connected(10)
+        scenario = tmp_path / "s.yaml"
+        scenario.write_text(
+            "name: acl\nseed: 1\nduration: 3s\ninterval: 1s\nfps: 2\ndevices:\n"
+            "  - {id: gas-a1, grid: grid-01, kind: sensor, model: gas}\n"
+            "  - {id: gas-a2, grid: grid-01, kind: sensor, model: gas}\n"
+            "  - {id: gas-g7, grid: grid-07, kind: sensor, model: gas}\n"
+            "incidents: [{id: leak, at: 0s, device: gas-a2, do: {level: 9000}}]\n")
+        env = {**os.environ, "GW_GRID_01_PW": USERS["gw-grid-01"], "GW_GRID_07_PW": USERS["gw-grid-07"]}
+        r = subprocess.run([sys.executable, "-m", "gridwatch", "sim", "run", str(scenario), "--broker",
+                            f"{broker.host}:{broker.port}", "--username", "gw-{grid}", "--password-env",
+                            "GW_{GRID}_PW"], capture_output=True, text=True, timeout=60, env=env)
+        assert r.returncode == 0, r.stderr[-2000:]
+        assert wait_until(lambda: {t.split("/")[3] for t in seen if t.endswith("/reading")} == {
+            "gas-a1", "gas-a2", "gas-g7"})
+        assert hub.wait_for(1, 15) and next(iter(hub.unique.values()))["device_id"] == "gas-a2"
+        assert agent.metrics.value("gridwatch_edge_messages_total", kind="sensor") >= 6
+    finally:
+        agent.stop()
+        stop_pid(broker.proc)
