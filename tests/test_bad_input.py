@@ -33,7 +33,7 @@ BAD = [
     ("bad_topic", "gw/grid-01/pump/gas-01/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 1}}),
     ("bad_topic", "gw/grid-01/sensor/gas.01/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 1}}),
     ("unknown_device", "gw/grid-01/sensor/gas-99/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 9000}}),
-    ("unknown_device", "gw/grid-02/sensor/gas-01/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 9000}}),
+    ("grid_mismatch", "gw/grid-02/sensor/gas-01/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 9000}}),
     ("bad_field", "gw/grid-01/fence/fence-01/event", {"ts": NOW_MS, "event": "explode"}),
     ("bad_field", "gw/grid-01/sensor/gas-01/status", b"maybe"),
     # issue 16.1: deeply nested JSON raised RecursionError out of json.loads and killed the worker for good
