@@ -29,7 +29,7 @@ deps:
 	fi
 
 test: deps venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=12
 
 # ruff, mypy (pydantic plugin; --strict on the shared core) and the import contracts of pyproject.toml
 lint: venv

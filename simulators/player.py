@@ -75,7 +75,7 @@ def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes,
     client.max_queued_messages_set(0)
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=will[2])
-    accepted = threading.Event()
+    accepted, answered = threading.Event(), threading.Event()
     refusal: list[str] = []
 
     def on_connect(c: paho.Client, u: object, flags: object, reason: object, props: object) -> None:
@@ -83,11 +83,17 @@ def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes,
             refusal.append(str(reason))
         else:
             accepted.set()
+        answered.set()
+
+    def on_disconnect(c: paho.Client, u: object, flags: object, reason: object, props: object) -> None:
+        answered.set()  # closed before (or instead of) a CONNACK
 
     client.on_connect = on_connect
+    client.on_disconnect = on_disconnect
     client.connect(conn.host, conn.port, keepalive=30)
     client.loop_start()
-    if not accepted.wait(10):  # never play into a connection the broker did not take
+    answered.wait(10)
+    if not accepted.is_set():  # never play into a connection the broker did not take
         client.loop_stop()
         client.disconnect()
         why = refusal[0] if refusal else "no CONNACK (a TLS listener without --tls-ca? a wrong port?)"

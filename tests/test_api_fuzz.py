@@ -20,7 +20,7 @@ from hub.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-EXAMPLES = 30  # per operation; each is sent with all five keys
+EXAMPLES = 20  # per operation; each is sent with all five keys
 ROLES = {"edge": ("edge", None), "operator": ("operator", "district-a"), "viewer": ("viewer", "grid-01"),
          "admin": ("admin", None), "none": (None, None)}
 

@@ -77,7 +77,7 @@ def test_sim_as_plays_a_native_scenario_as_another_gateway(tmp_path, broker, hub
     sc = load_scenario(ROOT / "simulators/scenarios/gateways.yaml")
     sc = sc.model_copy(update={"devices": [d for d in sc.devices if d.id == "gas-n1"] + [
         d.model_copy(update={"gateway": "gridwatch"}) for d in sc.devices if d.id == "gas-z2"],
-        "incidents": [i for i in sc.incidents if i.device == "gas-z2"]})
+        "incidents": [i.model_copy(update={"at": 1.0}) for i in sc.incidents if i.device == "gas-z2"]})
     cfg = load_edge_config(ROOT / "configs/gateways/edge.yaml")
     feeds = [{"preset": shape, "grid": "@registry"}]
     devices = [{"id": "gas-n1", "grid": "grid-03"}, {"id": "gas-z2", "grid": "grid-01"}]
@@ -97,7 +97,8 @@ def test_sim_as_plays_a_native_scenario_as_another_gateway(tmp_path, broker, hub
         stop.set()
         t.join(10)
         assert ok
-        assert agent.engine.evaluations["gas-high"] > 10  # both devices' readings arrived through the preset
+        # both devices' readings arrived through the preset
+        assert {st["dev"] for st in agent.engine.states.values()} >= {"gas-n1", "gas-z2"}
     finally:
         if player is not None:
             player.close()
