@@ -48,6 +48,7 @@ logger = logging.getLogger(__name__)
 LAST_GOOD = "last_good_rules"
 SCENE = "scene:"  # outbox meta prefix of saved camera baselines
 SCENE_SAVE_EVERY = 60.0
+CLOCK_STEP = 2.0  # seconds: a larger jump of wall minus monotonic time between two rounds is a clock step
 
 
 def outbox_error(exc: sqlite3.Error) -> str:
@@ -85,9 +86,13 @@ def feed_filters(feeds: FeedSet, cfg: EdgeConfig) -> list[str]:
 
 
 class Agent:
-    def __init__(self, cfg: EdgeConfig, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, cfg: EdgeConfig, *, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] | None = None) -> None:
         self.cfg = cfg
         self.clock = clock
+        # an injected wall clock without a monotonic one is its own: tests moving it are not clock steps
+        self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
+        self._offset: float | None = None  # wall clock minus monotonic clock at the last round
         self.limits = cfg.limits.limits()
         self.metrics = AgentMetrics()
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.synchronous)
@@ -258,6 +263,7 @@ class Agent:
     def _round(self, batch: list[Message]) -> Job:
         """Swap in new rules, fire due timers, evaluate the batch and snapshot what must be saved."""
         alerts: list[Alert] = []
+        self._clock_step()
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
@@ -268,6 +274,23 @@ class Agent:
         if time.monotonic() - self._scenes_saved >= SCENE_SAVE_EVERY:
             self.save_scenes()
         return Job(alerts, *self._snapshot(), batch)
+
+    def _clock_step(self) -> float:
+        """A step of the wall clock since the last round (NTP stepping it, an operator setting it): the
+        monotonic clock does not step, so their difference jumps. Timers then count the time that really
+        passed (`Engine.shift`) instead of finding every device silent at once (forward) or waiting an hour
+        longer (back). Slewing changes the difference slowly and is left alone."""
+        offset = self.clock() - self.monotonic()
+        if self._offset is None:
+            self._offset = offset
+            return 0.0
+        step, self._offset = offset - self._offset, offset
+        if abs(step) < CLOCK_STEP:
+            return 0.0
+        moved = self.engine.shift(step)
+        self.metrics.clock_steps.inc()
+        logger.warning("the wall clock stepped %+.1fs; %d timer stamps moved with it", step, moved)
+        return step
 
     def save_scenes(self) -> None:
         self._scenes_saved = time.monotonic()

@@ -53,6 +53,8 @@ class AgentMetrics:
         r = self.registry = CollectorRegistry()
         self.messages = Counter("gridwatch_edge_messages", "Messages received, by feed kind", ["kind"], registry=r)
         self.rejected = Counter("gridwatch_edge_rejected", "Messages rejected, by reason", ["reason"], registry=r)
+        self.clock_steps = Counter("gridwatch_edge_clock_steps", "Steps of the wall clock the timers were moved "
+                                   "past", registry=r)
         self.unmapped = Counter("gridwatch_edge_unmapped", "Messages no feed maps, by the subscription they came "
                                 "through", ["filter"], registry=r)
         self.forward_latency = Histogram("gridwatch_edge_forward_latency_seconds",

@@ -124,6 +124,7 @@ class Evaluator(Protocol):
     fixed_sub: bool  # sub() is always "": the state key does not depend on the event
     hold: float | None  # overrides the rule's `for` (a kind with its own hold setting), else None
     clear_hold: float | None  # likewise for `clear_for`
+    clock_keys: tuple[str, ...]  # state stamps the timers compare with the agent's clock: moved when it steps
 
     def accepts(self, ev: Event) -> bool: ...
     def sub(self, ev: Event) -> str: ...
@@ -145,6 +146,7 @@ class EvaluatorBase:
     fixed_sub: ClassVar[bool] = True
     hold: float | None = None
     clear_hold: float | None = None
+    clock_keys: tuple[str, ...] = ()
 
     def accepts(self, ev: Event) -> bool:
         raise NotImplementedError
@@ -196,6 +198,7 @@ class ClearsWhenQuiet(EvaluatorBase):
 
     timed = True
     clear_after: float
+    clock_keys = ("hit",)
 
     def tick(self, st: State, now: float) -> Verdict | None:
         due = self.deadline(st)

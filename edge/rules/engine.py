@@ -157,6 +157,31 @@ class Engine:
             heapq.heappop(self._heap)
         return self._heap[0][0] if self._heap else None
 
+    def shift(self, step: float) -> int:
+        """The agent's clock stepped by `step` seconds (NTP, an operator), and with it the stamps of devices
+        that take their time from the same source (or send none): the stamps timers and order checks compare
+        with move too, so silence, hold and clear timers count the time that really passed, and after a step
+        back the next readings are not "out of order" for the length of the step. Returns how many states
+        moved. (Windows of past values keep their stamps.)"""
+        moved = 0
+        for key, st in self.states.items():
+            cr = self.rules.rules.get(st["r"])
+            if cr is None:
+                continue
+            for k in ("lts", "since", "cs"):
+                if isinstance(st.get(k), int | float):
+                    st[k] += step
+            d = st["d"]
+            for k in cr.evaluator.clock_keys:
+                if isinstance(d.get(k), int | float):
+                    d[k] += step
+                    moved += 1
+                    self.dirty[key] = None
+        self._heap, self._armed = [], {}
+        for key in self.states:
+            self._arm(key)
+        return moved
+
     def swap(self, ruleset: RuleSet, now: float) -> list[Alert]:
         """Take a new rule set; unchanged rules keep their state, removed ones resolve what they had firing."""
         old = self.rules

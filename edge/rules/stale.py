@@ -1,4 +1,8 @@
-"""`stale_for`: a device that sends nothing for too long, or whose gateway announces `offline` (LWT)."""
+"""`stale_for`: a device that sends nothing for too long, or whose gateway announces `offline` (LWT).
+
+Silence is measured on the agent's clock at both ends (when messages were received, and now), so a device
+whose clock is off cannot look silent, and a step of the agent's own clock is taken out (`clock_keys`:
+the engine moves `last` by the step) instead of making every device silent at once."""
 
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ class Config(WhenBase):
 
 class Evaluator(EvaluatorBase):
     timed = True
+    clock_keys = ("last",)
 
     def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.limit = cfg.stale_for
@@ -49,7 +54,7 @@ class Evaluator(EvaluatorBase):
                 st["via"] = ev.gateway
                 return None
             return Verdict(True, ev.ts, None, start=ev.ts)
-        st["last"] = max(ev.ts, st.get("last", 0.0))
+        st["last"] = max(ev.received_at, st.get("last", 0.0))
         st["stale"] = False
         st.pop("via", None)
         return Verdict(False, ev.ts)
