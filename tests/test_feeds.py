@@ -254,3 +254,11 @@ def test_unquoted_on_off_in_yaml_word_maps_mean_the_words(tmp_path):
     cfg = load_edge_config(f)
     fs = FeedSet(cfg.feed_specs(), Limits())
     assert [one(fs, "relay/p1", {"POWER": w})[0].metrics["pump_on"] for w in ("ON", "off", True)] == [1.0, 0.0, 1.0]
+
+
+def test_a_json_string_payload_is_not_parsed_again_by_a_path():
+    """Found by the fuzzer: python-jsonpath takes a str as a JSON document, so the payload `"["` (a JSON
+    string) made a wildcard path raise JSONDecodeError instead of a refusal."""
+    fs = feedset({"preset": "huawei-iotda", "grid": "g"})
+    assert rejected(fs, "$oc/devices/d1/sys/properties/report", '"["').reason == "missing_field"
+    assert rejected(fs, "$oc/devices/d1/sys/properties/report", '"{\\"services\\": []}"').reason == "missing_field"

@@ -79,13 +79,15 @@ class Path:
         return self._keys == ()
 
     def _first(self, body: Any) -> Any:
-        found = self._query.findall(body)
+        found = self.all(body)
         return found[0] if found else MISSING
 
     def all(self, body: Any) -> list[Any]:
         if self._keys is not None:
             v = self.get(body)
             return [] if v is MISSING else [v]
+        if not isinstance(body, dict | list):  # the library would parse a str as a JSON document
+            return []
         return list(self._query.findall(body))
 
     def __repr__(self) -> str:
