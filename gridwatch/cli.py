@@ -8,17 +8,31 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 if TYPE_CHECKING:
     from simulators.player import Connection
+
+T = TypeVar("T")
 
 
 def _print_problems(problems: list[str], out: TextIO) -> None:
     """One `file:path: reason` line per problem."""
     for line in problems:
         print(line, file=out)
+
+
+def _load(loader: Callable[[Path], T], path: Path, out: TextIO | None = None) -> T | None:
+    """The loaded file, or None after printing its `file:path: reason` lines (to stderr by default)."""
+    from gridwatch.core.errors import ConfigError
+
+    try:
+        return loader(path)
+    except ConfigError as exc:
+        _print_problems(exc.problems, out or sys.stderr)
+        return None
 
 
 def _rules_check(args: argparse.Namespace) -> int:
@@ -42,23 +56,19 @@ def _rules_backtest(args: argparse.Namespace) -> int:
     from edge.rules.loader import load_rules
     from edge.rules.ruleset import RuleSet
     from gridwatch.core.alert import iso_ms
-    from gridwatch.core.errors import ConfigError
 
-    try:
-        ruleset = RuleSet(load_rules(args.rules))
-    except ConfigError as exc:
-        _print_problems(exc.problems, sys.stderr)
+    rules = _load(load_rules, args.rules)
+    if rules is None:
         return 1
+    ruleset = RuleSet(rules)
     feeds = None
     limits = None
     root = args.topic_root
     if args.edge_config is not None:
         from edge.config import load_edge_config
         from edge.feeds import FeedSet
-        try:
-            cfg = load_edge_config(args.edge_config)
-        except ConfigError as exc:
-            _print_problems(exc.problems, sys.stderr)
+        cfg = _load(load_edge_config, args.edge_config)
+        if cfg is None:
             return 1
         limits, root = cfg.limits.limits(), cfg.mqtt.topic_root
         feeds = FeedSet(cfg.feed_specs(), limits, root, cfg.registry())
@@ -77,14 +87,11 @@ def _rules_backtest(args: argparse.Namespace) -> int:
 
 def _feeds_check(args: argparse.Namespace) -> int:
     from edge.config import load_edge_config
-    from gridwatch.core.errors import ConfigError
 
     status = 0
     for f in args.files:
-        try:
-            cfg = load_edge_config(f)
-        except ConfigError as exc:
-            _print_problems(exc.problems, sys.stdout)
+        cfg = _load(load_edge_config, f, sys.stdout)
+        if cfg is None:
             status = 1
             continue
         specs = cfg.feed_specs()
@@ -103,12 +110,9 @@ def _feeds_try(args: argparse.Namespace) -> int:
     from edge.errors import Rejected
     from edge.feeds import FeedSet
     from edge.message import Message
-    from gridwatch.core.errors import ConfigError
 
-    try:
-        cfg = load_edge_config(args.config)
-    except ConfigError as exc:
-        _print_problems(exc.problems, sys.stdout)
+    cfg = _load(load_edge_config, args.config, sys.stdout)
+    if cfg is None:
         return 2
     feeds = FeedSet(cfg.feed_specs(), cfg.limits.limits(), cfg.mqtt.topic_root, cfg.registry())
     if args.payload_file is not None:
@@ -186,15 +190,12 @@ def _hub_serve(args: argparse.Namespace) -> int:
 
 
 def _broker_acl(args: argparse.Namespace) -> int:
-    from gridwatch.core.errors import ConfigError
     from gridwatch.core.yamlconf import load
     from hub.acl import mosquitto_acl
     from hub.org import OrgFile
 
-    try:
-        org = load(OrgFile, args.org)
-    except ConfigError as exc:
-        _print_problems(exc.problems, sys.stderr)
+    org = _load(lambda p: load(OrgFile, p), args.org)
+    if org is None:
         return 1
     edges: dict[str, list[str]] = {}
     for spec in args.edge or ["edge-a", "edge-b"]:
@@ -235,15 +236,12 @@ def _hub_key(args: argparse.Namespace) -> str | None:
 
 
 def _sim_run(args: argparse.Namespace) -> int:
-    from gridwatch.core.errors import ConfigError
     from simulators.player import Player
     from simulators.scenario import load_scenario
     from simulators.verify import HubClient, report, table, verify
 
-    try:
-        sc = load_scenario(args.scenario)
-    except ConfigError as exc:
-        _print_problems(exc.problems, sys.stderr)
+    sc = _load(load_scenario, args.scenario)
+    if sc is None:
         return 1
     key = _hub_key(args)
     if args.verify and not key:

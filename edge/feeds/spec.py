@@ -10,10 +10,10 @@ source is written as a string: `{name}` is a topic capture, `$...` a JSON path (
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, RootModel, field_validator, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, RootModel, field_validator, model_validator
 
 from edge.feeds.paths import Path
 from gridwatch.core.config import Strict
@@ -44,6 +44,20 @@ def yaml_words(v: Any) -> Any:
     return out
 
 
+T = TypeVar("T")
+Words = Annotated[dict[str, T], BeforeValidator(yaml_words)]
+"""A word map; unquoted YAML booleans as keys stand for their words."""
+
+
+def _compiles(text: str) -> str:
+    Path(text)  # raises ValueError naming the path and the parser's reason
+    return text
+
+
+JsonPath = Annotated[str, AfterValidator(_compiles)]
+"""A JSON path (python-jsonpath), checked when the config is read."""
+
+
 def source_kind(text: str) -> str:
     if CAPTURE.fullmatch(text):
         return "capture"
@@ -61,15 +75,10 @@ def check_source(text: str, what: str) -> str:
 
 
 class TsSpec(Strict):
-    path: str | None = Field(None, description="JSON path of the stamp; several matches: the latest")
+    path: JsonPath | None = Field(None, description="JSON path of the stamp; several matches: the latest")
     format: TsFormat = "auto"
     tz: str | None = Field(None, description="IANA zone for stamps without an offset (Tasmota's Time)")
     required: bool = Field(True, description="false: a message without the stamp counts from its receive time")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str | None) -> str | None:
-        return None if v is None else check_source(v, "ts.path")
 
     @field_validator("tz")
     @classmethod
@@ -83,58 +92,37 @@ class TsSpec(Strict):
 
 
 class MetricSpec(Strict):
-    _words = field_validator("map", mode="before")(lambda v: yaml_words(v))
-    path: str
-    map: dict[str, float] = Field(default_factory=dict, description="words to numbers (ON: 1, OFF: 0)")
+    path: JsonPath
+    map: Words[float] = Field(default_factory=dict, description="words to numbers (ON: 1, OFF: 0)")
     numeric_strings: bool | None = Field(None, description="accept \"23.5\"; default: the feed's setting")
     scale: float = 1.0
     optional: bool = Field(False, description="absent: no reading of this metric, not an error")
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        Path(v)
-        return v
 
 
 class CollectSpec(Strict):
     """Every numeric field under `path` becomes a metric of the same name (nested objects joined by `_`)."""
 
-    path: str = "$"
+    path: JsonPath = "$"
     member: str | None = Field(None, description="take this key of each field's object (OneNET's `value`)")
     skip: list[str] = Field(default_factory=list, description="field names that are not metrics")
     prefix: str = ""
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        Path(v)
-        return v
 
 
 class EventSpec(Strict):
     """Fence feeds: the payload word that names what happened."""
 
-    path: str
-    map: dict[str, Literal["breach", "tamper", "restore", "fault", "ignore"]] = Field(default_factory=dict)
+    path: JsonPath
+    map: Words[Literal["breach", "tamper", "restore", "fault", "ignore"]] = Field(default_factory=dict)
     zone: str | None = Field(None, description="JSON path or capture of the zone")
-    _words = field_validator("map", mode="before")(lambda v: yaml_words(v))
-
-    @field_validator("path")
-    @classmethod
-    def _path(cls, v: str) -> str:
-        Path(v)
-        return v
 
 
 class StateSpec(Strict):
     """Status feeds: where the online / offline word is and what the gateway calls it."""
 
     path: str = Field("$.state", description="ignored for a plain-text payload (the text is the state)")
-    map: dict[str, Literal["online", "offline", "ignore"]] = Field(default_factory=dict)
+    map: Words[Literal["online", "offline", "ignore"]] = Field(default_factory=dict)
     value: Literal["online", "offline"] | None = Field(None, description="the topic itself says it "
                                                                         "(ThingsBoard's connect / disconnect)")
-    _words = field_validator("map", mode="before")(lambda v: yaml_words(v))
 
 
 def default_states() -> dict[str, str]:
@@ -162,15 +150,13 @@ class FeedSpec(Strict):
     collect: CollectSpec | None = None
     event: EventSpec | None = None
     state: StateSpec = Field(default_factory=StateSpec)
-    each_device: str | None = Field(None, description="path of an object keyed by device name (ThingsBoard)")
-    records: str | None = Field(None, description="path of a list of records, each read like a message")
+    each_device: JsonPath | None = Field(None, description="path of an object keyed by device name (ThingsBoard)")
+    records: JsonPath | None = Field(None, description="path of a list of records, each read like a message")
     numeric_strings: bool = False
-    values: dict[str, float] = Field(default_factory=dict, description="words to numbers for every metric")
+    values: Words[float] = Field(default_factory=dict, description="words to numbers for every metric")
     ignore: list[str] = Field(default_factory=list, description="topic filters of this feed's tree that carry "
                                                                 "no readings (not counted as unmapped)")
     group: str = Field("", description="the preset instance the feed came from")
-
-    _words = field_validator("values", mode="before")(lambda v: yaml_words(v))
 
     @field_validator("metrics", mode="before")
     @classmethod
@@ -203,13 +189,6 @@ class FeedSpec(Strict):
     @classmethod
     def _sources(cls, v: str | None) -> str | None:
         return None if v is None else check_source(v, "source")
-
-    @field_validator("each_device", "records")
-    @classmethod
-    def _paths(cls, v: str | None) -> str | None:
-        if v is not None:
-            Path(v)
-        return v
 
     @model_validator(mode="after")
     def _coherent(self) -> FeedSpec:
