@@ -100,7 +100,9 @@ class Agent:
         self.engine = Engine(self._initial_rules(), cfg.edge_id, evidence=self.video.evidence)
         self.engine.load(self.outbox.load_states())
         for d in cfg.devices.known:
-            self.engine.seed(d.grid, d.id, d.kind, clock())
+            if not cfg.grids or d.grid in cfg.grids:  # a sharded agent watches its own grids' devices only
+                self.engine.seed(d.grid, d.id, d.kind, clock())
+        self.engine.silence_from(clock())  # a restart: silence counts from now, queued readings come first
         self.devices = DevicePolicy({d.id: d.grid for d in cfg.devices.known}, strict=cfg.devices.strict,
                                     cap=cfg.limits.max_devices)
         joins = {cr.id for pairs in self.engine.rules.correlators.values() for cr, _ in pairs}  # scopes, not devices
@@ -264,6 +266,9 @@ class Agent:
         """Swap in new rules, fire due timers, evaluate the batch and snapshot what must be saved."""
         alerts: list[Alert] = []
         self._clock_step()
+        if self.mqtt.reconnected.is_set():  # back after a broker outage: silence counts from now
+            self.mqtt.reconnected.clear()
+            self.engine.silence_from(self.clock())
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())

@@ -63,6 +63,8 @@ class MqttIngest:
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
         self.connected = threading.Event()
+        self.reconnected = threading.Event()  # subscribed again after a lost connection
+        self._was_connected = False
         self.last_refusal: str | None = None
 
     def start(self) -> None:
@@ -105,6 +107,9 @@ class MqttIngest:
         if refused:
             logger.error("mqtt: broker refused subscriptions %s: %s", self.filters, refused)
         self.connected.set()  # connected *and* subscribed: what arrives from now on reaches the agent
+        if self._was_connected:
+            self.reconnected.set()
+        self._was_connected = True
 
     def _on_disconnect(self, client: paho.Client, userdata: object, flags: paho.DisconnectFlags,
                        reason: ReasonCode, properties: Properties | None) -> None:

@@ -182,6 +182,25 @@ class Engine:
             self._arm(key)
         return moved
 
+    def silence_from(self, now: float) -> int:
+        """Count every device's silence from `now` at the latest: the agent was away (a restart) or cut off
+        from the broker, so what devices sent meanwhile may still be queued for it; it cannot call them
+        silent for time it did not listen. Devices already marked silent stay so. Returns how many moved."""
+        moved = 0
+        for key, st in self.states.items():
+            cr = self.rules.rules.get(st["r"])
+            d = st["d"]
+            if cr is None or "last" not in cr.evaluator.clock_keys or d.get("stale") or d.get("gw"):
+                continue
+            if isinstance(d.get("last"), int | float) and d["last"] < now:
+                d["last"] = now
+                moved += 1
+                self.dirty[key] = None
+        self._heap, self._armed = [], {}
+        for key in self.states:
+            self._arm(key)
+        return moved
+
     def swap(self, ruleset: RuleSet, now: float) -> list[Alert]:
         """Take a new rule set; unchanged rules keep their state, removed ones resolve what they had firing."""
         old = self.rules
