@@ -177,9 +177,7 @@ class Engine:
                     d[k] += step
                     moved += 1
                     self.dirty[key] = None
-        self._heap, self._armed = [], {}
-        for key in self.states:
-            self._arm(key)
+        self._rearm()
         return moved
 
     def silence_from(self, now: float) -> int:
@@ -196,9 +194,7 @@ class Engine:
                 d["last"] = now
                 moved += 1
                 self.dirty[key] = None
-        self._heap, self._armed = [], {}
-        for key in self.states:
-            self._arm(key)
+        self._rearm()
         return moved
 
     def swap(self, ruleset: RuleSet, now: float) -> list[Alert]:
@@ -218,9 +214,7 @@ class Engine:
             del self.states[key]
             self.deleted.add(key)
         self.rules = ruleset
-        self._heap, self._armed = [], {}
-        for key in self.states:
-            self._arm(key)
+        self._rearm()
         return out
 
     # ---- episode machine --------------------------------------------------------------------
@@ -303,6 +297,12 @@ class Engine:
             if d is not None:
                 times.append(d)
         return min(times) if times else None
+
+    def _rearm(self) -> None:
+        """Every timer again, from the states as they are now."""
+        self._heap, self._armed = [], {}
+        for key in self.states:
+            self._arm(key)
 
     def _arm(self, key: str) -> None:
         due = self._deadline(key)
