@@ -127,7 +127,8 @@ class Agent:
         if cfg.influx is not None:
             from edge.timeseries import TimeSeriesWriter
             self.timeseries = TimeSeriesWriter(cfg.influx, self.metrics.timeseries_errors.inc)
-        self.feeds = FeedSet(cfg.feed_specs(), self.limits, cfg.mqtt.topic_root, cfg.registry())
+        self.feeds = FeedSet(cfg.feed_specs(), self.limits, cfg.mqtt.topic_root, cfg.registry(),
+                             on_unmapped=lambda f: self.metrics.unmapped.labels(f).inc())
         self.grids = frozenset(cfg.grids)
         filters = feed_filters(self.feeds, cfg)
         self.mqtt = MqttIngest(cfg.mqtt, filters, cfg.mqtt.client_id or f"gridwatch-{cfg.edge_id}", self._enqueue)
@@ -392,8 +393,6 @@ class Agent:
 
     def _refuse(self, topic: str, rej: Rejected) -> None:
         self.metrics.rejected.labels(rej.reason).inc()
-        if rej.reason == "unmapped":
-            self.metrics.unmapped.labels(rej.detail.rsplit("(arrived through ", 1)[-1].rstrip(")")).inc()
         self._log_rejected(topic, rej)
 
     def _log_rejected(self, topic: str, rej: Rejected) -> None:

@@ -10,7 +10,7 @@ wait in `outgoing` for the agent to publish.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from paho.mqtt.client import topic_matches_sub
 
@@ -45,7 +45,8 @@ Compiled = CompiledFeed | SparkplugFeed | _Native
 
 class FeedSet:
     def __init__(self, specs: Iterable[FeedSpec], limits: Limits, root: str = "gw",
-                 registry: dict[str, tuple[str, str, str | None]] | None = None) -> None:
+                 registry: dict[str, tuple[str, str, str | None]] | None = None,
+                 on_unmapped: Callable[[str], object] | None = None) -> None:
         self.feeds: list[Compiled] = []
         for s in specs:
             if s.format == "gridwatch":
@@ -57,6 +58,7 @@ class FeedSet:
         self.ctx = Context(limits, dict(registry or {}))
         self.limits = limits
         self.unmapped: Counter[str] = Counter()
+        self.on_unmapped = on_unmapped  # called with the subscription filter an unmapped message came through
         self._cache: dict[str, tuple[Compiled, dict[str, str]] | None] = {}
         self._ignore = [(f, rx) for f in self.feeds if isinstance(f, CompiledFeed) for rx in f.ignore]
         self.only_native = len(self.feeds) == 1 and isinstance(self.feeds[0], _Native)
@@ -90,6 +92,8 @@ class FeedSet:
                 return []
             sub = next((f for f in self.filters() if topic_matches_sub(f, msg.topic)), "(none)")
             self.unmapped[sub] += 1
+            if self.on_unmapped is not None:
+                self.on_unmapped(sub)
             raise Rejected("unmapped", f"{msg.topic!r} matches no feed (arrived through {sub})")
         feed, caps = hit
         events = feed.decode(msg, caps, self.ctx)
