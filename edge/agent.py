@@ -20,12 +20,13 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from edge.config import EdgeConfig
+from edge.config import DeviceEntry, EdgeConfig
 from edge.devices import DevicePolicy
 from edge.errors import ConfigError, Rejected
 from edge.feeds import FeedSet
+from edge.fleet import FleetClient, device_entries
 from edge.forwarder import Forwarder
 from edge.message import Event, Message
 from edge.metrics import AgentMetrics
@@ -33,11 +34,13 @@ from edge.mqtt import MqttIngest
 from edge.outbox import Outbox
 from edge.recorder import Recorder
 from edge.rules.engine import Engine
-from edge.rules.loader import load_rules
+from edge.rules.loader import load_rules, parse_rules
 from edge.rules.ruleset import RuleSet
 from edge.topics import subscriptions
 from edge.video import Video
-from gridwatch.core.alert import Alert
+from gridwatch import __version__
+from gridwatch.core.alert import Alert, Place, from_epoch, iso_ms
+from gridwatch.core.fleet import text_hash
 from gridwatch.core.kinds import VIDEO_KINDS
 
 if TYPE_CHECKING:
@@ -97,13 +100,22 @@ class Agent:
         self.metrics = AgentMetrics()
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.synchronous)
         self.video = Video()
+        self.started_at = clock()
+        self.rule_version: int | None = None  # the hub's rule version in force (None: the rule file)
+        self.rule_hash = ""
+        self.rule_problem = ""  # why the last rule set or device list was refused
+        self.fleet = FleetClient(cfg, self.outbox, self) if cfg.hub.heartbeat or cfg.hub.fleet else None
+        self.listed: dict[str, DeviceEntry] = {d.id: d for d in cfg.devices.known}
+        self.places: dict[str, Place] = {}
+        cached = self.fleet.cached_devices() if self.fleet is not None and cfg.hub.fleet else None
+        if cached is not None:  # the hub's registry overrides the file's list, entry by entry
+            entries, self.places, _ = device_entries(cached[1])
+            self.listed |= {d.id: d for d in entries}
         self.engine = Engine(self._initial_rules(), cfg.edge_id, evidence=self.video.evidence)
         self.engine.load(self.outbox.load_states())
-        for d in cfg.devices.known:
-            if not cfg.grids or d.grid in cfg.grids:  # a sharded agent watches its own grids' devices only
-                self.engine.seed(d.grid, d.id, d.kind, clock())
+        self._seed(clock())
         self.engine.silence_from(clock())  # a restart: silence counts from now, queued readings come first
-        self.devices = DevicePolicy({d.id: d.grid for d in cfg.devices.known}, strict=cfg.devices.strict,
+        self.devices = DevicePolicy({d.id: d.grid for d in self.listed.values()}, strict=cfg.devices.strict,
                                     cap=cfg.limits.max_devices)
         joins = {cr.id for pairs in self.engine.rules.correlators.values() for cr, _ in pairs}  # scopes, not devices
         self.devices.learn((st["dev"], st["grid"]) for st in self.engine.states.values() if st["r"] not in joins)
@@ -127,12 +139,14 @@ class Agent:
         if cfg.influx is not None:
             from edge.timeseries import TimeSeriesWriter
             self.timeseries = TimeSeriesWriter(cfg.influx, self.metrics.timeseries_errors.inc)
-        self.feeds = FeedSet(cfg.feed_specs(), self.limits, cfg.mqtt.topic_root, cfg.registry(),
+        self.feeds = FeedSet(cfg.feed_specs(), self.limits, cfg.mqtt.topic_root, self._registry(),
                              on_unmapped=lambda f: self.metrics.unmapped.labels(f).inc())
         self.grids = frozenset(cfg.grids)
         filters = feed_filters(self.feeds, cfg)
         self.mqtt = MqttIngest(cfg.mqtt, filters, cfg.mqtt.client_id or f"gridwatch-{cfg.edge_id}", self._enqueue)
         self._next_rules: RuleSet | None = None
+        self._next_version: tuple[int, str] | None = None  # the hub version `_next_rules` is
+        self._next_devices: list[DeviceEntry] | None = None
         self._rules_sig = self._signature()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -156,10 +170,14 @@ class Agent:
             t.start()
             self._threads.append(t)
         self.mqtt.start()
+        if self.fleet is not None:
+            self.fleet.start()
         logger.info("edge %s started: %d rules, outbox %s", self.cfg.edge_id, len(self.engine.rules.rules),
                     self.cfg.outbox.path)
 
     def stop(self) -> None:
+        if self.fleet is not None:
+            self.fleet.stop()
         self.mqtt.stop()
         self._stop.set()
         for t in self._threads:
@@ -270,11 +288,22 @@ class Agent:
         if self.mqtt.reconnected.is_set():  # back after a broker outage: silence counts from now
             self.mqtt.reconnected.clear()
             self.engine.silence_from(self.clock())
+        if self._next_devices is not None:
+            self._take_devices(self._next_devices)
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
+            self._seed(self.clock())  # new stale rules learn the listed devices
+            if self._next_version is not None:
+                (self.rule_version, self.rule_hash), self._next_version = self._next_version, None
+                if self.fleet is not None:
+                    self.fleet.poke()
         alerts += self.engine.tick(self.clock())
         alerts += self.evaluate(batch)
+        if self.places:
+            for a in alerts:
+                if a.place is None:
+                    a.place = self.places.get(a.device_id)
         for topic, payload in self.feeds.take_outgoing():  # Sparkplug B rebirth requests
             self.mqtt.publish(topic, payload)
         if time.monotonic() - self._scenes_saved >= SCENE_SAVE_EVERY:
@@ -434,8 +463,72 @@ class Agent:
                 return False
             time.sleep(1.0)
 
+    # ---- devices and the hub's assignments -------------------------------------------------------
+    def _registry(self) -> dict[str, tuple[str, str, str | None]]:
+        return {d.id: (d.grid, d.kind, d.gateway) for d in self.listed.values()}
+
+    def _seed(self, now: float) -> None:
+        for d in self.listed.values():
+            if not self.cfg.grids or d.grid in self.cfg.grids:  # a sharded agent watches its own grids' devices
+                self.engine.seed(d.grid, d.id, d.kind, now)
+
+    def _take_devices(self, entries: list[DeviceEntry]) -> None:
+        """In the worker, between rounds: the hub's list over the file's; new devices are watched from now."""
+        self._next_devices = None
+        self.listed = {d.id: d for d in self.cfg.devices.known} | {d.id: d for d in entries}
+        self.feeds.ctx.registry = self._registry()
+        self.devices.listed = {d.id: d.grid for d in self.listed.values()}
+        self.devices.grid_of.update(self.devices.listed)
+        self._seed(self.clock())
+        if self.fleet is not None:
+            self.fleet.poke()
+
+    def apply_devices(self, devices: list[dict[str, Any]]) -> str:
+        entries, places, problem = device_entries(devices)
+        self.places = places
+        self._next_devices = entries
+        logger.info("device list from the hub: %d devices%s", len(entries), f" ({problem})" if problem else "")
+        return ""
+
+    def apply_rules(self, version: int, text: str) -> str:
+        """A rule set deployed by the hub: checked as a file is, swapped in at the next round."""
+        try:
+            rf = parse_rules(text, f"hub-rules-v{version}.yaml")
+        except ConfigError as exc:
+            self.rule_problem = "\n".join(exc.problems)
+            for line in exc.problems:
+                logger.error("hub rule set v%d rejected: %s", version, line)
+            self.metrics.reloads.labels("invalid").inc()
+            if self.fleet is not None:
+                self.fleet.poke()
+            return self.rule_problem
+        self.rule_problem = ""
+        self._next_version = (version, text_hash(text))
+        self._next_rules = RuleSet(rf)
+        self.outbox.set_meta(LAST_GOOD, text)
+        self.metrics.reloads.labels("ok").inc()
+        logger.info("hub rule set v%d taken: %d rules", version, len(rf.rules))
+        return ""
+
+    def heartbeat(self) -> dict[str, Any]:
+        """What the hub's agent list shows (`hub.fleet.Heartbeat`)."""
+        oldest = self.outbox.oldest()
+        return {"edge_id": self.cfg.edge_id, "version": __version__, "grids": list(self.cfg.grids),
+                "rule_version": self.rule_version, "rule_hash": self.rule_hash,
+                "broker": "up" if self.mqtt.connected.is_set() else "down", "outbox_depth": self.outbox.depth(),
+                "oldest_unsent": iso_ms(from_epoch(oldest)) if oldest is not None else None,
+                "dropped_frames": int(self.metrics.frames_dropped._value.get()),
+                "devices": len(self.devices.grid_of), "started_at": iso_ms(from_epoch(self.started_at)),
+                "problem": self.rule_problem}
+
     # ---- rule files -----------------------------------------------------------------------------
     def _initial_rules(self) -> RuleSet:
+        cached = self.fleet.cached_rules() if self.fleet is not None and self.cfg.hub.fleet else None
+        if cached is not None:  # the hub's version this agent last took
+            version, kept = cached
+            self.rule_version, self.rule_hash = version, text_hash(kept)
+            logger.info("running the hub's rule set v%d kept from the last assignment", version)
+            return RuleSet(parse_rules(kept, f"hub-rules-v{version}.yaml"))
         try:
             rf = load_rules(self.cfg.rules)
         except ConfigError as exc:
@@ -468,9 +561,10 @@ class Agent:
                 logger.exception("checking the rule file failed")
 
     def check_rules(self) -> bool | None:
-        """Reload the rule file if it changed: True = swapped in, False = invalid (kept the old), None = same."""
+        """Reload the rule file if it changed: True = swapped in, False = invalid (kept the old), None = same
+        (or the hub's version is in force: then the file waits)."""
         sig = self._signature()
-        if sig == self._rules_sig:
+        if sig == self._rules_sig or self.rule_version is not None:
             return None
         self._rules_sig = sig
         try:

@@ -90,6 +90,13 @@ class HubConfig(Strict):
     backoff_max: Duration = 30.0
     ca_file: Path | None = Field(None, description="CA bundle that signed an https:// hub's certificate "
                                                    "(default: the system's trust store)")
+    heartbeat: Duration | None = Field(15.0, description="send the agent's state to the hub this often "
+                                                         "(the hub's watchdog opens agent_offline when it stops); "
+                                                         "null: never")
+    fleet: bool = Field(False, description="run the rule set the hub deploys to this agent's grids and take its "
+                                           "grids' devices from the hub's registry (both kept in the outbox, so "
+                                           "the agent starts without the hub); the rule file serves until the "
+                                           "hub deploys one")
 
     def secret(self) -> str | None:
         if self.key_env and os.environ.get(self.key_env):

@@ -200,6 +200,11 @@ class Outbox:
         rows = self._conn().execute("SELECT topic, payload, reason FROM dead_message ORDER BY id")
         return [(str(t), bytes(p), str(r)) for t, p, r in rows]
 
+    def oldest(self) -> float | None:
+        """When the oldest alert still waiting for the hub was committed (epoch seconds)."""
+        row = self._conn().execute("SELECT min(created_at) FROM outbox").fetchone()
+        return float(row[0]) if row and row[0] is not None else None
+
     def depth(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM outbox").fetchone()[0])
 

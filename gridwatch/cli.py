@@ -172,7 +172,9 @@ def _hub_serve(args: argparse.Namespace) -> int:
 
     try:
         cfg = load_hub_config(args.config)
-        app = create_app(cfg, manage_gc=True)
+        from gridwatch.ruletools import EdgeRuleTools
+
+        app = create_app(cfg, manage_gc=True, rule_tools=EdgeRuleTools())
         # Requests run in worker threads while the event loop writes streams; a worker gives the GIL up at
         # every database call and waited up to the default 5 ms to get it back each time (158 ms p99 per
         # POST while 10,000 streams were written). 1 ms bounds that wait.

@@ -23,6 +23,7 @@ import uvicorn
 
 from edge.agent import Agent
 from edge.config import EdgeConfig
+from gridwatch.ruletools import EdgeRuleTools
 from hub.app import create_app
 from hub.config import load_hub_config
 from simulators.embedded_broker import EmbeddedBroker
@@ -58,7 +59,8 @@ def table(url: str) -> str:
 
 def serve_hub(port: int) -> tuple[uvicorn.Server, threading.Thread]:
     cfg = load_hub_config(ROOT / "configs" / "demo" / "hub.yaml")
-    server = uvicorn.Server(uvicorn.Config(create_app(cfg), host="127.0.0.1", port=port, log_level="warning",
+    app = create_app(cfg, rule_tools=EdgeRuleTools())
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
                                            timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, name="demo-hub", daemon=True)
     thread.start()

@@ -14,13 +14,14 @@ from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch.core.yamlconf import load
-from hub.api import alerts, board, cases, stats, stream
+from hub.api import alerts, board, cases, fleet, stats, stream
 from hub.api.deps import HubState
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
 from hub.calendar import Calendar
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
 from hub.fanout import EventFeed
+from hub.fleet import RuleTools
 from hub.gcpolicy import GcPolicy
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
@@ -42,15 +43,16 @@ def load_calendars(folder: Path) -> dict[str, Calendar]:
 
 
 def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
-               run_scheduler: bool = True, manage_gc: bool = False) -> FastAPI:
+               run_scheduler: bool = True, manage_gc: bool = False, rule_tools: RuleTools | None = None) -> FastAPI:
     """The app; its scheduler thread runs while the app is served (tests drive it by hand instead).
     `manage_gc`: the process is the hub's own (`gridwatch hub serve`), so it may steer the interpreter's
-    cycle collector for its streams (`hub.gcpolicy`)."""
+    cycle collector for its streams (`hub.gcpolicy`). `rule_tools`: the edge's rule checker and backtest
+    (`gridwatch.ruletools.EdgeRuleTools`), without which rule sets cannot be saved from the hub."""
     engine = make_engine(cfg.database)
     migrate(engine)
     store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
-                  clock or (lambda: datetime.now(UTC)))
-    scheduler = Scheduler(store)
+                  clock or (lambda: datetime.now(UTC)), tz=cfg.tz)
+    scheduler = Scheduler(store, heartbeat_limit=cfg.fleet.heartbeat_limit)
     watcher = ConfigWatcher(store, cfg.org, cfg.sla)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
@@ -77,7 +79,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     metrics_.watch_feed(feed, publisher)
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
                              unknown_grids=cfg.unknown_grids,
-                             intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst))
+                             intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
+                             fleet=cfg.fleet, rule_tools=rule_tools)
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
@@ -85,6 +88,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)
+    app.include_router(fleet.router)
     app.include_router(board.router)
 
     @app.exception_handler(OperationalError)

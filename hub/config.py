@@ -10,6 +10,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from gridwatch.core.config import MqttTls, Strict
+from gridwatch.core.durations import Duration
 from gridwatch.core.yamlconf import load
 
 Role = Literal["edge", "operator", "viewer", "admin"]
@@ -94,6 +95,16 @@ class HubLimits(Strict):
                               "before it is dropped (it resumes with Last-Event-ID)")
 
 
+class FleetSettings(Strict):
+    heartbeat_limit: Duration = Field(45.0, description="an agent silent this long opens one agent_offline case "
+                                                        "and its devices' state becomes unknown")
+    captures: Path = Field(Path("../var/captures"), description="recorded traffic (JSONL captures, as "
+                                                               "`record:` writes them) that drafts are backtested on")
+    map_tiles: str | None = Field(None, description="a tile server of the deployment's own, "
+                                  "`https://tiles.example/{z}/{x}/{y}.png`; none: the map is drawn from "
+                                  "coordinates alone, with no outside fetch")
+
+
 class HubConfig(Strict):
     database: str = Field("sqlite:///../var/hub.sqlite", description="SQLAlchemy URL; relative SQLite paths "
                                                                      "resolve against this file's directory")
@@ -105,6 +116,7 @@ class HubConfig(Strict):
     keys: list[ApiKey] = Field(min_length=1)
     mqtt: HubMqtt | None = Field(None, description="publish case events on <topic_root>/cases/<unit>")
     limits: HubLimits = Field(default_factory=lambda: HubLimits())
+    fleet: FleetSettings = Field(default_factory=lambda: FleetSettings())
     unknown_grids: Literal["district", "reject"] = Field(
         "district", description="an alert from a grid not in the org tree: open its case at the district with "
                                 "a note, or reject the alert")
@@ -121,8 +133,10 @@ class HubConfig(Strict):
         mqtt = self.mqtt
         if mqtt is not None and mqtt.tls is not None:
             mqtt = mqtt.model_copy(update={"tls": mqtt.tls.resolved(fix)})
+        fleet = self.fleet.model_copy(update={"captures": fix(self.fleet.captures)})
         return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
-                                       "calendars": fix(self.calendars), "listen": listen, "mqtt": mqtt})
+                                       "calendars": fix(self.calendars), "listen": listen, "mqtt": mqtt,
+                                       "fleet": fleet})
 
 
 def load_hub_config(path: str | Path) -> HubConfig:

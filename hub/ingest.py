@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
-from hub.models import AlertRow, Case, Evidence, NewCase
+from hub import maintenance, registry
+from hub.models import AlertRow, Case, Evidence, HeldAlert, Maintenance, NewCase
 from hub.sla import Policy
 from hub.store import Store, bulk_insert, new_case_id
 
@@ -30,7 +32,7 @@ def dedup_key(a: Alert) -> str:
 
 
 def ingest(store: Store, alerts: Sequence[Alert], *, actor: str) -> list[AlertResult]:
-    """One result per alert, in order: created / merged / updated / duplicate."""
+    """One result per alert, in order: created / merged / updated / duplicate / held."""
     try:
         with store.transaction() as s:
             return Batch(store, s, actor).run(alerts)
@@ -65,6 +67,10 @@ class Batch:
     rows: list[dict[str, Any]] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[tuple[int, str, str, str]] = field(default_factory=list)  # row index, case, alert, base64
+    released: dict[str, dict[str, Any]] = field(default_factory=dict)  # alert id -> the window that held it
+    windows: list[Maintenance] = field(default_factory=list)  # maintenance windows that may be in force
+    held: dict[str, HeldAlert] = field(default_factory=dict)  # alerts of this batch held earlier, unreleased
+    places: dict[str, dict[str, Any]] = field(default_factory=dict)  # the registry's places of new cases
 
     def __post_init__(self) -> None:
         self.now = self.store.now()
@@ -85,6 +91,14 @@ class Batch:
         self.by_id |= self.store.cases_by_id(s, wanted - self.by_id.keys())
         clearing = {self._case_of_resolved(a) for a in resolving}
         self.firing = self.store.firing_alerts(s, {c.id for c in clearing if c is not None})
+        if not self.released:  # a release opens its cases whatever windows are in force
+            self.windows = maintenance.current(s, self.now)
+            ids = {a.alert_id for a in alerts if a.key not in self.known}
+            if ids:
+                q = select(HeldAlert).where(HeldAlert.alert_id.in_(ids), HeldAlert.released_at.is_(None))
+                self.held = {h.alert_id: h for h in s.scalars(q.with_for_update())}
+        opening = {a.device_id for a in alerts if a.place is None and dedup_key(a) not in self.by_key}
+        self.places = registry.places(s, opening)
 
     def _case_of_resolved(self, a: Alert) -> Case | NewCase | None:
         """The case a resolved alert belongs to: its firing alert's, else the open case of its key."""
@@ -95,6 +109,9 @@ class Batch:
             return result(alert, "duplicate", self.known[alert.key])
         case = self._case_of_resolved(alert) if alert.state == "resolved" else self.by_key.get(dedup_key(alert))
         status: AlertStatus
+        if case is None and (held := self._hold(alert)) is not None:
+            return AlertResult(alert_id=alert.alert_id, state=alert.state, status="held",
+                               error=f"held by maintenance window {held}")
         if case is None:
             case, status = self._open(alert), "created"
         elif alert.state == "firing":
@@ -113,6 +130,25 @@ class Batch:
                           "observed_at": alert.observed_at, "received_at": self.now, "body": body})
         return result(alert, status, case.id)
 
+    def _hold(self, alert: Alert) -> int | None:
+        """The window holding this alert (recorded, no case), or None. A resolve of a held firing alert is
+        kept with it, so the release knows the episode ended."""
+        h = self.held.get(alert.alert_id)
+        if h is not None:
+            if alert.state == "resolved" and h.resolved is None:
+                h.resolved = alert.model_dump(mode="json")
+            return h.window_id
+        if alert.state != "firing" or not self.windows:
+            return None
+        w = maintenance.holding(self.windows, alert, self.now, self.store.tz)
+        if w is None:
+            return None
+        h = HeldAlert(alert_id=alert.alert_id, window_id=w.id, body=alert.model_dump(mode="json"),
+                      received_at=self.now, resolved=None, released_at=None, outcome=None)
+        self.s.add(h)
+        self.held[alert.alert_id] = h
+        return w.id
+
     def _open(self, alert: Alert) -> NewCase:
         now = self.now
         policy = self.store.sla.policy_for(alert.category, alert.severity, manual=False)
@@ -124,12 +160,17 @@ class Batch:
             accepted_at=None, resolved_at=None, closed_at=None, stage_started_at=now,
             first_seen=alert.observed_at, last_seen=alert.observed_at, first_received=now, alert_count=1,
             cleared_at=None, escalations=0, backup_notified=False, last_reminder=None, next_due=None,
-            light_announced=None, version=1)
+            light_announced=None, version=1,
+            place=alert.place.model_dump() if alert.place is not None else self.places.get(alert.device_id))
         self.store.schedule(None, case, now, pauses=[], policy=policy)
         self.fresh.append(case)
         self.by_key[case.dedup_key], self.by_id[case.id] = case, case
         opened: dict[str, Any] = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
-        self._entry(case, "opened", {**opened, "note": note} if note else opened)
+        if note:
+            opened["note"] = note
+        if alert.alert_id in self.released:
+            opened["maintenance"] = self.released[alert.alert_id]
+        self._entry(case, "opened", opened)
         return case
 
     def _owner(self, grid: str, policy: Policy) -> tuple[str, str | None]:
@@ -194,3 +235,28 @@ class Batch:
 
 def result(alert: Alert, status: AlertStatus, case_id: str) -> AlertResult:
     return AlertResult(alert_id=alert.alert_id, state=alert.state, status=status, case_id=case_id)
+
+
+def release_due(store: Store, now: datetime | None = None) -> int:
+    """Release the alerts held by windows no longer in force: a resolved episode is closed as `cleared`, a
+    condition that still holds goes through intake now and opens its case (noting the window). One
+    transaction: a failure leaves every alert held, to be tried again."""
+    now = now or store.now()
+    with store.transaction() as s:
+        due = [(h, w) for h, w in maintenance.pending(s) if not maintenance.active(w, now, store.tz)]
+        if not due:
+            return 0
+        opening = []
+        batch = Batch(store, s, "maintenance")
+        for h, w in due:
+            h.released_at = now
+            if h.resolved is not None:
+                h.outcome = "cleared"
+                continue
+            h.outcome = "opened"
+            opening.append(Alert.model_validate(h.body))
+            batch.released[h.alert_id] = {"window": w.id, "reason": w.reason, "scope": w.scope, "target": w.target,
+                                          "held_since": h.received_at.isoformat()}
+        if opening:
+            batch.run(opening)
+        return len(due)

@@ -20,6 +20,17 @@ class Unit(Strict):
     name: str = ""
     parent: str | None = None
     backup: str | None = Field(None, description="grids only: the AB-role grid notified first")
+    area: list[tuple[float, float]] | None = Field(
+        None, min_length=3, description="grids: the outline on the map, [longitude, latitude] pairs (WGS-84, "
+                                        "GeoJSON order)")
+
+    @field_validator("area")
+    @classmethod
+    def _area(cls, v: list[tuple[float, float]] | None) -> list[tuple[float, float]] | None:
+        for lon, lat in v or []:
+            if not (-180 <= lon <= 180 and -90 <= lat <= 90):
+                raise ValueError(f"[{lon}, {lat}] is not a [longitude, latitude] pair")
+        return v
 
     @field_validator("id")
     @classmethod

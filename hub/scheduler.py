@@ -14,7 +14,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
+from hub import fleet
 from hub.escalation import CaseSituation, decide
+from hub.ingest import Batch, release_due
 from hub.models import Case
 from hub.sla import Policy
 from hub.store import Store
@@ -24,9 +26,11 @@ ACTOR = "scheduler"
 
 
 class Scheduler:
-    def __init__(self, store: Store, *, batch: int = 200) -> None:
+    def __init__(self, store: Store, *, batch: int = 200, heartbeat_limit: float = 45.0) -> None:
         self.store = store
         self.batch = batch
+        self.heartbeat_limit = heartbeat_limit
+        self._housekept: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -34,6 +38,9 @@ class Scheduler:
         """Handle every case due at `now`; returns how many were handled."""
         now = now or self.store.now()
         handled = 0
+        if self._housekept is None or abs((now - self._housekept).total_seconds()) >= 1.0:
+            self._housekept = now
+            self.housekeeping(now)
         while True:
             with self.store.transaction() as s:
                 due = self.store.due_cases(s, now, self.batch)
@@ -42,6 +49,21 @@ class Scheduler:
                 handled += len(due)
             if len(due) < self.batch:
                 return handled
+
+    def housekeeping(self, now: datetime) -> None:
+        """Once a second: release alerts held by maintenance windows that ended, and open one agent_offline
+        case for each agent whose heartbeat is overdue."""
+        release_due(self.store, now)
+        with self.store.transaction() as s:
+            silent = fleet.silent(s, now, self.heartbeat_limit)
+            if not silent:
+                return
+            first = min((u.id for u in self.store.org.units.values() if u.level == "grid"), default="unknown")
+            for a in silent:
+                a.offline_since = now
+                logger.warning("edge agent %s silent since %s: opening its agent_offline case", a.id,
+                               a.last_seen.isoformat())
+            Batch(self.store, s, "watchdog").run([fleet.offline_alert(a, "firing", now, first) for a in silent])
 
     def _handle(self, s: Session, case: Case, now: datetime) -> None:
         pauses = self.store.pauses(s, case.id)

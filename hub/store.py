@@ -106,6 +106,8 @@ class Store:
     org: Org
     calendars: dict[str, Calendar]
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    tz: str = "Asia/Shanghai"
+    """The hub's time zone: recurring maintenance windows are in local time."""
     on_events: list[Callable[[], None]] = field(default_factory=list)
     """Called (from the writing thread) after a transaction that wrote timeline entries commits."""
 
@@ -184,11 +186,17 @@ class Store:
             q = q.where(clause)
         with Session(self.engine, expire_on_commit=False) as s:
             cases = list(s.scalars(q))
-            pauses: dict[str, list[Pause]] = {}
-            if cases:
-                for p in s.scalars(select(Pause).where(Pause.case_id.in_([c.id for c in cases]))):
-                    pauses.setdefault(p.case_id, []).append(p)
+            pauses = self.pauses_of(s, [c.id for c in cases])
         return [(c, pauses.get(c.id, [])) for c in cases]
+
+    @staticmethod
+    def pauses_of(s: Session, case_ids: Sequence[str]) -> dict[str, list[Pause]]:
+        """The pauses of these cases, by case (for their clocks)."""
+        pauses: dict[str, list[Pause]] = {}
+        for i in range(0, len(case_ids), 5000):
+            for p in s.scalars(select(Pause).where(Pause.case_id.in_(case_ids[i:i + 5000]))):
+                pauses.setdefault(p.case_id, []).append(p)
+        return pauses
 
     def case_rows(self, scope: Scope, *where: ColumnElement[bool]) -> list[tuple[Any, ...]]:
         """(id, category, grid, device, opened_at, closed_at) of the visible cases matching `where`."""

@@ -25,6 +25,7 @@ class RecordingHub:
         self.received: list[dict[str, Any]] = []  # every alert body of every request, duplicates included
         self.unique: dict[tuple[str, str], dict[str, Any]] = {}
         self.requests = 0
+        self.heartbeats: list[dict[str, Any]] = []
         self.reject: set[str] = set()  # alert ids this hub refuses as invalid (status "rejected")
         self.unprocessable: set[str] = set()  # alert ids that make the whole request answer 422
         self.lock = threading.Lock()
@@ -34,6 +35,14 @@ class RecordingHub:
 
     def _app(self) -> FastAPI:
         app = FastAPI()
+
+        @app.post("/api/v1/fleet/heartbeat")
+        def heartbeat(body: dict[str, Any], authorization: str | None = Header(None)) -> dict[str, Any]:
+            if authorization != f"Bearer {self.key}":
+                raise HTTPException(401, "bad key")
+            with self.lock:
+                self.heartbeats.append(body)
+            return {"ok": True}
 
         @app.post("/api/v1/alerts")
         def alerts(body: dict[str, Any], authorization: str | None = Header(None)) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
+from gridwatch.ruletools import EdgeRuleTools
 from hub.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 
@@ -31,7 +32,7 @@ def app(db_url):
     # the wrong-key limiter would soon answer 429 to everything this client sends; the fuzz is for the handlers
     cfg = HubConfig(database=db_url, keys=keys,
                     limits={"auth_failures": 10**9}).resolved(Path("configs"))
-    app = create_app(cfg, clock=lambda: T, run_scheduler=False)
+    app = create_app(cfg, clock=lambda: T, run_scheduler=False, rule_tools=EdgeRuleTools())
     with TestClient(app) as c:  # a case to act on, so ids in paths sometimes exist
         alert = {"alert_id": "a1", "state": "firing", "rule_id": "gas-high", "device_id": "gas-03",
                  "grid_id": "grid-01", "kind": "sensor", "category": "gas_leak", "severity": "critical",

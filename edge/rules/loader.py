@@ -9,12 +9,23 @@ import yaml
 from edge.errors import ConfigError
 from edge.rules import correlation, registry
 from edge.rules.spec import RuleFile
-from gridwatch.core.yamlconf import problem, read_yaml, validate
+from gridwatch.core.yamlconf import parse_yaml, problem, read_yaml, validate
 
 
 def load_rules(path: str | Path) -> RuleFile:
     """Load a rule file or raise ConfigError listing every problem as `file:path: reason`."""
     data, node, _ = read_yaml(path)
+    return _checked(data, node, path)
+
+
+def parse_rules(text: str, name: str = "rules.yaml") -> RuleFile:
+    """A rule set given as text (from the hub, or typed in the board), checked as a file would be; problems
+    are named `name:path: reason (line n)`."""
+    data, node, _ = parse_yaml(text, name)
+    return _checked(data, node, name)
+
+
+def _checked(data: object, node: yaml.Node | None, path: str | Path) -> RuleFile:
     rf = validate(RuleFile, data, path, node, set(registry.KINDS))
     problems = cross_check(rf, path, node)
     if problems:

@@ -53,6 +53,16 @@ class Evidence(BaseModel):
         None, description="set by the hub: the evidence number it stored, or why it did not")
 
 
+class Place(BaseModel):
+    """Where a device is: WGS-84 coordinates and words a person can go to (address, landmark)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    address: str = Field("", max_length=500, description="address or landmark")
+    name: str = Field("", max_length=200, description="the device's display name")
+
+
 class Alert(BaseModel):
     """One episode change of one rule on one device: `firing` once, later `resolved` with the same id."""
 
@@ -73,6 +83,7 @@ class Alert(BaseModel):
     message: str = Field("", max_length=4000)
     labels: dict[str, str] = Field(default_factory=dict)
     evidence: Evidence = Field(default_factory=Evidence)
+    place: Place | None = Field(None, description="the device's place, from the registry the agent holds")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -104,13 +115,14 @@ class AlertBatch(BaseModel):
     alerts: list[Alert] = Field(max_length=MAX_BATCH)
 
 
-AlertStatus = Literal["created", "merged", "updated", "duplicate", "rejected"]
-TAKEN: Final[frozenset[str]] = frozenset({"created", "merged", "updated", "duplicate"})
+AlertStatus = Literal["created", "merged", "updated", "duplicate", "held", "rejected"]
+TAKEN: Final[frozenset[str]] = frozenset({"created", "merged", "updated", "duplicate", "held"})
 
 
 class AlertResult(BaseModel):
     """What the hub did with one alert: opened a case, merged into one, updated one (a resolve), had it
-    already (duplicate), or rejected it for good (`error` says why)."""
+    already (duplicate), held it in a maintenance window (no case until the window ends), or rejected it
+    for good (`error` says why)."""
 
     alert_id: str | None
     state: str | None

@@ -54,6 +54,11 @@ def read_yaml(path: str | Path) -> tuple[Any, yaml.Node | None, str]:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read: {exc.strerror}"]) from None
+    return parse_yaml(text, p)
+
+
+def parse_yaml(text: str, p: str | Path) -> tuple[Any, yaml.Node | None, str]:
+    """YAML text (named `p` in problems) as data and its node tree (for line numbers)."""
     try:
         data = yaml.safe_load(text)
         node = yaml.compose(text)

@@ -3,14 +3,14 @@ by role. Routes declare `store: StoreDep`, `who: Reader` and so on instead of re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated
+from dataclasses import dataclass, field
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from hub.api.auth import READERS, Principal, require
 from hub.api.guard import IntakeLimiter
-from hub.config import ApiKey
+from hub.config import ApiKey, FleetSettings
 from hub.metrics import HubMetrics
 from hub.store import Store
 
@@ -25,6 +25,14 @@ class HubState:
     tz: str
     unknown_grids: str = "district"
     intake: IntakeLimiter | None = None
+    fleet: FleetSettings = field(default_factory=FleetSettings)
+    rule_tools: Any = None
+    """`hub.fleet.RuleTools` lent by the caller of `create_app` (the edge's checker); None: no rule editing."""
+    generation: int = 0
+    """Bumped by every deploy and device change in this process: waiting assignment polls look again."""
+
+    def changed(self) -> None:
+        self.generation += 1
 
 
 def _state(request: Request) -> HubState:

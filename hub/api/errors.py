@@ -12,10 +12,12 @@ from pydantic import BaseModel
 WHY = {
     401: "missing or unknown API key",
     403: "the key's role or unit may not do this",
-    404: "no such case, evidence or action in the caller's scope",
+    404: "no such case, evidence, action, device, rule version, window or capture in the caller's scope",
     409: "the action does not apply in the case's present state",
     411: "a request body without a length",
     413: "request body over limits.max_body_bytes (sent unread)",
+    415: "a file of a type the route does not read (see its request body types)",
+    422: "the body is invalid: `detail` lists the reasons (a field, a sheet's row, the rule checker's lines)",
     429: "too many wrong keys from this client, or an edge key over its intake rate (see Retry-After)",
     503: "the database is out of reach; nothing was taken, retry after Retry-After",
 }

@@ -1,0 +1,34 @@
+"""The edge's rule checker and backtest, lent to the hub (which never imports the edge): `gridwatch hub
+serve` and the demo hand an `EdgeRuleTools` to `hub.app.create_app`, so a rule set saved or typed in the
+board is checked by exactly the code an agent will load it with (`gridwatch rules check`)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from edge.backtest import backtest
+from edge.errors import ConfigError
+from edge.rules.loader import parse_rules
+from edge.rules.ruleset import RuleSet
+
+
+class EdgeRuleTools:
+    """`hub.fleet.RuleTools` backed by the edge's own loader and backtest."""
+
+    def check(self, text: str) -> tuple[int, list[str]]:
+        try:
+            rf = parse_rules(text)
+        except ConfigError as exc:
+            return 0, list(exc.problems)
+        return len(rf.rules), []
+
+    def backtest(self, text: str, capture: Path) -> dict[str, Any]:
+        res = backtest(RuleSet(parse_rules(text)), capture)
+        per: Counter[str] = Counter()
+        for (rule, state), n in res.per_rule().items():
+            per[f"{rule} {state}"] += n
+        return {"messages": res.messages, "alerts": len(res.alerts), "rejected": dict(res.rejected),
+                "per_rule": dict(sorted(per.items())),
+                "first": [a.model_dump(mode="json", exclude={"evidence"}) for a in res.alerts[:100]]}
