@@ -57,6 +57,8 @@ class CasePublic(BaseModel):
     alert_count: int
     cleared_at: datetime | None = Field(description="the edge reported the condition resolved")
     escalations: int
+    place: dict[str, Any] | None = Field(None, description="the device's place when the case opened: lat, lon, "
+                                                           "address, name")
     clock: ClockOut | None = Field(None, description="null once closed")
 
 
@@ -102,7 +104,7 @@ class MeOut(BaseModel):
 
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
-            "first_received", "alert_count", "cleared_at", "escalations")
+            "first_received", "alert_count", "cleared_at", "escalations", "place")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
