@@ -21,19 +21,23 @@ EDGE, OPS, VIEW01 = "hubkit-edge-key", "hubkit-ops-key", "hubkit-view01-key"  # 
 
 
 class Hub:
-    def __init__(self, tmp: Path, sla: str, database: str | None = None) -> None:
+    def __init__(self, tmp: Path, sla: str, database: str | None = None, *, keys: list[dict] | None = None,
+                 **extra: Any) -> None:
+        """`keys`: more keys (`hash_key` applied to each one's `key`); `extra`: more of hub.yaml."""
         tmp.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         (tmp / "sla.yaml").write_text(sla)
-        (tmp / "hub.yaml").write_text(yaml.safe_dump({
+        more = [{**{k: v for k, v in key.items() if k != "key"}, "hash": hash_key(key["key"])} for key in keys or []]
+        (tmp / "hub.yaml").write_text(yaml.safe_dump({**extra, 
             "database": database or f"sqlite:///{tmp / 'hub.sqlite'}",
             "listen": {"host": "127.0.0.1", "port": self.port},
             "org": str(ROOT / "configs/org.yaml"), "sla": str(tmp / "sla.yaml"),
             "calendars": str(ROOT / "configs/calendars"), "tz": "Asia/Shanghai",
             "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE)},
                      {"name": "ops-district", "role": "operator", "unit": "district-a", "hash": hash_key(OPS)},
-                     {"name": "viewer-grid-01", "role": "viewer", "unit": "grid-01", "hash": hash_key(VIEW01)}]}))
+                     {"name": "viewer-grid-01", "role": "viewer", "unit": "grid-01", "hash": hash_key(VIEW01)},
+                     *more]}))
         self.cfg = tmp / "hub.yaml"
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -53,8 +57,12 @@ class Hub:
         r.raise_for_status()
         return r.json()["results"]
 
-    def get(self, path: str, key: str = OPS) -> dict:
+    def get(self, path: str, key: str = OPS) -> Any:
         return httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
+
+    def call(self, method: str, path: str, key: str = OPS, **kw: Any) -> httpx.Response:
+        return httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30,
+                             **kw)
 
 
 def serve_in_thread(app: Any) -> tuple[int, Callable[[], None]]:
