@@ -29,7 +29,7 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         (tmp / "sla.yaml").write_text(sla)
         more = [{**{k: v for k, v in key.items() if k != "key"}, "hash": hash_key(key["key"])} for key in keys or []]
-        (tmp / "hub.yaml").write_text(yaml.safe_dump({**extra, 
+        (tmp / "hub.yaml").write_text(yaml.safe_dump({**extra,
             "database": database or f"sqlite:///{tmp / 'hub.sqlite'}",
             "listen": {"host": "127.0.0.1", "port": self.port},
             "org": str(ROOT / "configs/org.yaml"), "sla": str(tmp / "sla.yaml"),

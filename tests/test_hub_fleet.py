@@ -101,8 +101,8 @@ def test_import_and_export_csv_and_xlsx(client):
     assert r.status_code == 422
     problems = r.json()["detail"]
     assert any(p.startswith("row 2: lat:") for p in problems) and any(p.startswith("row 3: id:") for p in problems)
-    assert any("row 4: grid: 'grid-42'" in p for p in problems) and any("row 5: id: 'gas-03' again (first on row 4)" in p
-                                                                         for p in problems), problems
+    assert any("row 4: grid: 'grid-42'" in p for p in problems), problems
+    assert any("row 5: id: 'gas-03' again (first on row 4)" in p for p in problems), problems
     assert c.get("/api/v1/devices", headers=H("ops")).json()["total"] == 2  # all rows or none
     r = c.post("/api/v1/devices/import", content=csv.encode(), headers={**H("ops-s1"), "Content-Type": "text/csv"})
     assert r.status_code == 403  # grid-03 lies outside street-1
@@ -116,8 +116,8 @@ def test_import_and_export_csv_and_xlsx(client):
     rows = list(load_workbook(io.BytesIO(x.content)).worksheets[0].iter_rows(values_only=True))
     assert rows[0][:3] == ("id", "kind", "grid") and [r[0] for r in rows[1:]] == ["gas-01"]  # the viewer's grid
     # the exported sheet goes back in unchanged (edit in a spreadsheet, import again)
-    r = c.post("/api/v1/devices/import", content=x.content,
-               headers={**H("ops"), "Content-Type": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"})
+    xlsx = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    r = c.post("/api/v1/devices/import", content=x.content, headers={**H("ops"), "Content-Type": xlsx})
     assert r.json() == {"created": 0, "updated": 1}, r.text
 
 

@@ -25,7 +25,8 @@ class Heartbeat(BaseModel):
     edge_id: str = Field(pattern=NAME.pattern)
     version: str = Field("", max_length=32, description="the agent's software version")
     grids: list[Annotated[str, Field(pattern=NAME.pattern)]] = Field(default_factory=list, max_length=10_000)
-    rule_version: int | None = Field(None, ge=0, le=2**31 - 1, description="the hub rule version it runs; null: its own file")
+    rule_version: int | None = Field(None, ge=0, le=2**31 - 1,
+                                     description="the hub rule version it runs; null: its own file")
     rule_hash: str = Field("", max_length=64)
     broker: Literal["up", "down"] = "up"
     outbox_depth: int = Field(0, ge=0, le=2**31 - 1)

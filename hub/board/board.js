@@ -63,6 +63,7 @@ function t(key) { return (I18N[state.lang] || I18N.en)[key] ?? key; }
 function applyLang() {
   document.documentElement.lang = state.lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
   $("#lang").textContent = state.lang === "zh-CN" ? "English" : "中文";
   setLive($("#live").classList.contains("on"));
   if (state.me) { fillFilters(); renderAll(); if (state.detail) { state.shown = null; openDetail(state.detail); } }
@@ -286,7 +287,8 @@ async function connect() {
     if (res.status === 401 || res.status === 403) { // the key was withdrawn: back to the login form
       sessionStorage.removeItem("gw-key");
       state.stream = null;
-      $("#board").hidden = true; $("#analysis").hidden = true; $("#tabs").hidden = true; $("#login").hidden = false;
+      for (const sec of document.querySelectorAll("section[data-tab-section]")) sec.hidden = true;
+      $("#tabs").hidden = true; $("#login").hidden = false;
       $("#login-error").textContent = t("bad_key");
       return;
     }
@@ -458,14 +460,7 @@ for (const [sel, key] of [["#f-unit", "unit"], ["#f-category", "category"], ["#f
     if (widened) loadCases(); else renderAll();
   });
 }
-for (const b of document.querySelectorAll("#tabs button")) {
-  b.addEventListener("click", () => {
-    for (const x of document.querySelectorAll("#tabs button")) x.classList.toggle("active", x === b);
-    $("#board").hidden = b.dataset.tab !== "board"; $("#analysis").hidden = b.dataset.tab !== "analysis";
-    if (b.dataset.tab === "analysis") loadAnalysis();
-  });
-}
 $("#a-period").addEventListener("change", loadAnalysis);
 setInterval(() => { for (const [id, tr] of state.rows) if (tr.isConnected) tickRow(state.cases.get(id), tr); }, 1000);
-applyLang();
-if (state.key) login(state.key);
+// the fleet's tabs and words (fleet.js) are in before the page is drawn and a kept key logs in again
+window.addEventListener("DOMContentLoaded", () => { applyLang(); if (state.key) login(state.key); });

@@ -1,0 +1,153 @@
+"""The fleet in the board, in Debian's Chromium against a real hub (and, for rules, two real agents):
+
+- the map draws the grids, the registry's devices at their coordinates and an open case's marker on its
+  device; clicking the marker opens the case;
+- a rule set edited in the board: a broken draft shows the checker's lines and cannot be saved; the good
+  one is saved, deployed to one grid first (only the agent serving it reports the new version), then to
+  all, then rolled back to the earlier version, each step seen in the board's agent table.
+"""
+
+from __future__ import annotations
+
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.hubkit import OPS
+from tests.test_board_browser import CHROMIUM_ARGS
+from tests.test_fleet_e2e import (
+    DEVICES,
+    KEY_A,
+    KEY_B,
+    RULES,
+    agent_yaml,
+    deploy,
+    register_devices,
+    run_agent,
+    running,
+    save,
+    start_hub,
+)
+
+pytestmark = pytest.mark.slow
+OUT = Path(__file__).resolve().parent.parent / "test-output"
+
+
+def merc(lon: float, lat: float) -> tuple[float, float]:
+    """Web Mercator on the unit square (what the board draws in)."""
+    return (lon + 180) / 360, 0.5 - math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) / (2 * math.pi)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+def open_board(browser, url: str, tab: str):
+    page = browser.new_page(viewport={"width": 1600, "height": 1000})
+    outside: list[str] = []
+    page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(url) else None)
+    page.goto(url + "/")
+    page.fill("#key", OPS)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#board:not([hidden])")
+    page.click(f"#tabs button[data-tab='{tab}']")
+    page.wait_for_selector(f"#{tab}:not([hidden])")
+    return page, outside
+
+
+def test_map_shows_devices_and_case_markers_at_their_coordinates(tmp_path, browser):
+    hub = start_hub(tmp_path)
+    try:
+        register_devices(hub)
+        r = hub.post([{"alert_id": "m1", "state": "firing", "rule_id": "gas-high", "device_id": "gas-01",
+                       "grid_id": "grid-01", "category": "gas_leak", "severity": "critical",
+                       "observed_at": "2026-11-25T01:00:00Z", "message": "CH4 6200 ppm"}])
+        case_id = r[0]["case_id"]
+        page, outside = open_board(browser, hub.url, "map")
+        page.wait_for_selector("#map-svg .case-pin")
+        dots = page.eval_on_selector_all("#map-svg .dev-dot", """els => Object.fromEntries(els.map(e =>
+            [e.dataset.device, [+e.getAttribute('cx'), +e.getAttribute('cy'), [...e.classList].join(' ')]]))""")
+        assert set(dots) == {"gas-01", "gas-02", "gas-03", "gas-07"}
+        # each dot where its coordinates put it: one scale and origin (Web Mercator) fits all four to 0.5 px
+        where = {did: merc(lon, lat) for did, _, lat, lon, _ in DEVICES}
+        s = (dots["gas-02"][0] - dots["gas-01"][0]) / (where["gas-02"][0] - where["gas-01"][0])
+        assert s > 0
+        for did, (mx, my) in where.items():
+            assert abs(dots["gas-01"][0] + s * (mx - where["gas-01"][0]) - dots[did][0]) < 0.5, did
+            assert abs(dots["gas-01"][1] + s * (my - where["gas-01"][1]) - dots[did][1]) < 0.5, did
+        assert dots["gas-03"][1] > dots["gas-01"][1]  # south is down
+        assert "alarm" in dots["gas-01"][2] and "ok" in dots["gas-03"][2]
+        pin = page.get_attribute(f"#map-svg .case-pin[data-case='{case_id}']", "transform")
+        x, y = (float(v) for v in pin.removeprefix("translate(").removesuffix(")").split(","))
+        assert abs(x - dots["gas-01"][0]) < 0.2 and abs(y - dots["gas-01"][1]) < 0.2  # the case sits on its device
+        assert "green" in page.get_attribute(f"#map-svg .case-pin[data-case='{case_id}']", "class")  # just opened
+        assert page.locator("#map-svg polygon.grid-area").count() == 4
+        OUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUT / "board-map.png"))
+        page.dispatch_event(f"#map-svg .case-pin[data-case='{case_id}']", "click")
+        page.wait_for_selector("#detail:not([hidden])")
+        page.wait_for_function(f"document.querySelector('#detail-body h2')?.textContent.startsWith('{case_id}')")
+        assert outside == [], outside  # no tiles fetched from anywhere by default
+        page.close()
+    finally:
+        hub.stop()
+
+
+def test_rule_edited_in_the_board_is_deployed_staged_and_rolled_back(tmp_path, browser, broker):
+    hub = start_hub(tmp_path)
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        register_devices(hub)
+        v1 = save(hub, RULES.replace("THRESHOLD", "5000"))
+        deploy(hub, v1)
+        procs = [run_agent(agent_yaml(tmp_path, broker, hub, "edge-a", KEY_A)),
+                 run_agent(agent_yaml(tmp_path, broker, hub, "edge-b", KEY_B))]
+        assert running(hub, {"edge-a": v1, "edge-b": v1})
+        page, _ = open_board(browser, hub.url, "rules")
+        page.wait_for_selector("#r-versions tr[data-version='1']")
+        page.wait_for_function("document.querySelector('#r-editor').value.includes('gas-high')")
+        # a broken draft: the checker's line shows as one types, and it cannot be saved
+        page.fill("#r-editor", RULES.replace("THRESHOLD", "lots"))
+        page.wait_for_selector("#r-problems li")
+        problem = page.inner_text("#r-problems li")
+        assert "rules[0].when.above" in problem and "(line 4)" in problem, problem
+        assert page.is_disabled("#r-save")
+        # the good edit: saved as v2
+        page.fill("#r-editor", RULES.replace("THRESHOLD", "4000"))
+        page.wait_for_function("document.querySelector('#r-status').textContent.includes('2')")
+        page.wait_for_selector("#r-save:not([disabled])")
+        page.fill("#r-note", "阈值调低至4000")
+        page.click("#r-save")
+        page.wait_for_selector("#r-versions tr[data-version='2']")
+        assert hub.get("/api/v1/rules")["versions"][0]["note"] == "阈值调低至4000"
+        # staged: grid-01 first
+        page.select_option("#r-versions tr[data-version='2'] select.r-grids", ["grid-01"])
+        page.click("#r-versions tr[data-version='2'] button.r-deploy-grids")
+        assert running(hub, {"edge-a": 2, "edge-b": 1}, 10)
+        page.click("#tabs button[data-tab='agents']")
+        page.wait_for_selector("#agents-table tr[data-agent='edge-a'][data-version='2']")
+        page.wait_for_selector("#agents-table tr[data-agent='edge-b'][data-version='1']")
+        # then all
+        page.click("#tabs button[data-tab='rules']")
+        page.click("#r-versions tr[data-version='2'] button.r-deploy-all")
+        assert running(hub, {"edge-a": 2, "edge-b": 2}, 10)
+        # rollback: v1 to all
+        page.click("#r-versions tr[data-version='1'] button.r-deploy-all")
+        assert running(hub, {"edge-a": 1, "edge-b": 1}, 10)
+        page.click("#tabs button[data-tab='rules']")
+        page.wait_for_selector("#r-agents tr[data-agent='edge-b'][data-version='1']")
+        page.screenshot(path=str(OUT / "board-rules.png"))
+        page.close()
+    finally:
+        for p in procs:
+            from simulators.services import stop_pid
+            stop_pid(p)
+        hub.stop()
