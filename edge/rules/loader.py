@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from edge.errors import ConfigError
 from edge.rules import correlation, registry
 from edge.rules.spec import RuleFile
-from gridwatch.core.yamlconf import parse_yaml, problem, read_yaml, validate
+from gridwatch.core.yamlconf import Where, parse_yaml, problem, read_yaml, validate
 
 
 def load_rules(path: str | Path) -> RuleFile:
@@ -25,7 +23,7 @@ def parse_rules(text: str, name: str = "rules.yaml") -> RuleFile:
     return _checked(data, node, name)
 
 
-def _checked(data: object, node: yaml.Node | None, path: str | Path) -> RuleFile:
+def _checked(data: object, node: Where, path: str | Path) -> RuleFile:
     rf = validate(RuleFile, data, path, node, set(registry.KINDS))
     problems = cross_check(rf, path, node)
     if problems:
@@ -33,7 +31,7 @@ def _checked(data: object, node: yaml.Node | None, path: str | Path) -> RuleFile
     return rf
 
 
-def cross_check(rf: RuleFile, path: str | Path, node: yaml.Node | None) -> list[str]:
+def cross_check(rf: RuleFile, path: str | Path, node: Where) -> list[str]:
     problems: list[str] = []
     index: dict[str, int] = {}
     for i, r in enumerate(rf.rules):
@@ -56,7 +54,7 @@ def cross_check(rf: RuleFile, path: str | Path, node: yaml.Node | None) -> list[
     return problems
 
 
-def _cycles(rf: RuleFile, path: str | Path, node: yaml.Node | None, index: dict[str, int]) -> list[str]:
+def _cycles(rf: RuleFile, path: str | Path, node: Where, index: dict[str, int]) -> list[str]:
     refs = {r.id: list(r.when.refs) for r in rf.rules if isinstance(r.when, correlation.Config)}
     problems = []
     for start in refs:
