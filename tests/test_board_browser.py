@@ -31,8 +31,6 @@ policies:
     calendar: 24x7
     limits: {accept: 2h, resolve: 8h, feedback: 8h}
 """
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 
 
 def alert(n: int, grid: str, category: str = "gas_leak", device: str | None = None) -> dict:
@@ -41,16 +39,6 @@ def alert(n: int, grid: str, category: str = "gas_leak", device: str | None = No
             "device_id": device or f"dev-{n}", "grid_id": grid, "kind": "sensor", "category": category,
             "severity": "critical", "started_at": now, "observed_at": now, "value": 6200.0,
             "message": "CH4 6200 ppm", "labels": {}, "evidence": {}}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def login(browser, hub: Hub, key: str):

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from tests.hubkit import OPS
-from tests.test_board_browser import CHROMIUM_ARGS
 from tests.test_fleet_e2e import (
     DEVICES,
     KEY_A,
@@ -38,16 +37,6 @@ OUT = Path(__file__).resolve().parent.parent / "test-output"
 def merc(lon: float, lat: float) -> tuple[float, float]:
     """Web Mercator on the unit square (what the board draws in)."""
     return (lon + 180) / 360, 0.5 - math.log(math.tan(math.pi / 4 + math.radians(lat) / 2)) / (2 * math.pi)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def open_board(browser, url: str, tab: str):
