@@ -28,8 +28,10 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
+# two workers, one test file each at a time (module fixtures such as the browser stay in one process): most
+# tests wait on real processes, so the two cores overlap the waits
 test: deps venv lint
-	$(BIN)/python -m pytest -q --durations=12
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=12
 
 # ruff, mypy (pydantic plugin; --strict on the shared core) and the import contracts of pyproject.toml
 lint: venv

@@ -120,8 +120,8 @@ def register_devices(hub: Hub) -> None:
 class Publisher:
     """Every device reports every 0.5 s, except the ones told to fall silent."""
 
-    def __init__(self, broker: Broker) -> None:
-        self.gw = Gateway(broker, client_id="fleet-gateway")
+    def __init__(self, broker: Broker, name: str) -> None:
+        self.gw = Gateway(broker, client_id=f"fleet-gateway-{name}"[:60])
         self.silent: set[str] = set()
         self.level: dict[str, float] = {}
 
@@ -155,7 +155,7 @@ class Publisher:
 def test_staged_deploy_rollback_sharded_devices_and_places(tmp_path, broker):
     hub = start_hub(tmp_path)
     procs: list[subprocess.Popen[bytes]] = []
-    pub = Publisher(broker)
+    pub = Publisher(broker, tmp_path.name)
     try:
         register_devices(hub)
         v1 = save(hub, RULES.replace("THRESHOLD", "5000"))
@@ -199,6 +199,7 @@ def test_staged_deploy_rollback_sharded_devices_and_places(tmp_path, broker):
         assert [c["device"] for c in offline] == ["gas-07"], offline
         print(f"staged deploy: {staged_s:.2f}s until the agent reported it")
     finally:
+        pub.gw.close()
         for p in procs:
             stop_pid(p)
         hub.stop()
@@ -206,7 +207,7 @@ def test_staged_deploy_rollback_sharded_devices_and_places(tmp_path, broker):
 
 def test_killed_agent_opens_one_case_and_a_restart_raises_no_offline_storm(tmp_path, broker):
     hub = start_hub(tmp_path)
-    pub = Publisher(broker)
+    pub = Publisher(broker, tmp_path.name)
     path_a = None
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -236,6 +237,7 @@ def test_killed_agent_opens_one_case_and_a_restart_raises_no_offline_storm(tmp_p
         assert {d["state"] for d in hub.get("/api/v1/devices")["devices"]} == {"ok"}
         print(f"agent_offline case {took:.1f}s after the kill")
     finally:
+        pub.gw.close()
         for p in procs:
             stop_pid(p)
         hub.stop()
