@@ -101,6 +101,7 @@ class Agent:
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.synchronous)
         self.video = Video()
         self.started_at = clock()
+        self.frames_dropped = 0  # for the heartbeat (the metric counts the same)
         self.rule_version: int | None = None  # the hub's rule version in force (None: the rule file)
         self.rule_hash = ""
         self.rule_problem = ""  # why the last rule set or device list was refused
@@ -208,6 +209,7 @@ class Agent:
                 self._frames[msg.topic] = msg
             if old is not None:
                 self.metrics.frames_dropped.inc()
+                self.frames_dropped += 1
                 if old.ack is not None:
                     old.ack()
                 return
@@ -288,8 +290,9 @@ class Agent:
         if self.mqtt.reconnected.is_set():  # back after a broker outage: silence counts from now
             self.mqtt.reconnected.clear()
             self.engine.silence_from(self.clock())
-        if self._next_devices is not None:
-            self._take_devices(self._next_devices)
+        entries, self._next_devices = self._next_devices, None
+        if entries is not None:
+            alerts += self._take_devices(entries)
         if self._next_rules is not None:
             ruleset, self._next_rules = self._next_rules, None
             alerts += self.engine.swap(ruleset, self.clock())
@@ -472,16 +475,21 @@ class Agent:
             if not self.cfg.grids or d.grid in self.cfg.grids:  # a sharded agent watches its own grids' devices
                 self.engine.seed(d.grid, d.id, d.kind, now)
 
-    def _take_devices(self, entries: list[DeviceEntry]) -> None:
-        """In the worker, between rounds: the hub's list over the file's; new devices are watched from now."""
-        self._next_devices = None
+    def _take_devices(self, entries: list[DeviceEntry]) -> list[Alert]:
+        """In the worker, between rounds: the hub's list over the file's; new devices are watched from now,
+        removed ones are forgotten (their firing alerts resolve)."""
+        before = set(self.listed)
         self.listed = {d.id: d for d in self.cfg.devices.known} | {d.id: d for d in entries}
+        gone = before - set(self.listed)
+        for d in gone:
+            self.devices.grid_of.pop(d, None)
         self.feeds.ctx.registry = self._registry()
         self.devices.listed = {d.id: d.grid for d in self.listed.values()}
         self.devices.grid_of.update(self.devices.listed)
         self._seed(self.clock())
         if self.fleet is not None:
             self.fleet.poke()
+        return self.engine.forget(gone, self.clock()) if gone else []
 
     def apply_devices(self, devices: list[dict[str, Any]]) -> str:
         entries, places, problem = device_entries(devices)
@@ -517,7 +525,7 @@ class Agent:
                 "rule_version": self.rule_version, "rule_hash": self.rule_hash,
                 "broker": "up" if self.mqtt.connected.is_set() else "down", "outbox_depth": self.outbox.depth(),
                 "oldest_unsent": iso_ms(from_epoch(oldest)) if oldest is not None else None,
-                "dropped_frames": int(self.metrics.frames_dropped._value.get()),
+                "dropped_frames": self.frames_dropped,
                 "devices": len(self.devices.grid_of), "started_at": iso_ms(from_epoch(self.started_at)),
                 "problem": self.rule_problem}
 

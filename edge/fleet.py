@@ -82,7 +82,7 @@ class FleetClient:
 
     # ---- life cycle ----------------------------------------------------------------------------------
     def start(self) -> None:
-        loops = [("heartbeat", self._beat_loop)]
+        loops = [("heartbeat", self._beat_loop)] if self.cfg.hub.heartbeat else []
         if self.cfg.hub.fleet:
             loops.append(("assignment", self._poll_loop))
         for name, fn in loops:
@@ -116,7 +116,7 @@ class FleetClient:
         return True
 
     def _beat_loop(self) -> None:
-        every = self.cfg.hub.heartbeat or 0.0
+        every = self.cfg.hub.heartbeat or 15.0
         while not self._stop.is_set():
             self._poke.clear()
             self.beat()

@@ -102,3 +102,32 @@ def test_draft_backtested_on_a_recorded_capture(tmp_path):
         assert bad.status_code == 422  # no path out of the captures folder
     finally:
         stop_hub()
+
+
+def test_device_taken_out_of_the_registry_is_forgotten(tmp_path, broker):
+    url, stop_hub = start_hub(tmp_path / "hub")
+    try:
+        for did in ("gas-01", "gas-02"):
+            call(url, "PUT", f"/api/v1/devices/{did}", json={"id": did, "grid": "grid-01"})
+        silent = RULES + ("  - id: silent\n    match: {kind: sensor}\n    when: {stale_for: 60s}\n"
+                          "    severity: minor\n    category: device_offline\n")
+        v = call(url, "POST", "/api/v1/rules", json={"text": silent}).json()["version"]
+        call(url, "POST", "/api/v1/rules/deploy", json={"version": v})
+        cfg = agent_config(tmp_path / "edge", broker, url, "rules: []\n", grids=["grid-01"],
+                           hub={"key": EDGE, "fleet": True, "heartbeat": None})
+        agent = Agent(cfg)
+        try:
+            agent.fleet.poll(wait=0)
+            agent.step([])
+            assert {st["dev"] for st in agent.engine.states.values()} == {"gas-01", "gas-02"}  # watched for silence
+            assert agent.step([reading("gas-01", 6000)])[0].state == "firing"
+            call(url, "DELETE", "/api/v1/devices/gas-01")  # decommissioned
+            assert agent.fleet.poll(wait=0)
+            out = agent.step([])
+            assert [(a.device_id, a.state) for a in out] == [("gas-01", "resolved")]
+            assert {st["dev"] for st in agent.engine.states.values()} == {"gas-02"}
+            assert agent.engine.next_deadline() is not None  # gas-02's silence timer still runs
+        finally:
+            agent.stop()
+    finally:
+        stop_hub()

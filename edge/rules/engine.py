@@ -217,6 +217,22 @@ class Engine:
         self._rearm()
         return out
 
+    def forget(self, devices: set[str], now: float) -> list[Alert]:
+        """Devices taken out of the registry: their state goes (no silence alarm for a device that is gone),
+        and what they had firing resolves."""
+        out: list[Alert] = []
+        for key, st in list(self.states.items()):
+            if st["dev"] not in devices:
+                continue
+            cr = self.rules.rules.get(st["r"])
+            if cr is not None and st.get("ep") in ("firing", "clearing"):
+                out += self._resolve(cr, key, st, now, reason="device_removed")
+            del self.states[key]
+            self.deleted.add(key)
+        if out or devices:
+            self._rearm()
+        return out
+
     # ---- episode machine --------------------------------------------------------------------
     def _state(self, key: str, cr: CompiledRule, ev: Event, sub: str) -> Episode:
         kind = (ev.device_kind or ev.kind) if ev.kind == "status" else ev.kind
