@@ -8,16 +8,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from edge.backtest import backtest
-from edge.errors import ConfigError
-from edge.rules.loader import parse_rules
-from edge.rules.ruleset import RuleSet
-
 
 class EdgeRuleTools:
-    """`hub.fleet.RuleTools` backed by the edge's own loader and backtest."""
+    """`hub.fleet.RuleTools` backed by the edge's own loader and backtest. The edge (and with it OpenCV and
+    NumPy) is imported at the first check, not at the hub's start: a hub that never edits rules does not
+    carry it, and its cycle collector does not walk it."""
 
     def check(self, text: str) -> tuple[int, list[str]]:
+        from edge.errors import ConfigError
+        from edge.rules.loader import parse_rules
+
         try:
             rf = parse_rules(text)
         except ConfigError as exc:
@@ -25,6 +25,10 @@ class EdgeRuleTools:
         return len(rf.rules), []
 
     def backtest(self, text: str, capture: Path) -> dict[str, Any]:
+        from edge.backtest import backtest
+        from edge.rules.loader import parse_rules
+        from edge.rules.ruleset import RuleSet
+
         res = backtest(RuleSet(parse_rules(text)), capture)
         per: Counter[str] = Counter()
         for (rule, state), n in res.per_rule().items():

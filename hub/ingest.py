@@ -92,8 +92,9 @@ class Batch:
         clearing = {self._case_of_resolved(a) for a in resolving}
         self.firing = self.store.firing_alerts(s, {c.id for c in clearing if c is not None})
         if not self.released:  # a release opens its cases whatever windows are in force
-            self.windows = maintenance.current(s, self.now)
-            ids = {a.alert_id for a in alerts if a.key not in self.known}
+            self.windows = self.store.windows.get(s, self.now)
+            # a resolve may belong to a held alert, and while windows are in force a resend may be held already
+            ids = {a.alert_id for a in alerts if a.key not in self.known and (a.state == "resolved" or self.windows)}
             if ids:
                 q = select(HeldAlert).where(HeldAlert.alert_id.in_(ids), HeldAlert.released_at.is_(None))
                 self.held = {h.alert_id: h for h in s.scalars(q.with_for_update())}

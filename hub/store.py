@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 from hub.calendar import Calendar
 from hub.errors import Conflict, NotFound
 from hub.lifecycle import clock_stage
+from hub.maintenance import WindowCache
 from hub.models import AlertRow, Base, Case, CaseClock, Cursor, Evidence, Pause, TimelineEntry
 from hub.org import Org
 from hub.sla import ClockReading, Policy, SlaFile, Stage, limit_seconds, stage_clock
@@ -108,6 +109,8 @@ class Store:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     tz: str = "Asia/Shanghai"
     """The hub's time zone: recurring maintenance windows are in local time."""
+    windows: WindowCache = field(default_factory=WindowCache)
+    """Maintenance windows for intake, re-read at most once a second."""
     on_events: list[Callable[[], None]] = field(default_factory=list)
     """Called (from the writing thread) after a transaction that wrote timeline entries commits."""
 

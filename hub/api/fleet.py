@@ -503,6 +503,7 @@ def add_window(body: maintenance.WindowIn, hub: HubDep, who: Operator) -> dict[s
                         actor=who.name, created_at=now, cancelled_at=None)
         s.add(w)
         s.flush()
+    store.windows.invalidate()
     return maintenance.public(w, now, store.tz)
 
 
@@ -519,6 +520,7 @@ def cancel_window(window_id: Id, hub: HubDep, who: Operator) -> dict[str, Any]:
         if w.cancelled_at is not None:
             raise HTTPException(409, "the window was cancelled already")
         w.cancelled_at = now
+    store.windows.invalidate()
     return maintenance.public(w, now, store.tz)
 
 
