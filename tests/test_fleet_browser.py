@@ -18,15 +18,10 @@ import pytest
 from tests.hubkit import OPS
 from tests.test_fleet_e2e import (
     DEVICES,
-    KEY_A,
-    KEY_B,
     RULES,
-    agent_yaml,
-    deploy,
     register_devices,
-    run_agent,
     running,
-    save,
+    start_fleet,
     start_hub,
 )
 
@@ -94,12 +89,7 @@ def test_rule_edited_in_the_board_is_deployed_staged_and_rolled_back(tmp_path, b
     hub = start_hub(tmp_path)
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        register_devices(hub)
-        v1 = save(hub, RULES.replace("THRESHOLD", "5000"))
-        deploy(hub, v1)
-        procs = [run_agent(agent_yaml(tmp_path, broker, hub, "edge-a", KEY_A)),
-                 run_agent(agent_yaml(tmp_path, broker, hub, "edge-b", KEY_B))]
-        assert running(hub, {"edge-a": v1, "edge-b": v1})
+        start_fleet(tmp_path, broker, hub, procs)
         page, _ = open_board(browser, hub.url, "rules")
         page.wait_for_selector("#r-versions tr[data-version='1']")
         page.wait_for_function("document.querySelector('#r-editor').value.includes('gas-high')")

@@ -117,6 +117,18 @@ def register_devices(hub: Hub) -> None:
         assert r.status_code == 200, r.text
 
 
+def start_fleet(tmp: Path, broker: Broker, hub: Hub, procs: list[subprocess.Popen[bytes]]) -> int:
+    """The registry filled, v1 (threshold 5000) deployed to all, both agents running it (appended to
+    `procs` as they start, for the caller to stop); returns v1."""
+    register_devices(hub)
+    v1 = save(hub, RULES.replace("THRESHOLD", "5000"))
+    deploy(hub, v1)
+    procs += [run_agent(agent_yaml(tmp, broker, hub, "edge-a", KEY_A)),
+              run_agent(agent_yaml(tmp, broker, hub, "edge-b", KEY_B))]
+    assert running(hub, {"edge-a": v1, "edge-b": v1}), agents(hub)
+    return v1
+
+
 class Publisher:
     """Every device reports every 0.5 s, except the ones told to fall silent."""
 
@@ -157,12 +169,7 @@ def test_staged_deploy_rollback_sharded_devices_and_places(tmp_path, broker):
     procs: list[subprocess.Popen[bytes]] = []
     pub = Publisher(broker, tmp_path.name)
     try:
-        register_devices(hub)
-        v1 = save(hub, RULES.replace("THRESHOLD", "5000"))
-        deploy(hub, v1)
-        procs = [run_agent(agent_yaml(tmp_path, broker, hub, "edge-a", KEY_A)),
-                 run_agent(agent_yaml(tmp_path, broker, hub, "edge-b", KEY_B))]
-        assert running(hub, {"edge-a": v1, "edge-b": v1}), agents(hub)
+        v1 = start_fleet(tmp_path, broker, hub, procs)
         assert {a["devices"] for a in agents(hub).values()} == {2}  # each its own grids' devices
         # both agents watch every registered device of their grids: 8 s of readings, no offline alert
         pub.run_for(8)
@@ -208,14 +215,10 @@ def test_staged_deploy_rollback_sharded_devices_and_places(tmp_path, broker):
 def test_killed_agent_opens_one_case_and_a_restart_raises_no_offline_storm(tmp_path, broker):
     hub = start_hub(tmp_path)
     pub = Publisher(broker, tmp_path.name)
-    path_a = None
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        register_devices(hub)
-        deploy(hub, save(hub, RULES.replace("THRESHOLD", "5000")))
-        path_a = agent_yaml(tmp_path, broker, hub, "edge-a", KEY_A)
-        procs = [run_agent(path_a), run_agent(agent_yaml(tmp_path, broker, hub, "edge-b", KEY_B))]
-        assert running(hub, {"edge-a": 1, "edge-b": 1})
+        start_fleet(tmp_path, broker, hub, procs)
+        path_a = tmp_path / "edge-a" / "edge.yaml"  # to start edge-a again
         pub.run_for(2)
         halt = pub.background()
         os.kill(procs[0].pid, signal.SIGKILL)  # edge-a dies; the broker keeps its session and queues readings
