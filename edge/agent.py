@@ -106,12 +106,12 @@ class Agent:
         self.rule_hash = ""
         self.rule_problem = ""  # why the last rule set or device list was refused
         self.fleet = FleetClient(cfg, self.outbox, self) if cfg.hub.heartbeat or cfg.hub.fleet else None
-        self.listed: dict[str, DeviceEntry] = {d.id: d for d in cfg.devices.known}
         self.places: dict[str, Place] = {}
         cached = self.fleet.cached_devices() if self.fleet is not None and cfg.hub.fleet else None
-        if cached is not None:  # the hub's registry overrides the file's list, entry by entry
-            entries, self.places, _ = device_entries(cached[1])
-            self.listed |= {d.id: d for d in entries}
+        hub_list: list[DeviceEntry] = []
+        if cached is not None:
+            hub_list, self.places, _ = device_entries(cached[1])
+        self.listed = self._listing(hub_list)
         self.engine = Engine(self._initial_rules(), cfg.edge_id, evidence=self.video.evidence)
         self.engine.load(self.outbox.load_states())
         self._seed(clock())
@@ -467,6 +467,10 @@ class Agent:
             time.sleep(1.0)
 
     # ---- devices and the hub's assignments -------------------------------------------------------
+    def _listing(self, hub_list: list[DeviceEntry]) -> dict[str, DeviceEntry]:
+        """The devices this agent knows: the hub's registry over the file's list, entry by entry."""
+        return {d.id: d for d in self.cfg.devices.known} | {d.id: d for d in hub_list}
+
     def _registry(self) -> dict[str, tuple[str, str, str | None]]:
         return {d.id: (d.grid, d.kind, d.gateway) for d in self.listed.values()}
 
@@ -479,13 +483,10 @@ class Agent:
         """In the worker, between rounds: the hub's list over the file's; new devices are watched from now,
         removed ones are forgotten (their firing alerts resolve)."""
         before = set(self.listed)
-        self.listed = {d.id: d for d in self.cfg.devices.known} | {d.id: d for d in entries}
+        self.listed = self._listing(entries)
         gone = before - set(self.listed)
-        for d in gone:
-            self.devices.grid_of.pop(d, None)
         self.feeds.ctx.registry = self._registry()
-        self.devices.listed = {d.id: d.grid for d in self.listed.values()}
-        self.devices.grid_of.update(self.devices.listed)
+        self.devices.relist({d.id: d.grid for d in self.listed.values()})
         self._seed(self.clock())
         if self.fleet is not None:
             self.fleet.poke()

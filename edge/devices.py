@@ -21,6 +21,14 @@ class DevicePolicy:
         self.cap = cap
         self.grid_of: dict[str, str] = dict(listed)
 
+    def relist(self, listed: dict[str, str]) -> None:
+        """A new device list (the hub's registry changed): listed devices take their listed grid, devices
+        no longer listed are forgotten (heard again, they count as new)."""
+        for device in self.listed.keys() - listed.keys():
+            self.grid_of.pop(device, None)
+        self.listed = listed
+        self.grid_of.update(listed)
+
     def learn(self, pairs: Iterable[tuple[str, str]]) -> None:
         """Devices already known (from saved rule state after a restart)."""
         for device, grid in pairs:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from gridwatch.core.alert import Alert
 from gridwatch.core.fleet import Heartbeat, text_hash
 from hub.models import AgentRow, Device, RuleDeploy, RuleVersion
+from hub.org import Org
 
 logger = logging.getLogger(__name__)
 RECHECK = 1.0
@@ -80,12 +81,16 @@ def reaches(d: RuleDeploy, grids: Sequence[str]) -> bool:
     return d.grids is None or not grids or bool(set(d.grids) & set(grids))
 
 
+def wanted(history: Sequence[RuleDeploy], grids: Sequence[str]) -> int | None:
+    """Of the deploys newest first, the version an agent serving these grids must run (None: nothing
+    deployed to it yet)."""
+    return next((d.version for d in history if reaches(d, grids)), None)
+
+
 def version_for(s: Session, grids: Sequence[str]) -> RuleVersion | None:
-    """The version an agent serving these grids must run (None: nothing deployed to it yet)."""
-    for d in s.scalars(select(RuleDeploy).order_by(RuleDeploy.id.desc())):
-        if reaches(d, grids):
-            return s.get(RuleVersion, d.version)
-    return None
+    """The version (text included) an agent serving these grids must run."""
+    v = wanted(list(s.scalars(select(RuleDeploy).order_by(RuleDeploy.id.desc()))), grids)
+    return s.get(RuleVersion, v) if v is not None else None
 
 
 # ---- devices an agent gets ---------------------------------------------------------------------------
@@ -131,9 +136,11 @@ def silent(s: Session, now: datetime, limit_s: float) -> list[AgentRow]:
     return list(s.scalars(q))
 
 
-def offline_alert(agent: AgentRow, state: Literal["firing", "resolved"], at: datetime, first_grid: str) -> Alert:
-    """The one alert for a silent agent: its case names every grid it serves; the id is derived from the
-    agent and when it fell silent, so replicas and repeats make one case."""
+def offline_alert(agent: AgentRow, state: Literal["firing", "resolved"], at: datetime, org: Org) -> Alert:
+    """The one alert for a silent agent: its case names every grid it serves (an agent serving all is filed
+    under the org's first grid); the id is derived from the agent and when it fell silent, so replicas and
+    repeats make one case."""
+    first_grid = min((u.id for u in org.units.values() if u.level == "grid"), default="unknown")
     since = agent.offline_since or at
     aid = "agent-" + hashlib.sha256(f"{agent.id}|{since.isoformat()}".encode()).hexdigest()[:32]
     grids = ",".join(agent.grids) if agent.grids else "*"
@@ -143,6 +150,14 @@ def offline_alert(agent: AgentRow, state: Literal["firing", "resolved"], at: dat
                  message=(f"边缘节点 {agent.id} 失联：网格 {grids} 的设备状态未知 (edge agent {agent.id} silent "
                           f"since {since.isoformat()}; its devices' state is unknown)"),
                  labels={"edge_id": agent.id, "grids": grids})
+
+
+def agent_list(s: Session, now: datetime, limit_s: float, grids: set[str] | None = None) -> list[dict[str, Any]]:
+    """The agents (those serving any of `grids`, None: all) as the API shows them, each with the version it
+    should run."""
+    history = list(s.scalars(select(RuleDeploy).order_by(RuleDeploy.id.desc())))
+    return [{**public_agent(a, now, limit_s), "wanted_version": wanted(history, a.grids)} for a in agents(s)
+            if grids is None or not a.grids or set(a.grids) & grids]
 
 
 def public_agent(a: AgentRow, now: datetime, limit_s: float) -> dict[str, Any]:

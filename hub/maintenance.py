@@ -108,13 +108,6 @@ def covers(w: Maintenance, alert: Alert) -> bool:
     return alert.rule_id == w.target or alert.rule_id.startswith(w.target + ":")
 
 
-def current(s: Session, now: datetime) -> list[Maintenance]:
-    """Windows that may be in force now (started, not ended, not cancelled); `active` decides recurrences."""
-    q = select(Maintenance).where(Maintenance.starts_at <= now, Maintenance.cancelled_at.is_(None),
-                                  or_(Maintenance.ends_at.is_(None), Maintenance.ends_at > now))
-    return list(s.scalars(q))
-
-
 class WindowCache:
     """The windows not yet over, read at most once a second per hub process (intake asks on every batch).
     A window set or cancelled in this process is seen at once; one set through another replica within a

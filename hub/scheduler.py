@@ -58,12 +58,12 @@ class Scheduler:
             silent = fleet.silent(s, now, self.heartbeat_limit)
             if not silent:
                 return
-            first = min((u.id for u in self.store.org.units.values() if u.level == "grid"), default="unknown")
             for a in silent:
                 a.offline_since = now
                 logger.warning("edge agent %s silent since %s: opening its agent_offline case", a.id,
                                a.last_seen.isoformat())
-            Batch(self.store, s, "watchdog").run([fleet.offline_alert(a, "firing", now, first) for a in silent])
+            alerts = [fleet.offline_alert(a, "firing", now, self.store.org) for a in silent]
+            Batch(self.store, s, "watchdog").run(alerts)
 
     def _handle(self, s: Session, case: Case, now: datetime) -> None:
         pauses = self.store.pauses(s, case.id)

@@ -76,7 +76,7 @@ def device_states(s: Session, store: Store, devices: list[Device], now: datetime
     if not devices:
         return {}
     unknown, everything = fleet.unknown_grids(fleet.agents(s))
-    windows = [w for w in maintenance.current(s, now) if maintenance.active(w, now, store.tz)]
+    windows = [w for w in store.windows.get(s, now) if maintenance.active(w, now, store.tz)]
     quiet = {(w.scope, w.target) for w in windows}
     ids = [d.id for d in devices]
     open_cases: dict[str, list[str]] = {}
@@ -279,11 +279,7 @@ def rules_overview(hub: HubDep, who: Reader) -> RulesOut:
     with session(store) as s:
         vs = fleet.versions(s)
         ds = fleet.deploys(s)
-        agents = []
-        for a in fleet.agents(s):
-            want = fleet.version_for(s, a.grids)
-            agents.append({**fleet.public_agent(a, now, hub.fleet.heartbeat_limit),
-                           "wanted_version": want.version if want is not None else None})
+        agents = fleet.agent_list(s, now, hub.fleet.heartbeat_limit)
     return RulesOut(versions=[_v(v) for v in vs],
                     deploys=[DeployOut(id=d.id, version=d.version, grids=d.grids, actor=d.actor, note=d.note,
                                        at=d.at) for d in ds], agents=agents)
@@ -388,8 +384,7 @@ def heartbeat(body: Heartbeat, hub: HubDep, who: EdgeCaller) -> dict[str, Any]:
     with store.transaction() as s:
         back = fleet.beat(s, body, who.name, now)
         if back is not None:
-            first = min((u.id for u in store.org.units.values() if u.level == "grid"), default="unknown")
-            Batch(store, s, "watchdog").run([fleet.offline_alert(back, "resolved", now, first)])
+            Batch(store, s, "watchdog").run([fleet.offline_alert(back, "resolved", now, store.org)])
     return {"ok": True, "heartbeat_limit_s": hub.fleet.heartbeat_limit}
 
 
@@ -437,14 +432,7 @@ def list_agents(hub: HubDep, who: Reader) -> list[dict[str, Any]]:
     mine = grids_of(store, who)
     now = store.now()
     with session(store) as s:
-        out = []
-        for a in fleet.agents(s):
-            if mine is not None and a.grids and not set(a.grids) & mine:
-                continue
-            want = fleet.version_for(s, a.grids)
-            out.append({**fleet.public_agent(a, now, hub.fleet.heartbeat_limit),
-                        "wanted_version": want.version if want is not None else None})
-    return out
+        return fleet.agent_list(s, now, hub.fleet.heartbeat_limit, mine)
 
 
 # ---- maintenance -------------------------------------------------------------------------------------
