@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from gridwatch.core.names import Severity
 from hub.errors import Conflict
 from hub.lifecycle import Action, Refusal, Status, requirement, transition
-from hub.models import Case, Pause
+from hub.models import Case, Evidence, Pause
 from hub.sla import Policy
 from hub.store import Store, new_case_id
 
@@ -34,10 +34,11 @@ def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | N
         case = store.lock_case(s, case_id)
         outcome = transition(case.status, action, case.held_from)
         if isinstance(outcome, Refusal):
-            raise Conflict(outcome.reason)
+            raise Conflict(outcome.reason, outcome.code, **outcome.params)
         missing = requirement(action, note=note, unit=unit)
         if missing is not None:
-            raise Conflict(missing.reason if action != "transfer" else f"{missing.reason}, got {unit!r}")
+            raise Conflict(missing.reason if action != "transfer" else f"{missing.reason}, got {unit!r}",
+                           missing.code, **missing.params)
         detail = EFFECTS[action](store, s, case, now, note, unit)
         case.status = outcome
         case.version += 1
@@ -84,7 +85,7 @@ def _resume(store: Store, s: Session, case: Case, now: datetime, note: str | Non
 def _transfer(store: Store, s: Session, case: Case, now: datetime, note: str | None,
               unit: str | None) -> Detail:
     if unit is None or unit not in store.org.units:
-        raise Conflict(f"transfer needs a unit of the org tree, got {unit!r}")
+        raise Conflict(f"transfer needs a unit of the org tree, got {unit!r}", "needs_unit", action="transfer")
     previous, case.owner, case.stage_started_at = case.owner, unit, now
     case.backup_notified = False
     return {"from": previous, "to": unit, **_noted(note)}
@@ -102,10 +103,10 @@ EFFECTS: Final[dict[Action, Effect]] = {
 
 
 def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: str, actor: str,
-                device: str | None = None) -> Case:
+                device: str | None = None, place: dict[str, Any] | None = None) -> Case:
     """A grid worker's report: the 2-3-10 tiers set its resolve limit, unless a manual policy matches."""
     if grid not in store.org.units or store.org.units[grid].level != "grid":
-        raise Conflict(f"{grid!r} is not a grid of the org tree")
+        raise Conflict(f"{grid!r} is not a grid of the org tree", "not_a_grid", grid=grid)
     severity = TIER_SEVERITY[tier]
     policy = manual_policy(store, category, severity, tier)
     now = store.now()
@@ -115,12 +116,25 @@ def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: st
                     severity=severity, grid=grid, device=device, owner=store.org.owner_at(grid, policy.start_level),
                     title=title, policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
                     first_seen=now, last_seen=now, first_received=now, alert_count=0, escalations=0,
-                    backup_notified=False, version=1)
+                    backup_notified=False, version=1, place=place)
         s.add(case)
         s.flush()
         store.log(s, case, now, actor, "opened", {"manual": True, "tier": tier, "policy": policy.id})
         store.schedule(s, case, now)
         return case
+
+
+def add_photo(store: Store, case_id: str, *, data: bytes, content_type: str, actor: str,
+              note: str | None = None) -> int:
+    """A photo taken on the spot (a report, a result) stored with the case as evidence; its number."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        n = store.next_evidence_number(s, case_id)
+        s.add(Evidence(case_id=case_id, n=n, alert_id=f"photo:{actor}"[:64], content_type=content_type, data=data))
+        case.version += 1
+        store.log(s, case, now, actor, "photo", {"n": n, "type": content_type, "bytes": len(data), **_noted(note)})
+        return n
 
 
 def manual_policy(store: Store, category: str, severity: str, tier: Tier) -> Policy:

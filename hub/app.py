@@ -16,6 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from gridwatch.core.yamlconf import load
 from hub.api import alerts, board, cases, fleet, stats, stream
 from hub.api.deps import HubState
+from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
 from hub.calendar import Calendar
 from hub.config import HubConfig
@@ -23,6 +24,7 @@ from hub.db import make_engine, migrate
 from hub.fanout import EventFeed
 from hub.fleet import RuleTools
 from hub.gcpolicy import GcPolicy
+from hub.labels import load_labels
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
@@ -80,7 +82,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
-                             fleet=cfg.fleet, rule_tools=rule_tools)
+                             fleet=cfg.fleet, rule_tools=rule_tools, labels=load_labels(cfg.labels),
+                             max_photo_bytes=cfg.limits.max_photo_bytes)
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
@@ -90,6 +93,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(stats.router)
     app.include_router(fleet.router)
     app.include_router(board.router)
+
+    app.add_exception_handler(Refused, refused_answer)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

@@ -87,6 +87,8 @@ class HubMqtt(Strict):
 class HubLimits(Strict):
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024, description="larger request bodies get 413 unread "
                                 "(the forwarder then halves its batches)")
+    max_photo_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="a photo attached to a case (JPEG, PNG, "
+                                 "WebP): larger ones get 413")
     auth_failures: int = Field(20, ge=1, description="wrong keys a client may present per auth_window")
     auth_window: float = Field(60.0, gt=0, description="seconds; past auth_failures the client gets 429")
     intake_rate: float = Field(5000.0, gt=0, description="alerts per second each edge key may send (429 past it)")
@@ -112,6 +114,8 @@ class HubConfig(Strict):
     org: Path = Path("org.yaml")
     sla: Path = Path("sla.yaml")
     calendars: Path = Path("calendars")
+    labels: Path | None = Field(None, description="display names (zh-CN, English) of categories and other codes, "
+                                                  "on top of the built-in ones (see configs/labels.yaml)")
     tz: str = "Asia/Shanghai"
     keys: list[ApiKey] = Field(min_length=1)
     mqtt: HubMqtt | None = Field(None, description="publish case events on <topic_root>/cases/<unit>")
@@ -135,7 +139,8 @@ class HubConfig(Strict):
             mqtt = mqtt.model_copy(update={"tls": mqtt.tls.resolved(fix)})
         fleet = self.fleet.model_copy(update={"captures": fix(self.fleet.captures)})
         return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
-                                       "calendars": fix(self.calendars), "listen": listen, "mqtt": mqtt,
+                                       "calendars": fix(self.calendars), "listen": listen,
+                                       "labels": fix(self.labels) if self.labels is not None else None, "mqtt": mqtt,
                                        "fleet": fleet})
 
 

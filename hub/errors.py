@@ -3,11 +3,19 @@ exist (HTTP 404)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from gridwatch.core.errors import GridwatchError
 
 
 class Conflict(GridwatchError):
-    """An action the case's state does not allow (HTTP 409); the message is the reason."""
+    """An action the case's state does not allow (HTTP 409); the message is the reason in English, `code`
+    and `params` the same reason for a page to say in its own language."""
+
+    def __init__(self, message: str, code: str = "conflict", /, **params: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.params = params
 
 
 class NotFound(GridwatchError):

@@ -10,8 +10,8 @@ state. What an action also needs (a note, a unit) is `requirement()`. Nothing he
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Final, Literal, get_args
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal, get_args
 
 from hub.sla import Stage
 
@@ -48,13 +48,17 @@ NEEDS: Final[dict[Action, tuple[Literal["note", "unit"], str]]] = {
 @dataclass(frozen=True, slots=True)
 class Refusal:
     reason: str
+    code: str = "conflict"
+    """`wrong_state` (params action, status, allowed) or `needs_note` / `needs_unit` (params action)."""
+    params: dict[str, Any] = field(default_factory=dict)
 
 
 def transition(status: Status, action: Action, held_from: Status | None = None) -> Status | Refusal:
     """The state after `action`, or why the action is refused in this state."""
     allowed, target = TABLE[action]
     if status not in allowed:
-        return Refusal(f"cannot {action} a case that is {status} (allowed from: {', '.join(allowed)})")
+        return Refusal(f"cannot {action} a case that is {status} (allowed from: {', '.join(allowed)})",
+                       "wrong_state", {"action": action, "status": status, "allowed": list(allowed)})
     if target == SAME:
         return status
     if target == HELD_FROM:
@@ -68,7 +72,7 @@ def requirement(action: Action, *, note: str | None, unit: str | None) -> Refusa
     if need is None:
         return None
     field, reason = need
-    return Refusal(reason) if not (note if field == "note" else unit) else None
+    return Refusal(reason, f"needs_{field}", {"action": action}) if not (note if field == "note" else unit) else None
 
 
 STAGE_OF: Final[dict[Status, Stage]] = {"open": "accept", "accepted": "resolve", "resolved": "feedback"}

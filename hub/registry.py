@@ -23,13 +23,14 @@ from sqlalchemy.orm import Session
 from gridwatch.core.alert import Place
 from gridwatch.core.kinds import FeedKind
 from gridwatch.core.names import NAME
+from hub import tables
 from hub.models import Device
 
 FIELDS = ("id", "kind", "grid", "name", "lat", "lon", "address", "vendor", "model", "feed", "gateway", "notes")
 """The columns of an import or export, in order (a sheet's first row names them; order is free on import)."""
 
 DeviceState = Literal["ok", "alarm", "offline", "unknown", "maintenance"]
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+XLSX = tables.XLSX
 
 
 class DeviceIn(BaseModel):
@@ -187,26 +188,8 @@ def _cells(d: Device) -> list[Any]:
 
 
 def csv_lines(devices: Iterable[Device]) -> Iterator[str]:
-    """CSV with a BOM, so spreadsheet programs read the Chinese as UTF-8."""
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(FIELDS)
-    yield "\ufeff" + buf.getvalue()
-    for d in devices:
-        buf.seek(0)
-        buf.truncate()
-        w.writerow(_cells(d))
-        yield buf.getvalue()
+    return tables.csv_lines(FIELDS, (_cells(d) for d in devices))
 
 
 def xlsx_bytes(devices: Iterable[Device]) -> bytes:
-    from openpyxl import Workbook
-
-    wb = Workbook(write_only=True)
-    ws = wb.create_sheet("devices")
-    ws.append(list(FIELDS))
-    for d in devices:
-        ws.append(_cells(d))
-    out = io.BytesIO()
-    wb.save(out)
-    return out.getvalue()
+    return tables.xlsx_bytes(FIELDS, (_cells(d) for d in devices), "devices")

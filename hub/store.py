@@ -19,11 +19,11 @@ import json
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Engine, func, insert, or_, select, text
+from sqlalchemy import JSON, ColumnElement, Engine, Text, cast, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -67,7 +67,8 @@ def bulk_insert(s: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -
     try:
         with raw.cursor().copy(sql) as copy:
             for r in rows:
-                copy.write_row([json.dumps(r[c]) if c in json_cols and r[c] is not None else r[c] for c in cols])
+                copy.write_row([json.dumps(r[c], ensure_ascii=False) if c in json_cols and r[c] is not None
+                                else r[c] for c in cols])
     except psycopg.errors.IntegrityError as exc:  # as SQLAlchemy would raise it: callers retry on it
         raise IntegrityError(sql, None, exc) from exc
 
@@ -84,12 +85,35 @@ def visible_clause(scope: Scope) -> ColumnElement[bool] | None:
 
 @dataclass(frozen=True, slots=True)
 class CaseFilter:
-    """`GET /api/v1/cases` filters: each a value or several separated by commas."""
+    """`GET /api/v1/cases` filters: each a value or several separated by commas; `q` searches the id, device,
+    place and title (case-insensitive, literal); `since`/`until` bound the opening time (until exclusive);
+    `before` is the paging cursor: only cases with a smaller id (ids are time-ordered), newest first."""
 
     status: str | None = None
     grid: str | None = None
     category: str | None = None
     limit: int = 500
+    q: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    before: str | None = None
+
+    def where(self) -> list[ColumnElement[bool]]:
+        out: list[ColumnElement[bool]] = []
+        for col, val in ((Case.status, self.status), (Case.grid, self.grid), (Case.category, self.category)):
+            if val is not None:
+                out.append(col.in_(val.split(",")) if "," in val else col == val)
+        if self.q:
+            needle = self.q.lower()
+            out.append(or_(*(func.lower(c).contains(needle, autoescape=True) for c in (
+                Case.id, Case.device, Case.title, Case.grid, cast(Case.place, Text)))))
+        if self.since is not None:
+            out.append(Case.opened_at >= self.since)
+        if self.until is not None:
+            out.append(Case.opened_at < self.until)
+        if self.before is not None:
+            out.append(Case.id < self.before)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,17 +204,25 @@ class Store:
             return case, tl, self.pauses(s, case_id)
 
     def list_cases(self, f: CaseFilter, scope: Scope) -> list[tuple[Case, list[Pause]]]:
-        """Newest first, with their pauses (for the clocks)."""
-        q = select(Case).order_by(Case.opened_at.desc()).limit(f.limit)
-        for col, val in ((Case.status, f.status), (Case.grid, f.grid), (Case.category, f.category)):
-            if val is not None:
-                q = q.where(col.in_(val.split(","))) if "," in val else q.where(col == val)
+        """Newest first (by id: ids are time-ordered), with their pauses (for the clocks)."""
+        q = select(Case).where(*f.where()).order_by(Case.id.desc()).limit(f.limit)
         if (clause := visible_clause(scope)) is not None:
             q = q.where(clause)
         with Session(self.engine, expire_on_commit=False) as s:
             cases = list(s.scalars(q))
             pauses = self.pauses_of(s, [c.id for c in cases])
         return [(c, pauses.get(c.id, [])) for c in cases]
+
+    def walk_cases(self, f: CaseFilter, scope: Scope, batch: int = 1000) -> Iterator[tuple[Case, list[Pause]]]:
+        """Every case matching `f`, newest first, read `batch` at a time by the id cursor (one short
+        session per batch): an export of 100,000 cases never holds more than one batch."""
+        before = f.before
+        while True:
+            page = self.list_cases(replace(f, before=before, limit=batch), scope)
+            yield from page
+            if len(page) < batch:
+                return
+            before = page[-1][0].id
 
     @staticmethod
     def pauses_of(s: Session, case_ids: Sequence[str]) -> dict[str, list[Pause]]:
@@ -208,6 +240,20 @@ class Store:
             q = q.where(clause)
         with Session(self.engine) as s:
             return [tuple(r) for r in s.execute(q)]
+
+    def day_counts(self, start: datetime, scope: Scope) -> dict[str, int]:
+        """Cases opened and closed since `start`, cases whose clock turned red since then, and open cases."""
+        clause = visible_clause(scope)
+        where = [clause] if clause is not None else []
+        with Session(self.engine) as s:
+            def count(*cond: ColumnElement[bool]) -> int:
+                return int(s.scalar(select(func.count()).select_from(Case).where(*where, *cond)) or 0)
+            reds = {case_id for case_id, detail in s.execute(
+                select(TimelineEntry.case_id, TimelineEntry.detail).join(Case, Case.id == TimelineEntry.case_id)
+                .where(TimelineEntry.action == "light", TimelineEntry.at >= start, *where))
+                if (detail or {}).get("light") == "red"}
+            return {"opened_today": count(Case.opened_at >= start), "closed_today": count(Case.closed_at >= start),
+                    "overdue_today": len(reds), "open": count(Case.status != "closed")}
 
     def case_counts(self) -> tuple[dict[str, int], dict[str, int]]:
         """Cases by status, and open cases by their last announced light (for /metrics)."""
@@ -252,6 +298,11 @@ class Store:
         with Session(self.engine) as s:
             rows = s.scalars(select(AlertRow).where(AlertRow.case_id == case_id).order_by(AlertRow.received_at))
             return [{**r.body, "received_at": r.received_at.isoformat()} for r in rows]
+
+    def evidence_numbers(self, case_id: str) -> list[int]:
+        with Session(self.engine) as s:
+            return [int(n) for n in s.scalars(select(Evidence.n).where(Evidence.case_id == case_id)
+                                              .order_by(Evidence.n))]
 
     def evidence(self, case_id: str, n: int) -> Evidence | None:
         with Session(self.engine, expire_on_commit=False) as s:

@@ -51,9 +51,11 @@ def test_resume_without_a_recorded_state_reopens():
 
 
 def test_requirements_name_what_is_missing():
-    assert requirement("resolve", note=None, unit=None) == Refusal("resolve needs a note saying what was done")
-    assert requirement("hold", note="", unit=None) == Refusal("hold needs a reason")
-    assert requirement("comment", note=None, unit=None) == Refusal("comment needs text")
+    assert requirement("resolve", note=None, unit=None) == Refusal("resolve needs a note saying what was done",
+                                                                   "needs_note", {"action": "resolve"})
+    assert requirement("hold", note="", unit=None) == Refusal("hold needs a reason", "needs_note", {"action": "hold"})
+    assert requirement("comment", note=None, unit=None) == Refusal("comment needs text", "needs_note",
+                                                                   {"action": "comment"})
     assert isinstance(requirement("transfer", note="x", unit=None), Refusal)
     assert requirement("transfer", note=None, unit="grid-02") is None
     assert requirement("accept", note=None, unit=None) is None

@@ -9,7 +9,7 @@ from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
 from hub.api.auth import scope_of
-from hub.api.deps import Reader, StoreDep, TzDep
+from hub.api.deps import HubDep, Reader, StoreDep, TzDep
 from hub.api.errors import GUARD, responses
 from hub.api.schemas import MeOut, UnitOut
 
@@ -40,3 +40,10 @@ def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
              for u in store.org.units.values() if scope is None or u.id in scope]
     return MeOut(name=who.name, role=who.role, unit=who.unit, tz=tz, units=units,
                  can_act=who.role in ("operator", "admin"))
+
+
+@router.get("/api/v1/labels", tags=["board"], responses=responses(*GUARD, 403))
+def labels(hub: HubDep, who: Reader) -> dict[str, dict[str, dict[str, str]]]:
+    """Display names (zh-CN, en) by kind and code: categories, severities, states, stages, actions, levels,
+    lights, tiers (built in, and the deployment's `labels:` file on top)."""
+    return hub.labels.table()

@@ -3,20 +3,28 @@ caller's subtree. The work is done by `hub.actions`; every query by `hub.store`.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Iterator
+from datetime import datetime
+from itertools import islice
+from typing import Annotated, Any, Final, Literal
+from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, HTTPException, Path, Query, Response
+from fastapi import APIRouter, HTTPException, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from hub import actions
+from gridwatch.core.alert import Place
+from hub import actions, tables
 from hub.api.auth import Principal, scope_of
-from hub.api.deps import Operator, Reader, StoreDep
-from hub.api.errors import BODY, GUARD, responses
-from hub.api.schemas import CaseDetail, CaseList, Text, case_detail, case_public
+from hub.api.deps import HubDep, Operator, Reader, StoreDep
+from hub.api.errors import BODY, GUARD, Problem, Refused, responses
+from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_detail, case_public
 from hub.errors import Conflict, NotFound
-from hub.lifecycle import ACTIONS
+from hub.labels import Labels, Lang
+from hub.lifecycle import ACTIONS, Action, Refusal, transition
 from hub.models import Case
-from hub.store import CaseFilter, Store
+from hub.store import CaseFilter, Scope, Store
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*GUARD, 403, 404))
 
@@ -36,23 +44,128 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
         raise HTTPException(404, "no such case") from None
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
-    return case_detail(store, case, timeline, pauses, store.clock())
+    return case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case))
+
+
+def allowed(store: Store, who: Principal, case: Case) -> list[str]:
+    """What the caller may do to the case now: its role, its subtree, and the case's state decide."""
+    if who.role not in ("operator", "admin"):
+        return []
+    if who.unit is not None and case.owner not in store.org.subtree(who.unit):
+        return []
+    return [a for a in ACTIONS if not isinstance(transition(case.status, a, case.held_from), Refusal)]
+
+
+def _filter(store: Store, who: Principal, *, status: str | None, grid: str | None, category: str | None,
+            unit: str | None, q: str | None, since: datetime | None, until: datetime | None,
+            cursor: str | None = None, limit: int = 500) -> tuple[CaseFilter, Scope]:
+    scope = scope_of(store, who)
+    if unit is not None:
+        scope = (scope if scope is not None else set(store.org.units)) & (
+            store.org.subtree(unit) if unit in store.org.units else set())
+    return CaseFilter(status=status, grid=grid, category=category, limit=limit, q=q or None, since=since,
+                      until=until, before=cursor), scope
+
+
+def _matching(store: Store, f: CaseFilter, scope: Scope, light: str | None) -> Iterator[CasePublic]:
+    """Every visible case of the filter, newest first, with its clock; the light is judged case by case before
+    counting, so a light filter never hides cases behind a limit."""
+    now = store.clock()
+    for c, p in store.walk_cases(f, scope, batch=max(f.limit, 200) if light else f.limit + 1):
+        pub = case_public(store, c, p, now)
+        if light is None or (pub.clock is not None and pub.clock.light == light):
+            yield pub
+
+
+Cursor = Annotated[str | None, Query(pattern=r"^[0-9a-z]{1,32}$", description="`next_cursor` of the page before")]
+Since = Annotated[datetime | None, Query(description="opened at or after (ISO 8601)")]
+Until = Annotated[datetime | None, Query(description="opened before (ISO 8601)")]
+Search = Annotated[Text | None, Query(max_length=200, description="part of the id, device, place, grid or title")]
 
 
 @router.get("")
 def list_cases(store: StoreDep, who: Reader, status: Text | None = None, grid: Text | None = None,
                category: Text | None = None, unit: Text | None = None, light: Text | None = None,
+               q: Search = None, since: Since = None, until: Until = None, cursor: Cursor = None,
                limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> CaseList:
-    scope = scope_of(store, who)
-    if unit is not None:
-        scope = (scope if scope is not None else set(store.org.units)) & (
-            store.org.subtree(unit) if unit in store.org.units else set())
-    now = store.clock()
-    found = store.list_cases(CaseFilter(status=status, grid=grid, category=category, limit=limit), scope)
-    cases = [case_public(store, c, p, now) for c, p in found]
-    if light is not None:
-        cases = [c for c in cases if c.clock is not None and c.clock.light == light]
-    return CaseList(cases=cases)
+    """Newest first, `limit` at a time: pass `next_cursor` back as `cursor` for the next page. Cases opened
+    while a client pages never shift a page (they sort before its cursor), so a walk sees each case once."""
+    f, scope = _filter(store, who, status=status, grid=grid, category=category, unit=unit, q=q, since=since,
+                       until=until, cursor=cursor, limit=limit)
+    cases = list(islice(_matching(store, f, scope, light), limit + 1))
+    more = len(cases) > limit
+    cases = cases[:limit]
+    return CaseList(cases=cases, next_cursor=cases[-1].id if more else None)
+
+
+EXPORT_COLUMNS: Final = (
+    ("id", "案件编号", "Case"), ("status", "状态", "State"), ("category", "类别", "Category"),
+    ("severity", "级别", "Severity"), ("light", "亮灯", "Light"), ("grid", "网格", "Grid"),
+    ("device", "设备", "Device"), ("place", "地点", "Place"), ("owner", "责任单位", "Owner"),
+    ("title", "内容", "Message"), ("opened_at", "立案时间", "Opened"), ("accepted_at", "受理时间", "Accepted"),
+    ("resolved_at", "处置时间", "Resolved"), ("closed_at", "办结时间", "Closed"), ("elapsed", "已挂单", "Pending"),
+    ("remaining", "剩余", "Left"), ("escalations", "升级次数", "Escalations"), ("alert_count", "告警数", "Alerts"))
+
+
+def _hms(seconds: float) -> str:
+    s = int(abs(seconds))
+    return f"{'-' if seconds < 0 else ''}{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def _export_row(c: CasePublic, store: Store, labels: Labels, lang: Lang, zone: ZoneInfo) -> list[Any]:
+    def when(t: datetime | None) -> str:
+        return t.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S") if t is not None else ""
+    unit = store.org.units.get(c.owner)
+    place = c.place or {}
+    return [c.id, labels.name("status", c.status, lang), labels.name("category", c.category, lang),
+            labels.name("severity", c.severity, lang), labels.name("light", c.clock.light if c.clock else None, lang),
+            c.grid, c.device or "", " ".join(str(place.get(k) or "") for k in ("name", "address")).strip(),
+            (unit.name or unit.id) if unit is not None else c.owner, c.title, when(c.opened_at), when(c.accepted_at),
+            when(c.resolved_at), when(c.closed_at), _hms(c.clock.elapsed_s) if c.clock else "",
+            _hms(c.clock.remaining_s) if c.clock else "", c.escalations, c.alert_count]
+
+
+@router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, tables.XLSX: {}},
+                                                                 "description": "the filtered cases as a sheet"}})
+def export_cases(hub: HubDep, who: Reader, status: Text | None = None, grid: Text | None = None,
+                 category: Text | None = None, unit: Text | None = None, light: Text | None = None,
+                 q: Search = None, since: Since = None, until: Until = None,
+                 format: Literal["csv", "xlsx"] = "csv", lang: Lang = "zh-CN") -> Response:
+    """The same filters as the list, every matching case (no limit), names in `lang`, stamps in the hub's time
+    zone. Read from the store a thousand at a time and written as they come: memory stays flat."""
+    store = hub.store
+    f, scope = _filter(store, who, status=status, grid=grid, category=category, unit=unit, q=q, since=since,
+                       until=until, limit=1000)
+    zone = ZoneInfo(hub.tz)
+    header = [zh if lang == "zh-CN" else en for _, zh, en in EXPORT_COLUMNS]
+    rows = (_export_row(c, store, hub.labels, lang, zone) for c in _matching(store, f, scope, light))
+    stamp = store.clock().astimezone(zone).strftime("%Y%m%d-%H%M%S")
+    name = f"cases-{stamp}.{format}"
+    disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
+    if format == "xlsx":
+        return StreamingResponse(tables.xlsx_chunks(header, rows, "cases"), media_type=tables.XLSX,
+                                 headers=disposition)
+    return StreamingResponse(tables.csv_lines(header, rows), media_type="text/csv; charset=utf-8",
+                             headers=disposition)
+
+
+class Summary(BaseModel):
+    opened_today: int
+    closed_today: int
+    overdue_today: int = Field(description="cases whose clock turned red today")
+    open: int
+    day_start: datetime = Field(description="midnight in the hub's time zone")
+
+
+@router.get("/summary")
+def summary(hub: HubDep, who: Reader, unit: Text | None = None) -> Summary:
+    """Today's figures for the wall's header (today = since midnight in the hub's time zone)."""
+    store = hub.store
+    _, scope = _filter(store, who, status=None, grid=None, category=None, unit=unit, q=None, since=None,
+                       until=None)
+    zone = ZoneInfo(hub.tz)
+    midnight = store.clock().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return Summary(**store.day_counts(midnight, scope), day_start=midnight)
 
 
 @router.get("/{case_id}")
@@ -66,29 +179,76 @@ class ManualCase(BaseModel):
     tier: actions.Tier = "general"
     title: Text = Field(min_length=1, max_length=2000)
     device: Text | None = Field(None, max_length=64)
+    place: Place | None = Field(None, description="where it is: the phone's position and/or an address")
 
 
 @router.post("", status_code=201, responses=responses(*BODY, 409))
 def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
-    """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers."""
+    """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers; a photo follows by
+    `POST /api/v1/cases/{id}/photos`."""
     if who.unit is not None and body.grid not in store.org.subtree(who.unit):
-        raise HTTPException(403, f"{body.grid} is outside {who.unit}'s subtree")
+        raise Refused(403, f"{body.grid} is outside {who.unit}'s subtree", "outside_scope", unit=who.unit,
+                      target=body.grid)
     try:
         case = actions.open_manual(store, grid=body.grid, category=body.category, tier=body.tier,
-                                   title=body.title, actor=who.name, device=body.device)
+                                   title=body.title, actor=who.name, device=body.device,
+                                   place=body.place.model_dump() if body.place is not None else None)
     except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise Refused(409, str(exc), exc.code, **exc.params) from None
     return load_visible(store, who, case.id)
 
 
 @router.get("/{case_id}/evidence/{n}", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}}, "description": "the JPEG snapshot"}})
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
+                             "description": "the snapshot or photo"}})
 def evidence(case_id: str, n: Annotated[int, Path(ge=1, le=2**31 - 1)], store: StoreDep, who: Reader) -> Response:
     load_visible(store, who, case_id)  # 404 unless the caller may see the case
     item = store.evidence(case_id, n)
     if item is None:
         raise HTTPException(404, "no such evidence")
-    return Response(item.data, media_type=item.content_type)
+    return Response(item.data, media_type=item.content_type, headers={"Cache-Control": "private, max-age=86400"})
+
+
+PHOTO_TYPES: Final = ("image/jpeg", "image/png", "image/webp")
+
+
+def sniff(data: bytes) -> str | None:
+    """The image type the bytes really are (a photo's declared type must match)."""
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+@router.post("/{case_id}/photos", status_code=201, responses=responses(*BODY, 409, 415),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 t: {"schema": {"type": "string", "format": "binary"}} for t in PHOTO_TYPES}}})
+async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
+                    note: Annotated[Text | None, Query(max_length=500)] = None) -> CaseDetail:
+    """A photo taken on the spot (JPEG, PNG or WebP, at most `limits.max_photo_bytes`), sent as the raw body
+    with its type; stored with the case as evidence and shown on its page and timeline."""
+    store = hub.store
+    case = await run_in_threadpool(_actionable, store, who, case_id)
+    kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if kind not in PHOTO_TYPES:
+        raise Refused(415, f"a photo is {', '.join(PHOTO_TYPES)}, not {kind or 'nothing'}", "photo_type", type=kind)
+    limit = hub.max_photo_bytes
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise Refused(413, f"a photo is at most {limit} bytes", "photo_size", limit=limit)
+    if sniff(bytes(data)) != kind:
+        raise Refused(415, f"the body is not a {kind} image", "photo_type", type=kind)
+    try:
+        await run_in_threadpool(actions.add_photo, store, case.id, data=bytes(data), content_type=kind,
+                                actor=who.name, note=note)
+    except Conflict as exc:
+        raise Refused(409, str(exc), exc.code, **exc.params) from None
+    return await run_in_threadpool(load_visible, store, who, case_id)
 
 
 class ActionBody(BaseModel):
@@ -96,11 +256,8 @@ class ActionBody(BaseModel):
     unit: Text | None = Field(None, max_length=64)
 
 
-@router.post("/{case_id}/{action}", responses=responses(*BODY, 409))
-def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionBody | None = None) -> CaseDetail:
-    name = next((a for a in ACTIONS if a == action), None)
-    if name is None:
-        raise HTTPException(404, f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+def _actionable(store: Store, who: Principal, case_id: str) -> Case:
+    """The case if the caller may act on it (it lies in the caller's subtree); 404/403 otherwise."""
     try:
         case, _, _ = store.get(case_id)
     except NotFound:
@@ -108,12 +265,52 @@ def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionB
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
     if who.unit is not None and case.owner not in store.org.subtree(who.unit):
-        raise HTTPException(403, f"case is held by {case.owner}, outside {who.unit}'s subtree")
-    body = body or ActionBody()
+        raise Refused(403, f"case is held by {case.owner}, outside {who.unit}'s subtree", "held_elsewhere",
+                      owner=case.owner, unit=who.unit)
+    return case
+
+
+def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionBody) -> None:
+    _actionable(store, who, case_id)
     if name == "transfer" and who.unit is not None and body.unit not in store.org.subtree(who.unit):
-        raise HTTPException(403, f"{who.unit} may transfer only within its subtree, not to {body.unit}")
+        raise Refused(403, f"{who.unit} may transfer only within its subtree, not to {body.unit}",
+                      "transfer_outside", unit=who.unit, target=body.unit)
     try:
         actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit)
     except Conflict as exc:
-        raise HTTPException(409, str(exc)) from None
+        raise Refused(409, str(exc), exc.code, **exc.params) from None
+
+
+class BulkBody(ActionBody):
+    ids: list[Annotated[str, Field(pattern=r"^[0-9a-z]{1,32}$")]] = Field(min_length=1, max_length=500)
+
+
+class BulkResult(BaseModel):
+    done: list[str]
+    refused: dict[str, Problem] = Field(description="case id -> why (the same answer a single action gives)")
+
+
+@router.post("/bulk/{action}", responses=responses(*BODY))
+def act_bulk(action: Action, body: BulkBody, store: StoreDep, who: Operator) -> BulkResult:
+    """One action on several cases (bulk acknowledge: `accept`), each in its own transaction: a case that
+    refuses does not stop the others, and says why."""
+    done: list[str] = []
+    refused: dict[str, Problem] = {}
+    for case_id in dict.fromkeys(body.ids):
+        try:
+            _act(store, who, case_id, action, body)
+            done.append(case_id)
+        except Refused as exc:
+            refused[case_id] = Problem(detail=str(exc.detail), code=exc.code, params=exc.params)
+        except HTTPException as exc:
+            refused[case_id] = Problem(detail=str(exc.detail), code="not_found" if exc.status_code == 404 else None)
+    return BulkResult(done=done, refused=refused)
+
+
+@router.post("/{case_id}/{action}", responses=responses(*BODY, 409))
+def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionBody | None = None) -> CaseDetail:
+    name = next((a for a in ACTIONS if a == action), None)
+    if name is None:
+        raise HTTPException(404, f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
+    _act(store, who, case_id, name, body or ActionBody())
     return load_visible(store, who, case_id)

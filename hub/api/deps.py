@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 from hub.api.auth import READERS, Principal, require
 from hub.api.guard import IntakeLimiter
 from hub.config import ApiKey, FleetSettings
+from hub.labels import Labels
 from hub.metrics import HubMetrics
 from hub.store import Store
 
@@ -28,6 +29,9 @@ class HubState:
     fleet: FleetSettings = field(default_factory=FleetSettings)
     rule_tools: Any = None
     """`hub.fleet.RuleTools` lent by the caller of `create_app` (the edge's checker); None: no rule editing."""
+    labels: Labels = field(default_factory=Labels)
+    max_photo_bytes: int = 8 * 1024 * 1024
+    """Display names of categories and other codes (board, exports)."""
     generation: int = 0
     """Bumped by every deploy and device change in this process: waiting assignment polls look again."""
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastapi import HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 WHY = {
@@ -24,9 +26,26 @@ WHY = {
 
 
 class Problem(BaseModel):
-    """What every refusal carries."""
+    """What every refusal carries; a refusal of a case action also names its reason by `code` with `params`,
+    so the board says it in the user's language."""
 
     detail: str | list[Any]
+    code: str | None = None
+    params: dict[str, Any] | None = None
+
+
+class Refused(HTTPException):
+    """An HTTP refusal with a reason code (see `Problem`)."""
+
+    def __init__(self, http_status: int, message: str, code: str, /, **params: Any) -> None:
+        super().__init__(http_status, message)
+        self.code = code
+        self.params = params
+
+
+async def refused_answer(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Refused)
+    return JSONResponse({"detail": exc.detail, "code": exc.code, "params": exc.params}, status_code=exc.status_code)
 
 
 def responses(*codes: int) -> dict[int | str, dict[str, Any]]:

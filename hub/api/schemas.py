@@ -75,15 +75,25 @@ class PauseOut(BaseModel):
     reason: str
 
 
+class PhotoOut(BaseModel):
+    url: str
+    at: datetime
+    actor: str
+    note: str | None = None
+
+
 class CaseDetail(CasePublic):
     timeline: list[TimelineOut]
     pauses: list[PauseOut]
     alerts: list[dict[str, Any]] = Field(description="the alert bodies as received, with `received_at`")
-    evidence: list[str] = Field(description="paths of the stored evidence snapshots")
+    evidence: list[str] = Field(description="paths of the stored evidence: the edge's snapshots and photos")
+    photos: list[PhotoOut] = Field(default_factory=list, description="photos taken on the spot, oldest first")
+    actions: list[str] = Field(default_factory=list, description="the actions the caller may take on the case now")
 
 
 class CaseList(BaseModel):
     cases: list[CasePublic]
+    next_cursor: str | None = Field(None, description="pass as `cursor` for the next page; null on the last page")
 
 
 class UnitOut(BaseModel):
@@ -124,12 +134,15 @@ def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) ->
 
 
 def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses: list[Pause],
-                now: datetime) -> CaseDetail:
+                now: datetime, actions: list[str] | None = None) -> CaseDetail:
     alerts = store.alerts_of(case.id)
+    base = f"/api/v1/cases/{case.id}/evidence"
     return CaseDetail(
         **case_fields(store, case, pauses, now),
         timeline=[TimelineOut(at=e.at, actor=e.actor, action=e.action, detail=e.detail) for e in timeline],
         pauses=[PauseOut(start=p.start, end=p.end, reason=p.reason) for p in pauses],
         alerts=alerts,
-        evidence=[f"/api/v1/cases/{case.id}/evidence/{a['evidence']['stored']}" for a in alerts
-                  if isinstance((a.get("evidence") or {}).get("stored"), int)])
+        evidence=[f"{base}/{n}" for n in store.evidence_numbers(case.id)],
+        photos=[PhotoOut(url=f"{base}/{e.detail['n']}", at=e.at, actor=e.actor, note=e.detail.get("note"))
+                for e in timeline if e.action == "photo" and isinstance(e.detail.get("n"), int)],
+        actions=actions or [])

@@ -1,0 +1,104 @@
+"""Display names (zh-CN and English) of the codes people see: categories, severities, case states, stages,
+actions, unit levels, lights and timeline entries. Built-in names for every code the hub itself uses; a
+deployment's `labels:` file (YAML, same shape) adds its own categories and renames any of them. The board
+and the exports show these names, never raw codes; a code without a name is shown as itself.
+
+    category:
+      gas_leak: {zh-CN: 燃气泄漏, en: Gas leak}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from gridwatch.core.yamlconf import load
+
+Lang = Literal["zh-CN", "en"]
+LANGS: Final[tuple[Lang, ...]] = ("zh-CN", "en")
+KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier")
+
+
+class Name(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    zh: str = Field(alias="zh-CN", min_length=1, max_length=64)
+    en: str = Field(min_length=1, max_length=64)
+
+
+class LabelsFile(BaseModel):
+    """`labels.yaml`: kind -> code -> names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: dict[str, Name] = Field(default_factory=dict)
+    severity: dict[str, Name] = Field(default_factory=dict)
+    status: dict[str, Name] = Field(default_factory=dict)
+    stage: dict[str, Name] = Field(default_factory=dict)
+    action: dict[str, Name] = Field(default_factory=dict)
+    level: dict[str, Name] = Field(default_factory=dict)
+    light: dict[str, Name] = Field(default_factory=dict)
+    tier: dict[str, Name] = Field(default_factory=dict)
+
+
+def _n(zh: str, en: str) -> Name:
+    return Name.model_validate({"zh-CN": zh, "en": en})
+
+
+BUILT_IN: Final[dict[str, dict[str, Name]]] = {
+    "category": {
+        "gas_leak": _n("燃气泄漏", "Gas leak"), "flood": _n("积水内涝", "Flooding"),
+        "intrusion": _n("区域入侵", "Intrusion"), "fire": _n("火情", "Fire"),
+        "tamper": _n("设备遮挡破坏", "Camera tamper"), "device_offline": _n("设备离线", "Device offline"),
+        "device_fault": _n("设备故障", "Device fault"), "structure": _n("结构异常", "Structural strain"),
+        "protection_degraded": _n("监测能力下降", "Protection degraded"),
+        "agent_offline": _n("边缘节点离线", "Edge agent offline"), "smoke": _n("烟雾", "Smoke"),
+        "water_level": _n("水位超限", "Water level"), "road": _n("道路设施", "Road"),
+        "sanitation": _n("环境卫生", "Sanitation"), "other": _n("其他", "Other"),
+    },
+    "severity": {"info": _n("提示", "info"), "minor": _n("一般", "minor"), "major": _n("重要", "major"),
+                 "critical": _n("紧急", "critical")},
+    "status": {"open": _n("待受理", "open"), "accepted": _n("已受理", "accepted"), "resolved": _n("已处置", "resolved"),
+               "on_hold": _n("挂起", "on hold"), "closed": _n("已办结", "closed")},
+    "stage": {"accept": _n("受理", "accept"), "resolve": _n("处置", "resolve"), "feedback": _n("办结", "close")},
+    "action": {"accept": _n("受理", "Accept"), "resolve": _n("处置", "Resolve"), "hold": _n("挂起", "Hold"),
+               "resume": _n("恢复", "Resume"), "transfer": _n("转派", "Transfer"), "comment": _n("备注", "Comment"),
+               "close": _n("办结", "Close"), "opened": _n("立案", "opened"), "merged": _n("合并告警", "alert merged"),
+               "light": _n("亮灯", "light"), "escalated": _n("升级", "escalated"),
+               "backup_notified": _n("通知AB岗", "backup notified"), "reminder": _n("催办", "reminder"),
+               "condition_cleared": _n("现场消警", "condition cleared"),
+               "severity_raised": _n("级别提升", "severity raised"),
+               "condition_returned": _n("告警复现", "condition returned"), "photo": _n("上传照片", "photo added")},
+    "level": {"grid": _n("网格", "grid"), "community": _n("社区", "community"), "street": _n("街道", "street"),
+              "district": _n("区", "district")},
+    "light": {"red": _n("红灯", "RED"), "yellow": _n("黄灯", "YELLOW"), "green": _n("绿灯", "GREEN")},
+    "tier": {"general": _n("一般", "general"), "important": _n("较大", "important"), "major": _n("重大", "major")},
+}
+
+
+class Labels:
+    """The merged names: built-in, then the deployment's file on top."""
+
+    def __init__(self, extra: LabelsFile | None = None) -> None:
+        self.names: dict[str, dict[str, Name]] = {k: dict(v) for k, v in BUILT_IN.items()}
+        for kind in KINDS:
+            self.names[kind].update(getattr(extra, kind) if extra is not None else {})
+
+    def name(self, kind: str, code: str | None, lang: Lang = "zh-CN") -> str:
+        if code is None:
+            return ""
+        found = self.names.get(kind, {}).get(code)
+        return code if found is None else (found.zh if lang == "zh-CN" else found.en)
+
+    def table(self) -> dict[str, dict[str, dict[str, str]]]:
+        """kind -> code -> {"zh-CN": ..., "en": ...}: what the board fetches once."""
+        return {kind: {code: {"zh-CN": n.zh, "en": n.en} for code, n in codes.items()}
+                for kind, codes in self.names.items()}
+
+
+def load_labels(path: Path | None) -> Labels:
+    if path is None:
+        return Labels()
+    return Labels(load(LabelsFile, path))

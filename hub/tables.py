@@ -1,0 +1,52 @@
+"""Spreadsheet output that streams: CSV (with a BOM, so spreadsheet programs read the Chinese as UTF-8) a row
+at a time, and XLSX with openpyxl's write-only workbook saved to a temporary file and sent in chunks. Rows
+come from an iterator and are never all in memory (the device registry and the case export use both)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+CHUNK = 256 * 1024
+
+
+def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(header)
+    yield "\ufeff" + buf.getvalue()
+    for row in rows:
+        buf.seek(0)
+        buf.truncate()
+        w.writerow(row)
+        yield buf.getvalue()
+
+
+def _xlsx_to(target: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str) -> None:
+    from openpyxl import Workbook
+
+    wb = Workbook(write_only=True)
+    ws = wb.create_sheet(sheet)
+    ws.append(list(header))
+    for row in rows:
+        ws.append(list(row))
+    wb.save(target)
+
+
+def xlsx_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str) -> bytes:
+    out = io.BytesIO()
+    _xlsx_to(out, header, rows, sheet)
+    return out.getvalue()
+
+
+def xlsx_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str) -> Iterator[bytes]:
+    """The workbook is written to a temporary file as the rows arrive, then sent a chunk at a time."""
+    with tempfile.TemporaryFile(suffix=".xlsx") as f:
+        _xlsx_to(f, header, rows, sheet)
+        f.seek(0)
+        while chunk := f.read(CHUNK):
+            yield chunk
