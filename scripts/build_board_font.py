@@ -1,6 +1,7 @@
 """Rebuild `hub/board/cjk.woff2`: Droid Sans Fallback (Apache License 2.0, Debian `fonts-droid-fallback`)
-cut down to ASCII, CJK punctuation, the 3,755 first-level GB2312 hanzi and every character the board's own
-files use, so Chinese labels and unit names render on machines without a CJK font and without internet.
+cut down to ASCII, CJK punctuation, all 6,763 GB2312 hanzi (both levels) and every character the board's own
+files, the hub's built-in names and the shipped configs use, so Chinese labels and unit names render on
+machines without a CJK font and without internet.
 
     apt-get install fonts-droid-fallback && pip install fonttools brotli && python scripts/build_board_font.py
 """
@@ -18,13 +19,14 @@ SOURCE = Path("/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf")
 def characters() -> str:
     chars = {chr(c) for c in range(0x20, 0x7F)} | {chr(c) for c in range(0x3000, 0x3040)} | \
         {chr(c) for c in range(0xFF00, 0xFF66)} | set("—·×✓→…")
-    for hi in range(0xB0, 0xD8):  # GB2312 level 1: rows 16-55
+    for hi in range(0xB0, 0xF8):  # GB2312 levels 1 and 2: rows 16-87
         for lo in range(0xA1, 0xFF):
             try:
                 chars.add(bytes([hi, lo]).decode("gb2312"))
             except UnicodeDecodeError:
                 pass
-    for f in [*(ROOT / "hub/board").glob("*.js"), *(ROOT / "hub/board").glob("*.html"), ROOT / "configs/org.yaml"]:
+    for f in [*(ROOT / "hub/board").glob("*.js"), *(ROOT / "hub/board").glob("*.html"), ROOT / "hub/labels.py",
+              *(ROOT / "configs").rglob("*.yaml")]:
         chars |= set(f.read_text(encoding="utf-8"))
     return "".join(sorted(c for c in chars if c.isprintable()))
 

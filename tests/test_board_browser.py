@@ -87,9 +87,9 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
         page.click("button[data-action='accept']")
         page.wait_for_selector(f"{row}[data-status='accepted']", timeout=5_000)
         assert hub.get(f"/api/v1/cases/{case_id}")["status"] == "accepted"
-        # an action that is not allowed says why
+        # an action that is not allowed says why, in the page's language
         page.click("button[data-action='resolve']")  # no note
-        page.wait_for_function("document.querySelector('#action-error').textContent.includes('note')")
+        page.wait_for_function("document.querySelector('#action-error').textContent.includes('处置需要填写说明')")
         OUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUT / "board.png"), full_page=True)
         page.click("#close-detail")
@@ -102,7 +102,7 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
         page.click("#tabs button[data-tab='board']")
         # the hub restarts: the page reconnects by itself and keeps up
         hub.stop()
-        page.wait_for_selector("#live.off", timeout=10_000)
+        page.wait_for_selector("#live.reconnecting, #live.lost", timeout=10_000)
         hub.start()
         page.wait_for_selector("#live.on", timeout=15_000)
         res = hub.post([alert(2, "grid-03", device="gas-31")])

@@ -78,7 +78,7 @@ def test_map_shows_devices_and_case_markers_at_their_coordinates(tmp_path, brows
         page.screenshot(path=str(OUT / "board-map.png"))
         page.dispatch_event(f"#map-svg .case-pin[data-case='{case_id}']", "click")
         page.wait_for_selector("#detail:not([hidden])")
-        page.wait_for_function(f"document.querySelector('#detail-body h2')?.textContent.startsWith('{case_id}')")
+        page.wait_for_selector(f"#detail[data-case='{case_id}']:not([hidden]) #detail-body h2")
         assert outside == [], outside  # no tiles fetched from anywhere by default
         page.close()
     finally:

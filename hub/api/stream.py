@@ -20,6 +20,7 @@ from hub.api.errors import GUARD, responses
 from hub.events import events_after, sse
 from hub.fanout import EventFeed
 
+KEEPALIVE_S = 15.0
 router = APIRouter(prefix="/api/v1", tags=["stream"], responses=responses(*GUARD, 403))
 REPLAY_BATCH = 500
 
@@ -33,6 +34,7 @@ async def stream(request: Request, store: StoreDep, who: Reader,
 
     async def events() -> AsyncIterator[bytes]:
         sub = feed.subscribe(who.unit)
+        getter: asyncio.Future[tuple[int, bytes]] | None = None
         try:
             sent = sub.start if resume is None else resume
             yield b": connected\nretry: 2000\n\n"
@@ -44,7 +46,15 @@ async def stream(request: Request, store: StoreDep, who: Reader,
                 if len(batch) < REPLAY_BATCH:
                     break
             while True:
-                items = [await sub.queue.get()]
+                # a comment every 15 s while nothing happens: the page knows a silent stream is alive (the
+                # pending get is kept across pings, so no event is lost to a timeout)
+                if getter is None:
+                    getter = asyncio.ensure_future(sub.queue.get())
+                done, _ = await asyncio.wait({getter}, timeout=KEEPALIVE_S)
+                if not done:
+                    yield b": ping\n\n"
+                    continue
+                items, getter = [getter.result()], None
                 while not sub.queue.empty():  # behind: what has piled up goes out in one write
                     items.append(sub.queue.get_nowait())
                 if sub.dropped:  # too far behind: end; the client resumes from Last-Event-ID
@@ -57,6 +67,8 @@ async def stream(request: Request, store: StoreDep, who: Reader,
                 if out:
                     yield b"".join(out)
         finally:
+            if getter is not None:
+                getter.cancel()
             feed.unsubscribe(sub)
 
     return StreamingResponse(events(), media_type="text/event-stream",

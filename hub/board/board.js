@@ -24,6 +24,25 @@ const I18N = {
     opened: "立案", merged: "合并告警", light: "亮灯", escalated: "升级", backup_notified: "通知AB岗", reminder: "催办",
     condition_cleared: "现场消警", severity_raised: "级别提升", condition_returned: "告警复现",
     a_period: "时段", d7: "近7天", d30: "近30天", d90: "近90天", a_total: "案件总数",
+    c_where: "设备/地点", c_msg: "内容", wall: "大屏", wall_exit: "退出大屏", mute: "静音", unmute: "取消静音",
+    sound_gate: "点击启用声音报警", reconnecting: "重连中", lost: "连接中断", overdue_today: "今日超时",
+    opened_today: "今日立案", closed_today: "今日办结", f_q: "搜索（编号、设备、地点、内容）", f_since: "自", f_until: "至",
+    f_mine: "我的案件", export: "导出", bulk_accept: "批量受理", bulk_done: "已受理", bulk_refused: "未受理",
+    select: "选择", report: "一键上报", r_grid: "网格", r_category: "类别", r_tier: "等级", r_title: "情况描述",
+    r_place: "地点（地址或地标）", r_photo: "现场照片", r_submit: "上报", r_locate: "使用当前位置", photo: "照片",
+    add_photo: "拍照/上传照片", photos: "现场照片", deadline: "限期", stage_clock: "本阶段计时", since_report: "自上报",
+    system: "系统", items: "件", more: "加载更多", loading: "加载中",
+    err_wrong_state: "案件当前为「{status}」，不能{action}（可{action}的状态：{allowed}）",
+    err_needs_note: "{action}需要填写说明", err_needs_unit: "{action}需要选择单位",
+    err_not_a_grid: "{grid} 不是网格", err_outside_scope: "{target} 不在 {unit} 的管辖范围内",
+    err_held_elsewhere: "案件由 {owner} 承办，不在 {unit} 的管辖范围内",
+    err_transfer_outside: "{unit} 只能在本辖区内转派，不能转派至 {target}", err_not_found: "案件不存在或不可见",
+    err_photo_type: "照片须为 JPEG、PNG 或 WebP 格式", err_photo_size: "照片不能超过 {limit} 字节",
+    tl_opened: "立案，责任单位 {owner}", tl_opened_manual: "手工上报立案（{tier}）", tl_merged: "合并告警（设备时间 {observed_at}）",
+    tl_light: "{stage}阶段转为{light}", tl_escalated: "超时未{stage}，由 {from} 升级至 {to}", tl_escalated_plain: "由 {from} 升级至 {to}",
+    tl_backup_notified: "通知AB岗 {backup}", tl_reminder: "催办 {to}", tl_condition_cleared: "现场告警已消除",
+    tl_condition_returned: "现场告警复现", tl_severity_raised: "级别由{from}提升为{to}", tl_transfer: "由 {from} 转派至 {to}",
+    tl_photo: "上传现场照片", tl_maintenance: "（检修窗口结束后立案）",
   },
   en: {
     title: "Grid command center", tab_board: "Cases", tab_analysis: "Analysis", offline: "offline", live: "live",
@@ -47,35 +66,85 @@ const I18N = {
     reminder: "reminder", condition_cleared: "condition cleared", severity_raised: "severity raised",
     condition_returned: "condition returned", a_period: "Period", d7: "last 7 days", d30: "last 30 days",
     d90: "last 90 days", a_total: "cases",
+    c_where: "Device / place", c_msg: "Message", wall: "Wall", wall_exit: "Leave wall", mute: "Mute", unmute: "Unmute",
+    sound_gate: "Click to enable alarm sound", reconnecting: "reconnecting", lost: "connection lost",
+    overdue_today: "Overdue today", opened_today: "Opened today", closed_today: "Closed today",
+    f_q: "search (id, device, place, text)", f_since: "from", f_until: "to", f_mine: "My cases", export: "Export",
+    bulk_accept: "Accept selected", bulk_done: "accepted", bulk_refused: "refused", select: "select",
+    report: "Report", r_grid: "Grid", r_category: "Category", r_tier: "Tier", r_title: "What is happening",
+    r_place: "Place (address or landmark)", r_photo: "Photo", r_submit: "Report", r_locate: "Use my position",
+    photo: "photo", add_photo: "Take / add photo", photos: "Photos", deadline: "Deadline", stage_clock: "Stage clock",
+    since_report: "Since reported", system: "system", items: "", more: "Load more", loading: "loading",
+    err_wrong_state: "the case is {status}: cannot {action} (allowed when {allowed})",
+    err_needs_note: "{action} needs a note", err_needs_unit: "{action} needs a unit", err_not_a_grid: "{grid} is not a grid",
+    err_outside_scope: "{target} is outside {unit}", err_held_elsewhere: "the case is held by {owner}, outside {unit}",
+    err_transfer_outside: "{unit} may transfer only within its area, not to {target}", err_not_found: "no such case",
+    err_photo_type: "a photo must be JPEG, PNG or WebP", err_photo_size: "a photo may be at most {limit} bytes",
+    tl_opened: "opened, owner {owner}", tl_opened_manual: "reported by hand ({tier})", tl_merged: "alert merged (device time {observed_at})",
+    tl_light: "{stage} clock turned {light}", tl_escalated: "not {stage} in time: escalated from {from} to {to}",
+    tl_escalated_plain: "escalated from {from} to {to}", tl_backup_notified: "backup {backup} notified",
+    tl_reminder: "reminder to {to}", tl_condition_cleared: "condition cleared on site", tl_condition_returned: "condition returned",
+    tl_severity_raised: "severity raised from {from} to {to}", tl_transfer: "transferred from {from} to {to}",
+    tl_photo: "photo added", tl_maintenance: " (after a maintenance window)",
   },
 };
 const LIGHT_RANK = { red: 0, yellow: 1, green: 2 };
+const SEVERITY_RANK = { critical: 0, major: 1, minor: 2, info: 3 };
+const SYSTEM_ACTORS = new Set(["scheduler", "hub", "system"]);
 const $ = (sel) => document.querySelector(sel);
+const params = new URLSearchParams(location.search);
 const state = {
   lang: localStorage.getItem("gw-lang") || "zh-CN", key: sessionStorage.getItem("gw-key") || "", me: null,
-  cases: new Map(), rows: new Map(), lastEventId: null, stream: null, filters: { unit: "", category: "", light: "", status: "" },
-  detail: null, shown: null, lastUpdate: null, journal: [],
+  labels: null, cases: new Map(), rows: new Map(), lastEventId: null, stream: null,
+  filters: { unit: "", category: "", light: "", status: "", q: "", since: "", until: "", mine: false },
+  detail: null, shown: null, lastUpdate: null, journal: [], selected: new Set(),
+  wall: params.has("wall") || localStorage.getItem("gw-wall") === "1", muted: localStorage.getItem("gw-muted") === "1",
+  soundReady: false, alarms: [], link: "off", lastByte: 0, lostAt: null, summary: null,
 };
-window.gridwatch = state; // for tests and curious operators: state.lastUpdate = {case_id, event_id, ms}
+window.gridwatch = state; // for tests and curious operators: state.lastUpdate = {case_id, event_id, ms}, state.alarms
 
 function t(key) { return (I18N[state.lang] || I18N.en)[key] ?? key; }
+function fill(template, p = {}) { return template.replace(/\{(\w+)\}/g, (_, k) => (p[k] ?? "")); }
+// Display names of codes (category, severity, status, stage, action, level, light, tier) from the hub's labels
+function label(kind, code) {
+  if (code === null || code === undefined || code === "") return "—";
+  const n = state.labels?.[kind]?.[code];
+  return n ? (n[state.lang] || n.en) : (kind === "light" || kind === "severity" || kind === "status" ? t(code) : code);
+}
 
 function applyLang() {
   document.documentElement.lang = state.lang;
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
   for (const el of document.querySelectorAll("[data-i18n-ph]")) el.placeholder = t(el.dataset.i18nPh);
   $("#lang").textContent = state.lang === "zh-CN" ? "English" : "中文";
-  setLive($("#live").classList.contains("on"));
+  setLink(state.link);
+  setWall(state.wall);
   if (state.me) { fillFilters(); renderAll(); if (state.detail) { state.shown = null; openDetail(state.detail); } }
 }
 
+// A refusal from the hub in the page's language: its reason code and parameters, else its own words.
+function reason(body, status) {
+  if (body && body.code && I18N[state.lang][`err_${body.code}`]) {
+    const p = { ...(body.params || {}) };
+    if (p.action) p.action = label("action", p.action);
+    if (p.status) p.status = label("status", p.status);
+    if (Array.isArray(p.allowed)) p.allowed = p.allowed.map((x) => label("status", x)).join("、");
+    for (const k of ["owner", "unit", "target", "grid"]) if (p[k]) p[k] = unitName(p[k]);
+    return fill(t(`err_${body.code}`), p);
+  }
+  if (status === 404) return t("err_not_found");
+  const d = body?.detail;
+  return typeof d === "string" ? d : JSON.stringify(d);
+}
+
 async function api(path, opts = {}) {
-  const res = await fetch(path, { ...opts, headers: { Authorization: `Bearer ${state.key}`, "Content-Type": "application/json", ...(opts.headers || {}) } });
+  const headers = { Authorization: `Bearer ${state.key}`, ...(opts.body instanceof Blob ? {} : { "Content-Type": "application/json" }), ...(opts.headers || {}) };
+  const res = await fetch(path, { ...opts, headers });
   if (!res.ok) {
-    let detail = res.statusText;
-    try { detail = (await res.json()).detail || detail; } catch (_) { /* not JSON */ }
-    const err = new Error(typeof detail === "string" ? detail : JSON.stringify(detail));
-    err.status = res.status;
+    let body = null;
+    try { body = await res.json(); } catch (_) { /* not JSON */ }
+    const err = new Error(body ? reason(body, res.status) : res.statusText);
+    err.status = res.status; err.body = body;
     throw err;
   }
   return res.headers.get("content-type")?.includes("json") ? res.json() : res;
@@ -100,12 +169,20 @@ function clockNow(c) {
   const moved = k.paused ? 0 : (performance.now() - c._fetched) / 1000;
   return { elapsed: k.elapsed_s + moved, remaining: k.remaining_s - moved, light: k.light };
 }
+// A date input (YYYY-MM-DD) as the start of that day in the hub's time zone, for since/until
+function dayStart(value) {
+  if (!value) return null;
+  const probe = new Date(`${value}T00:00:00Z`);
+  const local = new Date(probe.toLocaleString("en-US", { timeZone: state.me?.tz || "UTC" }));
+  return new Date(probe.getTime() - (local.getTime() - probe.getTime())).toISOString();
+}
 
 // ---- login -------------------------------------------------------------------------------------
 async function login(key) {
   state.key = key;
   try {
     state.me = await api("/api/v1/me");
+    state.labels = await api("/api/v1/labels");
   } catch (e) {
     state.key = ""; sessionStorage.removeItem("gw-key");
     $("#login-error").textContent = e.status === 401 || e.status === 403 ? t("bad_key") : e.message;
@@ -113,10 +190,12 @@ async function login(key) {
   }
   sessionStorage.setItem("gw-key", key);
   $("#login").hidden = true; $("#board").hidden = false; $("#tabs").hidden = false; $("#logout").hidden = false;
-  $("#who").textContent = `${state.me.name} · ${state.me.unit || "*"}`;
+  $("#who").textContent = `${state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
+  for (const el of document.querySelectorAll(".can-act")) el.hidden = !state.me.can_act;
   fillFilters();
   await loadCases();
   connect();
+  loadSummary();
   return true;
 }
 
@@ -126,13 +205,31 @@ function logout() {
 }
 
 // ---- cases -------------------------------------------------------------------------------------
+function query(extra = {}) {
+  const f = state.filters, q = new URLSearchParams();
+  const closed = f.status === "*" || f.status === "closed";
+  if (f.status && f.status !== "*") q.set("status", f.status);
+  else if (!closed) q.set("status", "open,accepted,on_hold,resolved");
+  if (f.q) q.set("q", f.q);
+  if (f.since) q.set("since", dayStart(f.since));
+  if (f.until) { const d = new Date(`${f.until}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + 1); q.set("until", dayStart(d.toISOString().slice(0, 10))); }
+  for (const [k, v] of Object.entries(extra)) q.set(k, v);
+  return q;
+}
+
+// The board holds what the filters ask for, read page by page with the hub's cursor.
 async function loadCases() {
-  // the board is about what is still open; closed cases are only fetched when the filter asks for them
-  const closed = state.filters.status === "*" || state.filters.status === "closed";
-  const data = await api(`/api/v1/cases?limit=5000${closed ? "" : "&status=open,accepted,on_hold,resolved"}`);
-  const now = performance.now();
+  const now = performance.now(), got = [];
+  let cursor = null;
+  do {
+    const q = query({ limit: "1000" });
+    if (cursor) q.set("cursor", cursor);
+    const data = await api(`/api/v1/cases?${q}`);
+    got.push(...data.cases);
+    cursor = data.next_cursor;
+  } while (cursor && got.length < 20000);
   state.cases.clear();
-  for (const c of data.cases) { c._fetched = now; state.cases.set(c.id, c); }
+  for (const c of got) { c._fetched = now; state.cases.set(c.id, c); }
   fillFilters(); renderAll();
 }
 
@@ -140,16 +237,20 @@ async function loadCases() {
 // from a coalesced refetch, at most a few at a time, so a burst of events never floods the hub.
 function applyEvent(ev, received) {
   let c = state.cases.get(ev.case_id);
+  const isNew = !c;
   if (!c) { c = { id: ev.case_id, clock: null, cleared_at: null, _fetched: performance.now() }; state.cases.set(ev.case_id, c); fillFilters(); }
   for (const k of ["status", "owner", "grid", "category", "severity", "escalations"]) if (ev[k] !== undefined) c[k] = ev[k];
-  if (ev.action === "light" && ev.detail?.light && c.clock) c.clock.light = ev.detail.light;
+  c._stale = true; // the clock's figures are from before this event until the case is read again
+  if (ev.action === "light" && ev.detail?.light) { if (c.clock) c.clock.light = ev.detail.light; else c._light = ev.detail.light; }
   if (ev.action === "condition_cleared") c.cleared_at = ev.at;
   if (ev.action === "condition_returned") c.cleared_at = null;
   upsertRow(c);
   placeRow(c);
+  if (isNew && c.severity === "critical") alarm(c.id, "critical");
   state.lastUpdate = { case_id: ev.case_id, event_id: ev.id, event: ev.event, ms: performance.now() - received };
   document.dispatchEvent(new CustomEvent("gw-row-updated", { detail: state.lastUpdate }));
   queueRefresh(ev.case_id);
+  summarySoon();
 }
 
 const pending = new Set();
@@ -174,9 +275,10 @@ async function refreshCase(id) {
   if (state.detail === id) openDetail(id);
 }
 
+function unitName(id) { const u = state.me?.units.find((x) => x.id === id); return u ? u.name : id; }
 function unitLabel(id) {
   const u = state.me?.units.find((x) => x.id === id);
-  return u ? `${u.name} (${t(u.level)})` : id;
+  return u ? `${u.name} (${label("level", u.level)})` : id;
 }
 
 function subtree(unit) {
@@ -189,48 +291,91 @@ function subtree(unit) {
 function visible(c) {
   const f = state.filters;
   if (f.unit) { const s = subtree(f.unit); if (!s.has(c.owner) && !s.has(c.grid)) return false; }
+  if (f.mine && state.me.unit && c.owner !== state.me.unit) return false;
   if (f.category && c.category !== f.category) return false;
-  if (f.light && c.clock?.light !== f.light) return false;
+  if (f.light && lightOf(c) !== f.light) return false;
   if (f.status === "" && c.status === "closed") return false;
   if (f.status && f.status !== "*" && c.status !== f.status) return false;
   return true;
 }
 
+function lightOf(c) { return c.clock?.light || c._light || "none"; }
+
+// The order of the wall: light, then severity, then time left
 function urgency(a, b) {
-  const la = LIGHT_RANK[a.clock?.light] ?? 3, lb = LIGHT_RANK[b.clock?.light] ?? 3;
+  const la = LIGHT_RANK[lightOf(a)] ?? 3, lb = LIGHT_RANK[lightOf(b)] ?? 3;
   if (la !== lb) return la - lb;
+  const sa = SEVERITY_RANK[a.severity] ?? 4, sb = SEVERITY_RANK[b.severity] ?? 4;
+  if (sa !== sb) return sa - sb;
   const ra = clockNow(a)?.remaining ?? Infinity, rb = clockNow(b)?.remaining ?? Infinity;
   return ra - rb;
 }
 
 function cell(text, cls) { const td = document.createElement("td"); td.textContent = text; if (cls) td.className = cls; return td; }
+// The id's last eight digits (its random part, enough to tell cases apart on a screen); the whole id on hover
+function shortId(id) { const td = cell(id.slice(-8), "c-id"); td.title = id; return td; }
+function where(c) {
+  const p = c.place || {};
+  return [c.device, p.name, p.address].filter(Boolean).join(" · ") || "—";
+}
 
 function upsertRow(c) {
   let tr = state.rows.get(c.id);
-  if (!tr) { tr = document.createElement("tr"); tr.dataset.case = c.id; tr.addEventListener("click", () => openDetail(c.id)); state.rows.set(c.id, tr); }
-  const light = c.clock?.light || "none";
-  if (tr.dataset.light !== light || tr.dataset.owner !== c.owner) { // what changed recently, newest last
+  if (!tr) {
+    tr = document.createElement("tr"); tr.dataset.case = c.id;
+    tr.addEventListener("click", (e) => { if (!e.target.closest(".c-sel")) openDetail(c.id); });
+    state.rows.set(c.id, tr);
+  }
+  const light = lightOf(c);
+  const before = tr.dataset.light;
+  if (before !== light || tr.dataset.owner !== c.owner) { // what changed recently, newest last
     state.journal.push({ case_id: c.id, light, owner: c.owner, at: Date.now() / 1000 });
     if (state.journal.length > 1000) state.journal.shift();
   }
-  tr.className = light;
-  tr.dataset.light = light; tr.dataset.owner = c.owner; tr.dataset.status = c.status;
+  if (light === "red" && before !== undefined && before !== "red") alarm(c.id, "red");
+  tr.classList.remove("red", "yellow", "green", "none"); tr.classList.add(light);
+  tr.dataset.light = light; tr.dataset.owner = c.owner; tr.dataset.status = c.status; tr.dataset.severity = c.severity || "";
   const badge = document.createElement("span");
-  badge.className = `light ${light}`; badge.textContent = t(light);
+  badge.className = `light ${light}`; badge.textContent = label("light", light === "none" ? null : light);
   const first = document.createElement("td"); first.className = "c-light"; first.append(badge);
-  tr.replaceChildren(first, cell(c.id, "c-id"), cell(c.category, "c-category"), cell(t(c.severity), "c-severity"),
-    cell(c.grid, "c-grid"), cell(unitLabel(c.owner), "c-owner"), cell(t(c.status), "c-status"),
-    cell("", "num c-elapsed"), cell("", "num c-left"), cell(c.cleared_at ? "✓" : "", "c-cleared"), cell(String(c.escalations), "num c-esc"));
+  const sel = document.createElement("td"); sel.className = "c-sel";
+  if (state.me?.can_act && c.status === "open") {
+    const box = document.createElement("input"); box.type = "checkbox"; box.checked = state.selected.has(c.id); box.setAttribute("aria-label", t("select"));
+    box.addEventListener("change", () => { if (box.checked) state.selected.add(c.id); else state.selected.delete(c.id); updateBulk(); });
+    sel.append(box);
+  }
+  tr.replaceChildren(sel, first, shortId(c.id), cell(label("category", c.category), "c-category"), cell(where(c), "c-where"),
+    cell(c.title || "", "c-msg"), cell(label("severity", c.severity), "c-severity"), cell(c.grid ? unitName(c.grid) : "", "c-grid"),
+    cell(unitLabel(c.owner), "c-owner"), cell(label("status", c.status), "c-status"),
+    cell("", "num c-elapsed"), cell("", "num c-left"), cell(c.cleared_at ? "✓" : "", "c-cleared"), cell(String(c.escalations ?? 0), "num c-esc"));
   tickRow(c, tr);
+  redAt(c);
+}
+
+// A timer set for the moment the running clock passes its limit: the row turns red then, to the moment,
+// not at the next second's tick and not only when the hub's event arrives.
+const redTimers = new Map();
+function redAt(c) {
+  clearTimeout(redTimers.get(c.id));
+  redTimers.delete(c.id);
+  const k = clockNow(c);
+  if (!k || c.clock.paused || c.clock.light === "red" || k.remaining < 0 || c.status === "closed") return;
+  redTimers.set(c.id, setTimeout(() => {
+    redTimers.delete(c.id);
+    const cur = state.cases.get(c.id);
+    if (cur && state.rows.get(c.id)?.isConnected) tickRow(cur, state.rows.get(c.id));
+  }, k.remaining * 1000 + 20));
 }
 
 function tickRow(c, tr) {
   const k = clockNow(c);
-  const el = tr.children[7], left = tr.children[8];
+  const el = tr.querySelector(".c-elapsed"), left = tr.querySelector(".c-left");
   if (!k) { el.textContent = "—"; left.textContent = "—"; return; }
   el.textContent = fmtDur(k.elapsed);
   left.textContent = k.remaining < 0 ? `${t("overdue")} ${fmtDur(-k.remaining)}` : fmtDur(k.remaining);
   left.classList.toggle("overdue", k.remaining < 0);
+  // the limit passed in the page's own clock: red now, before the hub's event arrives
+  if (k.remaining < 0 && !c.clock.paused && !c._stale && c.clock.light !== "red") { c.clock.light = "red"; upsertRow(c); placeRow(c); }
 }
 
 // Put one row where it belongs without touching the others (an SSE event must not re-lay 2,000 rows).
@@ -257,9 +402,23 @@ function renderAll() {
 
 function updateCounts() {
   $("#counts").textContent = `${t("shown")} ${$("#cases tbody").children.length} ${t("of")} ${state.cases.size}`;
+  const n = { red: 0, yellow: 0, green: 0 };
+  for (const c of state.cases.values()) if (c.status !== "closed" && visible(c) && n[lightOf(c)] !== undefined) n[lightOf(c)]++;
+  for (const k of Object.keys(n)) $(`#n-${k}`).textContent = String(n[k]);
 }
 
-function option(value, label, selected) { const o = document.createElement("option"); o.value = value; o.textContent = label; o.selected = selected; return o; }
+// Today's figures (opened, closed, overdue) come from the hub, at most every few seconds
+let summaryTimer = null;
+function summarySoon() { if (!summaryTimer) summaryTimer = setTimeout(() => { summaryTimer = null; loadSummary(); }, 3000); }
+async function loadSummary() {
+  try {
+    const s = await api(`/api/v1/cases/summary${state.filters.unit ? `?unit=${encodeURIComponent(state.filters.unit)}` : ""}`);
+    state.summary = s;
+    for (const k of ["overdue_today", "opened_today", "closed_today"]) $(`#n-${k}`).textContent = String(s[k]);
+  } catch (_) { /* shown again at the next event */ }
+}
+
+function option(value, text, selected) { const o = document.createElement("option"); o.value = value; o.textContent = text; o.selected = selected; return o; }
 
 function fillFilters() {
   const f = state.filters, me = state.me;
@@ -268,15 +427,47 @@ function fillFilters() {
   const roots = me.units.filter((u) => !me.units.some((y) => y.id === u.parent));
   const visit = (u) => { ordered.push(u); for (const ch of me.units.filter((x) => x.parent === u.id)) visit(ch); };
   roots.forEach(visit);
-  $("#f-unit").replaceChildren(option("", t("all"), !f.unit), ...ordered.map((u) => option(u.id, `${"\u3000".repeat(depth(u))}${u.name} (${t(u.level)})`, f.unit === u.id)));
-  const cats = [...new Set([...state.cases.values()].map((c) => c.category))].sort();
-  $("#f-category").replaceChildren(option("", t("all"), !f.category), ...cats.map((c) => option(c, c, f.category === c)));
-  $("#f-light").replaceChildren(option("", t("all"), !f.light), ...["red", "yellow", "green"].map((l) => option(l, t(l), f.light === l)));
+  $("#f-unit").replaceChildren(option("", t("all"), !f.unit), ...ordered.map((u) => option(u.id, `${"\u3000".repeat(depth(u))}${u.name} (${label("level", u.level)})`, f.unit === u.id)));
+  const cats = [...new Set([...state.cases.values()].map((c) => c.category).filter(Boolean))].sort();
+  $("#f-category").replaceChildren(option("", t("all"), !f.category), ...cats.map((c) => option(c, label("category", c), f.category === c)));
+  $("#f-light").replaceChildren(option("", t("all"), !f.light), ...["red", "yellow", "green"].map((l) => option(l, label("light", l), f.light === l)));
   $("#f-status").replaceChildren(option("", t("not_closed"), f.status === ""), option("*", t("all"), f.status === "*"),
-    ...["open", "accepted", "on_hold", "resolved", "closed"].map((s) => option(s, t(s), f.status === s)));
+    ...["open", "accepted", "on_hold", "resolved", "closed"].map((s) => option(s, label("status", s), f.status === s)));
 }
 
-// ---- the stream --------------------------------------------------------------------------------
+// ---- selection and bulk acknowledge -------------------------------------------------------------
+function updateBulk() {
+  const b = $("#bulk-accept");
+  b.disabled = state.selected.size === 0;
+  b.textContent = `${t("bulk_accept")}${state.selected.size ? ` (${state.selected.size})` : ""}`;
+}
+async function bulkAccept() {
+  const ids = [...state.selected];
+  if (!ids.length) return;
+  try {
+    const r = await api("/api/v1/cases/bulk/accept", { method: "POST", body: JSON.stringify({ ids }) });
+    state.selected.clear();
+    const refused = Object.entries(r.refused);
+    $("#bulk-msg").textContent = `${t("bulk_done")} ${r.done.length}${refused.length ? ` · ${t("bulk_refused")} ${refused.length}: ${refused.map(([id, p]) => `${id.slice(-6)} ${reason(p)}`).join("；")}` : ""}`;
+    for (const id of r.done) queueRefresh(id);
+  } catch (e) { $("#bulk-msg").textContent = `${t("not_allowed")}: ${e.message}`; }
+  updateBulk(); renderAll();
+}
+
+// ---- export --------------------------------------------------------------------------------------
+async function exportCases(format) {
+  const q = query({ format, lang: state.lang });
+  if (state.filters.light) q.set("light", state.filters.light);
+  if (state.filters.unit) q.set("unit", state.filters.unit);
+  if (state.filters.category) q.set("category", state.filters.category);
+  const res = await api(`/api/v1/cases/export?${q}`);
+  const name = (res.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `cases.${format}`;
+  const a = document.createElement("a");
+  a.href = URL.createObjectURL(await res.blob()); a.download = name;
+  document.body.append(a); a.click(); a.remove();
+}
+
+// ---- the stream, and the link indicator ----------------------------------------------------------
 async function connect() {
   const ctrl = new AbortController();
   state.stream = ctrl;
@@ -293,22 +484,29 @@ async function connect() {
       return;
     }
     if (!res.ok) throw new Error(`stream ${res.status}`);
-    setLive(true);
+    state.lastByte = performance.now();
+    setLink("on");
     if (state.lastEventId === null) state.lastEventId = "";
-    else await loadCases(); // back after a restart or an outage: take the whole picture again
+    else { await loadCases(); loadSummary(); } // back after a restart or an outage: take the whole picture again
     const reader = res.body.getReader(), dec = new TextDecoder();
     let buf = "";
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
+      state.lastByte = performance.now();
+      if (state.link !== "on") setLink("on");
       buf += dec.decode(value, { stream: true });
       let i;
       while ((i = buf.indexOf("\n\n")) >= 0) { handleBlock(buf.slice(0, i)); buf = buf.slice(i + 2); }
     }
-  } catch (_) { /* the hub went away: retry below */ }
-  setLive(false);
-  if (state.stream === ctrl) setTimeout(connect, 2000);
+  } catch (_) { /* the hub went away, or the watchdog below gave up on a silent stream: retry */ }
+  if (state.stream === ctrl) { setLink("reconnecting"); setTimeout(connect, 2000); }
 }
+// The hub sends a comment every 15 s; a stream silent for 35 s is dead even if the socket is not.
+setInterval(() => {
+  if (state.link === "on" && performance.now() - state.lastByte > 35000) state.stream?.abort();
+  if (state.link === "reconnecting" && state.lostAt && performance.now() - state.lostAt > 10000) setLink("lost");
+}, 1000);
 
 function handleBlock(block) {
   const received = performance.now();
@@ -326,69 +524,176 @@ function handleBlock(block) {
   applyEvent(ev, received);
 }
 
-function setLive(on) { const el = $("#live"); el.className = `live ${on ? "on" : "off"}`; el.textContent = t(on ? "live" : "offline"); }
+// on: green; reconnecting: amber (lost for under 10 s); lost: red
+function setLink(how) {
+  if (how !== "on" && state.link === "on") state.lostAt = performance.now();
+  if (how === "on") state.lostAt = null;
+  if (how === "reconnecting" && state.link === "lost") how = "lost";
+  state.link = how;
+  const el = $("#live");
+  el.className = `live ${how === "on" ? "on" : how === "off" ? "off" : how}`;
+  el.textContent = t(how === "on" ? "live" : how === "off" ? "offline" : how);
+}
+
+// ---- wall mode: large type, counts, flashing rows and a sound ---------------------------------------
+function setWall(on) {
+  state.wall = on;
+  document.body.classList.toggle("wall", on);
+  $("#wall-toggle").textContent = t(on ? "wall_exit" : "wall");
+  $("#mute").hidden = !on;
+  $("#mute").textContent = t(state.muted ? "unmute" : "mute");
+  $("#sound-gate").hidden = !on || state.soundReady || state.muted;
+}
+const SOUND = new Audio("/board/alarm.wav");
+SOUND.preload = "auto";
+// The browser plays sound only after a click on the page: the gate asks for that click once.
+function unlockSound() {
+  SOUND.muted = true;
+  SOUND.play().then(() => { SOUND.pause(); SOUND.currentTime = 0; SOUND.muted = false; state.soundReady = true; setWall(state.wall); })
+    .catch(() => { SOUND.muted = false; });
+}
+function alarm(caseId, why) {
+  const tr = state.rows.get(caseId);
+  if (tr) { tr.classList.remove("flash"); void tr.offsetWidth; tr.classList.add("flash"); }
+  const entry = { case_id: caseId, why, at: performance.now(), sound: false };
+  if (state.wall && !state.muted) {
+    entry.sound = true;
+    SOUND.currentTime = 0;
+    SOUND.play().catch(() => { $("#sound-gate").hidden = false; });
+  }
+  state.alarms.push(entry);
+  if (state.alarms.length > 200) state.alarms.shift();
+  document.dispatchEvent(new CustomEvent("gw-alarm", { detail: entry }));
+}
 
 // ---- case page ---------------------------------------------------------------------------------
+function describe(e) {
+  const d = e.detail || {};
+  const p = { ...d };
+  for (const k of ["owner", "from", "to", "backup"]) if (typeof p[k] === "string" && state.me.units.some((u) => u.id === p[k])) p[k] = unitLabel(p[k]);
+  if (e.action === "severity_raised") { p.from = label("severity", d.from); p.to = label("severity", d.to); }
+  if (p.stage) p.stage = label("stage", p.stage);
+  if (p.light) p.light = label("light", p.light);
+  if (p.observed_at) p.observed_at = fmtTime(p.observed_at);
+  if (p.tier) p.tier = label("tier", p.tier);
+  let text;
+  if (e.action === "opened") text = fill(t(d.manual ? "tl_opened_manual" : "tl_opened"), p) + (d.maintenance ? t("tl_maintenance") : "");
+  else if (e.action === "escalated") text = fill(t(d.stage ? "tl_escalated" : "tl_escalated_plain"), p);
+  else if (I18N[state.lang][`tl_${e.action}`]) text = fill(t(`tl_${e.action}`), p);
+  else text = label("action", e.action);
+  const colon = state.lang === "zh-CN" ? "：" : ": ";
+  const said = d.note || (e.action === "hold" ? d.reason : null) || d.text;
+  const words = said ? `${colon}${said}` : "";
+  return text + words;
+}
+
+function field(dl, name, value, stamp) {
+  const dt = document.createElement("dt"); dt.textContent = name;
+  const dd = document.createElement("dd"); dd.textContent = value; if (stamp) dd.dataset.stamp = stamp;
+  dl.append(dt, dd);
+}
+
 async function openDetail(id) {
   state.detail = id;
   let c;
   try { c = await api(`/api/v1/cases/${encodeURIComponent(id)}`); } catch (e) { $("#action-error").textContent = e.message; return; }
+  c._fetched = performance.now();
   const body = $("#detail-body");
-  const dl = document.createElement("dl");
-  for (const k of ["opened_at", "first_seen", "first_received", "stage_started_at", "accepted_at", "resolved_at", "closed_at", "last_seen", "cleared_at"]) {
-    const dt = document.createElement("dt"); dt.textContent = t(k);
-    const dd = document.createElement("dd"); dd.textContent = fmtTime(c[k]); dd.dataset.stamp = k;
-    dl.append(dt, dd);
-  }
   const h = document.createElement("h2");
-  h.textContent = `${c.id} · ${c.category} · ${t(c.severity)}`;
+  h.textContent = `${label("category", c.category)} · ${label("severity", c.severity)}`;
   const sub = document.createElement("p");
-  sub.textContent = `${c.grid} ${c.device || ""} → ${unitLabel(c.owner)} · ${t(c.status)} · ${t(c.clock?.light || "none")}`;
+  sub.textContent = `${where(c)} · ${c.grid ? unitName(c.grid) : ""} → ${unitLabel(c.owner)} · ${label("status", c.status)} · ${label("light", c.clock?.light)}`;
   sub.className = "c-summary";
-  const tl = document.createElement("ol");
+  const msg = document.createElement("p"); msg.className = "c-title"; msg.textContent = c.title || "";
+  const clock = document.createElement("dl"); clock.className = "clock";
+  const k = clockNow(c);
+  if (k) {
+    field(clock, `${t("stage_clock")}（${label("stage", c.clock.stage)}）`, `${fmtDur(k.elapsed)} · ${k.remaining < 0 ? `${t("overdue")} ${fmtDur(-k.remaining)}` : fmtDur(k.remaining)}`, "clock");
+    field(clock, t("deadline"), fmtTime(new Date(Date.now() + k.remaining * 1000).toISOString()), "deadline");
+  }
+  field(clock, t("since_report"), fmtDur((Date.now() - Date.parse(c.opened_at)) / 1000), "since_report");
+  field(clock, t("c_id"), c.id);
+  const dl = document.createElement("dl");
+  for (const key of ["opened_at", "first_seen", "first_received", "stage_started_at", "accepted_at", "resolved_at", "closed_at", "last_seen", "cleared_at"]) {
+    if (c[key]) field(dl, t(key), fmtTime(c[key]), key);
+  }
+  const tl = document.createElement("ol"); tl.className = "timeline";
   for (const e of c.timeline) {
     const li = document.createElement("li");
-    const detail = e.detail && Object.keys(e.detail).length ? ` ${JSON.stringify(e.detail)}` : "";
-    li.textContent = `${fmtTime(e.at)} ${e.actor}: ${t(e.action)}${detail}`;
+    const when = document.createElement("time"); when.textContent = fmtTime(e.at);
+    const who = document.createElement("b"); who.textContent = SYSTEM_ACTORS.has(e.actor) ? t("system") : e.actor;
+    const what = document.createElement("span"); what.textContent = describe(e);
+    li.append(when, " ", who, " ", what); li.dataset.action = e.action;
     tl.append(li);
   }
   const alerts = document.createElement("ul");
   for (const a of c.alerts) {
     const li = document.createElement("li");
-    li.textContent = `${a.state} ${a.rule_id} ${a.device_id || ""} ${a.value ?? ""} — ${a.message || ""}`;
+    li.textContent = `${fmtTime(a.observed_at)} ${a.state === "firing" ? "●" : "○"} ${a.device_id || ""} ${a.value ?? ""} ${a.message || ""}`;
     alerts.append(li);
   }
-  const ev = document.createElement("div");
-  for (const url of c.evidence) {
-    const img = document.createElement("img");
-    img.alt = t("evidence");
+  const photoUrls = new Set(c.photos.map((p) => p.url));
+  const ev = document.createElement("div"); ev.className = "evidence";
+  const image = (url, caption) => {
+    const fig = document.createElement("figure");
+    const img = document.createElement("img"); img.alt = caption;
     api(url).then((res) => res.blob()).then((b) => { img.src = URL.createObjectURL(b); }).catch(() => {});
-    ev.append(img);
-  }
-  const title = (k) => { const e = document.createElement("h3"); e.textContent = t(k); return e; };
-  body.replaceChildren(h, sub, title("stamps"), dl, title("evidence"), ev, title("alerts"), alerts, title("timeline"), tl);
+    const cap = document.createElement("figcaption"); cap.textContent = caption;
+    fig.append(img, cap);
+    return fig;
+  };
+  for (const p of c.photos) ev.append(image(p.url, `${t("photo")} · ${fmtTime(p.at)} · ${p.actor}${p.note ? ` · ${p.note}` : ""}`));
+  c.evidence.filter((u) => !photoUrls.has(u)).forEach((u) => ev.append(image(u, t("evidence"))));
+  const title = (key) => { const e = document.createElement("h3"); e.textContent = t(key); return e; };
+  body.replaceChildren(h, sub, msg, clock, title("evidence"), ev, title("timeline"), tl, title("alerts"), alerts, title("stamps"), dl);
   // a refresh of the case on show (an event, the result of an action) keeps what the operator is typing
   // and the reason the last action was refused; another case starts clean
-  if (state.shown !== id) { renderActions(c); $("#action-error").textContent = ""; state.shown = id; }
+  const fresh = state.shown !== id;
+  if (fresh || $("#actions").dataset.status !== c.status) {
+    renderActions(c);
+    if (state.shown !== id) $("#action-error").textContent = "";
+    state.shown = id;
+  }
+  $("#detail").dataset.case = c.id;
   $("#detail").hidden = false;
+  if (fresh) $("#detail").scrollTop = 0;
 }
 
+// Only the actions the hub says this caller may take now
 function renderActions(c) {
   const box = $("#actions");
   box.replaceChildren();
-  if (!state.me.can_act) return;
+  box.dataset.status = c.status;
+  if (!state.me.can_act || !c.actions.length) return;
   const note = document.createElement("input"); note.id = "action-note"; note.placeholder = `${t("note")} / ${t("reason")}`;
-  const unit = document.createElement("select"); unit.id = "action-unit";
-  unit.append(...state.me.units.map((u) => option(u.id, `${u.name} (${t(u.level)})`, u.id === c.owner)));
   box.append(note);
-  for (const action of ["accept", "resolve", "hold", "resume", "comment", "close"]) {
-    const b = document.createElement("button"); b.type = "button"; b.textContent = t(action); b.dataset.action = action;
+  for (const action of c.actions.filter((a) => a !== "transfer")) {
+    const b = document.createElement("button"); b.type = "button"; b.textContent = label("action", action); b.dataset.action = action;
     b.addEventListener("click", () => act(c.id, action, { note: note.value || null }));
     box.append(b);
   }
-  const tb = document.createElement("button"); tb.type = "button"; tb.textContent = t("transfer"); tb.dataset.action = "transfer";
-  tb.addEventListener("click", () => act(c.id, "transfer", { unit: unit.value, note: note.value || null }));
-  box.append(unit, tb);
+  if (c.actions.includes("transfer")) {
+    const unit = document.createElement("select"); unit.id = "action-unit"; unit.setAttribute("aria-label", t("to_unit"));
+    unit.append(...state.me.units.map((u) => option(u.id, `${u.name} (${label("level", u.level)})`, u.id === c.owner)));
+    const tb = document.createElement("button"); tb.type = "button"; tb.textContent = label("action", "transfer"); tb.dataset.action = "transfer";
+    tb.addEventListener("click", () => act(c.id, "transfer", { unit: unit.value, note: note.value || null }));
+    box.append(unit, tb);
+  }
+  const photo = document.createElement("label"); photo.className = "file photo";
+  const input = document.createElement("input"); input.type = "file"; input.id = "photo-input"; input.accept = "image/jpeg,image/png,image/webp"; input.setAttribute("capture", "environment");
+  input.addEventListener("change", () => { if (input.files[0]) addPhoto(c.id, input.files[0], note.value || null); });
+  const span = document.createElement("span"); span.textContent = t("add_photo");
+  photo.append(span, input);
+  box.append(photo);
+}
+
+async function addPhoto(id, file, note) {
+  $("#action-error").textContent = "";
+  try {
+    await api(`/api/v1/cases/${encodeURIComponent(id)}/photos${note ? `?note=${encodeURIComponent(note)}` : ""}`,
+      { method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    openDetail(id);
+  } catch (e) { $("#action-error").textContent = `${t("not_allowed")}: ${e.message}`; }
 }
 
 async function act(id, action, body) {
@@ -399,16 +704,53 @@ async function act(id, action, body) {
     state.cases.set(id, c); upsertRow(c); placeRow(c);
     const note = $("#action-note");
     if (note) note.value = ""; // done: the note belonged to this action
+    state.shown = null;
     openDetail(id);
   } catch (e) {
     $("#action-error").textContent = `${t("not_allowed")}: ${e.message}`;
   }
 }
 
+// ---- one-key report (一键上报) ---------------------------------------------------------------------
+function openReport() {
+  const grids = state.me.units.filter((u) => u.level === "grid");
+  $("#rp-grid").replaceChildren(...grids.map((g, i) => option(g.id, g.name, i === 0 || g.id === state.me.unit)));
+  const cats = Object.keys(state.labels.category);
+  $("#rp-category").replaceChildren(...cats.map((k) => option(k, label("category", k), false)));
+  $("#rp-tier").replaceChildren(...["general", "important", "major"].map((k, i) => option(k, label("tier", k), i === 0)));
+  $("#rp-msg").textContent = "";
+  $("#report").hidden = false;
+}
+async function submitReport(e) {
+  e.preventDefault();
+  const place = { address: $("#rp-place").value.trim() };
+  const pos = $("#rp-place").dataset;
+  if (pos.lat) { place.lat = Number(pos.lat); place.lon = Number(pos.lon); }
+  try {
+    const c = await api("/api/v1/cases", { method: "POST", body: JSON.stringify({ grid: $("#rp-grid").value, category: $("#rp-category").value,
+      tier: $("#rp-tier").value, title: $("#rp-title").value.trim(), place: place.address || place.lat !== undefined ? place : null }) });
+    const file = $("#rp-photo").files[0];
+    if (file) await api(`/api/v1/cases/${c.id}/photos`, { method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    $("#report-form").reset(); delete pos.lat; delete pos.lon;
+    $("#report").hidden = true;
+    await refreshCase(c.id);
+    openDetail(c.id);
+  } catch (err) { $("#rp-msg").textContent = `${t("not_allowed")}: ${err.message}`; }
+}
+function locate() {
+  navigator.geolocation?.getCurrentPosition((p) => {
+    const el = $("#rp-place");
+    el.dataset.lat = p.coords.latitude.toFixed(6); el.dataset.lon = p.coords.longitude.toFixed(6);
+    if (!el.value) el.value = `${el.dataset.lat}, ${el.dataset.lon}`;
+  });
+}
+
 // ---- analysis ----------------------------------------------------------------------------------
+// Charts scale to their box (viewBox), so they fit a phone as well as a wall.
 function bars(el, pairs) {
   const w = 420, bh = 18, max = Math.max(1, ...pairs.map((p) => p[1]));
-  const svg = [`<svg width="${w}" height="${pairs.length * (bh + 4) + 4}" role="img">`];
+  const h = pairs.length * (bh + 4) + 4;
+  const svg = [`<svg viewBox="0 0 ${w} ${h}" width="100%" role="img">`];
   pairs.forEach(([k, v], i) => {
     const y = i * (bh + 4) + 2, len = Math.round((w - 170) * v / max);
     svg.push(`<text x="0" y="${y + 13}">${esc(k)}</text><rect x="120" y="${y}" width="${len}" height="${bh}" fill="#3a7bd5"></rect><text x="${124 + len}" y="${y + 13}">${v}</text>`);
@@ -419,7 +761,7 @@ function bars(el, pairs) {
 function columns(el, pairs) {
   const w = 420, h = 140, max = Math.max(1, ...pairs.map((p) => p[1]));
   const bw = Math.min(36, Math.max(3, Math.floor((w - 10) / Math.max(1, pairs.length)) - 2));
-  const svg = [`<svg width="${w}" height="${h + 20}" role="img">`];
+  const svg = [`<svg viewBox="0 0 ${w} ${h + 20}" width="100%" role="img">`];
   pairs.forEach(([k, v], i) => {
     const bhh = Math.round((h - 14) * v / max), x = 5 + i * (bw + 2);
     svg.push(`<rect x="${x}" y="${h - bhh}" width="${bw}" height="${bhh}" fill="#e09f3e"><title>${esc(k)}: ${v}</title></rect>`);
@@ -435,15 +777,15 @@ async function loadAnalysis() {
   const since = new Date(Date.now() - days * 86400e3).toISOString();
   const s = await api(`/api/v1/stats?since=${encodeURIComponent(since)}`);
   $("#a-total").textContent = `${t("a_total")}: ${s.total}`;
-  bars($("#ch-category"), Object.entries(s.by_category));
-  bars($("#ch-grid"), Object.entries(s.by_grid));
+  bars($("#ch-category"), Object.entries(s.by_category).map(([k, v]) => [label("category", k), v]));
+  bars($("#ch-grid"), Object.entries(s.by_grid).map(([k, v]) => [unitName(k), v]));
   columns($("#ch-hour"), s.by_hour.map((v, h) => [String(h), v]));
   // every day of the period, quiet days included, as dates in the hub's time zone
   const dayOf = new Intl.DateTimeFormat("en-CA", { timeZone: state.me.tz || undefined, year: "numeric", month: "2-digit", day: "2-digit" });
   const daysList = [];
   for (let i = days - 1; i >= 0; i--) daysList.push(dayOf.format(new Date(Date.now() - i * 86400e3)));
   columns($("#ch-day"), [...new Set(daysList)].map((d) => [d, s.by_day[d] || 0]));
-  const rows = [...s.repeated_places.map((p) => [p.grid, p.category, p.cases]), ...s.repeated_devices.map((d) => [d.device, "", d.cases])];
+  const rows = [...s.repeated_places.map((p) => [unitName(p.grid), label("category", p.category), p.cases]), ...s.repeated_devices.map((d) => [d.device, "", d.cases])];
   $("#repeats tbody").replaceChildren(...rows.map((r) => { const tr = document.createElement("tr"); r.forEach((v) => tr.append(cell(String(v)))); return tr; }));
 }
 
@@ -452,15 +794,35 @@ $("#login-form").addEventListener("submit", (e) => { e.preventDefault(); login($
 $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh-CN" ? "en" : "zh-CN"; localStorage.setItem("gw-lang", state.lang); applyLang(); });
 $("#logout").addEventListener("click", logout);
 $("#close-detail").addEventListener("click", () => { state.detail = null; state.shown = null; $("#detail").hidden = true; });
+$("#wall-toggle").addEventListener("click", () => { localStorage.setItem("gw-wall", state.wall ? "0" : "1"); setWall(!state.wall); unlockSound(); });
+$("#mute").addEventListener("click", () => { state.muted = !state.muted; localStorage.setItem("gw-muted", state.muted ? "1" : "0"); if (!state.muted) unlockSound(); setWall(state.wall); });
+$("#sound-gate").addEventListener("click", unlockSound);
+$("#bulk-accept").addEventListener("click", bulkAccept);
+$("#x-csv").addEventListener("click", () => exportCases("csv"));
+$("#x-xlsx").addEventListener("click", () => exportCases("xlsx"));
+$("#report-open").addEventListener("click", openReport);
+$("#report-close").addEventListener("click", () => { $("#report").hidden = true; });
+$("#report-form").addEventListener("submit", submitReport);
+$("#rp-locate").addEventListener("click", locate);
 for (const [sel, key] of [["#f-unit", "unit"], ["#f-category", "category"], ["#f-light", "light"], ["#f-status", "status"]]) {
   $(sel).addEventListener("change", (e) => {
     const before = state.filters.status;
     state.filters[key] = e.target.value;
-    const widened = key === "status" && (e.target.value === "*" || e.target.value === "closed") && before !== "*" && before !== "closed";
+    const widened = key === "status" && (e.target.value === "*" || e.target.value === "closed") !== (before === "*" || before === "closed");
     if (widened) loadCases(); else renderAll();
+    if (key === "unit") loadSummary();
   });
 }
+$("#f-mine").addEventListener("change", (e) => { state.filters.mine = e.target.checked; renderAll(); });
+let searchTimer = null;
+$("#f-q").addEventListener("input", (e) => { clearTimeout(searchTimer); searchTimer = setTimeout(() => { state.filters.q = e.target.value.trim(); loadCases(); }, 300); });
+for (const [sel, key] of [["#f-since", "since"], ["#f-until", "until"]]) $(sel).addEventListener("change", (e) => { state.filters[key] = e.target.value; loadCases(); });
 $("#a-period").addEventListener("change", loadAnalysis);
 setInterval(() => { for (const [id, tr] of state.rows) if (tr.isConnected) tickRow(state.cases.get(id), tr); }, 1000);
+// Nothing is painted before the bundled CJK font is in (or 3 s have passed): no text in a face without the glyphs.
+function fontsReady() {
+  const done = () => document.documentElement.classList.remove("fonts-loading");
+  Promise.race([document.fonts.load('16px "GW CJK"', "网格指挥"), new Promise((r) => setTimeout(r, 3000))]).then(done, done);
+}
 // the fleet's tabs and words (fleet.js) are in before the page is drawn and a kept key logs in again
-window.addEventListener("DOMContentLoaded", () => { applyLang(); if (state.key) login(state.key); });
+window.addEventListener("DOMContentLoaded", () => { fontsReady(); applyLang(); if (state.key) login(state.key); });
