@@ -221,6 +221,23 @@ def test_a_grid_worker_on_a_phone_opens_acts_and_attaches_a_photo(tmp_path, bare
         # a refused action says why in the page's language
         page.tap("#actions button[data-action='resolve']")  # without a note
         page.wait_for_function("document.querySelector('#action-error').textContent.includes('需要填写说明')")
+        # one-key report (一键上报) from the phone: category, tier, place and a photo
+        page.tap("#close-detail")
+        page.tap("#report-open")
+        page.select_option("#rp-grid", "grid-01")
+        page.select_option("#rp-category", "garbage" if page.query_selector("#rp-category option[value=garbage]")
+                           else "other")
+        page.select_option("#rp-tier", "important")
+        page.fill("#rp-title", "楼道口堆放大量建筑垃圾")
+        page.fill("#rp-place", "光明小区3号楼东侧")
+        page.set_input_files("#rp-photo", files=[{"name": "r.jpg", "mimeType": "image/jpeg", "buffer": JPEG}])
+        page.tap("#report-form button[type=submit]")
+        page.wait_for_selector("#detail:not([hidden]) #detail-body .evidence img[src^='blob:']", timeout=5_000)
+        reported = page.get_attribute("#detail", "data-case")
+        got = hub.get(f"/api/v1/cases/{reported}")
+        assert got["manual"] and got["title"] == "楼道口堆放大量建筑垃圾" and got["grid"] == "grid-01"
+        assert got["place"]["address"] == "光明小区3号楼东侧" and len(got["photos"]) == 1
+        assert got["policy"] == "manual-important"
         # back to the list; the analysis view fits the width
         page.tap("#close-detail")
         page.tap("#tabs button[data-tab='analysis']")
