@@ -187,8 +187,8 @@ def _cells(d: Device) -> list[Any]:
     return ["" if getattr(d, f) is None else getattr(d, f) for f in FIELDS]
 
 
-def csv_lines(devices: Iterable[Device]) -> Iterator[str]:
-    return tables.csv_lines(FIELDS, (_cells(d) for d in devices))
+def csv_chunks(devices: Iterable[Device]) -> Iterator[bytes]:
+    return tables.csv_chunks(FIELDS, (_cells(d) for d in devices))
 
 
 def xlsx_bytes(devices: Iterable[Device]) -> bytes:

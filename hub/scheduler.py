@@ -80,7 +80,7 @@ class Scheduler:
         situation = CaseSituation(case.owner, case.grid, stage, case.backup_notified, case.last_reminder)
         decision = decide(situation, reading, self.store.org, now=now, remind_every_s=policy.remind_every)
         if decision is not None:
-            self._apply(s, case, decision.action, decision.unit, decision.reason, now)
+            self._apply(s, case, decision.action, decision.unit, decision.reason, now, stage)
             found = self.store.clock_of(case, pauses, now)
             assert found is not None
             stage, reading = found
@@ -94,16 +94,19 @@ class Scheduler:
             last = case.last_reminder or now
             case.next_due = last + timedelta(seconds=policy.remind_every)
 
-    def _apply(self, s: Session, case: Case, action: str, unit: str, reason: str, now: datetime) -> None:
+    def _apply(self, s: Session, case: Case, action: str, unit: str, reason: str, now: datetime,
+               stage: str) -> None:
         if action == "escalate":
             previous = case.owner
             case.owner, case.stage_started_at = unit, now
             case.escalations += 1
             case.backup_notified, case.last_reminder = False, None
-            self.store.log(s, case, now, ACTOR, "escalated", {"from": previous, "to": unit, "reason": reason})
+            self.store.log(s, case, now, ACTOR, "escalated", {"from": previous, "to": unit, "reason": reason,
+                                                               "stage": stage})
         elif action == "notify_backup":
             case.backup_notified, case.stage_started_at = True, now
-            self.store.log(s, case, now, ACTOR, "backup_notified", {"backup": unit, "reason": reason})
+            self.store.log(s, case, now, ACTOR, "backup_notified", {"backup": unit, "reason": reason,
+                                                                     "stage": stage})
         else:
             case.last_reminder = now
             self.store.log(s, case, now, ACTOR, "reminder", {"to": unit, "reason": reason})

@@ -145,7 +145,7 @@ def export_cases(hub: HubDep, who: Reader, status: Text | None = None, grid: Tex
     if format == "xlsx":
         return StreamingResponse(tables.xlsx_chunks(header, rows, "cases"), media_type=tables.XLSX,
                                  headers=disposition)
-    return StreamingResponse(tables.csv_lines(header, rows), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(tables.csv_chunks(header, rows), media_type="text/csv; charset=utf-8",
                              headers=disposition)
 
 

@@ -203,7 +203,7 @@ def export_devices(hub: HubDep, who: Reader, format: Annotated[str, Query(patter
     if format == "xlsx":
         return Response(registry.xlsx_bytes(rows), media_type=registry.XLSX,
                         headers={"Content-Disposition": 'attachment; filename="devices.xlsx"'})
-    return StreamingResponse(registry.csv_lines(rows), media_type="text/csv; charset=utf-8",
+    return StreamingResponse(registry.csv_chunks(rows), media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": 'attachment; filename="devices.csv"'})
 
 
