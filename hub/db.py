@@ -35,7 +35,10 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, json_serializer=_json)
+    # a lock awaited for a minute means something holds it that never lets go (a bug): the waiting request
+    # fails (503, retry) and names the statement, instead of the hub hanging on it for ever
+    return create_engine(url, pool_pre_ping=True, json_serializer=_json,
+                         connect_args={"options": "-c lock_timeout=60s"})
 
 
 def libpq_conninfo(engine: Engine) -> str:
