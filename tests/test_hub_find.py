@@ -63,6 +63,7 @@ def test_cursor_walk_returns_every_case_once_while_new_cases_arrive(client):
     before = {c["id"] for c in client.get("/api/v1/cases?limit=5000", headers=H("ops")).json()["cases"]}
     assert len(before) == 230
     seen: list[str] = []
+    devices: dict[str, str] = {}
     cursor, pages = None, 0
     while True:
         client.clock["now"] += timedelta(seconds=1)
@@ -70,14 +71,15 @@ def test_cursor_walk_returns_every_case_once_while_new_cases_arrive(client):
         url = "/api/v1/cases?limit=40" + (f"&cursor={cursor}" if cursor else "")
         page = client.get(url, headers=H("ops")).json()
         seen += [c["id"] for c in page["cases"]]
+        devices.update({c["id"]: c["device"] for c in page["cases"]})
         pages += 1
         cursor = page["next_cursor"]
         if cursor is None:
             break
     assert len(seen) == len(set(seen))  # none twice
     assert before <= set(seen)  # every case that was there at the start
-    # and the new ones the walk met were opened before its cursor passed them: newest first, so none
-    assert set(seen) - before == {c for c in seen if c not in before}
+    # newest first: of the cases opened during the walk it met only those opened before its first page
+    assert sorted(devices[c] for c in set(seen) - before) == sorted(f"new0--dev-{i}" for i in range(7))
     assert seen == sorted(seen, reverse=True)
     assert client.get("/api/v1/cases?cursor=NOT-A-CURSOR", headers=H("ops")).status_code == 422
 
