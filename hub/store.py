@@ -299,11 +299,6 @@ class Store:
             rows = s.scalars(select(AlertRow).where(AlertRow.case_id == case_id).order_by(AlertRow.received_at))
             return [{**r.body, "received_at": r.received_at.isoformat()} for r in rows]
 
-    def evidence_numbers(self, case_id: str) -> list[int]:
-        with Session(self.engine) as s:
-            return [int(n) for n in s.scalars(select(Evidence.n).where(Evidence.case_id == case_id)
-                                              .order_by(Evidence.n))]
-
     def evidence(self, case_id: str, n: int) -> Evidence | None:
         with Session(self.engine, expire_on_commit=False) as s:
             return s.get(Evidence, (case_id, n))

@@ -47,24 +47,37 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
     return case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case))
 
 
+def holds(store: Store, who: Principal, case: Case) -> bool:
+    """The case is held within the caller's subtree: the caller may act on it (roles are checked by the route)."""
+    return who.unit is None or case.owner in store.org.subtree(who.unit)
+
+
 def allowed(store: Store, who: Principal, case: Case) -> list[str]:
     """What the caller may do to the case now: its role, its subtree, and the case's state decide."""
-    if who.role not in ("operator", "admin"):
-        return []
-    if who.unit is not None and case.owner not in store.org.subtree(who.unit):
+    if who.role not in ("operator", "admin") or not holds(store, who, case):
         return []
     return [a for a in ACTIONS if not isinstance(transition(case.status, a, case.held_from), Refusal)]
+
+
+def refused(exc: Conflict) -> Refused:
+    """The 409 for what the case layer refused, with its reason code."""
+    return Refused(409, str(exc), exc.code, **exc.params)
+
+
+def _scope(store: Store, who: Principal, unit: str | None) -> Scope:
+    """The caller's scope, narrowed to `unit`'s subtree when one is asked for."""
+    scope = scope_of(store, who)
+    if unit is not None:
+        scope = (scope if scope is not None else set(store.org.units)) & (
+            store.org.subtree(unit) if unit in store.org.units else set())
+    return scope
 
 
 def _filter(store: Store, who: Principal, *, status: str | None, grid: str | None, category: str | None,
             unit: str | None, q: str | None, since: datetime | None, until: datetime | None,
             cursor: str | None = None, limit: int = 500) -> tuple[CaseFilter, Scope]:
-    scope = scope_of(store, who)
-    if unit is not None:
-        scope = (scope if scope is not None else set(store.org.units)) & (
-            store.org.subtree(unit) if unit in store.org.units else set())
     return CaseFilter(status=status, grid=grid, category=category, limit=limit, q=q or None, since=since,
-                      until=until, before=cursor), scope
+                      until=until, before=cursor), _scope(store, who, unit)
 
 
 def _matching(store: Store, f: CaseFilter, scope: Scope, light: str | None) -> Iterator[CasePublic]:
@@ -161,8 +174,7 @@ class Summary(BaseModel):
 def summary(hub: HubDep, who: Reader, unit: Text | None = None) -> Summary:
     """Today's figures for the wall's header (today = since midnight in the hub's time zone)."""
     store = hub.store
-    _, scope = _filter(store, who, status=None, grid=None, category=None, unit=unit, q=None, since=None,
-                       until=None)
+    scope = _scope(store, who, unit)
     zone = ZoneInfo(hub.tz)
     midnight = store.clock().astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
     return Summary(**store.day_counts(midnight, scope), day_start=midnight)
@@ -194,7 +206,7 @@ def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
                                    title=body.title, actor=who.name, device=body.device,
                                    place=body.place.model_dump() if body.place is not None else None)
     except Conflict as exc:
-        raise Refused(409, str(exc), exc.code, **exc.params) from None
+        raise refused(exc) from None
     return load_visible(store, who, case.id)
 
 
@@ -247,7 +259,7 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
         await run_in_threadpool(actions.add_photo, store, case.id, data=bytes(data), content_type=kind,
                                 actor=who.name, note=note)
     except Conflict as exc:
-        raise Refused(409, str(exc), exc.code, **exc.params) from None
+        raise refused(exc) from None
     return await run_in_threadpool(load_visible, store, who, case_id)
 
 
@@ -264,7 +276,7 @@ def _actionable(store: Store, who: Principal, case_id: str) -> Case:
         raise HTTPException(404, "no such case") from None
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
-    if who.unit is not None and case.owner not in store.org.subtree(who.unit):
+    if not holds(store, who, case):
         raise Refused(403, f"case is held by {case.owner}, outside {who.unit}'s subtree", "held_elsewhere",
                       owner=case.owner, unit=who.unit)
     return case
@@ -278,7 +290,7 @@ def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionB
     try:
         actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit)
     except Conflict as exc:
-        raise Refused(409, str(exc), exc.code, **exc.params) from None
+        raise refused(exc) from None
 
 
 class BulkBody(ActionBody):

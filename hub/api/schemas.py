@@ -137,12 +137,16 @@ def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses:
                 now: datetime, actions: list[str] | None = None) -> CaseDetail:
     alerts = store.alerts_of(case.id)
     base = f"/api/v1/cases/{case.id}/evidence"
+    photos = [e for e in timeline if e.action == "photo" and isinstance(e.detail.get("n"), int)]
+    # every stored evidence number is named either by its alert (snapshots) or by a photo entry
+    numbers = sorted([a["evidence"]["stored"] for a in alerts
+                      if isinstance((a.get("evidence") or {}).get("stored"), int)] + [e.detail["n"] for e in photos])
     return CaseDetail(
         **case_fields(store, case, pauses, now),
         timeline=[TimelineOut(at=e.at, actor=e.actor, action=e.action, detail=e.detail) for e in timeline],
         pauses=[PauseOut(start=p.start, end=p.end, reason=p.reason) for p in pauses],
         alerts=alerts,
-        evidence=[f"{base}/{n}" for n in store.evidence_numbers(case.id)],
+        evidence=[f"{base}/{n}" for n in numbers],
         photos=[PhotoOut(url=f"{base}/{e.detail['n']}", at=e.at, actor=e.actor, note=e.detail.get("note"))
-                for e in timeline if e.action == "photo" and isinstance(e.detail.get("n"), int)],
+                for e in photos],
         actions=actions or [])
