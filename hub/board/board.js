@@ -275,6 +275,7 @@ async function refreshCase(id) {
   if (state.detail === id) openDetail(id);
 }
 
+function grids() { return state.me.units.filter((u) => u.level === "grid"); }
 function unitName(id) { const u = state.me?.units.find((x) => x.id === id); return u ? u.name : id; }
 function unitLabel(id) {
   const u = state.me?.units.find((x) => x.id === id);
@@ -713,8 +714,7 @@ async function act(id, action, body) {
 
 // ---- one-key report (一键上报) ---------------------------------------------------------------------
 function openReport() {
-  const grids = state.me.units.filter((u) => u.level === "grid");
-  $("#rp-grid").replaceChildren(...grids.map((g, i) => option(g.id, g.name, i === 0 || g.id === state.me.unit)));
+  $("#rp-grid").replaceChildren(...grids().map((g, i) => option(g.id, g.name, i === 0 || g.id === state.me.unit)));
   const cats = Object.keys(state.labels.category);
   $("#rp-category").replaceChildren(...cats.map((k) => option(k, label("category", k), false)));
   $("#rp-tier").replaceChildren(...["general", "important", "major"].map((k, i) => option(k, label("tier", k), i === 0)));

@@ -1,6 +1,6 @@
 // gridwatch board, the fleet: the map (一张图), the device registry, rule sets (an editor checked as you
 // type, versions with diffs, backtest, staged deploy and rollback), the edge agents, maintenance windows.
-// Uses board.js's api(), t(), state, $, esc(), cell(), option() and openDetail().
+// Uses board.js's api(), t(), state, $, esc(), cell(), option(), grids() and openDetail().
 "use strict";
 
 Object.assign(I18N["zh-CN"], {
@@ -53,7 +53,6 @@ function el(tag, attrs = {}, ...kids) {
 }
 function row(...cells) { return el("tr", {}, ...cells.map((c) => (c instanceof Node ? el("td", {}, c) : cell(String(c ?? "—"))))); }
 function badge(stateName) { return el("span", { class: `dev ${stateName}`, text: t(stateName) }); }
-function grids() { return state.me.units.filter((u) => u.level === "grid"); }
 function say(target, text, bad = false) { const p = $(target); p.textContent = text; p.classList.toggle("error", bad); }
 
 // ---- tabs ------------------------------------------------------------------------------------------
