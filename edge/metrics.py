@@ -48,6 +48,23 @@ class _EngineCollector(Collector):
         yield GaugeMetricFamily("gridwatch_edge_outbox_depth", "Alerts waiting for the hub", value=self.depth())
 
 
+def serve(registry: CollectorRegistry, host: str, port: int,
+          health: Callable[[], tuple[bool, str]] | None = None) -> Any:
+    """Serve `/metrics` of a registry and `/healthz` in a daemon thread; the server (for `shutdown()`)."""
+    metrics_app = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            ok, why = health() if health is not None else (True, "ok")
+            start_response("200 OK" if ok else "503 Service Unavailable", [("Content-Type", "application/json")])
+            return [json.dumps({"status": "ok" if ok else "unhealthy", "reason": why}).encode()]
+        return metrics_app(environ, start_response)
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="gridwatch-metrics", daemon=True).start()
+    return server
+
+
 class AgentMetrics:
     def __init__(self) -> None:
         r = self.registry = CollectorRegistry()
@@ -90,20 +107,8 @@ class AgentMetrics:
 
     def serve(self, host: str, port: int, health: Callable[[], tuple[bool, str]] | None = None) -> int:
         """`/metrics` (Prometheus) and `/healthz` (200 or 503 with the reason) on one port."""
-        metrics_app = make_wsgi_app(self.registry)
-
-        def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            if environ.get("PATH_INFO") == "/healthz":
-                ok, why = health() if health is not None else (True, "ok")
-                start_response("200 OK" if ok else "503 Service Unavailable",
-                               [("Content-Type", "application/json")])
-                return [json.dumps({"status": "ok" if ok else "unhealthy", "reason": why}).encode()]
-            return metrics_app(environ, start_response)
-
-        server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_QuietHandler)
-        threading.Thread(target=server.serve_forever, name="gridwatch-metrics", daemon=True).start()
-        self._server = server
-        return int(server.server_port)
+        self._server = serve(self.registry, host, port, health)
+        return int(self._server.server_port)
 
     def close(self) -> None:
         if self._server is not None:

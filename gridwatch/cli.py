@@ -163,6 +163,29 @@ def _edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_camera(args: argparse.Namespace) -> int:
+    from edge.camera.config import load_camera_config
+    from edge.camera.gateway import CameraGateway
+    from gridwatch.core.errors import ConfigError
+
+    try:
+        cfg = load_camera_config(args.config)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    gw = CameraGateway(cfg)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    gw.start()
+    print(f"camera gateway: {len(cfg.cameras)} cameras"
+          + (f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""),
+          file=sys.stderr, flush=True)
+    done.wait()
+    gw.stop()
+    return 0
+
+
 def _hub_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -311,6 +334,12 @@ def build_parser() -> argparse.ArgumentParser:
     run = edge.add_parser("run", help="run one edge agent")
     run.add_argument("-c", "--config", type=Path, default=Path("configs/edge.yaml"))
     run.set_defaults(func=_edge_run)
+
+    gateway = top.add_parser("gateway", help="gateways shipped with gridwatch").add_subparsers(
+        dest="gateway_cmd", required=True)
+    gcam = gateway.add_parser("camera", help="RTSP/MJPEG streams and camera alarms (ISAPI, Dahua) to MQTT")
+    gcam.add_argument("-c", "--config", type=Path, default=Path("configs/cameras.yaml"))
+    gcam.set_defaults(func=_gateway_camera)
 
     hub = top.add_parser("hub", help="the hub").add_subparsers(dest="hub_cmd", required=True)
     serve = hub.add_parser("serve", help="run the hub (FastAPI under uvicorn)")

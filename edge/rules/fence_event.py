@@ -1,4 +1,6 @@
-"""`event`: a fence event (breach, tamper, fault) in a zone; resolved by `restore` or by quiet time."""
+"""`event`: a fence event (breach, tamper, fault) or a camera's own alarm (motion, line_crossing,
+intrusion…, from the camera gateway) in a zone; resolved by `restore` (a fence's restore, the end of a
+camera alarm) or by quiet time."""
 
 from __future__ import annotations
 
@@ -14,11 +16,14 @@ if TYPE_CHECKING:
     from edge.rules.spec import RuleSpec
 
 KEYS = ("event",)
-FenceEvent = Literal["breach", "tamper", "fault"]
+EventName = Literal["breach", "tamper", "fault",  # fences
+                    "motion", "line_crossing", "intrusion", "region_entrance", "region_exiting", "loitering",
+                    "video_loss", "defocus", "scene_change"]  # cameras (gridwatch.core.kinds.CAMERA_EVENTS)
+EVENT_KINDS = ("fence", "camera")
 
 
 class Config(WhenBase):
-    event: list[FenceEvent] = Field(description="event names that raise the alert")
+    event: list[EventName] = Field(description="event names that raise the alert")
     zones: list[str] = Field(default_factory=list, description="zones this rule watches; empty = all")
     clear_after: Duration = Field(300.0, gt=0, description="resolve after this long without a new event")
 
@@ -36,7 +41,8 @@ class Evaluator(ClearsWhenQuiet):
         self.clear_after = cfg.clear_after
 
     def accepts(self, ev: Event) -> bool:
-        return ev.kind == "fence" and (not self.cfg.zones or ev.zone in self.cfg.zones)
+        return (ev.kind in EVENT_KINDS and ev.event is not None
+                and (not self.cfg.zones or ev.zone in self.cfg.zones))
 
     def sub(self, ev: Event) -> str:
         return ev.zone or ""

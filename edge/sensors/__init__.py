@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from edge.errors import Rejected
 from edge.message import Event, Message
-from edge.sensors import camera, fence, reading, status, thermal
+from edge.sensors import camera, camera_event, fence, reading, status, thermal
 from edge.sensors.common import Limits
 from edge.topics import Topic
-from gridwatch.core.kinds import DATA_LEAF, FEED_KINDS, STATUS_LEAF, FeedKind
+from gridwatch.core.kinds import DATA_LEAF, EVENT_LEAF, FEED_KINDS, STATUS_LEAF, FeedKind
 
 Decoder = Callable[[Message, Topic, Limits], Event]
 
@@ -30,6 +30,7 @@ class Feed:
 FEEDS: dict[tuple[str, str], Feed] = {
     **{(k, DATA_LEAF[k]): Feed(k, DATA_LEAF[k], DATA_DECODERS[k]) for k in FEED_KINDS},
     **{(k, STATUS_LEAF): Feed(k, STATUS_LEAF, status.decode) for k in FEED_KINDS},
+    ("camera", EVENT_LEAF): Feed("camera", EVENT_LEAF, camera_event.decode),  # the camera's own alarms
 }
 
 

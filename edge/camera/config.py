@@ -1,0 +1,87 @@
+"""`configs/cameras.yaml` as typed models: the broker, the metrics port and the cameras.
+
+Relative file paths in `url` are resolved against the directory of the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from edge.camera.stream import KeyframeMode
+from edge.config import MqttConfig
+from gridwatch.core.config import Strict
+from gridwatch.core.durations import Duration
+from gridwatch.core.names import NAME
+from gridwatch.core.yamlconf import load
+
+AlarmKind = Literal["isapi", "dahua", "onvif"]
+
+
+class AlarmSource(Strict):
+    """Where the camera (or its NVR) pushes its own alarms."""
+
+    kind: AlarmKind
+    url: str = Field(description="base URL of the device, e.g. http://192.168.1.64 (the path is the vendor's)")
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    password: str | None = Field(None, description="demo only; prefer password_env")
+    channel: int | None = Field(None, ge=0, description="an NVR's channel of this camera; none = every channel")
+    events: list[str] = Field(default_factory=list, description="vendor event codes to forward; empty = all known")
+
+    def secret(self) -> str | None:
+        return os.environ.get(self.password_env) if self.password_env else self.password
+
+
+class Camera(Strict):
+    id: str = Field(pattern=NAME.pattern)
+    grid: str = Field(pattern=NAME.pattern)
+    url: str | None = Field(None, description="rtsp://, rtsps://, http(s):// (MJPEG) or a file path")
+    sample_every: Duration = Field(1.0, gt=0, le=3600, description="one published frame per this long")
+    keyframes: KeyframeMode = Field("auto", description="decode only keyframes when they come often enough")
+    width: int = Field(640, ge=64, le=3840, description="published frames are scaled to this width (never up)")
+    jpeg_quality: int = Field(80, ge=10, le=100)
+    offline_after: Duration = Field(10.0, gt=0, description="no frame for this long publishes `offline`")
+    rtsp_transport: Literal["tcp", "udp"] = "tcp"
+    realtime: bool | None = Field(None, description="pace a file at its frame rate (default: files yes, live no)")
+    loop: bool = Field(False, description="a file starts again at its end (playback)")
+    alarms: list[AlarmSource] = Field(default_factory=list)
+
+
+class Backoff(Strict):
+    min: Duration = Field(1.0, gt=0)
+    max: Duration = Field(30.0, gt=0)
+
+
+class CameraGatewayConfig(Strict):
+    mqtt: MqttConfig = Field(default_factory=MqttConfig)
+    client_id: str = Field("gridwatch-camera-gateway", pattern=NAME.pattern)
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus metrics; none = off")
+    open_timeout: Duration = Field(10.0, gt=0, description="give up opening or reading a stream after this long")
+    reconnect: Backoff = Field(default_factory=Backoff)
+    cameras: list[Camera] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> CameraGatewayConfig:
+        seen: set[str] = set()
+        for c in self.cameras:
+            if c.id in seen:
+                raise ValueError(f"camera {c.id!r} is listed twice")
+            seen.add(c.id)
+            if c.url is None and not c.alarms:
+                raise ValueError(f"camera {c.id!r} has neither a stream url nor alarms")
+        return self
+
+
+def load_camera_config(path: str | Path) -> CameraGatewayConfig:
+    cfg = load(CameraGatewayConfig, path)
+    base = Path(path).resolve().parent
+    cams = []
+    for c in cfg.cameras:
+        if c.url and "://" not in c.url and not Path(c.url).is_absolute():
+            c = c.model_copy(update={"url": str(base / c.url)})
+        cams.append(c)
+    return cfg.model_copy(update={"cameras": cams})

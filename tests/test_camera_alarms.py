@@ -1,0 +1,144 @@
+"""Camera-native alarms in the vendors' wire formats (simulators/camera_alarms.py emulates them and cites
+the documents): parsing at any chunking, start/stop edges, and each vendor's alarm through the camera
+gateway, real Mosquitto and a running agent to an `event:` rule's alert."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, datetime
+
+import pytest
+
+from edge.agent import Agent
+from edge.camera.alarms import AlarmFormatError, AlarmStates, CameraAlarm, MultipartReader, dahua_alarms, isapi_alarm
+from edge.camera.config import CameraGatewayConfig
+from edge.camera.gateway import CameraGateway
+from edge.camera.sources import parse_part
+from simulators.camera_alarms import DAHUA_HEARTBEAT, CameraAlarmEmulator, dahua_part, isapi_part
+from tests.agentkit import agent_config, wait_until
+
+
+def split(stream: bytes, kind: str, content_type: str, seed: int) -> list[CameraAlarm]:
+    rnd = random.Random(seed)
+    reader = MultipartReader.for_content_type(content_type)
+    out: list[CameraAlarm] = []
+    i = 0
+    while i < len(stream):
+        n = rnd.randint(1, 40)
+        for headers, body in reader.feed(stream[i:i + n]):
+            out.extend(parse_part(kind, headers, body))
+        i += n
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_isapi_stream_split_anywhere_gives_its_alarms(seed):
+    stream = (isapi_part("VMD", "active", 1) + isapi_part("videoloss", "inactive", 1)
+              + isapi_part("linedetection", "active", 2, region=3) + isapi_part("fielddetection", "inactive", 1, 1)
+              + isapi_part("shelteralarm", "active", 1) + isapi_part("diskfull", "active", 1))
+    got = split(stream, "isapi", "multipart/mixed; boundary=boundary", seed)
+    assert [(a.event, a.state, a.zone, a.channel) for a in got] == [
+        ("motion", "start", "", 1), ("video_loss", "stop", "", 1), ("line_crossing", "start", "region-3", 2),
+        ("intrusion", "stop", "region-1", 1), ("tamper", "start", "", 1)]  # diskfull is not a camera event
+    assert got[0].ts is not None and got[0].code == "VMD"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_dahua_stream_split_anywhere_gives_its_alarms(seed):
+    stream = (dahua_part("VideoMotion", "Start", 0) + DAHUA_HEARTBEAT + b"\r\n"
+              + dahua_part("CrossLineDetection", "Pulse", 0, {"Name": "围墙北侧", "Direction": "LeftToRight"})
+              + dahua_part("VideoMotion", "Stop", 0) + dahua_part("NewFile", "Pulse", 0)
+              + dahua_part("VideoBlind", "Start", 1))
+    got = split(stream, "dahua", "multipart/x-mixed-replace; boundary=myboundary", seed)
+    assert [(a.event, a.state, a.zone, a.channel) for a in got] == [
+        ("motion", "start", "", 0), ("line_crossing", "start", "围墙北侧", 0), ("motion", "stop", "", 0),
+        ("tamper", "start", "", 1)]
+
+
+def test_json_isapi_parts_and_refusals():
+    body = json.dumps({"eventType": "regionEntrance", "eventState": "active", "channelID": 4,
+                       "dateTime": "2026-11-25T10:00:00+08:00", "DetectionRegionList": [{"regionID": 2}]}).encode()
+    a = isapi_alarm("application/json", body)
+    assert a is not None and (a.event, a.zone, a.channel) == ("region_entrance", "region-2", 4)
+    assert a.ts == datetime(2026, 11, 25, 2, 0, tzinfo=UTC).timestamp()  # the camera's own time, zone kept
+    assert isapi_alarm("image/jpeg", b"\xff\xd8\xff") is None
+    with pytest.raises(AlarmFormatError, match="XML"):
+        isapi_alarm("application/xml", b"<EventNotificationAlert><eventType>VMD")
+    with pytest.raises(AlarmFormatError, match="expected <EventNotificationAlert>"):
+        isapi_alarm("application/xml", b"<ResponseStatus/>")
+    with pytest.raises(AlarmFormatError, match="Code="):
+        dahua_alarms(b"garbage")
+    with pytest.raises(AlarmFormatError, match="boundary"):
+        MultipartReader.for_content_type("text/plain")
+
+
+def test_repeats_start_once_and_stop_by_word_or_by_silence():
+    s = AlarmStates(quiet=5.0)
+    vmd = CameraAlarm("motion", "start", "", 1)
+    assert s.seen(vmd, 0.0) == vmd
+    assert s.seen(vmd, 1.0) is None and s.seen(vmd, 2.0) is None  # Hikvision repeats active every second
+    assert s.expire(6.0) == []
+    assert [a.state for a in s.expire(7.1)] == ["stop"]
+    assert s.seen(CameraAlarm("motion", "stop", "", 1), 8.0) is None  # a stop of nothing is not news
+    line = CameraAlarm("line_crossing", "start", "north", 0)
+    s.seen(line, 10.0)
+    assert s.seen(CameraAlarm("line_crossing", "stop", "north", 0), 11.0) is not None
+
+
+RULES = """
+rules:
+  - id: cam-line
+    match: {kind: camera}
+    when: {event: [line_crossing, intrusion], clear_after: 1h}
+    severity: major
+    category: intrusion
+  - id: cam-tamper
+    match: {kind: camera}
+    when: {event: tamper}
+    severity: minor
+    category: tamper
+"""
+
+
+@pytest.mark.parametrize("vendor", ["isapi", "dahua"])
+def test_each_vendor_alarm_becomes_an_alert_of_an_event_rule(tmp_path, broker, hub, vendor):
+    emu = CameraAlarmEmulator(heartbeat=0.5).start()
+    cfg = CameraGatewayConfig.model_validate({
+        "mqtt": {"host": broker.host, "port": broker.port}, "client_id": f"camgw-{vendor}",
+        "reconnect": {"min": "0.2s", "max": "1s"},
+        "cameras": [{"id": f"cam-{vendor}", "grid": "grid-05",
+                     "alarms": [{"kind": vendor, "url": emu.url, "username": "admin", "password": "12345"}]},
+                    {"id": f"cam-{vendor}-bad", "grid": "grid-05",  # a wrong password: refused, the rest go on
+                     "alarms": [{"kind": vendor, "url": emu.url, "username": "admin", "password": "nope"}]}]})
+    agent = Agent(agent_config(tmp_path, broker, hub.url, RULES))
+    gw = CameraGateway(cfg)
+    try:
+        agent.start()
+        assert agent.mqtt.wait_connected(10)
+        gw.start()
+        assert wait_until(lambda: emu.connected(vendor) == 1 and emu.refused >= 1, 10)
+        if vendor == "isapi":
+            emu.send(vendor, isapi_part("linedetection", "active", 1, region=2))
+            emu.send(vendor, isapi_part("linedetection", "active", 1, region=2))  # repeat: no second alert
+            emu.send(vendor, isapi_part("shelteralarm", "active", 1))
+            emu.send(vendor, isapi_part("shelteralarm", "inactive", 1))
+        else:
+            emu.send(vendor, dahua_part("CrossLineDetection", "Start", 0, {"Name": "Rule1"}))
+            emu.send(vendor, dahua_part("VideoBlind", "Start", 0))
+            emu.send(vendor, dahua_part("VideoBlind", "Stop", 0))
+        zone = "region-2" if vendor == "isapi" else "Rule1"
+
+        def alerts(state: str) -> list[dict]:
+            return [a for a in hub.unique.values() if a["state"] == state]
+        assert wait_until(lambda: len(alerts("firing")) == 2 and len(alerts("resolved")) == 1, 15), hub.unique
+        line = next(a for a in alerts("firing") if a["rule_id"] == "cam-line")
+        assert (line["device_id"], line["grid_id"], line["labels"].get("zone")) == (f"cam-{vendor}", "grid-05", zone)
+        assert next(a for a in alerts("resolved"))["rule_id"] == "cam-tamper"
+        assert gw.cams[f"cam-{vendor}"].alarms[0].stats.alarms == 3
+        assert gw.cams[f"cam-{vendor}-bad"].alarms[0].stats.alarms == 0
+        assert agent.metrics.value("gridwatch_edge_rejected_total", reason="bad_field") == 0
+    finally:
+        gw.stop()
+        agent.stop()
+        emu.stop()
