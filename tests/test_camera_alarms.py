@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,26 @@ def test_each_vendor_alarm_becomes_an_alert_of_an_event_rule(tmp_path, broker, h
         gw.stop()
         agent.stop()
         emu.stop()
+
+
+@pytest.mark.parametrize("rules_file", ["configs/rules.yaml", "configs/demo/rules.yaml"])
+def test_shipped_rules_call_a_silent_camera_thermal_camera_or_fence_offline(rules_file):
+    """A cut cable is an alert: the shipped rule files have silence rules for every kind that watches a place
+    (frames stop, or the gateway says offline)."""
+    import numpy as np
+
+    from edge.message import Event
+    from edge.rules.engine import Engine
+    from edge.rules.loader import load_rules
+    from edge.rules.ruleset import RuleSet
+    from tests.rulekit import T0, Driver, status
+
+    d = Driver(Engine(RuleSet(load_rules(Path(rules_file))), edge_id="edge-t"))
+    gray = np.zeros((36, 64), np.uint8)
+    d.send(Event(kind="camera", grid="grid-07", device="cam-07", ts=T0, received_at=T0, gray=gray))
+    d.send(Event(kind="thermal", grid="grid-03", device="th-01", ts=T0, received_at=T0,
+                 celsius=np.full((24, 32), 20.0, np.float32)))
+    d.send(status(1.0, "offline", device="fence-01", grid="grid-03", kind="fence"))
+    d.at(61.0)
+    offline = {(a.device_id, a.category) for a in d.alerts if a.state == "firing"}
+    assert {("cam-07", "device_offline"), ("th-01", "device_offline"), ("fence-01", "device_offline")} <= offline
