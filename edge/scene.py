@@ -1,27 +1,53 @@
 """Per-camera scene models: the state a camera's frames build up, shared by every rule on that camera.
 
 For each frame (already decoded small and gray) it keeps a running-average background and gives the
-motion mask; notices a global change of light (most of the frame changed at once) and recalibrates
-instead of reporting motion; and measures what the tamper rule needs against the camera's own learned
-baseline: brightness spread (blackout), sharpness (defocus) and likeness to a reference view (shifted).
-Plain numpy/OpenCV, no I/O. The learned baselines (sharpness, reference view) can be dumped and restored,
-so a restart does not learn a covered or blurred view as normal; the background is learned again.
+motion mask, and measures what the tamper rule needs against the camera's own learned baseline.
+
+- **Light is not motion.** Before comparing a frame with the background, the background is re-lit (for the
+  comparison only; the stored background keeps learning from frames as before): the
+  ratio of frame to background is taken on a coarse grid (80 px wide) and median-filtered, which keeps a
+  light field (a fade, a cloud's shadow, a headlight sweep, even with a sharp edge) and drops anything
+  smaller than half the filter window (a person). Only what differs from the re-lit background is motion.
+  A change of most of the view at once is still a change of light and is learned at once.
+- **A moving or turned camera is not motion.** The translation from the previous frame and from the
+  reference view is measured by template matching (OpenCV `matchTemplate`, the middle of the reference
+  searched 3/8 of the width either way) on a 96 px wide copy: a view whose offset changes by more than 2 %
+  of its width between frames reports no motion, and the offset from the reference
+  view (`offset`, in view widths) is what `tamper: shifted` judges, with the likeness to the reference
+  (`similarity`) for a view that no longer resembles it at all.
+- **Covers:** the view is cut into 8x6 cells and each cell's texture (spread over brightness, so light does
+  not change it) is compared with its learned baseline; `covered` is the share of textured cells whose
+  texture is gone (a hand, a cloth, a bag, sprayed paint).
+- **Baselines are learned only from normal frames**, slowly (the reference view follows a few minutes of a
+  normal view), so a covered, blurred or turned view is never learned as the reference. The learned
+  baselines can be dumped and restored, so a restart does not learn a tampered view as normal.
+
+Plain numpy/OpenCV, no I/O.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import cv2
 import numpy as np
 
-DIFF_LEVEL = 25  # gray levels a pixel must differ from the background to count as changed
-GLOBAL_CHANGE = 0.5  # fraction of the frame changed at once that is a change of light, not motion
+DIFF_LEVEL = 25  # gray levels a pixel must differ from the (re-lit) background to count as changed
+GLOBAL_CHANGE = 0.5  # fraction of the frame changed at once, after re-lighting, that is a change of light
 ALPHA = 0.05  # background learning rate per frame
 WARMUP = 8  # frames before tamper measurements are trusted
+REF_RATE = 0.01  # reference view and cell textures: learning rate per normal frame
 THUMB = (32, 18)
+LIGHT_W, LIGHT_K = 80, 9  # coarse grid width and median window (cells) of the light field
+PC_W = 96  # width of the copy on which the view's translation is measured
+MATCH_MIN = 0.6  # a weaker best match says nothing about a translation
+MATCH_MARGIN = 0.2  # ... nor one hardly better than the match where the middle was
+MOVING = 0.02  # translation between frames (in view widths) above which the camera is moving
+CELLS = (8, 6)
+SETTLE = 5  # frames a view must look normal again before motion counts and baselines learn
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
 
@@ -30,13 +56,16 @@ class SceneState:
     """What one frame showed, for the rules."""
 
     mask: np.ndarray  # uint8 0/255 motion mask at working size
-    changed: float  # fraction of the frame that differed from the background
-    relit: bool  # a change of the whole view (light, cover, blur, turned camera): no motion reported
+    changed: float  # fraction of the frame that differed from the re-lit background
+    relit: bool  # a change of the whole view (light step, cover, blur, turned or moving camera): no motion
     learning: bool  # still in warm-up: tamper measurements not yet meaningful
     std: float  # brightness spread: near 0 when the lens is covered or the signal lost
     sharpness: float
     sharp_base: float
     similarity: float  # normalised correlation with the learned reference view, -1..1
+    offset: float = 0.0  # translation from the reference view, in view widths
+    covered: float = 0.0  # share of the textured cells whose texture is gone
+    moving: bool = False  # the view moved since the last frame (pan, tilt, a knock)
 
 
 @dataclass
@@ -46,6 +75,10 @@ class CameraScene:
     bg8: np.ndarray | None = None
     sharp_base: float = 0.0
     ref: np.ndarray | None = None
+    ref_pc: np.ndarray | None = None
+    cells: np.ndarray | None = None  # learned texture per cell
+    prev_offset: float = 0.0
+    calm: int = SETTLE  # consecutive frames with nothing odd (a view that was odd must settle first)
 
     def update(self, gray: np.ndarray) -> SceneState:
         g = cv2.blur(gray, (3, 3))
@@ -54,42 +87,73 @@ class CameraScene:
         lap = cv2.Laplacian(g, cv2.CV_16S, ksize=1)
         sharpness = float(cv2.meanStdDev(lap)[1][0, 0]) ** 2 / (std * std + 1.0)  # dimming is not defocus
         thumb = cv2.resize(g, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
-        similarity = self._similarity(thumb)
+        similarity = _ncc(thumb, self.ref) if self.ref is not None else 1.0
+        pc = cv2.resize(g, (PC_W, max(8, round(PC_W * g.shape[0] / g.shape[1]))),
+                        interpolation=cv2.INTER_AREA).astype(np.float32)
+        offset = _shift(self.ref_pc, pc) if self.ref_pc is not None and self.ref_pc.shape == pc.shape else 0.0
+        # moving: the view's offset from the reference changed since the last frame (measured against the
+        # reference, a mostly still background, so a person crossing the middle is not a moving camera)
+        moving = abs(offset - self.prev_offset) > MOVING
+        self.prev_offset = offset
+        texture = _textures(g)
+        covered = _covered(texture, self.cells) if self.cells is not None else 0.0
         if self.bg is None or self.bg.shape != g.shape:
             self.bg = g.astype(np.float32)
             self.bg8 = g.copy()
             mask, changed, relit = np.zeros_like(g), 0.0, False
         else:
-            assert self.bg8 is not None
-            diff = cv2.absdiff(g, self.bg8)
+            lit = self._relight(g)
+            diff = cv2.absdiff(g, cv2.convertScaleAbs(lit))
             _, mask = cv2.threshold(diff, DIFF_LEVEL, 255, cv2.THRESH_BINARY)
             changed = cv2.countNonZero(mask) / mask.size
-            # A change of the whole view is not motion in a zone. Light (lamps, cloud, IR switch, a cover):
-            # learn the new look at once. Blur or a turned camera: keep the old background for when the
-            # view comes back, and leave the rest to the tamper measurements.
-            odd = self.frames > WARMUP and (similarity < SHIFT_BELOW or sharpness < DEFOCUS_RATIO * self.sharp_base)
-            relit = changed > GLOBAL_CHANGE or odd
-            if changed > GLOBAL_CHANGE:
+            # Not motion in a zone: a change of most of the view (learn the new look at once), or a view
+            # that is covered, blurred, turned or moving (keep the old background for when it comes back,
+            # and leave the rest to the tamper measurements).
+            strange = self.frames > WARMUP and (
+                similarity < SHIFT_BELOW or offset >= SHIFT_OFFSET or covered >= COVER_MIN
+                or sharpness < DEFOCUS_RATIO * self.sharp_base)
+            self.calm = 0 if strange or moving else self.calm + 1
+            odd = strange or self.calm < SETTLE  # one frame that looks right in a pan is not the view back
+            relit = changed > GLOBAL_CHANGE or odd or moving
+            if changed > GLOBAL_CHANGE and not odd and not moving:
                 self.bg[:] = g
                 self.bg8 = g.copy()
                 mask[:] = 0
-            elif odd:
+            elif odd or moving:
                 mask[:] = 0
             else:
                 mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL)  # speckle (noise, rain) is not motion
-                cv2.accumulateWeighted(g, self.bg, ALPHA)
+                cv2.accumulateWeighted(g, self.bg, ALPHA)  # the stored background follows the light by itself
                 self.bg8 = cv2.convertScaleAbs(self.bg)
         learning = self.frames <= WARMUP
-        state = SceneState(mask, changed, relit, learning, std, sharpness, self.sharp_base or sharpness, similarity)
-        if learning or self._normal(state):
-            self._learn(sharpness, thumb)
+        state = SceneState(mask, changed, relit, learning, std, sharpness, self.sharp_base or sharpness, similarity,
+                           offset, covered, moving)
+        if learning or (self.calm >= SETTLE and self._clearly_normal(state)):
+            self._learn(sharpness, thumb, pc, texture, learning)
         return state
+
+    def _relight(self, g: np.ndarray) -> np.ndarray:
+        """The background as it would look in this frame's light (float32, working size)."""
+        assert self.bg is not None
+        h, w = g.shape
+        size = (LIGHT_W, max(4, round(LIGHT_W * h / w)))
+        gs = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32) + 8.0
+        bs = cv2.resize(self.bg, size, interpolation=cv2.INTER_AREA) + 8.0
+        ratio = np.clip(gs / bs * 64.0 + 0.5, 0, 255).astype(np.uint8)  # 64 = no change; up to 4x brighter
+        field = cv2.medianBlur(ratio, LIGHT_K)
+        gain = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) * (1 / 64.0)
+        return (self.bg + 8.0) * gain - 8.0
 
     def baseline(self) -> dict[str, Any] | None:
         """What the camera has learned that is worth keeping across a restart (the background is not)."""
         if self.ref is None or self.frames <= WARMUP:
             return None
-        return {"sharp_base": round(self.sharp_base, 6), "ref": [round(float(v), 1) for v in self.ref.ravel()]}
+        out: dict[str, Any] = {"sharp_base": round(self.sharp_base, 6),
+                               "ref": [round(float(v), 1) for v in self.ref.ravel()]}
+        if self.ref_pc is not None and self.cells is not None:
+            out["ref_pc"] = {"h": int(self.ref_pc.shape[0]), "v": [round(float(v), 1) for v in self.ref_pc.ravel()]}
+            out["cells"] = [round(float(v), 4) for v in self.cells.ravel()]
+        return out
 
     @classmethod
     def restored(cls, data: dict[str, Any]) -> CameraScene:
@@ -98,31 +162,87 @@ class CameraScene:
         ref = np.asarray(data["ref"], np.float32)
         if ref.size != THUMB[0] * THUMB[1]:
             raise ValueError(f"reference view has {ref.size} values, expected {THUMB[0] * THUMB[1]}")
-        return cls(frames=WARMUP, sharp_base=float(data["sharp_base"]), ref=ref.reshape(THUMB[1], THUMB[0]))
+        scene = cls(frames=WARMUP, sharp_base=float(data["sharp_base"]), ref=ref.reshape(THUMB[1], THUMB[0]))
+        if "ref_pc" in data and "cells" in data:  # saved by a version that measured offsets and covers
+            pc = data["ref_pc"]
+            scene.ref_pc = np.asarray(pc["v"], np.float32).reshape(int(pc["h"]), PC_W)
+            cells = np.asarray(data["cells"], np.float32)
+            if cells.size != CELLS[0] * CELLS[1]:
+                raise ValueError(f"cell textures have {cells.size} values, expected {CELLS[0] * CELLS[1]}")
+            scene.cells = cells.reshape(CELLS[1], CELLS[0])
+        return scene
 
-    def _similarity(self, thumb: np.ndarray) -> float:
-        if self.ref is None:
-            return 1.0
-        a = thumb - thumb.mean()
-        b = self.ref - self.ref.mean()
-        den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-        return float((a * b).sum()) / den if den > 1e-6 else 0.0
+    def _clearly_normal(self, s: SceneState) -> bool:
+        """Frames the baselines learn from: well inside every tamper threshold, so a view that is partly
+        covered or a little turned (not yet enough to alarm) does not wear the baseline down to itself."""
+        return (s.std >= 1.5 * BLACKOUT_STD and s.similarity >= SHIFT_BELOW + 0.2 and s.offset < SHIFT_OFFSET / 2
+                and s.covered < COVER_MIN / 2 and s.sharpness >= 2 * DEFOCUS_RATIO * s.sharp_base)
 
-    def _normal(self, s: SceneState) -> bool:
-        return s.std >= BLACKOUT_STD and s.similarity >= SHIFT_BELOW and s.sharpness >= DEFOCUS_RATIO * s.sharp_base
+    def _learn(self, sharpness: float, thumb: np.ndarray, pc: np.ndarray, texture: np.ndarray,
+               learning: bool) -> None:
+        if self.ref is None or self.ref_pc is None or self.cells is None or self.ref_pc.shape != pc.shape:
+            self.ref, self.ref_pc, self.cells = thumb, pc, texture
+            if not self.sharp_base:
+                self.sharp_base = sharpness
+            return
+        rate = 0.2 if learning else REF_RATE  # warm-up settles the baselines fast, then they only follow
+        self.sharp_base += (0.2 if learning else 0.05) * (sharpness - self.sharp_base)
+        cv2.accumulateWeighted(thumb, self.ref, rate)
+        cv2.accumulateWeighted(pc, self.ref_pc, rate)
+        cv2.accumulateWeighted(texture, self.cells, rate)
 
-    def _learn(self, sharpness: float, thumb: np.ndarray) -> None:
-        if self.ref is None:
-            self.ref, self.sharp_base = thumb, sharpness
-        else:
-            self.sharp_base += 0.05 * (sharpness - self.sharp_base)
-            cv2.accumulateWeighted(thumb, self.ref, 0.02)
+
+def _ncc(a: np.ndarray, b: np.ndarray) -> float:
+    a = a - a.mean()
+    b = b - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum()) / den if den > 1e-6 else 0.0
+
+
+def _shift(ref: np.ndarray, cur: np.ndarray) -> float:
+    """How far the middle of `ref` moved in `cur`, in view widths: the best match of the central 25 % x 50 %
+    of `ref` (normalised cross-correlation), searched over 3/8 of the width either way. 0 when the
+    middle has no texture to go by, matches nowhere well, or matches about as well where it was (people
+    crossing, repeated structure); the likeness to the reference judges a view that is wholly different."""
+    h, w = ref.shape
+    tw, th = int(w * 0.25), int(h * 0.5)
+    x0, y0 = (w - tw) // 2, (h - th) // 2
+    tpl = ref[y0:y0 + th, x0:x0 + tw]
+    if float(tpl.std()) < 2.0:
+        return 0.0
+    res = cv2.matchTemplate(cur, tpl, cv2.TM_CCOEFF_NORMED)
+    _, peak, _, (mx, my) = cv2.minMaxLoc(res)
+    if peak < MATCH_MIN or peak - float(res[y0, x0]) < MATCH_MARGIN:
+        return 0.0  # no good match, or the middle still matches about as well where it was
+    return math.hypot(mx - x0, my - y0) / w
+
+
+def _textures(g: np.ndarray) -> np.ndarray:
+    """Texture per cell: brightness spread over mean brightness (a change of light leaves it alone)."""
+    small = cv2.resize(g, (CELLS[0] * 8, CELLS[1] * 8), interpolation=cv2.INTER_AREA).astype(np.float32)
+    blocks = small.reshape(CELLS[1], 8, CELLS[0], 8)
+    mean = blocks.mean(axis=(1, 3))
+    spread = blocks.std(axis=(1, 3))
+    return (spread / (mean + 16.0)).astype(np.float32)
+
+
+def _covered(texture: np.ndarray, base: np.ndarray) -> float:
+    textured = base > TEXTURED
+    n = int(textured.sum())
+    if n == 0:
+        return 0.0
+    gone = textured & (texture < COVER_TEXTURE * base)
+    return float(gone.sum()) / n
 
 
 # defaults of the tamper rule; the scene only learns from frames that none of them flags
 BLACKOUT_STD = 6.0
 DEFOCUS_RATIO = 0.3
 SHIFT_BELOW = 0.5
+SHIFT_OFFSET = 0.1  # an offset from the reference view of a tenth of its width is a turned camera
+COVER_MIN = 0.25  # a third of the view covered is a cover (a quarter of its textured cells, with some slack)
+COVER_TEXTURE = 0.35  # a cell whose texture fell below this share of its baseline is covered
+TEXTURED = 0.02  # cells with less texture than this (sky, a blank wall) say nothing about covers
 
 
 class Scenes:

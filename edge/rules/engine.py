@@ -257,8 +257,8 @@ class Engine:
         ep = st["ep"]
         if v.value is not None:
             st["val"] = v.value
-        if v.note is not None and (v.cond or ep == "idle"):
-            st["note"] = v.note
+        if v.note is not None and ep in ("idle", "pending") and (v.cond or ep == "idle"):
+            st["note"] = v.note  # frozen once the alert fires: the resolve says what the firing said
         if v.cond is True:
             if ep == "idle":
                 if cr.spec.schedule is not None and not cr.spec.schedule.active_at(v.ts):
