@@ -5,13 +5,13 @@ motion mask, and measures what the tamper rule needs against the camera's own le
 
 - **Light is not motion.** Before comparing a frame with the background, the background is re-lit (for the
   comparison only; the stored background keeps learning from frames as before): the
-  ratio of frame to background is taken on a coarse grid (80 px wide) and median-filtered, which keeps a
+  ratio of frame to background is taken on a coarse grid (40 px wide) and median-filtered, which keeps a
   light field (a fade, a cloud's shadow, a headlight sweep, even with a sharp edge) and drops anything
   smaller than half the filter window (a person). Only what differs from the re-lit background is motion.
   A change of most of the view at once is still a change of light and is learned at once.
-- **A moving or turned camera is not motion.** The translation from the previous frame and from the
+- **A moving or turned camera is not motion.** The translation from the reference view
   reference view is measured by template matching (OpenCV `matchTemplate`, the middle of the reference
-  searched 3/8 of the width either way) on a 96 px wide copy: a view whose offset changes by more than 2 %
+  searched 3/8 of the width either way) on an 80 px wide copy: a view whose offset changes by more than 2 %
   of its width between frames reports no motion, and the offset from the reference
   view (`offset`, in view widths) is what `tamper: shifted` judges, with the likeness to the reference
   (`similarity`) for a view that no longer resembles it at all.
@@ -41,12 +41,15 @@ ALPHA = 0.05  # background learning rate per frame
 WARMUP = 8  # frames before tamper measurements are trusted
 REF_RATE = 0.01  # reference view and cell textures: learning rate per normal frame
 THUMB = (32, 18)
-LIGHT_W, LIGHT_K = 80, 9  # coarse grid width and median window (cells) of the light field
-PC_W = 96  # width of the copy on which the view's translation is measured
+SMALL_W = 80  # width of the copy on which the view's translation, likeness and texture are measured
+LIGHT_W, LIGHT_K = 40, 5  # coarse grid width and median window (cells) of the light field
+LIGHT_STEADY = 3  # a light field within 3/64 (5 %) of 1 everywhere is no change of light
 MATCH_MIN = 0.6  # a weaker best match says nothing about a translation
 MATCH_MARGIN = 0.2  # ... nor one hardly better than the match where the middle was
 MOVING = 0.02  # translation between frames (in view widths) above which the camera is moving
 CELLS = (8, 6)
+MEASURE_EVERY = 0.5  # seconds of a camera's time between view measurements
+MEASURE_ON_CHANGE = 0.08  # ... or at once when this share of the view changed
 SETTLE = 5  # frames a view must look normal again before motion counts and baselines learn
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
@@ -66,6 +69,7 @@ class SceneState:
     offset: float = 0.0  # translation from the reference view, in view widths
     covered: float = 0.0  # share of the textured cells whose texture is gone
     moving: bool = False  # the view moved since the last frame (pan, tilt, a knock)
+    moved: int = 0  # pixels set in `mask`
 
 
 @dataclass
@@ -77,72 +81,104 @@ class CameraScene:
     ref: np.ndarray | None = None
     ref_pc: np.ndarray | None = None
     cells: np.ndarray | None = None  # learned texture per cell
-    prev_offset: float = 0.0
+    measured_at: float = float("-inf")
+    # similarity, offset, covered, moving, std, sharpness: the last view measurement
+    view: tuple[float, float, float, bool, float, float] = (1.0, 0.0, 0.0, False, 0.0, 0.0)
+    sample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # what the last measurement learns from
+    bg_light: np.ndarray | None = None  # the background on the light field's coarse grid
     calm: int = SETTLE  # consecutive frames with nothing odd (a view that was odd must settle first)
 
-    def update(self, gray: np.ndarray) -> SceneState:
+    def update(self, gray: np.ndarray, ts: float | None = None) -> SceneState:
+        """One frame (reduced gray); `ts` (seconds) paces the view measurements (likeness, offset, covers)
+        to one per MEASURE_EVERY of a camera's time, which is plenty for tamper holds of seconds."""
         g = cv2.blur(gray, (3, 3))
         self.frames += 1
-        std = float(cv2.meanStdDev(g)[1][0, 0])
-        lap = cv2.Laplacian(g, cv2.CV_16S, ksize=1)
-        sharpness = float(cv2.meanStdDev(lap)[1][0, 0]) ** 2 / (std * std + 1.0)  # dimming is not defocus
-        thumb = cv2.resize(g, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
-        similarity = _ncc(thumb, self.ref) if self.ref is not None else 1.0
-        pc = cv2.resize(g, (PC_W, max(8, round(PC_W * g.shape[0] / g.shape[1]))),
-                        interpolation=cv2.INTER_AREA).astype(np.float32)
-        offset = _shift(self.ref_pc, pc) if self.ref_pc is not None and self.ref_pc.shape == pc.shape else 0.0
-        # moving: the view's offset from the reference changed since the last frame (measured against the
-        # reference, a mostly still background, so a person crossing the middle is not a moving camera)
-        moving = abs(offset - self.prev_offset) > MOVING
-        self.prev_offset = offset
-        texture = _textures(g)
-        covered = _covered(texture, self.cells) if self.cells is not None else 0.0
-        if self.bg is None or self.bg.shape != g.shape:
+        h, w = g.shape
+        small = cv2.resize(g, (SMALL_W, max(8, round(SMALL_W * h / w))), interpolation=cv2.INTER_AREA)
+        due = ts is None or self.frames <= WARMUP + 1 or not 0 <= ts - self.measured_at < MEASURE_EVERY
+        light = cv2.resize(small, (LIGHT_W, max(4, round(LIGHT_W * h / w))), interpolation=cv2.INTER_AREA)
+        if self.bg is None or self.bg.shape != g.shape or self.bg_light is None:
             self.bg = g.astype(np.float32)
             self.bg8 = g.copy()
-            mask, changed, relit = np.zeros_like(g), 0.0, False
+            self.bg_light = light.astype(np.float32)
+            mask, changed = np.zeros_like(g), 0.0
         else:
-            lit = self._relight(g)
-            diff = cv2.absdiff(g, cv2.convertScaleAbs(lit))
+            diff = cv2.absdiff(g, self._relight(light))
             _, mask = cv2.threshold(diff, DIFF_LEVEL, 255, cv2.THRESH_BINARY)
             changed = cv2.countNonZero(mask) / mask.size
-            # Not motion in a zone: a change of most of the view (learn the new look at once), or a view
-            # that is covered, blurred, turned or moving (keep the old background for when it comes back,
-            # and leave the rest to the tamper measurements).
+        measure = due or changed >= MEASURE_ON_CHANGE  # a big change (a pan starting) is measured at once
+        if measure:
+            self.measured_at = ts if ts is not None else 0.0
+            self._measure(g, small)
+        similarity, offset, covered, moving, std, sharpness = self.view
+        sharp_base = self.sharp_base or sharpness
+        if self.frames > 1:
+            # Not motion in a zone: a change of most of the view (learn the new look at once), or a view that
+            # is covered, blurred, turned or moving (keep the old background for when it comes back, and leave
+            # the rest to the tamper measurements). A view that was odd stays odd until it is clearly normal
+            # again and has stayed so for SETTLE frames.
             strange = self.frames > WARMUP and (
                 similarity < SHIFT_BELOW or offset >= SHIFT_OFFSET or covered >= COVER_MIN
-                or sharpness < DEFOCUS_RATIO * self.sharp_base)
+                or sharpness < DEFOCUS_RATIO * sharp_base
+                or (self.calm < SETTLE and not _clearly_normal(std, sharpness, sharp_base, similarity, offset,
+                                                                covered)))
             self.calm = 0 if strange or moving else self.calm + 1
-            odd = strange or self.calm < SETTLE  # one frame that looks right in a pan is not the view back
-            relit = changed > GLOBAL_CHANGE or odd or moving
-            if changed > GLOBAL_CHANGE and not odd and not moving:
+            odd = self.calm < SETTLE
+            relit = changed > GLOBAL_CHANGE or odd
+            assert self.bg8 is not None and self.bg_light is not None
+            if changed > GLOBAL_CHANGE and not odd:
                 self.bg[:] = g
                 self.bg8 = g.copy()
+                self.bg_light[:] = light
                 mask[:] = 0
-            elif odd or moving:
+            elif odd:
                 mask[:] = 0
             else:
                 mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, _KERNEL)  # speckle (noise, rain) is not motion
                 cv2.accumulateWeighted(g, self.bg, ALPHA)  # the stored background follows the light by itself
+                cv2.accumulateWeighted(light, self.bg_light, ALPHA)
                 self.bg8 = cv2.convertScaleAbs(self.bg)
+        else:
+            relit = False
         learning = self.frames <= WARMUP
-        state = SceneState(mask, changed, relit, learning, std, sharpness, self.sharp_base or sharpness, similarity,
-                           offset, covered, moving)
-        if learning or (self.calm >= SETTLE and self._clearly_normal(state)):
-            self._learn(sharpness, thumb, pc, texture, learning)
+        state = SceneState(mask, changed, relit, learning, std, sharpness, sharp_base, similarity, offset, covered,
+                           moving, cv2.countNonZero(mask) if changed else 0)
+        if measure and (learning or (self.calm >= SETTLE and _clearly_normal(std, sharpness, sharp_base, similarity,
+                                                                             offset, covered))):
+            self._learn(sharpness, learning)
         return state
 
-    def _relight(self, g: np.ndarray) -> np.ndarray:
-        """The background as it would look in this frame's light (float32, working size)."""
-        assert self.bg is not None
-        h, w = g.shape
-        size = (LIGHT_W, max(4, round(LIGHT_W * h / w)))
-        gs = cv2.resize(g, size, interpolation=cv2.INTER_AREA).astype(np.float32) + 8.0
-        bs = cv2.resize(self.bg, size, interpolation=cv2.INTER_AREA) + 8.0
-        ratio = np.clip(gs / bs * 64.0 + 0.5, 0, 255).astype(np.uint8)  # 64 = no change; up to 4x brighter
+    def _measure(self, g: np.ndarray, small: np.ndarray) -> None:
+        """Likeness to the reference, offset from it (and whether it moved since the last measurement),
+        covered share, brightness spread and sharpness, kept in `self.view` until the next measurement."""
+        std = float(cv2.meanStdDev(g)[1][0, 0])
+        lap = cv2.Laplacian(g, cv2.CV_16S, ksize=1)
+        sharpness = float(cv2.meanStdDev(lap)[1][0, 0]) ** 2 / (std * std + 1.0)  # dimming is not defocus
+        thumb = cv2.resize(small, THUMB, interpolation=cv2.INTER_AREA).astype(np.float32)
+        similarity = _ncc(thumb, self.ref) if self.ref is not None else 1.0
+        pc = small.astype(np.float32)
+        offset = _shift(self.ref_pc, pc) if self.ref_pc is not None and self.ref_pc.shape == pc.shape else 0.0
+        # moving: the view's offset from the reference changed since the last measurement (measured against
+        # the reference, a mostly still background, so a person crossing the middle is not a moving camera)
+        moving = abs(offset - self.view[1]) > MOVING
+        texture = _textures(pc)
+        covered = _covered(texture, self.cells) if self.cells is not None else 0.0
+        self.view = (similarity, offset, covered, moving, std, sharpness)
+        self.sample = (thumb, pc, texture)
+
+    def _relight(self, light: np.ndarray) -> np.ndarray:
+        """The background as it would look in this frame's light (uint8, working size): the ratio of the
+        frame to the background on the coarse grid, median-filtered, scales the background. 8-bit OpenCV
+        arithmetic throughout, so it costs about as much as the comparison itself."""
+        assert self.bg8 is not None and self.bg_light is not None
+        ratio = cv2.divide(cv2.add(light, 8), cv2.add(cv2.convertScaleAbs(self.bg_light), 8), scale=64)
         field = cv2.medianBlur(ratio, LIGHT_K)
-        gain = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32) * (1 / 64.0)
-        return (self.bg + 8.0) * gain - 8.0
+        low, high, _, _ = cv2.minMaxLoc(field)
+        if low >= 64 - LIGHT_STEADY and high <= 64 + LIGHT_STEADY:
+            return self.bg8  # the light has not changed (most frames): nothing to re-light
+        h, w = self.bg8.shape
+        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+        return cv2.multiply(self.bg8, field, scale=1 / 64)
 
     def baseline(self) -> dict[str, Any] | None:
         """What the camera has learned that is worth keeping across a restart (the background is not)."""
@@ -165,50 +201,60 @@ class CameraScene:
         scene = cls(frames=WARMUP, sharp_base=float(data["sharp_base"]), ref=ref.reshape(THUMB[1], THUMB[0]))
         if "ref_pc" in data and "cells" in data:  # saved by a version that measured offsets and covers
             pc = data["ref_pc"]
-            scene.ref_pc = np.asarray(pc["v"], np.float32).reshape(int(pc["h"]), PC_W)
+            scene.ref_pc = np.asarray(pc["v"], np.float32).reshape(int(pc["h"]), SMALL_W)
             cells = np.asarray(data["cells"], np.float32)
             if cells.size != CELLS[0] * CELLS[1]:
                 raise ValueError(f"cell textures have {cells.size} values, expected {CELLS[0] * CELLS[1]}")
             scene.cells = cells.reshape(CELLS[1], CELLS[0])
         return scene
 
-    def _clearly_normal(self, s: SceneState) -> bool:
-        """Frames the baselines learn from: well inside every tamper threshold, so a view that is partly
-        covered or a little turned (not yet enough to alarm) does not wear the baseline down to itself."""
-        return (s.std >= 1.5 * BLACKOUT_STD and s.similarity >= SHIFT_BELOW + 0.2 and s.offset < SHIFT_OFFSET / 2
-                and s.covered < COVER_MIN / 2 and s.sharpness >= 2 * DEFOCUS_RATIO * s.sharp_base)
-
-    def _learn(self, sharpness: float, thumb: np.ndarray, pc: np.ndarray, texture: np.ndarray,
-               learning: bool) -> None:
-        if self.ref is None or self.ref_pc is None or self.cells is None or self.ref_pc.shape != pc.shape:
-            self.ref, self.ref_pc, self.cells = thumb, pc, texture
-            if not self.sharp_base:
-                self.sharp_base = sharpness
-            return
+    def _learn(self, sharpness: float, learning: bool) -> None:
+        """Baselines follow a measured frame that looked clearly normal (all of them during warm-up)."""
         rate = 0.2 if learning else REF_RATE  # warm-up settles the baselines fast, then they only follow
-        self.sharp_base += (0.2 if learning else 0.05) * (sharpness - self.sharp_base)
+        if self.ref is None or not self.sharp_base:
+            self.sharp_base = sharpness
+        else:
+            self.sharp_base += (0.2 if learning else 0.05) * (sharpness - self.sharp_base)
+        if self.sample is None:
+            return
+        thumb, pc, texture = self.sample
+        if self.ref is None or self.ref_pc is None or self.cells is None or self.ref_pc.shape != pc.shape:
+            self.ref, self.ref_pc, self.cells = thumb.copy(), pc.copy(), texture.copy()
+            return
         cv2.accumulateWeighted(thumb, self.ref, rate)
         cv2.accumulateWeighted(pc, self.ref_pc, rate)
         cv2.accumulateWeighted(texture, self.cells, rate)
 
 
+def _clearly_normal(std: float, sharpness: float, sharp_base: float, similarity: float, offset: float,
+                    covered: float) -> bool:
+    """Well inside every tamper threshold: what the baselines learn from, and what ends an odd view (so a view
+    that is partly covered or a little turned, not yet enough to alarm, neither wears the baseline down to
+    itself nor counts as back)."""
+    return (std >= 1.5 * BLACKOUT_STD and similarity >= SHIFT_BELOW + 0.2 and offset < SHIFT_OFFSET / 2
+            and covered < COVER_MIN / 2 and sharpness >= 2 * DEFOCUS_RATIO * sharp_base)
+
+
 def _ncc(a: np.ndarray, b: np.ndarray) -> float:
-    a = a - a.mean()
-    b = b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum()) / den if den > 1e-6 else 0.0
+    """Normalised correlation of two float32 images of one size (-1..1; 0 when either is flat)."""
+    ma, sa = cv2.meanStdDev(a)
+    mb, sb = cv2.meanStdDev(b)
+    den = float(sa[0, 0] * sb[0, 0])
+    if den < 1e-6:
+        return 0.0
+    return (float(np.dot(a.ravel(), b.ravel())) / a.size - float(ma[0, 0] * mb[0, 0])) / den
 
 
-def _shift(ref: np.ndarray, cur: np.ndarray) -> float:
+def _shift(ref_f: np.ndarray, cur: np.ndarray) -> float:
     """How far the middle of `ref` moved in `cur`, in view widths: the best match of the central 25 % x 50 %
     of `ref` (normalised cross-correlation), searched over 3/8 of the width either way. 0 when the
     middle has no texture to go by, matches nowhere well, or matches about as well where it was (people
     crossing, repeated structure); the likeness to the reference judges a view that is wholly different."""
-    h, w = ref.shape
+    h, w = ref_f.shape
     tw, th = int(w * 0.25), int(h * 0.5)
     x0, y0 = (w - tw) // 2, (h - th) // 2
-    tpl = ref[y0:y0 + th, x0:x0 + tw]
-    if float(tpl.std()) < 2.0:
+    tpl = ref_f[y0:y0 + th, x0:x0 + tw]
+    if float(cv2.meanStdDev(tpl)[1][0, 0]) < 2.0:
         return 0.0
     res = cv2.matchTemplate(cur, tpl, cv2.TM_CCOEFF_NORMED)
     _, peak, _, (mx, my) = cv2.minMaxLoc(res)
@@ -217,13 +263,12 @@ def _shift(ref: np.ndarray, cur: np.ndarray) -> float:
     return math.hypot(mx - x0, my - y0) / w
 
 
-def _textures(g: np.ndarray) -> np.ndarray:
+def _textures(small: np.ndarray) -> np.ndarray:
     """Texture per cell: brightness spread over mean brightness (a change of light leaves it alone)."""
-    small = cv2.resize(g, (CELLS[0] * 8, CELLS[1] * 8), interpolation=cv2.INTER_AREA).astype(np.float32)
-    blocks = small.reshape(CELLS[1], 8, CELLS[0], 8)
-    mean = blocks.mean(axis=(1, 3))
-    spread = blocks.std(axis=(1, 3))
-    return (spread / (mean + 16.0)).astype(np.float32)
+    mean = cv2.resize(small, CELLS, interpolation=cv2.INTER_AREA)
+    square = cv2.resize(small * small, CELLS, interpolation=cv2.INTER_AREA)
+    spread = cv2.sqrt(cv2.max(square - mean * mean, 0.0))
+    return spread / (mean + 16.0)
 
 
 def _covered(texture: np.ndarray, base: np.ndarray) -> float:
@@ -271,8 +316,8 @@ class Scenes:
                 continue
         return n
 
-    def update(self, device: str, gray: np.ndarray) -> SceneState:
+    def update(self, device: str, gray: np.ndarray, ts: float | None = None) -> SceneState:
         cam = self.cameras.get(device)
         if cam is None:
             cam = self.cameras[device] = CameraScene()
-        return cam.update(gray)
+        return cam.update(gray, ts)

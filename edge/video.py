@@ -40,7 +40,7 @@ class Video:
     def prepare(self, ev: Event) -> None:
         if ev.kind == "camera":
             if ev.gray is not None:
-                ev.scene = self.scenes.update(ev.device, ev.gray)
+                ev.scene = self.scenes.update(ev.device, ev.gray, ev.ts)
         self.last[ev.device] = ev
 
     def evidence(self, evaluator: Evaluator, alert: Alert) -> None:

@@ -38,6 +38,7 @@ class Evaluator(ClearsWhenQuiet):
     def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg.motion_in_zone
         self.clear_after = self.cfg.clear_after
+        self._zones: dict[tuple[int, ...], tuple[Any, int]] = {}  # frame shape -> (zone mask, its area)
 
     def accepts(self, ev: Event) -> bool:
         return ev.kind == "camera" and ev.scene is not None
@@ -50,9 +51,16 @@ class Evaluator(ClearsWhenQuiet):
         assert scene is not None
         if scene.relit:
             return None
-        zm = self.zone_mask(scene.mask.shape)
-        area = cv2.countNonZero(zm)
-        frac = cv2.countNonZero(cv2.bitwise_and(scene.mask, zm)) / area if area else 0.0
+        shape = scene.mask.shape
+        zone = self._zones.get(shape)
+        if zone is None:
+            zm = self.zone_mask(shape)
+            zone = self._zones[shape] = (zm, cv2.countNonZero(zm))
+        zm, area = zone
+        if not area or scene.moved < self.cfg.min_area * area:  # too little moves in the whole view
+            frac = 0.0
+        else:
+            frac = cv2.countNonZero(cv2.bitwise_and(scene.mask, zm)) / area
         if frac >= self.cfg.min_area:
             n = st.get("n", 0) + 1
             st["n"] = n
