@@ -50,6 +50,10 @@ MOVING = 0.02  # translation between frames (in view widths) above which the cam
 CELLS = (8, 6)
 MEASURE_EVERY = 0.5  # seconds of a camera's time between view measurements
 MEASURE_ON_CHANGE = 0.08  # ... or at once when this share of the view changed
+PRESENCE_EVERY = 0.5  # seconds of a camera's time between updates of the presence model
+PRESENCE_MAX = 600.0  # what has stayed this long (a parked car, a left bin) becomes background
+HOLD_RATE = 0.1  # learning rate of the presence model's background per update, where nothing is present
+PRESENCE_GROW = 2  # pixels a presence region may spread into the foreground per update
 SETTLE = 5  # frames a view must look normal again before motion counts and baselines learn
 _KERNEL = cv2.getStructuringElement(cv2.MORPH_RECT, (3, 3))
 
@@ -70,6 +74,16 @@ class SceneState:
     covered: float = 0.0  # share of the textured cells whose texture is gone
     moving: bool = False  # the view moved since the last frame (pan, tilt, a knock)
     moved: int = 0  # pixels set in `mask`
+    ts: float | None = None  # the frame's time (camera clock)
+    gray: np.ndarray | None = None  # the frame as compared (blurred, working size), for the presence model
+    owner: CameraScene | None = None
+
+    def presence(self) -> np.ndarray:
+        """0/255 mask of what came into the view moving and is still there, moving or standing still
+        (computed on demand, at most every PRESENCE_EVERY of the camera's time: only dwell rules ask)."""
+        if self.owner is None or self.gray is None:
+            return np.zeros_like(self.mask)
+        return self.owner.present(self)
 
 
 @dataclass
@@ -86,7 +100,13 @@ class CameraScene:
     view: tuple[float, float, float, bool, float, float] = (1.0, 0.0, 0.0, False, 0.0, 0.0)
     sample: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # what the last measurement learns from
     bg_light: np.ndarray | None = None  # the background on the light field's coarse grid
+    hold: np.ndarray | None = None  # presence model: background that does not learn where something is present
+    hold_light: np.ndarray | None = None  # ... on the light field's coarse grid
+    present_mask: np.ndarray | None = None  # ... what is present (0/255)
+    present_age: np.ndarray | None = None  # ... updates each present pixel has been present in a row
+    present_at: float = float("-inf")
     calm: int = SETTLE  # consecutive frames with nothing odd (a view that was odd must settle first)
+    _light: np.ndarray | None = None  # the last frame on the light field's coarse grid
 
     def update(self, gray: np.ndarray, ts: float | None = None) -> SceneState:
         """One frame (reduced gray); `ts` (seconds) paces the view measurements (likeness, offset, covers)
@@ -142,7 +162,8 @@ class CameraScene:
             relit = False
         learning = self.frames <= WARMUP
         state = SceneState(mask, changed, relit, learning, std, sharpness, sharp_base, similarity, offset, covered,
-                           moving, cv2.countNonZero(mask) if changed else 0)
+                           moving, cv2.countNonZero(mask) if changed else 0, ts, g, self)
+        self._light = light
         if measure and (learning or (self.calm >= SETTLE and _clearly_normal(std, sharpness, sharp_base, similarity,
                                                                              offset, covered))):
             self._learn(sharpness, learning)
@@ -167,18 +188,53 @@ class CameraScene:
         self.sample = (thumb, pc, texture)
 
     def _relight(self, light: np.ndarray) -> np.ndarray:
-        """The background as it would look in this frame's light (uint8, working size): the ratio of the
-        frame to the background on the coarse grid, median-filtered, scales the background. 8-bit OpenCV
-        arithmetic throughout, so it costs about as much as the comparison itself."""
         assert self.bg8 is not None and self.bg_light is not None
-        ratio = cv2.divide(cv2.add(light, 8), cv2.add(cv2.convertScaleAbs(self.bg_light), 8), scale=64)
-        field = cv2.medianBlur(ratio, LIGHT_K)
-        low, high, _, _ = cv2.minMaxLoc(field)
-        if low >= 64 - LIGHT_STEADY and high <= 64 + LIGHT_STEADY:
-            return self.bg8  # the light has not changed (most frames): nothing to re-light
-        h, w = self.bg8.shape
-        field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
-        return cv2.multiply(self.bg8, field, scale=1 / 64)
+        return _relit(self.bg8, self.bg_light, light)
+
+    def present(self, state: SceneState) -> np.ndarray:
+        """The presence model, brought up to this frame (see `SceneState.presence`). A second background
+        (`hold`) learns everywhere except where something is present; what differs from it (re-lit like the
+        motion background) is present if it is connected to motion or to what was present before, so a
+        person who walked in and stopped stays present while the motion background learns them away.
+        Nothing is updated while the view is odd (tamper, a moving camera); what stays PRESENCE_MAX
+        becomes background."""
+        g, ts = state.gray, state.ts
+        assert g is not None
+        if (self.present_mask is not None and self.present_mask.shape == g.shape and ts is not None
+                and 0 <= ts - self.present_at < PRESENCE_EVERY):
+            return self.present_mask
+        self.present_at = ts if ts is not None else 0.0
+        light = self._light
+        assert light is not None
+        if (self.hold is None or self.hold_light is None or self.present_mask is None or self.present_age is None
+                or self.hold.shape != g.shape):
+            self.hold, self.hold_light = g.astype(np.float32), light.astype(np.float32)
+            self.present_mask = np.zeros_like(g)
+            self.present_age = np.zeros(g.shape, np.uint16)
+            return self.present_mask
+        if state.relit and state.changed <= GLOBAL_CHANGE:  # an odd view: keep what was present as it was
+            return self.present_mask
+        hold8 = cv2.convertScaleAbs(self.hold)
+        _, fg = cv2.threshold(cv2.absdiff(g, _relit(hold8, self.hold_light, light)), DIFF_LEVEL, 255,
+                              cv2.THRESH_BINARY)
+        fg = cv2.morphologyEx(fg, cv2.MORPH_OPEN, _KERNEL)
+        seed = cv2.bitwise_or(cv2.dilate(self.present_mask, _KERNEL, iterations=PRESENCE_GROW), state.mask)
+        present = cv2.bitwise_and(fg, seed)
+        if cv2.countNonZero(present) > GLOBAL_CHANGE * present.size:  # not presence: a new view; start over
+            present[:] = 0
+            self.hold[:] = g
+            self.hold_light[:] = light
+        here = present > 0
+        age = np.where(here, cv2.add(self.present_age, 1), 0).astype(np.uint16)  # updates present in a row
+        absorbed = age > PRESENCE_MAX / PRESENCE_EVERY
+        if absorbed.any():
+            self.hold[absorbed] = g[absorbed]
+            present[absorbed] = 0
+            age[absorbed] = 0
+        cv2.accumulateWeighted(g, self.hold, HOLD_RATE, mask=cv2.bitwise_not(present))
+        cv2.accumulateWeighted(light, self.hold_light, HOLD_RATE)  # the median field drops what is present
+        self.present_mask, self.present_age = present, age
+        return present
 
     def baseline(self) -> dict[str, Any] | None:
         """What the camera has learned that is worth keeping across a restart (the background is not)."""
@@ -224,6 +280,20 @@ class CameraScene:
         cv2.accumulateWeighted(thumb, self.ref, rate)
         cv2.accumulateWeighted(pc, self.ref_pc, rate)
         cv2.accumulateWeighted(texture, self.cells, rate)
+
+
+def _relit(bg8: np.ndarray, bg_light: np.ndarray, light: np.ndarray) -> np.ndarray:
+    """`bg8` as it would look in the light of the frame whose coarse copy is `light` (uint8, working size):
+    the ratio of the frame to the background on the coarse grid, median-filtered, scales the background.
+    8-bit OpenCV arithmetic throughout, so it costs about as much as the comparison itself."""
+    ratio = cv2.divide(cv2.add(light, 8), cv2.add(cv2.convertScaleAbs(bg_light), 8), scale=64)
+    field = cv2.medianBlur(ratio, LIGHT_K)
+    low, high, _, _ = cv2.minMaxLoc(field)
+    if low >= 64 - LIGHT_STEADY and high <= 64 + LIGHT_STEADY:
+        return bg8  # the light has not changed (most frames): nothing to re-light
+    h, w = bg8.shape
+    field = cv2.resize(field, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.multiply(bg8, field, scale=1 / 64)
 
 
 def _clearly_normal(std: float, sharpness: float, sharp_base: float, similarity: float, offset: float,

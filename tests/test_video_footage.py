@@ -10,6 +10,7 @@ people walking in it all the time, so a motion rule there must keep firing (the 
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,4 +189,116 @@ def test_a_partly_covered_lens_is_covered_tamper_for_its_whole_episode(tmp_path,
     assert [a.labels["tamper"] for a in lens] == ["covered", "covered"]
     t0 = lens[0].observed_at.timestamp() - 1_795_000_000
     assert 15 <= t0 <= 20, t0
+    assert not firing(res, "lawn")
+
+
+def _person() -> tuple[np.ndarray, np.ndarray]:
+    """A real person cut out of the footage: the man walking on the right of the road in frame 50 (box
+    668,259 46x114 in the 768x576 clip), separated from the road by his difference from the clip's median
+    frame. Returns his pixels and a 0..1 alpha."""
+    frames = _frames()
+    median = np.median(np.stack(frames[:300:10]), axis=0).astype(np.uint8)
+    x, y, w, h = 668, 259, 46, 114
+    patch = frames[50][y:y + h, x:x + w].copy()
+    diff = cv2.absdiff(cv2.cvtColor(patch, cv2.COLOR_BGR2GRAY),
+                       cv2.cvtColor(median[y:y + h, x:x + w], cv2.COLOR_BGR2GRAY))
+    alpha = cv2.morphologyEx((diff > 30).astype(np.uint8), cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    alpha = cv2.GaussianBlur(alpha.astype(np.float32), (3, 3), 0)[..., None]
+    return patch, alpha
+
+
+def visitor(path: list[tuple[float, float, float]]) -> Transform:
+    """The cut-out person pasted into the footage along `path`: (t, x, y) waypoints of his feet in the
+    768x576 clip, straight lines between them; absent before the first and after the last. While he stands
+    he sways by a pixel, as a person does."""
+    patch, alpha = _person()
+    ph, pw = patch.shape[:2]
+
+    def paste(t: float, img: np.ndarray) -> np.ndarray:
+        if not path[0][0] <= t <= path[-1][0]:
+            return img
+        for (t0, x0, y0), (t1, x1, y1) in itertools.pairwise(path):
+            if t0 <= t <= t1:
+                k = (t - t0) / (t1 - t0) if t1 > t0 else 0.0
+                fx, fy = x0 + k * (x1 - x0), y0 + k * (y1 - y0)
+                break
+        fx += round(np.sin(t * 2.0))
+        left, top = int(fx - pw / 2), int(fy - ph)
+        out = img.copy()
+        region = out[top:top + ph, left:left + pw].astype(np.float32)
+        out[top:top + ph, left:left + pw] = (alpha * patch + (1 - alpha) * region).astype(np.uint8)
+        return out
+    return paste
+
+
+DWELL = f"""
+rules:
+  - id: lawn
+    match: {{kind: camera}}
+    when: {{motion_in_zone: {{zone: {LAWN}, min_area: 0.01, min_frames: 3, clear_after: 5s}}}}
+    category: intrusion
+  - id: loiter
+    match: {{kind: camera}}
+    when: {{dwell: {{zone: {LAWN}, for: 20s, min_area: 0.01, clear_after: 5s}}}}
+    category: intrusion
+"""
+
+
+def test_a_person_who_walks_into_a_zone_and_stands_still_is_loitering(tmp_path):
+    """He walks in from the left edge of the road and onto the lawn (t = 10..16), stands still at one spot on
+    the lawn from 16 s to 50 s, and walks off to the left (50..53). Ground truth: in the lawn zone (he covers
+    about 1.7 % of it) from about 13 s to 53 s. The
+    motion rule sees him come and then loses him as he stands (the motion background learns him within
+    seconds); the dwell rule times his stay from when he came in and fires after 20 s, and resolves after
+    he has gone."""
+    path = [(10.0, 30.0, 330.0), (16.0, 160.0, 520.0), (50.0, 160.0, 520.0), (53.0, 30.0, 540.0)]
+    res = run(tmp_path, visitor(path), 65, DWELL)
+    loiter = [a for a in res.alerts if a.rule_id == "loiter"]
+    assert [a.state for a in loiter] == ["firing", "resolved"], [(a.state, a.observed_at) for a in loiter]
+    t0 = loiter[0].observed_at.timestamp() - 1_795_000_000
+    t1 = loiter[1].observed_at.timestamp() - 1_795_000_000
+    assert 33 <= t0 <= 38, t0
+    assert 52 <= t1 <= 62, t1
+    lawn = [a for a in res.alerts if a.rule_id == "lawn"]
+    # the motion rule fired when he came and resolved while he still stood there: why dwell is needed
+    assert lawn and lawn[0].state == "firing"
+    assert any(a.state == "resolved" and a.observed_at.timestamp() - 1_795_000_000 < 45 for a in lawn)
+
+
+def test_a_person_crossing_a_zone_is_not_loitering(tmp_path):
+    """He crosses the lawn without stopping (t = 10..22, in the zone about 12 s) and a second later another
+    pass the other way: no single stay reaches 20 s, so no dwell alert; the motion rule fires."""
+    path = [(10.0, 430.0, 380.0), (22.0, 30.0, 560.0)]
+    back = [(23.0, 30.0, 470.0), (35.0, 300.0, 560.0)]
+    there, again = visitor(path), visitor(back)
+    res = run(tmp_path, lambda t, img: again(t, there(t, img)), 45, DWELL)
+    assert not firing(res, "loiter"), [(a.observed_at, a.value) for a in firing(res, "loiter")]
+    assert firing(res, "lawn")
+
+
+def blackout(t: float, img: np.ndarray) -> np.ndarray:
+    """The signal lost or the lens fully covered from 10 s to 40 s: a near-black frame with sensor noise."""
+    if not 10 <= t < 40:
+        return img
+    rng = np.random.default_rng(int(t * 10))
+    return (6 + rng.normal(0, 1.0, img.shape)).clip(0, 255).astype(np.uint8)
+
+
+def blur(t: float, img: np.ndarray) -> np.ndarray:
+    """Knocked out of focus (or smeared) from 10 s to 40 s: a Gaussian blur of 6 px (768 wide)."""
+    return cv2.GaussianBlur(img, (0, 0), 6) if 10 <= t < 40 else img
+
+
+@pytest.mark.parametrize(("transform", "kind"), [(blackout, "blackout"), (blur, "defocus")],
+                         ids=["blackout", "blur"])
+def test_a_blacked_out_or_blurred_view_is_its_own_tamper_kind(tmp_path, transform, kind):
+    """From 10 s to 40 s: the tamper of that kind fires after its 5 s hold and resolves after the view is
+    back, with the same kind at both ends, and no motion on the empty lawn."""
+    res = run(tmp_path, transform, 50)
+    lens = [a for a in res.alerts if a.rule_id == "lens"]
+    assert [a.state for a in lens] == ["firing", "resolved"], [(a.state, a.labels) for a in lens]
+    assert [a.labels["tamper"] for a in lens] == [kind, kind]
+    t0 = lens[0].observed_at.timestamp() - 1_795_000_000
+    t1 = lens[1].observed_at.timestamp() - 1_795_000_000
+    assert 15 <= t0 <= 20 and 40 <= t1 <= 46, (t0, t1)
     assert not firing(res, "lawn")

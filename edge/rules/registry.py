@@ -12,6 +12,7 @@ from typing import Any
 from edge.rules import (
     correlation,
     count,
+    dwell,
     fence_event,
     hotspot,
     motion,
@@ -33,6 +34,7 @@ KINDS: dict[str, ModuleType] = {
     "event": fence_event,
     "correlation": correlation,
     "motion_in_zone": motion,
+    "dwell": dwell,
     "tamper": tamper,
     "hotspot": hotspot,
     "zone_stat": zone_stat,
