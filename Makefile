@@ -46,7 +46,7 @@ lint: venv
 	$(BIN)/lint-imports
 
 bench: deps venv
-	for b in bench/ingest.py bench/hub.py bench/video.py bench/sim_load.py bench/fanout.py bench/fleet.py bench/export.py; do $(BIN)/python $$b || exit 1; done
+	for b in bench/ingest.py bench/hub.py bench/video.py bench/gateway.py bench/sim_load.py bench/fanout.py bench/fleet.py bench/export.py; do $(BIN)/python $$b || exit 1; done
 
 # 30 minutes at 2,000 readings/s on PostgreSQL (SOAK_ARGS="--minutes 3" for a short one)
 soak: deps venv

@@ -6,17 +6,28 @@ from __future__ import annotations
 
 import json
 import random
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from edge.agent import Agent
-from edge.camera.alarms import AlarmFormatError, AlarmStates, CameraAlarm, MultipartReader, dahua_alarms, isapi_alarm
+from edge.camera.alarms import (
+    AlarmFormatError,
+    AlarmStates,
+    CameraAlarm,
+    MultipartReader,
+    OnvifMessage,
+    dahua_alarms,
+    isapi_alarm,
+    onvif_alarm,
+)
 from edge.camera.config import CameraGatewayConfig
 from edge.camera.gateway import CameraGateway
 from edge.camera.sources import parse_part
 from simulators.camera_alarms import DAHUA_HEARTBEAT, CameraAlarmEmulator, dahua_part, isapi_part
+from simulators.onvif_camera import OnvifCameraEmulator, notification
 from tests.agentkit import agent_config, wait_until
 
 
@@ -74,6 +85,41 @@ def test_json_isapi_parts_and_refusals():
         MultipartReader.for_content_type("text/plain")
 
 
+def onvif(topic: str, data: dict[str, str], source: dict[str, str] | None = None,
+          operation: str = "Changed") -> CameraAlarm | None:
+    """A notification as the emulator writes it (ONVIF's wire form), read back from its XML."""
+    xml = notification(topic, data, source, operation, datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
+    ns = {"wsnt": "http://docs.oasis-open.org/wsn/b-2", "tt": "http://www.onvif.org/ver10/schema"}
+    root = ET.fromstring(f'<r xmlns:wsnt="{ns["wsnt"]}" xmlns:tt="{ns["tt"]}">{xml}</r>')
+    message = root.find("wsnt:NotificationMessage/wsnt:Message/tt:Message", ns)
+    assert message is not None
+    return onvif_alarm(root.findtext("wsnt:NotificationMessage/wsnt:Topic", "", ns), OnvifMessage.from_xml(message))
+
+
+def test_onvif_topics_become_alarms():
+    """ONVIF Analytics/Imaging topics and their Data items (the client is onvif-zeep-async; this is the
+    reading of one notification): a state of true starts, false stops, `Initialized` false (a subscription's
+    first report of an idle rule) is no news, `Deleted` stops, a line crossing is a pulse."""
+    src = {"VideoSourceConfigurationToken": "1", "Rule": "MyFieldDetectorRule"}
+    a = onvif("tns1:RuleEngine/FieldDetector/ObjectsInside", {"IsInside": "true"}, src)
+    assert a is not None and (a.event, a.state, a.zone, a.channel) == ("intrusion", "start", "MyFieldDetectorRule", 1)
+    assert a.ts == datetime(2026, 11, 25, 2, 0, tzinfo=UTC).timestamp()
+    assert onvif("tns1:RuleEngine/FieldDetector/ObjectsInside", {"IsInside": "false"}, src).state == "stop"
+    assert onvif("tns1:RuleEngine/CellMotionDetector/Motion", {"IsMotion": "false"}, operation="Initialized") is None
+    assert onvif("tns1:RuleEngine/CellMotionDetector/Motion", {"IsMotion": "true"}, operation="Deleted").state == "stop"
+    line = onvif("tns1:RuleEngine/LineDetector/Crossed", {"ObjectId": "7"}, {"Rule": "North"})
+    assert (line.event, line.state, line.zone) == ("line_crossing", "start", "North")
+    assert onvif("tns1:RuleEngine/TamperDetector/Tamper", {"IsTamper": "true"}).event == "tamper"
+    assert onvif("tns1:VideoSource/ImageTooBlurry/ImagingService", {"State": "true"}).event == "defocus"
+    assert onvif("tns1:VideoSource/SignalLoss", {"State": "true"}).event == "video_loss"
+    assert onvif("tns1:VideoSource/MotionAlarm", {"State": "true"}).event == "motion"
+    assert onvif("tns1:Device/Trigger/DigitalInput", {"LogicalState": "true"}) is None  # not a video event
+    with pytest.raises(AlarmFormatError, match="IsMotion"):
+        onvif("tns1:RuleEngine/CellMotionDetector/Motion", {"State": "true"})
+    with pytest.raises(AlarmFormatError, match="expected <Message>"):
+        OnvifMessage.from_xml(ET.fromstring("<Other/>"))
+
+
 def test_repeats_start_once_and_stop_by_word_or_by_silence():
     s = AlarmStates(quiet=5.0)
     vmd = CameraAlarm("motion", "start", "", 1)
@@ -102,9 +148,10 @@ rules:
 """
 
 
-@pytest.mark.parametrize("vendor", ["isapi", "dahua"])
+@pytest.mark.parametrize("vendor", ["isapi", "dahua", "onvif"])
 def test_each_vendor_alarm_becomes_an_alert_of_an_event_rule(tmp_path, broker, hub, vendor):
-    emu = CameraAlarmEmulator(heartbeat=0.5).start()
+    emu: CameraAlarmEmulator | OnvifCameraEmulator
+    emu = OnvifCameraEmulator().start() if vendor == "onvif" else CameraAlarmEmulator(heartbeat=0.5).start()
     cfg = CameraGatewayConfig.model_validate({
         "mqtt": {"host": broker.host, "port": broker.port}, "client_id": f"camgw-{vendor}",
         "reconnect": {"min": "0.2s", "max": "1s"},
@@ -118,8 +165,16 @@ def test_each_vendor_alarm_becomes_an_alert_of_an_event_rule(tmp_path, broker, h
         agent.start()
         assert agent.mqtt.wait_connected(10)
         gw.start()
-        assert wait_until(lambda: emu.connected(vendor) == 1 and emu.refused >= 1, 10)
-        if vendor == "isapi":
+        assert wait_until(lambda: (emu.connected() if isinstance(emu, OnvifCameraEmulator)
+                                   else emu.connected(vendor)) == 1 and emu.refused >= 1, 15)
+        if isinstance(emu, OnvifCameraEmulator):
+            emu.send("tns1:RuleEngine/LineDetector/Crossed", {"ObjectId": "3"},
+                     {"VideoSourceConfigurationToken": "1", "Rule": "Rule1"})
+            ch1 = {"VideoSourceConfigurationToken": "1"}
+            emu.send("tns1:RuleEngine/TamperDetector/Tamper", {"IsTamper": "true"}, ch1)
+            emu.send("tns1:RuleEngine/TamperDetector/Tamper", {"IsTamper": "true"}, ch1)  # a repeat: no news
+            emu.send("tns1:RuleEngine/TamperDetector/Tamper", {"IsTamper": "false"}, ch1)
+        elif vendor == "isapi":
             emu.send(vendor, isapi_part("linedetection", "active", 1, region=2))
             emu.send(vendor, isapi_part("linedetection", "active", 1, region=2))  # repeat: no second alert
             emu.send(vendor, isapi_part("shelteralarm", "active", 1))

@@ -17,6 +17,16 @@
   §Event Management (eventManager attach); codes VideoMotion, CrossLineDetection, CrossRegionDetection,
   VideoLoss, VideoBlind, SceneChange, StayDetection.
 
+- **ONVIF events** (Profile S/T, PullPoint): `CreatePullPointSubscription` then `PullMessages` on the
+  subscription, each `wsnt:NotificationMessage` a topic (`tns1:RuleEngine/CellMotionDetector/Motion`, …) and
+  a `tt:Message` with `PropertyOperation` (Initialized / Changed / Deleted), `UtcTime`, `Source` and `Data`
+  `SimpleItem`s. Source: ONVIF "Event Handling Test Specification" / "Core Specification" §9 (Event
+  handling, PullPoint), the "Analytics Service Specification" (CellMotionDetector `IsMotion`, LineDetector
+  `Crossed`, FieldDetector `ObjectsInside` `IsInside`, TamperDetector `IsTamper`) and the "Imaging Service
+  Specification" (VideoSource `ImageTooBlurry`, `GlobalSceneChange`, `SignalLoss`, `MotionAlarm` `State`);
+  topic and item names as Home Assistant's ONVIF integration reads them (`onvif/parsers.py`). The client
+  is onvif-zeep-async (edge/camera/onvif_events.py); `onvif_alarm` reads one message.
+
 `MultipartReader` splits either stream into parts as bytes arrive (Content-Length when given, else the
 next boundary).
 """
@@ -28,7 +38,7 @@ import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from gridwatch.core.kinds import CameraEventName
 
@@ -227,6 +237,97 @@ def dahua_alarms(body: bytes) -> list[CameraAlarm]:
         else:
             out.append(CameraAlarm(event, "start" if action == "start" else "stop", zone, index, None, m["code"]))
     return out
+
+
+# ---- ONVIF events ----
+
+# topic (after its prefix, lower case) -> event, and the Data item whose truth is the state (None: a pulse)
+ONVIF_TOPICS: dict[str, tuple[CameraEventName, str | None]] = {
+    "ruleengine/cellmotiondetector/motion": ("motion", "IsMotion"),
+    "videosource/motionalarm": ("motion", "State"),
+    "ruleengine/linedetector/crossed": ("line_crossing", None),
+    "ruleengine/fielddetector/objectsinside": ("intrusion", "IsInside"),
+    "ruleengine/tamperdetector/tamper": ("tamper", "IsTamper"),
+    "videosource/imagetooblurry/analyticsservice": ("defocus", "State"),
+    "videosource/imagetooblurry/imagingservice": ("defocus", "State"),
+    "videosource/imagetooblurry/recordingservice": ("defocus", "State"),
+    "videosource/globalscenechange/analyticsservice": ("scene_change", "State"),
+    "videosource/globalscenechange/imagingservice": ("scene_change", "State"),
+    "videosource/globalscenechange/recordingservice": ("scene_change", "State"),
+    "videosource/signalloss": ("video_loss", "State"),
+}
+_TRUE = {"true", "1", "on", "active"}
+
+
+def _topic_key(topic: str) -> str:
+    """`tns1:RuleEngine/CellMotionDetector/Motion` -> `ruleengine/cellmotiondetector/motion` (prefixes of
+    each step dropped: cameras use their own prefix names)."""
+    return "/".join(step.rsplit(":", 1)[-1] for step in topic.strip().split("/")).lower()
+
+
+@dataclass(frozen=True, slots=True)
+class OnvifMessage:
+    """A `tt:Message` as read: its `PropertyOperation`, `UtcTime` and `Source` / `Data` simple items."""
+
+    operation: str
+    utc_time: str | None
+    source: dict[str, str]
+    data: dict[str, str]
+
+    @classmethod
+    def from_xml(cls, message: ET.Element) -> OnvifMessage:
+        if _local(message.tag) != "Message":
+            raise AlarmFormatError(f"ONVIF notification holds <{_local(message.tag)}>, expected <Message>")
+        parts: dict[str, dict[str, str]] = {"Source": {}, "Data": {}}
+        for el in message:
+            if _local(el.tag) in parts:
+                for item in el:
+                    if _local(item.tag) == "SimpleItem" and item.get("Name") is not None:
+                        parts[_local(el.tag)][str(item.get("Name"))] = str(item.get("Value", ""))
+        return cls(str(message.get("PropertyOperation", "Changed")), message.get("UtcTime"), parts["Source"],
+                   parts["Data"])
+
+    @classmethod
+    def from_zeep(cls, message: object) -> OnvifMessage:
+        """The object zeep makes of a `tt:Message` (the schema is known to it, so it is typed, not XML)."""
+        def items(part: object) -> dict[str, str]:
+            out: dict[str, str] = {}
+            for item in getattr(part, "SimpleItem", None) or []:
+                name, value = getattr(item, "Name", None), getattr(item, "Value", None)
+                if name is not None:
+                    out[str(name)] = "" if value is None else str(value)
+            return out
+        if not hasattr(message, "Data"):
+            raise AlarmFormatError(f"ONVIF notification holds {type(message).__name__}, expected a tt:Message")
+        when: Any = getattr(message, "UtcTime", None)
+        stamp = when.isoformat() if isinstance(when, datetime) else (str(when) if when else None)
+        return cls(str(getattr(message, "PropertyOperation", None) or "Changed"), stamp,
+                   items(getattr(message, "Source", None)), items(getattr(message, "Data", None)))
+
+
+def onvif_alarm(topic: str, message: OnvifMessage) -> CameraAlarm | None:
+    """One PullMessages notification as an alarm; None for a topic gridwatch does not forward, or the
+    `Initialized` state of an idle rule (the camera reports every property once when a subscription
+    starts)."""
+    known = ONVIF_TOPICS.get(_topic_key(topic))
+    if known is None:
+        return None
+    event, item = known
+    if item is None:
+        state: AlarmState = "start"
+    else:
+        if item not in message.data:
+            raise AlarmFormatError(f"ONVIF {topic!r} has no Data item {item!r} (has {sorted(message.data)})")
+        state = "start" if message.data[item].strip().lower() in _TRUE else "stop"
+    if message.operation == "Deleted":
+        state = "stop"
+    if state == "stop" and message.operation == "Initialized":
+        return None
+    zone = message.source.get("Rule", "")
+    token = (message.source.get("VideoSourceConfigurationToken") or message.source.get("VideoSourceToken")
+             or message.source.get("Source"))
+    channel = int(token) if token is not None and token.isdigit() else None
+    return CameraAlarm(event, state, zone, channel, _parse_time(message.utc_time), topic.strip())
 
 
 # ---- edges from repeats ----

@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 from edge.camera.alarms import CameraAlarm
 from edge.camera.config import Camera, CameraGatewayConfig
 from edge.camera.liveness import Liveness
+from edge.camera.onvif_events import OnvifEvents
 from edge.camera.sources import AlarmStream
 from edge.camera.stream import Sampler, StreamStats, read_stream
 from edge.feeds.values import device_id
@@ -68,8 +69,8 @@ class CameraGateway:
         now = clock()
         self.cams = {c.id: CameraRun(c, Liveness(c.offline_after, now)) for c in cfg.cameras}
         for run in self.cams.values():
-            run.alarms = [AlarmStream(src, self._alarm_sink(run), cfg.reconnect, cfg.open_timeout)
-                          for src in run.cam.alarms]
+            run.alarms = [(OnvifEvents if src.kind == "onvif" else AlarmStream)(
+                src, self._alarm_sink(run), cfg.reconnect, cfg.open_timeout) for src in run.cam.alarms]
         m = cfg.mqtt
         self.v5 = m.protocol == "v5"
         self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=cfg.client_id,

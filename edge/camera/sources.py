@@ -44,13 +44,13 @@ class AlarmStream:
 
     def __init__(self, src: AlarmSource, emit: Callable[[CameraAlarm], None], backoff: Backoff, timeout: float,
                  quiet: float = 5.0, clock: Callable[[], float] = time.monotonic) -> None:
-        if src.kind not in PATHS:
-            raise ValueError(f"alarm source kind {src.kind!r} is not supported by this gateway")
+        if src.kind not in PATHS and type(self) is AlarmStream:
+            raise ValueError(f"alarm source kind {src.kind!r} is not an HTTP alarm stream")
         self.src, self.emit, self.backoff, self.timeout, self.clock = src, emit, backoff, timeout, clock
         self.states = AlarmStates(quiet)
         self.stats = AlarmStats()
         self.lock = threading.Lock()
-        self.url = src.url.rstrip("/") + PATHS[src.kind]
+        self.url = src.url.rstrip("/") + PATHS.get(src.kind, "")
 
     def handle(self, headers: dict[str, str], body: bytes) -> None:
         self.stats.parts += 1
@@ -60,6 +60,10 @@ class AlarmStream:
             self.stats.format_errors += 1
             logger.warning("alarms %s: %s", self.src.url, exc)
             return
+        self.forward(alarms)
+
+    def forward(self, alarms: list[CameraAlarm]) -> None:
+        """The alarms of one part or notification: filtered by channel and code, turned into edges, emitted."""
         for a in alarms:
             if self.src.channel is not None and a.channel is not None and a.channel != self.src.channel:
                 continue
