@@ -27,8 +27,12 @@ Effect = Callable[[Store, Session, Case, datetime, str | None, str | None], Deta
 
 
 def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | None = None,
-        unit: str | None = None) -> Case:
-    """Carry out an action or raise Conflict with the reason (NotFound if there is no such case)."""
+        unit: str | None = None, as_backup: bool = False) -> Case:
+    """Carry out an action or raise Conflict with the reason (NotFound if there is no such case).
+
+    `as_backup`: the backup grid (AB角) the case was offered to signs for it: it accepts, and the case is
+    its own from then on. Separation of duties: whoever reported the result (resolve) cannot also pass
+    its verification (close)."""
     now = store.now()
     with store.transaction() as s:
         case = store.lock_case(s, case_id)
@@ -39,7 +43,20 @@ def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | N
         if missing is not None:
             raise Conflict(missing.reason if action != "transfer" else f"{missing.reason}, got {unit!r}",
                            missing.code, **missing.params)
+        if action == "close" and case.resolved_by is not None and case.resolved_by == actor:
+            raise Conflict(f"{actor} reported the result, so someone else must verify and close it",
+                           "same_person", action=action, actor=actor)
+        backup_of: str | None = None
+        if as_backup:
+            if action != "accept" or case.backup is None:
+                raise Conflict("a backup grid may only sign for a case it was offered", "not_backup",
+                               action=action)
+            backup_of, case.owner = case.owner, case.backup
         detail = EFFECTS[action](store, s, case, now, note, unit)
+        if backup_of is not None:
+            detail = {**detail, "as_backup": True, "from": backup_of, "to": case.owner}
+        if action == "resolve":
+            case.resolved_by = actor
         case.status = outcome
         case.version += 1
         store.log(s, case, now, actor, action, detail)
@@ -52,13 +69,13 @@ def _noted(note: str | None) -> Detail:
 
 
 def _accept(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
-    case.accepted_at, case.stage_started_at = now, now
+    case.accepted_at, case.stage_started_at, case.level_started_at = now, now, None
     return _noted(note)
 
 
 def _resolve(store: Store, s: Session, case: Case, now: datetime, note: str | None,
              unit: str | None) -> Detail:
-    case.resolved_at, case.stage_started_at = now, now
+    case.resolved_at, case.stage_started_at, case.level_started_at = now, now, None
     return {"note": note}
 
 
@@ -86,7 +103,7 @@ def _transfer(store: Store, s: Session, case: Case, now: datetime, note: str | N
               unit: str | None) -> Detail:
     if unit is None or unit not in store.org.units:
         raise Conflict(f"transfer needs a unit of the org tree, got {unit!r}", "needs_unit", action="transfer")
-    previous, case.owner, case.stage_started_at = case.owner, unit, now
+    previous, case.owner, case.level_started_at = case.owner, unit, now  # the stage clock runs on
     case.backup_notified = False
     return {"from": previous, "to": unit, **_noted(note)}
 

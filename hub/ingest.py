@@ -10,7 +10,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
@@ -71,6 +71,7 @@ class Batch:
     windows: list[Maintenance] = field(default_factory=list)  # maintenance windows that may be in force
     held: dict[str, HeldAlert] = field(default_factory=dict)  # alerts of this batch held earlier, unreleased
     places: dict[str, dict[str, Any]] = field(default_factory=dict)  # the registry's places of new cases
+    recent: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # key -> case closed lately (重复件)
 
     def __post_init__(self) -> None:
         self.now = self.store.now()
@@ -100,6 +101,9 @@ class Batch:
                 self.held = {h.alert_id: h for h in s.scalars(q.with_for_update())}
         opening = {a.device_id for a in alerts if a.place is None and dedup_key(a) not in self.by_key}
         self.places = registry.places(s, opening)
+        new_keys = {dedup_key(a) for a in alerts if a.state == "firing" and dedup_key(a) not in self.by_key}
+        window = max(p.repeat_within for p in self.store.sla.policies)
+        self.recent = self.store.recent_closed(s, new_keys, self.now - timedelta(seconds=window)) if window else {}
 
     def _case_of_resolved(self, a: Alert) -> Case | NewCase | None:
         """The case a resolved alert belongs to: its firing alert's, else the open case of its key."""
@@ -171,7 +175,13 @@ class Batch:
             opened["note"] = note
         if alert.alert_id in self.released:
             opened["maintenance"] = self.released[alert.alert_id]
+        earlier = self.recent.get(case.dedup_key)
+        if earlier is not None and (now - earlier[1]).total_seconds() <= policy.repeat_within:
+            case.repeat_of = opened["repeat_of"] = earlier[0]
         self._entry(case, "opened", opened)
+        if case.repeat_of is not None:
+            self._entry(case, "repeat", {"repeat_of": case.repeat_of, "closed_at": earlier[1].isoformat()
+                                         if earlier is not None else None})
         return case
 
     def _owner(self, grid: str, policy: Policy) -> tuple[str, str | None]:
@@ -194,6 +204,18 @@ class Batch:
         if case.cleared_at is not None:
             case.cleared_at = None
             self._entry(case, "condition_returned", {"alert_id": alert.alert_id})
+        if isinstance(case, Case) and case.status == "resolved":
+            self._reopen(case, alert)
+
+    def _reopen(self, case: Case, alert: Alert) -> None:
+        """The condition came back after the result was reported (办结) and before the case was closed: the
+        result did not hold, so the case goes back to handling with a fresh resolve clock."""
+        case.status, case.resolved_at, case.resolved_by = "accepted", None, None
+        case.stage_started_at, case.level_started_at, case.light_announced = self.now, None, None
+        case.reopened += 1
+        case.version += 1
+        self._entry(case, "reopened", {"alert_id": alert.alert_id, "count": case.reopened, "stage": "resolve"})
+        self.store.schedule(self.s, case, self.now)
 
     def _track_clearing(self, case: Case | NewCase, alert: Alert) -> None:
         """Cleared once every alert merged into the case has resolved, not at the first of them."""

@@ -86,6 +86,13 @@ class Case(Base):
     light_announced: Mapped[str | None] = mapped_column(String(8))  # last light_changed event sent
     version: Mapped[int] = mapped_column(Integer, default=1)
     place: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the device's place when the case opened
+    # when the current owner got the case: its escalation clock (the stage clock keeps running across
+    # escalations, so the light and 已挂单 do not hide how long the case has waited); None = stage_started_at
+    level_started_at: Mapped[datetime | None]
+    backup: Mapped[str | None] = mapped_column(String(64))  # the backup grid (AB角) offered the case
+    repeat_of: Mapped[str | None] = mapped_column(String(32))  # 重复件: the earlier case at this place
+    reopened: Mapped[int] = mapped_column(Integer, default=0)  # times the condition's return reopened it
+    resolved_by: Mapped[str | None] = mapped_column(String(128))  # who reported the result
 
     __table_args__ = (
         Index("ix_cases_dedup_open", "dedup_key", unique=True,
@@ -290,6 +297,11 @@ class NewCase:
     light_announced: str | None
     version: int
     place: dict[str, Any] | None
+    level_started_at: datetime | None = None
+    backup: str | None = None
+    repeat_of: str | None = None
+    reopened: int = 0
+    resolved_by: str | None = None
 
     def row(self) -> dict[str, Any]:
         return vars(self)
@@ -303,4 +315,5 @@ class CaseClock(Protocol):
     held_from: Status | None
     policy: dict[str, Any]
     stage_started_at: datetime
+    level_started_at: datetime | None
     next_due: datetime | None

@@ -77,20 +77,22 @@ class Scheduler:
             self.store.log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
                                                             "owner": case.owner})
         policy = Policy.model_validate(case.policy)
+        # escalation, backup and reminders go by the owner's own clock (a fresh limit for each new owner);
+        # the light and 已挂单 stay on the stage's clock, which an escalation does not restart
+        level = self.store.clock_of(case, pauses, now, policy, level=True)
+        assert level is not None
         situation = CaseSituation(case.owner, case.grid, stage, case.backup_notified, case.last_reminder)
-        decision = decide(situation, reading, self.store.org, now=now, remind_every_s=policy.remind_every)
+        decision = decide(situation, level[1], self.store.org, now=now, remind_every_s=policy.remind_every)
         if decision is not None:
             self._apply(s, case, decision.action, decision.unit, decision.reason, now, stage)
-            found = self.store.clock_of(case, pauses, now)
-            assert found is not None
-            stage, reading = found
-            if reading.light != case.light_announced:  # a fresh limit: the light is green again
-                case.light_announced = reading.light
-                self.store.log(s, case, now, ACTOR, "light", {"stage": stage, "light": reading.light,
-                                                                "owner": case.owner})
-        if reading.next_change is not None or reading.paused:
-            case.next_due = reading.next_change
-        else:  # red with nothing to do now: come back for the next reminder
+            level = self.store.clock_of(case, pauses, now, policy, level=True)
+            assert level is not None
+        changes = [r.next_change for r in (reading, level[1]) if r.next_change is not None]
+        if reading.paused:
+            case.next_due = None
+        elif changes:
+            case.next_due = min(changes)
+        else:  # red at the top with nothing to do now: come back for the next reminder
             last = case.last_reminder or now
             case.next_due = last + timedelta(seconds=policy.remind_every)
 
@@ -98,13 +100,14 @@ class Scheduler:
                stage: str) -> None:
         if action == "escalate":
             previous = case.owner
-            case.owner, case.stage_started_at = unit, now
+            case.owner, case.level_started_at = unit, now
             case.escalations += 1
             case.backup_notified, case.last_reminder = False, None
             self.store.log(s, case, now, ACTOR, "escalated", {"from": previous, "to": unit, "reason": reason,
                                                                "stage": stage})
         elif action == "notify_backup":
-            case.backup_notified, case.stage_started_at = True, now
+            case.backup_notified, case.level_started_at = True, now
+            case.backup = unit  # the backup grid sees the case from now on and may sign for it
             self.store.log(s, case, now, ACTOR, "backup_notified", {"backup": unit, "reason": reason,
                                                                      "stage": stage})
         else:

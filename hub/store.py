@@ -79,8 +79,9 @@ def new_case_id(now: datetime) -> str:
 
 
 def visible_clause(scope: Scope) -> ColumnElement[bool] | None:
-    """A case is seen from the subtree that owns it or where it happened."""
-    return None if scope is None else or_(Case.owner.in_(scope), Case.grid.in_(scope))
+    """A case is seen from the subtree that owns it or where it happened, and by the backup grid (AB角) it
+    was offered to."""
+    return None if scope is None else or_(Case.owner.in_(scope), Case.grid.in_(scope), Case.backup.in_(scope))
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,6 +183,23 @@ class Store:
         """Open cases by dedup key (grid|device|category), locked for the ingest transaction."""
         q = select(Case).where(Case.dedup_key.in_(keys), Case.status != "closed").with_for_update()
         return {c.dedup_key: c for c in s.scalars(q)}
+
+    @staticmethod
+    def recent_closed(s: Session, keys: set[str], since: datetime) -> dict[str, tuple[str, datetime]]:
+        """The newest case closed since `since` for each dedup key (grid|device|category): its id and closing
+        time, to mark a new case of the same place and kind as a repeat (重复件). Read through the
+        (grid, category, closed_at) index."""
+        if not keys:
+            return {}
+        parts = [k.split("|") for k in keys]
+        q = (select(Case.dedup_key, Case.id, Case.closed_at)
+             .where(Case.grid.in_({p[0] for p in parts}), Case.category.in_({p[-1] for p in parts}),
+                    Case.closed_at >= since, Case.dedup_key.in_(keys)))
+        out: dict[str, tuple[str, datetime]] = {}
+        for key, cid, closed in s.execute(q):
+            if closed is not None and (key not in out or closed > out[key][1]):
+                out[key] = (cid, closed)
+        return out
 
     @staticmethod
     def cases_by_id(s: Session, ids: set[str]) -> dict[str, Case]:
@@ -351,18 +369,28 @@ class Store:
         return list(s.scalars(select(Pause).where(Pause.case_id == case_id, Pause.end.is_(None))))
 
     def clock_of(self, case: CaseClock, pauses: Sequence[Pause], now: datetime,
-                 policy: Policy | None = None) -> tuple[Stage, ClockReading] | None:
+                 policy: Policy | None = None, *, level: bool = False) -> tuple[Stage, ClockReading] | None:
         """The running stage and its clock, from the stamps; None once closed. `policy`: the case's
-        snapshot already parsed, when the caller has it."""
+        snapshot already parsed, when the caller has it. `level`: the escalation clock instead, which
+        restarts when the case reaches a new owner (escalation, backup grid, transfer) while the stage
+        clock (the light, 已挂单) runs on from the stage's start."""
         stage = clock_stage(case.status, case.held_from)
         if stage is None:
             return None
         policy = policy or Policy.model_validate(case.policy)
         cal = self.calendars.get(policy.calendar, Calendar.always())
         limit = limit_seconds(getattr(policy.limits, stage), cal)
-        reading = stage_clock(started=case.stage_started_at, limit_s=limit, yellow_at=policy.yellow_at,
+        started = (case.level_started_at or case.stage_started_at) if level else case.stage_started_at
+        reading = stage_clock(started=started, limit_s=limit, yellow_at=policy.yellow_at,
                               calendar=cal, now=now, pauses=[ClockPause(p.start, p.end) for p in pauses])
         return stage, reading
+
+    def deadline(self, case: CaseClock, reading: ClockReading, now: datetime) -> datetime:
+        """限期: when the running stage's limit runs out (or ran out), on the policy's calendar."""
+        cal = self.calendars.get(str(case.policy.get("calendar", "24x7")), Calendar.always())
+        limit = reading.elapsed_s + reading.remaining_s
+        paused = max(0.0, cal.working_seconds(case.stage_started_at, now) - reading.elapsed_s)  # held so far
+        return cal.add(case.stage_started_at, limit + paused)
 
     def schedule(self, s: Session | None, case: CaseClock, now: datetime, pauses: Sequence[Pause] | None = None,
                  policy: Policy | None = None) -> None:
@@ -376,5 +404,13 @@ class Store:
             case.next_due = None
             return
         reading = found[1]
-        case.next_due = reading.next_change or (None if reading.paused else now)
+        if reading.paused:
+            case.next_due = None
+            return
+        level = self.clock_of(case, pauses, now, policy, level=True)
+        assert level is not None
+        changes = [r.next_change for r in (reading, level[1]) if r.next_change is not None]
+        if level[1].light == "red":
+            changes.append(now)  # the owner is overdue: escalation, backup or a reminder is due now
+        case.next_due = min(changes, default=None)
 

@@ -162,8 +162,8 @@ def test_stats_counts_repeats_and_scope(client):
         return client.post("/api/v1/alerts", json={"alerts": [a]}, headers=H("edge")).json()["results"][0]["case_id"]
 
     first = fire("s1", "grid-01", "gas-1", T - timedelta(days=5))
-    for action, note in (("accept", None), ("resolve", "fixed"), ("close", None)):
-        client.post(f"/api/v1/cases/{first}/{action}", json={"note": note}, headers=H("ops"))
+    for action, note, key in (("accept", None, "ops"), ("resolve", "fixed", "ops"), ("close", None, "admin")):
+        assert client.post(f"/api/v1/cases/{first}/{action}", json={"note": note}, headers=H(key)).status_code == 200
     again = fire("s2", "grid-01", "gas-1", T - timedelta(days=2))  # same place and category: a repeat case
     fire("s3", "grid-03", "gas-9", T - timedelta(days=1))
     client.clock["now"] = T

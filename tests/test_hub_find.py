@@ -19,7 +19,7 @@ from hub.scheduler import Scheduler
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
 KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "view-g1": ("viewer", "grid-01"),
-        "ops-g3": ("operator", "grid-03")}
+        "ops-g3": ("operator", "grid-03"), "ops-2": ("operator", "district-a")}
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200) + b"\xff\xd9"
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
 
@@ -150,8 +150,8 @@ def test_summary_counts_today_in_the_hub_time_zone(client):
     send(client, alert("t1", device="d1"), alert("t2", device="d2"))
     ops = H("ops")
     case = client.get("/api/v1/cases", headers=ops).json()["cases"][0]["id"]
-    for action, note in (("accept", None), ("resolve", "valve closed"), ("close", None)):
-        assert client.post(f"/api/v1/cases/{case}/{action}", json={"note": note}, headers=ops).status_code == 200
+    for action, note, key in (("accept", None, "ops"), ("resolve", "valve closed", "ops"), ("close", None, "ops-2")):
+        assert client.post(f"/api/v1/cases/{case}/{action}", json={"note": note}, headers=H(key)).status_code == 200
     client.clock["now"] += timedelta(minutes=10)  # the other one's accept limit (5 min) is past
     Scheduler(client.app.state.hub.store).run_due()
     s = client.get("/api/v1/cases/summary", headers=ops).json()

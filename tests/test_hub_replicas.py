@@ -153,8 +153,9 @@ def timeline(db: str) -> list[tuple[int, str, str, dict, str]]:
     return rows
 
 
-def settle(read, timeout: float = 20, quiet: float = 1.5) -> None:
-    """Wait until `read()` has not changed for `quiet` seconds."""
+def settle(read, timeout: float = 20, quiet: float = 2.5) -> None:
+    """Wait until `read()` has not changed for `quiet` seconds (more than the 2 s between two escalation steps,
+    which no longer turn the light green in between)."""
     end, last, since = time.monotonic() + timeout, None, time.monotonic()
     while time.monotonic() < end:
         now = read()
@@ -264,5 +265,11 @@ def check_exactly_once(rows, got, org: Org, readers: list[FailoverStream], lock:
         settle(lambda r=r: len(r.ids), timeout=10)
         if r.key == OPS:
             assert r.ids == ids
-        else:  # the grid-01 viewer: exactly the events of grid-01's cases
-            assert r.ids == [i for i, _, _, _, grid in rows if grid == "grid-01"]
+        else:  # the grid-01 viewer: every event of grid-01's cases, in order, and besides those only events of
+            # the cases offered to grid-01 as the backup grid (AB角) of their own grid
+            mine = [i for i, _, _, _, grid in rows if grid == "grid-01"]
+            offered = {case for _, case, action, d, _ in rows if action == "backup_notified"
+                       and d.get("backup") == "grid-01"}
+            case_of = {i: case for i, case, _, _, _ in rows}
+            assert [i for i in r.ids if i in set(mine)] == mine
+            assert all(case_of[i] in offered for i in r.ids if i not in set(mine))

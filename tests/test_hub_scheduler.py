@@ -41,14 +41,20 @@ def test_lights_backup_escalation_and_reminders_on_time(db_url):
     assert events(store, case_id)[-1] == ("light", {"stage": "accept", "light": "yellow", "owner": "grid-01"})
     sched.run_due(T + timedelta(minutes=5))
     got = [a for a, _ in events(store, case_id)]
-    assert got[-3:] == ["light", "backup_notified", "light"]  # red, backup grid-02 asked, fresh limit: green
-    assert events(store, case_id)[-2][1]["backup"] == "grid-02"
+    assert got[-2:] == ["light", "backup_notified"]  # red, then backup grid-02 asked; the light stays red
+    assert events(store, case_id)[-1][1]["backup"] == "grid-02"
+    assert store.get(case_id)[0].backup == "grid-02"
     owners = []
     for minute in (10, 15, 20):
         sched.run_due(T + timedelta(minutes=minute))
         owners.append(store.get(case_id)[0].owner)
-    assert owners == ["community-11", "street-1", "district-a"]
-    assert store.get(case_id)[0].escalations == 3
+    assert owners == ["community-11", "street-1", "district-a"]  # each owner still gets its own 5 minutes
+    case = store.get(case_id)[0]
+    assert case.escalations == 3
+    # 已挂单 is not hidden by the escalations: the accept clock has run 20 minutes and is red
+    stage, clock = store.clock_of(case, [], T + timedelta(minutes=20))
+    assert (stage, clock.light, clock.elapsed_s) == ("accept", "red", 1200.0)
+    assert [a for a, d in events(store, case_id) if a == "light"] == ["light", "light"]  # yellow, red: no green
     sched.run_due(T + timedelta(minutes=25))
     assert events(store, case_id)[-1][0] == "reminder"
     n = len(events(store, case_id))
@@ -70,7 +76,7 @@ def test_accepted_case_escalates_when_not_resolved_and_hold_stops_it(db_url):
     case_id = ingest(store, [alert(grid="grid-03")], actor="edge-a")[0]["case_id"]
     act(store, case_id, "accept", actor="op")  # resolve within 1 h
     sched.run_due(T + timedelta(minutes=61))
-    action, detail = events(store, case_id)[-2]
+    action, detail = events(store, case_id)[-1]
     assert store.get(case_id)[0].owner == "community-21"
     assert action == "escalated" and "not resolved in time" in detail["reason"]
     clock.now = T + timedelta(minutes=62)

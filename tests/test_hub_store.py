@@ -95,7 +95,10 @@ def test_lifecycle_and_illegal_transitions(store):
         act(store, case_id, "transfer", actor="op", unit="nowhere")
     act(store, case_id, "comment", actor="op", note="team on site")
     act(store, case_id, "resolve", actor="op", note="valve closed")
-    case = act(store, case_id, "close", actor="op", note="callback done")
+    with pytest.raises(Conflict, match="someone else must verify") as refused:
+        act(store, case_id, "close", actor="op", note="callback done")  # separation of duties
+    assert refused.value.code == "same_person"
+    case = act(store, case_id, "close", actor="op-2", note="callback done")
     assert case.status == "closed" and case.next_due is None
     with pytest.raises(Conflict):
         act(store, case_id, "accept", actor="op")

@@ -32,7 +32,8 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*
 def visible(store: Store, who: Principal, case: Case) -> bool:
     """The same rule as the store's visibility filter, for one loaded case."""
     scope = scope_of(store, who)
-    return scope is None or case.owner in scope or case.grid in scope
+    return scope is None or case.owner in scope or case.grid in scope or (case.backup is not None
+                                                                          and case.backup in scope)
 
 
 def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
@@ -52,11 +53,28 @@ def holds(store: Store, who: Principal, case: Case) -> bool:
     return who.unit is None or case.owner in store.org.subtree(who.unit)
 
 
+BACKUP_ACTIONS: Final[tuple[Action, ...]] = ("accept", "comment")
+
+
+def as_backup(store: Store, who: Principal, case: Case) -> bool:
+    """The caller is the backup grid (AB角) the case was offered to, and it has not been signed for yet: it
+    may sign for it (accept, which makes the case its own) or comment."""
+    return (who.unit is not None and case.backup is not None and case.status == "open"
+            and case.backup in store.org.subtree(who.unit) and not holds(store, who, case))
+
+
 def allowed(store: Store, who: Principal, case: Case) -> list[str]:
     """What the caller may do to the case now: its role, its subtree, and the case's state decide."""
-    if who.role not in ("operator", "admin") or not holds(store, who, case):
+    if who.role not in ("operator", "admin"):
         return []
-    return [a for a in ACTIONS if not isinstance(transition(case.status, a, case.held_from), Refusal)]
+    if holds(store, who, case):
+        choice: tuple[Action, ...] = ACTIONS
+    elif as_backup(store, who, case):
+        choice = BACKUP_ACTIONS
+    else:
+        return []
+    return [a for a in choice if not isinstance(transition(case.status, a, case.held_from), Refusal)
+            and not (a == "close" and case.resolved_by == who.name)]
 
 
 def refused(exc: Conflict) -> Refused:
@@ -243,7 +261,7 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
     """A photo taken on the spot (JPEG, PNG or WebP, at most `limits.max_photo_bytes`), sent as the raw body
     with its type; stored with the case as evidence and shown on its page and timeline."""
     store = hub.store
-    case = await run_in_threadpool(_actionable, store, who, case_id)
+    case, _ = await run_in_threadpool(_actionable, store, who, case_id)
     kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if kind not in PHOTO_TYPES:
         raise Refused(415, f"a photo is {', '.join(PHOTO_TYPES)}, not {kind or 'nothing'}", "photo_type", type=kind)
@@ -268,27 +286,32 @@ class ActionBody(BaseModel):
     unit: Text | None = Field(None, max_length=64)
 
 
-def _actionable(store: Store, who: Principal, case_id: str) -> Case:
-    """The case if the caller may act on it (it lies in the caller's subtree); 404/403 otherwise."""
+def _actionable(store: Store, who: Principal, case_id: str, action: Action | None = None) -> tuple[Case, bool]:
+    """The case if the caller may act on it (it lies in the caller's subtree, or the caller is the backup
+    grid it was offered to and `action` is one a backup may take), and whether as its backup; 404/403
+    otherwise."""
     try:
         case, _, _ = store.get(case_id)
     except NotFound:
         raise HTTPException(404, "no such case") from None
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
-    if not holds(store, who, case):
-        raise Refused(403, f"case is held by {case.owner}, outside {who.unit}'s subtree", "held_elsewhere",
-                      owner=case.owner, unit=who.unit)
-    return case
+    if holds(store, who, case):
+        return case, False
+    if action in BACKUP_ACTIONS and as_backup(store, who, case):
+        return case, True
+    raise Refused(403, f"case is held by {case.owner}, outside {who.unit}'s subtree", "held_elsewhere",
+                  owner=case.owner, unit=who.unit)
 
 
 def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionBody) -> None:
-    _actionable(store, who, case_id)
+    _, backup = _actionable(store, who, case_id, name)
     if name == "transfer" and who.unit is not None and body.unit not in store.org.subtree(who.unit):
         raise Refused(403, f"{who.unit} may transfer only within its subtree, not to {body.unit}",
                       "transfer_outside", unit=who.unit, target=body.unit)
     try:
-        actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit)
+        actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit,
+                    as_backup=backup and name == "accept")
     except Conflict as exc:
         raise refused(exc) from None
 

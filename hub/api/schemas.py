@@ -32,6 +32,10 @@ class ClockOut(BaseModel):
     light: Light
     paused: bool
     next_change: datetime | None = Field(description="when the light changes next; null while paused or red")
+    deadline: datetime | None = Field(None, description="限期: when the stage's limit runs out or ran out (moves "
+                                                        "while the case is on hold)")
+    owner_elapsed_s: float | None = Field(None, description="time with the current owner (since an escalation, "
+                                                            "backup or transfer gave it the case)")
 
 
 class CasePublic(BaseModel):
@@ -60,6 +64,11 @@ class CasePublic(BaseModel):
     place: dict[str, Any] | None = Field(None, description="the device's place when the case opened: lat, lon, "
                                                            "address, name")
     clock: ClockOut | None = Field(None, description="null once closed")
+    total_s: float = Field(0.0, description="since the case was reported (opened), to its closing or now")
+    backup: str | None = Field(None, description="the backup grid (AB角) the case was offered to")
+    repeat_of: str | None = Field(None, description="重复件: the earlier case of this place and kind")
+    reopened: int = Field(0, description="times the condition's return reopened the case")
+    resolved_by: str | None = Field(None, description="who reported the result")
 
 
 class TimelineOut(BaseModel):
@@ -114,7 +123,8 @@ class MeOut(BaseModel):
 
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
-            "first_received", "alert_count", "cleared_at", "escalations", "place")
+            "first_received", "alert_count", "cleared_at", "escalations", "place", "backup", "repeat_of",
+            "reopened", "resolved_by")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
@@ -124,8 +134,11 @@ def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) ->
     found = store.clock_of(case, pauses, now)
     if found is not None:
         stage, r = found
+        level = store.clock_of(case, pauses, now, level=True) if case.level_started_at is not None else None
         out["clock"] = ClockOut(stage=stage, elapsed_s=r.elapsed_s, remaining_s=r.remaining_s, light=r.light,
-                                paused=r.paused, next_change=r.next_change)
+                                paused=r.paused, next_change=r.next_change, deadline=store.deadline(case, r, now),
+                                owner_elapsed_s=level[1].elapsed_s if level is not None else r.elapsed_s)
+    out["total_s"] = max(0.0, ((case.closed_at or now) - case.opened_at).total_seconds())
     return out
 
 

@@ -36,6 +36,9 @@ const I18N = {
     err_needs_note: "{action}需要填写说明", err_needs_unit: "{action}需要选择单位",
     err_not_a_grid: "{grid} 不是网格", err_outside_scope: "{target} 不在 {unit} 的管辖范围内",
     err_held_elsewhere: "案件由 {owner} 承办，不在 {unit} 的管辖范围内",
+    err_same_person: "办结人不能核查结案本人办结的案件，须由他人核查", err_not_backup: "只有收到AB岗通知的网格可代为签收",
+    tl_accept_backup: "AB岗 {to} 代 {from} 签收受理", tl_reopened: "告警复现，案件重新办理（第{count}次）",
+    tl_repeat: "重复件，同一地点同类案件 {repeat_of} 已办结", c_backup: "AB岗", c_repeat_of: "重复件，前案", c_reopened: "重新办理次数",
     err_transfer_outside: "{unit} 只能在本辖区内转派，不能转派至 {target}", err_not_found: "案件不存在或不可见",
     err_photo_type: "照片须为 JPEG、PNG 或 WebP 格式", err_photo_size: "照片不能超过 {limit} 字节",
     tl_opened: "立案，责任单位 {owner}", tl_opened_manual: "手工上报立案（{tier}）", tl_merged: "合并告警（设备时间 {observed_at}）",
@@ -78,6 +81,9 @@ const I18N = {
     err_wrong_state: "the case is {status}: cannot {action} (allowed when {allowed})",
     err_needs_note: "{action} needs a note", err_needs_unit: "{action} needs a unit", err_not_a_grid: "{grid} is not a grid",
     err_outside_scope: "{target} is outside {unit}", err_held_elsewhere: "the case is held by {owner}, outside {unit}",
+    err_same_person: "the person who reported the result cannot also verify it", err_not_backup: "only the backup grid that was notified may sign for the case",
+    tl_accept_backup: "backup grid {to} signed for it instead of {from}", tl_reopened: "condition returned: case reopened (time {count})",
+    tl_repeat: "repeat case: {repeat_of} at this place was handled before", c_backup: "Backup grid", c_repeat_of: "Repeat of", c_reopened: "Reopened",
     err_transfer_outside: "{unit} may transfer only within its area, not to {target}", err_not_found: "no such case",
     err_photo_type: "a photo must be JPEG, PNG or WebP", err_photo_size: "a photo may be at most {limit} bytes",
     tl_opened: "opened, owner {owner}", tl_opened_manual: "reported by hand ({tier})", tl_merged: "alert merged (device time {observed_at})",
@@ -580,6 +586,7 @@ function describe(e) {
   let text;
   if (e.action === "opened") text = fill(t(d.manual ? "tl_opened_manual" : "tl_opened"), p) + (d.maintenance ? t("tl_maintenance") : "");
   else if (e.action === "escalated") text = fill(t(d.stage ? "tl_escalated" : "tl_escalated_plain"), p);
+  else if (e.action === "accept" && d.as_backup) text = fill(t("tl_accept_backup"), p);
   else if (I18N[state.lang][`tl_${e.action}`]) text = fill(t(`tl_${e.action}`), p);
   else text = label("action", e.action);
   const colon = state.lang === "zh-CN" ? "：" : ": ";
@@ -610,9 +617,12 @@ async function openDetail(id) {
   const k = clockNow(c);
   if (k) {
     field(clock, `${t("stage_clock")}（${label("stage", c.clock.stage)}）`, `${fmtDur(k.elapsed)} · ${k.remaining < 0 ? `${t("overdue")} ${fmtDur(-k.remaining)}` : fmtDur(k.remaining)}`, "clock");
-    field(clock, t("deadline"), fmtTime(new Date(Date.now() + k.remaining * 1000).toISOString()), "deadline");
+    field(clock, t("deadline"), fmtTime(c.clock.deadline || new Date(Date.now() + k.remaining * 1000).toISOString()), "deadline");
   }
   field(clock, t("since_report"), fmtDur((Date.now() - Date.parse(c.opened_at)) / 1000), "since_report");
+  if (c.backup) field(clock, t("c_backup"), unitLabel(c.backup));
+  if (c.repeat_of) field(clock, t("c_repeat_of"), c.repeat_of);
+  if (c.reopened) field(clock, t("c_reopened"), String(c.reopened));
   field(clock, t("c_id"), c.id);
   const dl = document.createElement("dl");
   for (const key of ["opened_at", "first_seen", "first_received", "stage_started_at", "accepted_at", "resolved_at", "closed_at", "last_seen", "cleared_at"]) {

@@ -1,0 +1,176 @@
+"""Case control as command centers practise it (issue 13, its measured gaps), on SQLite and PostgreSQL with an
+injected clock, through the API: the stage clock and the light are not restarted by an escalation (the
+case shows how long it has waited and its deadline), the backup grid (AB角) sees a case it is offered and
+can sign for it, a condition returning after the result was reported reopens the case, a return after
+closing opens a linked repeat case (重复件), and whoever reported the result cannot also close it.
+
+Each of these fails on the main before this change: the escalated case showed green 0:00:00, the backup
+grid got 404, the returned gas leak only logged `condition_returned` on a resolved case, the new case was
+not linked, and one key could resolve and close alone."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from hub.app import create_app
+from hub.config import ApiKey, HubConfig, hash_key
+from hub.events import event_body, units_seeing
+from hub.scheduler import Scheduler
+
+T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "ops-2": ("operator", "district-a"),
+        "ops-g1": ("operator", "grid-01"), "ops-g2": ("operator", "grid-02"), "ops-g3": ("operator", "grid-03"),
+        "view-g2": ("viewer", "grid-02")}
+
+
+def H(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer key-{name}"}
+
+
+@pytest.fixture
+def client(db_url):
+    keys = [ApiKey(name=n, role=r, unit=u, hash=hash_key(f"key-{n}")) for n, (r, u) in KEYS.items()]
+    cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
+    clock = {"now": T}
+    app = create_app(cfg, clock=lambda: clock["now"], run_scheduler=False)
+    with TestClient(app) as c:
+        c.clock = clock  # type: ignore[attr-defined]
+        yield c
+
+
+def alert(aid: str, grid: str = "grid-01", device: str = "gas-03", state: str = "firing",
+          at: datetime = T) -> dict:
+    return {"alert_id": aid, "state": state, "rule_id": "gas-high", "edge_id": "edge-a", "device_id": device,
+            "grid_id": grid, "kind": "sensor", "category": "gas_leak", "severity": "critical",
+            "started_at": at.isoformat(), "observed_at": at.isoformat(), "value": 6120.0,
+            "message": "CH4 6120 ppm", "labels": {}, "evidence": {}}
+
+
+def send(client, *alerts: dict) -> list[dict]:
+    r = client.post("/api/v1/alerts", json={"alerts": list(alerts)}, headers=H("edge"))
+    assert r.status_code == 200, r.text
+    return r.json()["results"]
+
+
+def at(client, minutes: float) -> None:
+    """Move the hub's clock to T + minutes and run what falls due."""
+    client.clock["now"] = T + timedelta(minutes=minutes)
+    Scheduler(client.app.state.hub.store).run_due()
+
+
+def case(client, case_id: str, key: str = "ops") -> dict:
+    r = client.get(f"/api/v1/cases/{case_id}", headers=H(key))
+    assert r.status_code == 200, r.text
+    return r.json()
+
+
+def test_an_escalated_case_keeps_its_stage_clock_light_and_deadline(client):
+    """life-safety: accept within 5 minutes. The grid does not accept: at 5 min its backup is asked, then
+    each level gets its own 5 minutes; the case itself stays red and shows 20 minutes waited."""
+    cid = send(client, alert("g1"))[0]["case_id"]
+    for minute in (2.5, 5, 10, 15, 20):
+        at(client, minute)
+    c = case(client, cid)
+    assert (c["owner"], c["escalations"]) == ("district-a", 3)
+    clock = c["clock"]
+    assert (clock["stage"], clock["light"]) == ("accept", "red")
+    assert clock["elapsed_s"] == 1200.0 and clock["remaining_s"] == -900.0  # 已挂单 20 min, 15 min overdue
+    assert datetime.fromisoformat(clock["deadline"]) == T + timedelta(minutes=5)  # 限期: fixed, not moved
+    assert clock["owner_elapsed_s"] == 0.0  # the district got it just now
+    assert c["total_s"] == 1200.0
+    lights = [e["detail"]["light"] for e in c["timeline"] if e["action"] == "light"]
+    assert lights == ["yellow", "red"]  # never green again
+    at(client, 22)
+    assert case(client, cid)["clock"]["owner_elapsed_s"] == 120.0
+
+
+def test_the_backup_grid_sees_is_told_and_signs_for_a_case(client):
+    cid = send(client, alert("b1"))[0]["case_id"]  # grid-01, whose backup (AB角) is grid-02
+    assert client.get(f"/api/v1/cases/{cid}", headers=H("ops-g2")).status_code == 404  # not offered yet
+    at(client, 5)  # grid-01 did not sign within 5 minutes: grid-02 is asked
+    c = case(client, cid, "ops-g2")
+    assert c["backup"] == "grid-02" and c["owner"] == "grid-01"
+    assert c["actions"] == ["accept", "comment"]  # it may sign for it, nothing else
+    assert [cc["id"] for cc in client.get("/api/v1/cases", headers=H("ops-g2")).json()["cases"]] == [cid]
+    assert client.get(f"/api/v1/cases/{cid}", headers=H("view-g2")).status_code == 200
+    # told: the backup_notified event goes to grid-02's stream and MQTT topic
+    ev = next(e for e in client.app.state.hub.store.events_after(0, {"grid-02"}) if e.entry.action == "backup_notified")
+    assert "grid-02" in units_seeing(client.app.state.hub.store.org, event_body(ev))
+    # the backup may not do the owner's work
+    r = client.post(f"/api/v1/cases/{cid}/transfer", json={"unit": "grid-02"}, headers=H("ops-g2"))
+    assert r.status_code == 403 and r.json()["code"] == "held_elsewhere"
+    assert client.get(f"/api/v1/cases/{cid}", headers=H("ops-g3")).status_code == 404  # others still do not see it
+    r = client.post(f"/api/v1/cases/{cid}/accept", json={"note": "二网格代为签收"}, headers=H("ops-g2"))
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert (c["status"], c["owner"]) == ("accepted", "grid-02")
+    signed = c["timeline"][-1]
+    assert (signed["actor"], signed["action"], signed["detail"]["as_backup"], signed["detail"]["from"]) == (
+        "ops-g2", "accept", True, "grid-01")
+    assert "resolve" in c["actions"]  # its own case now
+    # a case grid-02 was never offered stays out of its reach
+    other = send(client, alert("b2", grid="grid-03", device="gas-30"))[0]["case_id"]
+    assert client.post(f"/api/v1/cases/{other}/accept", headers=H("ops-g2")).status_code == 404
+
+
+def test_a_backup_cannot_sign_once_the_owner_has(client):
+    cid = send(client, alert("b3"))[0]["case_id"]
+    at(client, 5)
+    assert client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops-g1")).status_code == 200  # the owner, late
+    r = client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops-g2"))
+    assert r.status_code == 403 and r.json()["code"] == "held_elsewhere"
+    assert case(client, cid, "ops-g2")["actions"] == []
+
+
+def test_a_condition_returning_after_the_result_reopens_the_case(client):
+    cid = send(client, alert("r1"))[0]["case_id"]
+    client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops"))
+    send(client, alert("r1", state="resolved", at=T + timedelta(minutes=3)))
+    at(client, 20)
+    assert client.post(f"/api/v1/cases/{cid}/resolve", json={"note": "阀门已关闭"}, headers=H("ops")).status_code == 200
+    at(client, 30)
+    res = send(client, alert("r2", at=T + timedelta(minutes=30)))[0]  # the gas is back, new episode
+    assert (res["case_id"], res["status"]) == (cid, "merged")
+    c = case(client, cid)
+    assert (c["status"], c["reopened"], c["resolved_at"], c["resolved_by"]) == ("accepted", 1, None, None)
+    assert [e["action"] for e in c["timeline"]][-3:] == ["merged", "condition_returned", "reopened"]
+    assert (c["clock"]["stage"], c["clock"]["elapsed_s"], c["clock"]["light"]) == ("resolve", 0.0, "green")
+    assert "resolve" in c["actions"] and "close" not in c["actions"]
+
+
+def test_a_return_after_closing_opens_a_linked_repeat_case(client):
+    first = send(client, alert("p1"))[0]["case_id"]
+    for action, key in (("accept", "ops"), ("resolve", "ops"), ("close", "ops-2")):
+        r = client.post(f"/api/v1/cases/{first}/{action}", json={"note": "ok"}, headers=H(key))
+        assert r.status_code == 200, r.text
+    client.clock["now"] = T + timedelta(days=3)
+    again = send(client, alert("p2", at=T + timedelta(days=3)))[0]
+    assert again["status"] == "created" and again["case_id"] != first
+    c = case(client, again["case_id"])
+    assert c["repeat_of"] == first
+    assert [e["action"] for e in c["timeline"]][:2] == ["opened", "repeat"]
+    # another place, or the same place long after (life-safety keeps the default 30 days), is no repeat
+    other = send(client, alert("p3", device="gas-04", at=T + timedelta(days=3)))[0]["case_id"]
+    assert case(client, other)["repeat_of"] is None
+    second = again["case_id"]
+    for action, key in (("accept", "ops"), ("resolve", "ops"), ("close", "ops-2")):
+        client.post(f"/api/v1/cases/{second}/{action}", json={"note": "ok"}, headers=H(key))
+    client.clock["now"] = T + timedelta(days=40)
+    late = send(client, alert("p4", at=T + timedelta(days=40)))[0]["case_id"]
+    assert case(client, late)["repeat_of"] is None
+
+
+def test_whoever_reports_the_result_cannot_also_close_it(client):
+    cid = send(client, alert("s1"))[0]["case_id"]
+    client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops"))
+    assert client.post(f"/api/v1/cases/{cid}/resolve", json={"note": "done"}, headers=H("ops")).status_code == 200
+    assert "close" not in case(client, cid, "ops")["actions"]
+    assert "close" in case(client, cid, "ops-2")["actions"]
+    r = client.post(f"/api/v1/cases/{cid}/close", headers=H("ops"))
+    assert r.status_code == 409 and r.json()["code"] == "same_person"
+    r = client.post(f"/api/v1/cases/{cid}/close", json={"note": "回访满意"}, headers=H("ops-2"))
+    assert r.status_code == 200 and r.json()["status"] == "closed"
