@@ -27,7 +27,7 @@ Effect = Callable[[Store, Session, Case, datetime, str | None, str | None], Deta
 
 
 def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | None = None,
-        unit: str | None = None, as_backup: bool = False) -> Case:
+        unit: str | None = None, as_backup: bool = False, person: str | None = None) -> Case:
     """Carry out an action or raise Conflict with the reason (NotFound if there is no such case).
 
     `as_backup`: the backup grid (AB角) the case was offered to signs for it: it accepts, and the case is
@@ -55,6 +55,8 @@ def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | N
         detail = EFFECTS[action](store, s, case, now, note, unit)
         if backup_of is not None:
             detail = {**detail, "as_backup": True, "from": backup_of, "to": case.owner}
+        if person is not None:
+            detail = {**detail, "by": person}  # the person's own name beside their username (the actor)
         if action == "resolve":
             case.resolved_by = actor
         case.status = outcome
@@ -117,6 +119,24 @@ EFFECTS: Final[dict[Action, Effect]] = {
     "accept": _accept, "resolve": _resolve, "close": _close, "hold": _hold, "resume": _resume,
     "transfer": _transfer, "comment": _comment,
 }
+
+
+def assign(store: Store, case_id: str, *, username: str, name: str, actor: str, person: str | None = None,
+           note: str | None = None) -> Case:
+    """Give an active case to a named person (the route checks they belong to the unit holding it)."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        if case.status == "closed":
+            raise Conflict("cannot assign a case that is closed", "wrong_state", action="assign", status=case.status,
+                           allowed=["open", "accepted", "resolved", "on_hold"])
+        previous, case.assignee = case.assignee, username
+        case.version += 1
+        detail: Detail = {"to": username, "name": name, **({"from": previous} if previous else {}), **_noted(note)}
+        if person is not None:
+            detail["by"] = person
+        store.log(s, case, now, actor, "assigned", detail)
+        return case
 
 
 def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: str, actor: str,

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch.core.yamlconf import load
-from hub.api import alerts, board, cases, fleet, stats, stream
+from hub.api import alerts, board, cases, fleet, people, stats, stream
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
@@ -28,6 +28,7 @@ from hub.labels import load_labels
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
+from hub.people import People
 from hub.reload import ConfigWatcher
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
@@ -83,11 +84,12 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
                              fleet=cfg.fleet, rule_tools=rule_tools, labels=load_labels(cfg.labels),
-                             max_photo_bytes=cfg.limits.max_photo_bytes)
+                             max_photo_bytes=cfg.limits.max_photo_bytes, people=People(store, cfg.keys))
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
     app.include_router(alerts.router)
+    app.include_router(people.router)  # before cases: /cases/{id}/assign is not a case action of the table
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)
@@ -117,6 +119,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         return generate_latest(metrics_.registry)
 
     guard = FailureLimiter(cfg.limits.auth_failures, cfg.limits.auth_window)
-    app.add_middleware(Guard, keys=lambda: app.state.hub.keys, max_body=cfg.limits.max_body_bytes,
+    app.state.auth_limiter = guard
+    app.add_middleware(Guard, keys=lambda: app.state.hub.people.keys(), max_body=cfg.limits.max_body_bytes,
                        limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies)
     return app

@@ -93,6 +93,7 @@ class Case(Base):
     repeat_of: Mapped[str | None] = mapped_column(String(32))  # 重复件: the earlier case at this place
     reopened: Mapped[int] = mapped_column(Integer, default=0)  # times the condition's return reopened it
     resolved_by: Mapped[str | None] = mapped_column(String(128))  # who reported the result
+    assignee: Mapped[str | None] = mapped_column(String(64))  # the person of the owning unit handling it (网格员)
 
     __table_args__ = (
         Index("ix_cases_dedup_open", "dedup_key", unique=True,
@@ -262,6 +263,49 @@ class HeldAlert(Base):
     )
 
 
+class User(Base):
+    """A person who signs in to the board (网格员, a command center's staff, an administrator): a name, the
+    unit they work for, a role, and a password hashed with Argon2id (argon2-cffi)."""
+
+    __tablename__ = "users"
+
+    username: Mapped[str] = mapped_column(String(64), primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    unit: Mapped[str | None] = mapped_column(String(64))  # None: an administrator of the whole tree
+    role: Mapped[str] = mapped_column(String(16))  # operator | viewer | admin
+    password_hash: Mapped[str] = mapped_column(String(256))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class UserSession(Base):
+    """A signed-in session: the SHA-256 of its bearer token (the token itself is never stored)."""
+
+    __tablename__ = "user_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(80), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class KeyRow(Base):
+    """An API key for a machine (an edge agent, an integration) added through the API: live without a
+    restart, beside the keys of hub.yaml. Only its hash is kept."""
+
+    __tablename__ = "api_keys"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+    unit: Mapped[str | None] = mapped_column(String(64))
+    grids: Mapped[list[str] | None] = mapped_column(JSON)
+    hash: Mapped[str] = mapped_column(String(80))
+    created_at: Mapped[datetime]
+    disabled_at: Mapped[datetime | None]
+    actor: Mapped[str] = mapped_column(String(128))
+
+
 @dataclass(eq=False)
 class NewCase:
     """A case opened by alert intake, as the row `bulk_insert` writes: exactly the columns of `Case` (a test
@@ -302,6 +346,7 @@ class NewCase:
     repeat_of: str | None = None
     reopened: int = 0
     resolved_by: str | None = None
+    assignee: str | None = None
 
     def row(self) -> dict[str, Any]:
         return vars(self)

@@ -1,4 +1,5 @@
-"""API keys with a role and, for operators and viewers, a unit whose subtree they see and act on."""
+"""Who calls: a machine's API key, or a person signed in (a session token), each with a role and, for
+operators and viewers, a unit whose subtree they see and act on."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.guard import MATCHED_KEY
 from hub.config import ApiKey, Role
+from hub.people import People, is_session_token
 from hub.store import Scope, Store
 
 bearer = HTTPBearer(auto_error=False)
@@ -18,10 +21,11 @@ bearer = HTTPBearer(auto_error=False)
 
 @dataclass(frozen=True)
 class Principal:
-    name: str
+    name: str  # a key's name, or a person's username: what the timeline records as the actor
     role: Role
     unit: str | None  # None: the whole tree (edge, admin)
     grids: frozenset[str] | None = None  # edge keys: the grids they may send alerts for; None = all
+    person: str | None = None  # a signed-in person's own name (None: a machine's key)
 
 
 async def principal(request: Request,
@@ -29,10 +33,16 @@ async def principal(request: Request,
     if creds is None:
         raise HTTPException(401, "missing API key (Authorization: Bearer <key>)",
                             headers={"WWW-Authenticate": "Bearer"})
+    people: People = request.app.state.hub.people
+    if is_session_token(creds.credentials):
+        who = await run_in_threadpool(people.session, creds.credentials)
+        if who is None:
+            raise HTTPException(401, "signed out or session expired; sign in again",
+                                headers={"WWW-Authenticate": "Bearer"})
+        return Principal(who.username, who.role, who.unit if who.role != "admin" else None, None, who.name)
     k: ApiKey | None = getattr(request.state, MATCHED_KEY, None)  # matched by the guard in front
     if k is None:
-        keys: list[ApiKey] = request.app.state.hub.keys
-        k = next((key for key in keys if key.matches(creds.credentials)), None)
+        k = next((key for key in people.keys() if key.matches(creds.credentials)), None)
     if k is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None,

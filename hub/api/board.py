@@ -38,7 +38,7 @@ def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
     scope = scope_of(store, who)
     units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
              for u in store.org.units.values() if scope is None or u.id in scope]
-    return MeOut(name=who.name, role=who.role, unit=who.unit, tz=tz, units=units,
+    return MeOut(name=who.name, person=who.person, role=who.role, unit=who.unit, tz=tz, units=units,
                  can_act=who.role in ("operator", "admin"))
 
 

@@ -311,7 +311,7 @@ def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionB
                       "transfer_outside", unit=who.unit, target=body.unit)
     try:
         actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit,
-                    as_backup=backup and name == "accept")
+                    as_backup=backup and name == "accept", person=who.person)
     except Conflict as exc:
         raise refused(exc) from None
 

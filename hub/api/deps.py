@@ -32,6 +32,8 @@ class HubState:
     labels: Labels = field(default_factory=Labels)
     max_photo_bytes: int = 8 * 1024 * 1024
     """Display names of categories and other codes (board, exports)."""
+    people: Any = None
+    """`hub.people.People`: accounts, sessions and live API keys."""
     generation: int = 0
     """Bumped by every deploy and device change in this process: waiting assignment polls look again."""
 

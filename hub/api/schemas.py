@@ -69,6 +69,7 @@ class CasePublic(BaseModel):
     repeat_of: str | None = Field(None, description="重复件: the earlier case of this place and kind")
     reopened: int = Field(0, description="times the condition's return reopened the case")
     resolved_by: str | None = Field(None, description="who reported the result")
+    assignee: str | None = Field(None, description="the person of the owning unit the case is assigned to")
 
 
 class TimelineOut(BaseModel):
@@ -114,6 +115,7 @@ class UnitOut(BaseModel):
 
 class MeOut(BaseModel):
     name: str
+    person: str | None = Field(None, description="a signed-in person's own name; null for a key")
     role: str
     unit: str | None
     tz: str
@@ -124,7 +126,7 @@ class MeOut(BaseModel):
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
             "first_received", "alert_count", "cleared_at", "escalations", "place", "backup", "repeat_of",
-            "reopened", "resolved_by")
+            "reopened", "resolved_by", "assignee")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
