@@ -162,7 +162,7 @@ def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: st
 
 
 def add_photo(store: Store, case_id: str, *, data: bytes, content_type: str, actor: str,
-              note: str | None = None) -> int:
+              note: str | None = None, person: str | None = None) -> int:
     """A photo taken on the spot (a report, a result) stored with the case as evidence; its number."""
     now = store.now()
     with store.transaction() as s:
@@ -170,7 +170,8 @@ def add_photo(store: Store, case_id: str, *, data: bytes, content_type: str, act
         n = store.next_evidence_number(s, case_id)
         s.add(Evidence(case_id=case_id, n=n, alert_id=f"photo:{actor}"[:64], content_type=content_type, data=data))
         case.version += 1
-        store.log(s, case, now, actor, "photo", {"n": n, "type": content_type, "bytes": len(data), **_noted(note)})
+        store.log(s, case, now, actor, "photo", {"n": n, "type": content_type, "bytes": len(data), **_noted(note),
+                                                 **({"by": person} if person else {})})
         return n
 
 

@@ -179,3 +179,73 @@ def test_two_thousand_open_cases_stay_responsive(tmp_path, browser, capsys):
         page.close()
     finally:
         hub.stop()
+
+
+def person_login(browser, hub: Hub, username: str, password: str):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.goto(hub.url + "/")
+    page.fill("#username", username)
+    page.fill("#password", password)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#board:not([hidden])")
+    page.wait_for_selector("#live.on", timeout=10_000)
+    return page
+
+
+def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_path, browser):
+    """Two accounts made by the administrator through the API: 网格员 张伟 of grid-01 signs in with his name
+    and password, signs for (accepts) the case, attaches a photo and reports the result; he is not offered
+    the close; 陈静 of the community signs in and closes it (verification). The timeline names them."""
+    from tests.test_board_views import JPEG
+
+    hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": "hubkit-admin-key"}]).start()
+    try:
+        for user, name, unit in (("zhang.wei", "张伟", "grid-01"), ("chen.jing", "陈静", "community-11")):
+            r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
+                         json={"username": user, "name": name, "unit": unit, "role": "operator",
+                               "password": "s3cret-pw!"})
+            assert r.status_code == 201, r.text
+        wrong = browser.new_page()
+        wrong.goto(hub.url + "/")
+        wrong.fill("#username", "zhang.wei")
+        wrong.fill("#password", "guess-guess")
+        wrong.click("#login-form button[type=submit]")
+        wrong.wait_for_function("document.querySelector('#login-error').textContent.includes('用户名或密码错误')")
+        wrong.close()
+        case_id = hub.post([alert(1, "grid-01", category="intrusion", device="cam-01")])[0]["case_id"]
+        page = person_login(browser, hub, "zhang.wei", "s3cret-pw!")
+        assert "张伟" in page.inner_text("#who")
+        row = f"tr[data-case='{case_id}']"
+        page.click(row)
+        page.wait_for_selector("#detail:not([hidden]) button[data-action='accept']")
+        page.click("button[data-action='accept']")
+        page.wait_for_selector("#actions button[data-action='resolve']")
+        page.set_input_files("#photo-input", files=[{"name": "site.jpg", "mimeType": "image/jpeg", "buffer": JPEG}])
+        page.wait_for_selector("#detail ol.timeline li[data-action='photo']")
+        page.fill("#action-note", "已到场处置，围栏修复")
+        page.click("#actions button[data-action='resolve']")
+        page.wait_for_selector(f"{row}[data-status='resolved']", timeout=5_000)
+        page.wait_for_selector("#detail ol.timeline li[data-action='resolve']")
+        assert "张伟" in page.inner_text("#detail ol.timeline li[data-action='resolve']")
+        assert page.query_selector("#actions button[data-action='close']") is None  # not his own result
+        page.click("#close-detail")
+        page.click("#logout")
+        page.wait_for_selector("#login:not([hidden])")
+        other = person_login(browser, hub, "chen.jing", "s3cret-pw!")
+        other.click(row)
+        other.wait_for_selector("#actions button[data-action='close']")
+        other.fill("#action-note", "核查通过")
+        other.click("#actions button[data-action='close']")
+        other.wait_for_selector("#detail ol.timeline li[data-action='close']", timeout=5_000)
+        assert "陈静" in other.inner_text("#detail ol.timeline li[data-action='close']")
+        detail = hub.get(f"/api/v1/cases/{case_id}")
+        assert detail["status"] == "closed"
+        by = {e["action"]: (e["actor"], e["detail"].get("by")) for e in detail["timeline"]}
+        assert by["accept"] == ("zhang.wei", "张伟") and by["resolve"] == ("zhang.wei", "张伟")
+        assert by["close"] == ("chen.jing", "陈静") and by["photo"] == ("zhang.wei", "张伟")
+        assert len(detail["photos"]) == 1
+        other.screenshot(path=str(OUT / "board-people.png"))
+        other.close()
+        page.close()
+    finally:
+        hub.stop()

@@ -275,7 +275,7 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
         raise Refused(415, f"the body is not a {kind} image", "photo_type", type=kind)
     try:
         await run_in_threadpool(actions.add_photo, store, case.id, data=bytes(data), content_type=kind,
-                                actor=who.name, note=note)
+                                actor=who.name, note=note, person=who.person)
     except Conflict as exc:
         raise refused(exc) from None
     return await run_in_threadpool(load_visible, store, who, case_id)

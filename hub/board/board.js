@@ -7,6 +7,8 @@ const I18N = {
   "zh-CN": {
     title: "网格指挥中心", tab_board: "案件看板", tab_analysis: "类案分析", offline: "未连接", live: "实时",
     logout: "退出", key_label: "访问密钥（查看或操作）", login: "登录", bad_key: "密钥无效",
+    username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
+    tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
     f_unit: "单位", f_category: "类别", f_light: "亮灯", f_status: "状态", all: "全部", not_closed: "未办结",
     c_light: "亮灯", c_id: "案件", c_category: "类别", c_severity: "级别", c_grid: "网格", c_owner: "责任单位",
     c_status: "状态", c_elapsed: "已挂单", c_left: "剩余", c_cleared: "已消警", c_esc: "升级",
@@ -50,6 +52,9 @@ const I18N = {
   en: {
     title: "Grid command center", tab_board: "Cases", tab_analysis: "Analysis", offline: "offline", live: "live",
     logout: "Log out", key_label: "Access key (viewer or operator)", login: "Log in", bad_key: "Unknown key",
+    username: "User name", password: "Password", bad_password: "Wrong name or password, or the account is disabled",
+    too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
+    err_not_member: "{username} is not an active member of {unit}",
     f_unit: "Unit", f_category: "Category", f_light: "Light", f_status: "State", all: "all", not_closed: "not closed",
     c_light: "Light", c_id: "Case", c_category: "Category", c_severity: "Severity", c_grid: "Grid", c_owner: "Owner",
     c_status: "State", c_elapsed: "Pending", c_left: "Left", c_cleared: "Cleared", c_esc: "Esc.",
@@ -196,7 +201,7 @@ async function login(key) {
   }
   sessionStorage.setItem("gw-key", key);
   $("#login").hidden = true; $("#board").hidden = false; $("#tabs").hidden = false; $("#logout").hidden = false;
-  $("#who").textContent = `${state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
+  $("#who").textContent = `${state.me.person || state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
   for (const el of document.querySelectorAll(".can-act")) el.hidden = !state.me.can_act;
   fillFilters();
   await loadCases();
@@ -205,7 +210,10 @@ async function login(key) {
   return true;
 }
 
-function logout() {
+async function logout() {
+  if (state.key.startsWith("gws_")) {
+    try { await fetch("/api/v1/logout", { method: "POST", headers: { Authorization: `Bearer ${state.key}` } }); } catch (e) { /* gone anyway */ }
+  }
   sessionStorage.removeItem("gw-key");
   location.reload();
 }
@@ -632,7 +640,8 @@ async function openDetail(id) {
   for (const e of c.timeline) {
     const li = document.createElement("li");
     const when = document.createElement("time"); when.textContent = fmtTime(e.at);
-    const who = document.createElement("b"); who.textContent = SYSTEM_ACTORS.has(e.actor) ? t("system") : e.actor;
+    const who = document.createElement("b");
+    who.textContent = SYSTEM_ACTORS.has(e.actor) ? t("system") : (e.detail && e.detail.by ? `${e.detail.by}（${e.actor}）` : e.actor);
     const what = document.createElement("span"); what.textContent = describe(e);
     li.append(when, " ", who, " ", what); li.dataset.action = e.action;
     tl.append(li);
@@ -800,7 +809,18 @@ async function loadAnalysis() {
 }
 
 // ---- wiring ------------------------------------------------------------------------------------
-$("#login-form").addEventListener("submit", (e) => { e.preventDefault(); login($("#key").value.trim()); });
+$("#login-form").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const user = $("#username").value.trim();
+  if (!user) { login($("#key").value.trim()); return; }
+  // a person signs in with a name and password: the session token then stands in for a key
+  const res = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: user, password: $("#password").value }) });
+  if (!res.ok) { $("#login-error").textContent = res.status === 429 ? t("too_many") : t("bad_password"); return; }
+  const got = await res.json();
+  $("#password").value = "";
+  login(got.token);
+});
 $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh-CN" ? "en" : "zh-CN"; localStorage.setItem("gw-lang", state.lang); applyLang(); });
 $("#logout").addEventListener("click", logout);
 $("#close-detail").addEventListener("click", () => { state.detail = null; state.shown = null; $("#detail").hidden = true; });
