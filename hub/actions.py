@@ -71,13 +71,13 @@ def _noted(note: str | None) -> Detail:
 
 
 def _accept(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
-    case.accepted_at, case.stage_started_at, case.level_started_at = now, now, None
+    case.accepted_at, case.stage_started_at, case.level_started_at, case.stage_extra_s = now, now, None, 0.0
     return _noted(note)
 
 
 def _resolve(store: Store, s: Session, case: Case, now: datetime, note: str | None,
              unit: str | None) -> Detail:
-    case.resolved_at, case.stage_started_at, case.level_started_at = now, now, None
+    case.resolved_at, case.stage_started_at, case.level_started_at, case.stage_extra_s = now, now, None, 0.0
     return {"note": note}
 
 

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch.core.yamlconf import load
-from hub.api import alerts, board, cases, fleet, people, stats, stream
+from hub.api import alerts, board, cases, controls, fleet, people, stats, stream
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
@@ -90,6 +90,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.watcher = watcher
     app.include_router(alerts.router)
     app.include_router(people.router)  # before cases: /cases/{id}/assign is not a case action of the table
+    app.include_router(controls.router)  # likewise /cases/{id}/extension
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)

@@ -212,6 +212,7 @@ class Batch:
         result did not hold, so the case goes back to handling with a fresh resolve clock."""
         case.status, case.resolved_at, case.resolved_by = "accepted", None, None
         case.stage_started_at, case.level_started_at, case.light_announced = self.now, None, None
+        case.stage_extra_s = 0.0
         case.reopened += 1
         case.version += 1
         self._entry(case, "reopened", {"alert_id": alert.alert_id, "count": case.reopened, "stage": "resolve"})

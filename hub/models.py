@@ -94,6 +94,8 @@ class Case(Base):
     reopened: Mapped[int] = mapped_column(Integer, default=0)  # times the condition's return reopened it
     resolved_by: Mapped[str | None] = mapped_column(String(128))  # who reported the result
     assignee: Mapped[str | None] = mapped_column(String(64))  # the person of the owning unit handling it (网格员)
+    stage_extra_s: Mapped[float] = mapped_column(Float, default=0.0)  # approved extensions of the running stage
+    extensions: Mapped[int] = mapped_column(Integer, default=0)  # extensions approved over the case's life
 
     __table_args__ = (
         Index("ix_cases_dedup_open", "dedup_key", unique=True,
@@ -263,6 +265,27 @@ class HeldAlert(Base):
     )
 
 
+class CaseRequest(Base):
+    """A request on a case that the dispatching level decides (延期: more time for the running stage, with
+    a reason and a new deadline): who asked, when, and the decision."""
+
+    __tablename__ = "case_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # extension
+    stage: Mapped[str] = mapped_column(String(16))  # the stage it was asked in
+    reason: Mapped[str] = mapped_column(Text)
+    until: Mapped[datetime | None]  # the deadline asked for
+    unit: Mapped[str] = mapped_column(String(64))  # the unit that asked (the owner then)
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime]
+    decision: Mapped[str | None] = mapped_column(String(16))  # approved | refused | withdrawn (None: pending)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class User(Base):
     """A person who signs in to the board (网格员, a command center's staff, an administrator): a name, the
     unit they work for, a role, and a password hashed with Argon2id (argon2-cffi)."""
@@ -347,6 +370,8 @@ class NewCase:
     reopened: int = 0
     resolved_by: str | None = None
     assignee: str | None = None
+    stage_extra_s: float = 0.0
+    extensions: int = 0
 
     def row(self) -> dict[str, Any]:
         return vars(self)
@@ -361,4 +386,5 @@ class CaseClock(Protocol):
     policy: dict[str, Any]
     stage_started_at: datetime
     level_started_at: datetime | None
+    stage_extra_s: float
     next_due: datetime | None

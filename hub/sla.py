@@ -68,6 +68,7 @@ class Policy(Strict):
     limits: Limits
     yellow_at: float = Field(0.5, gt=0, lt=1, description="share of the limit elapsed when the light turns yellow")
     remind_every: Duration = Field(1800.0, gt=0, description="reminders to the owner while a case stays red")
+    extensions_max: int = Field(2, ge=0, le=20, description="延期: extensions a case may be granted in its life")
     repeat_within: Duration = Field(30 * 86400.0, ge=0, description="重复件: a new case of a place and kind closed "
                                                                     "less than this long ago is marked a repeat of it")
 

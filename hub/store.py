@@ -379,7 +379,7 @@ class Store:
             return None
         policy = policy or Policy.model_validate(case.policy)
         cal = self.calendars.get(policy.calendar, Calendar.always())
-        limit = limit_seconds(getattr(policy.limits, stage), cal)
+        limit = limit_seconds(getattr(policy.limits, stage), cal) + (case.stage_extra_s or 0.0)  # 延期 granted
         started = (case.level_started_at or case.stage_started_at) if level else case.stage_started_at
         reading = stage_clock(started=started, limit_s=limit, yellow_at=policy.yellow_at,
                               calendar=cal, now=now, pauses=[ClockPause(p.start, p.end) for p in pauses])

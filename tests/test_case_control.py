@@ -174,3 +174,75 @@ def test_whoever_reports_the_result_cannot_also_close_it(client):
     assert r.status_code == 409 and r.json()["code"] == "same_person"
     r = client.post(f"/api/v1/cases/{cid}/close", json={"note": "回访满意"}, headers=H("ops-2"))
     assert r.status_code == 200 and r.json()["status"] == "closed"
+
+
+def ext(client, cid: str, until: datetime, key: str, reason: str = "等待燃气公司更换阀门"):
+    return client.post(f"/api/v1/cases/{cid}/extension", json={"reason": reason, "until": until.isoformat()},
+                       headers=H(key))
+
+
+def test_an_extension_asked_by_the_grid_and_approved_above_moves_the_deadline(client):
+    """life-safety: resolve within 1 h of accepting. grid-01 accepts at once, asks at 30 min for the deadline
+    to be 3 h; it cannot approve its own request; the district approves; nothing escalates at 61 min; the
+    light and the escalation follow the new deadline."""
+    cid = send(client, alert("e1"))[0]["case_id"]
+    assert client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops-g1")).status_code == 200
+    at(client, 30)
+    r = ext(client, cid, T + timedelta(hours=3), "ops-g1")
+    assert r.status_code == 201, r.text
+    req = r.json()["requests"][0]
+    assert (req["decision"], req["requested_by"], req["stage"]) == (None, "ops-g1", "resolve")
+    assert ext(client, cid, T + timedelta(hours=4), "ops-g1").json()["code"] == "request_pending"
+    queue = client.get("/api/v1/requests", headers=H("ops")).json()
+    assert [(q["case"]["id"], q["can_decide"]) for q in queue] == [(cid, True)]
+    assert [q["can_decide"] for q in client.get("/api/v1/requests", headers=H("ops-g1")).json()] == [False]
+    assert client.get("/api/v1/requests", headers=H("ops-g3")).json() == []
+    path = f"/api/v1/cases/{cid}/extension/{req['id']}"
+    r = client.post(f"{path}/approve", headers=H("ops-g1"))
+    assert r.status_code == 403 and r.json()["code"] == "not_dispatcher"
+    assert client.post(f"{path}/approve", headers=H("ops-g3")).status_code == 404  # not even visible
+    assert client.post(f"{path}/approve", headers=H("view-g2")).status_code == 403
+    r = client.post(f"{path}/approve", json={"note": "同意延期至15时"}, headers=H("ops"))
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert c["extensions"] == 1 and c["requests"][0]["decision"] == "approved"
+    assert datetime.fromisoformat(c["clock"]["deadline"]) == T + timedelta(hours=3)
+    assert c["clock"]["remaining_s"] == 9000.0  # 3 h limit now, 30 min gone
+    assert client.post(f"{path}/refuse", headers=H("ops")).json()["code"] == "decided"
+    assert client.get("/api/v1/requests", headers=H("ops")).json() == []
+    at(client, 61)
+    c = case(client, cid)
+    assert (c["owner"], c["escalations"], c["clock"]["light"]) == ("grid-01", 0, "green")
+    at(client, 181)
+    c = case(client, cid)
+    assert c["owner"] == "community-11" and c["clock"]["light"] == "red"
+
+
+def test_extensions_refused_limited_and_checked(client):
+    cid = send(client, alert("e2"))[0]["case_id"]
+    client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops-g1"))
+    assert ext(client, cid, T + timedelta(minutes=30), "ops-g1").json()["code"] == "not_later"  # before 1 h
+    assert client.post(f"/api/v1/cases/{cid}/extension", json={"reason": "x", "until": "2026-11-23T05:00:00"},
+                       headers=H("ops-g1")).status_code == 422  # a deadline without its offset
+    assert ext(client, cid, T + timedelta(hours=2), "view-g2").status_code == 403
+    assert ext(client, cid, T + timedelta(hours=2), "ops-g3").status_code == 404
+    anonymous = client.post(f"/api/v1/cases/{cid}/extension", json={"reason": "x", "until": T.isoformat()})
+    assert anonymous.status_code == 401
+    # refused: the deadline stays
+    rid = ext(client, cid, T + timedelta(hours=2), "ops-g1").json()["requests"][-1]["id"]
+    r = client.post(f"/api/v1/cases/{cid}/extension/{rid}/refuse", json={"note": "不予延期"}, headers=H("ops"))
+    assert r.status_code == 200 and r.json()["requests"][-1]["decision"] == "refused"
+    assert datetime.fromisoformat(r.json()["clock"]["deadline"]) == T + timedelta(hours=1)
+    # whoever asked cannot decide: the district asks for a case it holds, a colleague decides
+    rid = ext(client, cid, T + timedelta(hours=2), "ops").json()["requests"][-1]["id"]
+    r = client.post(f"/api/v1/cases/{cid}/extension/{rid}/approve", headers=H("ops"))
+    assert r.status_code == 409 and r.json()["code"] == "same_person"
+    assert client.post(f"/api/v1/cases/{cid}/extension/{rid}/approve", headers=H("ops-2")).status_code == 200
+    rid = ext(client, cid, T + timedelta(hours=3), "ops-g1").json()["requests"][-1]["id"]
+    assert client.post(f"/api/v1/cases/{cid}/extension/{rid}/approve", headers=H("ops")).status_code == 200
+    r = ext(client, cid, T + timedelta(hours=4), "ops-g1")  # life-safety allows two
+    assert r.status_code == 409 and r.json()["code"] == "extensions_used"
+    assert client.post(f"/api/v1/cases/{cid}/extension/999/approve", headers=H("ops")).status_code == 404
+    names = [e["action"] for e in case(client, cid)["timeline"]]
+    assert names.count("extension_requested") == 3 and names.count("extension_approved") == 2
+    assert names.count("extension_refused") == 1

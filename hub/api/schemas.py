@@ -69,6 +69,7 @@ class CasePublic(BaseModel):
     repeat_of: str | None = Field(None, description="重复件: the earlier case of this place and kind")
     reopened: int = Field(0, description="times the condition's return reopened the case")
     resolved_by: str | None = Field(None, description="who reported the result")
+    extensions: int = Field(0, description="延期 granted over the case's life")
     assignee: str | None = Field(None, description="the person of the owning unit the case is assigned to")
 
 
@@ -92,6 +93,41 @@ class PhotoOut(BaseModel):
     note: str | None = None
 
 
+class RequestOut(BaseModel):
+    """A request on the case (延期) and its decision, as the timeline records them."""
+
+    id: int
+    kind: str
+    stage: str
+    reason: str
+    until: datetime | None
+    requested_by: str
+    requested_at: datetime
+    decision: str | None = Field(None, description="approved | refused; null while pending")
+    decided_by: str | None = None
+    decided_at: datetime | None = None
+    note: str | None = None
+
+
+def requests_from(timeline: list[TimelineEntry]) -> list[RequestOut]:
+    out: dict[int, RequestOut] = {}
+    for e in timeline:
+        rid = e.detail.get("request")
+        if not isinstance(rid, int):
+            continue
+        if e.action == "extension_requested":
+            until = e.detail.get("until")
+            out[rid] = RequestOut(id=rid, kind="extension", stage=str(e.detail.get("stage", "")),
+                                  reason=str(e.detail.get("reason", "")),
+                                  until=datetime.fromisoformat(until) if isinstance(until, str) else None,
+                                  requested_by=e.actor, requested_at=e.at)
+        elif e.action in ("extension_approved", "extension_refused") and rid in out:
+            r = out[rid]
+            r.decision = "approved" if e.action == "extension_approved" else "refused"
+            r.decided_by, r.decided_at, r.note = e.actor, e.at, e.detail.get("note")
+    return list(out.values())
+
+
 class CaseDetail(CasePublic):
     timeline: list[TimelineOut]
     pauses: list[PauseOut]
@@ -99,6 +135,7 @@ class CaseDetail(CasePublic):
     evidence: list[str] = Field(description="paths of the stored evidence: the edge's snapshots and photos")
     photos: list[PhotoOut] = Field(default_factory=list, description="photos taken on the spot, oldest first")
     actions: list[str] = Field(default_factory=list, description="the actions the caller may take on the case now")
+    requests: list[RequestOut] = Field(default_factory=list, description="延期 requests and their decisions")
 
 
 class CaseList(BaseModel):
@@ -126,7 +163,7 @@ class MeOut(BaseModel):
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
             "first_received", "alert_count", "cleared_at", "escalations", "place", "backup", "repeat_of",
-            "reopened", "resolved_by", "assignee")
+            "reopened", "resolved_by", "assignee", "extensions")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
@@ -164,4 +201,5 @@ def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses:
         evidence=[f"{base}/{n}" for n in numbers],
         photos=[PhotoOut(url=f"{base}/{e.detail['n']}", at=e.at, actor=e.actor, note=e.detail.get("note"))
                 for e in photos],
-        actions=actions or [])
+        actions=actions or [],
+        requests=requests_from(timeline))

@@ -9,6 +9,9 @@ const I18N = {
     logout: "退出", key_label: "访问密钥（查看或操作）", login: "登录", bad_key: "密钥无效",
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
     tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
+    tl_extension_requested: "申请延期至 {until}（原限期 {deadline}）", tl_extension_approved: "同意延期至 {until}",
+    tl_extension_refused: "不同意延期", err_extensions_used: "已延期 {used} 次，达到上限", err_request_pending: "已有延期申请待审批",
+    err_not_later: "新限期须晚于当前限期 {deadline}", err_not_dispatcher: "须由上级派单单位审批", err_decided: "该申请已审批",
     f_unit: "单位", f_category: "类别", f_light: "亮灯", f_status: "状态", all: "全部", not_closed: "未办结",
     c_light: "亮灯", c_id: "案件", c_category: "类别", c_severity: "级别", c_grid: "网格", c_owner: "责任单位",
     c_status: "状态", c_elapsed: "已挂单", c_left: "剩余", c_cleared: "已消警", c_esc: "升级",
@@ -55,6 +58,10 @@ const I18N = {
     username: "User name", password: "Password", bad_password: "Wrong name or password, or the account is disabled",
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
     err_not_member: "{username} is not an active member of {unit}",
+    tl_extension_requested: "extension asked until {until} (deadline was {deadline})", tl_extension_approved: "extension approved until {until}",
+    tl_extension_refused: "extension refused", err_extensions_used: "{used} extensions granted: the most allowed",
+    err_request_pending: "an extension request is waiting for a decision", err_not_later: "the new deadline must be after {deadline}",
+    err_not_dispatcher: "the dispatching level decides", err_decided: "the request was already decided",
     f_unit: "Unit", f_category: "Category", f_light: "Light", f_status: "State", all: "all", not_closed: "not closed",
     c_light: "Light", c_id: "Case", c_category: "Category", c_severity: "Severity", c_grid: "Grid", c_owner: "Owner",
     c_status: "State", c_elapsed: "Pending", c_left: "Left", c_cleared: "Cleared", c_esc: "Esc.",
@@ -590,6 +597,7 @@ function describe(e) {
   if (p.stage) p.stage = label("stage", p.stage);
   if (p.light) p.light = label("light", p.light);
   if (p.observed_at) p.observed_at = fmtTime(p.observed_at);
+  for (const k of ["until", "deadline"]) if (p[k]) p[k] = fmtTime(p[k]);
   if (p.tier) p.tier = label("tier", p.tier);
   let text;
   if (e.action === "opened") text = fill(t(d.manual ? "tl_opened_manual" : "tl_opened"), p) + (d.maintenance ? t("tl_maintenance") : "");

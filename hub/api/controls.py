@@ -1,0 +1,98 @@
+"""Controls over the API (issue 13): 延期 requested by the unit holding a case and decided by the dispatching
+level, and the queue of requests a command center works from. The rules are `hub.controls`'."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import APIRouter, HTTPException
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from hub import controls
+from hub.api.auth import scope_of
+from hub.api.cases import _actionable, load_visible, refused, visible
+from hub.api.deps import Operator, Reader, StoreDep
+from hub.api.errors import BODY, GUARD, Refused, responses
+from hub.api.schemas import CaseDetail, CasePublic, Text, case_public
+from hub.errors import Conflict, NotFound
+
+router = APIRouter(prefix="/api/v1", tags=["controls"])
+
+
+class ExtensionBody(BaseModel):
+    reason: Text = Field(min_length=1, max_length=4000)
+    until: datetime = Field(description="the deadline asked for (with its offset)")
+
+
+class DecisionBody(BaseModel):
+    note: Text | None = Field(None, max_length=4000)
+
+
+@router.post("/cases/{case_id}/extension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
+def request_extension(case_id: str, body: ExtensionBody, store: StoreDep, who: Operator) -> CaseDetail:
+    """延期: the unit holding the case asks for more time for the running stage."""
+    case, backup = _actionable(store, who, case_id)
+    if body.until.tzinfo is None:
+        raise Refused(422, "until needs a time zone offset", "needs_offset")
+    try:
+        controls.request_extension(store, case.id, actor=who.name, reason=body.reason, until=body.until,
+                                   person=who.person)
+    except Conflict as exc:
+        raise refused(exc) from None
+    return load_visible(store, who, case_id)
+
+
+@router.post("/cases/{case_id}/extension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409))
+def decide(case_id: str, request_id: int, decision: str, store: StoreDep, who: Operator,
+           body: DecisionBody | None = None) -> CaseDetail:
+    """The dispatching level approves or refuses a 延期 (`decision`: approve | refuse)."""
+    if decision not in ("approve", "refuse"):
+        raise HTTPException(404, "decision is approve or refuse")
+    try:
+        case, _, _ = store.get(case_id)
+    except NotFound:
+        raise HTTPException(404, "no such case") from None
+    if not visible(store, who, case):
+        raise HTTPException(404, "no such case")
+    if not controls.may_decide(store.org, who.unit, case):
+        raise Refused(403, f"{who.unit} is not above {case.owner}: the dispatching level decides", "not_dispatcher",
+                      unit=who.unit, owner=case.owner)
+    try:
+        controls.decide_extension(store, case_id, request_id, approve=decision == "approve", actor=who.name,
+                                  decider_unit=who.unit, note=(body.note if body else None) or "", person=who.person)
+    except LookupError:
+        raise HTTPException(404, "no such request on this case") from None
+    except Conflict as exc:
+        raise refused(exc) from None
+    return load_visible(store, who, case_id)
+
+
+class QueueItem(BaseModel):
+    request: int
+    kind: str
+    stage: str
+    reason: str
+    until: datetime | None
+    requested_by: str
+    requested_at: datetime
+    can_decide: bool
+    case: CasePublic
+
+
+@router.get("/requests", responses=responses(*GUARD, 403))
+def queue(store: StoreDep, who: Reader) -> list[QueueItem]:
+    """Requests waiting for a decision on the cases in the caller's scope, oldest first (a command center's
+    queue of 延期 to decide)."""
+    now = store.clock()
+    waiting = controls.pending_for(store, scope_of(store, who))
+    with Session(store.engine) as s:
+        pauses = store.pauses_of(s, [c.id for _, c in waiting])
+    out = []
+    for r, c in waiting:
+        can = (who.role in ("operator", "admin") and controls.may_decide(store.org, who.unit, c)
+               and r.requested_by != who.name)
+        out.append(QueueItem(request=r.id, kind=r.kind, stage=r.stage, reason=r.reason, until=r.until,
+                             requested_by=r.requested_by, requested_at=r.requested_at, can_decide=can,
+                             case=case_public(store, c, pauses.get(c.id, []), now)))
+    return out

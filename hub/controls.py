@@ -1,0 +1,129 @@
+"""Controls a command center decides on a case (issue 13), starting with 延期: the unit holding a case asks
+for more time for the running stage (accept or resolve), with a reason and the deadline it needs; the
+dispatching level (a unit above the holder, never the one who asked) approves or refuses. An approval adds
+the working time between the old and the new deadline to the running stage's limit (`stage_extra_s`, on
+the policy's calendar), so the clock, the light and the escalation all follow it; a new stage starts with
+no extra. A case may be granted at most the policy's `extensions_max`, and has at most one request pending.
+
+Everything is recorded on the timeline (`extension_requested`, `extension_approved`, `extension_refused`).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from hub.calendar import Calendar
+from hub.errors import Conflict
+from hub.lifecycle import clock_stage
+from hub.models import Case, CaseRequest
+from hub.org import Org
+from hub.sla import Policy
+from hub.store import Store
+
+STAGES_EXTENDABLE = ("accept", "resolve")
+
+
+def pending(s: Session, case_id: str) -> CaseRequest | None:
+    return s.scalars(select(CaseRequest).where(CaseRequest.case_id == case_id,
+                                               CaseRequest.decision.is_(None))).first()
+
+
+def may_decide(org: Org, unit: str | None, case: Case) -> bool:
+    """The dispatching level decides: a unit strictly above the one holding the case (or the whole tree)."""
+    if unit is None:
+        return True
+    return unit != case.owner and case.owner in org.subtree(unit)
+
+
+def request_extension(store: Store, case_id: str, *, actor: str, reason: str, until: datetime,
+                      person: str | None = None) -> CaseRequest:
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        stage = clock_stage(case.status, case.held_from)
+        if case.status not in ("open", "accepted") or stage not in STAGES_EXTENDABLE:
+            raise Conflict(f"an extension is asked while the case waits to be accepted or resolved, not while it is "
+                           f"{case.status}", "wrong_state", action="extension", status=case.status,
+                           allowed=["open", "accepted"])
+        policy = Policy.model_validate(case.policy)
+        if case.extensions >= policy.extensions_max:
+            raise Conflict(f"the case has had {case.extensions} extensions, the most its policy allows",
+                           "extensions_used", used=case.extensions, max=policy.extensions_max)
+        if pending(s, case_id) is not None:
+            raise Conflict("an extension request is already waiting for a decision", "request_pending")
+        found = store.clock_of(case, store.pauses(s, case_id), now)
+        assert found is not None
+        deadline = store.deadline(case, found[1], now)
+        if until <= deadline or until <= now:
+            raise Conflict(f"the new deadline must be after the current one ({deadline.isoformat()})",
+                           "not_later", deadline=deadline.isoformat())
+        req = CaseRequest(case_id=case_id, kind="extension", stage=stage, reason=reason, until=until, unit=case.owner,
+                          requested_by=actor, requested_at=now, decision=None, decided_by=None, decided_at=None,
+                          note="")
+        s.add(req)
+        s.flush()
+        case.version += 1
+        detail = {"request": req.id, "stage": stage, "until": until.isoformat(), "reason": reason,
+                  "deadline": deadline.isoformat(), **({"by": person} if person else {})}
+        store.log(s, case, now, actor, "extension_requested", detail)
+        return req
+
+
+def decide_extension(store: Store, case_id: str, request_id: int, *, approve: bool, actor: str,
+                     decider_unit: str | None, note: str = "", person: str | None = None) -> CaseRequest:
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        req = s.get(CaseRequest, request_id, with_for_update=True)
+        if req is None or req.case_id != case_id:
+            raise LookupError(request_id)
+        if req.decision is not None:
+            raise Conflict(f"the request was already {req.decision}", "decided", decision=req.decision)
+        if not may_decide(store.org, decider_unit, case):
+            raise Conflict(f"{decider_unit} is not above {case.owner}: the dispatching level decides",
+                           "not_dispatcher", unit=decider_unit, owner=case.owner)
+        if actor == req.requested_by:
+            raise Conflict("whoever asked cannot decide their own request", "same_person", action="extension",
+                           actor=actor)
+        stage = clock_stage(case.status, case.held_from)
+        if approve and stage != req.stage:
+            raise Conflict(f"the case has moved on from the {req.stage} stage it was asked for", "wrong_state",
+                           action="extension", status=case.status, allowed=[req.stage])
+        req.decision = "approved" if approve else "refused"
+        req.decided_by, req.decided_at, req.note = actor, now, note
+        detail: dict[str, object] = {"request": req.id, "stage": req.stage, "until": req.until.isoformat()
+                                     if req.until else None, **({"note": note} if note else {}),
+                                     **({"by": person} if person else {})}
+        if approve and req.until is not None:
+            policy = Policy.model_validate(case.policy)
+            cal = store.calendars.get(policy.calendar, Calendar.always())
+            found = store.clock_of(case, store.pauses(s, case_id), now)
+            assert found is not None
+            deadline = store.deadline(case, found[1], now)
+            extra = cal.working_seconds(deadline, req.until) if req.until > deadline else 0.0
+            case.stage_extra_s = (case.stage_extra_s or 0.0) + extra
+            case.extensions += 1
+            detail["extra_s"] = extra
+            store.schedule(s, case, now)
+        case.version += 1
+        store.log(s, case, now, actor, "extension_approved" if approve else "extension_refused", detail)
+        return req
+
+
+def requests_of(store: Store, case_id: str) -> list[CaseRequest]:
+    with Session(store.engine, expire_on_commit=False) as s:
+        return list(s.scalars(select(CaseRequest).where(CaseRequest.case_id == case_id).order_by(CaseRequest.id)))
+
+
+def pending_for(store: Store, scope: set[str] | None, limit: int = 500) -> list[tuple[CaseRequest, Case]]:
+    """Requests waiting for a decision on cases held within `scope` (None: all), oldest first: a command
+    center's queue."""
+    q = (select(CaseRequest, Case).join(Case, Case.id == CaseRequest.case_id)
+         .where(CaseRequest.decision.is_(None)).order_by(CaseRequest.id).limit(limit))
+    if scope is not None:
+        q = q.where(Case.owner.in_(scope))
+    with Session(store.engine, expire_on_commit=False) as s:
+        return [(r, c) for r, c in s.execute(q)]
