@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -193,14 +193,16 @@ def person_login(browser, hub: Hub, username: str, password: str):
 
 
 def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_path, browser):
-    """Two accounts made by the administrator through the API: 网格员 张伟 of grid-01 signs in with his name
-    and password, signs for (accepts) the case, attaches a photo and reports the result; he is not offered
-    the close; 陈静 of the community signs in and closes it (verification). The timeline names them."""
+    """Three accounts made by the administrator through the API: 网格员 张伟 of grid-01 signs in with his name
+    and password, signs for (accepts) the case, asks for an extension (延期) that 刘洋 of the district
+    approves on his own page, attaches a photo and reports the result; he is not offered the close; 陈静 of
+    the community signs in and closes it (verification). The timeline names them."""
     from tests.test_board_views import JPEG
 
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": "hubkit-admin-key"}]).start()
     try:
-        for user, name, unit in (("zhang.wei", "张伟", "grid-01"), ("chen.jing", "陈静", "community-11")):
+        for user, name, unit in (("zhang.wei", "张伟", "grid-01"), ("chen.jing", "陈静", "community-11"),
+                                 ("liu.yang", "刘洋", "district-a")):
             r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
                          json={"username": user, "name": name, "unit": unit, "role": "operator",
                                "password": "s3cret-pw!"})
@@ -219,6 +221,28 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         page.click(row)
         page.wait_for_selector("#detail:not([hidden]) button[data-action='accept']")
         page.click("button[data-action='accept']")
+        page.wait_for_selector("#actions button[data-action='resolve']")
+        # 延期: he asks for two more days; the district approves it on its own page
+        until = (datetime.now() + timedelta(days=2)).replace(second=0, microsecond=0)
+        page.fill("#action-note", "等待围栏配件到货")
+        page.fill("#ext-until", until.strftime("%Y-%m-%dT%H:%M"))
+        page.click("#actions button[data-action='extension']")
+        page.wait_for_selector("#detail ol.timeline li[data-action='extension_requested']")
+        assert page.query_selector("#actions button[data-action='extension']") is None  # one at a time
+        assert page.query_selector("#actions button[data-action='approve_extension']") is None  # not his to decide
+        district = person_login(browser, hub, "liu.yang", "s3cret-pw!")
+        district.click(row)
+        district.wait_for_selector("#ext-request")
+        assert "等待围栏配件到货" in district.inner_text("#ext-request")
+        district.fill("#action-note", "同意")
+        district.click("#actions button[data-action='approve_extension']")
+        district.wait_for_selector("#detail ol.timeline li[data-action='extension_approved']")
+        district.close()
+        extended = hub.get(f"/api/v1/cases/{case_id}")
+        assert extended["extensions"] == 1
+        assert datetime.fromisoformat(extended["clock"]["deadline"]) == until.astimezone()
+        page.click("#close-detail")
+        page.click(row)
         page.wait_for_selector("#actions button[data-action='resolve']")
         page.set_input_files("#photo-input", files=[{"name": "site.jpg", "mimeType": "image/jpeg", "buffer": JPEG}])
         page.wait_for_selector("#detail ol.timeline li[data-action='photo']")

@@ -45,7 +45,25 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
         raise HTTPException(404, "no such case") from None
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
-    return case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case))
+    detail = case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case))
+    detail.actions += control_actions(store, who, case, detail)
+    return detail
+
+
+def control_actions(store: Store, who: Principal, case: Case, detail: CaseDetail) -> list[str]:
+    """The controls the caller may use now (hub.controls): `extension` (ask for 延期) for the unit holding a
+    case waiting to be accepted or resolved, `decide_extension` for the dispatching level while one waits."""
+    if who.role not in ("operator", "admin"):
+        return []
+    waiting = next((r for r in detail.requests if r.decision is None), None)
+    out = []
+    if (waiting is None and case.status in ("open", "accepted") and holds(store, who, case)
+            and case.extensions < int(case.policy.get("extensions_max", 2))):
+        out.append("extension")
+    if waiting is not None and waiting.requested_by != who.name and (
+            who.unit is None or (who.unit != case.owner and case.owner in store.org.subtree(who.unit))):
+        out.append("decide_extension")
+    return out
 
 
 def holds(store: Store, who: Principal, case: Case) -> bool:

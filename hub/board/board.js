@@ -10,6 +10,7 @@ const I18N = {
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
     tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
     tl_extension_requested: "申请延期至 {until}（原限期 {deadline}）", tl_extension_approved: "同意延期至 {until}",
+    ext_until: "延期至", ask_extension: "申请延期", ext_asked: "延期申请", ext_approve: "同意延期", ext_refuse: "不同意延期",
     tl_extension_refused: "不同意延期", err_extensions_used: "已延期 {used} 次，达到上限", err_request_pending: "已有延期申请待审批",
     err_not_later: "新限期须晚于当前限期 {deadline}", err_not_dispatcher: "须由上级派单单位审批", err_decided: "该申请已审批",
     f_unit: "单位", f_category: "类别", f_light: "亮灯", f_status: "状态", all: "全部", not_closed: "未办结",
@@ -59,7 +60,8 @@ const I18N = {
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
     err_not_member: "{username} is not an active member of {unit}",
     tl_extension_requested: "extension asked until {until} (deadline was {deadline})", tl_extension_approved: "extension approved until {until}",
-    tl_extension_refused: "extension refused", err_extensions_used: "{used} extensions granted: the most allowed",
+    ext_until: "Extend until", ask_extension: "Ask for an extension", ext_asked: "Extension asked", ext_approve: "Approve extension",
+    ext_refuse: "Refuse extension", tl_extension_refused: "extension refused", err_extensions_used: "{used} extensions granted: the most allowed",
     err_request_pending: "an extension request is waiting for a decision", err_not_later: "the new deadline must be after {deadline}",
     err_not_dispatcher: "the dispatching level decides", err_decided: "the request was already decided",
     f_unit: "Unit", f_category: "Category", f_light: "Light", f_status: "State", all: "all", not_closed: "not closed",
@@ -695,7 +697,7 @@ function renderActions(c) {
   if (!state.me.can_act || !c.actions.length) return;
   const note = document.createElement("input"); note.id = "action-note"; note.placeholder = `${t("note")} / ${t("reason")}`;
   box.append(note);
-  for (const action of c.actions.filter((a) => a !== "transfer")) {
+  for (const action of c.actions.filter((a) => !["transfer", "extension", "decide_extension"].includes(a))) {
     const b = document.createElement("button"); b.type = "button"; b.textContent = label("action", action); b.dataset.action = action;
     b.addEventListener("click", () => act(c.id, action, { note: note.value || null }));
     box.append(b);
@@ -706,6 +708,23 @@ function renderActions(c) {
     const tb = document.createElement("button"); tb.type = "button"; tb.textContent = label("action", "transfer"); tb.dataset.action = "transfer";
     tb.addEventListener("click", () => act(c.id, "transfer", { unit: unit.value, note: note.value || null }));
     box.append(unit, tb);
+  }
+  if (c.actions.includes("extension")) { // 延期: a later deadline, asked with the note as its reason
+    const until = document.createElement("input"); until.type = "datetime-local"; until.id = "ext-until"; until.setAttribute("aria-label", t("ext_until"));
+    const eb = document.createElement("button"); eb.type = "button"; eb.textContent = t("ask_extension"); eb.dataset.action = "extension";
+    eb.addEventListener("click", () => control(c.id, "extension", { reason: note.value || "", until: until.value ? new Date(until.value).toISOString() : null }));
+    box.append(until, eb);
+  }
+  const waiting = (c.requests || []).find((r) => !r.decision);
+  if (waiting && c.actions.includes("decide_extension")) {
+    const what = document.createElement("p"); what.className = "request"; what.id = "ext-request";
+    what.textContent = `${t("ext_asked")}：${fmtTime(waiting.until)} · ${waiting.reason} · ${waiting.requested_by}`;
+    box.append(what);
+    for (const [d, name] of [["approve", "ext_approve"], ["refuse", "ext_refuse"]]) {
+      const b = document.createElement("button"); b.type = "button"; b.textContent = t(name); b.dataset.action = `${d}_extension`;
+      b.addEventListener("click", () => control(c.id, `extension/${waiting.id}/${d}`, { note: note.value || null }));
+      box.append(b);
+    }
   }
   const photo = document.createElement("label"); photo.className = "file photo";
   const input = document.createElement("input"); input.type = "file"; input.id = "photo-input"; input.accept = "image/jpeg,image/png,image/webp"; input.setAttribute("capture", "environment");
@@ -720,6 +739,17 @@ async function addPhoto(id, file, note) {
   try {
     await api(`/api/v1/cases/${encodeURIComponent(id)}/photos${note ? `?note=${encodeURIComponent(note)}` : ""}`,
       { method: "POST", body: file, headers: { "Content-Type": file.type || "application/octet-stream" } });
+    openDetail(id);
+  } catch (e) { $("#action-error").textContent = `${t("not_allowed")}: ${e.message}`; }
+}
+
+async function control(id, path, body) {
+  $("#action-error").textContent = "";
+  try {
+    await api(`/api/v1/cases/${encodeURIComponent(id)}/${path}`, { method: "POST", body: JSON.stringify(body) });
+    const note = $("#action-note");
+    if (note) note.value = "";
+    state.shown = null;
     openDetail(id);
   } catch (e) { $("#action-error").textContent = `${t("not_allowed")}: ${e.message}`; }
 }
