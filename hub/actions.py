@@ -52,6 +52,14 @@ def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | N
                 raise Conflict("a backup grid may only sign for a case it was offered", "not_backup",
                                action=action)
             backup_of, case.owner = case.owner, case.backup
+        if action in ("accept", "resolve"):  # the stage ends: fix its time and lateness for the assessment
+            found = store.clock_of(case, store.pauses(s, case.id), now)
+            if found is not None:
+                reading = found[1]
+                if action == "accept":
+                    case.accept_s, case.accept_late = reading.elapsed_s, reading.remaining_s < 0
+                else:
+                    case.resolve_s, case.resolve_late = reading.elapsed_s, reading.remaining_s < 0
         detail = EFFECTS[action](store, s, case, now, note, unit)
         if backup_of is not None:
             detail = {**detail, "as_backup": True, "from": backup_of, "to": case.owner}

@@ -14,7 +14,7 @@ from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch.core.yamlconf import load
-from hub.api import alerts, board, cases, controls, fleet, people, stats, stream
+from hub.api import alerts, assessment, board, cases, controls, fleet, people, stats, stream
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
@@ -94,6 +94,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)
+    app.include_router(assessment.router)
     app.include_router(fleet.router)
     app.include_router(board.router)
 

@@ -213,6 +213,7 @@ class Batch:
         case.status, case.resolved_at, case.resolved_by = "accepted", None, None
         case.stage_started_at, case.level_started_at, case.light_announced = self.now, None, None
         case.stage_extra_s = 0.0
+        case.resolve_s, case.resolve_late = None, None  # the result did not hold: judged again
         case.reopened += 1
         case.version += 1
         self._entry(case, "reopened", {"alert_id": alert.alert_id, "count": case.reopened, "stage": "resolve"})

@@ -96,6 +96,11 @@ class Case(Base):
     assignee: Mapped[str | None] = mapped_column(String(64))  # the person of the owning unit handling it (网格员)
     stage_extra_s: Mapped[float] = mapped_column(Float, default=0.0)  # approved extensions of the running stage
     extensions: Mapped[int] = mapped_column(Integer, default=0)  # extensions approved over the case's life
+    # what the assessment (考核) counts, fixed when each stage ends: its working time and whether it ran late
+    accept_s: Mapped[float | None] = mapped_column(Float)
+    accept_late: Mapped[bool | None] = mapped_column(Boolean)
+    resolve_s: Mapped[float | None] = mapped_column(Float)
+    resolve_late: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
         Index("ix_cases_dedup_open", "dedup_key", unique=True,
@@ -104,6 +109,7 @@ class Case(Base):
               sqlite_where=text("next_due IS NOT NULL")),
         Index("ix_cases_owner_status", "owner", "status"),
         Index("ix_cases_grid_category", "grid", "category", "closed_at"),
+        Index("ix_cases_opened_owner", "opened_at", "owner"),
     )
 
 
@@ -372,6 +378,10 @@ class NewCase:
     assignee: str | None = None
     stage_extra_s: float = 0.0
     extensions: int = 0
+    accept_s: float | None = None
+    accept_late: bool | None = None
+    resolve_s: float | None = None
+    resolve_late: bool | None = None
 
     def row(self) -> dict[str, Any]:
         return vars(self)
