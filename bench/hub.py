@@ -1,6 +1,7 @@
 """Hub benchmark: alerts→cases per second through the HTTP API (batches of 100) on SQLite and PostgreSQL,
 against the same rows inserted with plain SQL in the same run (the ceiling); and the time the scheduler
-takes to find the due cases among 1,000,000 open cases. Last line: one JSON object.
+takes to find the due cases among 1,000,000 open cases; and the assessment (考核) over 1,000,000 closed cases
+beside a bare count of them. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -120,10 +121,54 @@ def due_pick(db_url: str, total: int) -> tuple[float, int]:
     return best * 1000, found
 
 
+def assessment_time(db_url: str, total: int, units: int = 200) -> tuple[float, float, int]:
+    """Fill `total` closed cases over `units` grids and 30 days (accept and resolve times, some late, extended,
+    escalated, reopened), then time the assessment over the whole period (best of 3), beside a bare
+    `count(*)` of the same rows (the floor of any answer that reads them all). Milliseconds, and the units."""
+    from types import SimpleNamespace
+
+    from hub.assessment import assess
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    with engine.begin() as conn:
+        step = 100_000
+        for base in range(0, total, step):
+            rows = []
+            for i in range(base, min(base + step, total)):
+                opened = start + timedelta(seconds=i * 30 * 86400 // total)
+                rows.append({
+                    "id": f"a{i:09d}", "dedup_key": f"k{i}", "status": "closed", "manual": False, "category": "x",
+                    "severity": "minor", "grid": f"g-{i % units:03d}", "device": None, "owner": f"g-{i % units:03d}",
+                    "title": "", "policy": {}, "opened_at": opened, "stage_started_at": opened, "first_seen": opened,
+                    "last_seen": opened, "first_received": opened, "closed_at": opened + timedelta(hours=2),
+                    "alert_count": 1, "escalations": int(i % 17 == 0), "backup_notified": False, "version": 1,
+                    "extensions": int(i % 23 == 0), "reopened": int(i % 41 == 0), "accept_s": float(60 + i % 600),
+                    "accept_late": i % 600 > 300, "resolve_s": float(600 + i % 7200), "resolve_late": i % 7200 > 3600})
+            conn.execute(insert(Case), rows)
+    if engine.dialect.name == "postgresql":
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE cases"))
+    store = SimpleNamespace(engine=engine)
+    best, floor, got = float("inf"), float("inf"), 0
+    for _ in range(3):
+        t = time.perf_counter()
+        got = len(assess(store, start, start + timedelta(days=31), None))  # type: ignore[arg-type]
+        best = min(best, time.perf_counter() - t)
+        with engine.connect() as conn:
+            t = time.perf_counter()
+            conn.execute(text("SELECT count(*) FROM cases")).scalar()
+            floor = min(floor, time.perf_counter() - t)
+    engine.dispose()
+    return best * 1000, floor * 1000, got
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--alerts", type=int, default=10_000)
     ap.add_argument("--open-cases", type=int, default=1_000_000)
+    ap.add_argument("--closed-cases", type=int, default=1_000_000)
     args = ap.parse_args()
     figures: dict = {"bench": "hub"}
     with tempfile.TemporaryDirectory() as d:
@@ -149,6 +194,17 @@ def main() -> None:
             ms, found = due_pick(pg.url.rsplit("/", 1)[0] + "/due", args.open_cases)
             figures["postgresql_due_pick_ms"] = round(ms, 2)
             print(f"due-case pick among {args.open_cases:,} open cases (PostgreSQL): {ms:.2f} ms, {found} due")
+            admin = make_engine(pg.url).execution_options(isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(text("CREATE DATABASE assess"))
+            admin.dispose()
+            for name, url in (("sqlite", f"sqlite:///{work / 'assess.sqlite'}"),
+                              ("postgresql", pg.url.rsplit("/", 1)[0] + "/assess")):
+                ms, floor, units = assessment_time(url, args.closed_cases)
+                figures[f"{name}_assessment_ms"] = round(ms, 1)
+                figures[f"{name}_count_all_ms"] = round(floor, 1)
+                print(f"assessment of {args.closed_cases:,} closed cases ({name}): {ms:,.0f} ms for {units} units; "
+                      f"a bare count(*) of them {floor:,.0f} ms; ratio {ms / floor:.1f} (target <= 1,000 ms)")
         finally:
             pg.stop()
     print(json.dumps(figures))

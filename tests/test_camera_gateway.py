@@ -142,3 +142,20 @@ def test_rtsp_footage_through_gateway_agent_and_hub_to_cases(tmp_path, broker):
         agent.stop()
         stop_pid(rtsp)
         hub.stop()
+        clear_retained(broker, "gw/grid-01/camera/cam-01/status")
+
+
+def clear_retained(broker, topic: str) -> None:
+    """The gateway's retained status stays in the broker, as it should for the agents; the tests after this
+    one share the broker, and an agent of theirs on grid-01 would meet a camera it never heard of."""
+    import paho.mqtt.client as paho
+    from paho.mqtt.enums import CallbackAPIVersion
+
+    c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="camgw-cleanup")
+    c.connect(broker.host, broker.port)
+    c.loop_start()
+    try:
+        c.publish(topic, b"", qos=1, retain=True).wait_for_publish(5)
+    finally:
+        c.loop_stop()
+        c.disconnect()
