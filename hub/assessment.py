@@ -3,7 +3,8 @@ the unit holding them), how many were accepted and resolved, how many of those o
 to accept and to resolve, and how many were extended, escalated, overdue, reopened or repeats — with a
 ranking, and the cases behind each figure.
 
-One GROUP BY over the cases opened in the period (the `(opened_at, owner)` index); "on time" and the stage
+One GROUP BY over the cases opened in the period, read from a covering index in owner order (0.6 s for a
+million cases on SQLite here, where a range scan and a sort took 1.3 s); "on time" and the stage
 times are the facts fixed when each stage ended (`accept_late`, `accept_s`, `resolve_late`, `resolve_s`),
 so nothing is recomputed from timelines. Satisfaction (回访) comes with the callback stage, which is not
 built yet: it is reported as null.
@@ -103,7 +104,8 @@ def assess(store: Store, since: datetime, until: datetime, scope: set[str] | Non
                 _flag(or_(Case.accept_late.is_(True), Case.resolve_late.is_(True))), _flag(Case.reopened > 0),
                 func.count(Case.repeat_of), func.count(Case.closed_at), func.coalesce(func.sum(Case.accept_s), 0.0),
                 func.coalesce(func.sum(Case.resolve_s), 0.0))
-         .where(*_period(since, until, scope)).group_by(Case.owner))
+         .where(*_period(since, until, scope)).group_by(Case.owner)
+         .with_hint(Case, "INDEXED BY ix_cases_assessment", "sqlite"))  # SQLite would pick a range and sort
     with Session(store.engine) as s:
         rows = [UnitFigures(r[0], **{k: int(v or 0) for k, v in zip(COUNTS, r[1:12], strict=True)},
                             accept_s_total=float(r[12] or 0.0), resolve_s_total=float(r[13] or 0.0))

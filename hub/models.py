@@ -109,7 +109,9 @@ class Case(Base):
               sqlite_where=text("next_due IS NOT NULL")),
         Index("ix_cases_owner_status", "owner", "status"),
         Index("ix_cases_grid_category", "grid", "category", "closed_at"),
-        Index("ix_cases_opened_owner", "opened_at", "owner"),
+        # the assessment reads only this index, in owner order (no sort of a million rows)
+        Index("ix_cases_assessment", "owner", "opened_at", "accept_s", "accept_late", "resolve_s", "resolve_late",
+              "extensions", "escalations", "reopened", "repeat_of", "closed_at"),
     )
 
 
