@@ -269,6 +269,17 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         assert by["close"] == ("chen.jing", "陈静") and by["photo"] == ("zhang.wei", "张伟")
         assert len(detail["photos"]) == 1
         other.screenshot(path=str(OUT / "board-people.png"))
+        # 考核: the ranking shows grid-01 with its one case, and the figure opens the case behind it
+        other.click("#close-detail")
+        other.click("#tabs button[data-tab='analysis']")
+        other.wait_for_selector("#ranking tbody tr[data-unit='grid-01']")
+        cells = other.locator("#ranking tbody tr[data-unit='grid-01'] td").all_inner_texts()
+        assert cells[0] == "1" and cells[2] == "1" and cells[3] == "100.0%" and cells[7] == "1", cells  # 1 extended
+        other.click("#ranking tbody tr[data-unit='grid-01'] td[data-measure='dispatched']")
+        other.wait_for_selector(f"#behind a[data-case='{case_id}']")
+        other.click(f"#behind a[data-case='{case_id}']")
+        other.wait_for_selector(f"#detail[data-case='{case_id}']:not([hidden])")
+        other.screenshot(path=str(OUT / "board-ranking.png"))
         other.close()
         page.close()
     finally:

@@ -30,6 +30,9 @@ const I18N = {
     opened: "立案", merged: "合并告警", light: "亮灯", escalated: "升级", backup_notified: "通知AB岗", reminder: "催办",
     condition_cleared: "现场消警", severity_raised: "级别提升", condition_returned: "告警复现",
     a_period: "时段", d7: "近7天", d30: "近30天", d90: "近90天", a_total: "案件总数",
+    a_ranking: "考核排名", k_rank: "排名", k_unit: "单位", k_dispatched: "派单数", k_accept_pct: "按时受理率", k_resolve_pct: "按时办结率",
+    k_mean_accept: "平均受理用时", k_mean_resolve: "平均处置用时", k_extended: "延期", k_overdue: "超时", k_reopened: "重新办理", k_satisfied: "满意率",
+    m_dispatched: "派单", m_accepted_late: "超时受理", m_resolved_late: "超时办结", m_extended: "延期", m_overdue: "超时", m_reopened: "重新办理",
     c_where: "设备/地点", c_msg: "内容", wall: "大屏", wall_exit: "退出大屏", mute: "静音", unmute: "取消静音",
     sound_gate: "点击启用声音报警", reconnecting: "重连中", lost: "连接中断", overdue_today: "今日超时",
     opened_today: "今日立案", closed_today: "今日办结", f_q: "搜索（编号、设备、地点、内容）", f_since: "自", f_until: "至",
@@ -83,6 +86,11 @@ const I18N = {
     reminder: "reminder", condition_cleared: "condition cleared", severity_raised: "severity raised",
     condition_returned: "condition returned", a_period: "Period", d7: "last 7 days", d30: "last 30 days",
     d90: "last 90 days", a_total: "cases",
+    a_ranking: "Assessment ranking", k_rank: "Rank", k_unit: "Unit", k_dispatched: "Dispatched", k_accept_pct: "Accepted on time",
+    k_resolve_pct: "Resolved on time", k_mean_accept: "Mean time to accept", k_mean_resolve: "Mean time to resolve", k_extended: "Extended",
+    k_overdue: "Overdue", k_reopened: "Reopened", k_satisfied: "Satisfied",
+    m_dispatched: "dispatched", m_accepted_late: "accepted late", m_resolved_late: "resolved late", m_extended: "extended",
+    m_overdue: "overdue", m_reopened: "reopened",
     c_where: "Device / place", c_msg: "Message", wall: "Wall", wall_exit: "Leave wall", mute: "Mute", unmute: "Unmute",
     sound_gate: "Click to enable alarm sound", reconnecting: "reconnecting", lost: "connection lost",
     overdue_today: "Overdue today", opened_today: "Opened today", closed_today: "Closed today",
@@ -484,8 +492,13 @@ async function exportCases(format) {
   if (state.filters.light) q.set("light", state.filters.light);
   if (state.filters.unit) q.set("unit", state.filters.unit);
   if (state.filters.category) q.set("category", state.filters.category);
-  const res = await api(`/api/v1/cases/export?${q}`);
-  const name = (res.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || `cases.${format}`;
+  await download(`/api/v1/cases/export?${q}`, `cases.${format}`);
+}
+
+// a sheet from the API (the key goes in a header, so not a plain link), saved under the hub's file name
+async function download(url, fallback) {
+  const res = await api(url);
+  const name = (res.headers.get("content-disposition") || "").match(/filename="([^"]+)"/)?.[1] || fallback;
   const a = document.createElement("a");
   a.href = URL.createObjectURL(await res.blob()); a.download = name;
   document.body.append(a); a.click(); a.remove();
@@ -842,8 +855,44 @@ async function loadAnalysis() {
   const daysList = [];
   for (let i = days - 1; i >= 0; i--) daysList.push(dayOf.format(new Date(Date.now() - i * 86400e3)));
   columns($("#ch-day"), [...new Set(daysList)].map((d) => [d, s.by_day[d] || 0]));
+  loadRanking(since);
   const rows = [...s.repeated_places.map((p) => [unitName(p.grid), label("category", p.category), p.cases]), ...s.repeated_devices.map((d) => [d.device, "", d.cases])];
   $("#repeats tbody").replaceChildren(...rows.map((r) => { const tr = document.createElement("tr"); r.forEach((v) => tr.append(cell(String(v)))); return tr; }));
+}
+
+// 考核: the ranking of units over the period; a figure opens the list of the cases behind it
+async function loadRanking(since) {
+  const a = await api(`/api/v1/assessment?since=${encodeURIComponent(since)}`);
+  const pct = (v) => (v === null || v === undefined ? "—" : `${v.toFixed(1)}%`);
+  const dur = (v) => (v === null || v === undefined ? "—" : fmtDur(v));
+  const link = (unit, measure, text) => {
+    const td = cell(text); td.className = "drill"; td.dataset.measure = measure; td.tabIndex = 0;
+    td.addEventListener("click", () => showBehind(unit, measure, since));
+    return td;
+  };
+  $("#ranking tbody").replaceChildren(...a.units.map((u) => {
+    const tr = document.createElement("tr"); tr.dataset.unit = u.unit;
+    tr.append(cell(String(u.rank)), cell(unitLabel(u.unit)), link(u.unit, "dispatched", String(u.dispatched)),
+      link(u.unit, "accepted_late", pct(u.accepted_on_time_pct)), link(u.unit, "resolved_late", pct(u.resolved_on_time_pct)),
+      cell(dur(u.mean_accept_s)), cell(dur(u.mean_resolve_s)), link(u.unit, "extended", String(u.extended)),
+      link(u.unit, "overdue", String(u.overdue)), link(u.unit, "reopened", String(u.reopened)), cell(pct(u.satisfaction_pct)));
+    return tr;
+  }));
+  $("#a-export").href = "#";
+  $("#a-export").onclick = (e) => { e.preventDefault(); download(`/api/v1/assessment/export?format=xlsx&lang=${state.lang}&since=${encodeURIComponent(since)}`, "assessment.xlsx"); };
+  $("#behind").replaceChildren();
+}
+
+async function showBehind(unit, measure, since) {
+  const b = await api(`/api/v1/assessment/cases?unit=${encodeURIComponent(unit)}&measure=${measure}&since=${encodeURIComponent(since)}`);
+  const head = document.createElement("li"); head.className = "behind-head";
+  head.textContent = `${unitLabel(unit)} · ${t(`m_${measure}`)} · ${b.cases.length} ${t("items")}`;
+  $("#behind").replaceChildren(head, ...b.cases.map((id) => {
+    const li = document.createElement("li"); const a = document.createElement("a"); a.href = "#"; a.textContent = id.slice(-8); a.title = id;
+    a.dataset.case = id;
+    a.addEventListener("click", (e) => { e.preventDefault(); openDetail(id); });
+    li.append(a); return li;
+  }));
 }
 
 // ---- wiring ------------------------------------------------------------------------------------
