@@ -1,6 +1,6 @@
 """考核: the assessment of units over a period — cases dispatched to each unit (by opening time, counted for
 the unit holding them), how many were accepted and resolved, how many of those on time, mean working time
-to accept and to resolve, and how many were extended, escalated, overdue, reopened or repeats — with a
+to accept and to resolve, and how many were extended, supervised, escalated, overdue, reopened or repeats — with a
 ranking, and the cases behind each figure.
 
 One GROUP BY over the cases opened in the period, read from a covering index in owner order (0.6 s for a
@@ -23,7 +23,7 @@ from hub.models import Case
 from hub.store import Store
 
 COUNTS: Final = ("dispatched", "accepted", "accepted_on_time", "resolved", "resolved_on_time", "extended",
-                 "escalated", "overdue", "reopened", "repeats", "closed")
+                 "escalated", "overdue", "reopened", "repeats", "closed", "supervised")
 
 
 def _flag(cond: ColumnElement[bool]) -> Any:
@@ -46,11 +46,12 @@ def measure(name: str) -> ColumnElement[bool] | None:
         "reopened": Case.reopened > 0,
         "repeats": Case.repeat_of.is_not(None),
         "closed": Case.closed_at.is_not(None),
+        "supervised": Case.supervisions > 0,
     }[name]
 
 
 MEASURES: Final = ("dispatched", "accepted", "accepted_on_time", "accepted_late", "resolved", "resolved_on_time",
-                   "resolved_late", "extended", "escalated", "overdue", "reopened", "repeats", "closed")
+                   "resolved_late", "extended", "escalated", "overdue", "reopened", "repeats", "closed", "supervised")
 
 
 @dataclass
@@ -67,6 +68,7 @@ class UnitFigures:
     reopened: int = 0
     repeats: int = 0
     closed: int = 0
+    supervised: int = 0
     accept_s_total: float = 0.0
     resolve_s_total: float = 0.0
     rank: int = 0
@@ -102,13 +104,13 @@ def assess(store: Store, since: datetime, until: datetime, scope: set[str] | Non
                 func.count(Case.resolve_s), _flag(Case.resolve_late.is_(False)), _flag(Case.extensions > 0),
                 _flag(Case.escalations > 0),
                 _flag(or_(Case.accept_late.is_(True), Case.resolve_late.is_(True))), _flag(Case.reopened > 0),
-                func.count(Case.repeat_of), func.count(Case.closed_at), func.coalesce(func.sum(Case.accept_s), 0.0),
-                func.coalesce(func.sum(Case.resolve_s), 0.0))
+                func.count(Case.repeat_of), func.count(Case.closed_at), _flag(Case.supervisions > 0),
+                func.coalesce(func.sum(Case.accept_s), 0.0), func.coalesce(func.sum(Case.resolve_s), 0.0))
          .where(*_period(since, until, scope)).group_by(Case.owner)
          .with_hint(Case, "INDEXED BY ix_cases_assessment", "sqlite"))  # SQLite would pick a range and sort
     with Session(store.engine) as s:
-        rows = [UnitFigures(r[0], **{k: int(v or 0) for k, v in zip(COUNTS, r[1:12], strict=True)},
-                            accept_s_total=float(r[12] or 0.0), resolve_s_total=float(r[13] or 0.0))
+        rows = [UnitFigures(r[0], **{k: int(v or 0) for k, v in zip(COUNTS, r[1:13], strict=True)},
+                            accept_s_total=float(r[13] or 0.0), resolve_s_total=float(r[14] or 0.0))
                 for r in s.execute(q)]
 
     def key(u: UnitFigures) -> tuple[float, float, int, str]:

@@ -5,7 +5,12 @@ the working time between the old and the new deadline to the running stage's lim
 the policy's calendar), so the clock, the light and the escalation all follow it; a new stage starts with
 no extra. A case may be granted at most the policy's `extensions_max`, and has at most one request pending.
 
-Everything is recorded on the timeline (`extension_requested`, `extension_approved`, `extension_refused`).
+督办: a unit above the holder orders an active case with a deadline for the holder's reply; the case is
+flagged and counted (`supervisions`, in the assessment), the order waits in the holder's queue, and a reply
+after the deadline is marked late.
+
+Everything is recorded on the timeline (`extension_requested`, `extension_approved`, `extension_refused`,
+`supervised`, `supervision_replied`).
 """
 
 from __future__ import annotations
@@ -127,3 +132,50 @@ def pending_for(store: Store, scope: set[str] | None, limit: int = 500) -> list[
         q = q.where(Case.owner.in_(scope))
     with Session(store.engine, expire_on_commit=False) as s:
         return [(r, c) for r, c in s.execute(q)]
+
+
+def supervise(store: Store, case_id: str, *, actor: str, unit: str | None, order: str, until: datetime,
+              person: str | None = None) -> CaseRequest:
+    """督办: a unit above the one holding an active case orders it, with a deadline for the holder's reply.
+    The case is flagged (`supervisions`) and the order waits in the holder's queue until answered."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        if case.status == "closed":
+            raise Conflict("a closed case is not supervised", "wrong_state", action="supervise", status=case.status,
+                           allowed=["open", "accepted", "resolved", "on_hold"])
+        if not may_decide(store.org, unit, case):
+            raise Conflict(f"{unit} is not above {case.owner}: a supervision order comes from above",
+                           "not_dispatcher", unit=unit, owner=case.owner)
+        if until <= now:
+            raise Conflict("the reply deadline must be in the future", "not_later", deadline=now.isoformat())
+        stage = clock_stage(case.status, case.held_from) or case.status
+        req = CaseRequest(case_id=case_id, kind="supervision", stage=stage, reason=order, until=until,
+                          unit=unit or "", requested_by=actor, requested_at=now, decision=None, decided_by=None,
+                          decided_at=None, note="")
+        s.add(req)
+        s.flush()
+        case.supervisions += 1
+        case.version += 1
+        store.log(s, case, now, actor, "supervised", {"request": req.id, "until": until.isoformat(), "order": order,
+                                                      "to": case.owner, **({"by": person} if person else {})})
+        return req
+
+
+def reply_supervision(store: Store, case_id: str, request_id: int, *, actor: str, note: str,
+                      person: str | None = None) -> CaseRequest:
+    """The holder's reply to a 督办 order; a reply after its deadline is marked late."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        req = s.get(CaseRequest, request_id, with_for_update=True)
+        if req is None or req.case_id != case_id or req.kind != "supervision":
+            raise LookupError(request_id)
+        if req.decision is not None:
+            raise Conflict("the order was already answered", "decided", decision=req.decision)
+        late = req.until is not None and now > req.until
+        req.decision, req.decided_by, req.decided_at, req.note = "replied", actor, now, note
+        case.version += 1
+        store.log(s, case, now, actor, "supervision_replied", {"request": req.id, "late": late, "note": note,
+                                                               **({"by": person} if person else {})})
+        return req

@@ -96,6 +96,7 @@ class Case(Base):
     assignee: Mapped[str | None] = mapped_column(String(64))  # the person of the owning unit handling it (网格员)
     stage_extra_s: Mapped[float] = mapped_column(Float, default=0.0)  # approved extensions of the running stage
     extensions: Mapped[int] = mapped_column(Integer, default=0)  # extensions approved over the case's life
+    supervisions: Mapped[int] = mapped_column(Integer, default=0)  # 督办 orders the case received
     # what the assessment (考核) counts, fixed when each stage ends: its working time and whether it ran late
     accept_s: Mapped[float | None] = mapped_column(Float)
     accept_late: Mapped[bool | None] = mapped_column(Boolean)
@@ -111,7 +112,7 @@ class Case(Base):
         Index("ix_cases_grid_category", "grid", "category", "closed_at"),
         # the assessment reads only this index, in owner order (no sort of a million rows)
         Index("ix_cases_assessment", "owner", "opened_at", "accept_s", "accept_late", "resolve_s", "resolve_late",
-              "extensions", "escalations", "reopened", "repeat_of", "closed_at"),
+              "extensions", "escalations", "reopened", "repeat_of", "closed_at", "supervisions"),
     )
 
 
@@ -274,21 +275,22 @@ class HeldAlert(Base):
 
 
 class CaseRequest(Base):
-    """A request on a case that the dispatching level decides (延期: more time for the running stage, with
-    a reason and a new deadline): who asked, when, and the decision."""
+    """A request on a case and its answer: 延期 (more time for the running stage, asked by the holder with a
+    reason and a new deadline, decided by the dispatching level), or 督办 (a supervision order from a unit
+    above the holder, with a deadline for the holder's reply)."""
 
     __tablename__ = "case_requests"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
-    kind: Mapped[str] = mapped_column(String(16))  # extension
+    kind: Mapped[str] = mapped_column(String(16))  # extension | supervision
     stage: Mapped[str] = mapped_column(String(16))  # the stage it was asked in
     reason: Mapped[str] = mapped_column(Text)
     until: Mapped[datetime | None]  # the deadline asked for
     unit: Mapped[str] = mapped_column(String(64))  # the unit that asked (the owner then)
     requested_by: Mapped[str] = mapped_column(String(128))
     requested_at: Mapped[datetime]
-    decision: Mapped[str | None] = mapped_column(String(16))  # approved | refused | withdrawn (None: pending)
+    decision: Mapped[str | None] = mapped_column(String(16))  # approved | refused | replied (None: pending)
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decided_at: Mapped[datetime | None]
     note: Mapped[str] = mapped_column(Text, default="")
@@ -380,6 +382,7 @@ class NewCase:
     assignee: str | None = None
     stage_extra_s: float = 0.0
     extensions: int = 0
+    supervisions: int = 0
     accept_s: float | None = None
     accept_late: bool | None = None
     resolve_s: float | None = None

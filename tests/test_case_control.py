@@ -246,3 +246,39 @@ def test_extensions_refused_limited_and_checked(client):
     names = [e["action"] for e in case(client, cid)["timeline"]]
     assert names.count("extension_requested") == 3 and names.count("extension_approved") == 2
     assert names.count("extension_refused") == 1
+
+
+def test_a_supervision_order_from_above_is_answered_late_and_counted(client):
+    """督办: the district orders grid-01's case with a 30-minute reply deadline; grid-01 cannot order itself;
+    the order waits in grid-01's queue; the reply after 40 minutes is marked late; the case is flagged and
+    counted in the assessment."""
+    cid = send(client, alert("v1"))[0]["case_id"]
+    body = {"order": "立即组织排查并回复处置进展", "until": (T + timedelta(minutes=30)).isoformat()}
+    r = client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("ops-g1"))
+    assert r.status_code == 403 and r.json()["code"] == "not_dispatcher"
+    assert client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("ops-g3")).status_code == 404
+    assert client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("view-g2")).status_code == 403
+    assert "supervise" in case(client, cid, "ops")["actions"]
+    r = client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("ops"))
+    assert r.status_code == 201, r.text
+    c = r.json()
+    assert c["supervisions"] == 1
+    order = c["requests"][0]
+    assert (order["kind"], order["decision"], order["reason"]) == ("supervision", None, body["order"])
+    mine = client.get("/api/v1/requests", headers=H("ops-g1")).json()
+    assert [(q["kind"], q["can_decide"]) for q in mine] == [("supervision", True)]  # the holder answers it
+    assert "reply_supervision" in case(client, cid, "ops-g1")["actions"]
+    client.clock["now"] = T + timedelta(minutes=40)
+    path = f"/api/v1/cases/{cid}/supervise/{order['id']}/reply"
+    assert client.post(path, json={"note": "x"}, headers=H("ops-g3")).status_code == 404
+    r = client.post(path, json={"note": "已排查，阀门更换中"}, headers=H("ops-g1"))
+    assert r.status_code == 200, r.text
+    answered = r.json()["requests"][0]
+    assert (answered["decision"], answered["late"], answered["decided_by"]) == ("replied", True, "ops-g1")
+    assert client.post(path, json={"note": "again"}, headers=H("ops-g1")).json()["code"] == "decided"
+    assert client.get("/api/v1/requests", headers=H("ops-g1")).json() == []
+    units = client.get("/api/v1/assessment", params={"since": T.isoformat()}, headers=H("ops")).json()["units"]
+    assert [(u["unit"], u["supervised"]) for u in units] == [("grid-01", 1)]
+    behind = client.get("/api/v1/assessment/cases", params={"unit": "grid-01", "measure": "supervised",
+                                                            "since": T.isoformat()}, headers=H("ops")).json()
+    assert behind["cases"] == [cid]

@@ -26,7 +26,8 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("mean_accept_s", "平均受理用时(秒)", "Mean time to accept (s)"),
     ("mean_resolve_s", "平均处置用时(秒)", "Mean time to resolve (s)"), ("extended", "延期", "Extended"),
     ("escalated", "升级", "Escalated"), ("overdue", "超时", "Overdue"), ("reopened", "重新办理", "Reopened"),
-    ("repeats", "重复件", "Repeats"), ("closed", "已办结", "Closed"), ("satisfaction_pct", "满意率%", "Satisfied %"))
+    ("repeats", "重复件", "Repeats"), ("closed", "已办结", "Closed"), ("supervised", "督办", "Supervised"),
+    ("satisfaction_pct", "满意率%", "Satisfied %"))
 
 
 class UnitRow(BaseModel):
@@ -49,6 +50,7 @@ class UnitRow(BaseModel):
     reopened: int
     repeats: int
     closed: int
+    supervised: int
     satisfaction_pct: float | None = Field(None, description="回访 ratings: with the callback stage, not yet built")
 
 
@@ -76,7 +78,8 @@ def _rows(hub: HubDep, who: Reader, since: datetime | None, until: datetime | No
                            resolved=u.resolved, resolved_on_time=u.resolved_on_time,
                            resolved_on_time_pct=u.resolved_on_time_pct, mean_accept_s=u.mean_accept_s,
                            mean_resolve_s=u.mean_resolve_s, extended=u.extended, escalated=u.escalated,
-                           overdue=u.overdue, reopened=u.reopened, repeats=u.repeats, closed=u.closed))
+                           overdue=u.overdue, reopened=u.reopened, repeats=u.repeats, closed=u.closed,
+                           supervised=u.supervised))
     return Assessment(since=start, until=end, units=out)
 
 

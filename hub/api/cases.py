@@ -55,14 +55,18 @@ def control_actions(store: Store, who: Principal, case: Case, detail: CaseDetail
     case waiting to be accepted or resolved, `decide_extension` for the dispatching level while one waits."""
     if who.role not in ("operator", "admin"):
         return []
-    waiting = next((r for r in detail.requests if r.decision is None), None)
+    waiting = next((r for r in detail.requests if r.decision is None and r.kind == "extension"), None)
     out = []
     if (waiting is None and case.status in ("open", "accepted") and holds(store, who, case)
             and case.extensions < int(case.policy.get("extensions_max", 2))):
         out.append("extension")
-    if waiting is not None and waiting.requested_by != who.name and (
-            who.unit is None or (who.unit != case.owner and case.owner in store.org.subtree(who.unit))):
+    above = who.unit is None or (who.unit != case.owner and case.owner in store.org.subtree(who.unit))
+    if waiting is not None and waiting.requested_by != who.name and above:
         out.append("decide_extension")
+    if above and case.status != "closed":
+        out.append("supervise")
+    if holds(store, who, case) and any(r.kind == "supervision" and r.decision is None for r in detail.requests):
+        out.append("reply_supervision")
     return out
 
 

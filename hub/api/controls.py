@@ -1,5 +1,6 @@
 """Controls over the API (issue 13): 延期 requested by the unit holding a case and decided by the dispatching
-level, and the queue of requests a command center works from. The rules are `hub.controls`'."""
+level, 督办 orders from above answered by the holder, and the queue a command center works from. The rules
+are `hub.controls`'."""
 
 from __future__ import annotations
 
@@ -68,6 +69,50 @@ def decide(case_id: str, request_id: int, decision: str, store: StoreDep, who: O
     return load_visible(store, who, case_id)
 
 
+class SuperviseBody(BaseModel):
+    order: Text = Field(min_length=1, max_length=4000, description="what the holder must do")
+    until: datetime = Field(description="the deadline for the holder's reply (with its offset)")
+
+
+class ReplyBody(BaseModel):
+    note: Text = Field(min_length=1, max_length=4000)
+
+
+@router.post("/cases/{case_id}/supervise", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
+def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator) -> CaseDetail:
+    """督办: a unit above the one holding the case orders it, with a deadline for the reply."""
+    try:
+        case, _, _ = store.get(case_id)
+    except NotFound:
+        raise HTTPException(404, "no such case") from None
+    if not visible(store, who, case):
+        raise HTTPException(404, "no such case")
+    if not controls.may_decide(store.org, who.unit, case):
+        raise Refused(403, f"{who.unit} is not above {case.owner}: a supervision order comes from above",
+                      "not_dispatcher", unit=who.unit, owner=case.owner)
+    if body.until.tzinfo is None:
+        raise Refused(422, "until needs a time zone offset", "needs_offset")
+    try:
+        controls.supervise(store, case_id, actor=who.name, unit=who.unit, order=body.order, until=body.until,
+                           person=who.person)
+    except Conflict as exc:
+        raise refused(exc) from None
+    return load_visible(store, who, case_id)
+
+
+@router.post("/cases/{case_id}/supervise/{request_id}/reply", responses=responses(*GUARD, *BODY, 403, 404, 409))
+def reply(case_id: str, request_id: int, body: ReplyBody, store: StoreDep, who: Operator) -> CaseDetail:
+    """The holder's reply to a 督办 order (late when after its deadline)."""
+    _actionable(store, who, case_id)
+    try:
+        controls.reply_supervision(store, case_id, request_id, actor=who.name, note=body.note, person=who.person)
+    except LookupError:
+        raise HTTPException(404, "no such order on this case") from None
+    except Conflict as exc:
+        raise refused(exc) from None
+    return load_visible(store, who, case_id)
+
+
 class QueueItem(BaseModel):
     request: int
     kind: str
@@ -82,16 +127,19 @@ class QueueItem(BaseModel):
 
 @router.get("/requests", responses=responses(*GUARD, 403))
 def queue(store: StoreDep, who: Reader) -> list[QueueItem]:
-    """Requests waiting for a decision on the cases in the caller's scope, oldest first (a command center's
-    queue of 延期 to decide)."""
+    """Requests waiting on the cases in the caller's scope, oldest first: 延期 to decide (`can_decide` for the
+    dispatching level) and 督办 orders to answer (`can_decide` for the holder)."""
     now = store.clock()
     waiting = controls.pending_for(store, scope_of(store, who))
     with Session(store.engine) as s:
         pauses = store.pauses_of(s, [c.id for _, c in waiting])
     out = []
     for r, c in waiting:
-        can = (who.role in ("operator", "admin") and controls.may_decide(store.org, who.unit, c)
-               and r.requested_by != who.name)
+        if r.kind == "supervision":  # the holder answers a 督办 order
+            can = who.role in ("operator", "admin") and (who.unit is None or c.owner in store.org.subtree(who.unit))
+        else:
+            can = (who.role in ("operator", "admin") and controls.may_decide(store.org, who.unit, c)
+                   and r.requested_by != who.name)
         out.append(QueueItem(request=r.id, kind=r.kind, stage=r.stage, reason=r.reason, until=r.until,
                              requested_by=r.requested_by, requested_at=r.requested_at, can_decide=can,
                              case=case_public(store, c, pauses.get(c.id, []), now)))

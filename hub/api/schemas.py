@@ -70,6 +70,7 @@ class CasePublic(BaseModel):
     reopened: int = Field(0, description="times the condition's return reopened the case")
     resolved_by: str | None = Field(None, description="who reported the result")
     extensions: int = Field(0, description="延期 granted over the case's life")
+    supervisions: int = Field(0, description="督办 orders the case received (flagged on the board)")
     assignee: str | None = Field(None, description="the person of the owning unit the case is assigned to")
 
 
@@ -94,7 +95,7 @@ class PhotoOut(BaseModel):
 
 
 class RequestOut(BaseModel):
-    """A request on the case (延期) and its decision, as the timeline records them."""
+    """A request on the case (延期, or a 督办 order) and its answer, as the timeline records them."""
 
     id: int
     kind: str
@@ -107,6 +108,7 @@ class RequestOut(BaseModel):
     decided_by: str | None = None
     decided_at: datetime | None = None
     note: str | None = None
+    late: bool | None = Field(None, description="督办: the reply came after its deadline")
 
 
 def requests_from(timeline: list[TimelineEntry]) -> list[RequestOut]:
@@ -121,10 +123,16 @@ def requests_from(timeline: list[TimelineEntry]) -> list[RequestOut]:
                                   reason=str(e.detail.get("reason", "")),
                                   until=datetime.fromisoformat(until) if isinstance(until, str) else None,
                                   requested_by=e.actor, requested_at=e.at)
-        elif e.action in ("extension_approved", "extension_refused") and rid in out:
+        elif e.action == "supervised":
+            until = e.detail.get("until")
+            out[rid] = RequestOut(id=rid, kind="supervision", stage="", reason=str(e.detail.get("order", "")),
+                                  until=datetime.fromisoformat(until) if isinstance(until, str) else None,
+                                  requested_by=e.actor, requested_at=e.at)
+        elif e.action in ("extension_approved", "extension_refused", "supervision_replied") and rid in out:
             r = out[rid]
-            r.decision = "approved" if e.action == "extension_approved" else "refused"
+            r.decision = {"extension_approved": "approved", "extension_refused": "refused"}.get(e.action, "replied")
             r.decided_by, r.decided_at, r.note = e.actor, e.at, e.detail.get("note")
+            r.late = bool(e.detail.get("late")) if e.action == "supervision_replied" else None
     return list(out.values())
 
 
@@ -163,7 +171,7 @@ class MeOut(BaseModel):
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
             "first_received", "alert_count", "cleared_at", "escalations", "place", "backup", "repeat_of",
-            "reopened", "resolved_by", "assignee", "extensions")
+            "reopened", "resolved_by", "assignee", "extensions", "supervisions")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:

@@ -10,6 +10,8 @@ const I18N = {
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
     tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
     tl_extension_requested: "申请延期至 {until}（原限期 {deadline}）", tl_extension_approved: "同意延期至 {until}",
+    supervise: "督办", sv_until: "回复期限", sv_order: "督办要求", sv_reply_by: "须于", sv_reply: "回复督办",
+    tl_supervised: "督办：{order}（{until} 前回复）", tl_supervision_replied: "回复督办", k_supervised: "督办", m_supervised: "督办",
     ext_until: "延期至", ask_extension: "申请延期", ext_asked: "延期申请", ext_approve: "同意延期", ext_refuse: "不同意延期",
     tl_extension_refused: "不同意延期", err_extensions_used: "已延期 {used} 次，达到上限", err_request_pending: "已有延期申请待审批",
     err_not_later: "新限期须晚于当前限期 {deadline}", err_not_dispatcher: "须由上级派单单位审批", err_decided: "该申请已审批",
@@ -63,6 +65,9 @@ const I18N = {
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
     err_not_member: "{username} is not an active member of {unit}",
     tl_extension_requested: "extension asked until {until} (deadline was {deadline})", tl_extension_approved: "extension approved until {until}",
+    supervise: "Supervise", sv_until: "Reply by", sv_order: "Supervision order", sv_reply_by: "reply by", sv_reply: "Reply to the order",
+    tl_supervised: "supervision order: {order} (reply by {until})", tl_supervision_replied: "replied to the supervision order",
+    k_supervised: "Supervised", m_supervised: "supervised",
     ext_until: "Extend until", ask_extension: "Ask for an extension", ext_asked: "Extension asked", ext_approve: "Approve extension",
     ext_refuse: "Refuse extension", tl_extension_refused: "extension refused", err_extensions_used: "{used} extensions granted: the most allowed",
     err_request_pending: "an extension request is waiting for a decision", err_not_later: "the new deadline must be after {deadline}",
@@ -710,7 +715,7 @@ function renderActions(c) {
   if (!state.me.can_act || !c.actions.length) return;
   const note = document.createElement("input"); note.id = "action-note"; note.placeholder = `${t("note")} / ${t("reason")}`;
   box.append(note);
-  for (const action of c.actions.filter((a) => !["transfer", "extension", "decide_extension"].includes(a))) {
+  for (const action of c.actions.filter((a) => !["transfer", "extension", "decide_extension", "supervise", "reply_supervision"].includes(a))) {
     const b = document.createElement("button"); b.type = "button"; b.textContent = label("action", action); b.dataset.action = action;
     b.addEventListener("click", () => act(c.id, action, { note: note.value || null }));
     box.append(b);
@@ -738,6 +743,20 @@ function renderActions(c) {
       b.addEventListener("click", () => control(c.id, `extension/${waiting.id}/${d}`, { note: note.value || null }));
       box.append(b);
     }
+  }
+  if (c.actions.includes("supervise")) { // 督办 from above: the note is the order, the date the reply deadline
+    const by = document.createElement("input"); by.type = "datetime-local"; by.id = "sv-until"; by.setAttribute("aria-label", t("sv_until"));
+    const sb = document.createElement("button"); sb.type = "button"; sb.textContent = t("supervise"); sb.dataset.action = "supervise";
+    sb.addEventListener("click", () => control(c.id, "supervise", { order: note.value || "", until: by.value ? new Date(by.value).toISOString() : null }));
+    box.append(by, sb);
+  }
+  const order = (c.requests || []).find((r) => r.kind === "supervision" && !r.decision);
+  if (order && c.actions.includes("reply_supervision")) {
+    const what = document.createElement("p"); what.className = "request"; what.id = "sv-order";
+    what.textContent = `${t("sv_order")}：${order.reason} · ${t("sv_reply_by")} ${fmtTime(order.until)} · ${order.requested_by}`;
+    const rb = document.createElement("button"); rb.type = "button"; rb.textContent = t("sv_reply"); rb.dataset.action = "reply_supervision";
+    rb.addEventListener("click", () => control(c.id, `supervise/${order.id}/reply`, { note: note.value || "" }));
+    box.append(what, rb);
   }
   const photo = document.createElement("label"); photo.className = "file photo";
   const input = document.createElement("input"); input.type = "file"; input.id = "photo-input"; input.accept = "image/jpeg,image/png,image/webp"; input.setAttribute("capture", "environment");
