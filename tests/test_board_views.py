@@ -207,7 +207,9 @@ def test_a_grid_worker_on_a_phone_opens_acts_and_attaches_a_photo(tmp_path, bare
         box = page.locator("#detail").bounding_box()
         assert box["x"] >= 0 and box["x"] + box["width"] <= 390 + 0.5  # the case page is on the screen
         acts = sorted(b.get_attribute("data-action") for b in page.query_selector_all("#actions button"))
-        assert acts == ["accept", "comment", "hold", "transfer"]  # only what the hub allows now
+        # only what the hub allows now: the case's actions, and the district's controls (延期 as its holder,
+        # 督办 as the level above the grid that owns it)
+        assert acts == ["accept", "comment", "extension", "hold", "supervise", "transfer"]
         assert page.query_selector("#actions button[data-action='resolve']") is None
         page.tap("#actions button[data-action='accept']")
         page.wait_for_selector(f"{row}[data-status='accepted']", timeout=5_000)

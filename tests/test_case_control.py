@@ -258,7 +258,7 @@ def test_a_supervision_order_from_above_is_answered_late_and_counted(client):
     assert r.status_code == 403 and r.json()["code"] == "not_dispatcher"
     assert client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("ops-g3")).status_code == 404
     assert client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("view-g2")).status_code == 403
-    assert "supervise" in case(client, cid, "ops")["actions"]
+    assert "supervise" in case(client, cid, "ops")["controls"]
     r = client.post(f"/api/v1/cases/{cid}/supervise", json=body, headers=H("ops"))
     assert r.status_code == 201, r.text
     c = r.json()
@@ -267,7 +267,7 @@ def test_a_supervision_order_from_above_is_answered_late_and_counted(client):
     assert (order["kind"], order["decision"], order["reason"]) == ("supervision", None, body["order"])
     mine = client.get("/api/v1/requests", headers=H("ops-g1")).json()
     assert [(q["kind"], q["can_decide"]) for q in mine] == [("supervision", True)]  # the holder answers it
-    assert "reply_supervision" in case(client, cid, "ops-g1")["actions"]
+    assert "reply_supervision" in case(client, cid, "ops-g1")["controls"]
     client.clock["now"] = T + timedelta(minutes=40)
     path = f"/api/v1/cases/{cid}/supervise/{order['id']}/reply"
     assert client.post(path, json={"note": "x"}, headers=H("ops-g3")).status_code == 404

@@ -16,7 +16,7 @@ from hub.api.deps import HubDep, Reader, StoreDep
 from hub.api.errors import GUARD, responses
 from hub.labels import Lang
 
-router = APIRouter(prefix="/api/v1/assessment", tags=["assessment"])
+router = APIRouter(prefix="/api/v1/assessment", tags=["assessment"], responses=responses(*GUARD, 403))
 Since = Annotated[datetime | None, Query(description="cases opened at or after (default: 30 days before until)")]
 Until = Annotated[datetime | None, Query(description="cases opened before (default: now)")]
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -46,7 +46,7 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
     detail = case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case))
-    detail.actions += control_actions(store, who, case, detail)
+    detail.controls = control_actions(store, who, case, detail)
     return detail
 
 

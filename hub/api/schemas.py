@@ -143,7 +143,10 @@ class CaseDetail(CasePublic):
     evidence: list[str] = Field(description="paths of the stored evidence: the edge's snapshots and photos")
     photos: list[PhotoOut] = Field(default_factory=list, description="photos taken on the spot, oldest first")
     actions: list[str] = Field(default_factory=list, description="the actions the caller may take on the case now")
-    requests: list[RequestOut] = Field(default_factory=list, description="延期 requests and their decisions")
+    requests: list[RequestOut] = Field(default_factory=list,
+                                       description="延期 requests and 督办 orders, and their answers")
+    controls: list[str] = Field(default_factory=list, description="the controls the caller may use now (each its own "
+                                "route): extension, decide_extension, supervise, reply_supervision")
 
 
 class CaseList(BaseModel):

@@ -712,10 +712,11 @@ function renderActions(c) {
   const box = $("#actions");
   box.replaceChildren();
   box.dataset.status = c.status;
-  if (!state.me.can_act || !c.actions.length) return;
+  const controls = c.controls || [];
+  if (!state.me.can_act || (!c.actions.length && !controls.length)) return;
   const note = document.createElement("input"); note.id = "action-note"; note.placeholder = `${t("note")} / ${t("reason")}`;
   box.append(note);
-  for (const action of c.actions.filter((a) => !["transfer", "extension", "decide_extension", "supervise", "reply_supervision"].includes(a))) {
+  for (const action of c.actions.filter((a) => a !== "transfer")) {
     const b = document.createElement("button"); b.type = "button"; b.textContent = label("action", action); b.dataset.action = action;
     b.addEventListener("click", () => act(c.id, action, { note: note.value || null }));
     box.append(b);
@@ -727,14 +728,14 @@ function renderActions(c) {
     tb.addEventListener("click", () => act(c.id, "transfer", { unit: unit.value, note: note.value || null }));
     box.append(unit, tb);
   }
-  if (c.actions.includes("extension")) { // 延期: a later deadline, asked with the note as its reason
+  if (controls.includes("extension")) { // 延期: a later deadline, asked with the note as its reason
     const until = document.createElement("input"); until.type = "datetime-local"; until.id = "ext-until"; until.setAttribute("aria-label", t("ext_until"));
     const eb = document.createElement("button"); eb.type = "button"; eb.textContent = t("ask_extension"); eb.dataset.action = "extension";
     eb.addEventListener("click", () => control(c.id, "extension", { reason: note.value || "", until: until.value ? new Date(until.value).toISOString() : null }));
     box.append(until, eb);
   }
   const waiting = (c.requests || []).find((r) => !r.decision);
-  if (waiting && c.actions.includes("decide_extension")) {
+  if (waiting && controls.includes("decide_extension")) {
     const what = document.createElement("p"); what.className = "request"; what.id = "ext-request";
     what.textContent = `${t("ext_asked")}：${fmtTime(waiting.until)} · ${waiting.reason} · ${waiting.requested_by}`;
     box.append(what);
@@ -744,14 +745,14 @@ function renderActions(c) {
       box.append(b);
     }
   }
-  if (c.actions.includes("supervise")) { // 督办 from above: the note is the order, the date the reply deadline
+  if (controls.includes("supervise")) { // 督办 from above: the note is the order, the date the reply deadline
     const by = document.createElement("input"); by.type = "datetime-local"; by.id = "sv-until"; by.setAttribute("aria-label", t("sv_until"));
     const sb = document.createElement("button"); sb.type = "button"; sb.textContent = t("supervise"); sb.dataset.action = "supervise";
     sb.addEventListener("click", () => control(c.id, "supervise", { order: note.value || "", until: by.value ? new Date(by.value).toISOString() : null }));
     box.append(by, sb);
   }
   const order = (c.requests || []).find((r) => r.kind === "supervision" && !r.decision);
-  if (order && c.actions.includes("reply_supervision")) {
+  if (order && controls.includes("reply_supervision")) {
     const what = document.createElement("p"); what.className = "request"; what.id = "sv-order";
     what.textContent = `${t("sv_order")}：${order.reason} · ${t("sv_reply_by")} ${fmtTime(order.until)} · ${order.requested_by}`;
     const rb = document.createElement("button"); rb.type = "button"; rb.textContent = t("sv_reply"); rb.dataset.action = "reply_supervision";
