@@ -33,7 +33,7 @@ class DecisionBody(BaseModel):
 @router.post("/cases/{case_id}/extension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
 def request_extension(case_id: str, body: ExtensionBody, store: StoreDep, who: Operator) -> CaseDetail:
     """延期: the unit holding the case asks for more time for the running stage."""
-    case, backup = _actionable(store, who, case_id)
+    case, _ = _actionable(store, who, case_id)
     if body.until.tzinfo is None:
         raise Refused(422, "until needs a time zone offset", "needs_offset")
     try:

@@ -188,7 +188,7 @@ class AssignBody(BaseModel):
 @router.post("/cases/{case_id}/assign", responses=responses(*GUARD, *BODY, 403, 404, 409))
 def assign(case_id: str, body: AssignBody, store: StoreDep, hub: HubDep, who: Operator) -> CaseDetail:
     """Give a case to a person of the unit that holds it (a 网格员 of the grid), by whoever holds it."""
-    case, backup = _actionable(store, who, case_id)
+    case, _ = _actionable(store, who, case_id)
     person = hub.people.get(body.username)
     if person is None or person.disabled or person.unit != case.owner:
         raise Refused(409, f"{body.username} is not an active member of {case.owner}", "not_member",
