@@ -240,6 +240,12 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         district.close()
         extended = hub.get(f"/api/v1/cases/{case_id}")
         assert extended["extensions"] == 1
+        # 督办 from above reaches the grid worker's row live, as a flag
+        r = hub.call("POST", f"/api/v1/cases/{case_id}/supervise", key="hubkit-admin-key",
+                     json={"order": "今日内回复进展", "until": (datetime.now(UTC) + timedelta(hours=4)).isoformat()})
+        assert r.status_code == 201, r.text
+        page.wait_for_selector(f"{row} .flag.sv", timeout=5_000)
+        assert page.inner_text(f"{row} .flag.sv") == "督"
         assert datetime.fromisoformat(extended["clock"]["deadline"]) == until.astimezone()
         page.click("#close-detail")
         page.click(row)

@@ -10,6 +10,7 @@ const I18N = {
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
     tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
     tl_extension_requested: "申请延期至 {until}（原限期 {deadline}）", tl_extension_approved: "同意延期至 {until}",
+    flag_supervised: "督", flag_supervised_title: "督办件", flag_repeat: "重", flag_repeat_title: "重复件",
     supervise: "督办", sv_until: "回复期限", sv_order: "督办要求", sv_reply_by: "须于", sv_reply: "回复督办",
     tl_supervised: "督办：{order}（{until} 前回复）", tl_supervision_replied: "回复督办", k_supervised: "督办", m_supervised: "督办",
     ext_until: "延期至", ask_extension: "申请延期", ext_asked: "延期申请", ext_approve: "同意延期", ext_refuse: "不同意延期",
@@ -65,6 +66,7 @@ const I18N = {
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
     err_not_member: "{username} is not an active member of {unit}",
     tl_extension_requested: "extension asked until {until} (deadline was {deadline})", tl_extension_approved: "extension approved until {until}",
+    flag_supervised: "S", flag_supervised_title: "under a supervision order", flag_repeat: "R", flag_repeat_title: "repeat case",
     supervise: "Supervise", sv_until: "Reply by", sv_order: "Supervision order", sv_reply_by: "reply by", sv_reply: "Reply to the order",
     tl_supervised: "supervision order: {order} (reply by {until})", tl_supervision_replied: "replied to the supervision order",
     k_supervised: "Supervised", m_supervised: "supervised",
@@ -381,7 +383,13 @@ function upsertRow(c) {
     box.addEventListener("change", () => { if (box.checked) state.selected.add(c.id); else state.selected.delete(c.id); updateBulk(); });
     sel.append(box);
   }
-  tr.replaceChildren(sel, first, shortId(c.id), cell(label("category", c.category), "c-category"), cell(where(c), "c-where"),
+  const category = cell(label("category", c.category), "c-category");
+  for (const [on, key, cls] of [[c.supervisions, "flag_supervised", "sv"], [c.repeat_of, "flag_repeat", "rp"]]) {
+    if (!on) continue; // 督办 and 重复件 are flagged on the row
+    const f = document.createElement("span"); f.className = `flag ${cls}`; f.textContent = t(key); f.title = t(`${key}_title`);
+    category.append(" ", f);
+  }
+  tr.replaceChildren(sel, first, shortId(c.id), category, cell(where(c), "c-where"),
     cell(c.title || "", "c-msg"), cell(label("severity", c.severity), "c-severity"), cell(c.grid ? unitName(c.grid) : "", "c-grid"),
     cell(unitLabel(c.owner), "c-owner"), cell(label("status", c.status), "c-status"),
     cell("", "num c-elapsed"), cell("", "num c-left"), cell(c.cleared_at ? "✓" : "", "c-cleared"), cell(String(c.escalations ?? 0), "num c-esc"));
