@@ -179,3 +179,32 @@ def reply_supervision(store: Store, case_id: str, request_id: int, *, actor: str
         store.log(s, case, now, actor, "supervision_replied", {"request": req.id, "late": late, "note": note,
                                                                **({"by": person} if person else {})})
         return req
+
+
+def send_back(store: Store, case_id: str, *, actor: str, reason: str, person: str | None = None) -> Case:
+    """退回: the unit a case was dispatched to hands it back, with a reason, while it still waits to be signed
+    for and within its sign-for limit; it goes to the level above, which re-routes it (a transfer). The
+    case's own clock runs on (the wait is real); the unit above gets its own limit; nobody is counted late
+    for it, and the timeline records who sent it back and why."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        if case.status != "open":
+            raise Conflict(f"only a case waiting to be signed for can be sent back, not one that is {case.status}",
+                           "wrong_state", action="send_back", status=case.status, allowed=["open"])
+        found = store.clock_of(case, store.pauses(s, case_id), now, level=True)
+        assert found is not None
+        if found[1].remaining_s < 0 or case.backup_notified:  # its window has passed (and its backup was asked)
+            raise Conflict("the sign-for limit has passed: too late to send the case back", "too_late",
+                           action="send_back")
+        parent = store.org.parent(case.owner)
+        if parent is None:
+            raise Conflict(f"{case.owner} has no level above to send the case back to", "no_parent",
+                           unit=case.owner)
+        previous, case.owner, case.level_started_at = case.owner, parent, now
+        case.backup_notified, case.backup = False, None
+        case.version += 1
+        store.log(s, case, now, actor, "sent_back", {"from": previous, "to": parent, "reason": reason,
+                                                     **({"by": person} if person else {})})
+        store.schedule(s, case, now)
+        return case

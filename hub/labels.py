@@ -75,7 +75,7 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                "assigned": _n("指派", "assigned"), "extension_requested": _n("申请延期", "extension requested"),
                "extension_approved": _n("同意延期", "extension approved"),
                "extension_refused": _n("不同意延期", "extension refused"), "supervised": _n("督办", "supervised"),
-               "supervision_replied": _n("回复督办", "supervision replied")},
+               "supervision_replied": _n("回复督办", "supervision replied"), "sent_back": _n("退回", "sent back")},
     "level": {"grid": _n("网格", "grid"), "community": _n("社区", "community"), "street": _n("街道", "street"),
               "district": _n("区", "district")},
     "light": {"red": _n("红灯", "RED"), "yellow": _n("黄灯", "YELLOW"), "green": _n("绿灯", "GREEN")},

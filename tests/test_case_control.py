@@ -282,3 +282,35 @@ def test_a_supervision_order_from_above_is_answered_late_and_counted(client):
     behind = client.get("/api/v1/assessment/cases", params={"unit": "grid-01", "measure": "supervised",
                                                             "since": T.isoformat()}, headers=H("ops")).json()
     assert behind["cases"] == [cid]
+
+
+def test_a_grid_sends_a_case_back_within_its_sign_for_limit(client):
+    """退回: grid-01 hands back a case that is not its own within the 5-minute sign-for limit; it goes to the
+    community, which transfers it to grid-02; the case's clock runs on; nobody above may send it back for
+    the grid, and after the limit it is too late."""
+    cid = send(client, alert("k1"))[0]["case_id"]
+    assert "send_back" in case(client, cid, "ops-g1")["controls"]
+    assert "send_back" not in case(client, cid, "ops")["controls"]
+    r = client.post(f"/api/v1/cases/{cid}/send_back", json={"reason": "x"}, headers=H("ops"))
+    assert r.status_code == 403
+    assert client.post(f"/api/v1/cases/{cid}/send_back", json={"reason": "x"}, headers=H("ops-g3")).status_code == 404
+    at(client, 2)
+    r = client.post(f"/api/v1/cases/{cid}/send_back", json={"reason": "管道属二网格辖区"}, headers=H("ops-g1"))
+    assert r.status_code == 200, r.text
+    c = r.json()
+    assert (c["owner"], c["status"], c["escalations"]) == ("community-11", "open", 0)
+    sent = c["timeline"][-1]
+    assert (sent["action"], sent["detail"]["from"]) == ("sent_back", "grid-01")
+    assert sent["detail"]["reason"] == "管道属二网格辖区"
+    assert c["clock"]["elapsed_s"] == 120.0  # the case's own wait is not reset
+    mine = case(client, cid, "ops-g1")  # it happened in grid-01, which still sees it but holds it no more
+    assert mine["actions"] == [] and mine["controls"] == []
+    r = client.post(f"/api/v1/cases/{cid}/transfer", json={"unit": "grid-02", "note": "改派二网格"}, headers=H("ops"))
+    assert r.status_code == 200 and r.json()["owner"] == "grid-02"
+    # grid-02's own limit runs from the re-dispatch; too late once it has passed
+    at(client, 8)
+    r = client.post(f"/api/v1/cases/{cid}/send_back", json={"reason": "也不是我们的"}, headers=H("ops-g2"))
+    assert r.status_code == 409 and r.json()["code"] == "too_late", r.text
+    client.post(f"/api/v1/cases/{cid}/accept", headers=H("ops-g2"))
+    r = client.post(f"/api/v1/cases/{cid}/send_back", json={"reason": "x"}, headers=H("ops-g2"))
+    assert r.status_code == 409 and r.json()["code"] == "wrong_state"

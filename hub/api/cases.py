@@ -63,6 +63,8 @@ def control_actions(store: Store, who: Principal, case: Case, detail: CaseDetail
     above = who.unit is None or (who.unit != case.owner and case.owner in store.org.subtree(who.unit))
     if waiting is not None and waiting.requested_by != who.name and above:
         out.append("decide_extension")
+    if case.status == "open" and who.unit == case.owner and store.org.parent(case.owner) is not None:
+        out.append("send_back")
     if above and case.status != "closed":
         out.append("supervise")
     if holds(store, who, case) and any(r.kind == "supervision" and r.decision is None for r in detail.requests):

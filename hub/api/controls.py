@@ -113,6 +113,25 @@ def reply(case_id: str, request_id: int, body: ReplyBody, store: StoreDep, who: 
     return load_visible(store, who, case_id)
 
 
+class SendBackBody(BaseModel):
+    reason: Text = Field(min_length=1, max_length=4000, description="why the case is not this unit's")
+
+
+@router.post("/cases/{case_id}/send_back", responses=responses(*GUARD, *BODY, 403, 404, 409))
+def send_back(case_id: str, body: SendBackBody, store: StoreDep, who: Operator) -> CaseDetail:
+    """退回: the unit a case was dispatched to (its own people, not a level above acting for it) hands a case
+    not yet signed for back to the level above, with a reason."""
+    case, _ = _actionable(store, who, case_id)
+    if who.unit != case.owner:
+        raise Refused(403, f"only {case.owner} itself sends its case back", "held_elsewhere", owner=case.owner,
+                      unit=who.unit)
+    try:
+        controls.send_back(store, case_id, actor=who.name, reason=body.reason, person=who.person)
+    except Conflict as exc:
+        raise refused(exc) from None
+    return load_visible(store, who, case_id)
+
+
 class QueueItem(BaseModel):
     request: int
     kind: str

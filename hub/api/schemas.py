@@ -146,7 +146,7 @@ class CaseDetail(CasePublic):
     requests: list[RequestOut] = Field(default_factory=list,
                                        description="延期 requests and 督办 orders, and their answers")
     controls: list[str] = Field(default_factory=list, description="the controls the caller may use now (each its own "
-                                "route): extension, decide_extension, supervise, reply_supervision")
+                                "route): extension, decide_extension, send_back, supervise, reply_supervision")
 
 
 class CaseList(BaseModel):

@@ -10,6 +10,7 @@ const I18N = {
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
     tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
     tl_extension_requested: "申请延期至 {until}（原限期 {deadline}）", tl_extension_approved: "同意延期至 {until}",
+    send_back: "退回", tl_sent_back: "由 {from} 退回至 {to}：{reason}", err_too_late: "已超过签收时限，不能退回", err_no_parent: "{unit} 没有上级可退回",
     flag_supervised: "督", flag_supervised_title: "督办件", flag_repeat: "重", flag_repeat_title: "重复件",
     supervise: "督办", sv_until: "回复期限", sv_order: "督办要求", sv_reply_by: "须于", sv_reply: "回复督办",
     tl_supervised: "督办：{order}（{until} 前回复）", tl_supervision_replied: "回复督办", k_supervised: "督办", m_supervised: "督办",
@@ -66,7 +67,8 @@ const I18N = {
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
     err_not_member: "{username} is not an active member of {unit}",
     tl_extension_requested: "extension asked until {until} (deadline was {deadline})", tl_extension_approved: "extension approved until {until}",
-    flag_supervised: "S", flag_supervised_title: "under a supervision order", flag_repeat: "R", flag_repeat_title: "repeat case",
+    send_back: "Send back", tl_sent_back: "sent back by {from} to {to}: {reason}", err_too_late: "the sign-for limit has passed",
+    err_no_parent: "{unit} has no level above", flag_supervised: "S", flag_supervised_title: "under a supervision order", flag_repeat: "R", flag_repeat_title: "repeat case",
     supervise: "Supervise", sv_until: "Reply by", sv_order: "Supervision order", sv_reply_by: "reply by", sv_reply: "Reply to the order",
     tl_supervised: "supervision order: {order} (reply by {until})", tl_supervision_replied: "replied to the supervision order",
     k_supervised: "Supervised", m_supervised: "supervised",
@@ -752,6 +754,11 @@ function renderActions(c) {
       b.addEventListener("click", () => control(c.id, `extension/${waiting.id}/${d}`, { note: note.value || null }));
       box.append(b);
     }
+  }
+  if (controls.includes("send_back")) { // 退回: with the note as its reason
+    const bb = document.createElement("button"); bb.type = "button"; bb.textContent = t("send_back"); bb.dataset.action = "send_back";
+    bb.addEventListener("click", () => control(c.id, "send_back", { reason: note.value || "" }));
+    box.append(bb);
   }
   if (controls.includes("supervise")) { // 督办 from above: the note is the order, the date the reply deadline
     const by = document.createElement("input"); by.type = "datetime-local"; by.id = "sv-until"; by.setAttribute("aria-label", t("sv_until"));
