@@ -11,12 +11,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from hub import controls
-from hub.api.auth import scope_of
+from hub.api.auth import Principal, scope_of
 from hub.api.cases import _actionable, load_visible, refused, visible
 from hub.api.deps import Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.schemas import CaseDetail, CasePublic, Text, case_public
 from hub.errors import Conflict, NotFound
+from hub.models import Case
+from hub.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["controls"])
 
@@ -28,6 +30,21 @@ class ExtensionBody(BaseModel):
 
 class DecisionBody(BaseModel):
     note: Text | None = Field(None, max_length=4000)
+
+
+def _from_above(store: Store, who: Principal, case_id: str) -> Case:
+    """The case if the caller is a level above the unit holding it (the dispatching level: it decides 延期
+    and orders 督办); 404 when the caller does not see it, 403 when it is not above."""
+    try:
+        case, _, _ = store.get(case_id)
+    except NotFound:
+        raise HTTPException(404, "no such case") from None
+    if not visible(store, who, case):
+        raise HTTPException(404, "no such case")
+    if not controls.may_decide(store.org, who.unit, case):
+        raise Refused(403, f"{who.unit} is not above {case.owner}: the dispatching level decides", "not_dispatcher",
+                      unit=who.unit, owner=case.owner)
+    return case
 
 
 @router.post("/cases/{case_id}/extension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
@@ -50,15 +67,7 @@ def decide(case_id: str, request_id: int, decision: str, store: StoreDep, who: O
     """The dispatching level approves or refuses a 延期 (`decision`: approve | refuse)."""
     if decision not in ("approve", "refuse"):
         raise HTTPException(404, "decision is approve or refuse")
-    try:
-        case, _, _ = store.get(case_id)
-    except NotFound:
-        raise HTTPException(404, "no such case") from None
-    if not visible(store, who, case):
-        raise HTTPException(404, "no such case")
-    if not controls.may_decide(store.org, who.unit, case):
-        raise Refused(403, f"{who.unit} is not above {case.owner}: the dispatching level decides", "not_dispatcher",
-                      unit=who.unit, owner=case.owner)
+    _from_above(store, who, case_id)
     try:
         controls.decide_extension(store, case_id, request_id, approve=decision == "approve", actor=who.name,
                                   decider_unit=who.unit, note=(body.note if body else None) or "", person=who.person)
@@ -81,15 +90,7 @@ class ReplyBody(BaseModel):
 @router.post("/cases/{case_id}/supervise", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
 def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator) -> CaseDetail:
     """督办: a unit above the one holding the case orders it, with a deadline for the reply."""
-    try:
-        case, _, _ = store.get(case_id)
-    except NotFound:
-        raise HTTPException(404, "no such case") from None
-    if not visible(store, who, case):
-        raise HTTPException(404, "no such case")
-    if not controls.may_decide(store.org, who.unit, case):
-        raise Refused(403, f"{who.unit} is not above {case.owner}: a supervision order comes from above",
-                      "not_dispatcher", unit=who.unit, owner=case.owner)
+    _from_above(store, who, case_id)
     if body.until.tzinfo is None:
         raise Refused(422, "until needs a time zone offset", "needs_offset")
     try:
