@@ -33,6 +33,21 @@ from simulators.services import free_port, start_mosquitto, stop_pid, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 EDGE_KEY, VIEW_KEY = "demo-edge-key", "demo-operator-key"  # DEMO keys (district operator), configs/demo/hub.yaml
+ADMIN_KEY = "demo-admin-key"  # DEMO key, configs/demo/hub.yaml
+# DEMO accounts made at start through the admin API: a grid worker of grid-01 and a district dispatcher
+DEMO_PEOPLE = (("wangge01", "张网格", "grid-01"), ("zhihui", "李指挥", "district-a"))
+DEMO_PASSWORD = "demo-password"
+
+
+def demo_people(hub_url: str) -> str:
+    """The demo's people (made once; a second start finds them there), for the board's sign-in."""
+    import httpx
+
+    for username, name, unit in DEMO_PEOPLE:
+        httpx.post(f"{hub_url}/api/v1/users", headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10,
+                   json={"username": username, "name": name, "unit": unit, "role": "operator",
+                         "password": DEMO_PASSWORD})
+    return ", ".join(f"{u}/{DEMO_PASSWORD}" for u, _, _ in DEMO_PEOPLE)
 SCENARIO = ROOT / "simulators" / "scenarios" / "demo.yaml"
 
 
@@ -100,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     playing = threading.Thread(target=player.run, args=(0, stop), name="demo-gateways", daemon=True)
     playing.start()
-    print(f"board    {hub_url}/  (key: {VIEW_KEY})")
+    people = demo_people(hub_url)
+    print(f"board    {hub_url}/  (key: {VIEW_KEY}; or sign in as {people})")
     print(f"hub API  {hub_url}/docs  (demo keys in configs/demo/hub.yaml; district operator: {VIEW_KEY})")
     print(f"stream   curl -N -H 'Authorization: Bearer {VIEW_KEY}' {hub_url}/api/v1/stream")
     print(f"broker   mqtt://{broker.host}:{broker.port}   agent metrics http://127.0.0.1:{agent.metrics_port}/metrics\n")
