@@ -137,7 +137,10 @@ class EventFeed:
         tick = self.keepalive / SLICES
         next_tick, turn = time.monotonic() + tick, 0
         failing = False
-        while True:
+        # `_stop` as well as the cancel: on Python 3.11 `asyncio.wait_for` can swallow a cancellation that
+        # arrives as the wake event fires (cpython gh-86296), and the loop then ran on while `stop()` awaited
+        # it for ever; that was the hub's shutdown hang seen in CI on PostgreSQL, where NOTIFY wakes it often
+        while not self._stop.is_set():
             wait = max(0.0, min(self.poll, next_tick - time.monotonic()))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=wait)

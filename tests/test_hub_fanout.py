@@ -252,3 +252,30 @@ def test_a_stalled_phone_is_dropped_without_slowing_the_others_and_resumes(tmp_p
         assert re.search(r"^gridwatch_hub_stream_dropped [1-9]", httpx.get(f"{url}/metrics").text, re.M)
     finally:
         stop()
+
+
+def test_the_feed_stops_even_when_a_wake_races_the_stop(tmp_path):
+    """A wake that fires as `stop()` cancels the reader: on Python 3.11 `asyncio.wait_for` may swallow that
+    cancellation (cpython gh-86296), and the reader ran on while the hub's shutdown waited for it for ever
+    (the hang CI met on PostgreSQL, where NOTIFY wakes the reader often). 300 start/wake/stop rounds must all
+    stop; on the old code the first rounds already hung."""
+    import threading
+
+    store = make_store(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    outcome: dict[str, int] = {}
+
+    async def rounds() -> None:
+        for i in range(300):
+            feed = EventFeed(store, poll=30)
+            await feed.start()
+            for _ in range(i % 5):
+                await asyncio.sleep(0)
+            feed.wake()
+            await asyncio.sleep(0)
+            await feed.stop()
+        outcome["done"] = 300
+
+    t = threading.Thread(target=lambda: asyncio.run(rounds()), daemon=True)  # a hang must not hang the suite
+    t.start()
+    t.join(60)
+    assert outcome.get("done") == 300, "the feed's stop() hung"
