@@ -11,8 +11,9 @@ from typing import Any, Final, Literal
 from sqlalchemy.orm import Session
 
 from gridwatch.core.names import Severity
+from hub import parts
 from hub.errors import Conflict
-from hub.lifecycle import Action, Refusal, Status, requirement, transition
+from hub.lifecycle import Action, Rating, Refusal, Status, requirement, transition
 from hub.models import Case, Evidence, Pause
 from hub.sla import Policy
 from hub.store import Store, new_case_id
@@ -27,25 +28,34 @@ Effect = Callable[[Store, Session, Case, datetime, str | None, str | None], Deta
 
 
 def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | None = None,
-        unit: str | None = None, as_backup: bool = False, person: str | None = None) -> Case:
+        unit: str | None = None, as_backup: bool = False, person: str | None = None, rating: Rating | None = None,
+        assist: list[str] | None = None) -> Case:
     """Carry out an action or raise Conflict with the reason (NotFound if there is no such case).
 
     `as_backup`: the backup grid (AB角) the case was offered to signs for it: it accepts, and the case is
     its own from then on. Separation of duties: whoever reported the result (resolve) cannot also pass
-    its verification (close)."""
+    its verification (close or reject). `rating`: a callback's answer; `assist`: on dispatch, the assisting
+    departments (协办) of joint handling."""
     now = store.now()
     with store.transaction() as s:
         case = store.lock_case(s, case_id)
-        outcome = transition(case.status, action, case.held_from)
+        policy = case.policy
+        outcome = transition(case.status, action, case.held_from, callback=bool(policy.get("callback", False)),
+                             rating=rating, reopen_unsatisfied=bool(policy.get("reopen_unsatisfied", True)))
         if isinstance(outcome, Refusal):
             raise Conflict(outcome.reason, outcome.code, **outcome.params)
-        missing = requirement(action, note=note, unit=unit)
+        missing = requirement(action, note=note, unit=unit, rating=rating)
         if missing is not None:
-            raise Conflict(missing.reason if action != "transfer" else f"{missing.reason}, got {unit!r}",
-                           missing.code, **missing.params)
-        if action == "close" and case.resolved_by is not None and case.resolved_by == actor:
-            raise Conflict(f"{actor} reported the result, so someone else must verify and close it",
+            raise Conflict(missing.reason if action not in ("transfer", "dispatch") else f"{missing.reason}, got "
+                           f"{unit!r}", missing.code, **missing.params)
+        if action in ("close", "reject") and case.resolved_by is not None and case.resolved_by == actor:
+            raise Conflict(f"{actor} reported the result, so someone else must verify it",
                            "same_person", action=action, actor=actor)
+        if action == "resolve":
+            waiting = parts.unreported(s, case.id)
+            if waiting:
+                raise Conflict(f"the assisting units have not all reported their part: {', '.join(waiting)}",
+                               "parts_pending", action=action, units=waiting)
         backup_of: str | None = None
         if as_backup:
             if action != "accept" or case.backup is None:
@@ -60,7 +70,12 @@ def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | N
                     case.accept_s, case.accept_late = reading.elapsed_s, reading.remaining_s < 0
                 else:
                     case.resolve_s, case.resolve_late = reading.elapsed_s, reading.remaining_s < 0
-        detail = EFFECTS[action](store, s, case, now, note, unit)
+        if action == "dispatch":
+            detail = _dispatch(store, s, case, now, note, unit, assist or [], actor)
+        elif action == "callback":
+            detail = _callback(case, now, note, rating, outcome)
+        else:
+            detail = EFFECTS[action](store, s, case, now, note, unit)
         if backup_of is not None:
             detail = {**detail, "as_backup": True, "from": backup_of, "to": case.owner}
         if person is not None:
@@ -90,8 +105,57 @@ def _resolve(store: Store, s: Session, case: Case, now: datetime, note: str | No
 
 
 def _close(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
+    """核查通过: the result holds; the case waits for its callback (回访) or, without one, closes."""
+    case.verified_at = now
+    if case.policy.get("callback", False):
+        case.stage_started_at, case.level_started_at, case.stage_extra_s = now, None, 0.0
+        return {**_noted(note), "verified": True, "next": "callback"}
     case.closed_at = now
-    return _noted(note)
+    return {**_noted(note), "verified": True}
+
+
+def _reject(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
+    """核查不通过: the result does not hold; back to handling with a fresh resolve clock, judged again."""
+    case.resolved_at, case.resolved_by = None, None
+    case.stage_started_at, case.level_started_at, case.stage_extra_s, case.light_announced = now, None, 0.0, None
+    case.resolve_s, case.resolve_late = None, None
+    case.rejections += 1
+    return {"note": note, "count": case.rejections, "stage": "resolve"}
+
+
+def _callback(case: Case, now: datetime, note: str | None, rating: Rating | None, outcome: Status) -> Detail:
+    """回访: the answer is kept for the satisfaction rate; 不满意 reopens the case when the policy says so."""
+    case.rating = rating
+    if outcome == "accepted":
+        case.resolved_at, case.resolved_by, case.verified_at = None, None, None
+        case.stage_started_at, case.level_started_at, case.stage_extra_s, case.light_announced = now, None, 0.0, None
+        case.resolve_s, case.resolve_late = None, None
+        case.reopened += 1
+        return {"rating": rating, **_noted(note), "reopened": True, "count": case.reopened, "stage": "resolve"}
+    case.closed_at = now
+    return {"rating": rating, **_noted(note)}
+
+
+def _dispatch(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None,
+              assist: list[str], actor: str) -> Detail:
+    """派单 by hand: the case goes to a unit (a grid or a functional department) to be signed for, with the
+    assisting departments of joint handling (协办). From `reported` the dispatch stage ends and the sign-for
+    clock starts; a re-dispatch of a case not yet signed for keeps its clock running (like a transfer)."""
+    org = store.org
+    if unit is None or unit not in org.units:
+        raise Conflict(f"dispatch needs a unit of the org tree, got {unit!r}", "needs_unit", action="dispatch")
+    bad = [u for u in assist if u not in org.units or u == unit]
+    if bad:
+        raise Conflict(f"assisting units must be other units of the org tree: {', '.join(bad)}", "needs_unit",
+                       action="dispatch", units=bad)
+    previous = case.owner
+    first = case.status == "reported"
+    case.owner, case.level_started_at, case.backup_notified, case.backup = unit, now, False, None
+    if first:
+        case.dispatched_at, case.stage_started_at, case.level_started_at, case.stage_extra_s = now, now, None, 0.0
+    parts.replace(s, case, assist, now)
+    return {"from": previous, "to": unit, **({"assist": assist} if assist else {}), **_noted(note),
+            **({"redispatch": True} if not first else {})}
 
 
 def _hold(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
@@ -123,8 +187,8 @@ def _comment(store: Store, s: Session, case: Case, now: datetime, note: str | No
     return {"text": note}
 
 
-EFFECTS: Final[dict[Action, Effect]] = {
-    "accept": _accept, "resolve": _resolve, "close": _close, "hold": _hold, "resume": _resume,
+EFFECTS: Final[dict[str, Effect]] = {
+    "accept": _accept, "resolve": _resolve, "close": _close, "reject": _reject, "hold": _hold, "resume": _resume,
     "transfer": _transfer, "comment": _comment,
 }
 
@@ -155,16 +219,24 @@ def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: st
     severity = TIER_SEVERITY[tier]
     policy = manual_policy(store, category, severity, tier)
     now = store.now()
+    placed = store.routing.place(store.org, category=category, severity=severity, grid=grid, manual=True)
     with store.transaction() as s:
         case_id = new_case_id(now)
-        case = Case(id=case_id, dedup_key=f"manual|{case_id}", status="open", manual=True, category=category,
-                    severity=severity, grid=grid, device=device, owner=store.org.owner_at(grid, policy.start_level),
-                    title=title, policy=policy.model_dump(mode="json"), opened_at=now, stage_started_at=now,
-                    first_seen=now, last_seen=now, first_received=now, alert_count=0, escalations=0,
-                    backup_notified=False, version=1, place=place)
+        owner = placed.owner if placed is not None else store.org.owner_at(grid, policy.start_level)
+        case = Case(id=case_id, dedup_key=f"manual|{case_id}", status="reported" if placed and placed.reported
+                    else "open", manual=True, category=category, severity=severity, grid=grid, device=device,
+                    owner=owner, title=title, policy=policy.model_dump(mode="json"), opened_at=now,
+                    stage_started_at=now, first_seen=now, last_seen=now, first_received=now, alert_count=0,
+                    escalations=0, backup_notified=False, version=1, place=place)
         s.add(case)
         s.flush()
-        store.log(s, case, now, actor, "opened", {"manual": True, "tier": tier, "policy": policy.id})
+        if placed is not None and placed.assist:
+            parts.replace(s, case, placed.assist, now)
+        opened: dict[str, Any] = {"manual": True, "tier": tier, "policy": policy.id, "owner": owner}
+        if placed is not None:
+            opened |= {"route": placed.route, **({"assist": list(placed.assist)} if placed.assist else {}),
+                       **({"dispatch": "manual"} if placed.reported else {})}
+        store.log(s, case, now, actor, "opened", opened)
         store.schedule(s, case, now)
         return case
 

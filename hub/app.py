@@ -30,6 +30,7 @@ from hub.mqtt_events import CaseEventPublisher
 from hub.org import Org, OrgFile
 from hub.people import People
 from hub.reload import ConfigWatcher
+from hub.routing import Routing, load_routing
 from hub.scheduler import Scheduler
 from hub.sla import SlaFile
 from hub.store import Store
@@ -53,10 +54,12 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     (`gridwatch.ruletools.EdgeRuleTools`), without which rule sets cannot be saved from the hub."""
     engine = make_engine(cfg.database)
     migrate(engine)
-    store = Store(engine, load(SlaFile, cfg.sla), Org(load(OrgFile, cfg.org)), load_calendars(cfg.calendars),
-                  clock or (lambda: datetime.now(UTC)), tz=cfg.tz)
+    org = Org(load(OrgFile, cfg.org))
+    store = Store(engine, load(SlaFile, cfg.sla), org, load_calendars(cfg.calendars),
+                  clock or (lambda: datetime.now(UTC)), tz=cfg.tz,
+                  routing=load_routing(cfg.routing, org) if cfg.routing is not None else Routing.empty())
     scheduler = Scheduler(store, heartbeat_limit=cfg.fleet.heartbeat_limit)
-    watcher = ConfigWatcher(store, cfg.org, cfg.sla)
+    watcher = ConfigWatcher(store, cfg.org, cfg.sla, routing=cfg.routing)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
 

@@ -113,6 +113,8 @@ class HubConfig(Strict):
     listen: Listen = Field(default_factory=Listen)
     org: Path = Path("org.yaml")
     sla: Path = Path("sla.yaml")
+    routing: Path | None = Field(None, description="routing.yaml (分拣分拨): functional departments, joint handling, "
+                                                   "manual dispatch; none: every case goes up its grid's chain")
     calendars: Path = Path("calendars")
     labels: Path | None = Field(None, description="display names (zh-CN, English) of categories and other codes, "
                                                   "on top of the built-in ones (see configs/labels.yaml)")
@@ -139,6 +141,7 @@ class HubConfig(Strict):
             mqtt = mqtt.model_copy(update={"tls": mqtt.tls.resolved(fix)})
         fleet = self.fleet.model_copy(update={"captures": fix(self.fleet.captures)})
         return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
+                                       "routing": fix(self.routing) if self.routing is not None else None,
                                        "calendars": fix(self.calendars), "listen": listen,
                                        "labels": fix(self.labels) if self.labels is not None else None, "mqtt": mqtt,
                                        "fleet": fleet})

@@ -9,6 +9,10 @@ no extra. A case may be granted at most the policy's `extensions_max`, and has a
 flagged and counted (`supervisions`, in the assessment), the order waits in the holder's queue, and a reply
 after the deadline is marked late.
 
+挂起: the holder asks for a suspension with a reason (the clock would pause while the case waits on
+something outside its hands); the dispatching level approves (the case goes on hold) or refuses. A level
+above may hold a case directly (`hold`), since it is the one that approves.
+
 Everything is recorded on the timeline (`extension_requested`, `extension_approved`, `extension_refused`,
 `supervised`, `supervision_replied`).
 """
@@ -23,7 +27,7 @@ from sqlalchemy.orm import Session
 from hub.calendar import Calendar
 from hub.errors import Conflict
 from hub.lifecycle import clock_stage
-from hub.models import Case, CaseRequest
+from hub.models import Case, CaseRequest, Pause
 from hub.org import Org
 from hub.sla import Policy
 from hub.store import Store
@@ -32,8 +36,9 @@ STAGES_EXTENDABLE = ("accept", "resolve")
 
 
 def pending(s: Session, case_id: str) -> CaseRequest | None:
-    return s.scalars(select(CaseRequest).where(CaseRequest.case_id == case_id,
-                                               CaseRequest.decision.is_(None))).first()
+    """The 延期 or 挂起 request waiting for the dispatching level's decision (督办 orders wait apart)."""
+    return s.scalars(select(CaseRequest).where(CaseRequest.case_id == case_id, CaseRequest.decision.is_(None),
+                                               CaseRequest.kind.in_(("extension", "suspension")))).first()
 
 
 def may_decide(org: Org, unit: str | None, case: Case) -> bool:
@@ -93,6 +98,11 @@ def decide_extension(store: Store, case_id: str, request_id: int, *, approve: bo
         if actor == req.requested_by:
             raise Conflict("whoever asked cannot decide their own request", "same_person", action="extension",
                            actor=actor)
+        if req.kind == "suspension":
+            return _decide_suspension(store, s, case, req, approve=approve, actor=actor, note=note, person=person,
+                                      now=now)
+        if req.kind != "extension":
+            raise LookupError(request_id)
         stage = clock_stage(case.status, case.held_from)
         if approve and stage != req.stage:
             raise Conflict(f"the case has moved on from the {req.stage} stage it was asked for", "wrong_state",
@@ -116,6 +126,51 @@ def decide_extension(store: Store, case_id: str, request_id: int, *, approve: bo
         case.version += 1
         store.log(s, case, now, actor, "extension_approved" if approve else "extension_refused", detail)
         return req
+
+
+def request_suspension(store: Store, case_id: str, *, actor: str, reason: str, person: str | None = None
+                       ) -> CaseRequest:
+    """挂起 asked by the unit holding an active case, with a reason; the dispatching level approves (the case
+    goes on hold at once, its clock paused) or refuses. One request pending at a time."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        if case.status in ("on_hold", "closed"):
+            raise Conflict(f"a case that is {case.status} is not suspended", "wrong_state", action="suspension",
+                           status=case.status, allowed=["reported", "open", "accepted", "resolved", "verified"])
+        if pending(s, case_id) is not None:
+            raise Conflict("a request is already waiting for a decision", "request_pending")
+        stage = clock_stage(case.status, case.held_from) or case.status
+        req = CaseRequest(case_id=case_id, kind="suspension", stage=stage, reason=reason, until=None, unit=case.owner,
+                          requested_by=actor, requested_at=now, decision=None, decided_by=None, decided_at=None,
+                          note="")
+        s.add(req)
+        s.flush()
+        case.version += 1
+        store.log(s, case, now, actor, "suspension_requested", {"request": req.id, "stage": stage, "reason": reason,
+                                                                **({"by": person} if person else {})})
+        return req
+
+
+def _decide_suspension(store: Store, s: Session, case: Case, req: CaseRequest, *, approve: bool, actor: str,
+                       note: str, person: str | None, now: datetime) -> CaseRequest:
+    if approve and case.status in ("on_hold", "closed"):
+        raise Conflict(f"the case is {case.status} now", "wrong_state", action="suspension", status=case.status,
+                       allowed=["reported", "open", "accepted", "resolved", "verified"])
+    req.decision = "approved" if approve else "refused"
+    req.decided_by, req.decided_at, req.note = actor, now, note
+    detail: dict[str, object] = {"request": req.id, "reason": req.reason, **({"note": note} if note else {}),
+                                 **({"by": person} if person else {})}
+    case.version += 1
+    if approve:
+        case.held_from, case.status = case.status, "on_hold"
+        s.add(Pause(case_id=case.id, start=now, end=None, reason=req.reason))
+        s.flush()
+        store.log(s, case, now, actor, "suspension_approved", detail)
+        store.schedule(s, case, now)
+    else:
+        store.log(s, case, now, actor, "suspension_refused", detail)
+    return req
 
 
 def requests_of(store: Store, case_id: str) -> list[CaseRequest]:

@@ -18,7 +18,7 @@ def event_body(row: EventRow) -> dict[str, Any]:
     return {"id": e.id, "event": KINDS.get(e.action, "case_changed"), "case_id": c.id, "action": e.action,
             "at": e.at.isoformat(), "actor": e.actor, "detail": e.detail, "status": c.status,
             "owner": c.owner, "grid": c.grid, "category": c.category, "severity": c.severity,
-            "escalations": c.escalations, "backup": c.backup}
+            "escalations": c.escalations, "backup": c.backup, "assist": c.assist or []}
 
 
 def events_after(store: Store, after: int, scope: Scope, limit: int = 500) -> list[dict[str, Any]]:
@@ -28,10 +28,10 @@ def events_after(store: Store, after: int, scope: Scope, limit: int = 500) -> li
 
 def units_seeing(org: Org, ev: dict[str, Any]) -> set[str]:
     """The units that see an event: those on the chains above the case's grid, its owner and the backup
-    grid it was offered to (the same
+    grid it was offered to, and the assisting units of joint handling (the same
     rule as the store's `visible_clause`, for the stream's subscribers and the MQTT unit topics)."""
     units: set[str] = set()
-    for u in (ev["grid"], ev["owner"], ev.get("backup")):
+    for u in (ev["grid"], ev["owner"], ev.get("backup"), *ev.get("assist", ())):
         if u in org.units:
             units.update(org.chain(u))
     return units

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
 from hub import maintenance, registry
-from hub.models import AlertRow, Case, Evidence, HeldAlert, Maintenance, NewCase
+from hub.models import AlertRow, Case, CasePart, Evidence, HeldAlert, Maintenance, NewCase
 from hub.sla import Policy
 from hub.store import Store, bulk_insert, new_case_id
 
@@ -64,6 +64,7 @@ class Batch:
     by_id: dict[str, Case | NewCase] = field(default_factory=dict)
     firing: dict[str, set[str]] = field(default_factory=dict)  # case id -> its alerts still firing
     fresh: list[NewCase] = field(default_factory=list)  # new cases, inserted before the rows that refer to them
+    parts: list[dict[str, Any]] = field(default_factory=list)  # 协办 parts of the new cases
     rows: list[dict[str, Any]] = field(default_factory=list)
     log: list[dict[str, Any]] = field(default_factory=list)
     snapshots: list[tuple[int, str, str, str]] = field(default_factory=list)  # row index, case, alert, base64
@@ -158,8 +159,13 @@ class Batch:
         now = self.now
         policy = self.store.sla.policy_for(alert.category, alert.severity, manual=False)
         owner, note = self._owner(alert.grid_id, policy)
+        placed = self.store.routing.place(self.store.org, category=alert.category, severity=alert.severity,
+                                          grid=alert.grid_id, manual=False)
+        if placed is not None:
+            owner = placed.owner
         case = NewCase(
-            id=new_case_id(now), dedup_key=dedup_key(alert), status="open", held_from=None, manual=False,
+            id=new_case_id(now), dedup_key=dedup_key(alert), status="reported" if placed and placed.reported
+            else "open", held_from=None, manual=False,
             category=alert.category, severity=alert.severity, grid=alert.grid_id, device=alert.device_id,
             owner=owner, title=alert.message, policy=policy.model_dump(mode="json"), opened_at=now,
             accepted_at=None, resolved_at=None, closed_at=None, stage_started_at=now,
@@ -167,10 +173,17 @@ class Batch:
             cleared_at=None, escalations=0, backup_notified=False, last_reminder=None, next_due=None,
             light_announced=None, version=1,
             place=alert.place.model_dump() if alert.place is not None else self.places.get(alert.device_id))
+        if placed is not None and placed.assist:
+            case.assist = list(placed.assist)
+            self.parts += [{"case_id": case.id, "unit": u, "assigned_at": now, "signed_at": None, "signed_by": None,
+                            "reported_at": None, "reported_by": None, "note": ""} for u in placed.assist]
         self.store.schedule(None, case, now, pauses=[], policy=policy)
         self.fresh.append(case)
         self.by_key[case.dedup_key], self.by_id[case.id] = case, case
         opened: dict[str, Any] = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
+        if placed is not None:
+            opened |= {"route": placed.route, **({"assist": list(placed.assist)} if placed.assist else {}),
+                       **({"dispatch": "manual"} if placed.reported else {})}
         if note:
             opened["note"] = note
         if alert.alert_id in self.released:
@@ -238,6 +251,7 @@ class Batch:
         s = self.s
         s.flush()  # merged cases first
         bulk_insert(s, Case, [c.row() for c in self.fresh])
+        bulk_insert(s, CasePart, self.parts)
         for i, case_id, alert_id, b64 in self.snapshots:
             self.rows[i]["body"]["evidence"]["stored"] = self._evidence(case_id, alert_id, b64)
         bulk_insert(s, AlertRow, self.rows)

@@ -18,7 +18,7 @@ from gridwatch.core.yamlconf import load
 
 Lang = Literal["zh-CN", "en"]
 LANGS: Final[tuple[Lang, ...]] = ("zh-CN", "en")
-KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier")
+KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier", "rating")
 
 
 class Name(BaseModel):
@@ -41,6 +41,7 @@ class LabelsFile(BaseModel):
     level: dict[str, Name] = Field(default_factory=dict)
     light: dict[str, Name] = Field(default_factory=dict)
     tier: dict[str, Name] = Field(default_factory=dict)
+    rating: dict[str, Name] = Field(default_factory=dict)
 
 
 def _n(zh: str, en: str) -> Name:
@@ -60,12 +61,23 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
     },
     "severity": {"info": _n("提示", "info"), "minor": _n("一般", "minor"), "major": _n("重要", "major"),
                  "critical": _n("紧急", "critical")},
-    "status": {"open": _n("待受理", "open"), "accepted": _n("已受理", "accepted"), "resolved": _n("已处置", "resolved"),
-               "on_hold": _n("挂起", "on hold"), "closed": _n("已办结", "closed")},
-    "stage": {"accept": _n("受理", "accept"), "resolve": _n("处置", "resolve"), "feedback": _n("办结", "close")},
-    "action": {"accept": _n("受理", "Accept"), "resolve": _n("处置", "Resolve"), "hold": _n("挂起", "Hold"),
+    "status": {"reported": _n("待派单", "to dispatch"), "open": _n("待签收", "open"),
+               "accepted": _n("办理中", "in hand"), "resolved": _n("待核查", "to verify"),
+               "verified": _n("待回访", "to call back"), "on_hold": _n("挂起", "on hold"),
+               "closed": _n("已结案", "closed")},
+    "stage": {"dispatch": _n("派单", "dispatch"), "accept": _n("签收", "sign for"), "resolve": _n("办理", "handle"),
+              "feedback": _n("核查", "verify"), "callback": _n("回访", "call back")},
+    "rating": {"satisfied": _n("满意", "satisfied"), "basically": _n("基本满意", "basically satisfied"),
+               "unsatisfied": _n("不满意", "unsatisfied")},
+    "action": {"accept": _n("签收", "Sign for"), "resolve": _n("办结", "Report result"), "hold": _n("挂起", "Hold"),
                "resume": _n("恢复", "Resume"), "transfer": _n("转派", "Transfer"), "comment": _n("备注", "Comment"),
-               "close": _n("办结", "Close"), "opened": _n("立案", "opened"), "merged": _n("合并告警", "alert merged"),
+               "close": _n("核查通过", "Verify"), "dispatch": _n("派单", "Dispatch"),
+               "reject": _n("核查不通过", "Fail verification"), "callback": _n("回访", "Call back"),
+               "part_signed": _n("协办签收", "part signed for"), "part_reported": _n("协办办结", "part reported"),
+               "suspension_requested": _n("申请挂起", "suspension requested"),
+               "suspension_approved": _n("同意挂起", "suspension approved"),
+               "suspension_refused": _n("不同意挂起", "suspension refused"), "opened": _n("立案", "opened"),
+               "merged": _n("合并告警", "alert merged"),
                "light": _n("亮灯", "light"), "escalated": _n("升级", "escalated"),
                "backup_notified": _n("通知AB岗", "backup notified"), "reminder": _n("催办", "reminder"),
                "condition_cleared": _n("现场消警", "condition cleared"),
@@ -77,7 +89,7 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                "extension_refused": _n("不同意延期", "extension refused"), "supervised": _n("督办", "supervised"),
                "supervision_replied": _n("回复督办", "supervision replied"), "sent_back": _n("退回", "sent back")},
     "level": {"grid": _n("网格", "grid"), "community": _n("社区", "community"), "street": _n("街道", "street"),
-              "district": _n("区", "district")},
+              "district": _n("区", "district"), "department": _n("职能部门", "department")},
     "light": {"red": _n("红灯", "RED"), "yellow": _n("黄灯", "YELLOW"), "green": _n("绿灯", "GREEN")},
     "tier": {"general": _n("一般", "general"), "important": _n("较大", "important"), "major": _n("重大", "major")},
 }

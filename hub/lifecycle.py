@@ -1,11 +1,18 @@
 """The case life cycle as a pure transition table: (state, action) → new state, or a refusal reason.
 
-    open ──accept──▶ accepted ──resolve──▶ resolved ──close──▶ closed
-      └──────────┬──────┴────────────┬─────────┘
-               hold ▶ on_hold ──resume──▶ (the state it was held from)
+The stages as the command centers run them (issue 13), each a state whose clock runs against its limit:
 
-`transfer` (another owner) keeps the state and is refused once closed; `comment` is allowed in every
-state. What an action also needs (a note, a unit) is `requirement()`. Nothing here touches a database.
+    reported ─dispatch▶ open ─accept▶ accepted ─resolve▶ resolved ─close▶ verified ─callback▶ closed
+     派单                签收           办理                办结→核查          回访               结案
+                         ▲  └dispatch┘  ▲      └──reject─────┘  (close goes straight to closed when
+                         │ (re-dispatch)│                        the policy asks for no callback)
+                         └──────────────┴── callback `unsatisfied` reopens (policy `reopen_unsatisfied`)
+      any active state ─hold▶ on_hold ─resume▶ (the state it was held from)
+
+A case waits in `reported` only when routing says a command center dispatches it by hand; otherwise it is
+dispatched at once and opens in `open`. `transfer` (another owner) keeps the state and is refused once
+closed; `comment` is allowed in every state. What an action also needs (a note, a unit, a rating) is
+`requirement()`. Nothing here touches a database.
 """
 
 from __future__ import annotations
@@ -15,21 +22,30 @@ from typing import Any, Final, Literal, get_args
 
 from hub.sla import Stage
 
-Status = Literal["open", "accepted", "resolved", "on_hold", "closed"]
-Action = Literal["accept", "resolve", "close", "hold", "resume", "transfer", "comment"]
+Status = Literal["reported", "open", "accepted", "resolved", "verified", "on_hold", "closed"]
+Action = Literal["dispatch", "accept", "resolve", "close", "reject", "callback", "hold", "resume", "transfer",
+                 "comment"]
+Rating = Literal["satisfied", "basically", "unsatisfied"]
+"""回访评价: 满意 / 基本满意 / 不满意."""
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)
 ACTIONS: Final[tuple[Action, ...]] = get_args(Action)
-ACTIVE: Final[tuple[Status, ...]] = ("open", "accepted", "resolved")
+RATINGS: Final[tuple[Rating, ...]] = get_args(Rating)
+ACTIVE: Final[tuple[Status, ...]] = ("reported", "open", "accepted", "resolved", "verified")
 
 SAME: Final = "same"  # the action keeps the state
 HELD_FROM: Final = "held_from"  # back to the state the case was held from
-Target = Status | Literal["same", "held_from"]
+VERIFIED: Final = "after_verify"  # to `verified` when the policy asks for a callback, else `closed`
+CALLED: Final = "after_callback"  # to `closed`, or back to `accepted` when the rating reopens it
+Target = Status | Literal["same", "held_from", "after_verify", "after_callback"]
 
 # action -> (states it is allowed from, the state it leads to)
 TABLE: Final[dict[Action, tuple[tuple[Status, ...], Target]]] = {
+    "dispatch": (("reported", "open"), "open"),
     "accept": (("open",), "accepted"),
     "resolve": (("accepted",), "resolved"),
-    "close": (("resolved",), "closed"),
+    "close": (("resolved",), VERIFIED),
+    "reject": (("resolved",), "accepted"),
+    "callback": (("verified",), CALLED),
     "hold": (ACTIVE, "on_hold"),
     "resume": (("on_hold",), HELD_FROM),
     "transfer": ((*ACTIVE, "on_hold"), SAME),
@@ -37,11 +53,14 @@ TABLE: Final[dict[Action, tuple[tuple[Status, ...], Target]]] = {
 }
 
 # action -> (the argument it needs, the reason given when it is missing)
-NEEDS: Final[dict[Action, tuple[Literal["note", "unit"], str]]] = {
+NEEDS: Final[dict[Action, tuple[Literal["note", "unit", "rating"], str]]] = {
     "resolve": ("note", "resolve needs a note saying what was done"),
+    "reject": ("note", "reject needs a note saying what the verification found"),
     "hold": ("note", "hold needs a reason"),
     "comment": ("note", "comment needs text"),
     "transfer": ("unit", "transfer needs a unit of the org tree"),
+    "dispatch": ("unit", "dispatch needs a unit of the org tree"),
+    "callback": ("rating", "callback needs the rating: satisfied, basically or unsatisfied"),
 }
 
 
@@ -49,12 +68,14 @@ NEEDS: Final[dict[Action, tuple[Literal["note", "unit"], str]]] = {
 class Refusal:
     reason: str
     code: str = "conflict"
-    """`wrong_state` (params action, status, allowed) or `needs_note` / `needs_unit` (params action)."""
+    """`wrong_state` (params action, status, allowed) or `needs_note` / `needs_unit` / `needs_rating`."""
     params: dict[str, Any] = field(default_factory=dict)
 
 
-def transition(status: Status, action: Action, held_from: Status | None = None) -> Status | Refusal:
-    """The state after `action`, or why the action is refused in this state."""
+def transition(status: Status, action: Action, held_from: Status | None = None, *, callback: bool = False,
+               rating: Rating | None = None, reopen_unsatisfied: bool = True) -> Status | Refusal:
+    """The state after `action`, or why the action is refused in this state. `callback`: the case's policy
+    asks for a callback (回访) after verification; `rating`: the callback's answer."""
     allowed, target = TABLE[action]
     if status not in allowed:
         return Refusal(f"cannot {action} a case that is {status} (allowed from: {', '.join(allowed)})",
@@ -63,23 +84,30 @@ def transition(status: Status, action: Action, held_from: Status | None = None) 
         return status
     if target == HELD_FROM:
         return held_from or "open"
+    if target == VERIFIED:
+        return "verified" if callback else "closed"
+    if target == CALLED:
+        return "accepted" if rating == "unsatisfied" and reopen_unsatisfied else "closed"
     return target
 
 
-def requirement(action: Action, *, note: str | None, unit: str | None) -> Refusal | None:
+def requirement(action: Action, *, note: str | None, unit: str | None, rating: str | None = None) -> Refusal | None:
     """The argument an action lacks, if any."""
     need = NEEDS.get(action)
     if need is None:
         return None
     field, reason = need
-    return Refusal(reason, f"needs_{field}", {"action": action}) if not (note if field == "note" else unit) else None
+    given = {"note": note, "unit": unit, "rating": rating if rating in RATINGS else None}[field]
+    return Refusal(reason, f"needs_{field}", {"action": action}) if not given else None
 
 
-STAGE_OF: Final[dict[Status, Stage]] = {"open": "accept", "accepted": "resolve", "resolved": "feedback"}
+STAGE_OF: Final[dict[Status, Stage]] = {"reported": "dispatch", "open": "accept", "accepted": "resolve",
+                                        "resolved": "feedback", "verified": "callback"}
+STAGE_ORDER: Final[tuple[Stage, ...]] = ("dispatch", "accept", "resolve", "feedback", "callback")
 
 
 def clock_stage(status: Status, held_from: Status | None) -> Stage | None:
-    """The stage whose clock runs (挂单计时) in a state: waiting to be accepted, resolved or closed; a
-    held case keeps the stage it was held in (its clock paused)."""
+    """The stage whose clock runs (挂单计时): waiting to be dispatched, signed for, handled, verified or
+    called back; a held case keeps the stage it was held in (its clock paused)."""
     effective = held_from if status == "on_hold" else status
     return STAGE_OF.get(effective) if effective is not None else None

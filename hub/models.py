@@ -102,6 +102,11 @@ class Case(Base):
     accept_late: Mapped[bool | None] = mapped_column(Boolean)
     resolve_s: Mapped[float | None] = mapped_column(Float)
     resolve_late: Mapped[bool | None] = mapped_column(Boolean)
+    dispatched_at: Mapped[datetime | None]  # 派单 by hand ended (None: dispatched at opening by routing)
+    verified_at: Mapped[datetime | None]  # 核查 passed
+    rejections: Mapped[int] = mapped_column(Integer, default=0)  # 核查 failed the result back to handling
+    rating: Mapped[str | None] = mapped_column(String(16))  # 回访: satisfied | basically | unsatisfied (latest)
+    assist: Mapped[list[str] | None] = mapped_column(JSON)  # 协办: the assisting units (their parts: case_parts)
 
     __table_args__ = (
         Index("ix_cases_dedup_open", "dedup_key", unique=True,
@@ -112,7 +117,7 @@ class Case(Base):
         Index("ix_cases_grid_category", "grid", "category", "closed_at"),
         # the assessment reads only this index, in owner order (no sort of a million rows)
         Index("ix_cases_assessment", "owner", "opened_at", "accept_s", "accept_late", "resolve_s", "resolve_late",
-              "extensions", "escalations", "reopened", "repeat_of", "closed_at", "supervisions"),
+              "extensions", "escalations", "reopened", "repeat_of", "closed_at", "supervisions", "rating"),
     )
 
 
@@ -296,6 +301,23 @@ class CaseRequest(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+class CasePart(Base):
+    """协办: an assisting unit's part of a jointly handled case. The unit signs for its part and reports it;
+    the lead unit (the case's owner) cannot report the whole result (办结) until every part is reported."""
+
+    __tablename__ = "case_parts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    unit: Mapped[str] = mapped_column(String(64), index=True)
+    assigned_at: Mapped[datetime]
+    signed_at: Mapped[datetime | None]
+    signed_by: Mapped[str | None] = mapped_column(String(128))
+    reported_at: Mapped[datetime | None]
+    reported_by: Mapped[str | None] = mapped_column(String(128))
+    note: Mapped[str] = mapped_column(Text, default="")
+
+
 class User(Base):
     """A person who signs in to the board (网格员, a command center's staff, an administrator): a name, the
     unit they work for, a role, and a password hashed with Argon2id (argon2-cffi)."""
@@ -387,6 +409,11 @@ class NewCase:
     accept_late: bool | None = None
     resolve_s: float | None = None
     resolve_late: bool | None = None
+    dispatched_at: datetime | None = None
+    verified_at: datetime | None = None
+    rejections: int = 0
+    rating: str | None = None
+    assist: list[str] | None = None
 
     def row(self) -> dict[str, Any]:
         return vars(self)

@@ -1,9 +1,15 @@
 """The org tree (`configs/org.yaml`): grids under communities under streets under a district.
 
 Grids may name a `backup` grid (AB角): the adjacent grid that covers when the owner does not respond.
+
+Functional departments (职能部门: 城管执法, 公安派出所, 应急管理, 水务, 燃气, 消防, 供电…) stand beside the
+territorial units: `level: department`, attached to the street or the district that dispatches to them (their
+`parent`, where their overdue cases escalate). `kind` says what the department is (城管, 燃气…).
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -12,12 +18,14 @@ from gridwatch.core.names import NAME, RESERVED
 from hub.sla import Level
 
 LEVELS: tuple[Level, ...] = ("grid", "community", "street", "district")
+UnitLevel = Level | Literal["department"]
 
 
 class Unit(Strict):
     id: str = Field(pattern=NAME.pattern)
-    level: Level
+    level: UnitLevel
     name: str = ""
+    kind: str = Field("", max_length=32, description="departments: what it does (城管, 燃气, 消防…)")
     parent: str | None = None
     backup: str | None = Field(None, description="grids only: the AB-role grid notified first")
     area: list[tuple[float, float]] | None = Field(
@@ -58,6 +66,13 @@ class OrgFile(Strict):
             parent = by_id.get(u.parent or "")
             if parent is None:
                 raise ValueError(f"{u.id}: parent {u.parent!r} is not a unit")
+            if u.level == "department" or parent.level == "department":
+                if u.level != "department" or parent.level not in ("street", "district"):
+                    raise ValueError(f"{u.id}: a department is attached to a street or the district, and has no "
+                                     f"units under it")
+                if u.backup is not None or u.area is not None:
+                    raise ValueError(f"{u.id}: a department has no backup grid and no area")
+                continue
             if LEVELS.index(parent.level) != LEVELS.index(u.level) + 1:
                 raise ValueError(f"{u.id}: a {u.level}'s parent must be a {LEVELS[LEVELS.index(u.level) + 1]}, "
                                  f"not the {parent.level} {parent.id!r}")
@@ -95,6 +110,9 @@ class Org:
             out.add(u)
             stack.extend(self.children.get(u, ()))
         return out
+
+    def departments(self) -> list[Unit]:
+        return [u for u in self.units.values() if u.level == "department"]
 
     def within(self, unit: str, ancestor: str) -> bool:
         return ancestor in self.chain(unit)

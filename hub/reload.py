@@ -1,5 +1,7 @@
-"""Live reload of the org tree and SLA policies: a valid new file is swapped in, an invalid one is logged
-and the last good version keeps running. Open cases keep the policy snapshotted when they opened."""
+"""Live reload of the org tree, the SLA policies and the routing: a valid new file is swapped in, an invalid
+one is logged and the last good version keeps running. Open cases keep the policy snapshotted when they
+opened. The routing is checked against the org tree: an org file that would leave a route pointing at a
+unit that no longer exists is refused too (the routing names the unit; change both, routing first)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from pathlib import Path
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
 from hub.org import Org, OrgFile
+from hub.routing import check, load_routing
 from hub.sla import SlaFile
 from hub.store import Store
 
@@ -17,9 +20,10 @@ logger = logging.getLogger(__name__)
 
 
 class ConfigWatcher:
-    def __init__(self, store: Store, org: Path, sla: Path, interval: float = 1.0) -> None:
-        self.store, self.org, self.sla, self.interval = store, org, sla, interval
-        self._sigs = {p: self._sig(p) for p in (org, sla)}
+    def __init__(self, store: Store, org: Path, sla: Path, interval: float = 1.0, routing: Path | None = None) -> None:
+        self.store, self.org, self.sla, self.routing, self.interval = store, org, sla, routing, interval
+        self.paths = [p for p in (org, sla, routing) if p is not None]
+        self._sigs = {p: self._sig(p) for p in self.paths}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -34,16 +38,13 @@ class ConfigWatcher:
     def check(self) -> dict[str, bool]:
         """Reload what changed; {file name: True if swapped in, False if rejected}."""
         done: dict[str, bool] = {}
-        for path in (self.org, self.sla):
+        for path in self.paths:
             sig = self._sig(path)
             if sig == self._sigs[path]:
                 continue
             self._sigs[path] = sig
             try:
-                if path == self.org:
-                    self.store.org = Org(load(OrgFile, path))
-                else:
-                    self.store.sla = load(SlaFile, path)
+                self._load(path)
                 done[path.name] = True
                 logger.info("reloaded %s", path)
             except ConfigError as exc:
@@ -52,6 +53,19 @@ class ConfigWatcher:
                 logger.error("keeping the last good %s", path.name)
                 done[path.name] = False
         return done
+
+    def _load(self, path: Path) -> None:
+        if path == self.org:
+            org = Org(load(OrgFile, path))
+            if self.routing is not None:
+                problems = check(self.store.routing.spec, org, self.routing)
+                if problems:
+                    raise ConfigError([f"{path}: the routing in force would break: {p}" for p in problems])
+            self.store.org = org
+        elif path == self.sla:
+            self.store.sla = load(SlaFile, path)
+        else:
+            self.store.routing = load_routing(path, self.store.org)
 
     def start(self) -> None:
         def loop() -> None:

@@ -20,7 +20,7 @@ from gridwatch.core.names import Severity
 from hub.calendar import Calendar
 
 Light = Literal["green", "yellow", "red"]
-Stage = Literal["accept", "resolve", "feedback"]
+Stage = Literal["dispatch", "accept", "resolve", "feedback", "callback"]
 Level = Literal["grid", "community", "street", "district"]
 LIGHT_ORDER: dict[str, int] = {"green": 0, "yellow": 1, "red": 2}
 
@@ -44,9 +44,11 @@ def limit_seconds(text: str, calendar: Calendar) -> float:
 
 
 class Limits(Strict):
-    accept: LimitText = Field(description="受理: from opening to acceptance")
-    resolve: LimitText = Field(description="处置: from acceptance to resolution")
-    feedback: LimitText = Field(description="反馈/回访: from resolution to closing")
+    dispatch: LimitText = Field("2h", description="派单: a case routed to a command center by hand, until dispatched")
+    accept: LimitText = Field(description="签收: from dispatch to signing for it")
+    resolve: LimitText = Field(description="办理: from signing for it to reporting the result (办结)")
+    feedback: LimitText = Field(description="核查: from the reported result to its verification")
+    callback: LimitText = Field("1d", description="回访: from verification to the callback's answer")
 
 
 class PolicyMatch(Strict):
@@ -69,6 +71,9 @@ class Policy(Strict):
     yellow_at: float = Field(0.5, gt=0, lt=1, description="share of the limit elapsed when the light turns yellow")
     remind_every: Duration = Field(1800.0, gt=0, description="reminders to the owner while a case stays red")
     extensions_max: int = Field(2, ge=0, le=20, description="延期: extensions a case may be granted in its life")
+    callback: bool = Field(False, description="回访: after verification the case waits for a callback "
+                                              "(满意 / 基本满意 / 不满意) before it closes")
+    reopen_unsatisfied: bool = Field(True, description="a callback answered 不满意 sends the case back to handling")
     repeat_within: Duration = Field(30 * 86400.0, ge=0, description="重复件: a new case of a place and kind closed "
                                                                     "less than this long ago is marked a repeat of it")
 

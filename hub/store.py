@@ -31,8 +31,9 @@ from hub.calendar import Calendar
 from hub.errors import Conflict, NotFound
 from hub.lifecycle import clock_stage
 from hub.maintenance import WindowCache
-from hub.models import AlertRow, Base, Case, CaseClock, Cursor, Evidence, Pause, TimelineEntry
+from hub.models import AlertRow, Base, Case, CaseClock, CasePart, Cursor, Evidence, Pause, TimelineEntry
 from hub.org import Org
+from hub.routing import Routing
 from hub.sla import ClockReading, Policy, SlaFile, Stage, limit_seconds, stage_clock
 from hub.sla import Pause as ClockPause
 
@@ -79,9 +80,12 @@ def new_case_id(now: datetime) -> str:
 
 
 def visible_clause(scope: Scope) -> ColumnElement[bool] | None:
-    """A case is seen from the subtree that owns it or where it happened, and by the backup grid (AB角) it
-    was offered to."""
-    return None if scope is None else or_(Case.owner.in_(scope), Case.grid.in_(scope), Case.backup.in_(scope))
+    """A case is seen from the subtree that owns it or where it happened, by the backup grid (AB角) it
+    was offered to, and by the assisting units of its joint handling (协办)."""
+    if scope is None:
+        return None
+    return or_(Case.owner.in_(scope), Case.grid.in_(scope), Case.backup.in_(scope),
+               Case.id.in_(select(CasePart.case_id).where(CasePart.unit.in_(scope))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +140,8 @@ class Store:
     """The hub's time zone: recurring maintenance windows are in local time."""
     windows: WindowCache = field(default_factory=WindowCache)
     """Maintenance windows for intake, re-read at most once a second."""
+    routing: Routing = field(default_factory=Routing.empty)
+    """Where new cases go (分拣分拨): functional departments, joint handling, manual dispatch."""
     on_events: list[Callable[[], None]] = field(default_factory=list)
     """Called (from the writing thread) after a transaction that wrote timeline entries commits."""
 

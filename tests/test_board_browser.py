@@ -89,7 +89,7 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
         assert hub.get(f"/api/v1/cases/{case_id}")["status"] == "accepted"
         # an action that is not allowed says why, in the page's language
         page.click("button[data-action='resolve']")  # no note
-        page.wait_for_function("document.querySelector('#action-error').textContent.includes('处置需要填写说明')")
+        page.wait_for_function("document.querySelector('#action-error').textContent.includes('办结需要填写说明')")
         OUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUT / "board.png"), full_page=True)
         page.click("#close-detail")

@@ -163,7 +163,7 @@ def test_chinese_is_read_back_from_the_pixels_of_every_view(tmp_path, bare_brows
         shot = OUT / "board-case.png"
         page.locator("#detail").screenshot(path=str(shot))
         text = ocr(shot)
-        for word in ("受理", "处置过程", "立案"):
+        for word in ("签收", "处置过程", "立案"):
             assert word in text, (word, text)
         page.context.close()
 
@@ -209,7 +209,7 @@ def test_a_grid_worker_on_a_phone_opens_acts_and_attaches_a_photo(tmp_path, bare
         acts = sorted(b.get_attribute("data-action") for b in page.query_selector_all("#actions button"))
         # only what the hub allows now: the case's actions, and the district's controls (延期 as its holder,
         # 督办 as the level above the grid that owns it)
-        assert acts == ["accept", "comment", "extension", "hold", "supervise", "transfer"]
+        assert acts == ["accept", "comment", "dispatch", "extension", "hold", "supervise", "transfer"]
         assert page.query_selector("#actions button[data-action='resolve']") is None
         page.tap("#actions button[data-action='accept']")
         page.wait_for_selector(f"{row}[data-status='accepted']", timeout=5_000)

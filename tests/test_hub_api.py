@@ -73,7 +73,8 @@ def test_openapi_documents_the_alert_and_case_schemas(client):
         got = spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         assert got["$ref"].endswith("/" + model), path
     assert {"clock", "status", "owner"} <= set(schemas["CasePublic"]["properties"])
-    assert schemas["CasePublic"]["properties"]["status"]["enum"] == ["open", "accepted", "resolved", "on_hold",
+    assert schemas["CasePublic"]["properties"]["status"]["enum"] == ["reported", "open", "accepted", "resolved",
+                                                                     "verified", "on_hold",
                                                                      "closed"]
 
 

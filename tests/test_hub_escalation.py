@@ -31,7 +31,7 @@ def case(owner: str, stage: str = "accept", backup_notified: bool = False, last_
 
 def test_tree_lookups():
     assert ORG.chain("grid-01") == ["grid-01", "community-11", "street-1", "district-a"]
-    assert ORG.subtree("street-2") == {"street-2", "community-21", "grid-03", "grid-07"}
+    assert ORG.subtree("street-2") == {"street-2", "community-21", "grid-03", "grid-07", "dept-cg-2"}
     assert ORG.within("grid-07", "district-a") and not ORG.within("grid-07", "street-1")
     assert ORG.owner_at("grid-03", "street") == "street-2"
 

@@ -135,7 +135,7 @@ def test_export_streams_every_case_in_words_and_local_time(client):
     assert rows[0][:5] == ["案件编号", "状态", "类别", "级别", "亮灯"]
     assert len(rows) == 1 + 1203 and len({row[0] for row in rows[1:]}) == 1203
     first = dict(zip(rows[0], rows[1], strict=True))
-    assert first["类别"] == "燃气泄漏" and first["状态"] == "待受理" and first["级别"] == "紧急"
+    assert first["类别"] == "燃气泄漏" and first["状态"] == "待签收" and first["级别"] == "紧急"
     assert first["亮灯"] == "绿灯" and first["立案时间"] == "2026-11-23 10:00:00"  # Asia/Shanghai, not UTC
     x = client.get("/api/v1/cases/export?format=xlsx&lang=en&q=x-dev", headers=H("ops"))
     assert x.status_code == 200
@@ -190,7 +190,7 @@ def test_bulk_acknowledge_refusal_codes_and_allowed_actions(client):
     ids = [c["id"] for c in client.get("/api/v1/cases", headers=H("ops")).json()["cases"]]
     ops = H("ops")
     detail = client.get(f"/api/v1/cases/{ids[0]}", headers=ops).json()
-    assert detail["actions"] == ["accept", "hold", "transfer", "comment"]
+    assert detail["actions"] == ["dispatch", "accept", "hold", "transfer", "comment"]  # the district re-dispatches
     assert client.get(f"/api/v1/cases/{ids[0]}", headers=H("view-g1")).json()["actions"] == []
     assert client.post(f"/api/v1/cases/{ids[0]}/accept", headers=ops).status_code == 200
     r = client.post("/api/v1/cases/bulk/accept", json={"ids": [*ids, "0000nosuchcase"]}, headers=ops)
@@ -213,5 +213,5 @@ def test_labels_name_categories_from_configuration(client):
     t = client.get("/api/v1/labels", headers=H("view-g1")).json()
     assert t["category"]["gas_leak"] == {"zh-CN": "燃气泄漏", "en": "Gas leak"}
     assert t["category"]["garbage"]["zh-CN"] == "垃圾堆放"  # from configs/labels.yaml only
-    assert t["light"]["red"]["zh-CN"] == "红灯" and t["action"]["accept"]["zh-CN"] == "受理"
+    assert t["light"]["red"]["zh-CN"] == "红灯" and t["action"]["accept"]["zh-CN"] == "签收"
     assert client.get("/api/v1/labels").status_code == 401

@@ -10,17 +10,21 @@ import pytest
 from hub.lifecycle import ACTIONS, STATUSES, Refusal, clock_stage, requirement, transition
 
 R = None  # refused
-EXPECTED = {  # state -> action -> new state (None: refused)
-    "open":     {"accept": "accepted", "resolve": R, "close": R, "hold": "on_hold", "resume": R,
-                 "transfer": "open", "comment": "open"},
-    "accepted": {"accept": R, "resolve": "resolved", "close": R, "hold": "on_hold", "resume": R,
-                 "transfer": "accepted", "comment": "accepted"},
-    "resolved": {"accept": R, "resolve": R, "close": "closed", "hold": "on_hold", "resume": R,
-                 "transfer": "resolved", "comment": "resolved"},
-    "on_hold":  {"accept": R, "resolve": R, "close": R, "hold": R, "resume": "accepted",  # held from accepted
-                 "transfer": "on_hold", "comment": "on_hold"},
-    "closed":   {"accept": R, "resolve": R, "close": R, "hold": R, "resume": R, "transfer": R,
-                 "comment": "closed"},
+EXPECTED = {  # state -> action -> new state (None: refused); close: no callback in the policy
+    "reported": {"dispatch": "open", "accept": R, "resolve": R, "close": R, "reject": R, "callback": R,
+                 "hold": "on_hold", "resume": R, "transfer": "reported", "comment": "reported"},
+    "open":     {"dispatch": "open", "accept": "accepted", "resolve": R, "close": R, "reject": R, "callback": R,
+                 "hold": "on_hold", "resume": R, "transfer": "open", "comment": "open"},
+    "accepted": {"dispatch": R, "accept": R, "resolve": "resolved", "close": R, "reject": R, "callback": R,
+                 "hold": "on_hold", "resume": R, "transfer": "accepted", "comment": "accepted"},
+    "resolved": {"dispatch": R, "accept": R, "resolve": R, "close": "closed", "reject": "accepted", "callback": R,
+                 "hold": "on_hold", "resume": R, "transfer": "resolved", "comment": "resolved"},
+    "verified": {"dispatch": R, "accept": R, "resolve": R, "close": R, "reject": R, "callback": "closed",
+                 "hold": "on_hold", "resume": R, "transfer": "verified", "comment": "verified"},
+    "on_hold":  {"dispatch": R, "accept": R, "resolve": R, "close": R, "reject": R, "callback": R, "hold": R,
+                 "resume": "accepted", "transfer": "on_hold", "comment": "on_hold"},  # held from accepted
+    "closed":   {"dispatch": R, "accept": R, "resolve": R, "close": R, "reject": R, "callback": R, "hold": R,
+                 "resume": R, "transfer": R, "comment": "closed"},
 }
 
 
@@ -65,3 +69,25 @@ def test_requirements_name_what_is_missing():
 def test_clock_stages():
     assert [clock_stage(s, None) for s in ("open", "accepted", "resolved", "closed")] == [
         "accept", "resolve", "feedback", None]
+
+
+def test_verification_leads_to_the_callback_when_the_policy_asks_for_one():
+    assert transition("resolved", "close", callback=True) == "verified"
+    assert transition("resolved", "close", callback=False) == "closed"
+    assert clock_stage("verified", None) == "callback"
+    assert clock_stage("reported", None) == "dispatch"
+
+
+@pytest.mark.parametrize(("rating", "reopen", "want"), [
+    ("satisfied", True, "closed"), ("basically", True, "closed"), ("unsatisfied", True, "accepted"),
+    ("unsatisfied", False, "closed")])
+def test_a_callback_answered_unsatisfied_reopens_when_the_policy_says_so(rating, reopen, want):
+    assert transition("verified", "callback", rating=rating, reopen_unsatisfied=reopen) == want
+
+
+def test_a_callback_needs_a_known_rating_and_a_reject_needs_a_note():
+    assert requirement("callback", note=None, unit=None, rating=None).code == "needs_rating"
+    assert requirement("callback", note=None, unit=None, rating="great").code == "needs_rating"
+    assert requirement("callback", note=None, unit=None, rating="basically") is None
+    assert requirement("reject", note="", unit=None).code == "needs_note"
+    assert requirement("dispatch", note=None, unit=None).code == "needs_unit"

@@ -38,7 +38,12 @@ def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
     scope = scope_of(store, who)
     units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
              for u in store.org.units.values() if scope is None or u.id in scope]
+    seen = {u.id for u in units}
+    above = set(store.org.chain(who.unit)) if who.unit is not None and who.unit in store.org.units else set()
+    shared = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent) for u in store.org.departments()
+              if u.parent in above and u.id not in seen]  # 派单 may go to the departments of the levels above
     return MeOut(name=who.name, person=who.person, role=who.role, unit=who.unit, tz=tz, units=units,
+                 dispatch_to=[u for u in units if u.level in ("grid", "department")] + shared,
                  can_act=who.role in ("operator", "admin"))
 
 

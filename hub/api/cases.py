@@ -15,14 +15,14 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gridwatch.core.alert import Place
-from hub import actions, tables
+from hub import actions, parts, tables
 from hub.api.auth import Principal, scope_of
 from hub.api.deps import HubDep, Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Problem, Refused, responses
 from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_detail, case_public
 from hub.errors import Conflict, NotFound
 from hub.labels import Labels, Lang
-from hub.lifecycle import ACTIONS, Action, Refusal, transition
+from hub.lifecycle import ACTIONS, Action, Rating, Refusal, transition
 from hub.models import Case
 from hub.store import CaseFilter, Scope, Store
 
@@ -32,8 +32,8 @@ router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*
 def visible(store: Store, who: Principal, case: Case) -> bool:
     """The same rule as the store's visibility filter, for one loaded case."""
     scope = scope_of(store, who)
-    return scope is None or case.owner in scope or case.grid in scope or (case.backup is not None
-                                                                          and case.backup in scope)
+    return (scope is None or case.owner in scope or case.grid in scope
+            or (case.backup is not None and case.backup in scope) or any(u in scope for u in case.assist or ()))
 
 
 def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
@@ -45,7 +45,8 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
         raise HTTPException(404, "no such case") from None
     if not visible(store, who, case):
         raise HTTPException(404, "no such case")
-    detail = case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case))
+    detail = case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case),
+                         parts.parts_of(store, case.id) if case.assist else [])
     detail.controls = control_actions(store, who, case, detail)
     return detail
 
@@ -55,21 +56,55 @@ def control_actions(store: Store, who: Principal, case: Case, detail: CaseDetail
     case waiting to be accepted or resolved, `decide_extension` for the dispatching level while one waits."""
     if who.role not in ("operator", "admin"):
         return []
-    waiting = next((r for r in detail.requests if r.decision is None and r.kind == "extension"), None)
+    waiting = next((r for r in detail.requests if r.decision is None and r.kind in ("extension", "suspension")), None)
     out = []
     if (waiting is None and case.status in ("open", "accepted") and holds(store, who, case)
             and case.extensions < int(case.policy.get("extensions_max", 2))):
         out.append("extension")
     above = who.unit is None or (who.unit != case.owner and case.owner in store.org.subtree(who.unit))
     if waiting is not None and waiting.requested_by != who.name and above:
-        out.append("decide_extension")
+        out.append(f"decide_{waiting.kind}")
+    if waiting is None and who.unit == case.owner and case.status not in ("on_hold", "closed"):
+        out.append("suspension")
     if case.status == "open" and who.unit == case.owner and store.org.parent(case.owner) is not None:
         out.append("send_back")
     if above and case.status != "closed":
         out.append("supervise")
     if holds(store, who, case) and any(r.kind == "supervision" and r.decision is None for r in detail.requests):
         out.append("reply_supervision")
+    if case.status not in ("closed", "reported"):
+        mine = [p for p in detail.parts if part_holder(store, who, p.unit)]
+        if any(p.signed_at is None for p in mine):
+            out.append("part_sign")
+        if any(p.reported_at is None for p in mine):
+            out.append("part_report")
     return out
+
+
+def part_holder(store: Store, who: Principal, unit: str) -> bool:
+    """The caller works for the assisting unit (协办) or above it."""
+    return who.unit is None or unit in store.org.subtree(who.unit)
+
+
+def verifies(store: Store, who: Principal, case: Case) -> bool:
+    """核查 is done by the unit holding the case or above it, or by the grid where the case happened (a
+    department's result is checked on the spot by the grid)."""
+    return holds(store, who, case) or (who.unit is not None and case.status == "resolved"
+                                       and case.grid in store.org.subtree(who.unit))
+
+
+def dispatches(store: Store, who: Principal, case: Case) -> bool:
+    """派单 is a command center's: a case waiting for it, a case a level above the caller's was dispatched to
+    (re-dispatch), or one a command center holds itself (sent back to it); not a grid's or a department's own."""
+    if who.unit is None or case.status == "reported" or not self_held(store, who, case):
+        return True
+    return store.org.units[case.owner].level not in ("grid", "department")
+
+
+def self_held(store: Store, who: Principal, case: Case) -> bool:
+    """The caller's own unit holds the case and has a dispatching level above it: a hold (挂起) must be
+    asked for and approved, and a dispatch is not its to make."""
+    return who.unit == case.owner and store.org.parent(case.owner) is not None
 
 
 def holds(store: Store, who: Principal, case: Case) -> bool:
@@ -78,6 +113,7 @@ def holds(store: Store, who: Principal, case: Case) -> bool:
 
 
 BACKUP_ACTIONS: Final[tuple[Action, ...]] = ("accept", "comment")
+VERIFY_ACTIONS: Final[tuple[Action, ...]] = ("close", "reject", "comment")
 
 
 def as_backup(store: Store, who: Principal, case: Case) -> bool:
@@ -95,10 +131,15 @@ def allowed(store: Store, who: Principal, case: Case) -> list[str]:
         choice: tuple[Action, ...] = ACTIONS
     elif as_backup(store, who, case):
         choice = BACKUP_ACTIONS
+    elif verifies(store, who, case):
+        choice = VERIFY_ACTIONS
     else:
         return []
+    own = self_held(store, who, case)
     return [a for a in choice if not isinstance(transition(case.status, a, case.held_from), Refusal)
-            and not (a == "close" and case.resolved_by == who.name)]
+            and not (a in VERIFY_ACTIONS and a != "comment" and case.resolved_by == who.name)
+            and not (own and a == "hold")
+            and not (a == "dispatch" and not dispatches(store, who, case))]
 
 
 def refused(exc: Conflict) -> Refused:
@@ -307,7 +348,11 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
 
 class ActionBody(BaseModel):
     note: Text | None = Field(None, max_length=4000)
-    unit: Text | None = Field(None, max_length=64)
+    unit: Text | None = Field(None, max_length=64, description="transfer, dispatch: the unit that gets the case")
+    rating: Rating | None = Field(None, description="callback (回访): 满意 satisfied, 基本满意 basically, 不满意 "
+                                                   "unsatisfied")
+    assist: list[Annotated[str, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=20, description="dispatch: the assisting units of joint handling (协办)")
 
 
 def _actionable(store: Store, who: Principal, case_id: str, action: Action | None = None) -> tuple[Case, bool]:
@@ -324,18 +369,44 @@ def _actionable(store: Store, who: Principal, case_id: str, action: Action | Non
         return case, False
     if action in BACKUP_ACTIONS and as_backup(store, who, case):
         return case, True
+    if action in VERIFY_ACTIONS and verifies(store, who, case):
+        return case, False
     raise Refused(403, f"case is held by {case.owner}, outside {who.unit}'s subtree", "held_elsewhere",
                   owner=case.owner, unit=who.unit)
 
 
+def reachable(store: Store, who: Principal, unit: str | None) -> bool:
+    """A unit the caller may give a case to: within its subtree, or a functional department attached to a
+    level above it (the district's departments serve the streets)."""
+    if who.unit is None or unit is None or unit not in store.org.units:
+        return True  # no unit, or not one of the tree: the case layer says what is missing
+    if unit in store.org.subtree(who.unit):
+        return True
+    u = store.org.units.get(unit)
+    return u is not None and u.level == "department" and u.parent in store.org.chain(who.unit)
+
+
 def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionBody) -> None:
-    _, backup = _actionable(store, who, case_id, name)
+    case, backup = _actionable(store, who, case_id, name)
     if name == "transfer" and who.unit is not None and body.unit not in store.org.subtree(who.unit):
         raise Refused(403, f"{who.unit} may transfer only within its subtree, not to {body.unit}",
                       "transfer_outside", unit=who.unit, target=body.unit)
+    if name == "dispatch":
+        if not dispatches(store, who, case):
+            raise Refused(403, f"{case.owner} was dispatched the case; the level above re-dispatches it (or send it "
+                               f"back)", "not_dispatcher", unit=who.unit, owner=case.owner)
+        outside = [u for u in (body.unit, *body.assist) if not reachable(store, who, u)]
+        if outside:
+            raise Refused(403, f"{who.unit} may dispatch within its subtree or to departments above it, not to "
+                               f"{', '.join(str(u) for u in outside)}", "transfer_outside", unit=who.unit,
+                          target=outside[0])
+    if name == "hold" and self_held(store, who, case):
+        raise Refused(409, "挂起 of a case held by one's own unit is approved by the level above: ask for it at "
+                           f"/api/v1/cases/{case_id}/suspension", "needs_approval", action="hold")
     try:
         actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit,
-                    as_backup=backup and name == "accept", person=who.person)
+                    as_backup=backup and name == "accept", person=who.person, rating=body.rating,
+                    assist=body.assist)
     except Conflict as exc:
         raise refused(exc) from None
 

@@ -10,12 +10,12 @@ from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
-from hub import controls
+from hub import controls, parts
 from hub.api.auth import Principal, scope_of
-from hub.api.cases import _actionable, load_visible, refused, visible
+from hub.api.cases import _actionable, load_visible, part_holder, refused, visible
 from hub.api.deps import Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
-from hub.api.schemas import CaseDetail, CasePublic, Text, case_public
+from hub.api.schemas import CaseDetail, CasePublic, Text, case_detail, case_public
 from hub.errors import Conflict, NotFound
 from hub.models import Case
 from hub.store import Store
@@ -61,10 +61,26 @@ def request_extension(case_id: str, body: ExtensionBody, store: StoreDep, who: O
     return load_visible(store, who, case_id)
 
 
+class SuspensionBody(BaseModel):
+    reason: Text = Field(min_length=1, max_length=4000, description="what the case waits on")
+
+
+@router.post("/cases/{case_id}/suspension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
+def request_suspension(case_id: str, body: SuspensionBody, store: StoreDep, who: Operator) -> CaseDetail:
+    """挂起: the unit holding the case asks the dispatching level to suspend it (its clock paused)."""
+    case, _ = _actionable(store, who, case_id)
+    try:
+        controls.request_suspension(store, case.id, actor=who.name, reason=body.reason, person=who.person)
+    except Conflict as exc:
+        raise refused(exc) from None
+    return load_visible(store, who, case_id)
+
+
 @router.post("/cases/{case_id}/extension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/suspension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409))
 def decide(case_id: str, request_id: int, decision: str, store: StoreDep, who: Operator,
            body: DecisionBody | None = None) -> CaseDetail:
-    """The dispatching level approves or refuses a 延期 (`decision`: approve | refuse)."""
+    """The dispatching level approves or refuses a 延期 or a 挂起 (`decision`: approve | refuse)."""
     if decision not in ("approve", "refuse"):
         raise HTTPException(404, "decision is approve or refuse")
     _from_above(store, who, case_id)
@@ -128,6 +144,39 @@ def send_back(case_id: str, body: SendBackBody, store: StoreDep, who: Operator) 
                       unit=who.unit)
     try:
         controls.send_back(store, case_id, actor=who.name, reason=body.reason, person=who.person)
+    except Conflict as exc:
+        raise refused(exc) from None
+    if visible(store, who, store.get(case_id)[0]):
+        return load_visible(store, who, case_id)
+    case, timeline, pauses = store.get(case_id)  # a department no longer sees what it handed back: this once
+    return case_detail(store, case, timeline, pauses, store.clock())
+
+
+class PartBody(BaseModel):
+    note: Text | None = Field(None, max_length=4000, description="report: what the unit did (required)")
+
+
+@router.post("/cases/{case_id}/parts/{unit}/{step}", responses=responses(*GUARD, *BODY, 403, 404, 409))
+def part(case_id: str, unit: str, step: str, store: StoreDep, who: Operator, body: PartBody | None = None
+         ) -> CaseDetail:
+    """协办: an assisting unit signs for its part (`sign`) or reports it done (`report`, with a note); the
+    lead's 办结 waits until every part is reported."""
+    if step not in ("sign", "report"):
+        raise HTTPException(404, "step is sign or report")
+    try:
+        case, _, _ = store.get(case_id)
+    except NotFound:
+        raise HTTPException(404, "no such case") from None
+    if not visible(store, who, case) or unit not in (case.assist or []):
+        raise HTTPException(404, "no such part on this case")
+    if not part_holder(store, who, unit):
+        raise Refused(403, f"the part is {unit}'s, outside {who.unit}'s subtree", "held_elsewhere", owner=unit,
+                      unit=who.unit)
+    try:
+        parts.act_on_part(store, case_id, unit, report=step == "report", actor=who.name,
+                          note=(body.note if body else None) or "", person=who.person)
+    except LookupError:
+        raise HTTPException(404, "no such part on this case") from None
     except Conflict as exc:
         raise refused(exc) from None
     return load_visible(store, who, case_id)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from hub.lifecycle import Status
-from hub.models import Case, Pause, TimelineEntry
+from hub.models import Case, CasePart, Pause, TimelineEntry
 from hub.sla import Light, Stage
 from hub.store import Store
 
@@ -72,6 +72,11 @@ class CasePublic(BaseModel):
     extensions: int = Field(0, description="延期 granted over the case's life")
     supervisions: int = Field(0, description="督办 orders the case received (flagged on the board)")
     assignee: str | None = Field(None, description="the person of the owning unit the case is assigned to")
+    dispatched_at: datetime | None = Field(None, description="派单 by hand (null: dispatched at opening by routing)")
+    verified_at: datetime | None = Field(None, description="核查 passed")
+    rejections: int = Field(0, description="核查 failed the result back to handling")
+    rating: str | None = Field(None, description="回访: satisfied | basically | unsatisfied")
+    assist: list[str] = Field(default_factory=list, description="协办: the assisting units of joint handling")
 
 
 class TimelineOut(BaseModel):
@@ -111,6 +116,34 @@ class RequestOut(BaseModel):
     late: bool | None = Field(None, description="督办: the reply came after its deadline")
 
 
+DECISIONS = {"extension_approved": "approved", "extension_refused": "refused", "suspension_approved": "approved",
+             "suspension_refused": "refused", "supervision_replied": "replied"}
+
+
+class PartOut(BaseModel):
+    """协办: an assisting unit's part of a jointly handled case."""
+
+    unit: str
+    assigned_at: datetime
+    signed_at: datetime | None
+    signed_by: str | None
+    reported_at: datetime | None
+    reported_by: str | None
+    note: str
+
+
+class StageOut(BaseModel):
+    """One stage of the case (流程看板): where it is, who acted, whether it ran late."""
+
+    stage: Stage
+    state: Literal["done", "running", "waiting", "skipped"]
+    started_at: datetime | None
+    ended_at: datetime | None
+    by: str | None = Field(None, description="who ended it")
+    late: bool | None = Field(None, description="ended after its limit (or, running, is past it now)")
+    light: Light | None = Field(None, description="the running stage's light")
+
+
 def requests_from(timeline: list[TimelineEntry]) -> list[RequestOut]:
     out: dict[int, RequestOut] = {}
     for e in timeline:
@@ -128,9 +161,13 @@ def requests_from(timeline: list[TimelineEntry]) -> list[RequestOut]:
             out[rid] = RequestOut(id=rid, kind="supervision", stage="", reason=str(e.detail.get("order", "")),
                                   until=datetime.fromisoformat(until) if isinstance(until, str) else None,
                                   requested_by=e.actor, requested_at=e.at)
-        elif e.action in ("extension_approved", "extension_refused", "supervision_replied") and rid in out:
+        elif e.action == "suspension_requested":
+            out[rid] = RequestOut(id=rid, kind="suspension", stage=str(e.detail.get("stage", "")),
+                                  reason=str(e.detail.get("reason", "")), until=None, requested_by=e.actor,
+                                  requested_at=e.at)
+        elif e.action in DECISIONS and rid in out:
             r = out[rid]
-            r.decision = {"extension_approved": "approved", "extension_refused": "refused"}.get(e.action, "replied")
+            r.decision = DECISIONS[e.action]
             r.decided_by, r.decided_at, r.note = e.actor, e.at, e.detail.get("note")
             r.late = bool(e.detail.get("late")) if e.action == "supervision_replied" else None
     return list(out.values())
@@ -146,7 +183,10 @@ class CaseDetail(CasePublic):
     requests: list[RequestOut] = Field(default_factory=list,
                                        description="延期 requests and 督办 orders, and their answers")
     controls: list[str] = Field(default_factory=list, description="the controls the caller may use now (each its own "
-                                "route): extension, decide_extension, send_back, supervise, reply_supervision")
+                                "route): extension, decide_extension, suspension, decide_suspension, send_back, "
+                                "supervise, reply_supervision, part_sign, part_report")
+    parts: list[PartOut] = Field(default_factory=list, description="协办: the assisting units' parts")
+    stages: list[StageOut] = Field(default_factory=list, description="流程看板: every stage, done, running or to come")
 
 
 class CaseList(BaseModel):
@@ -168,13 +208,16 @@ class MeOut(BaseModel):
     unit: str | None
     tz: str
     units: list[UnitOut]
+    dispatch_to: list[UnitOut] = Field(default_factory=list, description="派单: the grids and functional departments "
+                                       "the caller may dispatch a case to")
     can_act: bool
 
 
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
             "first_received", "alert_count", "cleared_at", "escalations", "place", "backup", "repeat_of",
-            "reopened", "resolved_by", "assignee", "extensions", "supervisions")
+            "reopened", "resolved_by", "assignee", "extensions", "supervisions", "dispatched_at", "verified_at",
+            "rejections", "rating")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:
@@ -188,6 +231,7 @@ def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) ->
         out["clock"] = ClockOut(stage=stage, elapsed_s=r.elapsed_s, remaining_s=r.remaining_s, light=r.light,
                                 paused=r.paused, next_change=r.next_change, deadline=store.deadline(case, r, now),
                                 owner_elapsed_s=level[1].elapsed_s if level is not None else r.elapsed_s)
+    out["assist"] = list(case.assist or [])
     out["total_s"] = max(0.0, ((case.closed_at or now) - case.opened_at).total_seconds())
     return out
 
@@ -196,16 +240,49 @@ def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) ->
     return CasePublic(**case_fields(store, case, pauses, now))
 
 
+def stages_of(case: Case, timeline: list[TimelineEntry], clock: ClockOut | None) -> list[StageOut]:
+    """流程看板: 派单 → 签收 → 办理 → 核查 → 回访, each done (when, by whom, late or not), running (its light) or
+    to come, from the stamps and the timeline (the latest entry of each action)."""
+    last: dict[str, TimelineEntry] = {}
+    for e in timeline:
+        last[e.action] = e
+    by = {a: (e.detail.get("by") or e.actor) for a, e in last.items()}
+    running = clock.stage if clock is not None else None
+    manual_dispatch = case.dispatched_at is not None or case.status == "reported"
+    spans: list[tuple[Stage, datetime | None, datetime | None, str | None, bool | None]] = [
+        ("dispatch", case.opened_at, case.dispatched_at or (case.opened_at if not manual_dispatch else None),
+         by.get("dispatch") if manual_dispatch else "routing", None),
+        ("accept", case.dispatched_at or case.opened_at, case.accepted_at, by.get("accept"), case.accept_late),
+        ("resolve", case.accepted_at, case.resolved_at, by.get("resolve"), case.resolve_late),
+        ("feedback", case.resolved_at, case.verified_at, by.get("close"), None),
+    ]
+    if case.policy.get("callback", False):
+        spans.append(("callback", case.verified_at, case.closed_at if case.verified_at else None, by.get("callback"),
+                      None))
+    out = []
+    for stage, start, end, who, late in spans:
+        if stage == running:
+            out.append(StageOut(stage=stage, state="running", started_at=case.stage_started_at, ended_at=None,
+                                late=clock.remaining_s < 0 if clock else None, light=clock.light if clock else None))
+        elif end is not None:
+            out.append(StageOut(stage=stage, state="done", started_at=start, ended_at=end, by=who, late=late))
+        else:
+            out.append(StageOut(stage=stage, state="skipped" if case.status == "closed" else "waiting",
+                                started_at=None, ended_at=None))
+    return out
+
+
 def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses: list[Pause],
-                now: datetime, actions: list[str] | None = None) -> CaseDetail:
+                now: datetime, actions: list[str] | None = None, parts: list[CasePart] | None = None) -> CaseDetail:
     alerts = store.alerts_of(case.id)
     base = f"/api/v1/cases/{case.id}/evidence"
     photos = [e for e in timeline if e.action == "photo" and isinstance(e.detail.get("n"), int)]
     # every stored evidence number is named either by its alert (snapshots) or by a photo entry
     numbers = sorted([a["evidence"]["stored"] for a in alerts
                       if isinstance((a.get("evidence") or {}).get("stored"), int)] + [e.detail["n"] for e in photos])
+    fields = case_fields(store, case, pauses, now)
     return CaseDetail(
-        **case_fields(store, case, pauses, now),
+        **fields,
         timeline=[TimelineOut(at=e.at, actor=e.actor, action=e.action, detail=e.detail) for e in timeline],
         pauses=[PauseOut(start=p.start, end=p.end, reason=p.reason) for p in pauses],
         alerts=alerts,
@@ -213,4 +290,7 @@ def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses:
         photos=[PhotoOut(url=f"{base}/{e.detail['n']}", at=e.at, actor=e.actor, note=e.detail.get("note"))
                 for e in photos],
         actions=actions or [],
-        requests=requests_from(timeline))
+        requests=requests_from(timeline),
+        parts=[PartOut(unit=p.unit, assigned_at=p.assigned_at, signed_at=p.signed_at, signed_by=p.signed_by,
+                       reported_at=p.reported_at, reported_by=p.reported_by, note=p.note) for p in parts or []],
+        stages=stages_of(case, timeline, fields.get("clock")))

@@ -5,6 +5,16 @@
 
 const I18N = {
   "zh-CN": {
+    routed: "自动分拨", q_dispatch: "待派单", q_requests: "待审批", q_verify: "待核查", q_callback: "待回访", rq_extension: "延期申请",
+    rq_suspension: "挂起申请", rq_supervision: "督办待回复", st_waiting: "未开始", st_skipped: "未经此环节", part: "协办",
+    part_done: "已办结", part_signed: "已签收", part_waiting: "待签收", rating: "回访评价", rejections: "核查退回次数",
+    dispatch_to: "派往", assist: "协办单位", part_sign: "协办签收", part_report: "协办办结", ask_suspension: "申请挂起",
+    sus_asked: "挂起申请", sus_approve: "同意挂起", sus_refuse: "不同意挂起", tl_dispatch: "派单至 {to}",
+    tl_reject: "核查不通过，退回办理", tl_callback: "回访：{rating}", tl_part_signed: "协办单位 {unit} 签收",
+    tl_part_reported: "协办单位 {unit} 办结", tl_suspension_requested: "申请挂起：{reason}",
+    tl_suspension_approved: "同意挂起", tl_suspension_refused: "不同意挂起", err_parts_pending: "协办单位尚未全部办结：{units}",
+    err_needs_approval: "本单位承办的案件挂起须由上级审批，请申请挂起", err_not_dispatcher: "{unit} 不是派单单位",
+    err_needs_rating: "回访需要选择评价",
     title: "网格指挥中心", tab_board: "案件看板", tab_analysis: "类案分析", offline: "未连接", live: "实时",
     logout: "退出", key_label: "访问密钥（查看或操作）", login: "登录", bad_key: "密钥无效",
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
@@ -21,10 +31,10 @@ const I18N = {
     c_light: "亮灯", c_id: "案件", c_category: "类别", c_severity: "级别", c_grid: "网格", c_owner: "责任单位",
     c_status: "状态", c_elapsed: "已挂单", c_left: "剩余", c_cleared: "已消警", c_esc: "升级",
     red: "红灯", yellow: "黄灯", green: "绿灯", none: "—", overdue: "超时",
-    open: "待受理", accepted: "已受理", resolved: "已处置", closed: "已办结", on_hold: "挂起",
+    open: "待签收", accepted: "办理中", resolved: "待核查", closed: "已结案", on_hold: "挂起", reported: "待派单", verified: "待回访",
     grid: "网格", community: "社区", street: "街道", district: "区",
     info: "提示", minor: "一般", major: "重要", critical: "紧急",
-    accept: "受理", resolve: "处置", hold: "挂起", resume: "恢复", transfer: "转派", comment: "备注", close: "办结",
+    accept: "签收", resolve: "办结", hold: "挂起", resume: "恢复", transfer: "转派", comment: "备注", close: "核查通过",
     note: "说明", reason: "原因", to_unit: "转派至", stamps: "时间戳", timeline: "处置过程", evidence: "证据",
     alerts: "告警数值", opened_at: "立案", accepted_at: "受理", resolved_at: "处置", closed_at: "办结",
     stage_started_at: "本阶段开始", first_seen: "首次发生（设备时间）", last_seen: "最近发生", first_received: "首次接收",
@@ -61,6 +71,19 @@ const I18N = {
     tl_photo: "上传现场照片", tl_maintenance: "（检修窗口结束后立案）",
   },
   en: {
+    routed: "routed", q_dispatch: "To dispatch", q_requests: "To decide", q_verify: "To verify", q_callback: "To call back",
+    rq_extension: "extension", rq_suspension: "suspension", rq_supervision: "supervision to answer", st_waiting: "to come",
+    st_skipped: "not needed", part: "Assisting", part_done: "done", part_signed: "signed for", part_waiting: "to sign for",
+    rating: "Callback rating", rejections: "Failed verifications", dispatch_to: "Dispatch to", assist: "Assisting units",
+    part_sign: "Sign for our part", part_report: "Report our part", ask_suspension: "Ask to suspend",
+    sus_asked: "Suspension asked", sus_approve: "Approve suspension", sus_refuse: "Refuse suspension",
+    tl_dispatch: "dispatched to {to}", tl_reject: "verification failed, back to handling",
+    tl_callback: "callback: {rating}", tl_part_signed: "assisting unit {unit} signed for its part",
+    tl_part_reported: "assisting unit {unit} reported its part", tl_suspension_requested: "suspension asked: {reason}",
+    tl_suspension_approved: "suspension approved", tl_suspension_refused: "suspension refused",
+    err_parts_pending: "the assisting units have not all reported: {units}",
+    err_needs_approval: "a suspension of one's own case is approved by the level above: ask for it",
+    err_not_dispatcher: "{unit} does not dispatch this case", err_needs_rating: "a callback needs a rating",
     title: "Grid command center", tab_board: "Cases", tab_analysis: "Analysis", offline: "offline", live: "live",
     logout: "Log out", key_label: "Access key (viewer or operator)", login: "Log in", bad_key: "Unknown key",
     username: "User name", password: "Password", bad_password: "Wrong name or password, or the account is disabled",
@@ -166,6 +189,7 @@ function reason(body, status) {
     if (p.action) p.action = label("action", p.action);
     if (p.status) p.status = label("status", p.status);
     if (Array.isArray(p.allowed)) p.allowed = p.allowed.map((x) => label("status", x)).join("、");
+    if (Array.isArray(p.units)) p.units = p.units.map(unitLabel).join("、");
     for (const k of ["owner", "unit", "target", "grid"]) if (p[k]) p[k] = unitName(p[k]);
     return fill(t(`err_${body.code}`), p);
   }
@@ -316,9 +340,10 @@ async function refreshCase(id) {
 }
 
 function grids() { return state.me.units.filter((u) => u.level === "grid"); }
-function unitName(id) { const u = state.me?.units.find((x) => x.id === id); return u ? u.name : id; }
+function findUnit(id) { return state.me?.units.find((x) => x.id === id) || (state.me?.dispatch_to || []).find((x) => x.id === id); }
+function unitName(id) { const u = findUnit(id); return u ? u.name : id; }
 function unitLabel(id) {
-  const u = state.me?.units.find((x) => x.id === id);
+  const u = findUnit(id);
   return u ? `${u.name} (${label("level", u.level)})` : id;
 }
 
@@ -445,6 +470,7 @@ function renderAll() {
   for (const c of list) upsertRow(c);
   $("#cases tbody").replaceChildren(...list.map((c) => state.rows.get(c.id)));
   updateCounts();
+  renderQueues();
 }
 
 function updateCounts() {
@@ -456,8 +482,9 @@ function updateCounts() {
 
 // Today's figures (opened, closed, overdue) come from the hub, at most every few seconds
 let summaryTimer = null;
-function summarySoon() { if (!summaryTimer) summaryTimer = setTimeout(() => { summaryTimer = null; loadSummary(); }, 3000); }
+function summarySoon() { if (!summaryTimer) summaryTimer = setTimeout(() => { summaryTimer = null; loadSummary(); loadRequests(); }, 3000); }
 async function loadSummary() {
+  if (!state.requests) loadRequests();
   try {
     const s = await api(`/api/v1/cases/summary${state.filters.unit ? `?unit=${encodeURIComponent(state.filters.unit)}` : ""}`);
     state.summary = s;
@@ -479,7 +506,39 @@ function fillFilters() {
   $("#f-category").replaceChildren(option("", t("all"), !f.category), ...cats.map((c) => option(c, label("category", c), f.category === c)));
   $("#f-light").replaceChildren(option("", t("all"), !f.light), ...["red", "yellow", "green"].map((l) => option(l, label("light", l), f.light === l)));
   $("#f-status").replaceChildren(option("", t("not_closed"), f.status === ""), option("*", t("all"), f.status === "*"),
-    ...["open", "accepted", "on_hold", "resolved", "closed"].map((s) => option(s, label("status", s), f.status === s)));
+    ...["reported", "open", "accepted", "on_hold", "resolved", "verified", "closed"].map((s) => option(s, label("status", s), f.status === s)));
+}
+
+// ---- the queues a command center works from: to dispatch, requests to decide or answer, to verify, to call back
+const QUEUES = [["q_dispatch", "reported"], ["q_requests", null], ["q_verify", "resolved"], ["q_callback", "verified"]];
+async function loadRequests() {
+  try { state.requests = await api("/api/v1/requests"); } catch (_) { state.requests = []; }
+  renderQueues();
+}
+function renderQueues() {
+  const box = $("#queues");
+  if (!box) return;
+  const cases = [...state.cases.values()];
+  const chips = QUEUES.map(([key, status]) => {
+    const n = status ? cases.filter((c) => c.status === status).length : (state.requests || []).filter((r) => r.can_decide).length;
+    const b = document.createElement("button"); b.type = "button"; b.dataset.queue = key; b.className = n ? "queue busy" : "queue";
+    b.textContent = `${t(key)} ${n}`;
+    b.classList.toggle("active", status ? state.filters.status === status : !$("#queue-list").hidden);
+    b.addEventListener("click", () => {
+      if (status) { state.filters.status = state.filters.status === status ? "" : status; $("#queue-list").hidden = true; fillFilters(); renderAll(); }
+      else { $("#queue-list").hidden = !$("#queue-list").hidden; renderQueues(); }
+    });
+    return b;
+  });
+  box.replaceChildren(...chips);
+  const list = $("#queue-list");
+  list.replaceChildren(...(state.requests || []).filter((r) => r.can_decide).map((r) => {
+    const li = document.createElement("li"); li.dataset.case = r.case.id; li.dataset.kind = r.kind;
+    const until = r.until ? ` · ${fmtTime(r.until)}` : "";
+    li.textContent = `${t(`rq_${r.kind}`)} · ${label("category", r.case.category)} · ${unitLabel(r.case.owner)} · ${r.reason}${until} · ${r.requested_by}`;
+    li.addEventListener("click", () => openDetail(r.case.id));
+    return li;
+  }));
 }
 
 // ---- selection and bulk acknowledge -------------------------------------------------------------
@@ -622,7 +681,9 @@ function alarm(caseId, why) {
 function describe(e) {
   const d = e.detail || {};
   const p = { ...d };
-  for (const k of ["owner", "from", "to", "backup"]) if (typeof p[k] === "string" && state.me.units.some((u) => u.id === p[k])) p[k] = unitLabel(p[k]);
+  for (const k of ["owner", "from", "to", "backup", "unit"]) if (typeof p[k] === "string") p[k] = unitLabel(p[k]);
+  if (p.rating) p.rating = label("rating", p.rating);
+  if (Array.isArray(p.units)) p.units = p.units.map(unitLabel).join("、");
   if (e.action === "severity_raised") { p.from = label("severity", d.from); p.to = label("severity", d.to); }
   if (p.stage) p.stage = label("stage", p.stage);
   if (p.light) p.light = label("light", p.light);
@@ -670,6 +731,24 @@ async function openDetail(id) {
   if (c.repeat_of) field(clock, t("c_repeat_of"), c.repeat_of);
   if (c.reopened) field(clock, t("c_reopened"), String(c.reopened));
   field(clock, t("c_id"), c.id);
+  const stages = document.createElement("ol"); stages.className = "stages"; stages.id = "stages"; // 流程看板
+  for (const st of c.stages || []) {
+    const li = document.createElement("li"); li.dataset.stage = st.stage; li.dataset.state = st.state;
+    li.className = `${st.state}${st.late ? " late" : ""}${st.light ? ` ${st.light}` : ""}`;
+    const name = document.createElement("b"); name.textContent = label("stage", st.stage);
+    const info = document.createElement("span");
+    info.textContent = st.state === "done" ? `${st.by ? `${st.by === "routing" ? t("routed") : st.by} · ` : ""}${fmtTime(st.ended_at)}${st.late ? ` · ${t("overdue")}` : ""}`
+      : st.state === "running" ? `${unitLabel(c.owner)}${st.late ? ` · ${t("overdue")}` : ""}` : t(`st_${st.state}`);
+    li.append(name, info);
+    stages.append(li);
+  }
+  for (const p of c.parts || []) {
+    const li = document.createElement("li"); li.className = `part ${p.reported_at ? "done" : "running"}`; li.dataset.part = p.unit;
+    li.textContent = `${t("part")} ${unitLabel(p.unit)} · ${p.reported_at ? `${t("part_done")} ${fmtTime(p.reported_at)}` : p.signed_at ? t("part_signed") : t("part_waiting")}`;
+    stages.append(li);
+  }
+  if (c.rating) field(clock, t("rating"), label("rating", c.rating));
+  if (c.rejections) field(clock, t("rejections"), String(c.rejections));
   const dl = document.createElement("dl");
   for (const key of ["opened_at", "first_seen", "first_received", "stage_started_at", "accepted_at", "resolved_at", "closed_at", "last_seen", "cleared_at"]) {
     if (c[key]) field(dl, t(key), fmtTime(c[key]), key);
@@ -703,7 +782,7 @@ async function openDetail(id) {
   for (const p of c.photos) ev.append(image(p.url, `${t("photo")} · ${fmtTime(p.at)} · ${p.actor}${p.note ? ` · ${p.note}` : ""}`));
   c.evidence.filter((u) => !photoUrls.has(u)).forEach((u) => ev.append(image(u, t("evidence"))));
   const title = (key) => { const e = document.createElement("h3"); e.textContent = t(key); return e; };
-  body.replaceChildren(h, sub, msg, clock, title("evidence"), ev, title("timeline"), tl, title("alerts"), alerts, title("stamps"), dl);
+  body.replaceChildren(h, sub, msg, clock, stages, title("evidence"), ev, title("timeline"), tl, title("alerts"), alerts, title("stamps"), dl);
   // a refresh of the case on show (an event, the result of an action) keeps what the operator is typing
   // and the reason the last action was refused; another case starts clean
   const fresh = state.shown !== id;
@@ -726,7 +805,7 @@ function renderActions(c) {
   if (!state.me.can_act || (!c.actions.length && !controls.length)) return;
   const note = document.createElement("input"); note.id = "action-note"; note.placeholder = `${t("note")} / ${t("reason")}`;
   box.append(note);
-  for (const action of c.actions.filter((a) => a !== "transfer")) {
+  for (const action of c.actions.filter((a) => !["transfer", "dispatch", "callback"].includes(a))) {
     const b = document.createElement("button"); b.type = "button"; b.textContent = label("action", action); b.dataset.action = action;
     b.addEventListener("click", () => act(c.id, action, { note: note.value || null }));
     box.append(b);
@@ -738,13 +817,61 @@ function renderActions(c) {
     tb.addEventListener("click", () => act(c.id, "transfer", { unit: unit.value, note: note.value || null }));
     box.append(unit, tb);
   }
+  if (c.actions.includes("dispatch")) { // 派单: the lead unit and the assisting ones (协办)
+    const targets = state.me.dispatch_to || [];
+    const unit = document.createElement("select"); unit.id = "dispatch-unit"; unit.setAttribute("aria-label", t("dispatch_to"));
+    unit.append(...targets.map((u) => option(u.id, `${u.name} (${label("level", u.level)})`, false)));
+    const assist = document.createElement("select"); assist.id = "dispatch-assist"; assist.multiple = true; assist.setAttribute("aria-label", t("assist"));
+    assist.append(...targets.filter((u) => u.level === "department").map((u) => option(u.id, u.name, false)));
+    const db = document.createElement("button"); db.type = "button"; db.textContent = label("action", "dispatch"); db.dataset.action = "dispatch";
+    db.addEventListener("click", () => act(c.id, "dispatch", { unit: unit.value, note: note.value || null,
+      assist: [...assist.selectedOptions].map((o) => o.value).filter((v) => v !== unit.value) }));
+    box.append(unit, assist, db);
+  }
+  if (c.actions.includes("callback")) { // 回访: the answer, with the note
+    const rating = document.createElement("select"); rating.id = "callback-rating"; rating.setAttribute("aria-label", t("rating"));
+    rating.append(...["satisfied", "basically", "unsatisfied"].map((r, i) => option(r, label("rating", r), i === 0)));
+    const cb = document.createElement("button"); cb.type = "button"; cb.textContent = label("action", "callback"); cb.dataset.action = "callback";
+    cb.addEventListener("click", () => act(c.id, "callback", { rating: rating.value, note: note.value || null }));
+    box.append(rating, cb);
+  }
+  for (const p of (c.parts || []).filter(() => controls.includes("part_sign") || controls.includes("part_report"))) {
+    const mine = (state.me.units || []).some((u) => u.id === p.unit) || !state.me.unit;
+    if (!mine) continue;
+    if (!p.signed_at && controls.includes("part_sign")) {
+      const b = document.createElement("button"); b.type = "button"; b.textContent = t("part_sign"); b.dataset.action = "part_sign";
+      b.addEventListener("click", () => control(c.id, `parts/${p.unit}/sign`, {}));
+      box.append(b);
+    }
+    if (!p.reported_at && controls.includes("part_report")) {
+      const b = document.createElement("button"); b.type = "button"; b.textContent = t("part_report"); b.dataset.action = "part_report";
+      b.addEventListener("click", () => control(c.id, `parts/${p.unit}/report`, { note: note.value || null }));
+      box.append(b);
+    }
+  }
+  if (controls.includes("suspension")) { // 挂起, asked of the level above with the note as its reason
+    const sb = document.createElement("button"); sb.type = "button"; sb.textContent = t("ask_suspension"); sb.dataset.action = "suspension";
+    sb.addEventListener("click", () => control(c.id, "suspension", { reason: note.value || "" }));
+    box.append(sb);
+  }
   if (controls.includes("extension")) { // 延期: a later deadline, asked with the note as its reason
     const until = document.createElement("input"); until.type = "datetime-local"; until.id = "ext-until"; until.setAttribute("aria-label", t("ext_until"));
     const eb = document.createElement("button"); eb.type = "button"; eb.textContent = t("ask_extension"); eb.dataset.action = "extension";
     eb.addEventListener("click", () => control(c.id, "extension", { reason: note.value || "", until: until.value ? new Date(until.value).toISOString() : null }));
     box.append(until, eb);
   }
-  const waiting = (c.requests || []).find((r) => !r.decision);
+  const asked = (c.requests || []).find((r) => r.kind === "suspension" && !r.decision);
+  if (asked && controls.includes("decide_suspension")) {
+    const what = document.createElement("p"); what.className = "request"; what.id = "sus-request";
+    what.textContent = `${t("sus_asked")}：${asked.reason} · ${asked.requested_by}`;
+    box.append(what);
+    for (const d of ["approve", "refuse"]) {
+      const b = document.createElement("button"); b.type = "button"; b.textContent = t(`sus_${d}`); b.dataset.action = `${d}_suspension`;
+      b.addEventListener("click", () => control(c.id, `suspension/${asked.id}/${d}`, { note: note.value || null }));
+      box.append(b);
+    }
+  }
+  const waiting = (c.requests || []).find((r) => r.kind === "extension" && !r.decision);
   if (waiting && controls.includes("decide_extension")) {
     const what = document.createElement("p"); what.className = "request"; what.id = "ext-request";
     what.textContent = `${t("ext_asked")}：${fmtTime(waiting.until)} · ${waiting.reason} · ${waiting.requested_by}`;
