@@ -258,6 +258,9 @@ def send_back(store: Store, case_id: str, *, actor: str, reason: str, person: st
                            unit=case.owner)
         previous, case.owner, case.level_started_at = case.owner, parent, now
         case.backup_notified, case.backup = False, None
+        s.add(CaseRequest(case_id=case_id, kind="send_back", stage="accept", reason=reason, until=None, unit=previous,
+                          requested_by=actor, requested_at=now, decision="done", decided_by=actor, decided_at=now,
+                          note=""))  # the record the assessment counts (退回, per unit)
         case.version += 1
         store.log(s, case, now, actor, "sent_back", {"from": previous, "to": parent, "reason": reason,
                                                      **({"by": person} if person else {})})

@@ -114,7 +114,17 @@ def login(page, key: str = OPS) -> None:
 
 def fonts_of_chinese_text(page) -> list[tuple[str, list[dict]]]:
     """The rendered elements whose Chinese characters were not all drawn with the bundled face, as Chromium
-    reports the fonts and glyph counts it painted each node's text with (CSS.getPlatformFontsForNode)."""
+    reports the fonts and glyph counts it painted each node's text with (CSS.getPlatformFontsForNode). A
+    live page may re-render a part while it is probed (an event, the queues): then the probe is made again."""
+    for _ in range(4):
+        bad = _fonts_of_chinese_text(page)
+        if bad is not None:
+            return bad
+        page.wait_for_timeout(300)
+    raise AssertionError("the page kept re-rendering while its fonts were probed")
+
+
+def _fonts_of_chinese_text(page) -> list[tuple[str, list[dict]]] | None:
     texts = page.evaluate("""() => { const out = []; let i = 0;
         for (const el of document.querySelectorAll('body *')) {
           const own = [...el.childNodes].filter((n) => n.nodeType === 3).map((n) => n.nodeValue).join('');
@@ -128,6 +138,9 @@ def fonts_of_chinese_text(page) -> list[tuple[str, list[dict]]]:
     bad = []
     for i, own in enumerate(texts):
         node = cdp.send("DOM.querySelector", {"nodeId": root, "selector": f"[data-probe='{i}']"})["nodeId"]
+        if not node:  # re-rendered since the probe
+            cdp.detach()
+            return None
         fonts = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": node})["fonts"]
         bundled = sum(f["glyphCount"] for f in fonts if f["isCustomFont"])
         if bundled < len(CJK.findall(own)):  # a Chinese character drawn by a system face: a box

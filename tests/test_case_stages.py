@@ -287,3 +287,62 @@ def test_routing_reloads_live_and_a_bad_file_keeps_the_last_good(tmp_path, caplo
     assert watcher.check() == {"org.yaml": False}
     assert "dept-emergency" in store.org.units
     assert isinstance(Routing.empty().place(store.org, **place), type(None))
+
+
+def test_satisfaction_and_sent_back_in_the_assessment_match_a_brute_force_count(client):
+    """回访 ratings and 退回 on a small random data set: the assessment's satisfaction % and sent-back figures
+    against a count from each case's own timeline."""
+    import random
+
+    rnd = random.Random(13)
+    ids = []
+    for i in range(24):
+        client.clock["now"] = T + timedelta(minutes=i)
+        cid = report(client, key="g1")
+        ids.append(cid)
+        lead = rnd.choice(["dept-cg-1", "dept-police-1"])
+        post(client, f"{cid}/dispatch", "s1", {"unit": lead})
+        key = "cg1" if lead == "dept-cg-1" else "police"
+        if rnd.random() < 0.3:  # sent back, then re-dispatched to the other department
+            post(client, f"{cid}/send_back", key, {"reason": "不属本单位"})
+            lead = "dept-police-1" if lead == "dept-cg-1" else "dept-cg-1"
+            key = "cg1" if lead == "dept-cg-1" else "police"
+            post(client, f"{cid}/dispatch", "s1", {"unit": lead})
+        if rnd.random() < 0.2:
+            continue
+        post(client, f"{cid}/accept", key)
+        post(client, f"{cid}/resolve", key, {"note": "已处理"})
+        post(client, f"{cid}/close", "g1")
+        for _ in range(rnd.choice([1, 1, 2])):
+            rating = rnd.choice(["satisfied", "basically", "unsatisfied"])
+            c = post(client, f"{cid}/callback", "s1", {"rating": rating})
+            if c["status"] != "accepted":
+                break
+            post(client, f"{cid}/resolve", key, {"note": "再次处理"})
+            post(client, f"{cid}/close", "g1")
+    want: dict[str, dict[str, int]] = {}
+    for cid in ids:
+        c = case(client, cid)
+        w = want.setdefault(c["owner"], {"rated": 0, "satisfied": 0, "sent_back": 0})
+        ratings = [e["detail"]["rating"] for e in c["timeline"] if e["action"] == "callback"]
+        if ratings:
+            w["rated"] += 1
+            w["satisfied"] += ratings[-1] in ("satisfied", "basically")
+        for e in c["timeline"]:
+            if e["action"] == "sent_back":
+                want.setdefault(e["detail"]["from"], {"rated": 0, "satisfied": 0, "sent_back": 0})["sent_back"] += 1
+    got = client.get("/api/v1/assessment", params={"since": T.isoformat(), "until": (T + timedelta(days=1)).isoformat()},
+                     headers=H("ops")).json()
+    rows = {r["unit"]: r for r in got["units"]}
+    assert sum(w["sent_back"] for w in want.values()) > 0 and sum(w["rated"] for w in want.values()) > 0
+    for unit, w in want.items():
+        r = rows[unit]
+        assert (r["rated"], r["satisfied"], r["sent_back"]) == (w["rated"], w["satisfied"], w["sent_back"]), unit
+        assert r["satisfaction_pct"] == (round(100 * w["satisfied"] / w["rated"], 2) if w["rated"] else None)
+    unit = next(u for u, w in want.items() if w["sent_back"])
+    period = {"since": T.isoformat(), "until": (T + timedelta(days=1)).isoformat()}
+    behind = client.get("/api/v1/assessment/cases", params={"unit": unit, "measure": "sent_back", **period},
+                        headers=H("ops")).json()
+    assert len(behind["cases"]) == want[unit]["sent_back"]
+    csv_text = client.get("/api/v1/assessment/export", params={"since": T.isoformat()}, headers=H("ops")).text
+    assert "退回" in csv_text.splitlines()[0] and "满意率%" in csv_text.splitlines()[0]

@@ -21,12 +21,13 @@ Since = Annotated[datetime | None, Query(description="cases opened at or after (
 Until = Annotated[datetime | None, Query(description="cases opened before (default: now)")]
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rank", "排名", "Rank"), ("unit", "单位", "Unit"), ("dispatched", "派单数", "Dispatched"),
-    ("accepted", "受理数", "Accepted"), ("accepted_on_time_pct", "按时受理率%", "Accepted on time %"),
-    ("resolved", "处置数", "Resolved"), ("resolved_on_time_pct", "按时办结率%", "Resolved on time %"),
-    ("mean_accept_s", "平均受理用时(秒)", "Mean time to accept (s)"),
-    ("mean_resolve_s", "平均处置用时(秒)", "Mean time to resolve (s)"), ("extended", "延期", "Extended"),
+    ("accepted", "签收数", "Signed for"), ("accepted_on_time_pct", "按时签收率%", "Signed for on time %"),
+    ("resolved", "办结数", "Resolved"), ("resolved_on_time_pct", "按时办结率%", "Resolved on time %"),
+    ("mean_accept_s", "平均签收用时(秒)", "Mean time to sign for (s)"),
+    ("mean_resolve_s", "平均办理用时(秒)", "Mean time to resolve (s)"), ("extended", "延期", "Extended"),
     ("escalated", "升级", "Escalated"), ("overdue", "超时", "Overdue"), ("reopened", "重新办理", "Reopened"),
-    ("repeats", "重复件", "Repeats"), ("closed", "已办结", "Closed"), ("supervised", "督办", "Supervised"),
+    ("repeats", "重复件", "Repeats"), ("closed", "已结案", "Closed"), ("supervised", "督办", "Supervised"),
+    ("sent_back", "退回", "Sent back"), ("rated", "回访数", "Called back"),
     ("satisfaction_pct", "满意率%", "Satisfied %"))
 
 
@@ -51,7 +52,10 @@ class UnitRow(BaseModel):
     repeats: int
     closed: int
     supervised: int
-    satisfaction_pct: float | None = Field(None, description="回访 ratings: with the callback stage, not yet built")
+    sent_back: int = Field(0, description="退回: cases this unit sent back (recorded, counted against nobody)")
+    rated: int = Field(0, description="回访: cases with a callback rating")
+    satisfied: int = Field(0, description="回访 answered 满意 or 基本满意 (the latest answer)")
+    satisfaction_pct: float | None = Field(None, description="满意率: satisfied of rated, %")
 
 
 class Assessment(BaseModel):
@@ -79,7 +83,8 @@ def _rows(hub: HubDep, who: Reader, since: datetime | None, until: datetime | No
                            resolved_on_time_pct=u.resolved_on_time_pct, mean_accept_s=u.mean_accept_s,
                            mean_resolve_s=u.mean_resolve_s, extended=u.extended, escalated=u.escalated,
                            overdue=u.overdue, reopened=u.reopened, repeats=u.repeats, closed=u.closed,
-                           supervised=u.supervised))
+                           supervised=u.supervised, sent_back=u.sent_back, rated=u.rated, satisfied=u.satisfied,
+                           satisfaction_pct=u.satisfaction_pct))
     return Assessment(since=start, until=end, units=out)
 
 

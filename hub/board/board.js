@@ -44,9 +44,9 @@ const I18N = {
     opened: "立案", merged: "合并告警", light: "亮灯", escalated: "升级", backup_notified: "通知AB岗", reminder: "催办",
     condition_cleared: "现场消警", severity_raised: "级别提升", condition_returned: "告警复现",
     a_period: "时段", d7: "近7天", d30: "近30天", d90: "近90天", a_total: "案件总数",
-    a_ranking: "考核排名", k_rank: "排名", k_unit: "单位", k_dispatched: "派单数", k_accept_pct: "按时受理率", k_resolve_pct: "按时办结率",
-    k_mean_accept: "平均受理用时", k_mean_resolve: "平均处置用时", k_extended: "延期", k_overdue: "超时", k_reopened: "重新办理", k_satisfied: "满意率",
-    m_dispatched: "派单", m_accepted_late: "超时受理", m_resolved_late: "超时办结", m_extended: "延期", m_overdue: "超时", m_reopened: "重新办理",
+    a_ranking: "考核排名", k_rank: "排名", k_unit: "单位", k_dispatched: "派单数", k_accept_pct: "按时签收率", k_resolve_pct: "按时办结率",
+    k_mean_accept: "平均签收用时", k_mean_resolve: "平均办理用时", k_extended: "延期", k_overdue: "超时", k_reopened: "重新办理", k_satisfied: "满意率", k_sent_back: "退回", m_sent_back: "退回", m_unsatisfied: "不满意",
+    m_dispatched: "派单", m_accepted_late: "超时签收", m_resolved_late: "超时办结", m_extended: "延期", m_overdue: "超时", m_reopened: "重新办理",
     c_where: "设备/地点", c_msg: "内容", wall: "大屏", wall_exit: "退出大屏", mute: "静音", unmute: "取消静音",
     sound_gate: "点击启用声音报警", reconnecting: "重连中", lost: "连接中断", overdue_today: "今日超时",
     opened_today: "今日立案", closed_today: "今日办结", f_q: "搜索（编号、设备、地点、内容）", f_since: "自", f_until: "至",
@@ -120,7 +120,7 @@ const I18N = {
     d90: "last 90 days", a_total: "cases",
     a_ranking: "Assessment ranking", k_rank: "Rank", k_unit: "Unit", k_dispatched: "Dispatched", k_accept_pct: "Accepted on time",
     k_resolve_pct: "Resolved on time", k_mean_accept: "Mean time to accept", k_mean_resolve: "Mean time to resolve", k_extended: "Extended",
-    k_overdue: "Overdue", k_reopened: "Reopened", k_satisfied: "Satisfied",
+    k_overdue: "Overdue", k_reopened: "Reopened", k_satisfied: "Satisfied", k_sent_back: "Sent back", m_sent_back: "sent back", m_unsatisfied: "unsatisfied",
     m_dispatched: "dispatched", m_accepted_late: "accepted late", m_resolved_late: "resolved late", m_extended: "extended",
     m_overdue: "overdue", m_reopened: "reopened",
     c_where: "Device / place", c_msg: "Message", wall: "Wall", wall_exit: "Leave wall", mute: "Mute", unmute: "Unmute",
@@ -519,6 +519,10 @@ function renderQueues() {
   const box = $("#queues");
   if (!box) return;
   const cases = [...state.cases.values()];
+  const sig = JSON.stringify([state.lang, state.filters.status, $("#queue-list").hidden, QUEUES.map(([, st]) => st && cases.filter((c) => c.status === st).length),
+    (state.requests || []).map((r) => [r.request, r.can_decide])]);
+  if (sig === state.queueSig) return; // nothing changed: keep the nodes (and the operator's focus)
+  state.queueSig = sig;
   const chips = QUEUES.map(([key, status]) => {
     const n = status ? cases.filter((c) => c.status === status).length : (state.requests || []).filter((r) => r.can_decide).length;
     const b = document.createElement("button"); b.type = "button"; b.dataset.queue = key; b.className = n ? "queue busy" : "queue";
@@ -1037,7 +1041,8 @@ async function loadRanking(since) {
     tr.append(cell(String(u.rank)), cell(unitLabel(u.unit)), link(u.unit, "dispatched", String(u.dispatched)),
       link(u.unit, "accepted_late", pct(u.accepted_on_time_pct)), link(u.unit, "resolved_late", pct(u.resolved_on_time_pct)),
       cell(dur(u.mean_accept_s)), cell(dur(u.mean_resolve_s)), link(u.unit, "extended", String(u.extended)),
-      link(u.unit, "overdue", String(u.overdue)), link(u.unit, "reopened", String(u.reopened)), cell(pct(u.satisfaction_pct)));
+      link(u.unit, "overdue", String(u.overdue)), link(u.unit, "reopened", String(u.reopened)),
+      link(u.unit, "sent_back", String(u.sent_back)), link(u.unit, "unsatisfied", pct(u.satisfaction_pct)));
     return tr;
   }));
   $("#a-export").href = "#";
