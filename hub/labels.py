@@ -58,6 +58,7 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
         "agent_offline": _n("边缘节点离线", "Edge agent offline"), "smoke": _n("烟雾", "Smoke"),
         "water_level": _n("水位超限", "Water level"), "road": _n("道路设施", "Road"),
         "sanitation": _n("环境卫生", "Sanitation"), "other": _n("其他", "Other"),
+        "city_management": _n("城市管理", "City management"), "environment": _n("生态环境", "Environment"),
     },
     "severity": {"info": _n("提示", "info"), "minor": _n("一般", "minor"), "major": _n("重要", "major"),
                  "critical": _n("紧急", "critical")},

@@ -290,3 +290,106 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         page.close()
     finally:
         hub.stop()
+
+
+STAGES_SLA = SLA.replace("policies:\n", """policies:
+  - id: citizen
+    match: {manual: true}
+    calendar: 24x7
+    callback: true
+    limits: {dispatch: 2h, accept: 2h, resolve: 8h, feedback: 8h, callback: 8h}
+""", 1)
+
+
+def doubled(png: Path) -> Path:
+    """The screenshot at twice its size (a page drawn at scale 1 has glyphs too small for tesseract)."""
+    from PIL import Image
+
+    img = Image.open(png)
+    out = png.with_name(png.stem + "-2x.png")
+    img.resize((img.width * 2, img.height * 2), Image.Resampling.LANCZOS).save(out)
+    return out
+
+
+def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_callback(tmp_path, browser):
+    """A citizen report that routing leaves at 东街道's command center: 李娜 of the street finds it in her 待派单
+    queue and dispatches it to the 城管 squad on the board; 王强 of the squad signs for it and reports the
+    result; 张伟 of the grid verifies it on the spot; 李娜 calls back (满意) and the case closes. The stage
+    view (流程看板) is read back from the pixels at the start and at the end."""
+    from tests.test_board_views import ocr
+
+    hub = Hub(tmp_path, STAGES_SLA, keys=[{"name": "admin", "role": "admin", "key": "hubkit-admin-key"}],
+              routing=str(ROOT / "configs/routing.yaml")).start()
+    try:
+        for user, name, unit in (("li.na", "李娜", "street-1"), ("wang.qiang", "王强", "dept-cg-1"),
+                                 ("zhang.wei", "张伟", "grid-01")):
+            r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
+                         json={"username": user, "name": name, "unit": unit, "role": "operator",
+                               "password": "s3cret-pw!"})
+            assert r.status_code == 201, r.text
+        r = hub.call("POST", "/api/v1/cases", json={"grid": "grid-01", "category": "city_management",
+                                                    "title": "人行道占道经营"})
+        assert r.status_code == 201 and r.json()["status"] == "reported", r.text
+        case_id = r.json()["id"]
+        row = f"tr[data-case='{case_id}']"
+
+        street = person_login(browser, hub, "li.na", "s3cret-pw!")
+        street.wait_for_selector("#queues button[data-queue='q_dispatch']")
+        assert street.inner_text("#queues button[data-queue='q_dispatch']").endswith("1")
+        street.click("#queues button[data-queue='q_dispatch']")
+        street.wait_for_function("document.querySelectorAll('#cases tbody tr').length === 1")
+        street.click(row)
+        street.wait_for_selector("#detail #stages li[data-stage='dispatch'][data-state='running']")
+        assert street.query_selector("#actions button[data-action='accept']") is None  # not hers to sign for
+        street.select_option("#dispatch-unit", "dept-cg-1")
+        street.fill("#action-note", "请城管中队到场处置")
+        street.click("#actions button[data-action='dispatch']")
+        street.wait_for_selector("#detail #stages li[data-stage='dispatch'][data-state='done']")
+        street.wait_for_selector("#detail #stages li[data-stage='accept'][data-state='running']")
+        shot = OUT / "board-stages.png"
+        box = street.locator("#stages").bounding_box()
+        street.screenshot(path=str(shot), clip={"x": max(0, box["x"] - 24), "y": max(0, box["y"] - 24),
+                                                "width": box["width"] + 48, "height": box["height"] + 48})
+        text = ocr(doubled(shot), "chi_sim")
+        for word in ("派单", "签收", "办理", "核查", "回访"):
+            assert word in text, (word, text)
+
+        squad = person_login(browser, hub, "wang.qiang", "s3cret-pw!")
+        squad.click(row)
+        squad.click("#actions button[data-action='accept']")
+        squad.wait_for_selector("#actions button[data-action='resolve']")
+        squad.fill("#action-note", "摊位已清理")
+        squad.click("#actions button[data-action='resolve']")
+        squad.wait_for_selector("#detail #stages li[data-stage='feedback'][data-state='running']")
+        assert squad.query_selector("#actions button[data-action='close']") is None  # not his own result
+        squad.close()
+
+        grid = person_login(browser, hub, "zhang.wei", "s3cret-pw!")
+        grid.click(row)
+        grid.wait_for_selector("#actions button[data-action='close']")
+        assert grid.query_selector("#actions button[data-action='reject']") is not None
+        grid.click("#actions button[data-action='close']")
+        grid.wait_for_selector("#detail #stages li[data-stage='callback'][data-state='running']")
+        grid.close()
+
+        street.click("#close-detail")
+        street.click("#queues button[data-queue='q_dispatch']")  # off again: the callback queue holds it now
+        street.wait_for_function("document.querySelector(\"#queues button[data-queue='q_callback']\").textContent"
+                                 ".endsWith('1')")
+        street.click("#queues button[data-queue='q_callback']")
+        street.click(row)
+        street.wait_for_selector("#actions button[data-action='callback']")
+        street.select_option("#callback-rating", "satisfied")
+        street.fill("#action-note", "居民表示满意")
+        street.click("#actions button[data-action='callback']")
+        street.wait_for_selector("#detail #stages li[data-stage='callback'][data-state='done']")
+        shot = OUT / "board-stages-done.png"
+        street.locator("#detail").screenshot(path=str(shot))
+        text = ocr(doubled(shot))
+        assert "满意" in text and "已结案" in text, text
+        detail = hub.get(f"/api/v1/cases/{case_id}")
+        assert (detail["status"], detail["rating"]) == ("closed", "satisfied")
+        by = {e["action"]: e["detail"].get("by") for e in detail["timeline"]}
+        assert (by["dispatch"], by["accept"], by["close"], by["callback"]) == ("李娜", "王强", "张伟", "李娜")
+    finally:
+        hub.stop()

@@ -68,16 +68,17 @@ def bare_browser(tmp_path_factory) -> Iterator[Any]:
         b.close()
 
 
-def ocr(png: Path) -> str:
+def ocr(png: Path, langs: str = "chi_sim+eng") -> str:
     """What tesseract reads in the screenshot (simplified Chinese and English), without whitespace. The
     light-on-dark page is turned into dark text on white first (grey, inverted, thresholded: Pillow), and read
-    as one block and as sparse text (a label alone in a button is found by the second)."""
+    as one block and as sparse text (a label alone in a button is found by the second). `langs`: chi_sim alone
+    for a view of Chinese words and numbers (the English model reads a lone bold 派单 as "me")."""
     from PIL import Image, ImageOps
 
     plain = png.with_suffix(".ocr.png")
     ImageOps.invert(Image.open(png).convert("L")).point(lambda p: 0 if p < 150 else 255).save(plain)
     try:
-        out = [subprocess.run(["tesseract", str(plain), "stdout", "-l", "chi_sim+eng", "--psm", psm],
+        out = [subprocess.run(["tesseract", str(plain), "stdout", "-l", langs, "--psm", psm],
                               capture_output=True, text=True, check=True,
                               env={**os.environ, "OMP_THREAD_LIMIT": "1"}).stdout  # threads only thrash here
                for psm in ("6", "11")]

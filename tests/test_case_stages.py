@@ -331,8 +331,8 @@ def test_satisfaction_and_sent_back_in_the_assessment_match_a_brute_force_count(
         for e in c["timeline"]:
             if e["action"] == "sent_back":
                 want.setdefault(e["detail"]["from"], {"rated": 0, "satisfied": 0, "sent_back": 0})["sent_back"] += 1
-    got = client.get("/api/v1/assessment", params={"since": T.isoformat(), "until": (T + timedelta(days=1)).isoformat()},
-                     headers=H("ops")).json()
+    period = {"since": T.isoformat(), "until": (T + timedelta(days=1)).isoformat()}
+    got = client.get("/api/v1/assessment", params=period, headers=H("ops")).json()
     rows = {r["unit"]: r for r in got["units"]}
     assert sum(w["sent_back"] for w in want.values()) > 0 and sum(w["rated"] for w in want.values()) > 0
     for unit, w in want.items():
@@ -340,7 +340,6 @@ def test_satisfaction_and_sent_back_in_the_assessment_match_a_brute_force_count(
         assert (r["rated"], r["satisfied"], r["sent_back"]) == (w["rated"], w["satisfied"], w["sent_back"]), unit
         assert r["satisfaction_pct"] == (round(100 * w["satisfied"] / w["rated"], 2) if w["rated"] else None)
     unit = next(u for u, w in want.items() if w["sent_back"])
-    period = {"since": T.isoformat(), "until": (T + timedelta(days=1)).isoformat()}
     behind = client.get("/api/v1/assessment/cases", params={"unit": unit, "measure": "sent_back", **period},
                         headers=H("ops")).json()
     assert len(behind["cases"]) == want[unit]["sent_back"]

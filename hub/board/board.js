@@ -36,7 +36,7 @@ const I18N = {
     info: "提示", minor: "一般", major: "重要", critical: "紧急",
     accept: "签收", resolve: "办结", hold: "挂起", resume: "恢复", transfer: "转派", comment: "备注", close: "核查通过",
     note: "说明", reason: "原因", to_unit: "转派至", stamps: "时间戳", timeline: "处置过程", evidence: "证据",
-    alerts: "告警数值", opened_at: "立案", accepted_at: "受理", resolved_at: "处置", closed_at: "办结",
+    alerts: "告警数值", opened_at: "立案", accepted_at: "签收", resolved_at: "办结", closed_at: "结案", dispatched_at: "派单", verified_at: "核查通过",
     stage_started_at: "本阶段开始", first_seen: "首次发生（设备时间）", last_seen: "最近发生", first_received: "首次接收",
     cleared_at: "现场消警", shown: "显示", of: "共", a_category: "按类别", a_grid: "按网格", a_hour: "按时段（时）",
     a_day: "按日趋势", a_repeats: "重复发生的地点与设备", r_where: "地点/设备", r_cases: "案件数",
@@ -103,12 +103,12 @@ const I18N = {
     c_light: "Light", c_id: "Case", c_category: "Category", c_severity: "Severity", c_grid: "Grid", c_owner: "Owner",
     c_status: "State", c_elapsed: "Pending", c_left: "Left", c_cleared: "Cleared", c_esc: "Esc.",
     red: "RED", yellow: "YELLOW", green: "GREEN", none: "—", overdue: "overdue",
-    open: "open", accepted: "accepted", resolved: "resolved", closed: "closed", on_hold: "on hold",
+    open: "open", accepted: "accepted", resolved: "resolved", closed: "closed", on_hold: "on hold", reported: "to dispatch", verified: "to call back",
     grid: "grid", community: "community", street: "street", district: "district",
     info: "info", minor: "minor", major: "major", critical: "critical",
     accept: "Accept", resolve: "Resolve", hold: "Hold", resume: "Resume", transfer: "Transfer", comment: "Comment",
     close: "Close", note: "Note", reason: "Reason", to_unit: "Transfer to", stamps: "Stamps", timeline: "Timeline",
-    evidence: "Evidence", alerts: "Alert values", opened_at: "Opened", accepted_at: "Accepted",
+    evidence: "Evidence", alerts: "Alert values", opened_at: "Opened", dispatched_at: "Dispatched", verified_at: "Verified", accepted_at: "Signed for",
     resolved_at: "Resolved", closed_at: "Closed", stage_started_at: "Stage started", first_seen: "First seen (device)",
     last_seen: "Last seen", first_received: "First received", cleared_at: "Condition cleared", shown: "shown",
     of: "of", a_category: "By category", a_grid: "By grid", a_hour: "By hour of day", a_day: "Trend by day",
@@ -273,7 +273,7 @@ function query(extra = {}) {
   const f = state.filters, q = new URLSearchParams();
   const closed = f.status === "*" || f.status === "closed";
   if (f.status && f.status !== "*") q.set("status", f.status);
-  else if (!closed) q.set("status", "open,accepted,on_hold,resolved");
+  else if (!closed) q.set("status", "reported,open,accepted,on_hold,resolved,verified");
   if (f.q) q.set("q", f.q);
   if (f.since) q.set("since", dayStart(f.since));
   if (f.until) { const d = new Date(`${f.until}T00:00:00Z`); d.setUTCDate(d.getUTCDate() + 1); q.set("until", dayStart(d.toISOString().slice(0, 10))); }
@@ -754,7 +754,7 @@ async function openDetail(id) {
   if (c.rating) field(clock, t("rating"), label("rating", c.rating));
   if (c.rejections) field(clock, t("rejections"), String(c.rejections));
   const dl = document.createElement("dl");
-  for (const key of ["opened_at", "first_seen", "first_received", "stage_started_at", "accepted_at", "resolved_at", "closed_at", "last_seen", "cleared_at"]) {
+  for (const key of ["opened_at", "first_seen", "first_received", "dispatched_at", "stage_started_at", "accepted_at", "resolved_at", "verified_at", "closed_at", "last_seen", "cleared_at"]) {
     if (c[key]) field(dl, t(key), fmtTime(c[key]), key);
   }
   const tl = document.createElement("ol"); tl.className = "timeline";
