@@ -217,13 +217,14 @@ class Batch:
         if case.cleared_at is not None:
             case.cleared_at = None
             self._entry(case, "condition_returned", {"alert_id": alert.alert_id})
-        if isinstance(case, Case) and case.status == "resolved":
+        if isinstance(case, Case) and case.status in ("resolved", "verified"):
             self._reopen(case, alert)
 
     def _reopen(self, case: Case, alert: Alert) -> None:
-        """The condition came back after the result was reported (办结) and before the case was closed: the
-        result did not hold, so the case goes back to handling with a fresh resolve clock."""
-        case.status, case.resolved_at, case.resolved_by = "accepted", None, None
+        """The condition came back after the result was reported (办结: waiting for 核查 or 回访) and before the
+        case was closed: the result did not hold, so the case goes back to handling with a fresh resolve
+        clock."""
+        case.status, case.resolved_at, case.resolved_by, case.verified_at = "accepted", None, None, None
         case.stage_started_at, case.level_started_at, case.light_announced = self.now, None, None
         case.stage_extra_s = 0.0
         case.resolve_s, case.resolve_late = None, None  # the result did not hold: judged again

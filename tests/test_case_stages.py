@@ -34,6 +34,8 @@ SLA = {"policies": [
      "limits": {"dispatch": "30m", "accept": "1h", "resolve": "1d", "feedback": "4h", "callback": "1d"}},
     {"id": "life-safety", "match": {"categories": ["gas_leak"]}, "calendar": "24x7",
      "limits": {"accept": "5m", "resolve": "1h", "feedback": "1d"}},
+    {"id": "flood", "match": {"categories": ["flood"]}, "calendar": "24x7", "callback": True,
+     "limits": {"accept": "15m", "resolve": "4h", "feedback": "1d", "callback": "1d"}},
     {"id": "default", "calendar": "24x7", "limits": {"accept": "1h", "resolve": "1d", "feedback": "1d"}}]}
 
 
@@ -187,6 +189,24 @@ def test_sensor_alerts_are_routed_to_departments_with_their_assisting_units(clie
     assert case(client, crit)["owner"] == "district-a"
 
 
+def test_a_flood_returning_while_the_result_waits_for_its_callback_reopens_the_case(client):
+    flood = gas("f1") | {"category": "flood", "device_id": "wl-07", "severity": "major", "message": "水位 1.2 m"}
+    cid = client.post("/api/v1/alerts", json={"alerts": [flood]}, headers=H("edge")).json()["results"][0]["case_id"]
+    c = case(client, cid)
+    assert (c["owner"], c["assist"]) == ("dept-water", ["dept-emergency"])
+    post(client, f"{cid}/parts/dept-emergency/report", "ops", {"note": "沙袋已到位"})
+    post(client, f"{cid}/accept", "ops")
+    post(client, f"{cid}/resolve", "ops", {"note": "已抽排"})
+    assert post(client, f"{cid}/close", "g1")["status"] == "verified"
+    at(client, 30)
+    again = flood | {"alert_id": "f2", "observed_at": (T + timedelta(minutes=30)).isoformat()}
+    r = client.post("/api/v1/alerts", json={"alerts": [again]}, headers=H("edge"))
+    assert r.json()["results"][0]["case_id"] == cid
+    c = case(client, cid)
+    assert (c["status"], c["reopened"], c["verified_at"], c["clock"]["stage"]) == ("accepted", 1, None, "resolve")
+    assert c["timeline"][-1]["action"] == "reopened"
+
+
 def test_a_department_sends_a_case_back_and_the_street_re_dispatches_it(client):
     cid = report(client)
     post(client, f"{cid}/dispatch", "s1", {"unit": "dept-cg-1"})
@@ -237,7 +257,8 @@ def test_every_new_endpoint_checks_key_role_and_scope(client):
     post(client, f"{cid}/dispatch", "s1", {"unit": "dept-cg-1", "assist": ["dept-police-1"]})
     routes = [(f"{cid}/parts/dept-police-1/sign", None), (f"{cid}/suspension", {"reason": "x"}),
               (f"{cid}/dispatch", {"unit": "dept-cg-1"}), (f"{cid}/callback", {"rating": "satisfied"}),
-              (f"{cid}/reject", {"note": "x"})]
+              (f"{cid}/reject", {"note": "x"}), (f"{cid}/suspension/1/approve", None),
+              (f"{cid}/parts/dept-police-1/report", {"note": "x"})]
     for path, body in routes:
         assert client.post(f"/api/v1/cases/{path}", json=body).status_code == 401, path
         assert client.post(f"/api/v1/cases/{path}", json=body, headers=H("view-s1")).status_code == 403, path
