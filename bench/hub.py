@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from hub.config import hash_key  # noqa: E402
 from hub.db import make_engine, migrate  # noqa: E402
-from hub.models import AlertRow, Case, TimelineEntry  # noqa: E402
+from hub.models import AlertRow, Case, CaseRequest, TimelineEntry  # noqa: E402
 from simulators.services import free_port, start_postgres, stop_pid, wait_port  # noqa: E402
 
 KEY = "bench-edge-key"
@@ -121,9 +121,13 @@ def due_pick(db_url: str, total: int) -> tuple[float, int]:
     return best * 1000, found
 
 
+RATINGS = ("satisfied", "basically", "unsatisfied", None, None)
+
+
 def assessment_time(db_url: str, total: int, units: int = 200) -> tuple[float, float, int]:
     """Fill `total` closed cases over `units` grids and 30 days (accept and resolve times, some late, extended,
-    escalated, reopened), then time the assessment over the whole period (best of 3), beside a bare
+    escalated, reopened, callback ratings on 3 in 5, and 1 in 50 sent back), then time the assessment over the
+    whole period (best of 3), beside a bare
     `count(*)` of the same rows (the floor of any answer that reads them all). Milliseconds, and the units."""
     from types import SimpleNamespace
 
@@ -145,8 +149,14 @@ def assessment_time(db_url: str, total: int, units: int = 200) -> tuple[float, f
                     "last_seen": opened, "first_received": opened, "closed_at": opened + timedelta(hours=2),
                     "alert_count": 1, "escalations": int(i % 17 == 0), "backup_notified": False, "version": 1,
                     "extensions": int(i % 23 == 0), "reopened": int(i % 41 == 0), "accept_s": float(60 + i % 600),
-                    "accept_late": i % 600 > 300, "resolve_s": float(600 + i % 7200), "resolve_late": i % 7200 > 3600})
+                    "accept_late": i % 600 > 300, "resolve_s": float(600 + i % 7200), "resolve_late": i % 7200 > 3600,
+                    "rating": RATINGS[i % 5]})
             conn.execute(insert(Case), rows)
+            conn.execute(insert(CaseRequest), [  # 1 case in 50 was sent back once by its grid (退回)
+                {"case_id": r["id"], "kind": "send_back", "stage": "accept", "reason": "r", "until": None,
+                 "unit": r["owner"], "requested_by": "b", "requested_at": r["opened_at"], "decision": "done",
+                 "decided_by": "b", "decided_at": r["opened_at"], "note": ""}
+                for j, r in enumerate(rows) if j % 50 == 0])
     if engine.dialect.name == "postgresql":
         with engine.begin() as conn:
             conn.execute(text("ANALYZE cases"))

@@ -35,7 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 EDGE_KEY, VIEW_KEY = "demo-edge-key", "demo-operator-key"  # DEMO keys (district operator), configs/demo/hub.yaml
 ADMIN_KEY = "demo-admin-key"  # DEMO key, configs/demo/hub.yaml
 # DEMO accounts made at start through the admin API: a grid worker of grid-01 and a district dispatcher
-DEMO_PEOPLE = (("wangge01", "张网格", "grid-01"), ("zhihui", "李指挥", "district-a"))
+DEMO_PEOPLE = (("wangge01", "张网格", "grid-01"), ("jiedao01", "王街道", "street-1"), ("ranqi01", "赵燃气", "dept-gas"),
+               ("zhihui", "李指挥", "district-a"))
 DEMO_PASSWORD = "demo-password"
 
 

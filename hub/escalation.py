@@ -43,7 +43,8 @@ def decide(case: CaseSituation, reading: ClockReading, org: Org, *, now: datetim
                         f"{owner.id} did not accept in time; backup grid {owner.backup} notified first")
     parent = org.parent(case.owner)
     if parent is not None:
-        what = "accepted" if case.stage == "accept" else ("resolved" if case.stage == "resolve" else "closed")
+        what = {"dispatch": "dispatched", "accept": "accepted", "resolve": "resolved", "feedback": "verified",
+                "callback": "called back"}[case.stage]
         return Decision("escalate", parent, f"not {what} in time at {case.owner}; escalated to {parent}")
     if case.last_reminder is None or now - case.last_reminder >= timedelta(seconds=remind_every_s):
         return Decision("remind", case.owner, f"overdue at the top of the chain ({case.owner}); reminder")
