@@ -41,6 +41,20 @@ def pending(s: Session, case_id: str) -> CaseRequest | None:
                                                CaseRequest.kind.in_(("extension", "suspension")))).first()
 
 
+def new_request(s: Session, case: Case, kind: str, *, stage: str, reason: str, until: datetime | None, actor: str,
+                now: datetime, unit: str | None = None, done: bool = False) -> CaseRequest:
+    """A request on a case, stored and numbered (its id goes on the timeline): pending, or `done` at once (a
+    send-back's record). `unit`: who asked (default: the case's holder)."""
+    req = CaseRequest(case_id=case.id, kind=kind, stage=stage, reason=reason, until=until,
+                      unit=case.owner if unit is None else unit, requested_by=actor, requested_at=now,
+                      decision="done" if done else None, decided_by=actor if done else None,
+                      decided_at=now if done else None, note="")
+    s.add(req)
+    s.flush()
+    case.version += 1
+    return req
+
+
 def may_decide(org: Org, unit: str | None, case: Case) -> bool:
     """The dispatching level decides: a unit strictly above the one holding the case (or the whole tree)."""
     if unit is None:
@@ -70,12 +84,7 @@ def request_extension(store: Store, case_id: str, *, actor: str, reason: str, un
         if until <= deadline or until <= now:
             raise Conflict(f"the new deadline must be after the current one ({deadline.isoformat()})",
                            "not_later", deadline=deadline.isoformat())
-        req = CaseRequest(case_id=case_id, kind="extension", stage=stage, reason=reason, until=until, unit=case.owner,
-                          requested_by=actor, requested_at=now, decision=None, decided_by=None, decided_at=None,
-                          note="")
-        s.add(req)
-        s.flush()
-        case.version += 1
+        req = new_request(s, case, "extension", stage=stage, reason=reason, until=until, actor=actor, now=now)
         detail = {"request": req.id, "stage": stage, "until": until.isoformat(), "reason": reason,
                   "deadline": deadline.isoformat(), **({"by": person} if person else {})}
         store.log(s, case, now, actor, "extension_requested", detail)
@@ -141,12 +150,7 @@ def request_suspension(store: Store, case_id: str, *, actor: str, reason: str, p
         if pending(s, case_id) is not None:
             raise Conflict("a request is already waiting for a decision", "request_pending")
         stage = clock_stage(case.status, case.held_from) or case.status
-        req = CaseRequest(case_id=case_id, kind="suspension", stage=stage, reason=reason, until=None, unit=case.owner,
-                          requested_by=actor, requested_at=now, decision=None, decided_by=None, decided_at=None,
-                          note="")
-        s.add(req)
-        s.flush()
-        case.version += 1
+        req = new_request(s, case, "suspension", stage=stage, reason=reason, until=None, actor=actor, now=now)
         store.log(s, case, now, actor, "suspension_requested", {"request": req.id, "stage": stage, "reason": reason,
                                                                 **({"by": person} if person else {})})
         return req
@@ -205,13 +209,9 @@ def supervise(store: Store, case_id: str, *, actor: str, unit: str | None, order
         if until <= now:
             raise Conflict("the reply deadline must be in the future", "not_later", deadline=now.isoformat())
         stage = clock_stage(case.status, case.held_from) or case.status
-        req = CaseRequest(case_id=case_id, kind="supervision", stage=stage, reason=order, until=until,
-                          unit=unit or "", requested_by=actor, requested_at=now, decision=None, decided_by=None,
-                          decided_at=None, note="")
-        s.add(req)
-        s.flush()
+        req = new_request(s, case, "supervision", stage=stage, reason=order, until=until, actor=actor, now=now,
+                          unit=unit or "")
         case.supervisions += 1
-        case.version += 1
         store.log(s, case, now, actor, "supervised", {"request": req.id, "until": until.isoformat(), "order": order,
                                                       "to": case.owner, **({"by": person} if person else {})})
         return req
@@ -258,10 +258,8 @@ def send_back(store: Store, case_id: str, *, actor: str, reason: str, person: st
                            unit=case.owner)
         previous, case.owner, case.level_started_at = case.owner, parent, now
         case.backup_notified, case.backup = False, None
-        s.add(CaseRequest(case_id=case_id, kind="send_back", stage="accept", reason=reason, until=None, unit=previous,
-                          requested_by=actor, requested_at=now, decision="done", decided_by=actor, decided_at=now,
-                          note=""))  # the record the assessment counts (退回, per unit)
-        case.version += 1
+        new_request(s, case, "send_back", stage="accept", reason=reason, until=None, actor=actor, now=now,
+                    unit=previous, done=True)  # the record the assessment counts (退回, per unit)
         store.log(s, case, now, actor, "sent_back", {"from": previous, "to": parent, "reason": reason,
                                                      **({"by": person} if person else {})})
         store.schedule(s, case, now)

@@ -11,15 +11,12 @@ not linked, and one key could resolve and close alone."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 
-from hub.app import create_app
-from hub.config import ApiKey, HubConfig, hash_key
 from hub.events import event_body, units_seeing
 from hub.scheduler import Scheduler
+from tests.hubkit import api_client
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "ops-2": ("operator", "district-a"),
@@ -33,12 +30,7 @@ def H(name: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(db_url):
-    keys = [ApiKey(name=n, role=r, unit=u, hash=hash_key(f"key-{n}")) for n, (r, u) in KEYS.items()]
-    cfg = HubConfig(database=db_url, keys=keys).resolved(Path("configs"))
-    clock = {"now": T}
-    app = create_app(cfg, clock=lambda: clock["now"], run_scheduler=False)
-    with TestClient(app) as c:
-        c.clock = clock  # type: ignore[attr-defined]
+    with api_client(db_url, KEYS, T) as c:
         yield c
 
 

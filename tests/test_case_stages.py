@@ -12,16 +12,13 @@ at the grid)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 import yaml
-from fastapi.testclient import TestClient
 
-from hub.app import create_app
-from hub.config import ApiKey, HubConfig, hash_key
 from hub.events import units_seeing
 from hub.scheduler import Scheduler
+from tests.hubkit import api_client
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "s1": ("operator", "street-1"),
@@ -45,14 +42,8 @@ def H(name: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(db_url, tmp_path):
-    keys = [ApiKey(name=n, role=r, unit=u, hash=hash_key(f"key-{n}")) for n, (r, u) in KEYS.items()]
     (tmp_path / "sla.yaml").write_text(yaml.safe_dump(SLA, allow_unicode=True))
-    cfg = HubConfig(database=db_url, keys=keys, sla=tmp_path / "sla.yaml",
-                    routing=Path("routing.yaml")).resolved(Path("configs"))
-    clock = {"now": T}
-    app = create_app(cfg, clock=lambda: clock["now"], run_scheduler=False)
-    with TestClient(app) as c:
-        c.clock = clock  # type: ignore[attr-defined]
+    with api_client(db_url, KEYS, T, sla=str(tmp_path / "sla.yaml"), routing="routing.yaml") as c:
         yield c
 
 

@@ -6,16 +6,13 @@ scopes: 401 without a valid session or key, 403 for the wrong role, 404 outside 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.app import create_app
-from hub.config import ApiKey, HubConfig, hash_key
 from hub.models import User, UserSession
+from tests.hubkit import api_client
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 KEYS = {"edge": ("edge", None), "admin": ("admin", None), "ops": ("operator", "district-a")}
@@ -31,13 +28,7 @@ def bearer(token: str) -> dict[str, str]:
 
 @pytest.fixture
 def client(db_url):
-    keys = [ApiKey(name=n, role=r, unit=u, hash=hash_key(f"key-{n}")) for n, (r, u) in KEYS.items()]
-    cfg = HubConfig.model_validate({"database": db_url, "keys": [k.model_dump() for k in keys],
-                                    "limits": {"auth_failures": 4}}).resolved(Path("configs"))
-    clock = {"now": T}
-    app = create_app(cfg, clock=lambda: clock["now"], run_scheduler=False)
-    with TestClient(app) as c:
-        c.clock = clock  # type: ignore[attr-defined]
+    with api_client(db_url, KEYS, T, limits={"auth_failures": 4}) as c:
         yield c
 
 
