@@ -11,16 +11,15 @@ at the grid)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 import yaml
 
 from hub.events import units_seeing
-from hub.scheduler import Scheduler
 from tests.hubkit import api_client
+from tests.test_case_control import H, T, at, case  # the same clock, keys by name, scheduler step
 
-T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "s1": ("operator", "street-1"),
         "s1b": ("operator", "street-1"), "s2": ("operator", "street-2"), "cg1": ("operator", "dept-cg-1"),
         "cg1b": ("operator", "dept-cg-1"), "cg2": ("operator", "dept-cg-2"), "police": ("operator", "dept-police-1"),
@@ -36,26 +35,11 @@ SLA = {"policies": [
     {"id": "default", "calendar": "24x7", "limits": {"accept": "1h", "resolve": "1d", "feedback": "1d"}}]}
 
 
-def H(name: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer key-{name}"}
-
-
 @pytest.fixture
 def client(db_url, tmp_path):
     (tmp_path / "sla.yaml").write_text(yaml.safe_dump(SLA, allow_unicode=True))
     with api_client(db_url, KEYS, T, sla=str(tmp_path / "sla.yaml"), routing="routing.yaml") as c:
         yield c
-
-
-def at(client, minutes: float) -> None:
-    client.clock["now"] = T + timedelta(minutes=minutes)
-    Scheduler(client.app.state.hub.store).run_due()
-
-
-def case(client, case_id: str, key: str = "ops") -> dict:
-    r = client.get(f"/api/v1/cases/{case_id}", headers=H(key))
-    assert r.status_code == 200, r.text
-    return r.json()
 
 
 def post(client, path: str, key: str, body: dict | None = None, status: int = 200) -> dict:
