@@ -201,7 +201,7 @@ def assign(store: Store, case_id: str, *, username: str, name: str, actor: str, 
         case = store.lock_case(s, case_id)
         if case.status == "closed":
             raise Conflict("cannot assign a case that is closed", "wrong_state", action="assign", status=case.status,
-                           allowed=["open", "accepted", "resolved", "on_hold"])
+                           allowed=["reported", "open", "accepted", "resolved", "verified", "on_hold"])
         previous, case.assignee = case.assignee, username
         case.version += 1
         detail: Detail = {"to": username, "name": name, **({"from": previous} if previous else {}), **_noted(note)}
