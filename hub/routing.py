@@ -82,7 +82,7 @@ class Routing:
 
     def place(self, org: Org, *, category: str, severity: str, grid: str, manual: bool) -> Placement | None:
         """The first route that matches and can be placed in today's org tree; None: the territorial chain."""
-        if grid not in org.units:
+        if not self.spec.routes or grid not in org.units:
             return None
         chain = org.chain(grid)
         for r in self.spec.routes:
