@@ -4,6 +4,7 @@ caller's subtree. The work is done by `hub.actions`; every query by `hub.store`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from itertools import islice
 from typing import Annotated, Any, Final, Literal
@@ -23,7 +24,7 @@ from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_detail,
 from hub.errors import Conflict, NotFound
 from hub.labels import Labels, Lang
 from hub.lifecycle import ACTIONS, Action, Rating, Refusal, transition
-from hub.models import Case
+from hub.models import Case, Pause, TimelineEntry
 from hub.store import CaseFilter, Scope, Store
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*GUARD, 403, 404))
@@ -36,15 +37,35 @@ def visible(store: Store, who: Principal, case: Case) -> bool:
             or (case.backup is not None and case.backup in scope) or any(u in scope for u in case.assist or ()))
 
 
-def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
-    """The case as the caller may see it; 404 when it does not exist or lies outside the caller's scope
-    (no hint that it exists)."""
+def seen(store: Store, who: Principal, case_id: str) -> tuple[Case, list[TimelineEntry], list[Pause]]:
+    """The stored case, its timeline and pauses, if the caller may see it; 404 when it does not exist or lies
+    outside the caller's scope (no hint that it exists)."""
     try:
-        case, timeline, pauses = store.get(case_id)
+        found = store.get(case_id)
     except NotFound:
         raise HTTPException(404, "no such case") from None
-    if not visible(store, who, case):
+    if not visible(store, who, found[0]):
         raise HTTPException(404, "no such case")
+    return found
+
+
+@contextmanager
+def refusing(missing: str | None = None) -> Iterator[None]:
+    """What the case layer refuses, as the API answers it: a Conflict is a 409 with its reason code; with
+    `missing`, a LookupError (no such request, part or user) is a 404 saying so."""
+    try:
+        yield
+    except Conflict as exc:
+        raise refused(exc) from None
+    except LookupError:
+        if missing is None:
+            raise
+        raise HTTPException(404, missing) from None
+
+
+def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
+    """The case as the caller may see it (404 otherwise), with what the caller may do to it now."""
+    case, timeline, pauses = seen(store, who, case_id)
     detail = case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case),
                          parts.parts_of(store, case.id) if case.assist else [])
     detail.controls = control_actions(store, who, case, detail)
@@ -284,12 +305,10 @@ def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
     if who.unit is not None and body.grid not in store.org.subtree(who.unit):
         raise Refused(403, f"{body.grid} is outside {who.unit}'s subtree", "outside_scope", unit=who.unit,
                       target=body.grid)
-    try:
+    with refusing():
         case = actions.open_manual(store, grid=body.grid, category=body.category, tier=body.tier,
                                    title=body.title, actor=who.name, device=body.device,
                                    place=body.place.model_dump() if body.place is not None else None)
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case.id)
 
 
@@ -338,11 +357,9 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
             raise Refused(413, f"a photo is at most {limit} bytes", "photo_size", limit=limit)
     if sniff(bytes(data)) != kind:
         raise Refused(415, f"the body is not a {kind} image", "photo_type", type=kind)
-    try:
+    with refusing():
         await run_in_threadpool(actions.add_photo, store, case.id, data=bytes(data), content_type=kind,
                                 actor=who.name, note=note, person=who.person)
-    except Conflict as exc:
-        raise refused(exc) from None
     return await run_in_threadpool(load_visible, store, who, case_id)
 
 
@@ -359,12 +376,7 @@ def _actionable(store: Store, who: Principal, case_id: str, action: Action | Non
     """The case if the caller may act on it (it lies in the caller's subtree, or the caller is the backup
     grid it was offered to and `action` is one a backup may take), and whether as its backup; 404/403
     otherwise."""
-    try:
-        case, _, _ = store.get(case_id)
-    except NotFound:
-        raise HTTPException(404, "no such case") from None
-    if not visible(store, who, case):
-        raise HTTPException(404, "no such case")
+    case, _, _ = seen(store, who, case_id)
     if holds(store, who, case):
         return case, False
     if action in BACKUP_ACTIONS and as_backup(store, who, case):
@@ -403,12 +415,10 @@ def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionB
     if name == "hold" and self_held(store, who, case):
         raise Refused(409, "挂起 of a case held by one's own unit is approved by the level above: ask for it at "
                            f"/api/v1/cases/{case_id}/suspension", "needs_approval", action="hold")
-    try:
+    with refusing():
         actions.act(store, case_id, name, actor=who.name, note=body.note, unit=body.unit,
                     as_backup=backup and name == "accept", person=who.person, rating=body.rating,
                     assist=body.assist)
-    except Conflict as exc:
-        raise refused(exc) from None
 
 
 class BulkBody(ActionBody):

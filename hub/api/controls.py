@@ -12,11 +12,10 @@ from sqlalchemy.orm import Session
 
 from hub import controls, parts
 from hub.api.auth import Principal, scope_of
-from hub.api.cases import _actionable, load_visible, part_holder, refused, visible
+from hub.api.cases import _actionable, load_visible, part_holder, refusing, seen, visible
 from hub.api.deps import Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.schemas import CaseDetail, CasePublic, Text, case_detail, case_public
-from hub.errors import Conflict, NotFound
 from hub.models import Case
 from hub.store import Store
 
@@ -35,12 +34,7 @@ class DecisionBody(BaseModel):
 def _from_above(store: Store, who: Principal, case_id: str) -> Case:
     """The case if the caller is a level above the unit holding it (the dispatching level: it decides 延期
     and orders 督办); 404 when the caller does not see it, 403 when it is not above."""
-    try:
-        case, _, _ = store.get(case_id)
-    except NotFound:
-        raise HTTPException(404, "no such case") from None
-    if not visible(store, who, case):
-        raise HTTPException(404, "no such case")
+    case, _, _ = seen(store, who, case_id)
     if not controls.may_decide(store.org, who.unit, case):
         raise Refused(403, f"{who.unit} is not above {case.owner}: the dispatching level decides", "not_dispatcher",
                       unit=who.unit, owner=case.owner)
@@ -53,11 +47,9 @@ def request_extension(case_id: str, body: ExtensionBody, store: StoreDep, who: O
     case, _ = _actionable(store, who, case_id)
     if body.until.tzinfo is None:
         raise Refused(422, "until needs a time zone offset", "needs_offset")
-    try:
+    with refusing():
         controls.request_extension(store, case.id, actor=who.name, reason=body.reason, until=body.until,
                                    person=who.person)
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
 
 
@@ -69,10 +61,8 @@ class SuspensionBody(BaseModel):
 def request_suspension(case_id: str, body: SuspensionBody, store: StoreDep, who: Operator) -> CaseDetail:
     """挂起: the unit holding the case asks the dispatching level to suspend it (its clock paused)."""
     case, _ = _actionable(store, who, case_id)
-    try:
+    with refusing():
         controls.request_suspension(store, case.id, actor=who.name, reason=body.reason, person=who.person)
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
 
 
@@ -84,13 +74,9 @@ def decide(case_id: str, request_id: int, decision: str, store: StoreDep, who: O
     if decision not in ("approve", "refuse"):
         raise HTTPException(404, "decision is approve or refuse")
     _from_above(store, who, case_id)
-    try:
+    with refusing("no such request on this case"):
         controls.decide_extension(store, case_id, request_id, approve=decision == "approve", actor=who.name,
                                   decider_unit=who.unit, note=(body.note if body else None) or "", person=who.person)
-    except LookupError:
-        raise HTTPException(404, "no such request on this case") from None
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
 
 
@@ -109,11 +95,9 @@ def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator)
     _from_above(store, who, case_id)
     if body.until.tzinfo is None:
         raise Refused(422, "until needs a time zone offset", "needs_offset")
-    try:
+    with refusing():
         controls.supervise(store, case_id, actor=who.name, unit=who.unit, order=body.order, until=body.until,
                            person=who.person)
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
 
 
@@ -121,12 +105,8 @@ def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator)
 def reply(case_id: str, request_id: int, body: ReplyBody, store: StoreDep, who: Operator) -> CaseDetail:
     """The holder's reply to a 督办 order (late when after its deadline)."""
     _actionable(store, who, case_id)
-    try:
+    with refusing("no such order on this case"):
         controls.reply_supervision(store, case_id, request_id, actor=who.name, note=body.note, person=who.person)
-    except LookupError:
-        raise HTTPException(404, "no such order on this case") from None
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
 
 
@@ -142,14 +122,12 @@ def send_back(case_id: str, body: SendBackBody, store: StoreDep, who: Operator) 
     if who.unit != case.owner:
         raise Refused(403, f"only {case.owner} itself sends its case back", "held_elsewhere", owner=case.owner,
                       unit=who.unit)
-    try:
+    with refusing():
         controls.send_back(store, case_id, actor=who.name, reason=body.reason, person=who.person)
-    except Conflict as exc:
-        raise refused(exc) from None
-    if visible(store, who, store.get(case_id)[0]):
+    case, timeline, pauses = store.get(case_id)
+    if visible(store, who, case):
         return load_visible(store, who, case_id)
-    case, timeline, pauses = store.get(case_id)  # a department no longer sees what it handed back: this once
-    return case_detail(store, case, timeline, pauses, store.clock())
+    return case_detail(store, case, timeline, pauses, store.clock())  # a unit no longer sees what it handed back
 
 
 class PartBody(BaseModel):
@@ -163,22 +141,15 @@ def part(case_id: str, unit: str, step: str, store: StoreDep, who: Operator, bod
     lead's 办结 waits until every part is reported."""
     if step not in ("sign", "report"):
         raise HTTPException(404, "step is sign or report")
-    try:
-        case, _, _ = store.get(case_id)
-    except NotFound:
-        raise HTTPException(404, "no such case") from None
-    if not visible(store, who, case) or unit not in (case.assist or []):
+    case, _, _ = seen(store, who, case_id)
+    if unit not in (case.assist or []):
         raise HTTPException(404, "no such part on this case")
     if not part_holder(store, who, unit):
         raise Refused(403, f"the part is {unit}'s, outside {who.unit}'s subtree", "held_elsewhere", owner=unit,
                       unit=who.unit)
-    try:
+    with refusing("no such part on this case"):
         parts.act_on_part(store, case_id, unit, report=step == "report", actor=who.name,
                           note=(body.note if body else None) or "", person=who.person)
-    except LookupError:
-        raise HTTPException(404, "no such part on this case") from None
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
 
 

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 
 from hub import actions
 from hub.api.auth import Principal, bearer, require
-from hub.api.cases import _actionable, load_visible, refused
+from hub.api.cases import _actionable, load_visible, refused, refusing
 from hub.api.deps import HubDep, Operator, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.guard import client_address
@@ -108,10 +108,8 @@ def list_users(request: Request, who: Admin) -> list[PersonOut]:
 @router.post("/users", status_code=201, responses=responses(*GUARD, *BODY, 403, 409))
 def add_user(body: NewPerson, request: Request, who: Admin) -> PersonOut:
     """A new account (an administrator's act; no restart)."""
-    try:
+    with refusing():
         return _out(_people(request).add(body.username, body.name, body.unit, body.role, body.password))
-    except Conflict as exc:
-        raise refused(exc) from None
 
 
 @router.patch("/users/{username}", responses=responses(*GUARD, *BODY, 403, 404, 409))
@@ -120,13 +118,9 @@ def change_user(username: str, body: PersonChange, request: Request, who: Admin)
     disabling, end the person's sessions at once."""
     if username == who.name and body.disabled:
         raise Refused(409, "an administrator cannot disable their own account", "self", username=username)
-    try:
+    with refusing("no such user"):
         return _out(_people(request).change(username, name=body.name, unit=body.unit, role=body.role,
                                             password=body.password, disabled=body.disabled))
-    except LookupError:
-        raise HTTPException(404, "no such user") from None
-    except Conflict as exc:
-        raise refused(exc) from None
 
 
 class KeyOut(BaseModel):
@@ -193,9 +187,7 @@ def assign(case_id: str, body: AssignBody, store: StoreDep, hub: HubDep, who: Op
     if person is None or person.disabled or person.unit != case.owner:
         raise Refused(409, f"{body.username} is not an active member of {case.owner}", "not_member",
                       username=body.username, unit=case.owner)
-    try:
+    with refusing():
         actions.assign(store, case_id, username=person.username, name=person.name, actor=who.name,
                        person=who.person, note=body.note)
-    except Conflict as exc:
-        raise refused(exc) from None
     return load_visible(store, who, case_id)
