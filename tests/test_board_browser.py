@@ -181,6 +181,15 @@ def test_two_thousand_open_cases_stay_responsive(tmp_path, browser, capsys):
         hub.stop()
 
 
+def add_people(hub: Hub, *people: tuple[str, str, str]) -> None:
+    """Operator accounts (username, name, unit) made by the administrator through the API, password
+    `s3cret-pw!`."""
+    for user, name, unit in people:
+        r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
+                     json={"username": user, "name": name, "unit": unit, "role": "operator", "password": "s3cret-pw!"})
+        assert r.status_code == 201, r.text
+
+
 def person_login(browser, hub: Hub, username: str, password: str):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.goto(hub.url + "/")
@@ -201,12 +210,8 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
 
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": "hubkit-admin-key"}]).start()
     try:
-        for user, name, unit in (("zhang.wei", "张伟", "grid-01"), ("chen.jing", "陈静", "community-11"),
-                                 ("liu.yang", "刘洋", "district-a")):
-            r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
-                         json={"username": user, "name": name, "unit": unit, "role": "operator",
-                               "password": "s3cret-pw!"})
-            assert r.status_code == 201, r.text
+        add_people(hub, ("zhang.wei", "张伟", "grid-01"), ("chen.jing", "陈静", "community-11"),
+                   ("liu.yang", "刘洋", "district-a"))
         wrong = browser.new_page()
         wrong.goto(hub.url + "/")
         wrong.fill("#username", "zhang.wei")
@@ -321,12 +326,8 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
     hub = Hub(tmp_path, STAGES_SLA, keys=[{"name": "admin", "role": "admin", "key": "hubkit-admin-key"}],
               routing=str(ROOT / "configs/routing.yaml")).start()
     try:
-        for user, name, unit in (("li.na", "李娜", "street-1"), ("wang.qiang", "王强", "dept-cg-1"),
-                                 ("zhang.wei", "张伟", "grid-01")):
-            r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
-                         json={"username": user, "name": name, "unit": unit, "role": "operator",
-                               "password": "s3cret-pw!"})
-            assert r.status_code == 201, r.text
+        add_people(hub, ("li.na", "李娜", "street-1"), ("wang.qiang", "王强", "dept-cg-1"),
+                   ("zhang.wei", "张伟", "grid-01"))
         r = hub.call("POST", "/api/v1/cases", json={"grid": "grid-01", "category": "city_management",
                                                     "title": "人行道占道经营"})
         assert r.status_code == 201 and r.json()["status"] == "reported", r.text

@@ -864,25 +864,16 @@ function renderActions(c) {
     eb.addEventListener("click", () => control(c.id, "extension", { reason: note.value || "", until: until.value ? new Date(until.value).toISOString() : null }));
     box.append(until, eb);
   }
-  const asked = (c.requests || []).find((r) => r.kind === "suspension" && !r.decision);
-  if (asked && controls.includes("decide_suspension")) {
-    const what = document.createElement("p"); what.className = "request"; what.id = "sus-request";
-    what.textContent = `${t("sus_asked")}：${asked.reason} · ${asked.requested_by}`;
+  // 挂起 and 延期 waiting for the dispatching level: what was asked, and its two answers
+  for (const [kind, prefix, id] of [["suspension", "sus", "sus-request"], ["extension", "ext", "ext-request"]]) {
+    const asked = (c.requests || []).find((r) => r.kind === kind && !r.decision);
+    if (!asked || !controls.includes(`decide_${kind}`)) continue;
+    const what = document.createElement("p"); what.className = "request"; what.id = id;
+    what.textContent = `${t(`${prefix}_asked`)}：${asked.until ? `${fmtTime(asked.until)} · ` : ""}${asked.reason} · ${asked.requested_by}`;
     box.append(what);
     for (const d of ["approve", "refuse"]) {
-      const b = document.createElement("button"); b.type = "button"; b.textContent = t(`sus_${d}`); b.dataset.action = `${d}_suspension`;
-      b.addEventListener("click", () => control(c.id, `suspension/${asked.id}/${d}`, { note: note.value || null }));
-      box.append(b);
-    }
-  }
-  const waiting = (c.requests || []).find((r) => r.kind === "extension" && !r.decision);
-  if (waiting && controls.includes("decide_extension")) {
-    const what = document.createElement("p"); what.className = "request"; what.id = "ext-request";
-    what.textContent = `${t("ext_asked")}：${fmtTime(waiting.until)} · ${waiting.reason} · ${waiting.requested_by}`;
-    box.append(what);
-    for (const [d, name] of [["approve", "ext_approve"], ["refuse", "ext_refuse"]]) {
-      const b = document.createElement("button"); b.type = "button"; b.textContent = t(name); b.dataset.action = `${d}_extension`;
-      b.addEventListener("click", () => control(c.id, `extension/${waiting.id}/${d}`, { note: note.value || null }));
+      const b = document.createElement("button"); b.type = "button"; b.textContent = t(`${prefix}_${d}`); b.dataset.action = `${d}_${kind}`;
+      b.addEventListener("click", () => control(c.id, `${kind}/${asked.id}/${d}`, { note: note.value || null }));
       box.append(b);
     }
   }
