@@ -158,11 +158,9 @@ class Batch:
     def _open(self, alert: Alert) -> NewCase:
         now = self.now
         policy = self.store.sla.policy_for(alert.category, alert.severity, manual=False)
-        owner, note = self._owner(alert.grid_id, policy)
         placed = self.store.routing.place(self.store.org, category=alert.category, severity=alert.severity,
                                           grid=alert.grid_id, manual=False)
-        if placed is not None:
-            owner = placed.owner
+        owner, note = (placed.owner, None) if placed is not None else self._owner(alert.grid_id, policy)
         case = NewCase(
             id=new_case_id(now), dedup_key=dedup_key(alert), status="reported" if placed and placed.reported
             else "open", held_from=None, manual=False,
