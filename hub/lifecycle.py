@@ -103,7 +103,6 @@ def requirement(action: Action, *, note: str | None, unit: str | None, rating: s
 
 STAGE_OF: Final[dict[Status, Stage]] = {"reported": "dispatch", "open": "accept", "accepted": "resolve",
                                         "resolved": "feedback", "verified": "callback"}
-STAGE_ORDER: Final[tuple[Stage, ...]] = ("dispatch", "accept", "resolve", "feedback", "callback")
 
 
 def clock_stage(status: Status, held_from: Status | None) -> Stage | None:
