@@ -316,6 +316,17 @@ def doubled(png: Path) -> Path:
     return out
 
 
+def settled_box(page, selector: str) -> dict:
+    """The box of an element the page may be re-rendering: the detail is rebuilt on every event about the
+    case, so the element the locator found can be detached before its box is read (CI saw None)."""
+    for _ in range(50):
+        box = page.locator(selector).bounding_box()
+        if box:
+            return box
+        page.wait_for_timeout(100)
+    raise AssertionError(f"{selector} never settled on the page")
+
+
 def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_callback(tmp_path, browser):
     """A citizen report that routing leaves at 东街道's command center: 李娜 of the street finds it in her 待派单
     queue and dispatches it to the 城管 squad on the board; 王强 of the squad signs for it and reports the
@@ -348,7 +359,7 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
         street.wait_for_selector("#detail #stages li[data-stage='dispatch'][data-state='done']")
         street.wait_for_selector("#detail #stages li[data-stage='accept'][data-state='running']")
         shot = OUT / "board-stages.png"
-        box = street.locator("#stages").bounding_box()
+        box = settled_box(street, "#stages")
         street.screenshot(path=str(shot), clip={"x": max(0, box["x"] - 24), "y": max(0, box["y"] - 24),
                                                 "width": box["width"] + 48, "height": box["height"] + 48})
         text = ocr(doubled(shot), "chi_sim")
