@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridwatch.core.config import Strict
+from gridwatch.core.config import Strict, first_repeat
 from gridwatch.core.names import NAME, RESERVED
 from hub.sla import Level
 
@@ -53,11 +53,9 @@ class OrgFile(Strict):
 
     @model_validator(mode="after")
     def _tree(self) -> OrgFile:
-        by_id: dict[str, Unit] = {}
-        for u in self.units:
-            if u.id in by_id:
-                raise ValueError(f"duplicate unit id {u.id!r}")
-            by_id[u.id] = u
+        if (twice := first_repeat(u.id for u in self.units)) is not None:
+            raise ValueError(f"duplicate unit id {twice!r}")
+        by_id = {u.id: u for u in self.units}
         for u in self.units:
             if u.level == "district":
                 if u.parent is not None:

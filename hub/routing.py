@@ -17,7 +17,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gridwatch.core.config import Strict
+from gridwatch.core.config import Strict, first_repeat
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.names import Severity
 from gridwatch.core.yamlconf import Where, problem, read_yaml, validate
@@ -54,11 +54,8 @@ class RoutingFile(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> RoutingFile:
-        seen: set[str] = set()
-        for r in self.routes:
-            if r.id in seen:
-                raise ValueError(f"duplicate route id {r.id!r}")
-            seen.add(r.id)
+        if (twice := first_repeat(r.id for r in self.routes)) is not None:
+            raise ValueError(f"duplicate route id {twice!r}")
         return self
 
 

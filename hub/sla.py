@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
 
-from gridwatch.core.config import Strict
+from gridwatch.core.config import Strict, first_repeat
 from gridwatch.core.durations import Duration, parse_duration
 from gridwatch.core.names import Severity
 from hub.calendar import Calendar
@@ -92,11 +92,8 @@ class SlaFile(Strict):
 
     @model_validator(mode="after")
     def _unique(self) -> SlaFile:
-        seen: set[str] = set()
-        for p in self.policies:
-            if p.id in seen:
-                raise ValueError(f"duplicate policy id {p.id!r}")
-            seen.add(p.id)
+        if (twice := first_repeat(p.id for p in self.policies)) is not None:
+            raise ValueError(f"duplicate policy id {twice!r}")
         return self
 
     def policy_for(self, category: str, severity: str, manual: bool = False) -> Policy:

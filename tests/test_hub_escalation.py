@@ -11,7 +11,8 @@ from gridwatch.core.yamlconf import load
 from hub.calendar import Calendar
 from hub.escalation import CaseSituation, decide
 from hub.org import Org, OrgFile
-from hub.sla import stage_clock
+from hub.routing import RoutingFile
+from hub.sla import SlaFile, stage_clock
 
 ORG = Org(load(OrgFile, "configs/org.yaml"))
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
@@ -74,4 +75,20 @@ def test_bad_org_files(tmp_path, units, expected):
     f.write_text(f"units: {units}\n")
     with pytest.raises(ConfigError) as exc:
         load(OrgFile, f)
+    assert expected in str(exc.value) and str(f) in str(exc.value)
+
+
+LIMITS = "limits: {accept: 1h, resolve: 1d, feedback: 1h}"
+
+
+@pytest.mark.parametrize(("model", "text", "expected"), [
+    (SlaFile, f"policies: [{{id: a, {LIMITS}}}, {{id: b, {LIMITS}}}, {{id: a, {LIMITS}}}]", "duplicate policy id 'a'"),
+    (RoutingFile, "routes: [{id: r, lead: g}, {id: s, lead: g}, {id: s, lead: h}, {id: r, lead: g}]",
+     "duplicate route id 's'"),
+])
+def test_an_sla_or_routing_file_naming_an_id_twice_is_refused_with_the_first_repeat(tmp_path, model, text, expected):
+    f = tmp_path / "file.yaml"
+    f.write_text(text + "\n")
+    with pytest.raises(ConfigError) as exc:
+        load(model, f)
     assert expected in str(exc.value) and str(f) in str(exc.value)

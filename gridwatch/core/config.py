@@ -4,7 +4,7 @@ config shapes edge and hub share (MQTT over TLS)."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,17 @@ class Strict(BaseModel):
     """Base of every config model: a misspelt key is an error, not a silent default."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+
+def first_repeat(ids: Iterable[str]) -> str | None:
+    """The first id met a second time, or None: the check of every config list whose entries have ids."""
+    seen: set[str] = set()
+    for i in ids:
+        if i in seen:
+            return i
+        seen.add(i)
+    return None
 
 
 class MqttTls(Strict):
