@@ -116,9 +116,7 @@ def _close(store: Store, s: Session, case: Case, now: datetime, note: str | None
 
 def _reject(store: Store, s: Session, case: Case, now: datetime, note: str | None, unit: str | None) -> Detail:
     """核查不通过: the result does not hold; back to handling with a fresh resolve clock, judged again."""
-    case.resolved_at, case.resolved_by = None, None
-    case.stage_started_at, case.level_started_at, case.stage_extra_s, case.light_announced = now, None, 0.0, None
-    case.resolve_s, case.resolve_late = None, None
+    case.back_to_handling(now)
     case.rejections += 1
     return {"note": note, "count": case.rejections, "stage": "resolve"}
 
@@ -127,9 +125,7 @@ def _callback(case: Case, now: datetime, note: str | None, rating: Rating | None
     """回访: the answer is kept for the satisfaction rate; 不满意 reopens the case when the policy says so."""
     case.rating = rating
     if outcome == "accepted":
-        case.resolved_at, case.resolved_by, case.verified_at = None, None, None
-        case.stage_started_at, case.level_started_at, case.stage_extra_s, case.light_announced = now, None, 0.0, None
-        case.resolve_s, case.resolve_late = None, None
+        case.back_to_handling(now)
         case.reopened += 1
         return {"rating": rating, **_noted(note), "reopened": True, "count": case.reopened, "stage": "resolve"}
     case.closed_at = now

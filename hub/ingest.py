@@ -222,10 +222,8 @@ class Batch:
         """The condition came back after the result was reported (办结: waiting for 核查 or 回访) and before the
         case was closed: the result did not hold, so the case goes back to handling with a fresh resolve
         clock."""
-        case.status, case.resolved_at, case.resolved_by, case.verified_at = "accepted", None, None, None
-        case.stage_started_at, case.level_started_at, case.light_announced = self.now, None, None
-        case.stage_extra_s = 0.0
-        case.resolve_s, case.resolve_late = None, None  # the result did not hold: judged again
+        case.status = "accepted"
+        case.back_to_handling(self.now)
         case.reopened += 1
         case.version += 1
         self._entry(case, "reopened", {"alert_id": alert.alert_id, "count": case.reopened, "stage": "resolve"})

@@ -120,6 +120,14 @@ class Case(Base):
               "extensions", "escalations", "reopened", "repeat_of", "closed_at", "supervisions", "rating"),
     )
 
+    def back_to_handling(self, now: datetime) -> None:
+        """The reported result did not hold (核查不通过, 回访 不满意, the condition returned): the result and its
+        verification are dropped and handling (办理) starts over on a fresh clock, to be judged again. The
+        caller sets the status and counts the cause."""
+        self.resolved_at, self.resolved_by, self.verified_at = None, None, None
+        self.stage_started_at, self.level_started_at, self.stage_extra_s, self.light_announced = now, None, 0.0, None
+        self.resolve_s, self.resolve_late = None, None
+
 
 class AlertRow(Base):
     __tablename__ = "alerts"
