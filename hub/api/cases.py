@@ -87,7 +87,7 @@ def control_actions(store: Store, who: Principal, case: Case, detail: CaseDetail
         out.append(f"decide_{waiting.kind}")
     if waiting is None and who.unit == case.owner and case.status not in ("on_hold", "closed"):
         out.append("suspension")
-    if case.status == "open" and who.unit == case.owner and store.org.parent(case.owner) is not None:
+    if case.status == "open" and self_held(store, who, case):
         out.append("send_back")
     if above and case.status != "closed":
         out.append("supervise")
@@ -124,7 +124,7 @@ def dispatches(store: Store, who: Principal, case: Case) -> bool:
 
 def self_held(store: Store, who: Principal, case: Case) -> bool:
     """The caller's own unit holds the case and has a dispatching level above it: a hold (挂起) must be
-    asked for and approved, and a dispatch is not its to make."""
+    asked for and approved, a dispatch is not its to make, and it may send the case back (退回)."""
     return who.unit == case.owner and store.org.parent(case.owner) is not None
 
 
