@@ -230,8 +230,7 @@ def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: st
             parts.replace(s, case, placed.assist, now)
         opened: dict[str, Any] = {"manual": True, "tier": tier, "policy": policy.id, "owner": owner}
         if placed is not None:
-            opened |= {"route": placed.route, **({"assist": list(placed.assist)} if placed.assist else {}),
-                       **({"dispatch": "manual"} if placed.reported else {})}
+            opened |= placed.logged()
         store.log(s, case, now, actor, "opened", opened)
         store.schedule(s, case, now)
         return case

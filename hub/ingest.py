@@ -180,8 +180,7 @@ class Batch:
         self.by_key[case.dedup_key], self.by_id[case.id] = case, case
         opened: dict[str, Any] = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
         if placed is not None:
-            opened |= {"route": placed.route, **({"assist": list(placed.assist)} if placed.assist else {}),
-                       **({"dispatch": "manual"} if placed.reported else {})}
+            opened |= placed.logged()
         if note:
             opened["note"] = note
         if alert.alert_id in self.released:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
@@ -67,6 +67,11 @@ class Placement:
     reported: bool
     assist: tuple[str, ...]
     route: str
+
+    def logged(self) -> dict[str, Any]:
+        """What the `opened` timeline entry says of the placement: the route, the assisting units, 派单 by hand."""
+        return {"route": self.route, **({"assist": list(self.assist)} if self.assist else {}),
+                **({"dispatch": "manual"} if self.reported else {})}
 
 
 class Routing:

@@ -71,6 +71,8 @@ def test_a_citizen_report_walks_every_stage_with_joint_handling_verification_and
     c = case(client, cid, "s1")
     assert (c["status"], c["owner"], c["clock"]["stage"]) == ("reported", "street-1", "dispatch")
     assert "dispatch" in c["actions"] and "accept" not in c["actions"]
+    assert {k: c["timeline"][0]["detail"].get(k) for k in ("route", "dispatch", "owner")} == {
+        "route": "citizen-reports", "dispatch": "manual", "owner": "street-1"}
     assert stage_states(c) == {"dispatch": "running", "accept": "waiting", "resolve": "waiting",
                                "feedback": "waiting", "callback": "waiting"}
     at(client, 20)
