@@ -14,7 +14,21 @@ from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch.core.yamlconf import load
-from hub.api import alerts, assessment, board, cases, controls, fleet, people, stats, stream
+from hub.api import (
+    agents,
+    alerts,
+    assessment,
+    board,
+    cases,
+    controls,
+    devices,
+    maintenance,
+    people,
+    rules,
+    stats,
+    stream,
+)
+from hub.api import map as map_
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
@@ -92,13 +106,14 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.feed = feed
     app.state.watcher = watcher
     app.include_router(alerts.router)
-    app.include_router(people.router)  # before cases: /cases/{id}/assign is not a case action of the table
-    app.include_router(controls.router)  # likewise /cases/{id}/extension
+    app.include_router(people.router)
+    app.include_router(controls.router)
     app.include_router(cases.router)
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(assessment.router)
-    app.include_router(fleet.router)
+    for r in (devices, rules, agents, maintenance, map_):
+        app.include_router(r.router)
     app.include_router(board.router)
 
     app.add_exception_handler(Refused, refused_answer)

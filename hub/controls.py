@@ -24,11 +24,11 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from hub import access
 from hub.calendar import Calendar
 from hub.errors import Conflict
 from hub.lifecycle import clock_stage
 from hub.models import Case, CaseRequest, Pause
-from hub.org import Org
 from hub.sla import Policy
 from hub.store import Store
 
@@ -53,13 +53,6 @@ def new_request(s: Session, case: Case, kind: str, *, stage: str, reason: str, u
     s.flush()
     case.version += 1
     return req
-
-
-def may_decide(org: Org, unit: str | None, case: Case) -> bool:
-    """The dispatching level decides: a unit strictly above the one holding the case (or the whole tree)."""
-    if unit is None:
-        return True
-    return unit != case.owner and case.owner in org.subtree(unit)
 
 
 def request_extension(store: Store, case_id: str, *, actor: str, reason: str, until: datetime,
@@ -101,7 +94,7 @@ def decide_extension(store: Store, case_id: str, request_id: int, *, approve: bo
             raise LookupError(request_id)
         if req.decision is not None:
             raise Conflict(f"the request was already {req.decision}", "decided", decision=req.decision)
-        if not may_decide(store.org, decider_unit, case):
+        if not access.may_decide(store.org, decider_unit, case):
             raise Conflict(f"{decider_unit} is not above {case.owner}: the dispatching level decides",
                            "not_dispatcher", unit=decider_unit, owner=case.owner)
         if actor == req.requested_by:
@@ -203,7 +196,7 @@ def supervise(store: Store, case_id: str, *, actor: str, unit: str | None, order
         if case.status == "closed":
             raise Conflict("a closed case is not supervised", "wrong_state", action="supervise", status=case.status,
                            allowed=["open", "accepted", "resolved", "on_hold"])
-        if not may_decide(store.org, unit, case):
+        if not access.may_decide(store.org, unit, case):
             raise Conflict(f"{unit} is not above {case.owner}: a supervision order comes from above",
                            "not_dispatcher", unit=unit, owner=case.owner)
         if until <= now:

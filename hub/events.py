@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from hub import access
 from hub.org import Org
 from hub.store import EventRow, Scope, Store
 
@@ -27,14 +28,10 @@ def events_after(store: Store, after: int, scope: Scope, limit: int = 500) -> li
 
 
 def units_seeing(org: Org, ev: dict[str, Any]) -> set[str]:
-    """The units that see an event: those on the chains above the case's grid, its owner and the backup
-    grid it was offered to, and the assisting units of joint handling (the same
-    rule as the store's `visible_clause`, for the stream's subscribers and the MQTT unit topics)."""
-    units: set[str] = set()
-    for u in (ev["grid"], ev["owner"], ev.get("backup"), *ev.get("assist", ())):
-        if u in org.units:
-            units.update(org.chain(u))
-    return units
+    """The units that see an event's case (`access.units_seeing`), for the stream's subscribers and the MQTT
+    unit topics."""
+    return access.units_seeing(org, owner=ev["owner"], grid=ev["grid"], backup=ev.get("backup"),
+                               assist=ev.get("assist", ()))
 
 
 def sse(ev: dict[str, Any]) -> bytes:

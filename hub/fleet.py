@@ -27,8 +27,10 @@ from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert
 from gridwatch.core.fleet import Heartbeat, text_hash
+from hub.ingest import Batch
 from hub.models import AgentRow, Device, RuleDeploy, RuleVersion
 from hub.org import Org
+from hub.store import Store
 
 logger = logging.getLogger(__name__)
 RECHECK = 1.0
@@ -54,6 +56,10 @@ def save_version(s: Session, text: str, rules: int, author: str, note: str, now:
     s.add(v)
     s.flush()
     return v
+
+
+def version(s: Session, number: int) -> RuleVersion | None:
+    return s.get(RuleVersion, number)
 
 
 def versions(s: Session) -> list[RuleVersion]:
@@ -104,6 +110,15 @@ def devices_etag(s: Session, grids: Sequence[str]) -> str:
 
 
 # ---- heartbeats --------------------------------------------------------------------------------------
+def heartbeat(store: Store, hb: Heartbeat, key: str, now: datetime) -> None:
+    """Record a heartbeat in its own transaction; an agent marked offline that beats again clears its
+    agent_offline case (as the watchdog's alert, resolved)."""
+    with store.transaction() as s:
+        back = beat(s, hb, key, now)
+        if back is not None:
+            Batch(store, s, "watchdog").run([offline_alert(back, "resolved", now, store.org)])
+
+
 def beat(s: Session, hb: Heartbeat, key: str, now: datetime) -> AgentRow | None:
     """Record a heartbeat; returns the row when the agent was marked offline (its case must clear)."""
     row = s.get(AgentRow, hb.edge_id, with_for_update=True)

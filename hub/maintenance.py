@@ -17,11 +17,11 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert
-from hub.models import HeldAlert, Maintenance
+from hub.models import Device, HeldAlert, Maintenance
 
 logger = logging.getLogger(__name__)
 Scope = Literal["device", "grid", "rule"]
@@ -148,3 +148,40 @@ def pending(s: Session, limit: int = 200) -> list[tuple[HeldAlert, Maintenance]]
     q = (select(HeldAlert, Maintenance).join(Maintenance, Maintenance.id == HeldAlert.window_id)
          .where(HeldAlert.released_at.is_(None)).limit(limit).with_for_update(skip_locked=True, of=HeldAlert))
     return [(h, w) for h, w in s.execute(q).all()]
+
+
+def windows(s: Session, now: datetime, *, every: bool = False) -> list[Maintenance]:
+    """Windows not yet over (`every`: all of them), the latest starting first."""
+    q = select(Maintenance).order_by(Maintenance.starts_at.desc())
+    return [w for w in s.scalars(q) if every or (w.cancelled_at is None and (w.ends_at is None or w.ends_at > now))]
+
+
+def device_grids(s: Session, rows: Sequence[Maintenance]) -> dict[str, str]:
+    """The grid of each registered device a window of `rows` is over."""
+    ids = sorted({w.target for w in rows if w.scope == "device"})
+    if not ids:
+        return {}
+    return {d: g for d, g in s.execute(select(Device.id, Device.grid).where(Device.id.in_(ids)))}
+
+
+def held_counts(s: Session, window_ids: Sequence[int]) -> dict[int, int]:
+    """How many alerts each window holds (released or not)."""
+    if not window_ids:
+        return {}
+    q = (select(HeldAlert.window_id, func.count()).where(HeldAlert.window_id.in_(window_ids))
+         .group_by(HeldAlert.window_id))
+    return {w: n for w, n in s.execute(q)}
+
+
+def add(s: Session, body: WindowIn, actor: str, now: datetime) -> Maintenance:
+    w = Maintenance(scope=body.scope, target=body.target, reason=body.reason, starts_at=body.starts_at,
+                    ends_at=body.ends_at, recurrence=body.recurrence.model_dump() if body.recurrence else None,
+                    actor=actor, created_at=now, cancelled_at=None)
+    s.add(w)
+    s.flush()
+    return w
+
+
+def locked(s: Session, window_id: int) -> Maintenance | None:
+    """The window, locked for the rest of the transaction (to end it)."""
+    return s.get(Maintenance, window_id, with_for_update=True)

@@ -74,6 +74,10 @@ def upsert(s: Session, devices: Sequence[DeviceIn], now: datetime) -> tuple[int,
     return len(set(ids) - known), len(known)
 
 
+def get(s: Session, device_id: str) -> Device | None:
+    return s.get(Device, device_id)
+
+
 def remove(s: Session, device_id: str) -> bool:
     return (s.execute(delete(Device).where(Device.id == device_id)).rowcount or 0) > 0  # type: ignore[attr-defined]
 

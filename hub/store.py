@@ -151,6 +151,12 @@ class Store:
         return t.replace(microsecond=t.microsecond // 1000 * 1000)
 
     @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A session for reads (ORM objects stay readable after it closes); writes go through `transaction`."""
+        with Session(self.engine, expire_on_commit=False) as s:
+            yield s
+
+    @contextmanager
     def transaction(self) -> Iterator[Session]:
         """One write transaction; ORM objects stay readable after it commits. Timeline entries queued by
         `log`/`append_log` are written last, in id order with every other writer's (see the module doc)."""

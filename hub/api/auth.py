@@ -4,28 +4,20 @@ operators and viewers, a unit whose subtree they see and act on."""
 from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from hub import access
+from hub.access import Principal
 from hub.api.guard import MATCHED_KEY
 from hub.config import ApiKey, Role
 from hub.people import People, is_session_token
 from hub.store import Scope, Store
 
 bearer = HTTPBearer(auto_error=False)
-
-
-@dataclass(frozen=True)
-class Principal:
-    name: str  # a key's name, or a person's username: what the timeline records as the actor
-    role: Role
-    unit: str | None  # None: the whole tree (edge, admin)
-    grids: frozenset[str] | None = None  # edge keys: the grids they may send alerts for; None = all
-    person: str | None = None  # a signed-in person's own name (None: a machine's key)
 
 
 async def principal(request: Request,
@@ -53,13 +45,8 @@ READERS: tuple[Role, ...] = ("operator", "viewer", "admin")  # edge keys only se
 
 
 def scope_of(store: Store, who: Principal) -> Scope:
-    """The units whose cases the caller sees; None = the whole tree (also for a unit at the top of it: no
-    `owner IN (...) OR grid IN (...)` clause then, which would keep the database from reading cases in id
-    order and make every page of a long walk scan them all)."""
-    if not who.unit:
-        return None
-    scope = store.org.subtree(who.unit)
-    return None if len(scope) == len(store.org.units) else scope
+    """The units whose cases the caller sees (`access.scope`); None = the whole tree."""
+    return access.scope(store.org, who)
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

@@ -4,7 +4,6 @@ caller's subtree. The work is done by `hub.actions`; every query by `hub.store`.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from itertools import islice
 from typing import Annotated, Any, Final, Literal
@@ -16,161 +15,22 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gridwatch.core.alert import Place
-from hub import actions, parts, tables
-from hub.api.auth import Principal, scope_of
+from hub import access, actions, tables
+from hub.access import Principal
 from hub.api.deps import HubDep, Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Problem, Refused, responses
-from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_detail, case_public
-from hub.errors import Conflict, NotFound
+from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_public
+from hub.api.seen import actionable, load_visible, refusing
 from hub.labels import Labels, Lang
-from hub.lifecycle import ACTIONS, Action, Rating, Refusal, transition
-from hub.models import Case, Pause, TimelineEntry
+from hub.lifecycle import ACTIONS, Action, Rating
 from hub.store import CaseFilter, Scope, Store
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*GUARD, 403, 404))
 
 
-def visible(store: Store, who: Principal, case: Case) -> bool:
-    """The same rule as the store's visibility filter, for one loaded case."""
-    scope = scope_of(store, who)
-    return (scope is None or case.owner in scope or case.grid in scope
-            or (case.backup is not None and case.backup in scope) or any(u in scope for u in case.assist or ()))
-
-
-def seen(store: Store, who: Principal, case_id: str) -> tuple[Case, list[TimelineEntry], list[Pause]]:
-    """The stored case, its timeline and pauses, if the caller may see it; 404 when it does not exist or lies
-    outside the caller's scope (no hint that it exists)."""
-    try:
-        found = store.get(case_id)
-    except NotFound:
-        raise HTTPException(404, "no such case") from None
-    if not visible(store, who, found[0]):
-        raise HTTPException(404, "no such case")
-    return found
-
-
-@contextmanager
-def refusing(missing: str | None = None) -> Iterator[None]:
-    """What the case layer refuses, as the API answers it: a Conflict is a 409 with its reason code; with
-    `missing`, a LookupError (no such request, part or user) is a 404 saying so."""
-    try:
-        yield
-    except Conflict as exc:
-        raise refused(exc) from None
-    except LookupError:
-        if missing is None:
-            raise
-        raise HTTPException(404, missing) from None
-
-
-def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
-    """The case as the caller may see it (404 otherwise), with what the caller may do to it now."""
-    case, timeline, pauses = seen(store, who, case_id)
-    detail = case_detail(store, case, timeline, pauses, store.clock(), allowed(store, who, case),
-                         parts.parts_of(store, case.id) if case.assist else [])
-    detail.controls = control_actions(store, who, case, detail)
-    return detail
-
-
-def control_actions(store: Store, who: Principal, case: Case, detail: CaseDetail) -> list[str]:
-    """The controls the caller may use now (hub.controls): `extension` (ask for 延期) for the unit holding a
-    case waiting to be accepted or resolved, `decide_extension` for the dispatching level while one waits."""
-    if who.role not in ("operator", "admin"):
-        return []
-    waiting = next((r for r in detail.requests if r.decision is None and r.kind in ("extension", "suspension")), None)
-    out = []
-    if (waiting is None and case.status in ("open", "accepted") and holds(store, who, case)
-            and case.extensions < int(case.policy.get("extensions_max", 2))):
-        out.append("extension")
-    above = who.unit is None or (who.unit != case.owner and case.owner in store.org.subtree(who.unit))
-    if waiting is not None and waiting.requested_by != who.name and above:
-        out.append(f"decide_{waiting.kind}")
-    if waiting is None and who.unit == case.owner and case.status not in ("on_hold", "closed"):
-        out.append("suspension")
-    if case.status == "open" and self_held(store, who, case):
-        out.append("send_back")
-    if above and case.status != "closed":
-        out.append("supervise")
-    if holds(store, who, case) and any(r.kind == "supervision" and r.decision is None for r in detail.requests):
-        out.append("reply_supervision")
-    if case.status not in ("closed", "reported"):
-        mine = [p for p in detail.parts if part_holder(store, who, p.unit)]
-        if any(p.signed_at is None for p in mine):
-            out.append("part_sign")
-        if any(p.reported_at is None for p in mine):
-            out.append("part_report")
-    return out
-
-
-def part_holder(store: Store, who: Principal, unit: str) -> bool:
-    """The caller works for the assisting unit (协办) or above it."""
-    return who.unit is None or unit in store.org.subtree(who.unit)
-
-
-def verifies(store: Store, who: Principal, case: Case) -> bool:
-    """核查 is done by the unit holding the case or above it, or by the grid where the case happened (a
-    department's result is checked on the spot by the grid)."""
-    return holds(store, who, case) or (who.unit is not None and case.status == "resolved"
-                                       and case.grid in store.org.subtree(who.unit))
-
-
-def dispatches(store: Store, who: Principal, case: Case) -> bool:
-    """派单 is a command center's: a case waiting for it, a case a level above the caller's was dispatched to
-    (re-dispatch), or one a command center holds itself (sent back to it); not a grid's or a department's own."""
-    if who.unit is None or case.status == "reported" or not self_held(store, who, case):
-        return True
-    return store.org.units[case.owner].level not in ("grid", "department")
-
-
-def self_held(store: Store, who: Principal, case: Case) -> bool:
-    """The caller's own unit holds the case and has a dispatching level above it: a hold (挂起) must be
-    asked for and approved, a dispatch is not its to make, and it may send the case back (退回)."""
-    return who.unit == case.owner and store.org.parent(case.owner) is not None
-
-
-def holds(store: Store, who: Principal, case: Case) -> bool:
-    """The case is held within the caller's subtree: the caller may act on it (roles are checked by the route)."""
-    return who.unit is None or case.owner in store.org.subtree(who.unit)
-
-
-BACKUP_ACTIONS: Final[tuple[Action, ...]] = ("accept", "comment")
-VERIFY_ACTIONS: Final[tuple[Action, ...]] = ("close", "reject", "comment")
-
-
-def as_backup(store: Store, who: Principal, case: Case) -> bool:
-    """The caller is the backup grid (AB角) the case was offered to, and it has not been signed for yet: it
-    may sign for it (accept, which makes the case its own) or comment."""
-    return (who.unit is not None and case.backup is not None and case.status == "open"
-            and case.backup in store.org.subtree(who.unit) and not holds(store, who, case))
-
-
-def allowed(store: Store, who: Principal, case: Case) -> list[str]:
-    """What the caller may do to the case now: its role, its subtree, and the case's state decide."""
-    if who.role not in ("operator", "admin"):
-        return []
-    if holds(store, who, case):
-        choice: tuple[Action, ...] = ACTIONS
-    elif as_backup(store, who, case):
-        choice = BACKUP_ACTIONS
-    elif verifies(store, who, case):
-        choice = VERIFY_ACTIONS
-    else:
-        return []
-    own = self_held(store, who, case)
-    return [a for a in choice if not isinstance(transition(case.status, a, case.held_from), Refusal)
-            and not (a in VERIFY_ACTIONS and a != "comment" and case.resolved_by == who.name)
-            and not (own and a == "hold")
-            and not (a == "dispatch" and not dispatches(store, who, case))]
-
-
-def refused(exc: Conflict) -> Refused:
-    """The 409 for what the case layer refused, with its reason code."""
-    return Refused(409, str(exc), exc.code, **exc.params)
-
-
 def _scope(store: Store, who: Principal, unit: str | None) -> Scope:
     """The caller's scope, narrowed to `unit`'s subtree when one is asked for."""
-    scope = scope_of(store, who)
+    scope = access.scope(store.org, who)
     if unit is not None:
         scope = (scope if scope is not None else set(store.org.units)) & (
             store.org.subtree(unit) if unit in store.org.units else set())
@@ -345,7 +205,7 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
     """A photo taken on the spot (JPEG, PNG or WebP, at most `limits.max_photo_bytes`), sent as the raw body
     with its type; stored with the case as evidence and shown on its page and timeline."""
     store = hub.store
-    case, _ = await run_in_threadpool(_actionable, store, who, case_id)
+    case, _ = await run_in_threadpool(actionable, store, who, case_id)
     kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if kind not in PHOTO_TYPES:
         raise Refused(415, f"a photo is {', '.join(PHOTO_TYPES)}, not {kind or 'nothing'}", "photo_type", type=kind)
@@ -372,47 +232,22 @@ class ActionBody(BaseModel):
         default_factory=list, max_length=20, description="dispatch: the assisting units of joint handling (协办)")
 
 
-def _actionable(store: Store, who: Principal, case_id: str, action: Action | None = None) -> tuple[Case, bool]:
-    """The case if the caller may act on it (it lies in the caller's subtree, or the caller is the backup
-    grid it was offered to and `action` is one a backup may take), and whether as its backup; 404/403
-    otherwise."""
-    case, _, _ = seen(store, who, case_id)
-    if holds(store, who, case):
-        return case, False
-    if action in BACKUP_ACTIONS and as_backup(store, who, case):
-        return case, True
-    if action in VERIFY_ACTIONS and verifies(store, who, case):
-        return case, False
-    raise Refused(403, f"case is held by {case.owner}, outside {who.unit}'s subtree", "held_elsewhere",
-                  owner=case.owner, unit=who.unit)
-
-
-def reachable(store: Store, who: Principal, unit: str | None) -> bool:
-    """A unit the caller may give a case to: within its subtree, or a functional department attached to a
-    level above it (the district's departments serve the streets)."""
-    if who.unit is None or unit is None or unit not in store.org.units:
-        return True  # no unit, or not one of the tree: the case layer says what is missing
-    if unit in store.org.subtree(who.unit):
-        return True
-    u = store.org.units.get(unit)
-    return u is not None and u.level == "department" and u.parent in store.org.chain(who.unit)
-
-
 def _act(store: Store, who: Principal, case_id: str, name: Action, body: ActionBody) -> None:
-    case, backup = _actionable(store, who, case_id, name)
+    case, backup = actionable(store, who, case_id, name)
+    org = store.org
     if name == "transfer" and who.unit is not None and body.unit not in store.org.subtree(who.unit):
         raise Refused(403, f"{who.unit} may transfer only within its subtree, not to {body.unit}",
                       "transfer_outside", unit=who.unit, target=body.unit)
     if name == "dispatch":
-        if not dispatches(store, who, case):
+        if not access.dispatches(org, who, case):
             raise Refused(403, f"{case.owner} was dispatched the case; the level above re-dispatches it (or send it "
                                f"back)", "not_dispatcher", unit=who.unit, owner=case.owner)
-        outside = [u for u in (body.unit, *body.assist) if not reachable(store, who, u)]
+        outside = [u for u in (body.unit, *body.assist) if not access.reachable(org, who, u)]
         if outside:
             raise Refused(403, f"{who.unit} may dispatch within its subtree or to departments above it, not to "
                                f"{', '.join(str(u) for u in outside)}", "transfer_outside", unit=who.unit,
                           target=outside[0])
-    if name == "hold" and self_held(store, who, case):
+    if name == "hold" and access.self_held(org, who, case):
         raise Refused(409, "挂起 of a case held by one's own unit is approved by the level above: ask for it at "
                            f"/api/v1/cases/{case_id}/suspension", "needs_approval", action="hold")
     with refusing():
@@ -447,10 +282,15 @@ def act_bulk(action: Action, body: BulkBody, store: StoreDep, who: Operator) -> 
     return BulkResult(done=done, refused=refused)
 
 
-@router.post("/{case_id}/{action}", responses=responses(*BODY, 409))
-def act(case_id: str, action: str, store: StoreDep, who: Operator, body: ActionBody | None = None) -> CaseDetail:
-    name = next((a for a in ACTIONS if a == action), None)
-    if name is None:
-        raise HTTPException(404, f"unknown action {action!r} (one of {', '.join(ACTIONS)})")
-    _act(store, who, case_id, name, body or ActionBody())
-    return load_visible(store, who, case_id)
+def _action_route(name: Action) -> None:
+    """`POST /api/v1/cases/{case_id}/{name}`: one route per action of the lifecycle's table, so a case action
+    never shadows another resource's route under a case (`/assign`, `/extension`, …) whatever their order."""
+    def act(case_id: str, store: StoreDep, who: Operator, body: ActionBody | None = None) -> CaseDetail:
+        _act(store, who, case_id, name, body or ActionBody())
+        return load_visible(store, who, case_id)
+    router.add_api_route(f"/{{case_id}}/{name}", act, methods=["POST"], responses=responses(*BODY, 409),
+                         name=f"case_{name}", summary=f"{name} the case", operation_id=f"case_{name}")
+
+
+for _name in ACTIONS:
+    _action_route(_name)

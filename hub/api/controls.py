@@ -8,14 +8,13 @@ from datetime import datetime
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
-from sqlalchemy.orm import Session
 
-from hub import controls, parts
-from hub.api.auth import Principal, scope_of
-from hub.api.cases import _actionable, load_visible, part_holder, refusing, seen, visible
+from hub import access, controls, parts
+from hub.access import Principal
 from hub.api.deps import Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.schemas import CaseDetail, CasePublic, Text, case_detail, case_public
+from hub.api.seen import actionable, load_visible, refusing, seen
 from hub.models import Case
 from hub.store import Store
 
@@ -35,7 +34,7 @@ def _from_above(store: Store, who: Principal, case_id: str) -> Case:
     """The case if the caller is a level above the unit holding it (the dispatching level: it decides 延期
     and orders 督办); 404 when the caller does not see it, 403 when it is not above."""
     case, _, _ = seen(store, who, case_id)
-    if not controls.may_decide(store.org, who.unit, case):
+    if not access.may_decide(store.org, who.unit, case):
         raise Refused(403, f"{who.unit} is not above {case.owner}: the dispatching level decides", "not_dispatcher",
                       unit=who.unit, owner=case.owner)
     return case
@@ -44,7 +43,7 @@ def _from_above(store: Store, who: Principal, case_id: str) -> Case:
 @router.post("/cases/{case_id}/extension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
 def request_extension(case_id: str, body: ExtensionBody, store: StoreDep, who: Operator) -> CaseDetail:
     """延期: the unit holding the case asks for more time for the running stage."""
-    case, _ = _actionable(store, who, case_id)
+    case, _ = actionable(store, who, case_id)
     if body.until.tzinfo is None:
         raise Refused(422, "until needs a time zone offset", "needs_offset")
     with refusing():
@@ -60,7 +59,7 @@ class SuspensionBody(BaseModel):
 @router.post("/cases/{case_id}/suspension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
 def request_suspension(case_id: str, body: SuspensionBody, store: StoreDep, who: Operator) -> CaseDetail:
     """挂起: the unit holding the case asks the dispatching level to suspend it (its clock paused)."""
-    case, _ = _actionable(store, who, case_id)
+    case, _ = actionable(store, who, case_id)
     with refusing():
         controls.request_suspension(store, case.id, actor=who.name, reason=body.reason, person=who.person)
     return load_visible(store, who, case_id)
@@ -104,7 +103,7 @@ def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator)
 @router.post("/cases/{case_id}/supervise/{request_id}/reply", responses=responses(*GUARD, *BODY, 403, 404, 409))
 def reply(case_id: str, request_id: int, body: ReplyBody, store: StoreDep, who: Operator) -> CaseDetail:
     """The holder's reply to a 督办 order (late when after its deadline)."""
-    _actionable(store, who, case_id)
+    actionable(store, who, case_id)
     with refusing("no such order on this case"):
         controls.reply_supervision(store, case_id, request_id, actor=who.name, note=body.note, person=who.person)
     return load_visible(store, who, case_id)
@@ -118,14 +117,14 @@ class SendBackBody(BaseModel):
 def send_back(case_id: str, body: SendBackBody, store: StoreDep, who: Operator) -> CaseDetail:
     """退回: the unit a case was dispatched to (its own people, not a level above acting for it) hands a case
     not yet signed for back to the level above, with a reason."""
-    case, _ = _actionable(store, who, case_id)
+    case, _ = actionable(store, who, case_id)
     if who.unit != case.owner:
         raise Refused(403, f"only {case.owner} itself sends its case back", "held_elsewhere", owner=case.owner,
                       unit=who.unit)
     with refusing():
         controls.send_back(store, case_id, actor=who.name, reason=body.reason, person=who.person)
     case, timeline, pauses = store.get(case_id)
-    if visible(store, who, case):
+    if access.sees(store.org, who, case):
         return load_visible(store, who, case_id)
     return case_detail(store, case, timeline, pauses, store.clock())  # a unit no longer sees what it handed back
 
@@ -144,7 +143,7 @@ def part(case_id: str, unit: str, step: str, store: StoreDep, who: Operator, bod
     case, _, _ = seen(store, who, case_id)
     if unit not in (case.assist or []):
         raise HTTPException(404, "no such part on this case")
-    if not part_holder(store, who, unit):
+    if not access.part_holder(store.org, who, unit):
         raise Refused(403, f"the part is {unit}'s, outside {who.unit}'s subtree", "held_elsewhere", owner=unit,
                       unit=who.unit)
     with refusing("no such part on this case"):
@@ -170,15 +169,15 @@ def queue(store: StoreDep, who: Reader) -> list[QueueItem]:
     """Requests waiting on the cases in the caller's scope, oldest first: 延期 to decide (`can_decide` for the
     dispatching level) and 督办 orders to answer (`can_decide` for the holder)."""
     now = store.clock()
-    waiting = controls.pending_for(store, scope_of(store, who))
-    with Session(store.engine) as s:
+    waiting = controls.pending_for(store, access.scope(store.org, who))
+    with store.reading() as s:
         pauses = store.pauses_of(s, [c.id for _, c in waiting])
     out = []
     for r, c in waiting:
         if r.kind == "supervision":  # the holder answers a 督办 order
-            can = who.role in ("operator", "admin") and (who.unit is None or c.owner in store.org.subtree(who.unit))
+            can = who.role in access.ACTORS and access.holds(store.org, who, c)
         else:
-            can = (who.role in ("operator", "admin") and controls.may_decide(store.org, who.unit, c)
+            can = (who.role in access.ACTORS and access.may_decide(store.org, who.unit, c)
                    and r.requested_by != who.name)
         out.append(QueueItem(request=r.id, kind=r.kind, stage=r.stage, reason=r.reason, until=r.until,
                              requested_by=r.requested_by, requested_at=r.requested_at, can_decide=can,

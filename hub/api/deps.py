@@ -4,15 +4,19 @@ by role. Routes declare `store: StoreDep`, `who: Reader` and so on instead of re
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi import Path as PathParam
 
+from hub import access
 from hub.api.auth import READERS, Principal, require
 from hub.api.guard import IntakeLimiter
 from hub.config import ApiKey, FleetSettings
+from hub.fleet import RuleTools
 from hub.labels import Labels
 from hub.metrics import HubMetrics
+from hub.people import People
 from hub.store import Store
 
 
@@ -24,16 +28,16 @@ class HubState:
     metrics: HubMetrics
     keys: list[ApiKey]
     tz: str
+    people: People
+    """Accounts, sessions and live API keys."""
     unknown_grids: str = "district"
     intake: IntakeLimiter | None = None
     fleet: FleetSettings = field(default_factory=FleetSettings)
-    rule_tools: Any = None
-    """`hub.fleet.RuleTools` lent by the caller of `create_app` (the edge's checker); None: no rule editing."""
+    rule_tools: RuleTools | None = None
+    """Lent by the caller of `create_app` (the edge's checker); None: no rule editing."""
     labels: Labels = field(default_factory=Labels)
-    max_photo_bytes: int = 8 * 1024 * 1024
     """Display names of categories and other codes (board, exports)."""
-    people: Any = None
-    """`hub.people.People`: accounts, sessions and live API keys."""
+    max_photo_bytes: int = 8 * 1024 * 1024
     generation: int = 0
     """Bumped by every deploy and device change in this process: waiting assignment polls look again."""
 
@@ -75,3 +79,26 @@ Operator = Annotated[Principal, Depends(require("operator", "admin"))]
 """Operators and admins: they act on cases and report."""
 EdgeCaller = Annotated[Principal, Depends(require("edge", "admin"))]
 """Edge agents (and admins): they send alerts."""
+
+
+Id = Annotated[int, PathParam(ge=1, le=2**31 - 1)]
+"""A row number in a path (a rule version, a window): what every database can hold."""
+
+
+def rule_manager(store: Store, who: Principal) -> None:
+    """403 unless the caller manages rule sets (`access.manages_rules`)."""
+    if not access.manages_rules(store.org, who):
+        raise HTTPException(403, "rule sets are managed by the district (an operator of a district unit, or an admin)")
+
+
+def grid_writer(store: Store, who: Principal, grid: str) -> None:
+    """422 unless `grid` is a grid of the org tree, 403 unless the caller writes it (`access.writes_grid`)."""
+    if grid not in store.org.units or store.org.units[grid].level != "grid":
+        raise HTTPException(422, f"grid {grid!r} is not a grid of the org tree")
+    if not access.writes_grid(store.org, who, grid):
+        raise HTTPException(403, f"{grid} is outside {who.unit}'s subtree")
+
+
+def grids_of(store: Store) -> set[str]:
+    """The grids of the org tree."""
+    return {u.id for u in store.org.units.values() if u.level == "grid"}

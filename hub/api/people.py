@@ -16,11 +16,11 @@ from pydantic import BaseModel, Field
 
 from hub import actions
 from hub.api.auth import Principal, bearer, require
-from hub.api.cases import _actionable, load_visible, refused, refusing
 from hub.api.deps import HubDep, Operator, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.guard import client_address
 from hub.api.schemas import CaseDetail, Text
+from hub.api.seen import actionable, load_visible, refused, refusing
 from hub.errors import Conflict
 from hub.people import People, Person, is_session_token
 
@@ -182,7 +182,7 @@ class AssignBody(BaseModel):
 @router.post("/cases/{case_id}/assign", responses=responses(*GUARD, *BODY, 403, 404, 409))
 def assign(case_id: str, body: AssignBody, store: StoreDep, hub: HubDep, who: Operator) -> CaseDetail:
     """Give a case to a person of the unit that holds it (a 网格员 of the grid), by whoever holds it."""
-    case, _ = _actionable(store, who, case_id)
+    case, _ = actionable(store, who, case_id)
     person = hub.people.get(body.username)
     if person is None or person.disabled or person.unit != case.owner:
         raise Refused(409, f"{body.username} is not an active member of {case.owner}", "not_member",
