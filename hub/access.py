@@ -38,6 +38,8 @@ Control = Literal["extension", "decide_extension", "decide_suspension", "suspens
                   "reply_supervision", "part_sign", "part_report"]
 """The case controls beside the lifecycle actions (hub.controls, hub.parts) the board may offer."""
 
+READERS: Final[tuple[Role, ...]] = ("operator", "viewer", "admin")
+"""Roles that read cases; edge keys only send alerts and heartbeats."""
 ACTORS: Final[tuple[Role, ...]] = ("operator", "admin")
 """Roles that act on cases; viewers and edge keys only read (edge keys only send alerts)."""
 BACKUP_ACTIONS: Final[tuple[Action, ...]] = ("accept", "comment")
@@ -92,7 +94,9 @@ def seen_from(scope: Scope, *, owner: str, grid: str, backup: str | None, assist
 
 
 def sees(org: Org, who: Principal, case: Case) -> bool:
-    return seen_from(scope(org, who), owner=case.owner, grid=case.grid, backup=case.backup, assist=case.assist or ())
+    """The caller reads cases and this one lies in its view."""
+    return who.role in READERS and seen_from(scope(org, who), owner=case.owner, grid=case.grid,
+                                             backup=case.backup, assist=case.assist or ())
 
 
 def units_seeing(org: Org, *, owner: str, grid: str, backup: str | None, assist: Iterable[str]) -> set[str]:

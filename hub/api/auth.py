@@ -41,7 +41,7 @@ async def principal(request: Request,
                      frozenset(k.grids) if k.grids is not None else None)
 
 
-READERS: tuple[Role, ...] = ("operator", "viewer", "admin")  # edge keys only send alerts
+READERS = access.READERS
 
 
 def scope_of(store: Store, who: Principal) -> Scope:
