@@ -11,32 +11,33 @@ from __future__ import annotations
 import json
 import logging
 import math
-import queue
 import sqlite3
-import tempfile
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from edge.clockstep import StepWatch
+from edge.committer import Committer, Job
 from edge.config import DeviceEntry, EdgeConfig
 from edge.devices import DevicePolicy
 from edge.errors import ConfigError, Rejected
 from edge.feeds import FeedSet
 from edge.fleet import FleetClient, device_entries
 from edge.forwarder import Forwarder
+from edge.inbox import Inbox
 from edge.message import Event, Message
 from edge.metrics import AgentMetrics
 from edge.mqtt import MqttIngest
 from edge.outbox import Outbox
 from edge.recorder import Recorder
+from edge.refusals import Refusals
+from edge.rulefile import RuleFile
 from edge.rules.engine import Engine
-from edge.rules.loader import load_rules, parse_rules
+from edge.rules.loader import parse_rules
 from edge.rules.ruleset import RuleSet
-from edge.topics import subscriptions
+from edge.topics import feed_filters
 from edge.video import Video
 from gridwatch import __version__
 from gridwatch.core.alert import Alert, Place, from_epoch, iso_ms
@@ -48,44 +49,8 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LAST_GOOD = "last_good_rules"
 SCENE = "scene:"  # outbox meta prefix of saved camera baselines
 SCENE_SAVE_EVERY = 60.0
-CLOCK_STEP = 2.0  # seconds: a larger jump of wall minus monotonic time between two rounds is a clock step
-
-
-def outbox_error(exc: sqlite3.Error) -> str:
-    """A metrics label for an outbox failure."""
-    text = str(exc).lower()
-    if "full" in text:
-        return "disk_full"
-    if "locked" in text or "busy" in text:
-        return "locked"
-    if "readonly" in text or "read-only" in text:
-        return "read_only"
-    return "io_error" if "i/o" in text or "disk" in text else "other"
-
-
-@dataclass(slots=True)
-class Job:
-    """What one worker round hands to the committer."""
-
-    alerts: list[Alert]
-    states: dict[str, str]  # key -> JSON, snapshotted by the worker
-    deleted: set[str]
-    batch: list[Message]
-
-
-def feed_filters(feeds: FeedSet, cfg: EdgeConfig) -> list[str]:
-    """Subscriptions: the native root per owned grid (as before feeds existed), each other feed's filter."""
-    out: list[str] = []
-    native = f"{cfg.mqtt.topic_root}/+/+/+/+"
-    for f in feeds.filters():
-        if f == native:
-            out += subscriptions(cfg.mqtt.topic_root, cfg.grids, cfg.mqtt.share_group)
-        else:
-            out.append(f"$share/{cfg.mqtt.share_group}/{f}" if cfg.mqtt.share_group else f)
-    return out
 
 
 class Agent:
@@ -94,11 +59,13 @@ class Agent:
         self.cfg = cfg
         self.clock = clock
         # an injected wall clock without a monotonic one is its own: tests moving it are not clock steps
-        self.monotonic = monotonic or (time.monotonic if clock is time.time else clock)
-        self._offset: float | None = None  # wall clock minus monotonic clock at the last round
+        self.steps = StepWatch(clock, monotonic or (time.monotonic if clock is time.time else clock))
         self.limits = cfg.limits.limits()
+        self._stop = threading.Event()
+        self.inbox = Inbox(cfg.queue_size, self._stop, self._frame_dropped)
         self.metrics = AgentMetrics()
         self.outbox = Outbox(cfg.outbox.path, cfg.outbox.synchronous)
+        self.refusals = Refusals(self.metrics, self.outbox)
         self.video = Video()
         self.started_at = clock()
         self.frames_dropped = 0  # for the heartbeat (the metric counts the same)
@@ -112,6 +79,7 @@ class Agent:
         if cached is not None:
             hub_list, self.places, _ = device_entries(cached[1])
         self.listed = self._listing(hub_list)
+        self.rule_file = RuleFile(cfg.rules, self.outbox, self.metrics)
         self.engine = Engine(self._initial_rules(), cfg.edge_id, evidence=self.video.evidence)
         self.engine.load(self.outbox.load_states())
         self._seed(clock())
@@ -121,10 +89,6 @@ class Agent:
         joins = {cr.id for pairs in self.engine.rules.correlators.values() for cr, _ in pairs}  # scopes, not devices
         self.devices.learn((st["dev"], st["grid"]) for st in self.engine.states.values() if st["r"] not in joins)
         self.metrics.watch(lambda: self.engine, self.outbox.depth)
-        # a str on the queue is a frame topic: its newest message waits in `_frames` (one slot per camera)
-        self.queue: queue.Queue[Message | str] = queue.Queue(maxsize=cfg.queue_size)
-        self._frames: dict[str, Message] = {}
-        self._frames_lock = threading.Lock()
         restored = self.video.scenes.load(self.outbox.metas(SCENE))
         if restored:
             logger.info("restored the learned baselines of %d cameras", restored)
@@ -144,18 +108,13 @@ class Agent:
                              on_unmapped=lambda f: self.metrics.unmapped.labels(f).inc())
         self.grids = frozenset(cfg.grids)
         filters = feed_filters(self.feeds, cfg)
-        self.mqtt = MqttIngest(cfg.mqtt, filters, cfg.mqtt.client_id or f"gridwatch-{cfg.edge_id}", self._enqueue)
+        self.mqtt = MqttIngest(cfg.mqtt, filters, cfg.mqtt.client_id or f"gridwatch-{cfg.edge_id}", self.inbox.put)
         self._next_rules: RuleSet | None = None
         self._next_version: tuple[int, str] | None = None  # the hub version `_next_rules` is
         self._next_devices: list[DeviceEntry] | None = None
-        self._rules_sig = self._signature()
-        self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._log_gate: dict[str, float] = {}
         self._checkpointed = float("-inf")
-        self._jobs: queue.Queue[Job | None] = queue.Queue(maxsize=2)  # worker -> committer
-        self._committer: threading.Thread | None = None
-        self._draining = False
+        self.committer = Committer(self.outbox, self.metrics, self.refusals.gate, self._stop, self._committed)
         self.metrics_port: int | None = None
         self.beat = time.monotonic()  # the worker's last round
 
@@ -164,8 +123,7 @@ class Agent:
         if self.cfg.metrics is not None:
             self.metrics_port = self.metrics.serve(self.cfg.metrics.host, self.cfg.metrics.port, self.health)
         self.forwarder.start()
-        self._committer = threading.Thread(target=self._commit_loop, name="gridwatch-committer", daemon=True)
-        self._committer.start()
+        self.committer.start()
         for name, target in (("worker", self._work), ("rules-watch", self._watch)):
             t = threading.Thread(target=target, name=f"gridwatch-{name}", daemon=True)
             t.start()
@@ -184,15 +142,8 @@ class Agent:
         for t in self._threads:
             t.join(timeout=10)
         self._checkpointed = float("-inf")
-        self._draining = True
         self.save_scenes()
-        final = Job([], *self._snapshot(), [])  # the worker has stopped: checkpoint all it left
-        if self._committer is not None:
-            self._jobs.put(final)
-            self._jobs.put(None)
-            self._committer.join(timeout=60)
-        else:
-            self._finish(final)
+        self.committer.close(Job([], *self._snapshot(), []))  # the worker has stopped: checkpoint all it left
         self.forwarder.stop()
         self.metrics.close()
         if self.recorder is not None:
@@ -201,30 +152,9 @@ class Agent:
             self.timeseries.close()
         self.outbox.close()
 
-    def _enqueue(self, msg: Message) -> None:
-        item: Message | str = msg
-        if msg.topic.endswith("/frame"):  # newest frame wins: overload never queues a camera's backlog
-            with self._frames_lock:
-                old = self._frames.get(msg.topic)
-                self._frames[msg.topic] = msg
-            if old is not None:
-                self.metrics.frames_dropped.inc()
-                self.frames_dropped += 1
-                if old.ack is not None:
-                    old.ack()
-                return
-            item = msg.topic
-        try:
-            self.queue.put_nowait(item)
-            return
-        except queue.Full:  # the worker is behind: block paho's thread, so TCP back-pressures the broker
-            pass
-        while not self._stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.5)
-                return
-            except queue.Full:
-                continue
+    def _frame_dropped(self) -> None:
+        self.metrics.frames_dropped.inc()
+        self.frames_dropped += 1
 
     # ---- the worker ---------------------------------------------------------------------------
     def _work(self) -> None:
@@ -232,21 +162,15 @@ class Agent:
             self.beat = time.monotonic()
             due = self.engine.next_deadline()
             wait = 0.25 if due is None else min(0.25, max(0.0, due - self.clock()))
-            batch: list[Message] = []
-            try:
-                batch.append(self._take(self.queue.get(timeout=wait)))
-                while len(batch) < self.cfg.batch_max:
-                    batch.append(self._take(self.queue.get_nowait()))
-            except queue.Empty:
-                pass
+            batch = self.inbox.take(self.cfg.batch_max, wait)
             try:
                 job = self._round(batch)
             except Exception as exc:  # a fault outside any one message (timers, a rule swap): keep going
                 self.metrics.worker_errors.inc()
                 for msg in batch:
-                    self._failed_on(msg, f"worker round failed: {type(exc).__name__}: {exc}")
+                    self.refusals.failed_on(msg, f"worker round failed: {type(exc).__name__}: {exc}")
                 job = Job([], {}, set(), batch)
-            self._jobs.put(job)
+            self.committer.jobs.put(job)
 
     def supervise(self) -> bool:
         """Restart the worker if it died (True when it did); called by the watcher thread."""
@@ -271,16 +195,10 @@ class Agent:
             return False, "not connected to the broker"
         return True, "ok"
 
-    def _take(self, item: Message | str) -> Message:
-        if isinstance(item, str):
-            with self._frames_lock:
-                return self._frames.pop(item)
-        return item
-
     def step(self, batch: list[Message]) -> list[Alert]:
         """One synchronous round: evaluate, commit, then acknowledge (the threaded agent pipelines these)."""
         job = self._round(batch)
-        self._finish(job)
+        self.committer.finish(job)
         return job.alerts
 
     def _round(self, batch: list[Message]) -> Job:
@@ -314,20 +232,12 @@ class Agent:
         return Job(alerts, *self._snapshot(), batch)
 
     def _clock_step(self) -> float:
-        """A step of the wall clock since the last round (NTP stepping it, an operator setting it): the
-        monotonic clock does not step, so their difference jumps. Timers then count the time that really
-        passed (`Engine.shift`) instead of finding every device silent at once (forward) or waiting an hour
-        longer (back). Slewing changes the difference slowly and is left alone."""
-        offset = self.clock() - self.monotonic()
-        if self._offset is None:
-            self._offset = offset
-            return 0.0
-        step, self._offset = offset - self._offset, offset
-        if abs(step) < CLOCK_STEP:
-            return 0.0
-        moved = self.engine.shift(step)
-        self.metrics.clock_steps.inc()
-        logger.warning("the wall clock stepped %+.1fs; %d timer stamps moved with it", step, moved)
+        """A step of the wall clock since the last round moves the timers with it (`edge.clockstep`)."""
+        step = self.steps.step()
+        if step:
+            moved = self.engine.shift(step)
+            self.metrics.clock_steps.inc()
+            logger.warning("the wall clock stepped %+.1fs; %d timer stamps moved with it", step, moved)
         return step
 
     def save_scenes(self) -> None:
@@ -339,28 +249,11 @@ class Agent:
             except sqlite3.Error as exc:  # a courtesy for the next start: never stop evaluation over it
                 logger.warning("could not save camera baselines: %s", exc)
 
-    def _finish(self, job: Job) -> bool:
-        """Commit a round's alerts and state, then acknowledge its messages: never the other way round."""
-        if not self._commit(job):
-            return False
-        for msg in job.batch:
-            if msg.ack is not None:
-                msg.ack()
-        if job.batch:  # the oldest message of the batch waited longest
-            self.metrics.batch_latency.observe(time.time() - job.batch[0].received_at)
+    def _committed(self, job: Job) -> None:
         if job.alerts:
             self.forwarder.notify()
         if self.recorder is not None and job.batch:
             self.recorder.flush()
-        return True
-
-    def _commit_loop(self) -> None:
-        """The committer thread: the worker evaluates the next batch while this one is written and synced."""
-        while True:
-            job = self._jobs.get()
-            if job is None:
-                return
-            self._finish(job)
 
     def evaluate(self, batch: list[Message]) -> list[Alert]:
         alerts: list[Alert] = []
@@ -369,7 +262,7 @@ class Agent:
             try:
                 alerts += self._one(msg, kinds)
             except Exception as exc:  # a fault of ours: never let one message stop the worker
-                self._failed_on(msg, f"{type(exc).__name__}: {exc}")
+                self.refusals.failed_on(msg, f"{type(exc).__name__}: {exc}")
         for kind, n in kinds.items():
             self.metrics.messages.labels(kind).inc(n)
         return alerts
@@ -390,19 +283,6 @@ class Agent:
                 out += self.engine.observe(ev)
         return out
 
-    def _failed_on(self, msg: Message, reason: str) -> None:
-        """A message the agent failed on: counted, logged (once per 10 s) and kept in the outbox's dead
-        messages; it is acknowledged with its batch, so the broker does not hand it back forever."""
-        now = time.monotonic()
-        if now - self._log_gate.get("internal_error", -1e9) >= 10.0:
-            self._log_gate["internal_error"] = now
-            logger.exception("processing %s failed; message kept as a dead message", msg.topic)
-        self.metrics.rejected.labels("internal_error").inc()
-        try:
-            self.outbox.dead_message(msg.topic, msg.payload, reason)
-        except sqlite3.Error as exc:
-            logger.error("could not keep the dead message: %s", exc)
-
     def _decode(self, msg: Message) -> list[Event]:
         try:
             events = self.feeds.decode(msg)
@@ -415,24 +295,13 @@ class Agent:
                     continue
                 refused = self.devices.refusal(ev)
                 if refused is not None:  # this device's event alone; the message's others go on
-                    self._refuse(msg.topic, Rejected(*refused))
+                    self.refusals.refuse(msg.topic, Rejected(*refused))
                     continue
                 out.append(ev)
             return out
         except Rejected as rej:
-            self._refuse(msg.topic, rej)
+            self.refusals.refuse(msg.topic, rej)
             return []
-
-    def _refuse(self, topic: str, rej: Rejected) -> None:
-        self.metrics.rejected.labels(rej.reason).inc()
-        self._log_rejected(topic, rej)
-
-    def _log_rejected(self, topic: str, rej: Rejected) -> None:
-        """One line per reason every 10 s at most: a broken gateway must not flood the log."""
-        now = time.monotonic()
-        if now - self._log_gate.get(rej.reason, -1e9) >= 10.0:
-            self._log_gate[rej.reason] = now
-            logger.warning("rejected %s: %s (%s)", topic, rej.detail, rej.reason)
 
     def _snapshot(self) -> tuple[dict[str, str], set[str]]:
         # Episode changes go with their alerts. The rest of the state (windows, last seen) is saved a slice
@@ -445,26 +314,6 @@ class Agent:
         budget = None if share >= 1.0 else math.ceil(len(self.engine.dirty) * share)
         changed, deleted = self.engine.take_changes(budget)
         return {k: json.dumps(v, separators=(",", ":")) for k, v in changed.items()}, deleted
-
-    def _commit(self, job: Job) -> bool:
-        attempt = 0
-        while True:
-            try:
-                self.outbox.commit(job.alerts, job.states, job.deleted)
-                return True
-            except sqlite3.Error as exc:  # disk full, locked: keep the batch unacknowledged and retry
-                reason = outbox_error(exc)
-                self.metrics.outbox_errors.labels(reason).inc()
-                now = time.monotonic()
-                if now - self._log_gate.get("outbox:" + reason, -1e9) >= 10.0:
-                    self._log_gate["outbox:" + reason] = now
-                    logger.error("outbox commit failed: %s (%s); retrying every second, messages stay "
-                                 "unacknowledged at the broker", exc, reason)
-            attempt += 1
-            # stopping: unacknowledged messages come back from the broker, so give up (soon, when draining)
-            if self._stop.is_set() and (not self._draining or attempt >= 5):
-                return False
-            time.sleep(1.0)
 
     # ---- devices and the hub's assignments -------------------------------------------------------
     def _listing(self, hub_list: list[DeviceEntry]) -> dict[str, DeviceEntry]:
@@ -514,7 +363,7 @@ class Agent:
         self.rule_problem = ""
         self._next_version = (version, text_hash(text))
         self._next_rules = RuleSet(rf)
-        self.outbox.set_meta(LAST_GOOD, text)
+        self.rule_file.keep(text)
         self.metrics.reloads.labels("ok").inc()
         logger.info("hub rule set v%d taken: %d rules", version, len(rf.rules))
         return ""
@@ -538,28 +387,7 @@ class Agent:
             self.rule_version, self.rule_hash = version, text_hash(kept)
             logger.info("running the hub's rule set v%d kept from the last assignment", version)
             return RuleSet(parse_rules(kept, f"hub-rules-v{version}.yaml"))
-        try:
-            rf = load_rules(self.cfg.rules)
-        except ConfigError as exc:
-            text = self.outbox.get_meta(LAST_GOOD)
-            if text is None:
-                raise
-            for line in exc.problems:
-                logger.error("%s", line)
-            logger.error("rule file %s is invalid; running the last good version kept in the outbox", self.cfg.rules)
-            with tempfile.TemporaryDirectory() as tmp:
-                p = Path(tmp) / "last-good-rules.yaml"
-                p.write_text(text, encoding="utf-8")
-                return RuleSet(load_rules(p))
-        self.outbox.set_meta(LAST_GOOD, Path(self.cfg.rules).read_text(encoding="utf-8"))
-        return RuleSet(rf)
-
-    def _signature(self) -> tuple[int, int] | None:
-        try:
-            st = Path(self.cfg.rules).stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        return self.rule_file.initial()
 
     def _watch(self) -> None:
         while not self._stop.wait(self.cfg.rules_poll):
@@ -572,22 +400,10 @@ class Agent:
     def check_rules(self) -> bool | None:
         """Reload the rule file if it changed: True = swapped in, False = invalid (kept the old), None = same
         (or the hub's version is in force: then the file waits)."""
-        sig = self._signature()
-        if sig == self._rules_sig or self.rule_version is not None:
+        if self.rule_version is not None or not self.rule_file.edited():
             return None
-        self._rules_sig = sig
-        try:
-            text = Path(self.cfg.rules).read_text(encoding="utf-8")
-            rf = load_rules(self.cfg.rules)
-        except (ConfigError, OSError) as exc:
-            problems = exc.problems if isinstance(exc, ConfigError) else [f"{self.cfg.rules}: {exc}"]
-            for line in problems:
-                logger.error("rule reload rejected: %s", line)
-            logger.error("keeping the last good rules (%d rules)", len(self.engine.rules.rules))
-            self.metrics.reloads.labels("invalid").inc()
+        rules = self.rule_file.reload(len(self.engine.rules.rules))
+        if rules is None:
             return False
-        self._next_rules = RuleSet(rf)
-        self.outbox.set_meta(LAST_GOOD, text)
-        self.metrics.reloads.labels("ok").inc()
-        logger.info("rule file %s reloaded: %d rules", self.cfg.rules, len(rf.rules))
+        self._next_rules = rules
         return True

@@ -210,3 +210,15 @@ class Outbox:
 
     def dead_count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM dead_letter").fetchone()[0])
+
+
+def outbox_error(exc: sqlite3.Error) -> str:
+    """A metrics label for an outbox failure."""
+    text = str(exc).lower()
+    if "full" in text:
+        return "disk_full"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "readonly" in text or "read-only" in text:
+        return "read_only"
+    return "io_error" if "i/o" in text or "disk" in text else "other"

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from edge.errors import Rejected
 from gridwatch.core.kinds import LEAVES
 from gridwatch.core.names import NAME, RESERVED
+
+if TYPE_CHECKING:
+    from edge.config import EdgeConfig
+    from edge.feeds import FeedSet
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,3 +66,15 @@ def subscriptions(root: str, grids: list[str] | None, share_group: str | None = 
     if share_group:
         filters = [f"$share/{share_group}/{f}" for f in filters]
     return filters
+
+
+def feed_filters(feeds: FeedSet, cfg: EdgeConfig) -> list[str]:
+    """Subscriptions: the native root per owned grid (as before feeds existed), each other feed's filter."""
+    out: list[str] = []
+    native = f"{cfg.mqtt.topic_root}/+/+/+/+"
+    for f in feeds.filters():
+        if f == native:
+            out += subscriptions(cfg.mqtt.topic_root, cfg.grids, cfg.mqtt.share_group)
+        else:
+            out.append(f"$share/{cfg.mqtt.share_group}/{f}" if cfg.mqtt.share_group else f)
+    return out

@@ -204,7 +204,7 @@ def test_a_busy_worker_keeps_only_the_newest_frame_per_camera(tmp_path, broker, 
         for i in range(1, 60):
             gw.frame("gw/grid-01/camera/cam-01/frame", frames[i % 5], time.time(), seq=i)
         assert wait_until(lambda: m.value("gridwatch_edge_frames_dropped_total") >= 55, 10)
-        assert len(agent._frames) <= 1 and agent.queue.qsize() <= 1  # no backlog: one slot per camera
+        assert len(agent.inbox.frames) <= 1 and agent.inbox.queue.qsize() <= 1  # no backlog: one slot per camera
         gate.set()
         agent.engine.observe = original  # type: ignore[method-assign]
         total = lambda: (m.value("gridwatch_edge_messages_total", kind="camera")  # noqa: E731
