@@ -3,44 +3,30 @@
 Pure logic with an injected clock: `observe(event)` and `tick(now)` return `Alert` objects of the shared
 model (`gridwatch.core.alert`, DESIGN §5). A video rule's firing alert gets its snapshot through the
 `evidence` hook, called with the rule's evaluator as the alert is made.
-State is one JSON-able dict per (rule, device, sub) so the agent can persist exactly what changed.
-
-Episode: idle → pending (condition true, hold `for` running) → firing (alert sent) → clearing (optional
-`clear_for`) → idle (resolved sent). Alert id = hash(rule, device, sub, episode start), so replays and
-restarts reproduce the same id.
+State is one typed, JSON-able `Episode` per (rule, device, sub) (`edge.rules.episode`, which also makes
+the alerts), so the agent can persist exactly what changed.
 """
 
 from __future__ import annotations
 
-import hashlib
 import heapq
 import itertools
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from edge.message import Event
 from edge.rules.base import Evaluator, Verdict
+from edge.rules.episode import FAULT_SUB, Episode, make_alert
 from edge.rules.ruleset import CompiledRule, RuleSet
-from gridwatch.core.alert import Alert, AlertState, from_epoch
+from gridwatch.core.alert import Alert, AlertState
 from gridwatch.core.kinds import FeedKind
-from gridwatch.core.names import Severity
 
 logger = logging.getLogger(__name__)
 
-FAULT_SUB = "!implausible"
-
-Episode = dict[str, Any]
-"""One (rule, device, sub)'s persisted state, JSON-able: episode (`ep`), stamps, the evaluator's own `d`."""
-
 EvidenceHook = Callable[[Evaluator, Alert], None]
 """Called for every firing alert as it is made, with the evaluator of the rule that raised it."""
-
-
-def alert_id(rule_id: str, device: str, sub: str, start: float) -> str:
-    text = f"{rule_id}|{device}|{sub}|{round(start * 1000)}"
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 class Engine:
@@ -62,9 +48,10 @@ class Engine:
         self.ignored: Counter[str] = Counter()
 
     # ---- state in and out -------------------------------------------------------------------
-    def load(self, states: dict[str, Episode]) -> None:
+    def load(self, states: dict[str, dict[str, Any]]) -> None:
         """Restore persisted states (after a restart); timers and indexes are derived again."""
-        for key, st in states.items():
+        for key, raw in states.items():
+            st = cast(Episode, raw)  # as `take_changes` gave them to the outbox
             st.setdefault("lts", None)
             st.setdefault("lseq", None)
             if st.get("r") in self.rules.rules:
@@ -168,9 +155,12 @@ class Engine:
             cr = self.rules.rules.get(st["r"])
             if cr is None:
                 continue
-            for k in ("lts", "since", "cs"):
-                if isinstance(st.get(k), int | float):
-                    st[k] += step
+            if st["lts"] is not None:
+                st["lts"] += step
+            if "since" in st:
+                st["since"] += step
+            if "cs" in st:
+                st["cs"] += step
             d = st["d"]
             for k in cr.evaluator.clock_keys:
                 if isinstance(d.get(k), int | float):
@@ -389,54 +379,11 @@ class Engine:
 
     def _alert(self, cr: CompiledRule, st: Episode, state: AlertState, ts: float,
                resolved_by: str | None = None) -> Alert:
-        spec = cr.spec
-        labels = dict(spec.labels)
-        if spec.match.metric:
-            labels["metric"] = spec.match.metric
-        category: str = spec.category
-        severity: Severity = spec.severity
-        if st["sub"] == FAULT_SUB:
-            labels["fault"] = "implausible"
-            category, severity = "device_fault", "minor"
-        elif st["sub"]:
-            labels["zone"] = st["sub"]
-        if "note" in st:
-            labels.update(st["note"])
-        if resolved_by:
-            labels["resolved_by"] = resolved_by
-        device: str = st.get("adev") or st["dev"]
-        value = st.get("val")
-        alert = Alert(
-            alert_id=alert_id(spec.id, st["dev"], st["sub"], st["start"]), state=state, rule_id=spec.id,
-            rule_hash=cr.version, edge_id=self.edge_id, device_id=device, grid_id=st["grid"], kind=st["k"],
-            category=category, severity=severity, started_at=from_epoch(st["start"]), observed_at=from_epoch(ts),
-            value=value, message=self._message(cr, st, value, device, category), labels=labels)
-        self.alerts[(spec.id, state)] += 1
+        alert = make_alert(cr, st, state, ts, self.edge_id, resolved_by)
+        self.alerts[(cr.spec.id, state)] += 1
         if state == "firing" and self.evidence is not None:
             self.evidence(cr.evaluator, alert)
         return alert
-
-    def _message(self, cr: CompiledRule, st: Episode, value: Any, device: str, category: str) -> str:
-        spec = cr.spec
-        if st["sub"] == FAULT_SUB:
-            lo, hi = spec.plausible or (None, None)
-            return f"{spec.match.metric}={value} at {device} is outside its plausible range [{lo}, {hi}]"
-        gateway = st.get("note", {}).get("gateway") if st["sub"] == "" else None
-        if gateway is not None:
-            return (f"gateway {device} offline: {st['note'].get('devices', '?')} devices behind it unreachable "
-                    f"({st['note'].get('device_ids', '')})")
-        if spec.message is None:
-            shown = f" value {value:g}" if isinstance(value, float) else ""
-            return f"{spec.id} ({category}) at {device}{shown}"
-        threshold = getattr(spec.when, "threshold", None)
-        fields = {"value": value if value is not None else float("nan"), "device": device, "grid": st["grid"],
-                  "rule": spec.id, "metric": spec.match.metric or "", "zone": st["sub"],
-                  "threshold": threshold if threshold is not None else float("nan"),
-                  "category": category, "severity": spec.severity}
-        try:
-            return spec.message.format(**fields)
-        except (KeyError, IndexError, ValueError, TypeError):
-            return f"{spec.id} at {device}"
 
     # ---- plausibility and correlation -------------------------------------------------------
     def _implausible(self, cr: CompiledRule, ev: Event, out: list[Alert]) -> bool:

@@ -1,0 +1,113 @@
+"""One (rule, device, sub)'s episode state, and the alert an episode raises.
+
+The state is a JSON-able dict (the agent persists exactly the episodes that changed, in the outbox with the
+alerts), typed here so every key has one meaning. Episode: idle → pending (condition true, hold `for`
+running) → firing (alert sent) → clearing (optional `clear_for`) → idle (resolved sent). Alert id =
+hash(rule, device, sub, episode start), so replays and restarts reproduce the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any, Literal, NotRequired, TypedDict
+
+from edge.rules.ruleset import CompiledRule
+from gridwatch.core.alert import Alert, AlertState, from_epoch
+from gridwatch.core.names import Severity
+
+FAULT_SUB = "!implausible"
+"""The sub of a rule's device-fault episode (a reading outside the rule's plausible range)."""
+
+Phase = Literal["idle", "pending", "firing", "clearing"]
+
+
+class Episode(TypedDict):
+    r: str
+    """The rule's id."""
+    dev: str
+    """The device (a correlation rule: its scope)."""
+    grid: str
+    sub: str
+    """Zone, or `FAULT_SUB`, or "" for the device as a whole."""
+    k: Any
+    """The feed kind of the device (`gridwatch.core.kinds.FeedKind`)."""
+    ep: Phase
+    d: dict[str, Any]
+    """The evaluator's own state (windows, baselines, counters)."""
+    lts: float | None
+    """The last reading's time (device clock)."""
+    lseq: int | None
+    """The last frame's sequence number (video)."""
+    since: NotRequired[float]
+    """When the condition became true (pending) — the episode's start once it fires."""
+    start: NotRequired[float]
+    """The firing episode's start: part of its alert id."""
+    fired: NotRequired[float]
+    """When the alert fired."""
+    cs: NotRequired[float]
+    """When clearing began."""
+    sup: NotRequired[bool]
+    """Firing but suppressed by another rule's firing alert (its alert waits)."""
+    val: NotRequired[Any]
+    """The value the alert carries."""
+    note: NotRequired[dict[str, Any]]
+    """Labels the evaluator adds, frozen when the alert fires (the resolve says what the firing said)."""
+    adev: NotRequired[str]
+    """A correlation's alert: the device of the alert that started it."""
+
+
+def alert_id(rule_id: str, device: str, sub: str, start: float) -> str:
+    text = f"{rule_id}|{device}|{sub}|{round(start * 1000)}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def make_alert(cr: CompiledRule, st: Episode, state: AlertState, ts: float, edge_id: str,
+               resolved_by: str | None = None) -> Alert:
+    """The alert of an episode firing or resolving at `ts`."""
+    spec = cr.spec
+    labels = dict(spec.labels)
+    if spec.match.metric:
+        labels["metric"] = spec.match.metric
+    category: str = spec.category
+    severity: Severity = spec.severity
+    if st["sub"] == FAULT_SUB:
+        labels["fault"] = "implausible"
+        category, severity = "device_fault", "minor"
+    elif st["sub"]:
+        labels["zone"] = st["sub"]
+    if "note" in st:
+        labels.update(st["note"])
+    if resolved_by:
+        labels["resolved_by"] = resolved_by
+    device: str = st.get("adev") or st["dev"]
+    value = st.get("val")
+    return Alert(
+        alert_id=alert_id(spec.id, st["dev"], st["sub"], st["start"]), state=state, rule_id=spec.id,
+        rule_hash=cr.version, edge_id=edge_id, device_id=device, grid_id=st["grid"], kind=st["k"],
+        category=category, severity=severity, started_at=from_epoch(st["start"]), observed_at=from_epoch(ts),
+        value=value, message=message(cr, st, value, device, category), labels=labels)
+
+
+def message(cr: CompiledRule, st: Episode, value: Any, device: str, category: str) -> str:
+    """The alert's text: the rule's `message` template filled in, or a plain default."""
+    spec = cr.spec
+    if st["sub"] == FAULT_SUB:
+        lo, hi = spec.plausible or (None, None)
+        return f"{spec.match.metric}={value} at {device} is outside its plausible range [{lo}, {hi}]"
+    note = st.get("note", {})
+    gateway = note.get("gateway") if st["sub"] == "" else None
+    if gateway is not None:
+        return (f"gateway {device} offline: {note.get('devices', '?')} devices behind it unreachable "
+                f"({note.get('device_ids', '')})")
+    if spec.message is None:
+        shown = f" value {value:g}" if isinstance(value, float) else ""
+        return f"{spec.id} ({category}) at {device}{shown}"
+    threshold = getattr(spec.when, "threshold", None)
+    fields = {"value": value if value is not None else float("nan"), "device": device, "grid": st["grid"],
+              "rule": spec.id, "metric": spec.match.metric or "", "zone": st["sub"],
+              "threshold": threshold if threshold is not None else float("nan"),
+              "category": category, "severity": spec.severity}
+    try:
+        return spec.message.format(**fields)
+    except (KeyError, IndexError, ValueError, TypeError):
+        return f"{spec.id} at {device}"
