@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -63,8 +64,20 @@ class Gateway:
         if user:
             self.client.username_pw_set(user, password)
         self.client.max_queued_messages_set(0)
+        self.connack: Any = None  # the broker's CONNACK reason code, once it answered
+        self._answered = threading.Event()
+
+        def on_connect(client: Any, userdata: Any, flags: Any, reason: Any, props: Any = None) -> None:
+            self.connack = reason
+            self._answered.set()
+
+        self.client.on_connect = on_connect
         self.client.connect(broker.host, broker.port)
         self.client.loop_start()
+
+    def logged_in(self, timeout: float = 10) -> bool:
+        """The broker accepted this login (CONNACK success), within `timeout` seconds."""
+        return self._answered.wait(timeout) and not self.connack.is_failure
 
     def publish(self, topic: str, payload: bytes | str | dict[str, Any], qos: int = 1, retain: bool = False) -> None:
         if isinstance(payload, dict):

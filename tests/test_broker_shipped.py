@@ -5,6 +5,7 @@ grid, nobody but the hub writes case events, agents only read, and a client id c
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -72,12 +73,18 @@ def test_the_acl_isolates_gateways_agents_and_case_events(tmp_path, hub):
     broker = start_shipped_mosquitto(tmp_path / "mq", USERS)
     agent, seen = make_agent(tmp_path / "agent", broker, hub.url)
     drops = []
-    agent.mqtt.client.on_disconnect = lambda *a: drops.append(a)
-    events: list[str] = []
+    agent_on_disconnect = agent.mqtt.client.on_disconnect
+
+    def dropped(*a):  # the agent's own handler still runs: its `connected` flag stays the agent's own
+        drops.append(a)
+        agent_on_disconnect(*a)
+
+    agent.mqtt.client.on_disconnect = dropped
+    events: list[tuple[str, str]] = []  # (topic, case id): a forged event and the hub's share the topic
     viewer = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
     viewer.username_pw_set("viewer", USERS["viewer"])
     subscribed = threading.Event()
-    viewer.on_message = lambda c, u, m: events.append(m.topic)
+    viewer.on_message = lambda c, u, m: events.append((m.topic, json.loads(m.payload).get("case_id")))
     viewer.on_subscribe = lambda *a: subscribed.set()
     viewer.on_connect = lambda c, *a: c.subscribe("gw/cases/#", qos=1)
     viewer.connect(broker.host, broker.port)
@@ -92,19 +99,23 @@ def test_the_acl_isolates_gateways_agents_and_case_events(tmp_path, hub):
         gw01.publish("gw/cases/sensor/evil/reading", {"ts": int(time.time() * 1000), "metrics": {"ch4_ppm": 9e3}})
         gw01.publish("gw/cases/district-a", {"event": "case_opened", "case_id": "fake"})  # a fake case event
         as_agent = gateway(broker, "edge-b")  # an agent's login may only read
+        assert as_agent.logged_in()  # the login itself works: what is refused is the write
         as_agent.reading("grid-01", "forged", ch4_ppm=9000.0)
         as_agent.close()
         hub_client = gateway(broker, "hub")
+        assert hub_client.logged_in()
         hub_client.publish("gw/cases/district-a", {"event": "case_opened", "case_id": "real"})
         hub_client.close()
         # a gateway presenting the agent's client id gets its own user name as client id: the agent stays
         takeover = gateway(broker, "gw-grid-07", client_id="edge-a")
+        assert takeover.logged_in()
         takeover.reading("grid-07", "gas-07", ch4_ppm=100.0)  # its own grid: allowed
         takeover.close()
         assert wait_until(lambda: len(seen) >= 2 and events)
         time.sleep(1.0)  # anything denied would have arrived by now
         assert sorted(seen) == ["gw/grid-01/sensor/gas-01/reading", "gw/grid-07/sensor/gas-07/reading"]
-        assert events == ["gw/cases/district-a"] and drops == [] and agent.mqtt.connected.is_set()
+        assert events == [("gw/cases/district-a", "real")]  # the hub's event, and not the gateway's forgery
+        assert drops == [] and agent.mqtt.connected.is_set()
         assert hub.received == []
     finally:
         gw01.close()
