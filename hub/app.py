@@ -97,6 +97,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     metrics_ = HubMetrics(store)
     metrics_.watch_feed(feed, publisher)
+    metrics_.watch_scheduler(scheduler)
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),

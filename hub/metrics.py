@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from hub.store import Store
@@ -14,6 +14,7 @@ from hub.store import Store
 if TYPE_CHECKING:
     from hub.fanout import EventFeed
     from hub.mqtt_events import CaseEventPublisher
+    from hub.scheduler import Scheduler
 
 
 class _CaseCollector(Collector):
@@ -33,6 +34,18 @@ class _CaseCollector(Collector):
         yield lights
 
 
+class _SchedulerCollector(Collector):
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.scheduler = scheduler
+
+    def collect(self) -> Iterator[Any]:
+        c = CounterMetricFamily("gridwatch_hub_scheduler_actions", "Escalation steps this process's scheduler "
+                                "carried out, by action (escalate, notify_backup, remind)", labels=["action"])
+        for action in ("escalate", "notify_backup", "remind"):
+            c.add_metric([action], self.scheduler.done[action])
+        yield c
+
+
 class HubMetrics:
     def __init__(self, store: Store) -> None:
         self.registry = CollectorRegistry()
@@ -41,6 +54,10 @@ class HubMetrics:
         self.auth_failures = Counter("gridwatch_hub_auth_failures", "Requests refused for a wrong API key",
                                      registry=self.registry)
         self.registry.register(_CaseCollector(store))
+
+    def watch_scheduler(self, scheduler: Scheduler) -> None:
+        """What this process's scheduler did: with several replicas, each one's share of the work."""
+        self.registry.register(_SchedulerCollector(scheduler))
 
     def watch_feed(self, feed: EventFeed, publisher: CaseEventPublisher | None) -> None:
         """Stream and publisher state, read at scrape time."""

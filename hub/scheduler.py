@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import Counter
 from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from hub import fleet
-from hub.escalation import CaseSituation, decide
+from hub.escalation import Action, CaseSituation, decide
 from hub.ingest import Batch, release_due
 from hub.models import Case
 from hub.sla import Policy
@@ -33,6 +34,9 @@ class Scheduler:
         self._housekept: datetime | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.done: Counter[Action] = Counter()
+        """Escalation decisions this process carried out and committed, by action (escalate, notify_backup,
+        remind): with several replicas, each one's share (`gridwatch_hub_scheduler_actions_total`)."""
 
     def run_due(self, now: datetime | None = None) -> int:
         """Handle every case due at `now`; returns how many were handled."""
@@ -42,11 +46,14 @@ class Scheduler:
             self._housekept = now
             self.housekeeping(now)
         while True:
+            acted: Counter[Action] = Counter()
             with self.store.transaction() as s:
                 due = self.store.due_cases(s, now, self.batch)
                 for case in due:
-                    self._handle(s, case, now)
+                    if (action := self._handle(s, case, now)) is not None:
+                        acted[action] += 1
                 handled += len(due)
+            self.done.update(acted)  # committed
             if len(due) < self.batch:
                 return handled
 
@@ -65,12 +72,13 @@ class Scheduler:
             alerts = [fleet.offline_alert(a, "firing", now, self.store.org) for a in silent]
             Batch(self.store, s, "watchdog").run(alerts)
 
-    def _handle(self, s: Session, case: Case, now: datetime) -> None:
+    def _handle(self, s: Session, case: Case, now: datetime) -> Action | None:
+        """The case's light, escalation, backup or reminder now; returns the escalation action taken."""
         pauses = self.store.pauses(s, case.id)
         found = self.store.clock_of(case, pauses, now)
         if found is None:
             case.next_due = None
-            return
+            return None
         stage, reading = found
         if reading.light != case.light_announced:
             case.light_announced = reading.light
@@ -95,6 +103,7 @@ class Scheduler:
         else:  # red at the top with nothing to do now: come back for the next reminder
             last = case.last_reminder or now
             case.next_due = last + timedelta(seconds=policy.remind_every)
+        return decision.action if decision is not None else None
 
     def _apply(self, s: Session, case: Case, action: str, unit: str, reason: str, now: datetime,
                stage: str) -> None:

@@ -95,6 +95,30 @@ class Replicas:
             time.sleep(0.1)
         raise AssertionError("no replica leads the MQTT publisher")
 
+    def scheduled(self, i: int) -> float:
+        """Escalation steps replica i's own scheduler carried out."""
+        text = httpx.get(f"{self.url(i)}/metrics").text
+        return sum(float(v) for v in re.findall(r'^gridwatch_hub_scheduler_actions_total\{action="[a-z_]+"\} (\S+)$',
+                                                 text, re.M))
+
+    def race(self, body: dict, other: dict | None = None) -> list[dict]:
+        """A batch sent to replica 0 and `other` (else the same batch) to replica 1 at the same moment."""
+        start = threading.Barrier(2)
+        out: list[dict] = [{}, {}]
+
+        def send(i: int) -> None:
+            start.wait(5)
+            r = httpx.post(f"{self.url(i)}/api/v1/alerts", json=body if i == 0 or other is None else other,
+                           headers={"Authorization": f"Bearer {EDGE}"}, timeout=30)
+            r.raise_for_status()
+            out[i] = r.json()
+        threads = [threading.Thread(target=send, args=(i,)) for i in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        return out
+
     def post(self, body: dict, first: int) -> dict:
         """A client that fails over: the first replica, else the other."""
         for i in (first, 1 - first):
@@ -195,8 +219,16 @@ def test_two_replicas_share_the_work_and_publish_each_event_once(tmp_path, pg_db
         grids = ["grid-01", "grid-02", "grid-03"]
         for i in range(12):  # burst 1, spread over both replicas; both schedulers escalate on time
             reps.post({"alerts": [alert(f"a{i}", grid=grids[i % 3], device=f"d{i}")]}, first=i % 2)
+        for i in range(6):  # raced: the same alert to both replicas at once (a retry crossing its first try),
+            # or two alerts of one device's condition (two rules, two agents): one case each, both answers name it
+            one = alert(f"r{i}", grid=grids[i % 3], device=f"r{i}")
+            a, b = reps.race({"alerts": [one]}, None if i % 2 else {"alerts": [{**one, "alert_id": f"r{i}-twin"}]})
+            assert a["results"][0]["case_id"] == b["results"][0]["case_id"], (a, b)
         time.sleep(7)  # accept limit 2 s: grid -> community -> street -> district
         settle(lambda: len(got))
+        shares = [reps.scheduled(0), reps.scheduled(1)]
+        print(f"escalation steps carried out by each replica's scheduler: {shares}")
+        assert all(n > 0 for n in shares), f"both schedulers run and share the due cases: {shares}"
 
         # The leader dies between bursts; the other replica takes over and resumes at its cursor.
         reps.kill(leader)
@@ -206,7 +238,7 @@ def test_two_replicas_share_the_work_and_publish_each_event_once(tmp_path, pg_db
         time.sleep(3)
         settle(lambda: len(got))
         rows = timeline(pg_db)
-        check_exactly_once(rows, got, org, readers, lock)
+        check_exactly_once(rows, got, org, readers, lock, alerts=24)
 
         # A new replica joins; the leader dies in the middle of a burst: nothing is lost, and what the dead
         # leader had published without saving its cursor (at most one batch) is published again.
@@ -224,6 +256,7 @@ def test_two_replicas_share_the_work_and_publish_each_event_once(tmp_path, pg_db
             counts = Counter(got)
         for ev_id, _, action, _, _ in rows:
             assert ev_id in {i for _, i in counts}, f"event {ev_id} ({action}) never published"
+        one_case_each(rows, alerts=66)  # a leader's death mid-burst loses no alert and doubles no case or step
         repeated = {i for (_, i), n in counts.items() if n > 1}
         print(f"mid-burst leader kill: {len(rows)} events, {len(repeated)} published again by the new leader")
         assert len(repeated) <= BATCH, f"{len(repeated)} events published twice"
@@ -241,15 +274,23 @@ def test_two_replicas_share_the_work_and_publish_each_event_once(tmp_path, pg_db
         sub.disconnect()
 
 
-def check_exactly_once(rows, got, org: Org, readers: list[FailoverStream], lock: threading.Lock) -> None:
+def one_case_each(rows, alerts: int) -> None:
+    """One case per alert, opened once, with one `opened` entry naming its alert; each escalation step once."""
     ids = [r[0] for r in rows]
     assert len(ids) == len(set(ids))
-    # One case per alert, opened once; each escalation step happened once (both schedulers ran).
     opened = Counter(case for _, case, action, _, _ in rows if action == "opened")
-    assert len(opened) == 18 and set(opened.values()) == {1}
+    assert len(opened) == alerts and set(opened.values()) == {1}
+    by_alert = Counter(d["alert_id"] for _, _, action, d, _ in rows if action == "opened")
+    assert len(by_alert) == alerts and set(by_alert.values()) == {1}
     steps = Counter((case, d["from"], d["to"]) for _, case, action, d, _ in rows if action == "escalated")
     assert steps and set(steps.values()) == {1}, "an escalation step was done twice"
     assert {to for _, _, to in steps} >= {"district-a"}
+
+
+def check_exactly_once(rows, got, org: Org, readers: list[FailoverStream], lock: threading.Lock,
+                       alerts: int) -> None:
+    ids = [r[0] for r in rows]
+    one_case_each(rows, alerts)
     # MQTT: every event once on each unit topic above its grid and owner, nothing else.
     with lock:
         counts = Counter(got)
