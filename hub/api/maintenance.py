@@ -68,7 +68,7 @@ def add_window(body: maintenance.WindowIn, hub: HubDep, who: Operator) -> dict[s
     return maintenance.public(w, now, store.tz)
 
 
-@router.post("/{window_id}/cancel", responses=responses(404, 409))
+@router.post("/{window_id}/cancel", responses=responses(404, 409, 422))
 def cancel_window(window_id: Id, hub: HubDep, who: Operator) -> dict[str, Any]:
     """End a window now: what it holds is released at once (cases open for conditions that still hold)."""
     store = hub.store
