@@ -41,6 +41,14 @@ def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], size: int =
         yield "".join(part).encode()
 
 
+def _cell(v: Any) -> Any:
+    """A value a worksheet can hold: XML 1.0 has no place for most control characters (a title or a name may
+    carry them), so each becomes U+FFFD instead of failing the whole sheet."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v
+
+
 def _xlsx_to(target: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str) -> None:
     from openpyxl import Workbook
 
@@ -48,7 +56,7 @@ def _xlsx_to(target: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], 
     ws = wb.create_sheet(sheet)
     ws.append(list(header))
     for row in rows:
-        ws.append(list(row))
+        ws.append([_cell(v) for v in row])
     wb.save(target)
 
 

@@ -146,6 +146,18 @@ def test_export_streams_every_case_in_words_and_local_time(client):
     assert client.get("/api/v1/cases/export", headers=H("view-g1")).content.decode("utf-8-sig").count("\n") == 1204
 
 
+def test_a_control_character_in_a_title_does_not_break_the_sheet(client):
+    """XML 1.0, and so XLSX, cannot hold most control characters; a case title carrying one (a gateway's
+    message, a phone's report) is exported with U+FFFD in its place instead of failing the download (the
+    API fuzz found the export dying half-way)."""
+    send(client, {**alert("ctl", device="ctl-dev"), "message": "CH4\x12 高 \x1b at ctl-dev"})
+    x = client.get("/api/v1/cases/export?format=xlsx&q=ctl-dev", headers=H("ops"))
+    assert x.status_code == 200
+    table = [list(r) for r in load_workbook(io.BytesIO(x.content), read_only=True).active.iter_rows(values_only=True)]
+    title = table[1][[h for h in table[0]].index("内容")]
+    assert len(table) == 2 and "\x12" not in title and "\ufffd" in title and "高" in title, title
+
+
 def test_summary_counts_today_in_the_hub_time_zone(client):
     send(client, alert("t1", device="d1"), alert("t2", device="d2"))
     ops = H("ops")
