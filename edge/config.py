@@ -5,7 +5,6 @@ Relative paths in the file are resolved against the directory of the file itself
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -13,33 +12,24 @@ from pydantic import Field, model_validator
 
 from edge.feeds.spec import FeedEntry, FeedSpec, expand_entry
 from edge.sensors.common import Limits
-from gridwatch.core.config import MqttTls, Strict
+from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
 from gridwatch.core.kinds import FeedKind
+from gridwatch.core.mqttlink import BrokerLink, secret
 from gridwatch.core.names import NAME
 from gridwatch.core.yamlconf import load
 
 
-class MqttConfig(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password: str | None = Field(None, description="demo only; prefer password_env")
-    password_env: str | None = Field(None, description="name of the environment variable holding the password")
-    protocol: Literal["v5", "v311"] = "v5"
+class MqttConfig(BrokerLink):
+    """The broker link (`gridwatch.core.mqttlink.BrokerLink`: host, port, protocol, login, TLS) and the
+    agent's subscription."""
+
     client_id: str | None = Field(None, description="defaults to gridwatch-<edge_id>")
-    keepalive: int = Field(30, ge=5)
     session_expiry: Duration = Field(3600.0, description="broker keeps the session (and queued readings) this long")
     receive_maximum: int = Field(1000, ge=1, le=65535, description="unacknowledged QoS 1 messages in flight")
     topic_root: str = Field("gw", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     share_group: str | None = Field(None, description="join $share/<group>/... (MQTT v5 shared subscription)")
     qos: Literal[0, 1] = 1
-    tls: MqttTls | None = None
-
-    def secret(self) -> str | None:
-        if self.password_env:
-            return os.environ.get(self.password_env)
-        return self.password
 
 
 class DeviceEntry(Strict):
@@ -99,9 +89,7 @@ class HubConfig(Strict):
                                            "hub deploys one")
 
     def secret(self) -> str | None:
-        if self.key_env and os.environ.get(self.key_env):
-            return os.environ[self.key_env]
-        return self.key
+        return secret(self.key_env, self.key)
 
 
 class InfluxConfig(Strict):

@@ -15,7 +15,6 @@ from functools import partial
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.matcher import MQTTMatcher
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
@@ -23,6 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.message import Message
+from gridwatch.core.mqttlink import make_client
 
 logger = logging.getLogger(__name__)
 
@@ -45,16 +45,7 @@ class MqttIngest:
         self.cfg = cfg
         self.filters = filters
         self.deliver = deliver
-        v5 = cfg.protocol == "v5"
-        self.client = paho.Client(
-            callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-            protocol=paho.MQTTv5 if v5 else paho.MQTTv311, manual_ack=True,
-            clean_session=None if v5 else False)
-        if cfg.username:
-            self.client.username_pw_set(cfg.username, cfg.secret())
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
-        if cfg.tls is not None:  # certificates checked against the CA, the name against the certificate
-            self.client.tls_set_context(cfg.tls.context())
+        self.client = make_client(cfg, client_id, persistent=True, manual_ack=True)
         self.client.max_inflight_messages_set(cfg.receive_maximum)
         if isinstance(getattr(self.client, "_on_message_filtered", None), MQTTMatcher):
             self.client._on_message_filtered = _NoFilters()

@@ -9,8 +9,9 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from gridwatch.core.config import MqttTls, Strict
+from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
+from gridwatch.core.mqttlink import BrokerLink
 from gridwatch.core.yamlconf import load
 
 Role = Literal["edge", "operator", "viewer", "admin"]
@@ -69,19 +70,12 @@ class Listen(Strict):
         return self
 
 
-class HubMqtt(Strict):
-    host: str = "127.0.0.1"
-    port: int = Field(1883, ge=1, le=65535)
-    username: str | None = None
-    password_env: str | None = None
+class HubMqtt(BrokerLink):
+    """The broker link (`gridwatch.core.mqttlink.BrokerLink`, as the agent's `mqtt`) of the case-event
+    publisher."""
+
     client_id: str = Field("gridwatch-hub", description="prefix: each process connects as <client_id>-<random>")
     topic_root: str = "gw"
-    tls: MqttTls | None = Field(None, description="MQTT over TLS, as the agent's `mqtt.tls`")
-
-    def secret(self) -> str | None:
-        import os
-
-        return os.environ.get(self.password_env) if self.password_env else None
 
 
 class HubLimits(Strict):

@@ -19,8 +19,8 @@ import threading
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
+from gridwatch.core.mqttlink import make_client
 from hub.config import HubMqtt
 from hub.events import events_after, units_seeing
 from hub.leader import Leadership
@@ -79,17 +79,11 @@ class CaseEventPublisher:
                 self.leader.release()
 
     def _client(self) -> paho.Client:
-        client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             protocol=paho.MQTTv5)
-        if self.cfg.username:
-            client.username_pw_set(self.cfg.username, self.cfg.secret())
-        if self.cfg.tls is not None:  # the broker's certificate checked against the CA, and its name
-            client.tls_set_context(self.cfg.tls.context())
-        client.reconnect_delay_set(1, 30)
+        client = make_client(self.cfg, self.client_id)
         client.on_publish = self._on_publish
         client.on_connect = lambda *a: self._connected.set()
         client.on_disconnect = lambda *a: self._connected.clear()
-        client.connect_async(self.cfg.host, self.cfg.port)
+        client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
         client.loop_start()
         return client
 

@@ -17,7 +17,6 @@ from typing import Any
 
 import httpx
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 
 from simulators.player import Connection
 
@@ -37,9 +36,7 @@ class LoadSpec:
 
 
 def _client(conn: Connection, i: int, inflight: threading.Semaphore) -> paho.Client:
-    c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"sim-load-{i}-{time.time_ns()}",
-                    protocol=paho.MQTTv5 if conn.protocol == "v5" else paho.MQTTv311)
-    conn.secure(c)
+    c = conn.client(f"sim-load-{i}-{time.time_ns()}")
     c.on_publish = lambda *a: inflight.release()
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from gridwatch.core.config import MqttTls
+from gridwatch.core.mqttlink import BrokerLink, make_client
 from simulators.devices import SensorModel, rounded
 from simulators.scenario import Device, Incident, Scenario
 from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker
@@ -58,20 +58,18 @@ class Connection:
             password = os.environ.get(self.password_env.format(GRID=grid.upper().replace("-", "_")))
         return user, password
 
-    def secure(self, client: paho.Client, grid: str | None = None) -> None:
-        """Credentials and TLS on a new client, as this connection says."""
+    def client(self, client_id: str, grid: str | None = None) -> paho.Client:
+        """A new client (`gridwatch.core.mqttlink.make_client`) with this connection's protocol, TLS and the
+        login of `grid` (or the connection's own)."""
         user, password = self.login(grid) if grid is not None else (self.username, self.password)
-        if user:
-            client.username_pw_set(user, password)
-        if self.tls is not None:
-            client.tls_set_context(self.tls.context())
+        link = BrokerLink(host=self.host, port=self.port, protocol="v5" if self.protocol == "v5" else "v311",
+                          tls=self.tls)
+        return make_client(link, client_id, username=user or "", password=password)
 
 
 def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes, bool] | None) -> paho.Client:
     """A started client the broker has accepted, or ConnectionError saying why not."""
-    client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                         protocol=paho.MQTTv5 if conn.protocol == "v5" else paho.MQTTv311)
-    conn.secure(client, grid)
+    client = conn.client(client_id, grid)
     client.max_queued_messages_set(0)
     if will is not None:
         client.will_set(will[0], will[1], qos=1, retain=will[2])

@@ -5,7 +5,6 @@ Relative file paths in `url` are resolved against the directory of the file itse
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +14,7 @@ from edge.camera.stream import KeyframeMode
 from edge.config import MqttConfig
 from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
+from gridwatch.core.mqttlink import secret
 from gridwatch.core.names import NAME
 from gridwatch.core.yamlconf import load
 
@@ -33,7 +33,7 @@ class AlarmSource(Strict):
     events: list[str] = Field(default_factory=list, description="vendor event codes to forward; empty = all known")
 
     def secret(self) -> str | None:
-        return os.environ.get(self.password_env) if self.password_env else self.password
+        return secret(self.password_env, self.password)
 
 
 class Camera(Strict):

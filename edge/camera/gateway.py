@@ -25,8 +25,6 @@ from typing import Any
 
 import av
 import cv2
-import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
@@ -41,6 +39,7 @@ from edge.camera.sources import AlarmStream
 from edge.camera.stream import Sampler, StreamStats, read_stream
 from edge.feeds.values import device_id
 from edge.metrics import serve
+from gridwatch.core.mqttlink import make_client
 
 logger = logging.getLogger(__name__)
 
@@ -73,13 +72,7 @@ class CameraGateway:
                 src, self._alarm_sink(run), cfg.reconnect, cfg.open_timeout) for src in run.cam.alarms]
         m = cfg.mqtt
         self.v5 = m.protocol == "v5"
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=cfg.client_id,
-                                  protocol=paho.MQTTv5 if self.v5 else paho.MQTTv311)
-        if m.username:
-            self.client.username_pw_set(m.username, m.secret())
-        if m.tls is not None:
-            self.client.tls_set_context(m.tls.context())
-        self.client.reconnect_delay_set(min_delay=1, max_delay=30)
+        self.client = make_client(m, cfg.client_id)
         self.client.max_queued_messages_set(10_000)  # while the broker is away: statuses and alarms wait, frames go
         self.threads: list[threading.Thread] = []
         self.registry = CollectorRegistry()
