@@ -28,7 +28,7 @@ class CompiledRule:
 
 
 def compile_rule(spec: RuleSpec) -> CompiledRule:
-    evaluator: Evaluator = registry.KINDS[spec.kind].Evaluator(spec, spec.when)
+    evaluator = registry.KINDS[spec.kind].evaluator(spec, spec.when)
     hold, clear_hold = evaluator.hold, evaluator.clear_hold
     return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0) if hold is None else hold,
                         getattr(spec.when, "clear_for", 0.0) if clear_hold is None else clear_hold)
@@ -36,7 +36,7 @@ def compile_rule(spec: RuleSpec) -> CompiledRule:
 
 def expand(spec: RuleSpec) -> list[RuleSpec]:
     """A rule and the rules it implies (a hotspot's pre-alarm)."""
-    hook = getattr(registry.KINDS[spec.kind], "expand", None)
+    hook = registry.KINDS[spec.kind].expand
     return list(hook(spec)) if hook is not None else [spec]
 
 

@@ -17,14 +17,14 @@ from edge.rules.base import RULE_ID, Match, Schedule, Severity, Strict
 def _when_tag(v: Any) -> str | None:
     if isinstance(v, dict):
         return registry.kind_of(v)
-    for name, module in registry.KINDS.items():
-        if isinstance(v, module.Config):
+    for name, kind in registry.KINDS.items():
+        if isinstance(v, kind.config):
             return name
     return None
 
 
 _WHEN_UNION: Any = functools.reduce(
-    operator.or_, [Annotated[m.Config, Tag(n)] for n, m in registry.KINDS.items()])
+    operator.or_, [Annotated[k.config, Tag(n)] for n, k in registry.KINDS.items()])
 WhenConfig = Annotated[
     _WHEN_UNION,
     Discriminator(_when_tag, custom_error_type="unknown_condition",
@@ -52,7 +52,7 @@ class RuleSpec(Strict):
 
     @model_validator(mode="after")
     def _coherent(self) -> RuleSpec:
-        needs_metric = registry.KINDS[self.kind].Evaluator.needs_metric
+        needs_metric = registry.KINDS[self.kind].needs_metric
         if needs_metric and self.match.metric is None:
             raise ValueError(f"a {self.kind} condition needs match.metric")
         if self.plausible is not None:
