@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from hub import access
 from hub.calendar import Calendar
-from hub.errors import Conflict
+from hub.errors import Conflict, NotFound
 from hub.lifecycle import clock_stage
 from hub.models import Case, CaseRequest, Pause
 from hub.sla import Policy
@@ -91,7 +91,7 @@ def decide_extension(store: Store, case_id: str, request_id: int, *, approve: bo
         case = store.lock_case(s, case_id)
         req = s.get(CaseRequest, request_id, with_for_update=True)
         if req is None or req.case_id != case_id:
-            raise LookupError(request_id)
+            raise NotFound(f"no request {request_id} on this case")
         if req.decision is not None:
             raise Conflict(f"the request was already {req.decision}", "decided", decision=req.decision)
         if not access.may_decide(store.org, decider_unit, case):
@@ -104,7 +104,7 @@ def decide_extension(store: Store, case_id: str, request_id: int, *, approve: bo
             return _decide_suspension(store, s, case, req, approve=approve, actor=actor, note=note, person=person,
                                       now=now)
         if req.kind != "extension":
-            raise LookupError(request_id)
+            raise NotFound(f"no request {request_id} on this case")
         stage = clock_stage(case.status, case.held_from)
         if approve and stage != req.stage:
             raise Conflict(f"the case has moved on from the {req.stage} stage it was asked for", "wrong_state",
@@ -218,7 +218,7 @@ def reply_supervision(store: Store, case_id: str, request_id: int, *, actor: str
         case = store.lock_case(s, case_id)
         req = s.get(CaseRequest, request_id, with_for_update=True)
         if req is None or req.case_id != case_id or req.kind != "supervision":
-            raise LookupError(request_id)
+            raise NotFound(f"no request {request_id} on this case")
         if req.decision is not None:
             raise Conflict("the order was already answered", "decided", decision=req.decision)
         late = req.until is not None and now > req.until

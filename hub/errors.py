@@ -1,5 +1,5 @@
-"""What the hub's case layer refuses: an action the case does not allow (HTTP 409), a case that does not
-exist (HTTP 404)."""
+"""What the hub's case layer refuses: an action the case does not allow (HTTP 409), a case, request, part or
+person that does not exist (HTTP 404). The whole hierarchy is drawn in `gridwatch.core.errors`."""
 
 from __future__ import annotations
 
@@ -18,5 +18,5 @@ class Conflict(GridwatchError):
         self.params = params
 
 
-class NotFound(GridwatchError):
-    """No such case (HTTP 404)."""
+class NotFound(GridwatchError, LookupError):
+    """No such case, request, part or person (HTTP 404); a LookupError too."""

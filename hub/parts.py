@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.errors import Conflict
+from hub.errors import Conflict, NotFound
 from hub.models import Case, CasePart
 from hub.store import Store
 
@@ -51,7 +51,7 @@ def act_on_part(store: Store, case_id: str, unit: str, *, report: bool, actor: s
         part = s.scalars(select(CasePart).where(CasePart.case_id == case_id, CasePart.unit == unit)
                          .with_for_update()).first()
         if part is None:
-            raise LookupError(unit)
+            raise NotFound(f"no part of {unit} on this case")
         if case.status in ("closed", "reported"):
             raise Conflict(f"a part is not handled while the case is {case.status}", "wrong_state",
                            action="part", status=case.status, allowed=["open", "accepted", "on_hold"])

@@ -28,7 +28,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from hub.config import ApiKey, hash_key
-from hub.errors import Conflict
+from hub.errors import Conflict, NotFound
 from hub.models import KeyRow, User, UserSession
 from hub.store import Store
 
@@ -97,7 +97,7 @@ class People:
         with self.store.transaction() as s:
             u = s.get(User, username, with_for_update=True)
             if u is None:
-                raise LookupError(username)
+                raise NotFound(f"no user {username}")
             new_unit = None if clear_unit else (unit if unit is not None else u.unit)
             new_role = role or u.role
             self._check(new_unit, new_role)
