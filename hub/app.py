@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+from gridwatch import __version__
 from gridwatch.core.yamlconf import load
 from hub.api import (
     agents,
@@ -93,7 +94,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
             publisher.stop()
         engine.dispose()
 
-    app = FastAPI(title="gridwatch hub", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="gridwatch hub", version=__version__, lifespan=lifespan,
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     metrics_ = HubMetrics(store)
     metrics_.watch_feed(feed, publisher)

@@ -1,5 +1,8 @@
-"""The store layer: every query the hub makes, the clock readings derived from stored stamps, and the
-append-only timeline. Works on SQLite and PostgreSQL.
+"""The store of the case aggregate: the queries of cases, their timeline, pauses, alerts and evidence, the
+clock readings derived from stored stamps, and the append-only timeline. Works on SQLite and PostgreSQL.
+Sessions come from here (`transaction` to write, `reading` to read); the other aggregates' queries live in
+their service modules (docs/DESIGN.md §8b), and routes run none (an import contract keeps SQLAlchemy out
+of `hub.api`).
 
 The timeline is the event log the stream and the MQTT publisher follow by id. Entries are written at the end
 of their transaction (`log` only queues them); on PostgreSQL under a transaction-scoped advisory lock, so ids
@@ -10,7 +13,8 @@ listeners registered on the store (`on_events`) wake this process's readers on S
 
 What changes a case lives beside it: `hub.ingest` (alerts in), `hub.actions` (people's actions and manual
 reports), `hub.scheduler` (lights and escalation on time); pure decisions in `hub.lifecycle`, `hub.sla`
-and `hub.escalation`. Routes and the MQTT publisher read through this module, never with their own SQL.
+and `hub.escalation`; who may see and do what in `hub.access`. Routes and the MQTT publisher read through
+this module and the service modules, never with their own SQL.
 """
 
 from __future__ import annotations

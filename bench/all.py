@@ -1,0 +1,60 @@
+"""Every benchmark, one after the other, each run to its end even when an earlier one missed its target or
+failed; then one table: each bench's figures and ratios (from its last JSON line) and whether its targets were
+met (its own `targets_met`, else its exit status). Exits non-zero when any bench missed or failed.
+`python bench/all.py [name ...]` runs only those."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCHES = ("ingest", "hub", "video", "gateway", "sim_load", "fanout", "fleet", "export")
+HERE = Path(__file__).resolve().parent
+
+
+def run(name: str) -> tuple[int, dict, float]:
+    """Run one bench with its output passed through; its exit status, last JSON line and wall time."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], stdout=subprocess.PIPE, text=True)
+    last: dict = {}
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        print(line, end="", flush=True)
+        if line.startswith("{"):
+            try:
+                last = json.loads(line)
+            except ValueError:
+                pass
+    return proc.wait(), last, time.monotonic() - t0
+
+
+def figures(out: dict) -> str:
+    """The numbers of a bench's JSON line, ratios first."""
+    nums = {k: v for k, v in out.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    order = sorted(nums, key=lambda k: ("ratio" not in k, k))
+    return ", ".join(f"{k}={nums[k]:g}" for k in order)
+
+
+def main() -> int:
+    names = sys.argv[1:] or list(BENCHES)
+    rows = []
+    for name in names:
+        print(f"\n=== bench/{name}.py", flush=True)
+        code, out, took = run(name)
+        met = out.get("targets_met")
+        verdict = "failed" if code != 0 and not out else ("met" if (met if met is not None else code == 0)
+                                                             else "NOT met")
+        rows.append((name, verdict, took, figures(out)))
+    print("\n=== make bench: every benchmark")
+    print(f"{'bench':<10}{'targets':<10}{'took':>8}  figures (ratios first)")
+    for name, verdict, took, figs in rows:
+        print(f"{name:<10}{verdict:<10}{took:>7.0f}s  {figs}")
+    print(json.dumps({"bench": "all", "results": {n: v for n, v, _, _ in rows}}))
+    return 0 if all(v == "met" for _, v, _, _ in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
