@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 import av  # noqa: E402
 import numpy as np  # noqa: E402
 
-from edge.camera.config import CameraGatewayConfig  # noqa: E402
-from edge.camera.gateway import CameraGateway  # noqa: E402
+from edge.camera_gateway.config import CameraGatewayConfig  # noqa: E402
+from edge.camera_gateway.gateway import CameraGateway  # noqa: E402
 from simulators import footage  # noqa: E402
 from simulators.services import start_mosquitto, stop_pid  # noqa: E402
 

@@ -25,7 +25,7 @@ from edge.rules.loader import load_rules  # noqa: E402
 from edge.rules.ruleset import RuleSet  # noqa: E402
 from edge.sensors import decode  # noqa: E402
 from edge.sensors.common import Limits  # noqa: E402
-from edge.video import Video  # noqa: E402
+from edge.video.pipeline import Video  # noqa: E402
 from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker  # noqa: E402
 
 RULES = """

@@ -24,7 +24,7 @@ from edge.config import DeviceEntry, EdgeConfig
 from edge.devices import DevicePolicy
 from edge.errors import ConfigError, Rejected
 from edge.feeds import FeedSet
-from edge.fleet import FleetClient, device_entries
+from edge.fleet_client import FleetClient, device_entries
 from edge.forwarder import Forwarder
 from edge.inbox import Inbox
 from edge.message import Event, Message
@@ -38,10 +38,10 @@ from edge.rules.engine import Engine
 from edge.rules.loader import parse_rules
 from edge.rules.ruleset import RuleSet
 from edge.topics import feed_filters
-from edge.video import Video
+from edge.video.pipeline import Video
 from gridwatch import __version__
 from gridwatch.core.alert import Alert, Place, from_epoch, iso_ms
-from gridwatch.core.fleet import text_hash
+from gridwatch.core.heartbeat import text_hash
 from gridwatch.core.kinds import VIDEO_KINDS
 
 if TYPE_CHECKING:

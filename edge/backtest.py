@@ -17,7 +17,7 @@ from edge.message import Message
 from edge.rules.engine import Engine
 from edge.rules.ruleset import RuleSet
 from edge.sensors.common import Limits
-from edge.video import Video
+from edge.video.pipeline import Video
 from gridwatch.core.alert import Alert
 
 

@@ -11,7 +11,7 @@ from gridwatch.core.kinds import EventKind
 if TYPE_CHECKING:
     import numpy as np
 
-    from edge.scene import SceneState
+    from edge.video.scene import SceneState
 
 
 @dataclass(slots=True)

@@ -164,8 +164,8 @@ def _edge_run(args: argparse.Namespace) -> int:
 
 
 def _gateway_camera(args: argparse.Namespace) -> int:
-    from edge.camera.config import load_camera_config
-    from edge.camera.gateway import CameraGateway
+    from edge.camera_gateway.config import load_camera_config
+    from edge.camera_gateway.gateway import CameraGateway
     from gridwatch.core.errors import ConfigError
 
     try:

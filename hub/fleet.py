@@ -26,7 +26,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert
-from gridwatch.core.fleet import Heartbeat, text_hash
+from gridwatch.core.heartbeat import Heartbeat, text_hash
 from hub.ingest import Batch
 from hub.models import AgentRow, Device, RuleDeploy, RuleVersion
 from hub.org import Org

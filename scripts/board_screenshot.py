@@ -20,8 +20,8 @@ import httpx  # noqa: E402
 import yaml  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
 
-from edge.evidence import snapshot  # noqa: E402
 from edge.message import Event  # noqa: E402
+from edge.video.evidence import snapshot  # noqa: E402
 from simulators.scenes import CameraSim, View, Walker  # noqa: E402
 from simulators.services import free_port, stop_pid, wait_port  # noqa: E402
 

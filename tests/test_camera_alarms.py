@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from edge.agent import Agent
-from edge.camera.alarms import (
+from edge.camera_gateway.alarms import (
     AlarmFormatError,
     AlarmStates,
     CameraAlarm,
@@ -23,9 +23,9 @@ from edge.camera.alarms import (
     isapi_alarm,
     onvif_alarm,
 )
-from edge.camera.config import CameraGatewayConfig
-from edge.camera.gateway import CameraGateway
-from edge.camera.sources import parse_part
+from edge.camera_gateway.config import CameraGatewayConfig
+from edge.camera_gateway.gateway import CameraGateway
+from edge.camera_gateway.sources import parse_part
 from simulators.camera_alarms import DAHUA_HEARTBEAT, CameraAlarmEmulator, dahua_part, isapi_part
 from simulators.onvif_camera import OnvifCameraEmulator, notification
 from tests.agentkit import agent_config, wait_until

@@ -1,7 +1,7 @@
 """`dwell` (loitering): someone or something that came into a zone moving stays in it for `for`, moving
 about or standing still.
 
-The camera's presence model (edge/scene.py, `SceneState.presence`) keeps what came in moving and is still
+The camera's presence model (edge/video/scene.py, `SceneState.presence`) keeps what came in moving and is still
 there, also once it stands still and the motion background has learned it away. Here each present region in
 the zone (at least `min_area` of the zone) is followed from one presence update to the next: a region that
 overlaps, grown by `reach`, a region seen before inherits its start time, so one person's stay is timed

@@ -1,6 +1,6 @@
 """`motion_in_zone`: something moving inside a polygon of a camera's view for a few consecutive frames.
 
-The camera's scene model (edge/scene.py) gives the motion mask; a global change of light gives none, so
+The camera's scene model (edge/video/scene.py) gives the motion mask; a global change of light gives none, so
 lights, clouds and IR switches are not intrusions. Resolved after `clear_after` without motion.
 """
 

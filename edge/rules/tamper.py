@@ -1,5 +1,5 @@
 """`tamper`: a camera without signal or fully covered (blackout), partly covered (covered), out of focus
-(defocus), or turned away (shifted), judged against the camera's own learned baseline (edge/scene.py) and
+(defocus), or turned away (shifted), judged against the camera's own learned baseline (edge/video/scene.py) and
 held for `for` before firing. An episode carries one kind, the one most of its frames showed while it was
 pending (a cover being put on passes through frames that look turned or blurred), from firing to resolving."""
 
@@ -15,7 +15,7 @@ from gridwatch.core.durations import Duration
 
 if TYPE_CHECKING:
     from edge.rules.spec import RuleSpec
-from edge.scene import BLACKOUT_STD, COVER_MIN, DEFOCUS_RATIO, SHIFT_BELOW, SHIFT_OFFSET
+from edge.video.scene import BLACKOUT_STD, COVER_MIN, DEFOCUS_RATIO, SHIFT_BELOW, SHIFT_OFFSET
 
 KEYS = ("tamper",)
 HOLDING = 0.6  # an episode under way ends only when the view is well back: thresholds eased to this share

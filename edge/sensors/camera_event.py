@@ -1,6 +1,6 @@
 """A camera's own alarms: `gw/{grid}/camera/{device}/event` with `{"ts", "seq", "event", "state", "zone"}`.
 
-The camera gateway (edge/camera/) turns each vendor's alarm (Hikvision ISAPI, Dahua eventManager, ONVIF
+The camera gateway (edge/camera_gateway/) turns each vendor's alarm (Hikvision ISAPI, Dahua eventManager, ONVIF
 events) into this one shape: `event` is one of `gridwatch.core.kinds.CAMERA_EVENTS`, `state` is `start`
 (default) or `stop`, `zone` the camera's own region, line or rule name as a gridwatch name. A `stop`
 becomes the event `restore` of that zone, which resolves an `event:` rule's episode like a fence restore.

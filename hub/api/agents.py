@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
-from gridwatch.core.fleet import Heartbeat
+from gridwatch.core.heartbeat import Heartbeat
 from hub import access, fleet, registry
 from hub.access import Principal
 from hub.api.deps import EdgeCaller, HubDep, Reader

@@ -2,7 +2,7 @@
 
 One source runs in its own gateway thread with its own asyncio loop: find the device's event service
 (`GetServices`, else `GetCapabilities`), `CreatePullPointSubscription` (renewed by the library's manager
-before it ends), then `PullMessages` in a loop, each notification read by `edge.camera.alarms.onvif_alarm`
+before it ends), then `PullMessages` in a loop, each notification read by `edge.camera_gateway.alarms.onvif_alarm`
 and handed on like the HTTP vendors' alarms (the same channel/code filters, the same start/stop edges).
 WS-Security `UsernameToken` digests are the library's. A refused password, a fault or a lost subscription
 ends the attempt; `AlarmStream.run` tries again with back-off.
@@ -17,8 +17,8 @@ import threading
 from typing import Any
 from urllib.parse import urlsplit
 
-from edge.camera.alarms import AlarmFormatError, CameraAlarm, OnvifMessage, onvif_alarm
-from edge.camera.sources import AlarmStream
+from edge.camera_gateway.alarms import AlarmFormatError, CameraAlarm, OnvifMessage, onvif_alarm
+from edge.camera_gateway.sources import AlarmStream
 
 logger = logging.getLogger(__name__)
 

@@ -14,11 +14,11 @@ import logging
 
 import cv2
 
-from edge.evidence import snapshot
 from edge.message import Event
 from edge.rules.base import Evaluator
 from edge.rules.engine import Engine
-from edge.scene import Scenes
+from edge.video.evidence import snapshot
+from edge.video.scene import Scenes
 from gridwatch.core.alert import Alert, iso_ms
 from gridwatch.core.kinds import VIDEO_KINDS
 

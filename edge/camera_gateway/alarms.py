@@ -25,7 +25,7 @@
   `Crossed`, FieldDetector `ObjectsInside` `IsInside`, TamperDetector `IsTamper`) and the "Imaging Service
   Specification" (VideoSource `ImageTooBlurry`, `GlobalSceneChange`, `SignalLoss`, `MotionAlarm` `State`);
   topic and item names as Home Assistant's ONVIF integration reads them (`onvif/parsers.py`). The client
-  is onvif-zeep-async (edge/camera/onvif_events.py); `onvif_alarm` reads one message.
+  is onvif-zeep-async (edge/camera_gateway/onvif_events.py); `onvif_alarm` reads one message.
 
 `MultipartReader` splits either stream into parts as bytes arrive (Content-Length when given, else the
 next boundary).

@@ -31,12 +31,12 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from edge.camera.alarms import CameraAlarm
-from edge.camera.config import Camera, CameraGatewayConfig
-from edge.camera.liveness import Liveness
-from edge.camera.onvif_events import OnvifEvents
-from edge.camera.sources import AlarmStream
-from edge.camera.stream import Sampler, StreamStats, read_stream
+from edge.camera_gateway.alarms import CameraAlarm
+from edge.camera_gateway.config import Camera, CameraGatewayConfig
+from edge.camera_gateway.liveness import Liveness
+from edge.camera_gateway.onvif_events import OnvifEvents
+from edge.camera_gateway.sources import AlarmStream
+from edge.camera_gateway.stream import Sampler, StreamStats, read_stream
 from edge.feeds.values import device_id
 from edge.metrics import serve
 from gridwatch.core.mqttlink import make_client

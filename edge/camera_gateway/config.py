@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.camera.stream import KeyframeMode
+from edge.camera_gateway.stream import KeyframeMode
 from edge.config import MqttConfig
 from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration

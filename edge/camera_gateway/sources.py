@@ -1,5 +1,5 @@
 """The HTTP side of camera-native alarms: hold a vendor's alarm stream open, split it into parts, parse
-them (edge/camera/alarms.py) and hand each start or stop edge on, reconnecting with back-off.
+them (edge/camera_gateway/alarms.py) and hand each start or stop edge on, reconnecting with back-off.
 
 HTTP digest authentication (what Hikvision and Dahua ask for) is httpx's `DigestAuth`."""
 
@@ -13,8 +13,15 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from edge.camera.alarms import AlarmFormatError, AlarmStates, CameraAlarm, MultipartReader, dahua_alarms, isapi_alarm
-from edge.camera.config import AlarmSource, Backoff
+from edge.camera_gateway.alarms import (
+    AlarmFormatError,
+    AlarmStates,
+    CameraAlarm,
+    MultipartReader,
+    dahua_alarms,
+    isapi_alarm,
+)
+from edge.camera_gateway.config import AlarmSource, Backoff
 
 logger = logging.getLogger(__name__)
 
