@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
 from hub import maintenance, registry
+from hub.lifecycle import TimelineAction
 from hub.models import AlertRow, Case, CasePart, Evidence, HeldAlert, Maintenance, NewCase
 from hub.sla import Policy
 from hub.store import Store, bulk_insert, new_case_id
@@ -239,7 +240,7 @@ class Batch:
             case.cleared_at = alert.observed_at
             self._entry(case, "condition_cleared", {"alert_id": alert.alert_id})
 
-    def _entry(self, case: Case | NewCase, action: str, detail: dict[str, Any]) -> None:
+    def _entry(self, case: Case | NewCase, action: TimelineAction, detail: dict[str, Any]) -> None:
         self.log.append({"case_id": case.id, "at": self.now, "actor": self.actor, "action": action,
                          "detail": detail})
 

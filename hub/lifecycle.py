@@ -25,6 +25,18 @@ from hub.sla import Stage
 Status = Literal["reported", "open", "accepted", "resolved", "verified", "on_hold", "closed"]
 Action = Literal["dispatch", "accept", "resolve", "close", "reject", "callback", "hold", "resume", "transfer",
                  "comment"]
+TimelineAction = Action | Literal[
+    # intake: alerts and the conditions they report
+    "opened", "merged", "repeat", "severity_raised", "condition_returned", "condition_cleared", "reopened",
+    # the clocks: the scheduler's lights, escalation, backup grid (AB角) and reminders
+    "light", "escalated", "backup_notified", "reminder",
+    # people and controls: assignment, photos, 延期, 挂起, 督办, 退回, 协办 parts
+    "assigned", "photo", "extension_requested", "extension_approved", "extension_refused", "suspension_requested",
+    "suspension_approved", "suspension_refused", "supervised", "supervision_replied", "sent_back", "part_signed",
+    "part_reported"]
+"""Every action a timeline entry may record: the case actions of the table above and what intake, the
+scheduler and the controls write. The stream's and the board's words for them key on these."""
+TIMELINE_ACTIONS: Final[tuple[str, ...]] = (*get_args(Action), *get_args(get_args(TimelineAction)[1]))
 Rating = Literal["satisfied", "basically", "unsatisfied"]
 """回访评价: 满意 / 基本满意 / 不满意."""
 STATUSES: Final[tuple[Status, ...]] = get_args(Status)

@@ -28,7 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from hub.lifecycle import Status
+from hub.lifecycle import Status, TimelineAction
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -157,7 +157,7 @@ class TimelineEntry(Base):
     case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
     at: Mapped[datetime]
     actor: Mapped[str] = mapped_column(String(128))
-    action: Mapped[str] = mapped_column(String(32))
+    action: Mapped[TimelineAction] = mapped_column(String(32))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from hub.calendar import Calendar
 from hub.errors import Conflict, NotFound
-from hub.lifecycle import clock_stage
+from hub.lifecycle import TimelineAction, clock_stage
 from hub.maintenance import WindowCache
 from hub.models import AlertRow, Base, Case, CaseClock, CasePart, Cursor, Evidence, Pause, TimelineEntry
 from hub.org import Org
@@ -364,7 +364,8 @@ class Store:
                 row.last_id = last_id
 
     @staticmethod
-    def log(s: Session, case: Case, now: datetime, actor: str, action: str, detail: dict[str, Any]) -> None:
+    def log(s: Session, case: Case, now: datetime, actor: str, action: TimelineAction,
+            detail: dict[str, Any]) -> None:
         """Append one timeline entry (the event log the stream and MQTT publisher read), written when
         the transaction commits."""
         Store.append_log(s, [{"case_id": case.id, "at": now, "actor": actor, "action": action,

@@ -91,3 +91,24 @@ def test_a_callback_needs_a_known_rating_and_a_reject_needs_a_note():
     assert requirement("callback", note=None, unit=None, rating="basically") is None
     assert requirement("reject", note="", unit=None).code == "needs_note"
     assert requirement("dispatch", note=None, unit=None).code == "needs_unit"
+
+
+def test_every_timeline_action_has_words_on_the_board_in_both_languages():
+    """The typed timeline actions (`hub.lifecycle.TimelineAction`: what intake, the scheduler, people and the
+    controls write) each read as words on the board: its own `tl_<action>` line in both languages, or the
+    built-in action label (`hub.labels`), never the bare code."""
+    import re
+    from pathlib import Path
+
+    from hub.labels import Labels
+    from hub.lifecycle import TIMELINE_ACTIONS
+
+    js = (Path(__file__).resolve().parent.parent / "hub/board/board.js").read_text(encoding="utf-8")
+    built_in = Labels().table()["action"]
+    bare = []
+    for action in TIMELINE_ACTIONS:
+        lines = len(re.findall(rf"\btl_{action}\s*:", js))  # the zh-CN and the en dictionary
+        named = action in built_in and {"zh-CN", "en"} <= set(built_in[action])
+        if lines < 2 and not named:
+            bare.append(action)
+    assert bare == [], f"timeline actions the board would show as codes: {bare}"

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
 from hub.lifecycle import Status
 from hub.models import Case, CasePart, Pause, TimelineEntry
 from hub.sla import Light, Stage
+from hub.stages import RequestOut, StageOut, requests_from, stages_of
 from hub.store import Store
 
 
@@ -99,27 +100,6 @@ class PhotoOut(BaseModel):
     note: str | None = None
 
 
-class RequestOut(BaseModel):
-    """A request on the case (延期, or a 督办 order) and its answer, as the timeline records them."""
-
-    id: int
-    kind: str
-    stage: str
-    reason: str
-    until: datetime | None
-    requested_by: str
-    requested_at: datetime
-    decision: str | None = Field(None, description="approved | refused; null while pending")
-    decided_by: str | None = None
-    decided_at: datetime | None = None
-    note: str | None = None
-    late: bool | None = Field(None, description="督办: the reply came after its deadline")
-
-
-DECISIONS = {"extension_approved": "approved", "extension_refused": "refused", "suspension_approved": "approved",
-             "suspension_refused": "refused", "supervision_replied": "replied"}
-
-
 class PartOut(BaseModel):
     """协办: an assisting unit's part of a jointly handled case."""
 
@@ -130,47 +110,6 @@ class PartOut(BaseModel):
     reported_at: datetime | None
     reported_by: str | None
     note: str
-
-
-class StageOut(BaseModel):
-    """One stage of the case (流程看板): where it is, who acted, whether it ran late."""
-
-    stage: Stage
-    state: Literal["done", "running", "waiting", "skipped"]
-    started_at: datetime | None
-    ended_at: datetime | None
-    by: str | None = Field(None, description="who ended it")
-    late: bool | None = Field(None, description="ended after its limit (or, running, is past it now)")
-    light: Light | None = Field(None, description="the running stage's light")
-
-
-def requests_from(timeline: list[TimelineEntry]) -> list[RequestOut]:
-    out: dict[int, RequestOut] = {}
-    for e in timeline:
-        rid = e.detail.get("request")
-        if not isinstance(rid, int):
-            continue
-        if e.action == "extension_requested":
-            until = e.detail.get("until")
-            out[rid] = RequestOut(id=rid, kind="extension", stage=str(e.detail.get("stage", "")),
-                                  reason=str(e.detail.get("reason", "")),
-                                  until=datetime.fromisoformat(until) if isinstance(until, str) else None,
-                                  requested_by=e.actor, requested_at=e.at)
-        elif e.action == "supervised":
-            until = e.detail.get("until")
-            out[rid] = RequestOut(id=rid, kind="supervision", stage="", reason=str(e.detail.get("order", "")),
-                                  until=datetime.fromisoformat(until) if isinstance(until, str) else None,
-                                  requested_by=e.actor, requested_at=e.at)
-        elif e.action == "suspension_requested":
-            out[rid] = RequestOut(id=rid, kind="suspension", stage=str(e.detail.get("stage", "")),
-                                  reason=str(e.detail.get("reason", "")), until=None, requested_by=e.actor,
-                                  requested_at=e.at)
-        elif e.action in DECISIONS and rid in out:
-            r = out[rid]
-            r.decision = DECISIONS[e.action]
-            r.decided_by, r.decided_at, r.note = e.actor, e.at, e.detail.get("note")
-            r.late = bool(e.detail.get("late")) if e.action == "supervision_replied" else None
-    return list(out.values())
 
 
 class CaseDetail(CasePublic):
@@ -238,38 +177,6 @@ def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) ->
 
 def case_public(store: Store, case: Case, pauses: list[Pause], now: datetime) -> CasePublic:
     return CasePublic(**case_fields(store, case, pauses, now))
-
-
-def stages_of(case: Case, timeline: list[TimelineEntry], clock: ClockOut | None) -> list[StageOut]:
-    """流程看板: 派单 → 签收 → 办理 → 核查 → 回访, each done (when, by whom, late or not), running (its light) or
-    to come, from the stamps and the timeline (the latest entry of each action)."""
-    last: dict[str, TimelineEntry] = {}
-    for e in timeline:
-        last[e.action] = e
-    by = {a: (e.detail.get("by") or e.actor) for a, e in last.items()}
-    running = clock.stage if clock is not None else None
-    manual_dispatch = case.dispatched_at is not None or case.status == "reported"
-    spans: list[tuple[Stage, datetime | None, datetime | None, str | None, bool | None]] = [
-        ("dispatch", case.opened_at, case.dispatched_at or (case.opened_at if not manual_dispatch else None),
-         by.get("dispatch") if manual_dispatch else "routing", None),
-        ("accept", case.dispatched_at or case.opened_at, case.accepted_at, by.get("accept"), case.accept_late),
-        ("resolve", case.accepted_at, case.resolved_at, by.get("resolve"), case.resolve_late),
-        ("feedback", case.resolved_at, case.verified_at, by.get("close"), None),
-    ]
-    if case.policy.get("callback", False):
-        spans.append(("callback", case.verified_at, case.closed_at if case.verified_at else None, by.get("callback"),
-                      None))
-    out = []
-    for stage, start, end, who, late in spans:
-        if stage == running:
-            out.append(StageOut(stage=stage, state="running", started_at=case.stage_started_at, ended_at=None,
-                                late=clock.remaining_s < 0 if clock else None, light=clock.light if clock else None))
-        elif end is not None:
-            out.append(StageOut(stage=stage, state="done", started_at=start, ended_at=end, by=who, late=late))
-        else:
-            out.append(StageOut(stage=stage, state="skipped" if case.status == "closed" else "waiting",
-                                started_at=None, ended_at=None))
-    return out
 
 
 def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses: list[Pause],
