@@ -27,12 +27,9 @@ from hub.config import Role
 from hub.lifecycle import ACTIONS, Action, Refusal, transition
 from hub.models import Case
 from hub.org import Org
-
-Scope = set[str] | None
-"""The units whose cases a caller sees; None: the whole tree."""
+from hub.store import Scope
 
 Relation = Literal["tree", "holder", "backup", "verifier", "assist", "witness", "outside"]
-RELATIONS: Final[tuple[Relation, ...]] = ("tree", "holder", "backup", "verifier", "assist", "witness", "outside")
 
 Control = Literal["extension", "decide_extension", "decide_suspension", "suspension", "send_back", "supervise",
                   "reply_supervision", "part_sign", "part_report"]
@@ -234,7 +231,7 @@ def controls(org: Org, who: Principal, case: Case, waiting: Sequence[Waiting], p
     if (pending is None and case.status in ("open", "accepted") and held
             and case.extensions < int((case.policy or {}).get("extensions_max", 2))):
         out.append("extension")
-    above = who.unit is None or (who.unit != case.owner and case.owner in org.subtree(who.unit))
+    above = may_decide(org, who.unit, case)
     if pending is not None and pending.requested_by != who.name and above:
         out.append("decide_suspension" if pending.kind == "suspension" else "decide_extension")
     if pending is None and who.unit == case.owner and case.status not in ("on_hold", "closed"):

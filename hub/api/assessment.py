@@ -10,8 +10,7 @@ from fastapi import APIRouter, HTTPException, Query, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from hub import assessment, tables
-from hub.api.auth import scope_of
+from hub import access, assessment, tables
 from hub.api.deps import HubDep, Reader, StoreDep
 from hub.api.errors import GUARD, responses
 from hub.labels import Lang
@@ -74,7 +73,7 @@ def _rows(hub: HubDep, who: Reader, since: datetime | None, until: datetime | No
     start, end = _window(store.clock(), since, until)
     org = store.org
     out = []
-    for u in assessment.assess(store, start, end, scope_of(store, who)):
+    for u in assessment.assess(store, start, end, access.scope(store.org, who)):
         unit = org.units.get(u.unit)
         out.append(UnitRow(rank=u.rank, unit=u.unit, name=(unit.name or u.unit) if unit else u.unit,
                            level=unit.level if unit else None, dispatched=u.dispatched, accepted=u.accepted,
@@ -107,7 +106,7 @@ def cases_behind(store: StoreDep, who: Reader, unit: str, measure: str, since: S
     """The cases behind one figure of one unit (the drill-down)."""
     if measure not in assessment.MEASURES:
         raise HTTPException(404, f"measure is one of {', '.join(assessment.MEASURES)}")
-    scope = scope_of(store, who)
+    scope = access.scope(store.org, who)
     if scope is not None and unit not in scope:
         raise HTTPException(404, "no such unit in your scope")
     start, end = _window(store.clock(), since, until)

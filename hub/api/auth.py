@@ -10,12 +10,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hub import access
 from hub.access import Principal
 from hub.api.guard import MATCHED_KEY
 from hub.config import ApiKey, Role
 from hub.people import People, is_session_token
-from hub.store import Scope, Store
 
 bearer = HTTPBearer(auto_error=False)
 
@@ -39,14 +37,6 @@ async def principal(request: Request,
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
     return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None,
                      frozenset(k.grids) if k.grids is not None else None)
-
-
-READERS = access.READERS
-
-
-def scope_of(store: Store, who: Principal) -> Scope:
-    """The units whose cases the caller sees (`access.scope`); None = the whole tree."""
-    return access.scope(store.org, who)
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

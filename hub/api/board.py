@@ -8,7 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException
 from fastapi.responses import FileResponse
 
-from hub.api.auth import scope_of
+from hub import access
 from hub.api.deps import HubDep, Reader, StoreDep, TzDep
 from hub.api.errors import GUARD, responses
 from hub.api.schemas import MeOut, UnitOut
@@ -35,7 +35,7 @@ def asset(name: str) -> FileResponse:
 @router.get("/api/v1/me", tags=["board"], responses=responses(*GUARD, 403))
 def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
     """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
-    scope = scope_of(store, who)
+    scope = access.scope(store.org, who)
     units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
              for u in store.org.units.values() if scope is None or u.id in scope]
     seen = {u.id for u in units}

@@ -10,7 +10,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 
 from hub import access
-from hub.api.auth import READERS, Principal, require
+from hub.access import READERS
+from hub.api.auth import Principal, require
 from hub.api.guard import IntakeLimiter
 from hub.config import ApiKey, FleetSettings
 from hub.fleet import RuleTools

@@ -35,9 +35,9 @@ def _window_target(store: Store, who: Principal, scope: str, target: str) -> Non
     grid_writer(store, who, d.grid)
 
 
-def _visible_window(store: Store, who: Principal, w: Maintenance, grid_of: dict[str, str]) -> bool:
-    """A window over a rule is everyone's to see; one over a grid or a device, its subtree's."""
-    mine = access.grids_seen(store.org, who)
+def _visible_window(mine: set[str] | None, w: Maintenance, grid_of: dict[str, str]) -> bool:
+    """A window over a rule is everyone's to see; one over a grid or a device, its subtree's (`mine`: the
+    caller's grids, `access.grids_seen`)."""
     if mine is None or w.scope == "rule":
         return True
     return (w.target if w.scope == "grid" else grid_of.get(w.target)) in mine
@@ -52,7 +52,8 @@ def list_windows(hub: HubDep, who: Reader, all: bool = False) -> list[dict[str, 
     with store.reading() as s:
         rows = maintenance.windows(s, now, every=all)
         grid_of = maintenance.device_grids(s, rows)
-        shown = [w for w in rows if _visible_window(store, who, w, grid_of)]
+        mine = access.grids_seen(store.org, who)
+        shown = [w for w in rows if _visible_window(mine, w, grid_of)]
         held = maintenance.held_counts(s, [w.id for w in shown])
     return [maintenance.public(w, now, store.tz, held.get(w.id, 0)) for w in shown]
 
@@ -75,7 +76,7 @@ def cancel_window(window_id: Id, hub: HubDep, who: Operator) -> dict[str, Any]:
     now = store.now()
     with store.transaction() as s:
         w = maintenance.locked(s, window_id)
-        if w is None or not _visible_window(store, who, w, maintenance.device_grids(s, [w])):
+        if w is None or not _visible_window(access.grids_seen(store.org, who), w, maintenance.device_grids(s, [w])):
             raise HTTPException(404, "no such window")
         _window_target(store, who, w.scope, w.target)
         if w.cancelled_at is not None:

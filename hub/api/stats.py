@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub.api.auth import scope_of
+from hub import access
 from hub.api.deps import Reader, StoreDep, TzDep
 from hub.api.errors import GUARD, responses
 from hub.models import Case
@@ -28,7 +28,7 @@ def stats(store: StoreDep, who: Reader, tz: TzDep, since: datetime | None = None
     until = until or store.clock()
     since = since or until - timedelta(days=30)
     since, until = (t if t.tzinfo else t.replace(tzinfo=UTC) for t in (since, until))
-    scope = scope_of(store, who)
+    scope = access.scope(store.org, who)
     period = [CaseRow(*r) for r in store.case_rows(scope, Case.opened_at >= since, Case.opened_at < until)]
     history = [CaseRow(*r) for r in store.case_rows(
         scope, Case.closed_at.is_not(None), Case.closed_at >= since - timedelta(days=repeat_days),

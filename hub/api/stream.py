@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from hub.api.auth import scope_of
+from hub import access
 from hub.api.deps import Reader, StoreDep
 from hub.api.errors import GUARD, responses
 from hub.events import events_after, sse
@@ -30,7 +30,7 @@ async def stream(request: Request, store: StoreDep, who: Reader,
                  last_event_id: Annotated[str | None, Header()] = None) -> StreamingResponse:
     feed: EventFeed = request.app.state.feed
     resume = int(last_event_id) if last_event_id and last_event_id.isdigit() else None
-    scope = scope_of(store, who) if resume is not None else None
+    scope = access.scope(store.org, who) if resume is not None else None
 
     async def events() -> AsyncIterator[bytes]:
         sub = feed.subscribe(who.unit)
