@@ -124,12 +124,14 @@ def test_rtsp_footage_through_gateway_agent_and_hub_to_cases(tmp_path, broker):
         c = case("intrusion")
         assert c is not None and (c["device"], c["grid"]) == ("cam-01", "grid-01")
         assert case("device_offline") is None
-        # the RTSP server goes away: the camera is offline within offline_after (3 s) plus the pipeline
+        # the RTSP server goes away: the camera is offline within offline_after plus the pipeline. 5 s, not 3:
+        # with three test workers on two cores, a decode stall of 3 s once read as a false offline while the
+        # footage still played (the exact 3 s limit is Liveness's unit test above)
         stop_pid(rtsp)
         cut = time.time()
         assert wait_until(lambda: case("device_offline") is not None, 15), cases()
         took = time.time() - cut
-        assert took < 3.0 + 4.0, took
+        assert took < 5.0 + 4.0, took
         off = case("device_offline")
         assert off is not None and off["device"] == "cam-01" and off["cleared_at"] is None
         # back again: the gateway reconnects by itself and the offline case is resolved
