@@ -4,17 +4,20 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test lint bench soak demo clean
+.PHONY: venv deps test lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-# pysparkplug (Sparkplug B payloads) pins paho-mqtt<2 for its client, which gridwatch does not use; its
-# payload classes work with paho 2, so it goes in without its pins (protobuf is a dependency of ours).
 venv: $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
-	$(BIN)/pip install -q --no-deps 'pysparkplug>=0.6,<0.7'
+
+# the Sparkplug B schema compiled to the descriptor gridwatch ships (grpcio-tools' protoc, a test dependency);
+# tests/test_sparkplug_codec.py fails when the two differ
+proto: venv
+	$(BIN)/python -m grpc_tools.protoc -Igridwatch/core/sparkplug --descriptor_set_out=gridwatch/core/sparkplug/sparkplug_b.desc \
+	  gridwatch/core/sparkplug/sparkplug_b.proto
 
 # Debian services the tests start for real; installed only when missing.
 deps:

@@ -170,12 +170,11 @@ def decode_rates(n: int = 20000) -> dict[str, float]:
     """Readings/s of decoding alone (no broker, no rules): native JSON, Zigbee2MQTT mapped, Sparkplug DDATA."""
     import random
 
-    import pysparkplug as spb
-
     from bench.publisher import payload, z2m_payload
     from edge.feeds import FeedSet
     from edge.message import Message
     from edge.sensors.common import Limits
+    from gridwatch.core import sparkplug as spb
 
     cfg = EdgeConfig.model_validate({"feeds": [{"preset": "gridwatch"}, {"preset": "zigbee2mqtt", "grid": "g"},
                                                {"preset": "sparkplug-b", "grid": "g"}]})
@@ -184,15 +183,13 @@ def decode_rates(n: int = 20000) -> dict[str, float]:
     now = int(time.time() * 1000)
     native = [payload(i, 1000, now, rng) for i in range(n)]
     z2m = [z2m_payload(i, 1000, now, rng) for i in range(n)]
-    m, dt = spb.Metric, spb.DataType
     births = {}
     for d in range(100):
-        births[d] = spb.DBirth(timestamp=now, seq=0, metrics=tuple(
-            m(timestamp=now, name=name, datatype=dt.DOUBLE, value=0.0, alias=k)
-            for k, name in enumerate(("ch4_ppm", "temp_c", "water_level_m"), 1))).encode()
-    spark = [(f"spBv1.0/g/DDATA/n1/d{i % 100}", spb.DData(timestamp=now, seq=i % 256, metrics=tuple(
-        m(timestamp=now, name=None, datatype=dt.DOUBLE, value=rng.gauss(800, 60), alias=k)
-        for k in (1, 2, 3))).encode()) for i in range(n)]
+        births[d] = spb.encode([spb.M(name, spb.DOUBLE, 0.0, now, alias=k)
+                                for k, name in enumerate(("ch4_ppm", "temp_c", "water_level_m"), 1)], now, seq=0)
+    spark = [(f"spBv1.0/g/DDATA/n1/d{i % 100}", spb.encode([
+        spb.M(None, spb.DOUBLE, rng.gauss(800, 60), now, alias=k) for k in (1, 2, 3)], now, seq=i % 256))
+        for i in range(n)]
     out: dict[str, float] = {}
     for d, body in births.items():
         feeds.decode(Message(f"spBv1.0/g/DBIRTH/n1/d{d}", body, now / 1000))

@@ -46,12 +46,11 @@ def reading(shape: str, root: str, grid: str, device: str, metrics: dict[str, fl
                 _json({"id": str(seq), "version": "1.0",
                        "params": {k: {"value": v, "time": ts_ms} for k, v in metrics.items()}}), False)
     if shape == "sparkplug-b":
-        import pysparkplug as spb  # only when a device speaks it: `gridwatch --help` stays light
+        from gridwatch.core import sparkplug as spb  # only when a device speaks it: `gridwatch --help` stays light
 
-        data = spb.NData(timestamp=ts_ms, seq=seq % 256, metrics=tuple(
-            spb.Metric(timestamp=ts_ms, name=k, datatype=spb.DataType.DOUBLE, value=float(v))
-            for k, v in metrics.items()))
-        return f"spBv1.0/{grid}/NDATA/{device}", data.encode(include_dtypes=True), False
+        data = spb.encode([spb.M(k, spb.DOUBLE, float(v), ts_ms) for k, v in metrics.items()],
+                          timestamp=ts_ms, seq=seq % 256)
+        return f"spBv1.0/{grid}/NDATA/{device}", data, False
     return f"{root}/{grid}/sensor/{device}/reading", _json({"ts": ts_ms, "seq": seq, "metrics": metrics}), False
 
 
@@ -62,11 +61,10 @@ def will(shape: str, root: str, grid: str, device: str, bdseq: int = 0) -> Wire 
     if shape == "tasmota":
         return f"tele/{device}/LWT", b"Offline", True
     if shape == "sparkplug-b":
-        import pysparkplug as spb
+        from gridwatch.core import sparkplug as spb
 
-        death = spb.NDeath(timestamp=None, bd_seq_metric=spb.Metric(
-            timestamp=None, name="bdSeq", datatype=spb.DataType.INT64, value=bdseq))
-        return f"spBv1.0/{grid}/NDEATH/{device}", death.encode(), False
+        death = spb.encode([spb.M("bdSeq", spb.INT64, bdseq)])
+        return f"spBv1.0/{grid}/NDEATH/{device}", death, False
     if shape == "gridwatch":
         return f"{root}/{grid}/sensor/{device}/status", b"offline", True
     return None
@@ -81,12 +79,11 @@ def hello(shape: str, root: str, grid: str, device: str, ts_ms: int, bdseq: int 
     if shape == "thingsboard-gateway":
         return [("v1/gateway/connect", _json({"device": device}), False)]
     if shape == "sparkplug-b":
-        import pysparkplug as spb
+        from gridwatch.core import sparkplug as spb
 
-        birth = spb.NBirth(timestamp=ts_ms, seq=0, metrics=(
-            spb.Metric(timestamp=ts_ms, name="bdSeq", datatype=spb.DataType.INT64, value=bdseq),
-            spb.Metric(timestamp=ts_ms, name="Node Control/Rebirth", datatype=spb.DataType.BOOLEAN, value=False)))
-        return [(f"spBv1.0/{grid}/NBIRTH/{device}", birth.encode(), False)]
+        birth = spb.encode([spb.M("bdSeq", spb.INT64, bdseq, ts_ms),
+                            spb.M("Node Control/Rebirth", spb.BOOLEAN, False, ts_ms)], timestamp=ts_ms, seq=0)
+        return [(f"spBv1.0/{grid}/NBIRTH/{device}", birth, False)]
     if shape == "gridwatch":
         return [(f"{root}/{grid}/sensor/{device}/status", b"online", True)]
     return []

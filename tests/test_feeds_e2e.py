@@ -12,7 +12,7 @@ Where each payload shape comes from (the shapes, not the values, are the project
 - OneNET: OneJSON 物模型 "设备属性上报" (`$sys/{pid}/{device-name}/thing/property/post`,
   `{"id":"123","version":"1.0","params":{"temperature":{"value":30.5,"time":1599534283111}}}`).
 - Home Assistant: MQTT Statestream (`homeassistant/sensor/<entity>/state`, the state as text).
-- Sparkplug B: Eclipse Sparkplug 3.0 topics; payloads built with pysparkplug (NBIRTH with bdSeq,
+- Sparkplug B: Eclipse Sparkplug 3.0 topics; payloads built with gridwatch.core.sparkplug (NBIRTH with bdSeq,
   DBIRTH with aliases, DDATA by alias, NDEATH).
 """
 
@@ -23,11 +23,11 @@ from datetime import UTC, datetime
 
 import httpx
 import paho.mqtt.client as paho
-import pysparkplug as spb
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
+from gridwatch.core import sparkplug as spb
 from tests.agentkit import Gateway, agent_config, wait_until
 
 pytestmark = pytest.mark.slow
@@ -70,7 +70,7 @@ FEEDS = [
     {"preset": "sparkplug-b", "grid": "{group}"},
 ]
 
-M, D = spb.Metric, spb.DataType
+M = spb.M
 
 
 def iso(ts: float) -> str:
@@ -111,12 +111,11 @@ def agent(tmp_path, broker, hub):
 def spb_node(gateway: Gateway, group: str, node: str, bdseq: int, devices: dict[str, float],
              at: float | None = None) -> None:
     now = int((time.time() if at is None else at) * 1000)
-    gateway.publish(f"spBv1.0/{group}/NBIRTH/{node}", spb.NBirth(timestamp=now, seq=0, metrics=(
-        M(timestamp=now, name="bdSeq", datatype=D.INT64, value=bdseq),
-        M(timestamp=now, name="Node Control/Rebirth", datatype=D.BOOLEAN, value=False))).encode())
+    gateway.publish(f"spBv1.0/{group}/NBIRTH/{node}", spb.encode([
+        M("bdSeq", spb.INT64, bdseq, now), M("Node Control/Rebirth", spb.BOOLEAN, False, now)], now, seq=0))
     for i, (dev, ch4) in enumerate(devices.items(), 1):
-        gateway.publish(f"spBv1.0/{group}/DBIRTH/{node}/{dev}", spb.DBirth(timestamp=now, seq=i, metrics=(
-            M(timestamp=now, name="Sensors/CH4", datatype=D.DOUBLE, value=ch4, alias=i * 10),)).encode())
+        gateway.publish(f"spBv1.0/{group}/DBIRTH/{node}/{dev}", spb.encode([
+            M("Sensors/CH4", spb.DOUBLE, ch4, now, alias=i * 10)], now, seq=i))
 
 
 def test_every_preset_maps_real_payloads_and_a_rule_fires(agent, hub, gateway):
@@ -138,8 +137,8 @@ def test_every_preset_maps_real_payloads_and_a_rule_fires(agent, hub, gateway):
     gateway.publish("homeassistant/sensor/river_level/state", "2.9")
     spb_node(gateway, "grid-07", "plc-1", 0, {"gas-a": 10.0}, at=t)
     now = int(t * 1000) + 3
-    gateway.publish("spBv1.0/grid-07/DDATA/plc-1/gas-a", spb.DData(timestamp=now, seq=3, metrics=(
-        M(timestamp=now, name=None, datatype=D.DOUBLE, value=7200.0, alias=10),)).encode())
+    gateway.publish("spBv1.0/grid-07/DDATA/plc-1/gas-a", spb.encode([
+        M(None, spb.DOUBLE, 7200.0, now, alias=10)], now, seq=3))
 
     expect = {  # (rule, device): grid, value, device time
         ("hot", "kitchen_smoke"): ("grid-01", 61.5, t),
@@ -208,10 +207,10 @@ def test_gateway_offline_marks_all_its_devices_and_its_return_restores_them(agen
     assert wait_until(lambda: firing(hub, "silent", "tasmota_9") is not None)
     spb_node(gateway, "grid-07", "plc-2", 5, {"gas-b": 1.0, "gas-c": 2.0})
     assert wait_until(lambda: all(f"silent|{d}|" in agent.engine.states for d in ("gas-b", "gas-c")))
-    stale_will = spb.NDeath(timestamp=None, bd_seq_metric=M(timestamp=None, name="bdSeq", datatype=D.INT64, value=4))
-    gateway.publish("spBv1.0/grid-07/NDEATH/plc-2", stale_will.encode())  # an older session's will: ignored
-    will = spb.NDeath(timestamp=None, bd_seq_metric=M(timestamp=None, name="bdSeq", datatype=D.INT64, value=5))
-    gateway.publish("spBv1.0/grid-07/NDEATH/plc-2", will.encode())
+    stale_will = spb.encode([M("bdSeq", spb.INT64, 4)])
+    gateway.publish("spBv1.0/grid-07/NDEATH/plc-2", stale_will)  # an older session's will: ignored
+    will = spb.encode([M("bdSeq", spb.INT64, 5)])
+    gateway.publish("spBv1.0/grid-07/NDEATH/plc-2", will)
     assert wait_until(lambda: firing(hub, "silent", "plc-2") is not None)
     assert firing(hub, "silent", "plc-2")["labels"]["device_ids"] == "gas-b,gas-c"
     assert agent.engine.states["silent|gas-b|"]["d"]["via"] == "plc-2"
@@ -247,8 +246,8 @@ def test_bad_mapped_input_is_counted_with_its_reason_and_the_next_good_message_g
             ("missing_field", "$oc/devices/d1/sys/properties/report", b'{"services": []}'),
             ("wrong_type", "zigbee2mqtt/probe", b'{"temperature": "n/a"}'),
             ("bad_ts", "tele/tasmota_1/SENSOR", b'{"Time": "yesterday", "SI7021": {"Temperature": 1}}'),
-            ("unknown_alias", "spBv1.0/grid-07/DDATA/plc-9/gas-z", spb.DData(timestamp=int(time.time() * 1000),
-             seq=1, metrics=(M(timestamp=None, name=None, datatype=D.DOUBLE, value=1.0, alias=3),)).encode()),
+            ("unknown_alias", "spBv1.0/grid-07/DDATA/plc-9/gas-z", spb.encode(
+             [M(None, spb.DOUBLE, 1.0, alias=3)], int(time.time() * 1000), seq=1)),
         ]
         for reason, topic, payload in cases:
             gateway.publish(topic, payload)
@@ -259,8 +258,8 @@ def test_bad_mapped_input_is_counted_with_its_reason_and_the_next_good_message_g
         assert 'gridwatch_edge_unmapped_total{filter="spBv1.0/+/#"} 1.0' in body
         # the unknown alias asked the node for a rebirth (Sparkplug 3.0: NCMD Node Control/Rebirth = true)
         assert wait_until(lambda: any(m.topic == "spBv1.0/grid-07/NCMD/plc-9" for m in cmds))
-        cmd = spb.NCmd.decode(next(m for m in cmds if m.topic == "spBv1.0/grid-07/NCMD/plc-9").payload)
-        assert [(x.name, x.value) for x in cmd.metrics] == [("Node Control/Rebirth", True)]
+        cmd = spb.decode(next(m for m in cmds if m.topic == "spBv1.0/grid-07/NCMD/plc-9").payload)
+        assert [(x.name, spb.value(x)) for x in cmd.metrics] == [("Node Control/Rebirth", True)]
         assert agent.health()[0]
     finally:
         watcher.loop_stop()

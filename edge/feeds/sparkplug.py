@@ -1,4 +1,4 @@
-"""Sparkplug B (Eclipse Sparkplug 3.0): protobuf payloads decoded with pysparkplug, births remembered.
+"""Sparkplug B (Eclipse Sparkplug 3.0): protobuf payloads (gridwatch.core.sparkplug), births remembered.
 
 `spBv1.0/{group}/{type}/{node}[/{device}]`:
 - NBIRTH / DBIRTH: the node's (device's) metric names, aliases and types are remembered; the node
@@ -19,21 +19,40 @@ import logging
 import time
 from typing import Any
 
-import pysparkplug as spb
-
 from edge.errors import Rejected
 from edge.feeds.mapper import Context, Source, gateway_events
 from edge.feeds.spec import FeedSpec
 from edge.feeds.values import checked, device_id, metric_name
 from edge.message import Event, Message
 from edge.sensors.common import check_size
+from gridwatch.core import sparkplug as spb
 
 logger = logging.getLogger(__name__)
 
 NOT_READINGS = ("Node Control/", "Properties/", "Device Control/")
 REBIRTH_EVERY = 10.0
-_TYPES = {"NBIRTH": spb.NBirth, "DBIRTH": spb.DBirth, "NDATA": spb.NData, "DDATA": spb.DData,
-          "NDEATH": spb.NDeath, "DDEATH": spb.DDeath}
+_TYPES = ("NBIRTH", "DBIRTH", "NDATA", "DDATA", "NDEATH", "DDEATH")
+
+
+class Birth:
+    """What a birth declared: metric names by alias, data types by name."""
+
+    __slots__ = ("names", "types", "bdseq")
+
+    def __init__(self, payload: Any) -> None:
+        self.names: dict[int, str] = {}
+        self.types: dict[str, int] = {}
+        self.bdseq: int | None = None
+        for m in payload.metrics:
+            if not m.HasField("name"):
+                continue
+            if m.HasField("alias"):
+                self.names[m.alias] = m.name
+            if m.HasField("datatype"):
+                self.types[m.name] = m.datatype
+            if m.name == "bdSeq":
+                v = spb.value(m)
+                self.bdseq = v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
 class SparkplugFeed:
@@ -44,7 +63,7 @@ class SparkplugFeed:
         self.group_filter = spec.topic.split("/")[1]
         self.filter = spec.topic
         self.grid = Source(spec.grid) if spec.grid is not None else None
-        self.births: dict[tuple[str, str, str | None], Any] = {}  # (group, node, device) -> birth payload
+        self.births: dict[tuple[str, str, str | None], Birth] = {}  # (group, node, device) -> its birth
         self.bdseq: dict[tuple[str, str], int] = {}
         self.devices: dict[tuple[str, str], set[str]] = {}
         self.outgoing: list[tuple[str, bytes]] = []
@@ -69,8 +88,7 @@ class SparkplugFeed:
 
     def decode(self, msg: Message, caps: dict[str, str], ctx: Context) -> list[Event]:
         kind = caps["type"]
-        cls = _TYPES.get(kind)
-        if cls is None:  # NCMD / DCMD / STATE: commands and host state, not device data
+        if kind not in _TYPES:  # NCMD / DCMD / STATE: commands and host state, not device data
             return []
         check_size(msg.payload, ctx.limits)
         group, node, device = caps["group"], caps["node"], caps["device"] or None
@@ -83,56 +101,68 @@ class SparkplugFeed:
             return [Event(kind="status", grid=self._grid(caps, dev, ctx), device=dev, ts=msg.received_at,
                           received_at=msg.received_at, event="offline", device_kind="sensor")]
         key = (group, node, device)
-        birth = None
-        if kind in ("NDATA", "DDATA"):
-            birth = self.births.get(key)
         try:
-            payload = cls.decode(msg.payload, birth=birth)  # type: ignore[attr-defined]
-        except KeyError as exc:  # an alias the birth did not name
-            self._rebirth(group, node, msg.received_at)
-            raise Rejected("unknown_alias", f"feed {self.name}: {msg.topic}: alias {exc} is not in the "
-                                            f"{'D' if device else 'N'}BIRTH; rebirth requested") from None
-        except (NotImplementedError, ValueError) as exc:
-            if birth is None and kind in ("NDATA", "DDATA"):
-                self._rebirth(group, node, msg.received_at)
-                raise Rejected("unknown_alias", f"feed {self.name}: {msg.topic}: data before any "
-                                                f"{'D' if device else 'N'}BIRTH ({exc}); rebirth requested") from None
-            raise Rejected("bad_payload", f"feed {self.name}: {msg.topic}: not a Sparkplug B payload: {exc}") from None
+            payload = spb.decode(msg.payload)
         except Exception as exc:  # protobuf's DecodeError and kin
             raise Rejected("bad_payload", f"feed {self.name}: {msg.topic}: not a Sparkplug B payload: "
                                           f"{type(exc).__name__}: {exc}") from None
+        birth = Birth(payload) if kind in ("NBIRTH", "DBIRTH") else self.births.get(key)
+        named = self._named(msg, payload, birth, group, node, device)
         grid = self._grid(caps, dev, ctx)
         out: list[Event] = []
         if kind == "NBIRTH":
             self.births = {k: v for k, v in self.births.items() if k[:2] != (group, node)}
-            self.births[key] = payload
-            seq = next((m.value for m in payload.metrics if m.name == "bdSeq"), None)
-            if isinstance(seq, int):
-                self.bdseq[(group, node)] = seq
+            assert birth is not None
+            self.births[key] = birth
+            if birth.bdseq is not None:
+                self.bdseq[(group, node)] = birth.bdseq
             out += gateway_events(gw, grid, "sensor", "online", msg.received_at, ctx)
         elif kind == "DBIRTH":
-            self.births[key] = payload
+            assert birth is not None
+            self.births[key] = birth
             self.devices.setdefault((group, node), set()).add(dev)
             ctx.learn(gw, dev, grid, "sensor")
             out.append(Event(kind="status", grid=grid, device=dev, ts=msg.received_at, received_at=msg.received_at,
                              event="online", device_kind="sensor"))
         elif device:
             ctx.learn(gw, dev, grid, "sensor")
-        reading = self._reading(msg, payload, grid, dev, ctx)
+        reading = self._reading(msg, payload, named, grid, dev, ctx)
         if reading is not None:
             out.append(reading)
         return out
 
-    def _reading(self, msg: Message, payload: Any, grid: str, dev: str, ctx: Context) -> Event | None:
-        metrics: dict[str, float] = {}
-        newest: float | None = None
+    def _named(self, msg: Message, payload: Any, birth: Birth | None, group: str, node: str,
+               device: str | None) -> list[tuple[str, Any, int | None]]:
+        """Each metric's name, value (by its data type or its birth's) and time; an alias no birth named is
+        refused and a rebirth asked for."""
+        out: list[tuple[str, Any, int | None]] = []
+        which = "D" if device else "N"
         for m in payload.metrics:
-            name = m.name
-            if name is None:
-                raise Rejected("unknown_alias", f"feed {self.name}: {msg.topic}: metric alias {m.alias} unnamed")
-            if name == "bdSeq" or name.startswith(NOT_READINGS) or m.is_null:
+            if m.HasField("name"):
+                name = m.name
+            elif not m.HasField("alias"):
+                raise Rejected("bad_payload", f"feed {self.name}: {msg.topic}: a metric with neither name nor alias")
+            elif birth is None:
+                self._rebirth(group, node, msg.received_at)
+                raise Rejected("unknown_alias", f"feed {self.name}: {msg.topic}: alias {m.alias} before any "
+                                                f"{which}BIRTH; rebirth requested")
+            elif m.alias in birth.names:
+                name = birth.names[m.alias]
+            else:
+                self._rebirth(group, node, msg.received_at)
+                raise Rejected("unknown_alias", f"feed {self.name}: {msg.topic}: alias {m.alias} is not in the "
+                                                f"{which}BIRTH; rebirth requested")
+            dt = birth.types.get(name) if birth is not None else None
+            out.append((name, spb.value(m, dt), m.timestamp if m.HasField("timestamp") else None))
+        return out
+
+    def _reading(self, msg: Message, payload: Any, named: list[tuple[str, Any, int | None]], grid: str,
+                 dev: str, ctx: Context) -> Event | None:
+        metrics: dict[str, float] = {}
+        newest: int | None = None
+        for name, v, stamp in named:
+            if name == "bdSeq" or name.startswith(NOT_READINGS):
                 continue
-            v = m.value
             if isinstance(v, bool):
                 v = 1.0 if v else 0.0
             if not isinstance(v, int | float) or v != v or v in (float("inf"), float("-inf")):
@@ -145,22 +175,25 @@ class SparkplugFeed:
             if mid is None:
                 continue
             metrics[mid] = float(v)
-            if m.timestamp is not None:
-                newest = m.timestamp if newest is None else max(newest, m.timestamp)
+            if stamp is not None:
+                newest = stamp if newest is None else max(newest, stamp)
         if not metrics:
             return None
-        raw = newest if newest is not None else payload.timestamp
+        raw = newest if newest is not None else (payload.timestamp if payload.HasField("timestamp") else None)
+        if raw is None:
+            raise Rejected("bad_ts", f"feed {self.name}: {msg.topic}: neither the payload nor a metric has a "
+                                     f"timestamp (Sparkplug 3.0 requires one)")
         ts = checked(raw / 1000.0, msg.received_at, ctx.limits, self.name, "timestamp", raw)
         return Event(kind="sensor", grid=grid, device=dev, ts=ts, received_at=msg.received_at,
-                     seq=getattr(payload, "seq", None), metrics=metrics)
+                     seq=payload.seq if payload.HasField("seq") else None, metrics=metrics)
 
     def _ndeath(self, msg: Message, caps: dict[str, str], group: str, node: str, gw: str,
                 ctx: Context) -> list[Event]:
         try:
-            death = spb.NDeath.decode(msg.payload)
-            seq = death.bd_seq_metric.value
+            death = spb.decode(msg.payload)
         except Exception as exc:
             raise Rejected("bad_payload", f"feed {self.name}: {msg.topic}: not a Sparkplug B NDEATH: {exc}") from None
+        seq = next((spb.value(m) for m in death.metrics if m.name == "bdSeq"), None)
         known = self.bdseq.get((group, node))
         if known is not None and isinstance(seq, int) and seq != known:
             raise Rejected("stale_death", f"feed {self.name}: {msg.topic}: bdSeq {seq} is not the live session's "
@@ -175,7 +208,6 @@ class SparkplugFeed:
         if now - self._asked.get((group, node), float("-inf")) < REBIRTH_EVERY:
             return
         self._asked[(group, node)] = now
-        cmd = spb.NCmd(timestamp=int(time.time() * 1000), metrics=(
-            spb.Metric(timestamp=None, name="Node Control/Rebirth", datatype=spb.DataType.BOOLEAN, value=True),))
-        self.outgoing.append((f"{self.root}/{group}/NCMD/{node}", cmd.encode(include_dtypes=True)))
+        cmd = spb.encode([spb.M("Node Control/Rebirth", spb.BOOLEAN, True)], timestamp=int(time.time() * 1000))
+        self.outgoing.append((f"{self.root}/{group}/NCMD/{node}", cmd))
         logger.info("sparkplug: asked %s/%s for a rebirth", group, node)
