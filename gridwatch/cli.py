@@ -163,6 +163,108 @@ def _edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _edge_check(args: argparse.Namespace) -> int:
+    from edge.check import check_edge
+
+    status = 0
+    for path in args.config:
+        found, _ = check_edge(path)
+        code = found.print(sys.stdout, args.strict)
+        for line in found.checked:
+            print(f"  ok  {line}", file=sys.stderr)
+        print(f"{path}: {'ok' if code == 0 else 'problems'} ({len(found.errors)} errors, "
+              f"{len(found.warnings)} warnings)", file=sys.stderr)
+        status = max(status, code)
+    return status
+
+
+def _hub_check(args: argparse.Namespace) -> int:
+    from datetime import date
+
+    from hub.check import check_hub
+
+    found, _ = check_hub(args.config, date.today())
+    code = found.print(sys.stdout, args.strict)
+    for line in found.checked:
+        print(f"  ok  {line}", file=sys.stderr)
+    print(f"{args.config}: {'ok' if code == 0 else 'problems'} ({len(found.errors)} errors, "
+          f"{len(found.warnings)} warnings)", file=sys.stderr)
+    return code
+
+
+def _hub_init(args: argparse.Namespace) -> int:
+    from gridwatch.core.errors import ConfigError
+    from hub.errors import Conflict
+    from hub.init import init_hub
+
+    try:
+        made = init_hub(args.dir, database=args.database, admin=args.admin)
+    except Conflict as exc:
+        print(f"hub init: {exc}", file=sys.stderr)
+        return 1
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    from sqlalchemy import make_url
+
+    db = make_url(made.database).render_as_string(hide_password=True)
+    print(f"""gridwatch hub init: {made.config.parent}
+  configuration  {made.config} (org, SLA, routing, labels and calendars of the example: edit them)
+  database       {db} (migrated to {made.revision})
+
+Shown once, stored only as hashes; keep them now:
+  first administrator, board sign-in:  {made.admin_user} / {made.admin_password}
+  admin API key (keys: admin):         {made.admin_key}
+  agent key (keys: {made.edge_name}), for the agent's GRIDWATCH_EDGE_KEY:
+                                       {made.edge_key}
+
+Next: gridwatch hub check -c {made.config}
+      gridwatch hub serve -c {made.config}""")
+    return 0
+
+
+def _hub_migrate(args: argparse.Namespace) -> int:
+    from gridwatch.core.errors import ConfigError
+    from hub.config import load_hub_config
+    from hub.db import current_revision, head_revision, make_engine, migrate, revisions, upgrade_sql
+
+    try:
+        cfg = load_hub_config(args.config)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    if args.action == "history":
+        for rev in revisions():
+            print(rev)
+        return 0
+    if args.sql:
+        since = None
+        if args.action == "upgrade" and not args.from_empty:
+            engine = make_engine(cfg.database)
+            try:
+                since = current_revision(engine)
+            finally:
+                engine.dispose()
+        if since == head_revision():
+            print(f"-- the database is at {since}, the newest revision: nothing to run")
+        else:
+            sys.stdout.write(upgrade_sql(cfg.database, since))
+        return 0
+    engine = make_engine(cfg.database)
+    try:
+        before = current_revision(engine)
+        if args.action == "current":
+            head = head_revision()
+            print(f"{before or '(empty)'}" + (" (head)" if before == head else f" (head is {head})"))
+            return 0
+        migrate(engine)
+        after = current_revision(engine)
+    finally:
+        engine.dispose()
+    print(f"database at {after} (was {before or 'empty'})", file=sys.stderr)
+    return 0
+
+
 def _gateway_camera(args: argparse.Namespace) -> int:
     from edge.camera_gateway.config import load_camera_config
     from edge.camera_gateway.gateway import CameraGateway
@@ -334,6 +436,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = edge.add_parser("run", help="run one edge agent")
     run.add_argument("-c", "--config", type=Path, default=Path("configs/edge.yaml"))
     run.set_defaults(func=_edge_run)
+    ec = edge.add_parser("check", help="check an agent config, its rules, feeds, devices and TLS files without "
+                                       "connecting; prints file:path: reason, exits 1 on errors")
+    ec.add_argument("-c", "--config", type=Path, action="append", required=True, help="edge.yaml (repeatable)")
+    ec.add_argument("--strict", action="store_true", help="warnings fail too")
+    ec.set_defaults(func=_edge_check)
 
     gateway = top.add_parser("gateway", help="gateways shipped with gridwatch").add_subparsers(
         dest="gateway_cmd", required=True)
@@ -346,6 +453,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("-c", "--config", type=Path, default=Path("configs/hub.yaml"))
     serve.add_argument("--port", type=int, default=None, help="override listen.port")
     serve.set_defaults(func=_hub_serve)
+    hi = hub.add_parser("init", help="a new hub configuration in DIR: new keys, a first administrator (printed "
+                                     "once), the example org and SLA to edit, the database migrated")
+    hi.add_argument("dir", type=Path)
+    hi.add_argument("--database", help="SQLAlchemy URL (default: SQLite in DIR/var)")
+    hi.add_argument("--admin", default="admin", help="the first administrator's user name")
+    hi.set_defaults(func=_hub_init)
+    hc = hub.add_parser("check", help="check hub.yaml and every file it names without starting; prints "
+                                      "file:path: reason, exits 1 on errors")
+    hc.add_argument("-c", "--config", type=Path, default=Path("configs/hub.yaml"))
+    hc.add_argument("--strict", action="store_true", help="warnings (demo keys, calendars running out) fail too")
+    hc.set_defaults(func=_hub_check)
+    hm = hub.add_parser("migrate", help="bring the database to the newest schema without serving; `current`: "
+                                        "where it is; `history`: every revision; --sql: print the SQL instead")
+    hm.add_argument("action", nargs="?", choices=["upgrade", "current", "history"], default="upgrade")
+    hm.add_argument("-c", "--config", type=Path, default=Path("configs/hub.yaml"))
+    hm.add_argument("--sql", action="store_true", help="print the SQL from the database's revision to the newest, "
+                                                       "run nothing")
+    hm.add_argument("--from-empty", action="store_true", help="with --sql: the SQL for an empty database")
+    hm.set_defaults(func=_hub_migrate)
     hk = hub.add_parser("hash-key", help="make an API key (or hash a given one) for configs/hub.yaml")
     hk.add_argument("key", nargs="?")
     hk.set_defaults(func=_hub_hash_key)

@@ -61,18 +61,25 @@ def load_calendars(folder: Path) -> dict[str, Calendar]:
     return cals
 
 
+def open_store(cfg: HubConfig, clock: Callable[[], datetime] | None = None) -> Store:
+    """The case store over the configured database, migrated to the newest revision, with the org tree,
+    SLA policies, calendars and routing the config names."""
+    engine = make_engine(cfg.database)
+    migrate(engine)
+    org = Org(load(OrgFile, cfg.org))
+    return Store(engine, load(SlaFile, cfg.sla), org, load_calendars(cfg.calendars),
+                 clock or (lambda: datetime.now(UTC)), tz=cfg.tz,
+                 routing=load_routing(cfg.routing, org) if cfg.routing is not None else Routing.empty())
+
+
 def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                run_scheduler: bool = True, manage_gc: bool = False, rule_tools: RuleTools | None = None) -> FastAPI:
     """The app; its scheduler thread runs while the app is served (tests drive it by hand instead).
     `manage_gc`: the process is the hub's own (`gridwatch hub serve`), so it may steer the interpreter's
     cycle collector for its streams (`hub.gcpolicy`). `rule_tools`: the edge's rule checker and backtest
     (`gridwatch.ruletools.EdgeRuleTools`), without which rule sets cannot be saved from the hub."""
-    engine = make_engine(cfg.database)
-    migrate(engine)
-    org = Org(load(OrgFile, cfg.org))
-    store = Store(engine, load(SlaFile, cfg.sla), org, load_calendars(cfg.calendars),
-                  clock or (lambda: datetime.now(UTC)), tz=cfg.tz,
-                  routing=load_routing(cfg.routing, org) if cfg.routing is not None else Routing.empty())
+    store = open_store(cfg, clock)
+    engine = store.engine
     scheduler = Scheduler(store, heartbeat_limit=cfg.fleet.heartbeat_limit)
     watcher = ConfigWatcher(store, cfg.org, cfg.sla, routing=cfg.routing)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None

@@ -1,4 +1,5 @@
-"""Engines and migrations: SQLite (WAL) by default, PostgreSQL by URL; schema by Alembic at start-up."""
+"""Engines and migrations: SQLite (WAL) by default, PostgreSQL by URL; schema by Alembic at start-up and by
+`gridwatch hub migrate` (upgrade, the SQL of it, the current revision)."""
 
 from __future__ import annotations
 
@@ -52,9 +53,44 @@ def alembic_config() -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
-    """Bring the schema to the newest revision (idempotent)."""
+def migrate(engine: Engine, to: str = "head") -> None:
+    """Bring the schema to revision `to` (the newest by default; idempotent)."""
     cfg = alembic_config()
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "head")
+        command.upgrade(cfg, to)
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: never migrated)."""
+    from alembic.runtime.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def revisions() -> list[str]:
+    """Every revision, oldest first."""
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(alembic_config())
+    return [r.revision for r in reversed(list(script.walk_revisions()))]
+
+
+def head_revision() -> str:
+    return revisions()[-1]
+
+
+def upgrade_sql(url: str, since: str | None = None) -> str:
+    """The SQL that brings a database of `url`'s dialect from `since` (None: empty) to the newest revision,
+    written out, not run (Alembic's offline mode)."""
+    import contextlib
+    import io
+
+    cfg = alembic_config()
+    cfg.attributes["url"] = url
+    buf = io.StringIO()
+    cfg.output_buffer = buf
+    with contextlib.redirect_stdout(buf):
+        command.upgrade(cfg, f"{since}:head" if since else "head", sql=True)
+    return buf.getvalue()

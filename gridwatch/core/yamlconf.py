@@ -89,7 +89,28 @@ def parse_yaml(text: str, p: str | Path) -> tuple[Any, YamlSource, str]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(top)"
         raise ConfigError([f"{p}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    except ValueError as exc:  # a scalar YAML resolves but cannot build, such as the date 2027-02-30
+        raise ConfigError([_unbuildable(text, p, exc)]) from None
     return data, YamlSource(text), text
+
+
+def _unbuildable(text: str, p: str | Path, exc: ValueError) -> str:
+    """`file:path: reason (line N)` for the first scalar whose value cannot be built (PyYAML says no where)."""
+    root = yaml.compose(text, Loader=_LOADER)
+    todo: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
+    while todo:
+        node, loc = todo.pop(0)
+        if isinstance(node, yaml.MappingNode):
+            todo += [(v, (*loc, k.value)) for k, v in node.value]
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(v, (*loc, i)) for i, v in enumerate(node.value)]
+        elif isinstance(node, yaml.ScalarNode):
+            try:
+                _LOADER(text).construct_object(node)
+            except ValueError as bad:
+                return (f"{p}:{path_text(loc)}: {node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}: {bad} "
+                        f"(line {node.start_mark.line + 1})")
+    return f"{p}: invalid YAML: {exc}"
 
 
 def problem(path: str | Path, node: Where, loc: tuple[Any, ...], reason: str) -> str:

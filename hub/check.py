@@ -1,0 +1,119 @@
+"""`gridwatch hub check`: every file a hub reads, checked without starting it.
+
+hub.yaml, the org tree, the SLA policies (and the calendars they name), the routing, every calendar, the
+labels, the keys (units that exist; the demo's keys, whose plain text is public, as warnings) and the TLS
+files. Each problem is one `file:path: reason (line N)` line, the hub's own loaders' wording; a file that
+fails does not stop the others being checked. Calendars are named when their holiday data ends before a
+clock could still be running on them (`HORIZON`): after that, every Monday-Friday counts as a working day.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+from gridwatch.core.findings import Findings
+from gridwatch.core.yamlconf import load, problem, read_yaml
+from hub.calendar import Calendar, CalendarFile, _days
+from hub.config import HubConfig, hash_key, load_hub_config
+from hub.labels import load_labels
+from hub.org import Org, OrgFile
+from hub.routing import RoutingFile, load_routing
+from hub.sla import SlaFile
+
+HORIZON = timedelta(days=60)  # a calendar whose data ends sooner than this is named
+DEMO_KEYS = {hash_key(k): k for k in ("demo-edge-key", "demo-operator-key", "demo-viewer-key", "demo-admin-key")}
+
+
+def calendar_end(spec: CalendarFile) -> date | None:
+    """The last day the calendar's holiday data speaks for: 31 December of the latest year it lists."""
+    days = [d for s in (*spec.holidays, *spec.workdays) for d in _days(s)]
+    return date(max(d.year for d in days), 12, 31) if days else None
+
+
+def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
+    f = Findings()
+    cfg = f.load(lambda: load_hub_config(path))
+    if cfg is None:
+        return f, None
+    f.checked.append(str(path))
+    org = f.load(lambda: Org(load(OrgFile, cfg.org)))
+    if org is not None:
+        f.checked.append(str(cfg.org))
+    cals: dict[str, Path] = {}
+    if not cfg.calendars.is_dir():
+        f.errors.append(f"{path}:calendars: {cfg.calendars} is not a directory")
+    else:
+        for cf in sorted(cfg.calendars.glob("*.yaml")):
+            spec = f.load(lambda cf=cf: load(CalendarFile, cf))  # type: ignore[misc]
+            if spec is None:
+                continue
+            with f.catching():
+                Calendar(spec)
+            if spec.name in cals:
+                f.errors.append(f"{cf}:name: calendar {spec.name!r} is also defined in {cals[spec.name]}")
+            cals[spec.name] = cf
+            end = calendar_end(spec)
+            if end is None:
+                f.warnings.append(f"{cf}: no holidays or make-up workdays listed; every Monday-Friday is a working "
+                                  f"day")
+            elif end < today:
+                f.warnings.append(f"{cf}: holidays known up to {end}, which has passed: clocks on calendar "
+                                  f"{spec.name!r} count every Monday-Friday since as a working day; add the next "
+                                  f"year's calendar (State Council holiday notice)")
+            elif end - today < HORIZON:
+                f.warnings.append(f"{cf}: holidays known up to {end}, {(end - today).days} days from now: add the "
+                                  f"next year's calendar (State Council holiday notice) before clocks run past it")
+            f.checked.append(str(cf))
+    sla = f.load(lambda: load(SlaFile, cfg.sla))
+    if sla is not None:
+        src = read_yaml(cfg.sla)[1]
+        for i, p in enumerate(sla.policies):
+            if p.calendar != "24x7" and p.calendar not in cals:
+                f.errors.append(problem(cfg.sla, src, ("policies", i, "calendar"),
+                                        f"no calendar named {p.calendar!r} in {cfg.calendars} (known: "
+                                        f"{', '.join(sorted(cals)) or 'none'}; or 24x7)"))
+        f.checked.append(str(cfg.sla))
+    if cfg.routing is not None:  # against the org tree; without one (it failed), its own shape at least
+        routing = cfg.routing
+        loaded = (f.load(lambda: load_routing(routing, org)) if org is not None
+                  else f.load(lambda: load(RoutingFile, routing)))
+        if loaded is not None:
+            f.checked.append(str(routing))
+    if cfg.labels is not None and f.load(lambda: load_labels(cfg.labels)) is not None:
+        f.checked.append(str(cfg.labels))
+    _keys(f, path, cfg, org)
+    _files(f, path, cfg)
+    return f, cfg
+
+
+def _keys(f: Findings, path: Path, cfg: HubConfig, org: Org | None) -> None:
+    src = read_yaml(path)[1]
+    for i, k in enumerate(cfg.keys):
+        if k.hash in DEMO_KEYS:
+            f.warnings.append(problem(path, src, ("keys", i, "hash"),
+                                      f"key {k.name!r} is the demo key {DEMO_KEYS[k.hash]!r}, whose plain text is "
+                                      f"public: make new keys with `gridwatch hub init` or `gridwatch hub hash-key`"))
+        if org is not None and k.unit is not None and k.unit not in org.units:
+            f.errors.append(problem(path, src, ("keys", i, "unit"), f"unit {k.unit!r} is not in {cfg.org}"))
+        if org is not None:
+            for g in k.grids or []:
+                if g not in org.units:
+                    f.errors.append(problem(path, src, ("keys", i, "grids"), f"grid {g!r} is not in {cfg.org}"))
+
+
+def _files(f: Findings, path: Path, cfg: HubConfig) -> None:
+    src = read_yaml(path)[1]
+    wanted: list[tuple[tuple[str, ...], Path | None]] = [
+        (("listen", "tls_cert"), cfg.listen.tls_cert), (("listen", "tls_key"), cfg.listen.tls_key)]
+    if cfg.mqtt is not None and cfg.mqtt.tls is not None:
+        t = cfg.mqtt.tls
+        wanted += [(("mqtt", "tls", "ca_file"), t.ca_file), (("mqtt", "tls", "cert_file"), t.cert_file),
+                   (("mqtt", "tls", "key_file"), t.key_file)]
+    for loc, p in wanted:
+        if p is not None and not p.is_file():
+            f.errors.append(problem(path, src, loc, f"{p}: no such file"))
+    if cfg.database.startswith("sqlite:///"):
+        db = Path(cfg.database.removeprefix("sqlite:///"))
+        if not db.parent.is_dir():
+            f.errors.append(problem(path, src, ("database",), f"{db.parent}: no such directory for the SQLite file"))

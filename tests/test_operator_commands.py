@@ -1,0 +1,190 @@
+"""Operator commands (issue 29): `hub init`, `hub check`, `hub migrate`, `edge check`, as a district runs them.
+
+- `hub init DIR` makes a configuration with no demo key anywhere, migrates its database and makes a first
+  administrator who can sign in on the hub it starts; the keys it prints work, the file keeps their hashes only.
+- `hub check` on a configuration with one broken file in each place (org, SLA, routing, a calendar, labels,
+  keys, a TLS file, the database directory) exits 1 and names each with file, YAML path and line.
+- Calendars running out are named (pure check with an injected date), and a policy naming a missing calendar
+  is an error (the hub would otherwise count it 24x7 without a word).
+- `hub migrate`: `current`, `--sql` (nothing run), upgrade, `history`.
+- `edge check`: the rules the config names, TLS files, the outbox directory; unset secrets are warnings.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import httpx
+import pytest
+
+from hub.check import DEMO_KEYS, check_hub
+from simulators.services import free_port, stop_pid, wait_port
+
+
+def gw(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gridwatch", *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), **(env or {})},
+                          timeout=120)
+
+
+def secrets_of(out: str) -> dict[str, str]:
+    admin = re.search(r"board sign-in:\s+(\S+) / (\S+)", out)
+    akey = re.search(r"admin API key \(keys: admin\):\s+(\S+)", out)
+    ekey = re.search(r"GRIDWATCH_EDGE_KEY:\s+(\S+)", out)
+    assert admin and akey and ekey, out
+    return {"user": admin.group(1), "password": admin.group(2), "admin_key": akey.group(1), "edge_key": ekey.group(1)}
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
+    d = tmp_path_factory.mktemp("hubinit") / "etc-gridwatch"
+    r = gw("hub", "init", str(d))
+    assert r.returncode == 0, r.stdout + r.stderr
+    return d, secrets_of(r.stdout)
+
+
+def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
+    d, sec = made
+    text = "".join(p.read_text(encoding="utf-8") for p in d.rglob("*.yaml"))
+    assert "DEMO" not in text and "demo-" not in text
+    assert not any(h in text for h in DEMO_KEYS), "a demo key's hash is in the new configuration"
+    for secret in (sec["password"], sec["admin_key"], sec["edge_key"]):
+        assert secret not in text, "a plain secret was written to a file"
+    assert oct((d / "hub.yaml").stat().st_mode & 0o777) == "0o640"
+    r = gw("hub", "check", "-c", str(d / "hub.yaml"))
+    assert r.returncode == 0 and "0 errors" in r.stderr, r.stdout + r.stderr
+    assert "demo key" not in r.stdout
+    again = gw("hub", "init", str(d))
+    assert again.returncode == 1 and "does not overwrite" in again.stderr
+
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(d / "hub.yaml"),
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        wait_port(port, timeout=30, proc=proc)
+        url = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        login = httpx.post(f"{url}/api/v1/login", json={"username": sec["user"], "password": sec["password"]})
+        assert login.status_code == 200, login.text
+        assert login.json()["user"]["role"] == "admin"
+        token = login.json()["token"]
+        users = httpx.get(f"{url}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        assert users.status_code == 200 and [u["username"] for u in users.json()] == [sec["user"]]
+        keys = httpx.get(f"{url}/api/v1/keys", headers={"Authorization": f"Bearer {sec['admin_key']}"})
+        assert keys.status_code == 200 and {k["name"] for k in keys.json()} == {"admin", "edge-1"}, keys.text
+        bad = httpx.post(f"{url}/api/v1/login", json={"username": sec["user"], "password": "demo-password"})
+        assert bad.status_code == 401
+        assert httpx.get(f"{url}/api/v1/keys", headers={"Authorization": "Bearer demo-admin-key"}).status_code == 401
+    finally:
+        stop_pid(proc)
+
+
+def test_hub_check_names_one_broken_file_in_each_place(made, tmp_path):
+    d = tmp_path / "broken"
+    shutil.copytree(made[0], d)
+    (d / "var").rmdir() if not any((d / "var").iterdir()) else shutil.rmtree(d / "var")
+    hub = d / "hub.yaml"
+    text = hub.read_text(encoding="utf-8")
+    text = text.replace("  - {name: admin, role: admin,",
+                        "  - {name: ops, role: operator, unit: street-9, hash: \"sha256:" + "0" * 64 + "\"}\n"
+                        "  - {name: admin, role: admin,")
+    text = text.replace("listen: {host: 127.0.0.1, port: 8080}",
+                        "listen: {host: 127.0.0.1, port: 8080, tls_cert: tls/hub.crt, tls_key: tls/hub.key}")
+    hub.write_text(text, encoding="utf-8")
+    org = d / "org.yaml"
+    org.write_text(org.read_text(encoding="utf-8").replace("units:", "unitz: []\nunits:", 1), encoding="utf-8")
+    sla = d / "sla.yaml"
+    assert "calendar: 24x7" in sla.read_text(encoding="utf-8")
+    sla.write_text(sla.read_text(encoding="utf-8").replace("calendar: 24x7", 'calendar: "2025"', 1), encoding="utf-8")
+    routing = d / "routing.yaml"
+    routing.write_text("routes:\n  - id: r1\n    match: {categories: [gas_leak]}\n    lead: no-such-unit\n",
+                       encoding="utf-8")
+    (d / "calendars" / "2027.yaml").write_text("name: \"2027\"\nholidays:\n  - 2027-02-30\n", encoding="utf-8")
+    (d / "labels.yaml").write_text("categories: [not, a, map]\n", encoding="utf-8")
+
+    r = gw("hub", "check", "-c", str(hub))
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = r.stdout
+    expect = [
+        rf"{org}:unitz: unknown key \(check the spelling\) \(line \d+\)",
+        rf"{sla}:policies\[\d+\]\.calendar: no calendar named '2025' in {d / 'calendars'} .* \(line \d+\)",
+        rf"{d / 'calendars' / '2027.yaml'}:holidays\[0\]: .*2027-02-30.* \(line 3\)",
+        rf"{d / 'labels.yaml'}:categories: unknown key \(check the spelling\) \(line 1\)",
+        rf"{hub}:listen\.tls_cert: {d / 'tls' / 'hub.crt'}: no such file \(line \d+\)",
+        rf"{hub}:database: {d / 'var'}: no such directory for the SQLite file \(line \d+\)",
+    ]
+    for pattern in expect:
+        assert re.search(pattern, out), f"{pattern}\nnot in:\n{out}"
+    # the org file failed, so the key's unit and the routing's units cannot be checked against it: fix the org
+    # and they are named
+    org.write_text(org.read_text(encoding="utf-8").replace("unitz: []\n", ""), encoding="utf-8")
+    r = gw("hub", "check", "-c", str(hub))
+    assert re.search(rf"{hub}:keys\[0\]\.unit: unit 'street-9' is not in {org} \(line 1\d\)", r.stdout), r.stdout
+    assert f"{routing}:routes[0].lead: 'no-such-unit' is not a unit of the org tree (line 4)" in r.stdout
+    hub.write_text("keys: []\n", encoding="utf-8")
+    r = gw("hub", "check", "-c", str(hub))
+    assert r.returncode == 1 and f"{hub}:keys: List should have at least 1 item" in r.stdout, r.stdout
+
+
+def test_calendars_running_out_are_named_and_strict_fails_on_them(made):
+    cfg = made[0] / "hub.yaml"
+    cal = made[0] / "calendars" / "2026.yaml"
+    quiet, _ = check_hub(cfg, date(2026, 6, 1))
+    assert not any("calendars" in w for w in quiet.warnings), quiet.warnings
+    soon, _ = check_hub(cfg, date(2026, 12, 3))
+    assert f"{cal}: holidays known up to 2026-12-31, 28 days from now" in " ".join(soon.warnings)
+    gone, _ = check_hub(cfg, date(2027, 1, 15))
+    assert any(w.startswith(f"{cal}: holidays known up to 2026-12-31, which has passed") for w in gone.warnings)
+    assert not gone.errors
+    r = gw("hub", "check", "--strict", "-c", str(cfg))
+    expected = 1 if date.today() >= date(2026, 11, 1) else 0  # strict: a warning fails too
+    assert r.returncode == expected, r.stdout
+
+
+def test_hub_migrate_current_sql_upgrade_and_history(tmp_path):
+    (tmp_path / "var").mkdir()
+    r = gw("hub", "init", str(tmp_path / "h"))
+    cfg = tmp_path / "h" / "hub.yaml"
+    empty = tmp_path / "var" / "empty.sqlite"
+    cfg.write_text(cfg.read_text(encoding="utf-8").replace("sqlite:///var/hub.sqlite", f"sqlite:///{empty}"),
+                   encoding="utf-8")
+    r = gw("hub", "migrate", "current", "-c", str(cfg))
+    assert r.returncode == 0 and r.stdout.startswith("(empty) (head is "), r.stdout + r.stderr
+    r = gw("hub", "migrate", "--sql", "-c", str(cfg))
+    assert r.returncode == 0 and "CREATE TABLE cases" in r.stdout and "Running upgrade  -> 0001" in r.stdout
+    assert gw("hub", "migrate", "current", "-c", str(cfg)).stdout.startswith("(empty)"), "--sql ran something"
+    hist = gw("hub", "migrate", "history", "-c", str(cfg)).stdout.split()
+    assert hist[0] == "0001" and len(hist) >= 9
+    r = gw("hub", "migrate", "-c", str(cfg))
+    assert r.returncode == 0 and f"database at {hist[-1]} (was empty)" in r.stderr, r.stderr
+    assert gw("hub", "migrate", "current", "-c", str(cfg)).stdout.strip() == f"{hist[-1]} (head)"
+    assert "nothing to run" in gw("hub", "migrate", "--sql", "-c", str(cfg)).stdout
+
+
+def test_edge_check_names_rules_tls_and_outbox_problems(tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("rules: [{id: hot, match: {metric: temperature}, when: {above: 50, for: 10s}, category: fire}]\n")
+    good = tmp_path / "edge.yaml"
+    good.write_text("rules: rules.yaml\nfeeds: [{preset: sparkplug-b, grid: '{group}'}]\n"
+                    "outbox: {path: outbox.sqlite}\nhub: {url: 'http://127.0.0.1:8080', key_env: GW_TEST_KEY}\n")
+    r = gw("edge", "check", "-c", str(good), env={"GW_TEST_KEY": "x", "GRIDWATCH_MQTT_PASSWORD": ""})
+    assert r.returncode == 0 and "(1 rules)" in r.stderr, r.stdout + r.stderr
+    assert "GW_TEST_KEY" not in r.stdout
+    r = gw("edge", "check", "-c", str(good), env={"GW_TEST_KEY": ""})
+    assert r.returncode == 0 and f"{good}:hub.key_env: $GW_TEST_KEY is not set here" in r.stdout, r.stdout
+    bad = tmp_path / "bad.yaml"
+    (tmp_path / "bad-rules.yaml").write_text("rules: [{id: hot, match: {metric: t}, when: {abov: 50}}]\n")
+    bad.write_text("rules: bad-rules.yaml\n"
+                   "mqtt: {tls: {ca_file: certs/ca.pem}}\n"
+                   "outbox: {path: nowhere/outbox.sqlite}\n")
+    r = gw("edge", "check", "-c", str(bad))
+    assert r.returncode == 1, r.stdout
+    assert f"{tmp_path / 'bad-rules.yaml'}:rules[0]" in r.stdout
+    assert f"{bad}:mqtt.tls.ca_file: {tmp_path / 'certs' / 'ca.pem'}: no such file (line 2)" in r.stdout
+    assert f"{bad}:outbox.path: {tmp_path / 'nowhere'}: no such directory (line 3)" in r.stdout
