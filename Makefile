@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test lint bench soak demo clean proto
+.PHONY: venv deps test dist-test lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -40,7 +40,11 @@ deps:
 # process): most tests wait on real processes (brokers, hubs, agents, scripted scenarios), so a third worker
 # fills the waits (fresh clone: pytest 512 s with three, 729 s with two)
 test: deps venv lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist"
+
+# the wheel built, installed into a clean venv outside the checkout, every command group run from there
+dist-test: venv
+	$(BIN)/python -m pytest -q -m dist tests/dist
 
 # ruff, mypy (pydantic plugin; --strict on the shared core) and the import contracts of pyproject.toml
 lint: venv
