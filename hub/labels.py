@@ -14,6 +14,7 @@ from typing import Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from gridwatch.core.words import CATEGORY
 from gridwatch.core.yamlconf import load
 
 Lang = Literal["zh-CN", "en"]
@@ -49,17 +50,7 @@ def _n(zh: str, en: str) -> Name:
 
 
 BUILT_IN: Final[dict[str, dict[str, Name]]] = {
-    "category": {
-        "gas_leak": _n("燃气泄漏", "Gas leak"), "flood": _n("积水内涝", "Flooding"),
-        "intrusion": _n("区域入侵", "Intrusion"), "fire": _n("火情", "Fire"),
-        "tamper": _n("设备遮挡破坏", "Camera tamper"), "device_offline": _n("设备离线", "Device offline"),
-        "device_fault": _n("设备故障", "Device fault"), "structure": _n("结构异常", "Structural strain"),
-        "protection_degraded": _n("监测能力下降", "Protection degraded"),
-        "agent_offline": _n("边缘节点离线", "Edge agent offline"), "smoke": _n("烟雾", "Smoke"),
-        "water_level": _n("水位超限", "Water level"), "road": _n("道路设施", "Road"),
-        "sanitation": _n("环境卫生", "Sanitation"), "other": _n("其他", "Other"),
-        "city_management": _n("城市管理", "City management"), "environment": _n("生态环境", "Environment"),
-    },
+    "category": {code: _n(zh, en) for code, (zh, en) in CATEGORY.items()},
     "severity": {"info": _n("提示", "info"), "minor": _n("一般", "minor"), "major": _n("重要", "major"),
                  "critical": _n("紧急", "critical")},
     "status": {"reported": _n("待派单", "to dispatch"), "open": _n("待签收", "open"),

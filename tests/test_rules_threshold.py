@@ -154,3 +154,29 @@ def test_edited_rule_keeps_its_firing_episode_across_a_swap(tmp_path):
     assert d.states() == ["firing", "resolved"]
     assert d.alerts[0].alert_id == d.alerts[1].alert_id
     assert d.alerts[0].rule_hash != d.alerts[1].rule_hash
+
+
+NO_MESSAGE = """
+{lang}
+rules:
+  - id: gas-high
+    match: {{kind: sensor, metric: ch4_ppm}}
+    when: {{above: 5000, for: 10s}}
+    plausible: [0, 100000]
+    severity: critical
+    category: gas_leak
+"""
+
+
+def test_default_messages_are_chinese_unless_the_rule_file_says_en(tmp_path):
+    """Issue 29: the wall showed `gas-high (gas_leak) at gas-01` under Chinese headings."""
+    texts = {}
+    for lang in ("", "lang: zh-CN", "lang: en"):
+        d = Driver(engine(tmp_path, NO_MESSAGE.format(lang=lang)))
+        d.send(reading(0, ch4_ppm=6000))
+        d.send(reading(1, device="gas-02", ch4_ppm=-5))  # outside plausible: a device fault
+        texts[lang] = sorted(a.message for a in d.at(10.0) + d.alerts)
+    assert texts[""] == texts["lang: zh-CN"]
+    assert "燃气泄漏：gas-01，数值 6000" in texts[""], texts[""]
+    assert any(m.startswith("gas-02 读数 ch4_ppm=-5 超出合理范围 [0.0, 100000.0]") for m in texts[""]), texts[""]
+    assert "gas-high (gas_leak) at gas-01 value 6000" in texts["lang: en"], texts["lang: en"]

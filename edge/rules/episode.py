@@ -14,6 +14,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from edge.rules.ruleset import CompiledRule
 from gridwatch.core.alert import Alert, AlertState, from_epoch
 from gridwatch.core.names import Severity
+from gridwatch.core.words import category_name
 
 FAULT_SUB = "!implausible"
 """The sub of a rule's device-fault episode (a reading outside the rule's plausible range)."""
@@ -89,18 +90,28 @@ def make_alert(cr: CompiledRule, st: Episode, state: AlertState, ts: float, edge
 
 
 def message(cr: CompiledRule, st: Episode, value: Any, device: str, category: str) -> str:
-    """The alert's text: the rule's `message` template filled in, or a plain default."""
+    """The alert's text: the rule's `message` template filled in, or a plain default in the rule file's
+    language (`lang:`, Chinese unless it says en)."""
     spec = cr.spec
+    zh = cr.lang == "zh-CN"
     if st["sub"] == FAULT_SUB:
         lo, hi = spec.plausible or (None, None)
+        if zh:
+            return f"{device} 读数 {spec.match.metric}={value} 超出合理范围 [{lo}, {hi}]，疑似设备故障"
         return f"{spec.match.metric}={value} at {device} is outside its plausible range [{lo}, {hi}]"
     note = st.get("note", {})
     gateway = note.get("gateway") if st["sub"] == "" else None
     if gateway is not None:
+        if zh:
+            return (f"网关 {device} 离线：其下 {note.get('devices', '?')} 台设备无法连接"
+                    f"（{note.get('device_ids', '')}）")
         return (f"gateway {device} offline: {note.get('devices', '?')} devices behind it unreachable "
                 f"({note.get('device_ids', '')})")
     if spec.message is None:
-        shown = f" value {value:g}" if isinstance(value, float) else ""
+        if zh:
+            shown = f"，数值 {value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
+            return f"{category_name(category)}：{device}{shown}"
+        shown = f" value {value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
         return f"{spec.id} ({category}) at {device}{shown}"
     threshold = getattr(spec.when, "threshold", None)
     fields = {"value": value if value is not None else float("nan"), "device": device, "grid": st["grid"],

@@ -10,6 +10,7 @@ from edge.rules import correlation, registry
 from edge.rules.base import Evaluator
 from edge.rules.spec import RuleFile, RuleSpec
 from gridwatch.core.kinds import FEED_KINDS
+from gridwatch.core.words import Lang
 
 
 @dataclass(slots=True)
@@ -21,17 +22,18 @@ class CompiledRule:
     clear_hold: float
     id: str = ""
     plausible: tuple[float, float] | None = None
+    lang: Lang = "zh-CN"  # the rule file's: the language of the default message
 
     def __post_init__(self) -> None:
         self.id = self.spec.id  # plain attributes: read for every evaluation
         self.plausible = self.spec.plausible
 
 
-def compile_rule(spec: RuleSpec) -> CompiledRule:
+def compile_rule(spec: RuleSpec, lang: Lang = "zh-CN") -> CompiledRule:
     evaluator = registry.KINDS[spec.kind].evaluator(spec, spec.when)
     hold, clear_hold = evaluator.hold, evaluator.clear_hold
     return CompiledRule(spec, evaluator, spec.version, getattr(spec.when, "for_", 0.0) if hold is None else hold,
-                        getattr(spec.when, "clear_for", 0.0) if clear_hold is None else clear_hold)
+                        getattr(spec.when, "clear_for", 0.0) if clear_hold is None else clear_hold, lang=lang)
 
 
 def expand(spec: RuleSpec) -> list[RuleSpec]:
@@ -56,7 +58,7 @@ class RuleSet:
         for spec in (s for written in rf.rules for s in expand(written)):
             if not spec.enabled:
                 continue
-            cr = compile_rule(spec)
+            cr = compile_rule(spec, rf.lang)
             self.rules[spec.id] = cr
             for sid in spec.suppressed_by:
                 self.suppresses[sid].append(spec.id)

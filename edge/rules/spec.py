@@ -12,6 +12,7 @@ from pydantic import Discriminator, Field, Tag, model_validator
 
 from edge.rules import registry
 from edge.rules.base import RULE_ID, Match, Schedule, Severity, Strict
+from gridwatch.core.words import Lang
 
 
 def _when_tag(v: Any) -> str | None:
@@ -81,4 +82,6 @@ class RuleSpec(Strict):
 
 
 class RuleFile(Strict):
+    lang: Lang = Field("zh-CN", description="the language of the default alert messages (rules without their own "
+                                            "`message:`): zh-CN, or en")
     rules: list[RuleSpec] = Field(default_factory=list)
