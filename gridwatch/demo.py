@@ -50,6 +50,20 @@ def demo_people(hub_url: str) -> str:
                          "password": DEMO_PASSWORD})
     return ", ".join(f"{u}/{DEMO_PASSWORD}" for u, _, _ in DEMO_PEOPLE)
 SCENARIO = ROOT / "simulators" / "scenarios" / "demo.yaml"
+DEVICES = ROOT / "configs" / "demo" / "devices.yaml"
+
+
+def register_devices(hub_url: str) -> int:
+    """The demo's registry (names, addresses, coordinates) through the API, before any reading arrives, so
+    the cases it opens carry their places (the board's place column, the map)."""
+    import yaml
+
+    devices = yaml.safe_load(DEVICES.read_text(encoding="utf-8"))["devices"]
+    for d in devices:
+        r = httpx.put(f"{hub_url}/api/v1/devices/{d['id']}", json=d, timeout=10,
+                      headers={"Authorization": f"Bearer {VIEW_KEY}"})
+        r.raise_for_status()
+    return len(devices)
 
 
 def table(url: str) -> str:
@@ -60,14 +74,15 @@ def table(url: str) -> str:
     else:
         colour = {}
     lines = [f"{'case':<22}{'category':<16}{'grid':<9}{'owner':<28}{'status':<10}{'light':<11}"
-             f"{'elapsed':>8}{'left':>8}{'esc':>5}"]
+             f"{'elapsed':>8}{'left':>8}{'esc':>5}  place"]
     for c in sorted(cases, key=lambda c: c["opened_at"]):
         clock: dict[str, Any] = c.get("clock") or {}
         owner = f"{c['owner']} ({c['owner_level']})"
         cleared = " cleared" if c["cleared_at"] else ""
         row = (f"{c['id']:<22}{c['category']:<16}{c['grid']:<9}{owner:<28}{c['status']:<10}"
                f"{mark.get(str(clock.get('light')), '-'):<11}{clock.get('elapsed_s', 0):>7.0f}s"
-               f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}{cleared}")
+               f"{clock.get('remaining_s', 0):>7.0f}s{c['escalations']:>5}  {(c.get('place') or {}).get('name') or '-'}"
+               f"{cleared}")
         on = colour.get(str(clock.get("light")), "")
         lines.append(f"{on}{row}\033[0m" if on else row)
     return "\n".join(lines)
@@ -104,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port() if args.port == 0 else args.port
     hub_url = f"http://127.0.0.1:{port}"
     server, hub_thread = serve_hub(port)
+    register_devices(hub_url)
     cfg = EdgeConfig.model_validate({
         "edge_id": "edge-demo", "mqtt": {"host": broker.host, "port": broker.port, "protocol": protocol},
         "rules": str(ROOT / "configs" / "demo" / "rules.yaml"), "outbox": {"path": str(work / "outbox.sqlite")},

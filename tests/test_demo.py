@@ -27,6 +27,10 @@ def test_demo_opens_the_scripted_cases_and_escalates():
     assert found == {("gas_leak", "grid-02"), ("flood", "grid-02"), ("intrusion", "grid-03"),
                      ("device_offline", "grid-01"), ("intrusion", "grid-07"), ("tamper", "grid-07"),
                      ("fire", "grid-03")}, stdout
+    # the demo registers its devices (configs/demo/devices.yaml): every case carries its device's place
+    places = {(r[1], r[2]): r[11] for r in rows}
+    assert places[("gas_leak", "grid-02")] == "幸福小区燃气阀井" and places[("fire", "grid-03")] == "光明大厦楼顶热成像"
+    assert "-" not in places.values(), stdout
     intrusion = next(r for r in rows if r[1] == "intrusion" and r[2] == "grid-03")
     # not accepted in 20 s: escalated from grid-03 (community-21, then street-2 if it waited long enough)
     assert intrusion[3] in ("community-21", "street-2") and int(intrusion[10]) >= 1, stdout
