@@ -307,6 +307,17 @@ def _hub_serve(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         _print_problems(exc.problems, sys.stderr)
         return 1
+    from hub.check import DEMO_KEYS
+
+    demo = sorted(k.name for k in cfg.keys if k.hash in DEMO_KEYS)
+    if demo and cfg.listen.host not in ("127.0.0.1", "::1", "localhost"):
+        print(f"hub: refusing to serve on {cfg.listen.host}: keys {', '.join(demo)} are the demo's, whose plain text "
+              f"is public; make a configuration with `gridwatch hub init DIR` (or new keys with `gridwatch hub "
+              f"hash-key`)", file=sys.stderr)
+        return 1
+    if demo:
+        print(f"hub: warning: keys {', '.join(demo)} are the demo's (public plain text); serving on loopback only",
+              file=sys.stderr, flush=True)
     port = args.port if args.port is not None else cfg.listen.port
     tls = cfg.listen.tls_cert is not None
     print(f"hub: {'https' if tls else 'http'}://{cfg.listen.host}:{port}/docs", file=sys.stderr, flush=True)

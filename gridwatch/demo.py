@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from edge.agent import Agent
 from edge.config import EdgeConfig
 from gridwatch.ruletools import EdgeRuleTools
 from hub.app import create_app
+from hub.check import check_hub
 from hub.config import load_hub_config
 from simulators.embedded_broker import EmbeddedBroker
 from simulators.player import Connection, Player
@@ -108,6 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     work = ROOT / "var" / "demo"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
+    found, _ = check_hub(ROOT / "configs" / "demo" / "hub.yaml", date.today())  # what `gridwatch hub check` says
+    if found.errors:
+        print("\n".join(found.errors), file=sys.stderr)
+        return 1
+    for w in found.warnings:
+        if "is the demo key" not in w:  # the demo's keys are the point here
+            print(f"warning: {w}")
     stop_broker: Callable[[], object]
     if shutil.which("mosquitto") is not None:
         broker: Any = start_mosquitto(work / "mosquitto")

@@ -188,3 +188,18 @@ def test_edge_check_names_rules_tls_and_outbox_problems(tmp_path):
     assert f"{tmp_path / 'bad-rules.yaml'}:rules[0]" in r.stdout
     assert f"{bad}:mqtt.tls.ca_file: {tmp_path / 'certs' / 'ca.pem'}: no such file (line 2)" in r.stdout
     assert f"{bad}:outbox.path: {tmp_path / 'nowhere'}: no such directory (line 3)" in r.stdout
+
+
+def test_hub_serve_refuses_demo_keys_beyond_loopback(tmp_path):
+    """The demo's keys have public plain text: fine for `make demo` on 127.0.0.1, refused on a real interface."""
+    cfg = Path(__file__).resolve().parents[1] / "configs" / "hub.yaml"
+    open_cfg = tmp_path / "hub.yaml"
+    text = cfg.read_text(encoding="utf-8").replace("host: 127.0.0.1", "host: 0.0.0.0")
+    for name in ("org", "sla", "routing", "labels"):
+        text = text.replace(f"{name}: {name}.yaml", f"{name}: {cfg.parent / (name + '.yaml')}")
+    text = text.replace("calendars: calendars", f"calendars: {cfg.parent / 'calendars'}")
+    open_cfg.write_text(text.replace("sqlite:///../var/hub.sqlite", f"sqlite:///{tmp_path / 'h.sqlite'}"),
+                        encoding="utf-8")
+    r = gw("hub", "serve", "-c", str(open_cfg), "--port", str(free_port()))
+    assert r.returncode == 1 and "refusing to serve on 0.0.0.0" in r.stderr, r.stderr
+    assert "admin, edge-a, ops-district, viewer-grid-01 are the demo's" in r.stderr
