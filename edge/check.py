@@ -39,9 +39,7 @@ def check_edge(path: Path) -> tuple[Findings, EdgeConfig | None]:
         t = cfg.mqtt.tls
         wanted += [(("mqtt", "tls", "ca_file"), t.ca_file), (("mqtt", "tls", "cert_file"), t.cert_file),
                    (("mqtt", "tls", "key_file"), t.key_file)]
-    for loc, p in wanted:
-        if p is not None and not p.is_file():
-            f.errors.append(problem(path, src, loc, f"{p}: no such file"))
+    f.files(path, src, wanted)
     if not cfg.outbox.path.parent.is_dir():
         f.errors.append(problem(path, src, ("outbox", "path"), f"{cfg.outbox.path.parent}: no such directory"))
     for loc, env, plain in ((("mqtt", "password_env"), cfg.mqtt.password_env, cfg.mqtt.password),

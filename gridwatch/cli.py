@@ -224,14 +224,11 @@ Next: gridwatch hub check -c {made.config}
 
 
 def _hub_migrate(args: argparse.Namespace) -> int:
-    from gridwatch.core.errors import ConfigError
     from hub.config import load_hub_config
     from hub.db import current_revision, head_revision, make_engine, migrate, revisions, upgrade_sql
 
-    try:
-        cfg = load_hub_config(args.config)
-    except ConfigError as exc:
-        _print_problems(exc.problems, sys.stderr)
+    cfg = _load(load_hub_config, args.config)
+    if cfg is None:
         return 1
     if args.action == "history":
         for rev in revisions():

@@ -110,9 +110,7 @@ def _files(f: Findings, path: Path, cfg: HubConfig) -> None:
         t = cfg.mqtt.tls
         wanted += [(("mqtt", "tls", "ca_file"), t.ca_file), (("mqtt", "tls", "cert_file"), t.cert_file),
                    (("mqtt", "tls", "key_file"), t.key_file)]
-    for loc, p in wanted:
-        if p is not None and not p.is_file():
-            f.errors.append(problem(path, src, loc, f"{p}: no such file"))
+    f.files(path, src, wanted)
     if cfg.database.startswith("sqlite:///"):
         db = Path(cfg.database.removeprefix("sqlite:///"))
         if not db.parent.is_dir():

@@ -4,12 +4,14 @@ line each, as `gridwatch hub check` and `gridwatch edge check` print them."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO, TypeVar
 
 from gridwatch.core.errors import ConfigError
+from gridwatch.core.yamlconf import Where, problem
 
 T = TypeVar("T")
 
@@ -34,6 +36,12 @@ class Findings:
             yield
         except ConfigError as exc:
             self.errors += exc.problems
+
+    def files(self, path: str | Path, src: Where, wanted: Iterable[tuple[tuple[str, ...], Path | None]]) -> None:
+        """An error for each named file (at its YAML path in `path`) that is not there."""
+        for loc, p in wanted:
+            if p is not None and not p.is_file():
+                self.errors.append(problem(path, src, loc, f"{p}: no such file"))
 
     def print(self, out: TextIO, strict: bool = False) -> int:
         """Errors and warnings to `out`; the exit code: 1 with an error (or, when strict, a warning), else 0."""
