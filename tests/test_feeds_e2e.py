@@ -171,7 +171,7 @@ def test_gateway_offline_marks_all_its_devices_and_its_return_restores_them(agen
     assert wait_until(lambda: firing(hub, "silent", "zigbee2mqtt") is not None)
     a = firing(hub, "silent", "zigbee2mqtt")
     assert a["grid_id"] == "grid-01" and a["labels"]["devices"] == "3"
-    assert a["labels"]["device_ids"] == "door_1,door_2,pir_3" and "3 devices" in a["message"]
+    assert a["labels"]["device_ids"] == "door_1,door_2,pir_3" and "其下 3 台设备无法连接" in a["message"]
     states = [agent.engine.states[f"silent|{d}|"]["d"] for d in ("door_1", "door_2", "pir_3")]
     assert all(s["stale"] and s["via"] == "zigbee2mqtt" for s in states)
     time.sleep(0.3)
