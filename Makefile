@@ -43,9 +43,11 @@ deps:
 test: deps venv lint
 	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist"
 
-# the wheel built, installed into a clean venv outside the checkout, every command group run from there
-dist-test: venv
-	$(BIN)/python -m pytest -q -m dist tests/dist
+# installing and upgrading: the wheel built, installed into a clean venv outside the checkout, every command
+# group run from there; and a filled database from every earlier schema revision migrated to head (SQLite and
+# PostgreSQL). Two workers: one file each (about 70 s)
+dist-test: deps venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist
 
 # ruff, mypy (pydantic plugin; --strict on the shared core) and the import contracts of pyproject.toml
 lint: venv

@@ -1,4 +1,4 @@
-"""Upgrades lose nothing (issue 29): a database at each earlier revision, filled, migrated to head, on SQLite and
+"""Upgrades lose nothing (issue 29; run by `make dist-test` with the wheel's test, in CI): a database at each earlier revision, filled, migrated to head, on SQLite and
 PostgreSQL.
 
 The reference is a hub at head driven through the API with an injected clock: gas cases accepted, resolved,
@@ -49,6 +49,7 @@ SLA = {"policies": [
      "limits": {"accept": "5m", "resolve": "1h", "feedback": "1d"}},
     {"id": "default", "calendar": "24x7", "limits": {"accept": "1h", "resolve": "1d", "feedback": "1d"}}]}
 EARLIER = revisions()[:-1]
+pytestmark = pytest.mark.dist  # `make dist-test` (install and upgrade), beside the wheel; keeps `make test` short
 
 
 def post(client: Any, path: str, key: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
