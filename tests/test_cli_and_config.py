@@ -93,3 +93,24 @@ def test_topics():
             Topic.parse(bad)
     assert subscriptions("gw", ["g1", "g2"]) == ["gw/g1/+/+/+", "gw/g2/+/+/+"]
     assert subscriptions("gw", [], "edges") == ["$share/edges/gw/+/+/+/+"]
+
+
+def test_a_key_given_twice_is_refused_with_its_path_and_line(tmp_path):
+    """PyYAML keeps the last of two equal keys without a word: a rule with two `message:` lines (or a hub.yaml
+    with two `database:` lines) loaded the second silently. Every config loader now refuses it."""
+    f = tmp_path / "rules.yaml"
+    f.write_text("rules:\n  - id: a\n    match: {metric: x}\n    when: {above: 1}\n"
+                 "    message: one\n    message: two\n")
+    r = check(f)
+    assert r.returncode == 1
+    assert r.stdout.strip() == (f"{f}:rules[0]: 'message' is given twice in one mapping (line 6); the second would "
+                                f"silently replace the first")
+    hub = tmp_path / "hub.yaml"
+    hub.write_text("database: sqlite:///a.db\nkeys: []\ndatabase: sqlite:///b.db\n")
+    from gridwatch.core.errors import ConfigError
+    from hub.config import load_hub_config
+
+    with pytest.raises(ConfigError) as exc:
+        load_hub_config(hub)
+    assert exc.value.problems == [f"{hub}:(top): 'database' is given twice in one mapping (line 3); the second "
+                                  f"would silently replace the first"]

@@ -20,7 +20,34 @@ def path_text(loc: tuple[Any, ...] | list[Any]) -> str:
     return out or "(top)"
 
 
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 6x faster than pure Python
+_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: about 6x faster than pure Python
+
+
+class DuplicateKey(ValueError):
+    """A mapping names the same key twice (PyYAML keeps the last one without a word)."""
+
+    def __init__(self, key: Any, node: yaml.Node) -> None:
+        super().__init__(f"{key!r} is given twice in one mapping (line {node.start_mark.line + 1}); the second "
+                         f"would silently replace the first")
+        self.key, self.node = key, node
+
+
+class _Loader(_BASE):  # type: ignore[misc]
+    """The safe loader, refusing a key given twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise DuplicateKey(key, key_node)
+                seen.add(key)
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
+_LOADER: Any = _Loader
 
 
 class YamlSource:
@@ -89,9 +116,28 @@ def parse_yaml(text: str, p: str | Path) -> tuple[Any, YamlSource, str]:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark else "(top)"
         raise ConfigError([f"{p}:{where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    except DuplicateKey as exc:
+        root = yaml.compose(text, Loader=_BASE)
+        loc = _path_of(root, exc.node) if root is not None else None
+        raise ConfigError([f"{p}:{path_text(loc or ())}: {exc}"]) from None
     except ValueError as exc:  # a scalar YAML resolves but cannot build, such as the date 2027-02-30
         raise ConfigError([_unbuildable(text, p, exc)]) from None
     return data, YamlSource(text), text
+
+
+def _path_of(root: yaml.Node, target: yaml.Node) -> tuple[Any, ...] | None:
+    """The YAML path of the mapping holding the key at `target`'s position (found by its mark)."""
+    todo: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())]
+    while todo:
+        node, loc = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if k.start_mark.index == target.start_mark.index:
+                    return loc
+                todo.append((v, (*loc, k.value)))
+        elif isinstance(node, yaml.SequenceNode):
+            todo += [(v, (*loc, i)) for i, v in enumerate(node.value)]
+    return None
 
 
 def _unbuildable(text: str, p: str | Path, exc: ValueError) -> str:
