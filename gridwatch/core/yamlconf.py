@@ -32,7 +32,7 @@ class DuplicateKey(ValueError):
         self.key, self.node = key, node
 
 
-class _Loader(_BASE):  # type: ignore[misc]
+class _Loader(_BASE):  # type: ignore[misc, unused-ignore]  # subclassing Any: --strict only
     """The safe loader, refusing a key given twice in one mapping."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
@@ -43,7 +43,7 @@ class _Loader(_BASE):  # type: ignore[misc]
                 if key in seen:
                     raise DuplicateKey(key, key_node)
                 seen.add(key)
-        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return]
+        return super().construct_mapping(node, deep=deep)  # type: ignore[no-any-return, unused-ignore]
 
 
 _Loader.add_constructor("tag:yaml.org,2002:map", _Loader.construct_yaml_map)
