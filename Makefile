@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test dist-test lint bench soak demo clean proto
+.PHONY: venv deps test dist-test demo-test lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -41,7 +41,12 @@ deps:
 # process): most tests wait on real processes (brokers, hubs, agents, scripted scenarios), so a third worker
 # fills the waits (fresh clone: pytest 512 s with three, 729 s with two)
 test: deps venv lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist"
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo"
+
+# make demo itself and the demo scenario verified against the hub, end to end (three runs of about a minute, most
+# of it waiting on the scenario's clock): its own target so make test stays under 10 minutes
+demo-test: deps venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m demo tests/test_demo.py tests/test_scenario_e2e.py
 
 # installing and upgrading: the wheel built, installed into a clean venv outside the checkout, every command
 # group run from there; and a filled database from every earlier schema revision migrated to head (SQLite and

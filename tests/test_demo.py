@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.demo]  # make demo-test (not make test): a minute each, mostly waiting
 
 
 def run_demo(seconds: int, env: dict[str, str]) -> tuple[str, list[list[str]]]:

@@ -20,7 +20,7 @@ from simulators.scenario import load_scenario
 from simulators.services import free_port, stop_pid, wait_port
 from tests.agentkit import wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.demo]  # make demo-test (not make test): a minute each, mostly waiting
 ROOT = Path(__file__).resolve().parent.parent
 EDGE_KEY, OPS_KEY = "e2e-edge-key", "e2e-ops-key"  # test-only keys
 
