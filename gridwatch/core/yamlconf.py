@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -125,37 +126,36 @@ def parse_yaml(text: str, p: str | Path) -> tuple[Any, YamlSource, str]:
     return data, YamlSource(text), text
 
 
+def _entries(node: yaml.Node, loc: tuple[Any, ...] = ()) -> Iterator[tuple[tuple[Any, ...], yaml.Node | None,
+                                                                           yaml.Node]]:
+    """Every value under `node` in document order: its YAML path, its key's node (in a mapping), the value."""
+    if isinstance(node, yaml.MappingNode):
+        for k, v in node.value:
+            yield (*loc, k.value), k, v
+            yield from _entries(v, (*loc, k.value))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, v in enumerate(node.value):
+            yield (*loc, i), None, v
+            yield from _entries(v, (*loc, i))
+
+
 def _path_of(root: yaml.Node, target: yaml.Node) -> tuple[Any, ...] | None:
     """The YAML path of the mapping holding the key at `target`'s position (found by its mark)."""
-    todo: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())]
-    while todo:
-        node, loc = todo.pop()
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                if k.start_mark.index == target.start_mark.index:
-                    return loc
-                todo.append((v, (*loc, k.value)))
-        elif isinstance(node, yaml.SequenceNode):
-            todo += [(v, (*loc, i)) for i, v in enumerate(node.value)]
-    return None
+    return next((loc[:-1] for loc, key, _ in _entries(root)
+                 if key is not None and key.start_mark.index == target.start_mark.index), None)
 
 
 def _unbuildable(text: str, p: str | Path, exc: ValueError) -> str:
     """`file:path: reason (line N)` for the first scalar whose value cannot be built (PyYAML says no where)."""
-    root = yaml.compose(text, Loader=_LOADER)
-    todo: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())] if root is not None else []
-    while todo:
-        node, loc = todo.pop(0)
-        if isinstance(node, yaml.MappingNode):
-            todo += [(v, (*loc, k.value)) for k, v in node.value]
-        elif isinstance(node, yaml.SequenceNode):
-            todo += [(v, (*loc, i)) for i, v in enumerate(node.value)]
-        elif isinstance(node, yaml.ScalarNode):
+    root = yaml.compose(text, Loader=_BASE)
+    builder = _LOADER(text)
+    for loc, _, node in _entries(root) if root is not None else ():
+        if isinstance(node, yaml.ScalarNode):
             try:
-                _LOADER(text).construct_object(node)
+                builder.construct_object(node)
             except ValueError as bad:
-                return (f"{p}:{path_text(loc)}: {node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}: {bad} "
-                        f"(line {node.start_mark.line + 1})")
+                return (f"{p}:{path_text(loc)}: {node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]}: "
+                        f"{bad} (line {node.start_mark.line + 1})")
     return f"{p}: invalid YAML: {exc}"
 
 
