@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
 if TYPE_CHECKING:
+    from gridwatch.core.findings import Findings
     from simulators.player import Connection
 
 T = TypeVar("T")
@@ -163,19 +164,20 @@ def _edge_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(found: Findings, path: Path, strict: bool) -> int:
+    """A check's problems on stdout, what was sound and a summary on stderr; the exit code."""
+    code = found.print(sys.stdout, strict)
+    for line in found.checked:
+        print(f"  ok  {line}", file=sys.stderr)
+    print(f"{path}: {'ok' if code == 0 else 'problems'} ({len(found.errors)} errors, "
+          f"{len(found.warnings)} warnings)", file=sys.stderr)
+    return code
+
+
 def _edge_check(args: argparse.Namespace) -> int:
     from edge.check import check_edge
 
-    status = 0
-    for path in args.config:
-        found, _ = check_edge(path)
-        code = found.print(sys.stdout, args.strict)
-        for line in found.checked:
-            print(f"  ok  {line}", file=sys.stderr)
-        print(f"{path}: {'ok' if code == 0 else 'problems'} ({len(found.errors)} errors, "
-              f"{len(found.warnings)} warnings)", file=sys.stderr)
-        status = max(status, code)
-    return status
+    return max(_report(check_edge(path)[0], path, args.strict) for path in args.config)
 
 
 def _hub_check(args: argparse.Namespace) -> int:
@@ -183,13 +185,7 @@ def _hub_check(args: argparse.Namespace) -> int:
 
     from hub.check import check_hub
 
-    found, _ = check_hub(args.config, date.today())
-    code = found.print(sys.stdout, args.strict)
-    for line in found.checked:
-        print(f"  ok  {line}", file=sys.stderr)
-    print(f"{args.config}: {'ok' if code == 0 else 'problems'} ({len(found.errors)} errors, "
-          f"{len(found.warnings)} warnings)", file=sys.stderr)
-    return code
+    return _report(check_hub(args.config, date.today())[0], args.config, args.strict)
 
 
 def _hub_init(args: argparse.Namespace) -> int:
@@ -234,22 +230,15 @@ def _hub_migrate(args: argparse.Namespace) -> int:
         for rev in revisions():
             print(rev)
         return 0
-    if args.sql:
-        since = None
-        if args.action == "upgrade" and not args.from_empty:
-            engine = make_engine(cfg.database)
-            try:
-                since = current_revision(engine)
-            finally:
-                engine.dispose()
-        if since == head_revision():
-            print(f"-- the database is at {since}, the newest revision: nothing to run")
-        else:
-            sys.stdout.write(upgrade_sql(cfg.database, since))
-        return 0
     engine = make_engine(cfg.database)
     try:
-        before = current_revision(engine)
+        before = None if args.sql and (args.from_empty or args.action != "upgrade") else current_revision(engine)
+        if args.sql:
+            if before == head_revision():
+                print(f"-- the database is at {before}, the newest revision: nothing to run")
+            else:
+                sys.stdout.write(upgrade_sql(cfg.database, before))
+            return 0
         if args.action == "current":
             head = head_revision()
             print(f"{before or '(empty)'}" + (" (head)" if before == head else f" (head is {head})"))
