@@ -13,9 +13,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from gridwatch.core.findings import Findings
-from gridwatch.core.yamlconf import load, problem, read_yaml
+from gridwatch.core.yamlconf import YamlSource, load, load_sourced, problem
 from hub.calendar import Calendar, CalendarFile, _days
-from hub.config import HubConfig, hash_key, load_hub_config
+from hub.config import HubConfig, hash_key, load_hub_config_sourced
 from hub.labels import load_labels
 from hub.org import Org, OrgFile
 from hub.routing import RoutingFile, load_routing
@@ -33,9 +33,10 @@ def calendar_end(spec: CalendarFile) -> date | None:
 
 def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
     f = Findings()
-    cfg = f.load(lambda: load_hub_config(path))
-    if cfg is None:
+    hub_loaded = f.load(lambda: load_hub_config_sourced(path))
+    if hub_loaded is None:
         return f, None
+    cfg, src = hub_loaded
     f.checked.append(str(path))
     org = f.load(lambda: Org(load(OrgFile, cfg.org)))
     if org is not None:
@@ -65,12 +66,12 @@ def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
                 f.warnings.append(f"{cf}: holidays known up to {end}, {(end - today).days} days from now: add the "
                                   f"next year's calendar (State Council holiday notice) before clocks run past it")
             f.checked.append(str(cf))
-    sla = f.load(lambda: load(SlaFile, cfg.sla))
-    if sla is not None:
-        src = read_yaml(cfg.sla)[1]
+    sla_loaded = f.load(lambda: load_sourced(SlaFile, cfg.sla))
+    if sla_loaded is not None:
+        sla, sla_src = sla_loaded
         for i, p in enumerate(sla.policies):
             if p.calendar != "24x7" and p.calendar not in cals:
-                f.errors.append(problem(cfg.sla, src, ("policies", i, "calendar"),
+                f.errors.append(problem(cfg.sla, sla_src, ("policies", i, "calendar"),
                                         f"no calendar named {p.calendar!r} in {cfg.calendars} (known: "
                                         f"{', '.join(sorted(cals)) or 'none'}; or 24x7)"))
         f.checked.append(str(cfg.sla))
@@ -82,13 +83,12 @@ def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
             f.checked.append(str(routing))
     if cfg.labels is not None and f.load(lambda: load_labels(cfg.labels)) is not None:
         f.checked.append(str(cfg.labels))
-    _keys(f, path, cfg, org)
-    _files(f, path, cfg)
+    _keys(f, path, src, cfg, org)
+    _files(f, path, src, cfg)
     return f, cfg
 
 
-def _keys(f: Findings, path: Path, cfg: HubConfig, org: Org | None) -> None:
-    src = read_yaml(path)[1]
+def _keys(f: Findings, path: Path, src: YamlSource, cfg: HubConfig, org: Org | None) -> None:
     for i, k in enumerate(cfg.keys):
         if k.hash in DEMO_KEYS:
             f.warnings.append(problem(path, src, ("keys", i, "hash"),
@@ -102,8 +102,7 @@ def _keys(f: Findings, path: Path, cfg: HubConfig, org: Org | None) -> None:
                     f.errors.append(problem(path, src, ("keys", i, "grids"), f"grid {g!r} is not in {cfg.org}"))
 
 
-def _files(f: Findings, path: Path, cfg: HubConfig) -> None:
-    src = read_yaml(path)[1]
+def _files(f: Findings, path: Path, src: YamlSource, cfg: HubConfig) -> None:
     wanted: list[tuple[tuple[str, ...], Path | None]] = [
         (("listen", "tls_cert"), cfg.listen.tls_cert), (("listen", "tls_key"), cfg.listen.tls_key)]
     if cfg.mqtt is not None and cfg.mqtt.tls is not None:

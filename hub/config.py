@@ -12,7 +12,7 @@ from pydantic import Field, field_validator, model_validator
 from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
 from gridwatch.core.mqttlink import BrokerLink
-from gridwatch.core.yamlconf import load
+from gridwatch.core.yamlconf import YamlSource, load_sourced
 
 Role = Literal["edge", "operator", "viewer", "admin"]
 
@@ -142,4 +142,10 @@ class HubConfig(Strict):
 
 
 def load_hub_config(path: str | Path) -> HubConfig:
-    return load(HubConfig, path).resolved(Path(path).resolve().parent)
+    return load_hub_config_sourced(path)[0]
+
+
+def load_hub_config_sourced(path: str | Path) -> tuple[HubConfig, YamlSource]:
+    """The config with its paths resolved against its directory, and the source read (for `hub check`'s lines)."""
+    cfg, src = load_sourced(HubConfig, path)
+    return cfg.resolved(Path(path).resolve().parent), src

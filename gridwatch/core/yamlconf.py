@@ -184,5 +184,10 @@ def validate(model: type[M], data: Any, path: str | Path, node: Where,
 
 
 def load(model: type[M], path: str | Path, tags: set[str] | None = None) -> M:
+    return load_sourced(model, path, tags)[0]
+
+
+def load_sourced(model: type[M], path: str | Path, tags: set[str] | None = None) -> tuple[M, YamlSource]:
+    """`load`, and the source it read (to name lines of problems found later, as `hub check` does)."""
     data, node, _ = read_yaml(path)
-    return validate(model, data, path, node, tags)
+    return validate(model, data, path, node, tags), node
