@@ -25,16 +25,21 @@ class RunningClock(Protocol):
     def light(self) -> Light: ...
 
 
-class RequestOut(BaseModel):
-    """A request on the case (延期, or a 督办 order) and its answer, as the timeline records them."""
+class RequestFields(BaseModel):
+    """What a request on a case says: its kind, the stage it is about, why, until when, who asked and when."""
 
-    id: int
     kind: str
     stage: str
     reason: str
     until: datetime | None
     requested_by: str
     requested_at: datetime
+
+
+class RequestOut(RequestFields):
+    """A request on the case (延期, or a 督办 order) and its answer, as the timeline records them."""
+
+    id: int
     decision: str | None = Field(None, description="approved | refused; null while pending")
     decided_by: str | None = None
     decided_at: datetime | None = None

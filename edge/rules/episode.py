@@ -108,11 +108,10 @@ def message(cr: CompiledRule, st: Episode, value: Any, device: str, category: st
         return (f"gateway {device} offline: {note.get('devices', '?')} devices behind it unreachable "
                 f"({note.get('device_ids', '')})")
     if spec.message is None:
+        number = isinstance(value, int | float) and not isinstance(value, bool)
         if zh:
-            shown = f"，数值 {value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
-            return f"{category_name(category)}：{device}{shown}"
-        shown = f" value {value:g}" if isinstance(value, int | float) and not isinstance(value, bool) else ""
-        return f"{spec.id} ({category}) at {device}{shown}"
+            return f"{category_name(category)}：{device}" + (f"，数值 {value:g}" if number else "")
+        return f"{spec.id} ({category}) at {device}" + (f" value {value:g}" if number else "")
     threshold = getattr(spec.when, "threshold", None)
     fields = {"value": value if value is not None else float("nan"), "device": device, "grid": st["grid"],
               "rule": spec.id, "metric": spec.match.metric or "", "zone": st["sub"],

@@ -16,6 +16,7 @@ from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.schemas import CaseDetail, CasePublic, Text, case_detail, case_public
 from hub.api.seen import actionable, load_visible, refusing, seen
 from hub.models import Case
+from hub.stages import RequestFields
 from hub.store import Store
 
 router = APIRouter(prefix="/api/v1", tags=["controls"])
@@ -152,14 +153,8 @@ def part(case_id: str, unit: str, step: str, store: StoreDep, who: Operator, bod
     return load_visible(store, who, case_id)
 
 
-class QueueItem(BaseModel):
+class QueueItem(RequestFields):
     request: int
-    kind: str
-    stage: str
-    reason: str
-    until: datetime | None
-    requested_by: str
-    requested_at: datetime
     can_decide: bool
     case: CasePublic
 
