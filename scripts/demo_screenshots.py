@@ -9,6 +9,7 @@ case content or a place is missing.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -57,7 +58,11 @@ def main() -> int:
                 ctx.close()
             b.close()
     finally:
-        stop_pid(demo)
+        demo.send_signal(signal.SIGINT)  # the demo stops what it started (its broker) on Ctrl-C, not on SIGTERM
+        try:
+            demo.wait(30)
+        except subprocess.TimeoutExpired:
+            stop_pid(demo)
     print("docs/demo-board.png, docs/demo-wall.png" + (f"; not read back: {missing}" if missing else ""))
     return 1 if missing else 0
 
