@@ -188,6 +188,32 @@ def _hub_check(args: argparse.Namespace) -> int:
     return _report(check_hub(args.config, date.today())[0], args.config, args.strict)
 
 
+def _hub_calendar(args: argparse.Namespace) -> int:
+    """`hub calendar show FILE [--year]` and `hub calendar import FILE --year Y --from-package | --file F`."""
+    from datetime import date
+
+    from gridwatch.core.errors import ConfigError
+    from gridwatch.core.yamlconf import load
+    from hub.calendar import CalendarYear
+    from hub.calendar_files import import_year, load_calendars, show, year_from_package
+
+    try:
+        if args.calendar_cmd == "import":
+            days = year_from_package(args.year) if args.from_package else load(CalendarYear, args.file)
+            import_year(args.path, args.year, days)
+            print(f"{args.path}: {args.year} imported from {days.source}"
+                  + (" (provisional: statutory days only)" if days.provisional else ""))
+        cals = load_calendars(args.path.parent)
+        cal = next(c for c in cals.values() if c.path == args.path)
+        today = date.today()
+        for line in show(cal, args.year or today.year, today):
+            print(line)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    return 0
+
+
 def _hub_init(args: argparse.Namespace) -> int:
     from gridwatch.core.errors import ConfigError
     from hub.errors import Conflict
@@ -469,6 +495,23 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "run nothing")
     hm.add_argument("--from-empty", action="store_true", help="with --sql: the SQL for an empty database")
     hm.set_defaults(func=_hub_migrate)
+    hcal = hub.add_parser("calendar", help="working-time calendars: show a year's days and how far the data "
+                                           "reaches; import a year").add_subparsers(dest="calendar_cmd", required=True)
+    cs = hcal.add_parser("show", help="a calendar file's years, how far its data reaches, a year's days")
+    cs.add_argument("path", type=Path)
+    cs.add_argument("--year", type=int, help="the year to list (default: this year)")
+    cs.set_defaults(func=_hub_calendar)
+    ci = hcal.add_parser("import", help="put a year's days into a calendar file (then shows it); the hub reloads "
+                                        "the calendars folder by itself")
+    ci.add_argument("path", type=Path)
+    ci.add_argument("--year", type=int, required=True)
+    src = ci.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from-package", action="store_true", help="from python-holidays (the State Council notice "
+                                                                 "once the package has it; else statutory days, "
+                                                                 "marked provisional)")
+    src.add_argument("--file", type=Path, help="a YAML file with source, holidays and workdays (the notice "
+                                               "typed in)")
+    ci.set_defaults(func=_hub_calendar)
     hk = hub.add_parser("hash-key", help="make an API key (or hash a given one) for configs/hub.yaml")
     hk.add_argument("key", nargs="?")
     hk.set_defaults(func=_hub_hash_key)

@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
@@ -33,7 +33,8 @@ from hub.api import map as map_
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
-from hub.calendar import Calendar
+from hub.calendar_files import load_calendars
+from hub.calendar_watch import notices
 from hub.config import HubConfig
 from hub.db import make_engine, migrate
 from hub.fanout import EventFeed
@@ -51,14 +52,6 @@ from hub.sla import SlaFile
 from hub.store import Store
 
 logger = logging.getLogger(__name__)
-
-
-def load_calendars(folder: Path) -> dict[str, Calendar]:
-    cals = {}
-    for f in sorted(folder.glob("*.yaml")) if folder.exists() else []:
-        cal = Calendar.from_file(f)
-        cals[cal.name] = cal
-    return cals
 
 
 def open_store(cfg: HubConfig, clock: Callable[[], datetime] | None = None) -> Store:
@@ -81,12 +74,13 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     store = open_store(cfg, clock)
     engine = store.engine
     scheduler = Scheduler(store, heartbeat_limit=cfg.fleet.heartbeat_limit)
-    watcher = ConfigWatcher(store, cfg.org, cfg.sla, routing=cfg.routing)
+    watcher = ConfigWatcher(store, cfg.org, cfg.sla, routing=cfg.routing, calendars=cfg.calendars)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        scheduler.say_calendars(store.today())
         if run_scheduler:
             scheduler.start()
         watcher.start()
@@ -138,10 +132,13 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                             headers={"Retry-After": "5"})
 
     @app.get("/healthz", tags=["ops"])
-    def healthz() -> dict[str, str]:
+    def healthz() -> dict[str, Any]:
+        """`ok` while the database answers; `notices` when a working-time calendar in use runs out (the hub
+        still serves: clocks on it count every Monday-Friday as a working day past its data)."""
         with engine.connect() as conn:
             conn.exec_driver_sql("SELECT 1")
-        return {"status": "ok"}
+        said = [n.body() for n in notices(store.calendars, store.sla, store.today()) if n.level == "warning"]
+        return {"status": "ok", "notices": said} if said else {"status": "ok"}
 
     @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
     def metrics() -> bytes:

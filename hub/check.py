@@ -3,32 +3,28 @@
 hub.yaml, the org tree, the SLA policies (and the calendars they name), the routing, every calendar, the
 labels, the keys (units that exist; the demo's keys, whose plain text is public, as warnings) and the TLS
 files. Each problem is one `file:path: reason (line N)` line, the hub's own loaders' wording; a file that
-fails does not stop the others being checked. Calendars are named when their holiday data ends before a
-clock could still be running on them (`HORIZON`): after that, every Monday-Friday counts as a working day.
+fails does not stop the others being checked. Calendars in use are named when their data ends before a
+clock could still be running on them (`hub.calendar_watch`): after that, every Monday-Friday counts as a
+working day.
 """
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 from gridwatch.core.findings import Findings
 from gridwatch.core.yamlconf import YamlSource, load, load_sourced, problem
-from hub.calendar import Calendar, CalendarFile, _days
+from hub.calendar import Calendar
+from hub.calendar_files import load_calendars
+from hub.calendar_watch import notices
 from hub.config import HubConfig, hash_key, load_hub_config_sourced
 from hub.labels import load_labels
 from hub.org import Org, OrgFile
 from hub.routing import RoutingFile, load_routing
 from hub.sla import SlaFile
 
-HORIZON = timedelta(days=60)  # a calendar whose data ends sooner than this is named
 DEMO_KEYS = {hash_key(k): k for k in ("demo-edge-key", "demo-operator-key", "demo-viewer-key", "demo-admin-key")}
-
-
-def calendar_end(spec: CalendarFile) -> date | None:
-    """The last day the calendar's holiday data speaks for: 31 December of the latest year it lists."""
-    days = [d for s in (*spec.holidays, *spec.workdays) for d in _days(s)]
-    return date(max(d.year for d in days), 12, 31) if days else None
 
 
 def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
@@ -41,31 +37,12 @@ def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
     org = f.load(lambda: Org(load(OrgFile, cfg.org)))
     if org is not None:
         f.checked.append(str(cfg.org))
-    cals: dict[str, Path] = {}
+    cals: dict[str, Calendar] = {}
     if not cfg.calendars.is_dir():
         f.errors.append(f"{path}:calendars: {cfg.calendars} is not a directory")
     else:
-        for cf in sorted(cfg.calendars.glob("*.yaml")):
-            spec = f.load(lambda cf=cf: load(CalendarFile, cf))  # type: ignore[misc]
-            if spec is None:
-                continue
-            with f.catching():
-                Calendar(spec)
-            if spec.name in cals:
-                f.errors.append(f"{cf}:name: calendar {spec.name!r} is also defined in {cals[spec.name]}")
-            cals[spec.name] = cf
-            end = calendar_end(spec)
-            if end is None:
-                f.warnings.append(f"{cf}: no holidays or make-up workdays listed; every Monday-Friday is a working "
-                                  f"day")
-            elif end < today:
-                f.warnings.append(f"{cf}: holidays known up to {end}, which has passed: clocks on calendar "
-                                  f"{spec.name!r} count every Monday-Friday since as a working day; add the next "
-                                  f"year's calendar (State Council holiday notice)")
-            elif end - today < HORIZON:
-                f.warnings.append(f"{cf}: holidays known up to {end}, {(end - today).days} days from now: add the "
-                                  f"next year's calendar (State Council holiday notice) before clocks run past it")
-            f.checked.append(str(cf))
+        cals = f.load(lambda: load_calendars(cfg.calendars)) or {}
+        f.checked += [str(c.path) for c in cals.values()]
     sla_loaded = f.load(lambda: load_sourced(SlaFile, cfg.sla))
     if sla_loaded is not None:
         sla, sla_src = sla_loaded
@@ -74,6 +51,7 @@ def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
                 f.errors.append(problem(cfg.sla, sla_src, ("policies", i, "calendar"),
                                         f"no calendar named {p.calendar!r} in {cfg.calendars} (known: "
                                         f"{', '.join(sorted(cals)) or 'none'}; or 24x7)"))
+        f.warnings += [n.detail for n in notices(cals, sla, today) if n.calendar in cals and n.level == "warning"]
         f.checked.append(str(cfg.sla))
     if cfg.routing is not None:  # against the org tree; without one (it failed), its own shape at least
         routing = cfg.routing

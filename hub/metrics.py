@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from hub.calendar_watch import days_left
 from hub.store import Store
 
 if TYPE_CHECKING:
@@ -34,6 +35,19 @@ class _CaseCollector(Collector):
         yield lights
 
 
+class _CalendarCollector(Collector):
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def collect(self) -> Iterator[Any]:
+        g = GaugeMetricFamily("gridwatch_hub_calendar_days_left", "Days of holiday data left from today in each "
+                              "working-time calendar an SLA policy names (0: none for this year, or the calendar "
+                              "is missing)", labels=["calendar"])
+        for name, n in sorted(days_left(self.store.calendars, self.store.sla, self.store.today()).items()):
+            g.add_metric([name], n)
+        yield g
+
+
 class _SchedulerCollector(Collector):
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
@@ -54,6 +68,7 @@ class HubMetrics:
         self.auth_failures = Counter("gridwatch_hub_auth_failures", "Requests refused for a wrong API key",
                                      registry=self.registry)
         self.registry.register(_CaseCollector(store))
+        self.registry.register(_CalendarCollector(store))
 
     def watch_scheduler(self, scheduler: Scheduler) -> None:
         """What this process's scheduler did: with several replicas, each one's share of the work."""

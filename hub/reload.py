@@ -1,4 +1,5 @@
-"""Live reload of the org tree, the SLA policies and the routing: a valid new file is swapped in, an invalid
+"""Live reload of the org tree, the SLA policies, the routing and the calendars folder (a year imported takes
+effect without a restart): a valid new file is swapped in, an invalid
 one is logged and the last good version keeps running. Open cases keep the policy snapshotted when they
 opened. The routing is checked against the org tree: an org file that would leave a route pointing at a
 unit that no longer exists is refused too (the routing names the unit; change both, routing first)."""
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
+from hub.calendar_files import load_calendars
 from hub.org import Org, OrgFile
 from hub.routing import check, load_routing
 from hub.sla import SlaFile
@@ -20,20 +22,23 @@ logger = logging.getLogger(__name__)
 
 
 class ConfigWatcher:
-    def __init__(self, store: Store, org: Path, sla: Path, interval: float = 1.0, routing: Path | None = None) -> None:
+    def __init__(self, store: Store, org: Path, sla: Path, interval: float = 1.0, routing: Path | None = None,
+                 calendars: Path | None = None) -> None:
         self.store, self.org, self.sla, self.routing, self.interval = store, org, sla, routing, interval
-        self.paths = [p for p in (org, sla, routing) if p is not None]
+        self.calendars = calendars
+        self.paths = [p for p in (org, sla, routing, calendars) if p is not None]
         self._sigs = {p: self._sig(p) for p in self.paths}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @staticmethod
-    def _sig(p: Path) -> tuple[int, int] | None:
+    def _sig(p: Path) -> tuple[tuple[str, int, int], ...] | None:
+        """A file's (name, mtime, size); a folder's, those of its YAML files."""
         try:
-            st = p.stat()
+            files = sorted(p.glob("*.yaml")) if p.is_dir() else [p]
+            return tuple((f.name, (st := f.stat()).st_mtime_ns, st.st_size) for f in files)
         except OSError:
             return None
-        return (st.st_mtime_ns, st.st_size)
 
     def check(self) -> dict[str, bool]:
         """Reload what changed; {file name: True if swapped in, False if rejected}."""
@@ -64,6 +69,8 @@ class ConfigWatcher:
             self.store.org = org
         elif path == self.sla:
             self.store.sla = load(SlaFile, path)
+        elif path == self.calendars:
+            self.store.calendars = load_calendars(path)
         else:
             self.store.routing = load_routing(path, self.store.org)
 

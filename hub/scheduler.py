@@ -11,11 +11,12 @@ import logging
 import threading
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
 from hub import fleet
+from hub.calendar_watch import notices as calendar_notices
 from hub.escalation import Action, CaseSituation, decide
 from hub.ingest import Batch, release_due
 from hub.models import Case
@@ -32,6 +33,7 @@ class Scheduler:
         self.batch = batch
         self.heartbeat_limit = heartbeat_limit
         self._housekept: datetime | None = None
+        self._calendars_said: date | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.done: Counter[Action] = Counter()
@@ -45,6 +47,8 @@ class Scheduler:
         if self._housekept is None or abs((now - self._housekept).total_seconds()) >= 1.0:
             self._housekept = now
             self.housekeeping(now)
+            if (today := self.store.today(now)) != self._calendars_said:
+                self.say_calendars(today)
         while True:
             acted: Counter[Action] = Counter()
             with self.store.transaction() as s:
@@ -71,6 +75,12 @@ class Scheduler:
                                a.last_seen.isoformat())
             alerts = [fleet.offline_alert(a, "firing", now, self.store.org) for a in silent]
             Batch(self.store, s, "watchdog").run(alerts)
+
+    def say_calendars(self, today: date) -> None:
+        """Log the calendars running out (`hub.calendar_watch`): at start, then once a local day."""
+        self._calendars_said = today
+        for n in calendar_notices(self.store.calendars, self.store.sla, today):
+            logger.log(logging.WARNING if n.level == "warning" else logging.INFO, "%s", n.detail)
 
     def _handle(self, s: Session, case: Case, now: datetime) -> Action | None:
         """The case's light, escalation, backup or reminder now; returns the escalation action taken."""

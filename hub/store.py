@@ -24,8 +24,9 @@ import secrets
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import JSON, ColumnElement, Engine, Text, cast, func, insert, or_, select, text
 from sqlalchemy.exc import IntegrityError
@@ -148,6 +149,10 @@ class Store:
     """Where new cases go (分拣分拨): functional departments, joint handling, manual dispatch."""
     on_events: list[Callable[[], None]] = field(default_factory=list)
     """Called (from the writing thread) after a transaction that wrote timeline entries commits."""
+
+    def today(self, now: datetime | None = None) -> date:
+        """The day of `now` (default: the clock's) in the hub's time zone, as calendars count years."""
+        return (now or self.clock()).astimezone(ZoneInfo(self.tz)).date()
 
     def now(self) -> datetime:
         """The store's stamps: UTC, millisecond precision."""

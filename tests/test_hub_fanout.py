@@ -30,7 +30,7 @@ def make_store(db_url: str) -> Store:
     engine = make_engine(db_url)
     migrate(engine)
     return Store(engine, load(SlaFile, "configs/sla.yaml"), Org(load(OrgFile, "configs/org.yaml")),
-                 {"2026": Calendar.from_file("configs/calendars/2026.yaml")})
+                 {"cn-mainland": Calendar.from_file("configs/calendars/cn-mainland.yaml")})
 
 
 async def _until(cond, timeout: float = 10.0) -> None:

@@ -23,7 +23,7 @@ def make_store(url: str, clock: Clock) -> Store:
     engine = make_engine(url)
     migrate(engine)
     return Store(engine, load(SlaFile, "configs/sla.yaml"), Org(load(OrgFile, "configs/org.yaml")),
-                 {"2026": Calendar.from_file("configs/calendars/2026.yaml")}, clock)
+                 {"cn-mainland": Calendar.from_file("configs/calendars/cn-mainland.yaml")}, clock)
 
 
 def events(store: Store, case_id: str) -> list[tuple[str, dict]]:

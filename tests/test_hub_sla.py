@@ -13,7 +13,7 @@ from hub.calendar import Calendar
 from hub.sla import Pause, SlaFile, limit_seconds, stage_clock, worst
 
 SH = ZoneInfo("Asia/Shanghai")
-CAL = Calendar.from_file("configs/calendars/2026.yaml")
+CAL = Calendar.from_file("configs/calendars/cn-mainland.yaml")
 
 
 def at(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:

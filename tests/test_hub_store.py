@@ -35,7 +35,7 @@ def store(db_url):
     migrate(engine)  # idempotent
     clock = Clock()
     st = Store(engine, load(SlaFile, "configs/sla.yaml"), Org(load(OrgFile, "configs/org.yaml")),
-               {"2026": Calendar.from_file("configs/calendars/2026.yaml")}, clock)
+               {"cn-mainland": Calendar.from_file("configs/calendars/cn-mainland.yaml")}, clock)
     st.test_clock = clock  # type: ignore[attr-defined]
     yield st
     engine.dispose()

@@ -134,16 +134,16 @@ def test_hub_check_names_one_broken_file_in_each_place(made, tmp_path):
 
 def test_calendars_running_out_are_named_and_strict_fails_on_them(made):
     cfg = made[0] / "hub.yaml"
-    cal = made[0] / "calendars" / "2026.yaml"
-    quiet, _ = check_hub(cfg, date(2026, 6, 1))
-    assert not any("calendars" in w for w in quiet.warnings), quiet.warnings
-    soon, _ = check_hub(cfg, date(2026, 12, 3))
-    assert f"{cal}: holidays known up to 2026-12-31, 28 days from now" in " ".join(soon.warnings)
-    gone, _ = check_hub(cfg, date(2027, 1, 15))
-    assert any(w.startswith(f"{cal}: holidays known up to 2026-12-31, which has passed") for w in gone.warnings)
+    cal = made[0] / "calendars" / "cn-mainland.yaml"
+    quiet, _ = check_hub(cfg, date(2026, 12, 3))  # 2027 is there (provisional: said on the board, not here)
+    assert not any("calendar" in w for w in quiet.warnings), quiet.warnings
+    soon, _ = check_hub(cfg, date(2027, 11, 15))
+    assert f"calendar 'cn-mainland' ({cal}) has data up to 2027-12-31, 47 days from now" in " ".join(soon.warnings)
+    gone, _ = check_hub(cfg, date(2028, 1, 15))
+    assert any(f"calendar 'cn-mainland' ({cal}) has no data for 2028" in w for w in gone.warnings), gone.warnings
     assert not gone.errors
     r = gw("hub", "check", "--strict", "-c", str(cfg))
-    expected = 1 if date.today() >= date(2026, 11, 1) else 0  # strict: a warning fails too
+    expected = 1 if date.today() >= date(2027, 11, 2) else 0  # strict: a warning fails too
     assert r.returncode == expected, r.stdout
 
 

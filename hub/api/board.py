@@ -12,6 +12,7 @@ from hub import access
 from hub.api.deps import HubDep, Reader, StoreDep, TzDep
 from hub.api.errors import GUARD, responses
 from hub.api.schemas import MeOut, UnitOut
+from hub.calendar_watch import notices
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -44,7 +45,9 @@ def me(store: StoreDep, who: Reader, tz: TzDep) -> MeOut:
               if u.parent in above and u.id not in seen]  # 派单 may go to the departments of the levels above
     return MeOut(name=who.name, person=who.person, role=who.role, unit=who.unit, tz=tz, units=units,
                  dispatch_to=[u for u in units if u.level in ("grid", "department")] + shared,
-                 can_act=who.role in ("operator", "admin"))
+                 can_act=who.role in ("operator", "admin"),
+                 notices=[n.text for n in notices(store.calendars, store.sla, store.today())]
+                 if who.role == "admin" else [])
 
 
 @router.get("/api/v1/labels", tags=["board"], responses=responses(*GUARD, 403))

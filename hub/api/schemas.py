@@ -150,6 +150,8 @@ class MeOut(BaseModel):
     dispatch_to: list[UnitOut] = Field(default_factory=list, description="派单: the grids and functional departments "
                                        "the caller may dispatch a case to")
     can_act: bool
+    notices: list[str] = Field(default_factory=list, description="administrators: what needs their hand (a "
+                               "working-time calendar running out), in Chinese")
 
 
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",

@@ -238,6 +238,13 @@ function dayStart(value) {
   return new Date(probe.getTime() - (local.getTime() - probe.getTime())).toISOString();
 }
 
+// ---- notices for administrators (a working-time calendar running out) ----------------------------
+function showNotices(texts) {
+  const ul = $("#notices");
+  ul.replaceChildren(...texts.map((text) => { const li = document.createElement("li"); li.textContent = text; return li; }));
+  ul.hidden = texts.length === 0;
+}
+
 // ---- login -------------------------------------------------------------------------------------
 async function login(key) {
   state.key = key;
@@ -253,6 +260,7 @@ async function login(key) {
   $("#login").hidden = true; $("#board").hidden = false; $("#tabs").hidden = false; $("#logout").hidden = false;
   $("#who").textContent = `${state.me.person || state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
   for (const el of document.querySelectorAll(".can-act")) el.hidden = !state.me.can_act;
+  showNotices(state.me.notices || []);
   fillFilters();
   await loadCases();
   connect();
