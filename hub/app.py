@@ -30,6 +30,7 @@ from hub.api import (
     stream,
 )
 from hub.api import map as map_
+from hub.api import notices as notices_api
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
@@ -43,6 +44,7 @@ from hub.gcpolicy import GcPolicy
 from hub.labels import load_labels
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
+from hub.notifier import Notifier
 from hub.org import Org, OrgFile
 from hub.people import People
 from hub.reload import ConfigWatcher
@@ -77,6 +79,11 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     watcher = ConfigWatcher(store, cfg.org, cfg.sla, routing=cfg.routing, calendars=cfg.calendars)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
+    labels = load_labels(cfg.labels)
+    notifier = None
+    if cfg.notify is not None or cfg.rosters is not None:
+        notifier = Notifier(store, labels, notify_path=cfg.notify, rosters_path=cfg.rosters)
+        notifier.load()  # a refused file stops the start, naming file, path and line
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -86,6 +93,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         watcher.start()
         if publisher is not None:
             publisher.start()
+        if notifier is not None and run_scheduler:
+            notifier.start()
         await feed.start()
         yield
         await feed.stop()
@@ -93,6 +102,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         watcher.stop()
         if publisher is not None:
             publisher.stop()
+        if notifier is not None:
+            notifier.stop()
         engine.dispose()
 
     app = FastAPI(title="gridwatch hub", version=__version__, lifespan=lifespan,
@@ -103,11 +114,14 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
-                             fleet=cfg.fleet, rule_tools=rule_tools, labels=load_labels(cfg.labels),
+                             fleet=cfg.fleet, rule_tools=rule_tools, labels=labels,
                              max_photo_bytes=cfg.limits.max_photo_bytes, people=People(store, cfg.keys))
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
+    app.state.notifier = notifier
+    if notifier is not None:
+        metrics_.watch_notifier(notifier)
     app.include_router(alerts.router)
     app.include_router(people.router)
     app.include_router(controls.router)
@@ -115,7 +129,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(assessment.router)
-    for r in (devices, rules, agents, maintenance, map_):
+    for r in (devices, rules, agents, maintenance, map_, notices_api):
         app.include_router(r.router)
     app.include_router(board.router)
 

@@ -197,6 +197,13 @@ class Calendar:
             return True
         return d.weekday() < 5 and d not in self.holidays
 
+    def is_working_time(self, at: datetime) -> bool:
+        """Within a working period of a working day (24x7: always)."""
+        if self.spec is None:
+            return True
+        local = at.astimezone(self.tz)
+        return any(a <= local < b for a, b in self._periods_of(local.date()))
+
     def _periods_of(self, d: date) -> list[tuple[datetime, datetime]]:
         if not self.is_workday(d):
             return []

@@ -110,6 +110,10 @@ class HubConfig(Strict):
     routing: Path | None = Field(None, description="routing.yaml (分拣分拨): functional departments, joint handling, "
                                                    "manual dispatch; none: every case goes up its grid's chain")
     calendars: Path = Path("calendars")
+    notify: Path | None = Field(None, description="notify.yaml: which events tell whom on which channel (WeCom, "
+                                                  "DingTalk, Feishu, SMS, email, webhooks), and the templates")
+    rosters: Path | None = Field(None, description="rosters.yaml (值班表): who of each unit is on duty, in and out "
+                                                   "of working hours, and its leader")
     labels: Path | None = Field(None, description="display names (zh-CN, English) of categories and other codes, "
                                                   "on top of the built-in ones (see configs/labels.yaml)")
     tz: str = "Asia/Shanghai"
@@ -138,6 +142,8 @@ class HubConfig(Strict):
                                        "routing": fix(self.routing) if self.routing is not None else None,
                                        "calendars": fix(self.calendars), "listen": listen,
                                        "labels": fix(self.labels) if self.labels is not None else None, "mqtt": mqtt,
+                                       "notify": fix(self.notify) if self.notify is not None else None,
+                                       "rosters": fix(self.rosters) if self.rosters is not None else None,
                                        "fleet": fleet})
 
 

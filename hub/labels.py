@@ -66,6 +66,7 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                "close": _n("核查通过", "Verify"), "dispatch": _n("派单", "Dispatch"),
                "reject": _n("核查不通过", "Fail verification"), "callback": _n("回访", "Call back"),
                "part_signed": _n("协办签收", "part signed for"), "part_reported": _n("协办办结", "part reported"),
+               "notified": _n("通知", "notice"),
                "suspension_requested": _n("申请挂起", "suspension requested"),
                "suspension_approved": _n("同意挂起", "suspension approved"),
                "suspension_refused": _n("不同意挂起", "suspension refused"), "opened": _n("立案", "opened"),

@@ -33,7 +33,9 @@ TimelineAction = Action | Literal[
     # people and controls: assignment, photos, 延期, 挂起, 督办, 退回, 协办 parts
     "assigned", "photo", "extension_requested", "extension_approved", "extension_refused", "suspension_requested",
     "suspension_approved", "suspension_refused", "supervised", "supervision_replied", "sent_back", "part_signed",
-    "part_reported"]
+    "part_reported",
+    # notices to people (hub.notifier): delivered, failed or stopped
+    "notified"]
 """Every action a timeline entry may record: the case actions of the table above and what intake, the
 scheduler and the controls write. The stream's and the board's words for them key on these."""
 TIMELINE_ACTIONS: Final[tuple[str, ...]] = (*get_args(Action), *get_args(get_args(TimelineAction)[1]))

@@ -15,6 +15,7 @@ from hub.store import Store
 if TYPE_CHECKING:
     from hub.fanout import EventFeed
     from hub.mqtt_events import CaseEventPublisher
+    from hub.notifier import Notifier
     from hub.scheduler import Scheduler
 
 
@@ -48,6 +49,24 @@ class _CalendarCollector(Collector):
         yield g
 
 
+class _NotifierCollector(Collector):
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+
+    def collect(self) -> Iterator[Any]:
+        c = CounterMetricFamily("gridwatch_hub_notices", "Notices this process sent or settled, by channel and "
+                                "result (delivered, failed, stopped, retried)", labels=["channel", "result"])
+        for (channel, result), n in sorted(self.notifier.counts.items()):
+            c.add_metric([channel, result], n)
+        yield c
+        g = GaugeMetricFamily("gridwatch_hub_notice_queue", "Notices by state in the queue", labels=["state"])
+        for state, n in sorted(self.notifier.depth().items()):
+            g.add_metric([state], n)
+        yield g
+        yield GaugeMetricFamily("gridwatch_hub_notifier_leader", "1 while this process is the one notice sender",
+                                value=1 if self.notifier.leading else 0)
+
+
 class _SchedulerCollector(Collector):
     def __init__(self, scheduler: Scheduler) -> None:
         self.scheduler = scheduler
@@ -69,6 +88,9 @@ class HubMetrics:
                                      registry=self.registry)
         self.registry.register(_CaseCollector(store))
         self.registry.register(_CalendarCollector(store))
+
+    def watch_notifier(self, notifier: Notifier) -> None:
+        self.registry.register(_NotifierCollector(notifier))
 
     def watch_scheduler(self, scheduler: Scheduler) -> None:
         """What this process's scheduler did: with several replicas, each one's share of the work."""

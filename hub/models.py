@@ -369,6 +369,48 @@ class KeyRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
 
 
+class Contact(Base):
+    """How a person is reached (issue 26): shown in full only to administrators and to the person, masked
+    elsewhere, never logged."""
+
+    __tablename__ = "contacts"
+
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
+    mobile: Mapped[str | None] = mapped_column(String(32))
+    email: Mapped[str | None] = mapped_column(String(254))
+    wecom_user: Mapped[str | None] = mapped_column(String(64))  # 企业微信 userid, for <@userid> in a group robot
+    dingtalk_mobile: Mapped[str | None] = mapped_column(String(32))  # 钉钉 atMobiles
+    updated_at: Mapped[datetime]
+
+
+class Notice(Base):
+    """One notice to one recipient on one channel (hub.notifier): planned from a case event once (its `key`,
+    event + recipient + channel, is unique), then sent, retried with back-off, grouped per robot, or stopped
+    by its `guard` when the case moved on (签收 stops the escalation notices of the stage)."""
+
+    __tablename__ = "notices"
+    __table_args__ = (Index("ix_notices_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    event_id: Mapped[int | None] = mapped_column(BigInteger)
+    case_id: Mapped[str | None] = mapped_column(String(32), index=True)
+    kind: Mapped[str] = mapped_column(String(32))  # opened | yellow | red | still_red | escalated | ...
+    channel: Mapped[str] = mapped_column(String(64))  # the channel's id in notify.yaml
+    target: Mapped[str] = mapped_column(String(200))  # where it goes: a robot, a mobile, a mailbox (masked here)
+    recipient: Mapped[str | None] = mapped_column(String(64))  # the person (username), None for a unit's webhook
+    urgent: Mapped[bool] = mapped_column(Boolean)
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)  # the rendered message: title, text, sms params
+    guard: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # {status, stage_started_at}: stop when changed
+    state: Mapped[str] = mapped_column(String(16))  # pending | sending | delivered | failed | stopped
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime]
+    due_at: Mapped[datetime]
+    claimed_at: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    error: Mapped[str] = mapped_column(Text, default="")
+
+
 @dataclass(eq=False)
 class NewCase:
     """A case opened by alert intake, as the row `bulk_insert` writes: exactly the columns of `Case` (a test

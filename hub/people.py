@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from hub.config import ApiKey, hash_key
 from hub.errors import Conflict, NotFound
-from hub.models import KeyRow, User, UserSession
+from hub.models import Contact, KeyRow, User, UserSession
 from hub.store import Store
 
 PersonRole = Literal["operator", "viewer", "admin"]
@@ -114,6 +114,34 @@ class People:
             person = _person(u)
         self._forget(username)
         return person
+
+    # ---- contact points (issue 26) -------------------------------------------------------------
+    def contacts(self, username: str) -> Contact | None:
+        with self.store.reading() as s:
+            if s.get(User, username) is None:
+                raise NotFound(f"no user {username}")
+            return s.get(Contact, username)
+
+    def set_contacts(self, username: str, **points: str | None) -> Contact:
+        """Replace a person's contact points (None or "" clears one)."""
+        with self.store.transaction() as s:
+            if s.get(User, username) is None:
+                raise NotFound(f"no user {username}")
+            c = s.get(Contact, username, with_for_update=True)
+            if c is None:
+                c = Contact(username=username, updated_at=self.store.now())
+                s.add(c)
+            for k, v in points.items():
+                setattr(c, k, v or None)
+            c.updated_at = self.store.now()
+        return c
+
+    def names(self, usernames: list[str]) -> dict[str, tuple[str, Contact | None]]:
+        """Display names and contact points of these people."""
+        with self.store.reading() as s:
+            users = {u.username: u.name for u in s.scalars(select(User).where(User.username.in_(usernames)))}
+            found = {c.username: c for c in s.scalars(select(Contact).where(Contact.username.in_(usernames)))}
+        return {u: (users.get(u, u), found.get(u)) for u in usernames}
 
     def everyone(self) -> list[Person]:
         with Session(self.store.engine) as s:

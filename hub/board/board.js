@@ -11,7 +11,8 @@ const I18N = {
     dispatch_to: "派往", assist: "协办单位", part_sign: "协办签收", part_report: "协办办结", ask_suspension: "申请挂起",
     sus_asked: "挂起申请", sus_approve: "同意挂起", sus_refuse: "不同意挂起", tl_dispatch: "派单至 {to}",
     tl_reject: "核查不通过，退回办理", tl_callback: "回访：{rating}", tl_part_signed: "协办单位 {unit} 签收",
-    tl_part_reported: "协办单位 {unit} 办结", tl_suspension_requested: "申请挂起：{reason}",
+    tl_part_reported: "协办单位 {unit} 办结", tl_notified: "通知 {to}（{channel}）：{result} {error}",
+    nr_delivered: "已送达", nr_failed: "发送失败", nr_stopped: "已取消（案件已处理）", tl_suspension_requested: "申请挂起：{reason}",
     tl_suspension_approved: "同意挂起", tl_suspension_refused: "不同意挂起", err_parts_pending: "协办单位尚未全部办结：{units}",
     err_needs_approval: "本单位承办的案件挂起须由上级审批，请申请挂起", err_not_dispatcher: "{unit} 不是派单单位",
     err_needs_rating: "回访需要选择评价",
@@ -79,7 +80,8 @@ const I18N = {
     sus_asked: "Suspension asked", sus_approve: "Approve suspension", sus_refuse: "Refuse suspension",
     tl_dispatch: "dispatched to {to}", tl_reject: "verification failed, back to handling",
     tl_callback: "callback: {rating}", tl_part_signed: "assisting unit {unit} signed for its part",
-    tl_part_reported: "assisting unit {unit} reported its part", tl_suspension_requested: "suspension asked: {reason}",
+    tl_part_reported: "assisting unit {unit} reported its part", tl_notified: "notice to {to} ({channel}): {result} {error}",
+    nr_delivered: "delivered", nr_failed: "failed", nr_stopped: "stopped (the case moved on)", tl_suspension_requested: "suspension asked: {reason}",
     tl_suspension_approved: "suspension approved", tl_suspension_refused: "suspension refused",
     err_parts_pending: "the assisting units have not all reported: {units}",
     err_needs_approval: "a suspension of one's own case is approved by the level above: ask for it",
@@ -702,6 +704,7 @@ function describe(e) {
   if (p.observed_at) p.observed_at = fmtTime(p.observed_at);
   for (const k of ["until", "deadline"]) if (p[k]) p[k] = fmtTime(p[k]);
   if (p.tier) p.tier = label("tier", p.tier);
+  if (e.action === "notified") p.result = t(`nr_${d.result}`);
   let text;
   if (e.action === "opened") text = fill(t(d.manual ? "tl_opened_manual" : "tl_opened"), p) + (d.maintenance ? t("tl_maintenance") : "");
   else if (e.action === "escalated") text = fill(t(d.stage ? "tl_escalated" : "tl_escalated_plain"), p);

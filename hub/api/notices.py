@@ -1,0 +1,152 @@
+"""Reaching people (issue 26): their contact points, who is on duty (值班) for a unit now, and the
+administrators' view of the notices sent.
+
+A contact point is shown in full to administrators and to the person; anyone else sees it masked
+(138****5678). The duty answer is what the board shows beside a unit.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from pydantic import BaseModel, Field
+
+from hub import access
+from hub.api.auth import Principal, require
+from hub.api.deps import Reader, StoreDep
+from hub.api.errors import BODY, GUARD, responses
+from hub.api.seen import refusing
+from hub.models import Contact
+from hub.notifier import Notifier, mask
+from hub.people import People
+
+router = APIRouter(prefix="/api/v1", tags=["notices"])
+Admin = Annotated[Principal, Depends(require("admin"))]
+
+
+class ContactIn(BaseModel):
+    mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="手机号, for SMS")
+    email: str | None = Field(None, pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+    wecom_user: str | None = Field(None, max_length=64, description="企业微信 userid, @-mentioned by the robot")
+    dingtalk_mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="钉钉 atMobiles")
+
+
+class ContactOut(BaseModel):
+    username: str
+    mobile: str | None
+    email: str | None
+    wecom_user: str | None
+    dingtalk_mobile: str | None
+    masked: bool = Field(description="true when the numbers are masked (neither an admin nor the person)")
+
+
+def _contact(username: str, c: Contact | None, full: bool) -> ContactOut:
+    def m(v: str | None) -> str | None:
+        return v if v is None or full else mask(v)
+    return ContactOut(username=username, masked=not full, mobile=m(c.mobile if c else None),
+                      email=m(c.email if c else None), wecom_user=c.wecom_user if c else None,
+                      dingtalk_mobile=m(c.dingtalk_mobile if c else None))
+
+
+def _people(request: Request) -> People:
+    people: People = request.app.state.hub.people
+    return people
+
+
+def _notifier(request: Request) -> Notifier:
+    n: Notifier | None = request.app.state.notifier
+    if n is None:
+        raise HTTPException(404, "no rosters or notification policy configured (hub.yaml: rosters, notify)")
+    return n
+
+
+def _full(who: Principal, username: str) -> bool:
+    return who.role == "admin" or (who.person is not None and who.name == username)
+
+
+@router.get("/users/{username}/contacts", responses=responses(*GUARD, 403, 404))
+def get_contacts(username: str, request: Request, who: Reader) -> ContactOut:
+    """A person's contact points: in full for an administrator and for the person."""
+    if not _full(who, username):
+        raise HTTPException(403, "only an administrator or the person reads their contact points")
+    with refusing("no such user"):
+        return _contact(username, _people(request).contacts(username), True)
+
+
+@router.put("/users/{username}/contacts", responses=responses(*GUARD, *BODY, 403, 404))
+def put_contacts(username: str, body: ContactIn, request: Request, who: Reader) -> ContactOut:
+    """Set a person's contact points (an administrator, or the person for their own)."""
+    if not _full(who, username):
+        raise HTTPException(403, "only an administrator or the person sets their contact points")
+    with refusing("no such user"):
+        return _contact(username, _people(request).set_contacts(username, **body.model_dump()), True)
+
+
+class OnDuty(BaseModel):
+    username: str
+    name: str
+    contact: ContactOut
+
+
+class DutyOut(BaseModel):
+    unit: str
+    at: datetime
+    shift: Literal["day", "night", "holiday"] = Field(description="day: working hours; night: out of them on a "
+                                                                  "working day; holiday: a day off")
+    duty_day: date
+    people: list[OnDuty]
+    leader: OnDuty | None
+
+
+@router.get("/duty", responses=responses(*GUARD, 403, 404))
+def duty(request: Request, store: StoreDep, who: Reader, unit: Annotated[str, Query(max_length=64)]) -> DutyOut:
+    """Who is on duty for a unit now (值班): the day staff in working hours, else the night or holiday
+    rotation's person, and the unit's leader."""
+    if unit not in store.org.units:
+        raise HTTPException(404, f"no unit {unit}")
+    scope = access.scope(store.org, who)
+    if scope is not None and unit not in scope:
+        raise HTTPException(403, "the unit is outside your part of the org tree")
+    now = store.now()
+    d = _notifier(request).cfg.rosters.duty(unit, now)
+    if d is None:
+        raise HTTPException(404, f"no roster for {unit}")
+    names = _people(request).names([*d.people, *([d.leader] if d.leader else [])])
+
+    def one(u: str) -> OnDuty:
+        name, c = names[u]
+        return OnDuty(username=u, name=name, contact=_contact(u, c, _full(who, u)))
+    return DutyOut(unit=unit, at=now, shift=d.shift, duty_day=d.duty_day, people=[one(p) for p in d.people],
+                   leader=one(d.leader) if d.leader else None)
+
+
+class NoticeOut(BaseModel):
+    id: int
+    case_id: str | None
+    kind: str
+    channel: str
+    target: str = Field(description="masked: a mobile as 138****5678")
+    recipient: str | None
+    state: Literal["pending", "sending", "delivered", "failed", "stopped"]
+    attempts: int
+    created_at: datetime
+    due_at: datetime
+    done_at: datetime | None
+    error: str
+    title: str
+
+
+@router.get("/notices", responses=responses(*GUARD, 403))
+def notices(request: Request, who: Admin, case_id: Annotated[str | None, Query(max_length=32)] = None,
+            state: Annotated[str | None, Query(max_length=16)] = None,
+            limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[NoticeOut]:
+    """The notices, newest first (administrators): to whom, on which channel, delivered or failed and why."""
+    return [NoticeOut(id=n.id, case_id=n.case_id, kind=n.kind, channel=n.channel, target=mask(n.target),
+                      recipient=n.recipient, state=n.state, attempts=n.attempts,  # type: ignore[arg-type]
+                      created_at=n.created_at, due_at=n.due_at, done_at=n.done_at, error=n.error,
+                      title=str(n.body.get("title", "")))
+            for n in _notifier(request).listing(case_id=case_id, state=state, limit=limit)]
+
+

@@ -1,0 +1,277 @@
+"""Notices (issue 26), in process with an injected clock, against the channel emulators (each verifying the
+vendor's signature scheme) and a real SMTP server with STARTTLS: who is told by the duty roster in and out of
+hours and on a 2027 holiday, red to the leader, still red to the next level's duty leader, 签收 stopping the
+rest, a storm grouped under a robot's rate limit, retries through 429/500/hang, contact points masked, and
+bad policy files refused with file, path and line, the last good kept."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+import yaml
+
+from gridwatch.core.errors import ConfigError
+from gridwatch.core.yamlconf import load
+from hub.channels import aliyun_signature
+from hub.notify_config import load_notify
+from hub.org import Org, OrgFile
+from hub.roster import load_rosters
+from simulators.notify_emulators import serving
+from tests.hubkit import ROOT, api_client
+from tests.notifykit import MOBILE, SECRETS, emulator_spec, make_pki, notify_policy, seed_people, write_configs
+
+SH = ZoneInfo("Asia/Shanghai")
+KEYS = {"edge": ("edge", None), "admin": ("admin", None), "ops01": ("operator", "grid-01"),
+        "view01": ("viewer", "grid-01")}
+
+
+def H(name: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer key-{name}"}
+
+
+def at(*a: int) -> datetime:
+    return datetime(*a, tzinfo=SH).astimezone(UTC)
+
+
+def gas(aid: str, when: datetime, device: str = "gas-03", category: str = "gas_leak") -> dict:
+    return {"alert_id": aid, "state": "firing", "rule_id": "gas-high", "edge_id": "edge-a", "device_id": device,
+            "grid_id": "grid-01", "kind": "sensor", "category": category, "severity": "critical",
+            "started_at": when.isoformat(), "observed_at": when.isoformat(), "value": 1.0, "message": "燃气浓度超限",
+            "labels": {}, "evidence": {}}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+
+
+@pytest.fixture
+def world(tmp_path, pki, env):
+    """The emulators and SMTP server, and a hub in this process on SQLite, started at `world.start`."""
+    with serving(emulator_spec(tmp_path, pki, hang_s=2.5)) as (port, smtp):
+        db = f"sqlite:///{tmp_path / 'hub.sqlite'}"
+        seed_people(db)
+
+        class World:
+            emu = f"http://127.0.0.1:{port}"
+            paths = write_configs(tmp_path, notify_policy(port, smtp, pki / "ca.pem", "http://hub.example/"))
+
+            def received(self, service: str | None = None) -> list[dict]:
+                got = httpx.get(f"{self.emu}/_received").json()["received"]
+                return [r for r in got if service is None or r["service"] == service]
+
+            def rejected(self) -> list[dict]:
+                return httpx.get(f"{self.emu}/_received").json()["rejected"]
+
+            def faults(self, *which: str) -> None:
+                httpx.post(f"{self.emu}/_faults", json={"next": list(which)})
+
+        w = World()
+        w.db = db  # type: ignore[attr-defined]
+        yield w
+
+
+def started(world, start: datetime):
+    return api_client(world.db, KEYS, start, **world.paths)
+
+
+def drive(c, now: datetime, rounds: int = 3) -> None:
+    """The scheduler, then the notifier (plan and send, waiting for the sends), at `now`."""
+    c.clock["now"] = now
+    c.app.state.scheduler.run_due(now)
+    for _ in range(rounds):
+        c.app.state.notifier.run_once(now, wait=True)
+
+
+def texts(rows: list[dict]) -> str:
+    return "\n".join(r.get("text", "") for r in rows)
+
+
+def test_night_duty_red_to_leader_still_red_to_the_next_levels_leader_and_accept_stops_the_rest(world):
+    t0 = at(2026, 12, 3, 22, 0)  # a Thursday night
+    with started(world, t0) as c:
+        drive(c, t0)  # the notifier's cursor starts here
+        r = c.post("/api/v1/alerts", json={"alerts": [gas("a1", t0)]}, headers=H("edge"))
+        assert r.status_code == 200, r.text
+        case1 = r.json()["results"][0]["case_id"]
+        drive(c, t0 + timedelta(seconds=5))
+        drive(c, t0 + timedelta(seconds=8))  # the robot's group_wait (1 s) has passed
+        sms = world.received("sms")
+        # the night rotation's person of 3 December (start 30 Nov, daily, [night1, night2]): night2, not day staff
+        assert [s["to"] for s in sms] == [MOBILE["g01.night2"]], sms
+        assert sms[0]["template"] == "SMS_100001" and sms[0]["params"]["case"] == case1
+        assert sms[0]["sign_name"] == "和平网格"
+        robot = world.received("wecom")
+        assert len(robot) == 1 and "<@zhaoliu>" in robot[0]["text"] and "zhangsan" not in robot[0]["text"]
+        assert f"http://hub.example/?case={case1}" in robot[0]["text"] and "燃气" in robot[0]["text"]
+
+        # working time next morning: 1 working hour from 09:00 runs out at 10:00 -> red
+        drive(c, at(2026, 12, 4, 10, 0, 1))
+        red_sms = {s["to"] for s in world.received("sms")[1:]}
+        assert red_sms == {MOBILE["g01.day1"], MOBILE["g01.day2"], MOBILE["g01.leader"]}, red_sms  # day staff now
+        ding = world.received("dingtalk")
+        assert ding and MOBILE["g01.leader"] in {m for d in ding for m in d["at_mobiles"]}
+        city = world.received("webhook")
+        assert [n["case_id"] for r in city for n in r["notices"]] == [case1]
+
+        # a second case opened and red too, then signed for before its still-red notice
+        t2 = at(2026, 12, 4, 10, 1)
+        c.clock["now"] = t2
+        case2 = c.post("/api/v1/alerts", json={"alerts": [gas("a2", t2, device="gas-07")]},
+                       headers=H("edge")).json()["results"][0]["case_id"]
+        drive(c, at(2026, 12, 4, 11, 1, 1))  # case 2 red
+        c.clock["now"] = at(2026, 12, 4, 11, 5)
+        assert c.post(f"/api/v1/cases/{case2}/accept", json={}, headers=H("ops01")).status_code == 200
+        # 10 minutes after each red: case 1 still red -> community-11's duty leader (week of 30 Nov: leader1)
+        drive(c, at(2026, 12, 4, 11, 12))
+        leader_sms = [s for s in world.received("sms") if s["to"] == MOBILE["c11.leader1"]]
+        assert [s["params"]["case"] for s in leader_sms] == [case1], leader_sms
+        assert leader_sms[0]["template"] == "SMS_100003"
+        mail = world.received("email")
+        assert [m["to"] for m in mail] == [["leader1@c11.example"]] and case1 in mail[0]["subject"]
+        # every notice is on its case's timeline; case 2's still-red ones were stopped by 签收
+        tl2 = c.get(f"/api/v1/cases/{case2}", headers=H("admin")).json()["timeline"]
+        stopped = [e for e in tl2 if e["action"] == "notified" and e["detail"]["result"] == "stopped"]
+        assert stopped and all(e["detail"]["kind"] == "still_red" for e in stopped)
+        tl1 = c.get(f"/api/v1/cases/{case1}", headers=H("admin")).json()["timeline"]
+        delivered = [e["detail"] for e in tl1 if e["action"] == "notified" and e["detail"]["result"] == "delivered"]
+        assert {"赵六", "周八", "郑十"} <= {d["to"] for d in delivered}
+        assert any(d["target"] == "138****0006" for d in delivered)  # masked on the timeline
+        # the admins' notices view, and the metrics by channel and result
+        listed = c.get("/api/v1/notices", headers=H("admin")).json()
+        assert listed and all("****" in n["target"] for n in listed if n["channel"] == "sms")
+        assert c.get("/api/v1/notices", headers=H("ops01")).status_code == 403
+        assert re.search(r'gridwatch_hub_notices_total\{channel="sms",result="delivered"\} [1-9]',
+                         c.get("/metrics").text)
+        assert not world.rejected()  # every signature and key the hub sent was right
+
+
+def test_a_2027_holiday_calls_the_holiday_rotation(world):
+    t0 = at(2027, 2, 9, 10, 0)  # a Tuesday in the Spring Festival break (provisional 2027: statutory days)
+    with started(world, t0) as c:
+        drive(c, t0)
+        c.post("/api/v1/alerts", json={"alerts": [gas("h1", t0)]}, headers=H("edge"))
+        drive(c, t0 + timedelta(seconds=5))
+        assert [s["to"] for s in world.received("sms")] == [MOBILE["g01.holiday"]]
+        duty = c.get("/api/v1/duty?unit=grid-01", headers=H("view01")).json()
+        assert duty["shift"] == "holiday" and [p["username"] for p in duty["people"]] == ["g01.holiday"]
+        assert duty["people"][0]["contact"]["mobile"] == "138****0005" and duty["leader"]["name"] == "周八"
+        full = c.get("/api/v1/duty?unit=grid-01", headers=H("admin")).json()
+        assert full["people"][0]["contact"]["mobile"] == MOBILE["g01.holiday"]
+        assert c.get("/api/v1/duty?unit=grid-03", headers=H("view01")).status_code == 403
+
+
+def test_a_storm_of_200_red_cases_reaches_a_20_per_minute_robot_grouped_naming_every_case(world):
+    t0 = at(2026, 12, 3, 15, 0)
+    with started(world, t0) as c:
+        drive(c, t0)
+        ids = []
+        for i in range(0, 200, 50):
+            got = c.post("/api/v1/alerts", json={"alerts": [gas(f"s{i + j}", t0, device=f"pir-{i + j}",
+                                                                 category="intrusion") for j in range(50)]},
+                         headers=H("edge")).json()["results"]
+            ids += [g["case_id"] for g in got]
+        assert len(set(ids)) == 200
+        red = t0 + timedelta(minutes=10, seconds=1)
+        for s in range(0, 60, 2):  # one minute of the notifier running every 2 s
+            drive(c, red + timedelta(seconds=s), rounds=1)
+        robot = world.received("wecom")
+        assert 1 <= len(robot) <= 20, len(robot)
+        named = set(re.findall(r"[0-9a-f]{20}", texts(robot)))
+        assert set(ids) <= named, len(set(ids) - named)
+        assert not [r for r in world.rejected() if r["service"] == "wecom"]
+        assert all(len(r["text"].encode()) <= 4096 for r in robot)
+
+
+def test_429_500_and_a_hang_are_retried_and_each_notice_arrives_once(world):
+    t0 = at(2026, 12, 3, 23, 0)
+    with started(world, t0) as c:
+        drive(c, t0)
+        world.faults("429", "500", "hang", "500")
+        c.post("/api/v1/alerts", json={"alerts": [gas("f1", t0)]}, headers=H("edge"))
+        now = t0 + timedelta(seconds=2)
+        for _ in range(12):  # back-off 2, 4, 8… s: the clock moves on by a minute a round
+            drive(c, now, rounds=1)
+            now += timedelta(minutes=1)
+        got = world.received()
+        ids = [i for r in got for i in r["ids"]]
+        assert ids and len(ids) == len(set(ids)), ids  # none twice
+        planned = c.get("/api/v1/notices", headers=H("admin")).json()
+        assert {n["state"] for n in planned} == {"delivered"}, planned  # none lost
+        assert sorted(ids) == sorted(n["id"] for n in planned)
+        assert max(n["attempts"] for n in planned) >= 2
+
+
+def test_contact_points_are_full_for_admins_and_the_person_masked_for_others(world):
+    with started(world, at(2026, 12, 3, 10, 0)) as c:
+        assert c.get("/api/v1/users/g01.day1/contacts", headers=H("admin")).json()["mobile"] == "13800000001"
+        assert c.get("/api/v1/users/g01.day1/contacts", headers=H("ops01")).status_code == 403
+        tok = c.post("/api/v1/login", json={"username": "g01.day1", "password": "password-g01.day1"}).json()["token"]
+        me = {"Authorization": f"Bearer {tok}"}
+        assert c.get("/api/v1/users/g01.day1/contacts", headers=me).json()["mobile"] == "13800000001"
+        r = c.put("/api/v1/users/g01.day1/contacts", json={"mobile": "13900000001"}, headers=me)
+        assert r.status_code == 200 and r.json()["mobile"] == "13900000001"
+        assert c.put("/api/v1/users/g01.day1/contacts", json={"mobile": "call me"}, headers=me).status_code == 422
+        duty = c.get("/api/v1/duty?unit=grid-01", headers=me).json()  # working hours: the day staff
+        seen = {p["username"]: p["contact"]["mobile"] for p in duty["people"]}
+        assert seen == {"g01.day1": "13900000001", "g01.day2": "138****0002"}
+
+
+# ---- bad input -------------------------------------------------------------------------------------
+ORG = Org(load(OrgFile, ROOT / "configs/org.yaml"))
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    (lambda p: p["templates"].update({"red": {"title": "{{ case_id }}", "text": "{{ casee }}", "line": "x"}}),
+     r"notify.yaml:templates.red.text: unknown field 'casee' \(known: .*\) \(line \d+\)"),
+    (lambda p: p["channels"][0].update({"access_key_secret_env": "GW_T_NOT_SET"}),
+     r"notify.yaml:channels\[0\].access_key_secret_env: environment variable GW_T_NOT_SET is not set: channel "
+     r"'sms' has no secret \(line \d+\)"),
+    (lambda p: p["rules"][0]["via"].append("pager"), r"notify.yaml:rules\[0\].via\[2\]: no channel 'pager'"),
+])
+def test_bad_notify_files_are_refused_with_file_path_and_line(tmp_path, env, change, expected):
+    policy = notify_policy(1, None, None, "http://x/")
+    policy["templates"] = {}
+    change(policy)
+    (tmp_path / "notify.yaml").write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_notify(tmp_path / "notify.yaml", ORG)
+    assert any(re.search(expected, p) for p in e.value.problems), e.value.problems
+
+
+def test_a_roster_naming_an_unknown_person_is_refused_and_the_hub_keeps_the_last_good(world, tmp_path):
+    from tests.notifykit import ROSTERS
+    bad = {"rosters": [dict(ROSTERS["rosters"][0], leader="nobody")]}
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(bad), encoding="utf-8")
+    with pytest.raises(ConfigError) as e:
+        load_rosters(tmp_path / "bad.yaml", ORG, {"g01.day1"}, {})
+    assert any(re.search(r"bad.yaml:rosters\[0\].leader.people\[0\]: no person 'nobody' has an account "
+                         r"\(line \d+\)", p) for p in e.value.problems), e.value.problems
+    with started(world, at(2026, 12, 3, 10, 0)) as c:
+        n = c.app.state.notifier
+        Path(world.paths["rosters"]).write_text(yaml.safe_dump(bad), encoding="utf-8")
+        assert n.reload() is False
+        assert n.cfg.rosters.by_unit["grid-01"].leader.people == ["g01.leader"]  # the last good one
+        assert c.get("/api/v1/duty?unit=grid-01", headers=H("admin")).json()["leader"]["username"] == "g01.leader"
+
+
+def test_the_sms_signature_is_aliyuns_own():
+    """hub.channels signs as Aliyun's own Python SDK (aliyun-python-sdk-core) composes and signs RPC calls."""
+    import aliyunsdkcore.auth.composer.rpc_signature_composer as rpc
+    params = {"AccessKeyId": "testid", "Action": "SendSms", "Format": "JSON", "PhoneNumbers": "13800001111",
+              "SignName": "阿里云 测试*~", "SignatureMethod": "HMAC-SHA1", "SignatureNonce": "n1",
+              "SignatureVersion": "1.0", "TemplateCode": "SMS_1", "TemplateParam": '{"code":"1 2+3"}',
+              "Timestamp": "2026-12-03T01:02:03Z", "Version": "2017-05-25"}
+    to_sign = rpc.__dict__["__compose_string_to_sign"]("GET", params)
+    assert aliyun_signature(params, "testsecret") == rpc.__dict__["__get_signature"](to_sign, "testsecret", rpc.mac1)
