@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test dist-test demo-test lint bench soak demo clean proto
+.PHONY: venv deps test dist-test demo-test notify-test lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -28,6 +28,7 @@ deps:
 	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	[ -f /usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata ] || missing="$$missing tesseract-ocr-chi-sim"; \
 	ls /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib >/dev/null 2>&1 || missing="$$missing gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi"; \
 	ls /usr/lib/*/gstreamer-1.0/libgstvideoparsersbad.so >/dev/null 2>&1 || missing="$$missing gstreamer1.0-plugins-bad"; \
@@ -41,7 +42,7 @@ deps:
 # process): most tests wait on real processes (brokers, hubs, agents, scripted scenarios), so a third worker
 # fills the waits (fresh clone: pytest 512 s with three, 729 s with two)
 test: deps venv lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo"
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo and not notify"
 
 # make demo itself and the demo scenario verified against the hub, end to end (three runs of about a minute, most
 # of it waiting on the scenario's clock): its own target so make test stays under 10 minutes
@@ -51,6 +52,10 @@ demo-test: deps venv
 # installing and upgrading: the wheel built, installed into a clean venv outside the checkout, every command
 # group run from there; and a filled database from every earlier schema revision migrated to head (SQLite and
 # PostgreSQL). Two workers: one file each (about 70 s)
+# notices through real processes: hubs under faketime (libfaketime), the channel emulators, kills, replicas
+notify-test: deps venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m notify tests/test_notify_e2e.py
+
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist
 

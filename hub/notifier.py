@@ -7,7 +7,7 @@ across replicas, retried, grouped for rate-limited robots, each on the case's ti
 - **One sender across replicas**: only the holder of the `notifier` leadership (`hub.leader`) plans and sends;
   a leader that dies releases it with its connection (PostgreSQL) or its process (SQLite's file lock).
 - **Sending** claims due notices (`sending`, with the time), commits, sends, then records the outcome. A
-  notice claimed by a leader that died is claimed again after `lease`: delivery is at least once, and every
+  notice claimed by a leader that died is claimed again after the policy's `lease`: delivery is at least once, and every
   message names its notices (`X-Gridwatch-Notice`, the SMS `OutId`, the mail header), so the receiving end
   counts each once: exactly once in effect.
 - **Retries**: timeouts, 429, 5xx and the vendors' rate-limit codes come back after 2, 4, 8… seconds (at most
@@ -71,10 +71,10 @@ class Config:
 
 class Notifier:
     def __init__(self, store: Store, labels: Labels, *, notify_path: Path | None, rosters_path: Path | None,
-                 poll: float = 0.5, lease: float = 60.0, http: httpx.Client | None = None) -> None:
+                 poll: float = 0.5, http: httpx.Client | None = None) -> None:
         self.store, self.labels = store, labels
         self.notify_path, self.rosters_path = notify_path, rosters_path
-        self.poll, self.lease = poll, lease
+        self.poll = poll
         self.tz = ZoneInfo(store.tz)
         self.leader = Leadership(store.engine, CURSOR)
         self.http = http or httpx.Client()
@@ -173,7 +173,7 @@ class Notifier:
             busy = self._busy.get(cid)
             if busy is not None and not busy.done():
                 continue
-            self._busy[cid] = self._pool.submit(self.send_round, cid, now if wait else None)
+            self._busy[cid] = self._pool.submit(self._send_logged, cid, now if wait else None)
         if wait:
             for f in list(self._busy.values()):
                 f.result()
@@ -248,8 +248,12 @@ class Notifier:
                 "detail": str(detail.get("reason") or detail.get("note") or "")}
 
     # ---- sending ------------------------------------------------------------------------------------
+    @property
+    def lease_s(self) -> float:
+        return self.cfg.notify.spec.lease
+
     def due_channels(self, now: datetime) -> list[str]:
-        stale = now - timedelta(seconds=self.lease)
+        stale = now - timedelta(seconds=self.lease_s)
         with self.store.reading() as s:
             return list(s.scalars(select(Notice.channel).where(_due(now, stale)).distinct()))
 
@@ -265,12 +269,20 @@ class Notifier:
             w.popleft()
         return w
 
+    def _send_logged(self, cid: str, now: datetime | None) -> None:
+        try:
+            self.send_round(cid, now)
+        except Exception:
+            logger.exception("sending on %s failed; retrying", cid)
+            if now is not None:
+                raise
+
     def send_round(self, cid: str, now: datetime | None = None) -> None:
         ch = self.cfg.notify.channels.get(cid)
         now = now or self.store.now()
         with self.store.transaction() as s:
             rows = list(s.scalars(select(Notice).where(Notice.channel == cid,
-                                                       _due(now, now - timedelta(seconds=self.lease)))
+                                                       _due(now, now - timedelta(seconds=self.lease_s)))
                                   .order_by(Notice.id).limit(500).with_for_update(skip_locked=True)))
             if ch is None:  # the channel left the config: nothing can send these
                 for n in rows:
@@ -343,20 +355,21 @@ class Notifier:
         Store.append_log(s, [{"case_id": n.case_id, "at": now, "actor": "notifier", "action": "notified",
                               "detail": detail}])
 
-    # ---- the administrators' view -------------------------------------------------------------------
-    def listing(self, *, case_id: str | None = None, state: str | None = None, limit: int = 200) -> list[Notice]:
-        q = select(Notice).order_by(Notice.id.desc()).limit(limit)
-        if case_id is not None:
-            q = q.where(Notice.case_id == case_id)
-        if state is not None:
-            q = q.where(Notice.state == state)
-        with self.store.reading() as s:
-            return list(s.scalars(q))
-
     def depth(self) -> dict[str, int]:
         with self.store.reading() as s:
             return {st: n for st, n in s.execute(select(Notice.state, func.count()).group_by(Notice.state))
                     .tuples()}
+
+
+def listing(store: Store, *, case_id: str | None = None, state: str | None = None, limit: int = 200) -> list[Notice]:
+    """The administrators' notices view: newest first."""
+    q = select(Notice).order_by(Notice.id.desc()).limit(limit)
+    if case_id is not None:
+        q = q.where(Notice.case_id == case_id)
+    if state is not None:
+        q = q.where(Notice.state == state)
+    with store.reading() as s:
+        return list(s.scalars(q))
 
 
 def _due(now: datetime, stale: datetime) -> Any:

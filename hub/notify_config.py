@@ -165,6 +165,8 @@ class NotifyFile(Strict):
                                                             "messages open the case there")
     quiet: Quiet | None = Field(None, description="not urgent notices wait for the end of these hours")
     max_attempts: int = Field(8, ge=1, le=100)
+    lease: Duration = Field(60.0, gt=0, le=3600, description="a notice claimed for sending by a hub that died "
+                                                             "before recording the outcome is sent again after this")
     channels: list[Channel] = Field(default_factory=list)
     rules: list[Rule] = Field(default_factory=list)
     templates: dict[str, Template] = Field(default_factory=dict, description="by kind (or a rule's template "

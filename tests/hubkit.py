@@ -41,8 +41,9 @@ class Hub:
         self.cfg = tmp / "hub.yaml"
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Hub:
-        self.proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(self.cfg)])
+    def start(self, prefix: tuple[str, ...] = ()) -> Hub:
+        """`prefix`: a command the hub runs under (e.g. faketime)."""
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(self.cfg)])
         wait_port(self.port, 30, self.proc)
         return self
 

@@ -163,7 +163,9 @@ def test_a_2027_holiday_calls_the_holiday_rotation(world):
         drive(c, t0)
         c.post("/api/v1/alerts", json={"alerts": [gas("h1", t0)]}, headers=H("edge"))
         drive(c, t0 + timedelta(seconds=5))
+        drive(c, t0 + timedelta(seconds=8))
         assert [s["to"] for s in world.received("sms")] == [MOBILE["g01.holiday"]]
+        assert "<@sunqi>" in texts(world.received("wecom"))
         duty = c.get("/api/v1/duty?unit=grid-01", headers=H("view01")).json()
         assert duty["shift"] == "holiday" and [p["username"] for p in duty["people"]] == ["g01.holiday"]
         assert duty["people"][0]["contact"]["mobile"] == "138****0005" and duty["leader"]["name"] == "周八"

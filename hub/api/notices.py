@@ -19,7 +19,7 @@ from hub.api.deps import Reader, StoreDep
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.seen import refusing
 from hub.models import Contact
-from hub.notifier import Notifier, mask
+from hub.notifier import Notifier, listing, mask
 from hub.people import People
 
 router = APIRouter(prefix="/api/v1", tags=["notices"])
@@ -139,7 +139,7 @@ class NoticeOut(BaseModel):
 
 
 @router.get("/notices", responses=responses(*GUARD, 403))
-def notices(request: Request, who: Admin, case_id: Annotated[str | None, Query(max_length=32)] = None,
+def notices(store: StoreDep, who: Admin, case_id: Annotated[str | None, Query(max_length=32)] = None,
             state: Annotated[str | None, Query(max_length=16)] = None,
             limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[NoticeOut]:
     """The notices, newest first (administrators): to whom, on which channel, delivered or failed and why."""
@@ -147,6 +147,6 @@ def notices(request: Request, who: Admin, case_id: Annotated[str | None, Query(m
                       recipient=n.recipient, state=n.state, attempts=n.attempts,  # type: ignore[arg-type]
                       created_at=n.created_at, due_at=n.due_at, done_at=n.done_at, error=n.error,
                       title=str(n.body.get("title", "")))
-            for n in _notifier(request).listing(case_id=case_id, state=state, limit=limit)]
+            for n in listing(store, case_id=case_id, state=state, limit=limit)]
 
 
