@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-BENCHES = ("ingest", "hub", "video", "gateway", "sim_load", "fanout", "fleet", "export")
+BENCHES = ("ingest", "hub", "video", "gateway", "sim_load", "fanout", "fleet", "export", "notify")
 HERE = Path(__file__).resolve().parent
 
 

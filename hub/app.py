@@ -44,7 +44,7 @@ from hub.gcpolicy import GcPolicy
 from hub.labels import load_labels
 from hub.metrics import HubMetrics
 from hub.mqtt_events import CaseEventPublisher
-from hub.notifier import Notifier
+from hub.notifier import Notifier, NotifierProcess
 from hub.org import Org, OrgFile
 from hub.people import People
 from hub.reload import ConfigWatcher
@@ -80,10 +80,12 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
     labels = load_labels(cfg.labels)
-    notifier = None
+    notifier = sender = None
     if cfg.notify is not None or cfg.rosters is not None:
         notifier = Notifier(store, labels, notify_path=cfg.notify, rosters_path=cfg.rosters)
         notifier.load()  # a refused file stops the start, naming file, path and line
+        notifier.init_cursor()
+        sender = NotifierProcess(cfg) if run_scheduler else None  # served: the sender runs beside, not in, intake
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -93,8 +95,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         watcher.start()
         if publisher is not None:
             publisher.start()
-        if notifier is not None and run_scheduler:
-            notifier.start()
+        if sender is not None:
+            sender.start()
         await feed.start()
         yield
         await feed.stop()
@@ -102,8 +104,10 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         watcher.stop()
         if publisher is not None:
             publisher.stop()
+        if sender is not None:
+            sender.stop()
         if notifier is not None:
-            notifier.stop()
+            notifier.stop()  # its pools (a notifier driven by hand in tests)
         engine.dispose()
 
     app = FastAPI(title="gridwatch hub", version=__version__, lifespan=lifespan,
@@ -121,7 +125,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.watcher = watcher
     app.state.notifier = notifier
     if notifier is not None:
-        metrics_.watch_notifier(notifier)
+        metrics_.watch_notifier(notifier, sender)
     app.include_router(alerts.router)
     app.include_router(people.router)
     app.include_router(controls.router)

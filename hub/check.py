@@ -13,14 +13,21 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
 from gridwatch.core.findings import Findings
 from gridwatch.core.yamlconf import YamlSource, load, load_sourced, problem
 from hub.calendar import Calendar
 from hub.calendar_files import load_calendars
 from hub.calendar_watch import notices
 from hub.config import HubConfig, hash_key, load_hub_config_sourced
+from hub.db import make_engine
 from hub.labels import load_labels
+from hub.models import User
+from hub.notify_config import load_notify
 from hub.org import Org, OrgFile
+from hub.roster import load_rosters
 from hub.routing import RoutingFile, load_routing
 from hub.sla import SlaFile
 
@@ -61,9 +68,35 @@ def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
             f.checked.append(str(routing))
     if cfg.labels is not None and f.load(lambda: load_labels(cfg.labels)) is not None:
         f.checked.append(str(cfg.labels))
+    _notices(f, cfg, org, cals)
     _keys(f, path, src, cfg, org)
     _files(f, path, src, cfg)
     return f, cfg
+
+
+def _notices(f: Findings, cfg: HubConfig, org: Org | None, cals: dict[str, Calendar]) -> None:
+    """notify.yaml (its channels' secrets from this environment, rules, templates) and rosters.yaml (units,
+    calendars, and the people: against the database's accounts when it answers)."""
+    if org is None:
+        return
+    notify = cfg.notify
+    if notify is not None and f.load(lambda: load_notify(notify, org)) is not None:
+        f.checked.append(str(notify))
+    rosters = cfg.rosters
+    if rosters is None:
+        return
+    try:
+        engine = make_engine(cfg.database)
+        with Session(engine) as s:
+            people = set(s.scalars(select(User.username)))
+        engine.dispose()
+    except Exception as exc:  # no database yet, or out of reach: the rest of the file is still checked
+        f.warnings.append(f"{rosters}: people not checked against the accounts: the database did not answer "
+                          f"({str(exc).splitlines()[0][:120]})")
+        people = None
+    spec = f.load(lambda: load_rosters(rosters, org, people, cals))
+    if spec is not None:
+        f.checked.append(str(rosters))
 
 
 def _keys(f: Findings, path: Path, src: YamlSource, cfg: HubConfig, org: Org | None) -> None:

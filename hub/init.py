@@ -19,7 +19,7 @@ from gridwatch import __version__
 from hub.config import hash_key, load_hub_config
 from hub.errors import Conflict
 
-COPIED = ("org.yaml", "sla.yaml", "routing.yaml", "labels.yaml")
+COPIED = ("org.yaml", "sla.yaml", "routing.yaml", "labels.yaml", "rosters.yaml", "notify.yaml")
 DEFAULT_DB = "sqlite:///var/hub.sqlite"
 
 HUB_YAML = """\
@@ -32,8 +32,10 @@ listen: {{host: 127.0.0.1, port: 8080}}   # behind a reverse proxy; or tls_cert 
 org: org.yaml           # 组织架构: district, streets, communities, grids, departments
 sla: sla.yaml           # 挂单计时: limits of each stage, lights, escalation
 routing: routing.yaml   # 分拣分拨: which department handles which kind of case
-calendars: calendars    # 工作日历: working days and holidays, one file a year
+calendars: calendars    # 工作日历: working days and holidays by year (gridwatch hub calendar show|import)
 labels: labels.yaml     # display names (中文, English) of categories and other codes
+# rosters: rosters.yaml # 值班表: who is on duty (add the people first, then switch it on)
+# notify: notify.yaml   # 通知: SMS, WeCom, DingTalk, Feishu, mail, webhooks (secrets from the environment)
 tz: Asia/Shanghai
 keys:
   - {{name: admin, role: admin, hash: "{admin_hash}"}}

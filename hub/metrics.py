@@ -15,7 +15,7 @@ from hub.store import Store
 if TYPE_CHECKING:
     from hub.fanout import EventFeed
     from hub.mqtt_events import CaseEventPublisher
-    from hub.notifier import Notifier
+    from hub.notifier import Notifier, NotifierProcess
     from hub.scheduler import Scheduler
 
 
@@ -50,21 +50,25 @@ class _CalendarCollector(Collector):
 
 
 class _NotifierCollector(Collector):
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
+    def __init__(self, notifier: Notifier, sender: NotifierProcess | None) -> None:
+        self.notifier, self.sender = notifier, sender
 
     def collect(self) -> Iterator[Any]:
-        c = CounterMetricFamily("gridwatch_hub_notices", "Notices this process sent or settled, by channel and "
-                                "result (delivered, failed, stopped, retried)", labels=["channel", "result"])
-        for (channel, result), n in sorted(self.notifier.counts.items()):
-            c.add_metric([channel, result], n)
-        yield c
-        g = GaugeMetricFamily("gridwatch_hub_notice_queue", "Notices by state in the queue", labels=["state"])
-        for state, n in sorted(self.notifier.depth().items()):
-            g.add_metric([state], n)
+        g = GaugeMetricFamily("gridwatch_hub_notices", "Notices in the database by channel and state (pending, "
+                              "sending, delivered, failed, stopped): every replica's, from the queue itself",
+                              labels=["channel", "state"])
+        for (channel, state), n in sorted(self.notifier.by_channel().items()):
+            g.add_metric([channel, state], n)
         yield g
-        yield GaugeMetricFamily("gridwatch_hub_notifier_leader", "1 while this process is the one notice sender",
-                                value=1 if self.notifier.leading else 0)
+        c = CounterMetricFamily("gridwatch_hub_notice_retries", "Sends this hub's notifier will try again (timeouts, "
+                                "429, 5xx, vendors' rate-limit codes), by channel", labels=["channel"])
+        for (channel, result), n in sorted(self.notifier.counts.items()):
+            if result == "retried":
+                c.add_metric([channel], n)
+        yield c
+        leading = self.sender.leading.value if self.sender is not None else int(self.notifier.leading)
+        yield GaugeMetricFamily("gridwatch_hub_notifier_leader", "1 while this hub is the one notice sender",
+                                value=1 if leading else 0)
 
 
 class _SchedulerCollector(Collector):
@@ -89,8 +93,8 @@ class HubMetrics:
         self.registry.register(_CaseCollector(store))
         self.registry.register(_CalendarCollector(store))
 
-    def watch_notifier(self, notifier: Notifier) -> None:
-        self.registry.register(_NotifierCollector(notifier))
+    def watch_notifier(self, notifier: Notifier, sender: NotifierProcess | None = None) -> None:
+        self.registry.register(_NotifierCollector(notifier, sender))
 
     def watch_scheduler(self, scheduler: Scheduler) -> None:
         """What this process's scheduler did: with several replicas, each one's share of the work."""

@@ -19,11 +19,18 @@ across replicas, retried, grouped for rate-limited robots, each on the case's ti
   status or stage start changed: 签收 ends them.
 - **Visible**: delivered, failed and stopped notices go on the case's timeline (`notified`); counts by channel
   and result are metrics; `listing()` is the administrators' notices view.
+- **Beside intake, not in its way**: a served hub runs the notifier in a child process of its own
+  (`NotifierProcess`), at the lowest CPU priority (nice 19) and ended with its parent, so sending thousands of
+  notices does not take the interpreter lock or the cores from alert intake (bench/notify.py).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import multiprocessing
+import os
+import signal
 import threading
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -84,7 +91,8 @@ class Notifier:
         self._sigs: tuple[Any, ...] = ()
         self._windows: dict[str, deque[datetime]] = {}
         self._busy: dict[str, Future[None]] = {}
-        self._pool = ThreadPoolExecutor(4, thread_name_prefix="gridwatch-hub-notify")
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="gridwatch-hub-notify")  # a round per channel
+        self._senders = ThreadPoolExecutor(16, thread_name_prefix="gridwatch-hub-send")  # its messages at once
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -142,6 +150,7 @@ class Notifier:
         if self._thread is not None:
             self._thread.join(10)
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._senders.shutdown(wait=False, cancel_futures=True)
         self.leader.release()
 
     def _run(self) -> None:
@@ -179,10 +188,16 @@ class Notifier:
                 f.result()
 
     # ---- planning -----------------------------------------------------------------------------------
+    def init_cursor(self) -> None:
+        """The first notifier ever starts from now (history is on the board): set before the hub serves, so
+        no event it takes is missed while the sender's process starts."""
+        if self.store.cursor(CURSOR) is None:
+            self.store.save_cursor(CURSOR, self.store.last_event_id())
+
     def plan_round(self) -> int:
         after = self.store.cursor(CURSOR)
-        if after is None:  # the first notifier ever: from now on (history is on the board)
-            self.store.save_cursor(CURSOR, self.store.last_event_id())
+        if after is None:
+            self.init_cursor()
             return 0
         rows = self.store.events_after(after, None, BATCH)
         if not rows:
@@ -200,10 +215,13 @@ class Notifier:
             keys = [d.key for _, d in drafts]
             have = set(s.scalars(select(Notice.key).where(Notice.key.in_(keys)))) if keys else set()
             now = self.store.now()
+            clocks: dict[int, tuple[str, str, str]] = {}
             for row, d in drafts:
                 if d.key in have:
                     continue
-                values = self._values(s, row, d, names)
+                if row.entry.id not in clocks:
+                    clocks[row.entry.id] = self._clock(s, row)
+                values = self._values(row, d, names, clocks[row.entry.id])
                 body = cfg.notify.render(d.template, values)
                 body["mention"] = d.mention
                 ch = cfg.notify.channels[d.channel]
@@ -223,16 +241,21 @@ class Notifier:
             cursor.last_id = rows[-1].entry.id
         return len(rows)
 
-    def _values(self, s: Session, row: EventRow, d: Draft, names: dict[str, str]) -> dict[str, str]:
+    def _clock(self, s: Session, row: EventRow) -> tuple[str, str, str]:
+        """The case's stage, light and time left at the event, in words."""
+        found = self.store.clock_of(row.case, self.store.pauses(s, row.case.id), row.entry.at)
+        if found is None:
+            return "", "", ""
+        st, reading = found
+        mins = int(abs(reading.remaining_s) // 60)
+        span = f"{mins // 60}小时{mins % 60}分" if mins >= 60 else f"{mins}分钟"
+        return (self.labels.name("stage", st), self.labels.name("light", reading.light),
+                f"剩余{span}" if reading.remaining_s > 0 else f"超时{span}")
+
+    def _values(self, row: EventRow, d: Draft, names: dict[str, str],
+                clock: tuple[str, str, str]) -> dict[str, str]:
         c, org, lab = row.case, self.store.org, self.labels
-        found = self.store.clock_of(c, self.store.pauses(s, c.id), row.entry.at)
-        stage = light = left = ""
-        if found is not None:
-            st, reading = found
-            stage, light = lab.name("stage", st), lab.name("light", reading.light)
-            mins = int(abs(reading.remaining_s) // 60)
-            span = f"{mins // 60}小时{mins % 60}分" if mins >= 60 else f"{mins}分钟"
-            left = f"剩余{span}" if reading.remaining_s > 0 else f"超时{span}"
+        stage, light, left = clock
         place = c.place or {}
         unit = d.values.get("unit", c.owner)
         detail = row.entry.detail or {}
@@ -304,9 +327,8 @@ class Notifier:
                 for n in batch:
                     n.state, n.claimed_at, n.attempts = "sending", now, n.attempts + 1
         secrets = self.cfg.notify.secrets.get(cid, {})
-        for batch in messages:
-            outcome = send(ch, secrets, _message(batch, ch.type), self.http)
-            self._record(cid, batch, outcome, now)
+        sends = [self._senders.submit(send, ch, secrets, _message(b, ch.type), self.http) for b in messages]
+        self._record(cid, [(b, f.result()) for b, f in zip(messages, sends, strict=True)], now)
 
     def _guarded(self, s: Session, rows: list[Notice], now: datetime) -> list[Notice]:
         live = []
@@ -320,32 +342,38 @@ class Notifier:
             live.append(n)
         return live
 
-    def _record(self, cid: str, batch: list[Notice], outcome: Outcome, sent_at: datetime) -> None:
+    def _record(self, cid: str, results: list[tuple[list[Notice], Outcome]], sent_at: datetime) -> None:
+        """The outcome of each message, for all its notices, in one transaction."""
         now = self.store.now()
         with self.store.transaction() as s:
-            for stale in batch:
-                n = s.get(Notice, stale.id, with_for_update=True)
-                if n is None or n.state != "sending":
-                    continue
-                if outcome.ok:
-                    self._finish(s, n, sent_at, "delivered", "")
-                elif outcome.retry and n.attempts < self.cfg.notify.spec.max_attempts:
-                    back = outcome.retry_after or min(300.0, 2.0 ** n.attempts)
-                    n.state, n.due_at, n.error = "pending", now + timedelta(seconds=back), outcome.reason
-                    self.counts[(cid, "retried")] += 1
-                else:
-                    self._finish(s, n, now, "failed", outcome.reason)
-        if outcome.ok:
-            self._window(cid, sent_at).append(sent_at)
-        else:
-            logger.warning("notice %s on %s: %s%s", ",".join(str(n.id) for n in batch), cid, outcome.reason,
-                           " (will retry)" if outcome.retry else "")
+            names = dict(s.execute(select(User.username, User.name)).tuples().all())
+            for batch, outcome in results:
+                for stale in batch:
+                    n = s.get(Notice, stale.id, with_for_update=True)
+                    if n is None or n.state != "sending":
+                        continue
+                    if outcome.ok:
+                        self._finish(s, n, sent_at, "delivered", "", names)
+                    elif outcome.retry and n.attempts < self.cfg.notify.spec.max_attempts:
+                        back = outcome.retry_after or min(300.0, 2.0 ** n.attempts)
+                        n.state, n.due_at, n.error = "pending", now + timedelta(seconds=back), outcome.reason
+                        self.counts[(cid, "retried")] += 1
+                    else:
+                        self._finish(s, n, now, "failed", outcome.reason, names)
+        for batch, outcome in results:
+            if outcome.ok:
+                self._window(cid, sent_at).append(sent_at)
+            else:
+                logger.warning("notice %s on %s: %s%s", ",".join(str(n.id) for n in batch), cid, outcome.reason,
+                               " (will retry)" if outcome.retry else "")
 
-    def _finish(self, s: Session, n: Notice, now: datetime, state: str, error: str) -> None:
+    def _finish(self, s: Session, n: Notice, now: datetime, state: str, error: str,
+                names: dict[str, str] | None = None) -> None:
         n.state, n.done_at, n.error = state, now, error
         self.counts[(n.channel, state)] += 1
-        names = dict(s.execute(select(User.username, User.name)).tuples().all()) if n.recipient else {}
-        self._timeline(s, n, now, names)
+        if names is None and n.recipient:
+            names = dict(s.execute(select(User.username, User.name)).tuples().all())
+        self._timeline(s, n, now, names or {})
 
     def _timeline(self, s: Session, n: Notice, now: datetime, names: dict[str, str]) -> None:
         if n.case_id is None:
@@ -355,10 +383,10 @@ class Notifier:
         Store.append_log(s, [{"case_id": n.case_id, "at": now, "actor": "notifier", "action": "notified",
                               "detail": detail}])
 
-    def depth(self) -> dict[str, int]:
+    def by_channel(self) -> dict[tuple[str, str], int]:
         with self.store.reading() as s:
-            return {st: n for st, n in s.execute(select(Notice.state, func.count()).group_by(Notice.state))
-                    .tuples()}
+            return {(ch, st): n for ch, st, n in s.execute(
+                select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state)).tuples()}
 
 
 def listing(store: Store, *, case_id: str | None = None, state: str | None = None, limit: int = 200) -> list[Notice]:
@@ -416,3 +444,52 @@ _EVENT = {"opened": "新案件", "dispatched": "派单", "yellow": "黄灯预警
           "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线"}
 """The event words of the messages (the `event` field)."""
 
+
+
+class NotifierProcess:
+    """The notifier of a served hub, in a child process (spawned: a fresh interpreter) with its own database
+    connections; `leading` is shared with the parent for its metrics."""
+
+    def __init__(self, cfg: Any) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self.leading = ctx.Value("b", 0)
+        self.proc = ctx.Process(target=_child, args=(cfg, self.leading, os.getpid()), name="gridwatch-hub-notifier",
+                                daemon=True)
+
+    def start(self) -> None:
+        self.proc.start()
+
+    def stop(self) -> None:
+        if self.proc.is_alive():
+            self.proc.terminate()
+            self.proc.join(10)
+            if self.proc.is_alive():
+                self.proc.kill()
+                self.proc.join(5)
+
+
+def _child(cfg: Any, leading: Any, parent: int) -> None:  # pragma: no cover - runs in the child process
+    from hub.app import open_store
+    from hub.labels import load_labels
+
+    try:  # end with the parent, however it ends (SIGKILL included): prctl(PR_SET_PDEATHSIG, SIGKILL)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except OSError:
+        pass
+    if os.getppid() != parent:
+        return
+    os.nice(19)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    store = open_store(cfg)
+    n = Notifier(store, load_labels(cfg.labels), notify_path=cfg.notify, rosters_path=cfg.rosters)
+    n.load()
+    n.start()
+    while not stop.wait(0.5):
+        leading.value = 1 if n.leading else 0
+        if os.getppid() != parent:
+            break
+    n.stop()
+    store.engine.dispose()

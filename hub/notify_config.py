@@ -70,7 +70,7 @@ class ChannelBase(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     units: list[str] = Field(default_factory=list, description="robots and webhooks: the units (with their "
                                                                "subtrees) whose cases go to it; empty: all")
-    rate_per_minute: int = Field(20, ge=1, le=10_000, description="messages a minute at most (WeCom and "
+    rate_per_minute: int = Field(20, ge=1, le=1_000_000, description="messages a minute at most (WeCom and "
                                                                   "DingTalk robots: 20); more are grouped")
     timeout: Duration = Field(10.0, gt=0, le=120)
     group_wait: Duration = Field(2.0, ge=0, le=300, description="robots: wait this long for more to group")
@@ -141,7 +141,7 @@ ROBOTS = ("wecom", "dingtalk", "feishu")
 
 class Rule(Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
-    on: list[Kind] = Field(min_length=1)
+    events: list[Kind] = Field(min_length=1, description="the case events it answers")
     categories: list[str] = Field(default_factory=list, description="empty: any")
     severities: list[str] = Field(default_factory=list, description="empty: any")
     units: list[str] = Field(default_factory=list, description="the unit told about is in one of these subtrees")

@@ -92,7 +92,7 @@ def kind_of(action: str, detail: dict[str, Any], category: str, owner: str) -> t
 
 
 def _matches(rule: Rule, kind: str, unit: str, ev: EventFacts, org: Org) -> bool:
-    return (kind in rule.on
+    return (kind in rule.events
             and (not rule.categories or ev.category in rule.categories)
             and (not rule.severities or ev.severity in rule.severities)
             and (not rule.units or any(unit in org.units and org.within(unit, u) for u in rule.units)))

@@ -141,8 +141,9 @@ class Rosters:
         return {p for r in self.spec.rosters for _, p in r.people()}
 
 
-def load_rosters(path: Path, org: Org, people: set[str], calendars: dict[str, Calendar]) -> Rosters:
-    """The rosters file, checked: units of the org tree, people with an account, calendars that exist."""
+def load_rosters(path: Path, org: Org, people: set[str] | None, calendars: dict[str, Calendar]) -> Rosters:
+    """The rosters file, checked: units of the org tree, people with an account (None: not checked),
+    calendars that exist."""
     spec, src = load_sourced(RosterFile, path)
     problems = []
     for i, r in enumerate(spec.rosters):
@@ -152,7 +153,7 @@ def load_rosters(path: Path, org: Org, people: set[str], calendars: dict[str, Ca
             problems.append(problem(path, src, ("rosters", i, "calendar"),
                                     f"no calendar named {r.calendar!r} (known: {', '.join(sorted(calendars))})"))
         for loc, person in r.people():
-            if person not in people:
+            if people is not None and person not in people:
                 problems.append(problem(path, src, ("rosters", i, *loc), f"no person {person!r} has an account"))
     if problems:
         raise ConfigError(problems)

@@ -80,15 +80,15 @@ def notify_policy(http_port: int, smtp_port: int | None, ca: Path | None, link: 
          "timeout": 1},
     ]
     rules: list[dict[str, Any]] = [
-        {"id": "new-case", "on": ["opened", "dispatched"], "categories": ["gas_leak"], "to": ["duty"],
+        {"id": "new-case", "events": ["opened", "dispatched"], "categories": ["gas_leak"], "to": ["duty"],
          "via": ["sms", "wecom-g01"], "urgent": True},
-        {"id": "red", "on": ["red"], "categories": ["gas_leak"], "to": ["duty", "leader"],
+        {"id": "red", "events": ["red"], "categories": ["gas_leak"], "to": ["duty", "leader"],
          "via": ["sms", "ding-c11"], "urgent": True},
-        {"id": "still-red", "on": ["red"], "categories": ["gas_leak"], "after": "10m", "to": ["next_leader"],
+        {"id": "still-red", "events": ["red"], "categories": ["gas_leak"], "after": "10m", "to": ["next_leader"],
          "via": ["sms"], "urgent": True},
-        {"id": "escalated", "on": ["escalated"], "to": ["duty"], "via": ["feishu-s1"], "urgent": True},
-        {"id": "city", "on": ["red"], "categories": ["gas_leak"], "to": ["unit"], "via": ["city-12345"]},
-        {"id": "storm", "on": ["red"], "categories": ["intrusion"], "to": ["unit"], "via": ["wecom-g01"]},
+        {"id": "escalated", "events": ["escalated"], "to": ["duty"], "via": ["feishu-s1"], "urgent": True},
+        {"id": "city", "events": ["red"], "categories": ["gas_leak"], "to": ["unit"], "via": ["city-12345"]},
+        {"id": "storm", "events": ["red"], "categories": ["intrusion"], "to": ["unit"], "via": ["wecom-g01"]},
     ]
     if smtp_port is not None:
         channels.append({"id": "mail", "type": "email", "host": "127.0.0.1", "port": smtp_port, "starttls": True,

@@ -152,7 +152,7 @@ def test_night_duty_red_to_leader_still_red_to_the_next_levels_leader_and_accept
         listed = c.get("/api/v1/notices", headers=H("admin")).json()
         assert listed and all("****" in n["target"] for n in listed if n["channel"] == "sms")
         assert c.get("/api/v1/notices", headers=H("ops01")).status_code == 403
-        assert re.search(r'gridwatch_hub_notices_total\{channel="sms",result="delivered"\} [1-9]',
+        assert re.search(r'gridwatch_hub_notices\{channel="sms",state="delivered"\} [1-9]',
                          c.get("/metrics").text)
         assert not world.rejected()  # every signature and key the hub sent was right
 
@@ -277,3 +277,26 @@ def test_the_sms_signature_is_aliyuns_own():
               "Timestamp": "2026-12-03T01:02:03Z", "Version": "2017-05-25"}
     to_sign = rpc.__dict__["__compose_string_to_sign"]("GET", params)
     assert aliyun_signature(params, "testsecret") == rpc.__dict__["__get_signature"](to_sign, "testsecret", rpc.mac1)
+
+
+def test_the_shipped_example_policy_and_rosters_load(monkeypatch):
+    from hub.calendar_files import load_calendars
+    for var in re.findall(r"_env: (GW_\w+)", (ROOT / "configs/notify.yaml").read_text(encoding="utf-8")):
+        monkeypatch.setenv(var, "set")
+    notify = load_notify(ROOT / "configs/notify.yaml", ORG)
+    assert {r.id for r in notify.spec.rules} >= {"new-case", "red", "still-red"} and notify.secrets["sms"]
+    rosters = load_rosters(ROOT / "configs/rosters.yaml", ORG, None, load_calendars(ROOT / "configs/calendars"))
+    swap = rosters.duty("grid-01", at(2026, 12, 24, 23, 0))  # the swap of Christmas Eve's duty day
+    assert swap is not None and swap.people == ("qian.duty",) and swap.shift == "night"
+    early = rosters.duty("grid-01", at(2026, 12, 25, 7, 0))  # before the 08:30 handover: still the 24th's
+    assert early is not None and early.duty_day.isoformat() == "2026-12-24" and early.people == ("qian.duty",)
+
+
+def test_quiet_hours_hold_what_is_not_urgent_until_morning():
+    from datetime import time as t
+
+    from hub.notify_plan import _later
+    quiet = (t(22, 0), t(7, 0))
+    assert _later(at(2026, 12, 3, 23, 30), quiet, SH) == at(2026, 12, 4, 7, 0)
+    assert _later(at(2026, 12, 4, 6, 59), quiet, SH) == at(2026, 12, 4, 7, 0)
+    assert _later(at(2026, 12, 4, 12, 0), quiet, SH) == at(2026, 12, 4, 12, 0)

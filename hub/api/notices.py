@@ -110,7 +110,9 @@ def duty(request: Request, store: StoreDep, who: Reader, unit: Annotated[str, Qu
     if scope is not None and unit not in scope:
         raise HTTPException(403, "the unit is outside your part of the org tree")
     now = store.now()
-    d = _notifier(request).cfg.rosters.duty(unit, now)
+    notifier = _notifier(request)
+    notifier.reload()  # the rosters as the file has them now (the last good one if it was refused)
+    d = notifier.cfg.rosters.duty(unit, now)
     if d is None:
         raise HTTPException(404, f"no roster for {unit}")
     names = _people(request).names([*d.people, *([d.leader] if d.leader else [])])

@@ -12,6 +12,8 @@ const I18N = {
     sus_asked: "挂起申请", sus_approve: "同意挂起", sus_refuse: "不同意挂起", tl_dispatch: "派单至 {to}",
     tl_reject: "核查不通过，退回办理", tl_callback: "回访：{rating}", tl_part_signed: "协办单位 {unit} 签收",
     tl_part_reported: "协办单位 {unit} 办结", tl_notified: "通知 {to}（{channel}）：{result} {error}",
+    duty_line: "{unit} {shift}值班：{people} · 带班领导：{leader}", shift_day: "工作时间", shift_night: "夜间", shift_holiday: "节假日",
+    filters: "筛选", open_after_login: "登录后打开案件 {id}",
     nr_delivered: "已送达", nr_failed: "发送失败", nr_stopped: "已取消（案件已处理）", tl_suspension_requested: "申请挂起：{reason}",
     tl_suspension_approved: "同意挂起", tl_suspension_refused: "不同意挂起", err_parts_pending: "协办单位尚未全部办结：{units}",
     err_needs_approval: "本单位承办的案件挂起须由上级审批，请申请挂起", err_not_dispatcher: "{unit} 不是派单单位",
@@ -81,6 +83,8 @@ const I18N = {
     tl_dispatch: "dispatched to {to}", tl_reject: "verification failed, back to handling",
     tl_callback: "callback: {rating}", tl_part_signed: "assisting unit {unit} signed for its part",
     tl_part_reported: "assisting unit {unit} reported its part", tl_notified: "notice to {to} ({channel}): {result} {error}",
+    duty_line: "{unit} on duty ({shift}): {people} · leader: {leader}", shift_day: "working hours", shift_night: "night", shift_holiday: "holiday",
+    filters: "Filters", open_after_login: "sign in to open case {id}",
     nr_delivered: "delivered", nr_failed: "failed", nr_stopped: "stopped (the case moved on)", tl_suspension_requested: "suspension asked: {reason}",
     tl_suspension_approved: "suspension approved", tl_suspension_refused: "suspension refused",
     err_parts_pending: "the assisting units have not all reported: {units}",
@@ -162,7 +166,9 @@ const state = {
   detail: null, shown: null, lastUpdate: null, journal: [], selected: new Set(),
   wall: params.has("wall") || localStorage.getItem("gw-wall") === "1", muted: localStorage.getItem("gw-muted") === "1",
   soundReady: false, alarms: [], link: "off", lastByte: 0, lostAt: null, summary: null,
+  openCase: params.get("case"), // a notice's link (/?case=ID): the case opens once signed in
 };
+const PHONE = window.matchMedia("(max-width: 600px)");
 window.gridwatch = state; // for tests and curious operators: state.lastUpdate = {case_id, event_id, ms}, state.alarms
 
 function t(key) { return (I18N[state.lang] || I18N.en)[key] ?? key; }
@@ -240,6 +246,19 @@ function dayStart(value) {
   return new Date(probe.getTime() - (local.getTime() - probe.getTime())).toISOString();
 }
 
+// ---- who is on duty (值班) for the unit in view ---------------------------------------------------
+async function loadDuty() {
+  const unit = state.filters.unit || state.me.unit;
+  const el = $("#duty");
+  if (!unit) { el.hidden = true; return; }
+  let d;
+  try { d = await api(`/api/v1/duty?unit=${encodeURIComponent(unit)}`); } catch { el.hidden = true; return; }
+  const who = (p) => `${p.name}${p.contact.mobile ? ` ${p.contact.mobile}` : ""}`;
+  el.textContent = fill(t("duty_line"), { unit: unitName(unit), shift: t(`shift_${d.shift}`),
+    people: d.people.map(who).join("、") || "—", leader: d.leader ? who(d.leader) : "—" });
+  el.hidden = false;
+}
+
 // ---- notices for administrators (a working-time calendar running out) ----------------------------
 function showNotices(texts) {
   const ul = $("#notices");
@@ -267,6 +286,12 @@ async function login(key) {
   await loadCases();
   connect();
   loadSummary();
+  loadDuty();
+  if (state.openCase) { // opened from a notice: straight to the case
+    const id = state.openCase; state.openCase = null;
+    history.replaceState(null, "", location.pathname);
+    openDetail(id);
+  }
   return true;
 }
 
@@ -475,8 +500,20 @@ function placeRow(c) {
   updateCounts();
 }
 
+// The signed-in person's own open tasks: assigned to them, or waiting for their unit to sign for them
+function mine(c) {
+  if (!state.me || c.status === "closed") return false;
+  return (state.me.person && c.assignee === state.me.name) || (!!state.me.unit && c.owner === state.me.unit && c.status === "open");
+}
+
+// On a phone the person's own tasks come first, each group in the wall's order
+function order(a, b) {
+  if (PHONE.matches) { const ma = mine(a), mb = mine(b); if (ma !== mb) return ma ? -1 : 1; }
+  return urgency(a, b);
+}
+
 function renderAll() {
-  const list = [...state.cases.values()].filter(visible).sort(urgency);
+  const list = [...state.cases.values()].filter(visible).sort(order);
   for (const c of list) upsertRow(c);
   $("#cases tbody").replaceChildren(...list.map((c) => state.rows.get(c.id)));
   updateCounts();
@@ -1096,7 +1133,7 @@ for (const [sel, key] of [["#f-unit", "unit"], ["#f-category", "category"], ["#f
     state.filters[key] = e.target.value;
     const widened = key === "status" && (e.target.value === "*" || e.target.value === "closed") !== (before === "*" || before === "closed");
     if (widened) loadCases(); else renderAll();
-    if (key === "unit") loadSummary();
+    if (key === "unit") { loadSummary(); loadDuty(); }
   });
 }
 $("#f-mine").addEventListener("change", (e) => { state.filters.mine = e.target.checked; renderAll(); });
@@ -1111,4 +1148,9 @@ function fontsReady() {
   Promise.race([document.fonts.load('16px "GW CJK"', "网格指挥"), new Promise((r) => setTimeout(r, 3000))]).then(done, done);
 }
 // the fleet's tabs and words (fleet.js) are in before the page is drawn and a kept key logs in again
-window.addEventListener("DOMContentLoaded", () => { fontsReady(); applyLang(); if (state.key) login(state.key); });
+window.addEventListener("DOMContentLoaded", () => {
+  fontsReady(); applyLang();
+  if (state.openCase && !state.key) $("#login-error").textContent = fill(t("open_after_login"), { id: state.openCase.slice(-8) });
+  if (state.key) login(state.key);
+});
+$("#filters-toggle").addEventListener("click", () => document.body.classList.toggle("filters-open"));
