@@ -44,6 +44,8 @@ ROSTERS = {"rosters": [
 SLA = {"policies": [
     {"id": "gas-working-time", "match": {"categories": ["gas_leak"]}, "calendar": "cn-mainland",
      "limits": {"accept": "1h", "resolve": "1d", "feedback": "1d"}},
+    {"id": "fire-fast", "match": {"categories": ["fire"]}, "calendar": "24x7",  # red in 20 s: real processes
+     "limits": {"accept": "20s", "resolve": "1h", "feedback": "1h"}},
     {"id": "storm", "match": {"categories": ["intrusion"]}, "calendar": "24x7",
      "limits": {"accept": "10m", "resolve": "1h", "feedback": "1h"}},
     {"id": "default", "calendar": "24x7", "limits": {"accept": "1h", "resolve": "1d", "feedback": "1d"}},
@@ -82,9 +84,11 @@ def notify_policy(http_port: int, smtp_port: int | None, ca: Path | None, link: 
     rules: list[dict[str, Any]] = [
         {"id": "new-case", "events": ["opened", "dispatched"], "categories": ["gas_leak"], "to": ["duty"],
          "via": ["sms", "wecom-g01"], "urgent": True},
-        {"id": "red", "events": ["red"], "categories": ["gas_leak"], "to": ["duty", "leader"],
+        {"id": "red", "events": ["red"], "categories": ["gas_leak", "fire"], "to": ["duty", "leader"],
          "via": ["sms", "ding-c11"], "urgent": True},
         {"id": "still-red", "events": ["red"], "categories": ["gas_leak"], "after": "10m", "to": ["next_leader"],
+         "via": ["sms"], "urgent": True},
+        {"id": "fire-still-red", "events": ["red"], "categories": ["fire"], "after": "10s", "to": ["next_leader"],
          "via": ["sms"], "urgent": True},
         {"id": "escalated", "events": ["escalated"], "to": ["duty"], "via": ["feishu-s1"], "urgent": True},
         {"id": "city", "events": ["red"], "categories": ["gas_leak"], "to": ["unit"], "via": ["city-12345"]},

@@ -300,3 +300,31 @@ def test_quiet_hours_hold_what_is_not_urgent_until_morning():
     assert _later(at(2026, 12, 3, 23, 30), quiet, SH) == at(2026, 12, 4, 7, 0)
     assert _later(at(2026, 12, 4, 6, 59), quiet, SH) == at(2026, 12, 4, 7, 0)
     assert _later(at(2026, 12, 4, 12, 0), quiet, SH) == at(2026, 12, 4, 12, 0)
+
+
+@pytest.mark.parametrize(("channel", "good", "bad", "said"), [
+    ("wecom", {"key": SECRETS["GW_T_WECOM_G01"]}, {"key": "not-the-key"}, "errcode 93000"),
+    ("dingtalk", {"token": SECRETS["GW_T_DING_TOKEN"], "secret": SECRETS["GW_T_DING_SECRET"]},
+     {"token": SECRETS["GW_T_DING_TOKEN"], "secret": "SECwrong"}, "errcode 310000"),
+    ("feishu", {"hook": SECRETS["GW_T_FEISHU_HOOK"], "secret": SECRETS["GW_T_FEISHU_SECRET"]},
+     {"hook": SECRETS["GW_T_FEISHU_HOOK"], "secret": "wrong"}, "code 19021"),
+    ("webhook", {"secret": SECRETS["GW_T_HOOK_SECRET"]}, {"secret": "wrong"}, "HTTP 401"),
+    ("sms", {"access_key_id": SECRETS["GW_T_AK_ID"], "access_key_secret": SECRETS["GW_T_AK_SECRET"]},
+     {"access_key_id": SECRETS["GW_T_AK_ID"], "access_key_secret": "wrong"}, "SignatureDoesNotMatch"),
+])
+def test_each_emulator_takes_the_right_signature_and_refuses_a_wrong_one_for_good(tmp_path, channel, good, bad,
+                                                                                   said):
+    from hub.channels import Message, send
+    from hub.notify_config import NotifyFile
+    with serving(emulator_spec(tmp_path)) as (port, _):
+        policy = notify_policy(port, None, None, "http://x/")
+        by_type = {c["type"]: c for c in policy["channels"]}
+        ch = next(c for c in NotifyFile.model_validate({"channels": [by_type[channel]]}).channels)
+        msg = Message((7,), "【红灯警告】测试", "内容", to="13800000001", mentions=("13800000001",),
+                      sms_template="SMS_100002", sms_params={"case": "C1"})
+        with httpx.Client() as http:
+            assert send(ch, good, msg, http).ok
+            wrong = send(ch, bad, msg, http)
+        assert not wrong.ok and not wrong.retry and said in wrong.reason, wrong
+        got = httpx.get(f"http://127.0.0.1:{port}/_received").json()
+        assert [r["ids"] for r in got["received"]] == [[7]] and len(got["rejected"]) == 1

@@ -23,6 +23,10 @@ import httpx
 import pytest
 import yaml
 
+from gridwatch.core.yamlconf import load
+from hub.calendar_files import load_calendars
+from hub.org import Org, OrgFile
+from hub.roster import load_rosters
 from simulators.services import free_port, wait_port
 from tests.hubkit import ROOT, Hub, fresh_pg_database
 from tests.notifykit import MOBILE, PEOPLE, SECRETS, SLA, emulator_spec, notify_policy, seed_people, write_configs
@@ -227,5 +231,31 @@ def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_ca
         assert got["status"] == "accepted"
         assert [e["actor"] for e in got["timeline"] if e["action"] == "accept"] == [who]
         ctx.close()
+    finally:
+        hub.stop()
+
+
+def test_red_tells_the_leader_still_red_the_next_levels_duty_leader_and_signing_for_it_stops_that(
+        tmp_path, emulators):
+    hub = hub_for(tmp_path, emulators).start()
+    try:
+        kept = hub.post([gas("f1", device="smoke-1", category="fire")])[0]["case_id"]
+        signed = hub.post([gas("f2", device="smoke-2", category="fire")])[0]["case_id"]
+        leader = MOBILE["g01.leader"]
+
+        def sms_to(mobile: str) -> list[str]:
+            return [r["params"]["case"] for r in received(emulators) if r["service"] == "sms" and r["to"] == mobile]
+        assert wait_for(lambda: sorted(sms_to(leader)) == sorted([kept, signed]), 40)  # red at 20 s: the leader
+        assert hub.call("POST", f"/api/v1/cases/{signed}/accept", json={}).status_code == 200, "签收"
+        org = Org(load(OrgFile, ROOT / "configs/org.yaml"))
+        rosters = load_rosters(tmp_path / "rosters.yaml", org, None, load_calendars(ROOT / "configs/calendars"))
+        duty = rosters.duty("community-11", datetime.now(UTC))
+        assert duty is not None and duty.leader is not None
+        up = MOBILE[duty.leader]
+        assert wait_for(lambda: sms_to(up) == [kept], 30)  # 10 s later: the community's duty leader, for one
+        time.sleep(3)
+        assert sms_to(up) == [kept]  # the signed-for case told nobody more
+        listed = hub.get(f"/api/v1/notices?case_id={signed}", key=ADMIN)
+        assert [n["state"] for n in listed if n["kind"] == "still_red"] == ["stopped"], listed
     finally:
         hub.stop()
