@@ -45,11 +45,12 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from gridwatch.core.errors import ConfigError
+from hub.calendar_watch import notices as calendar_notices
 from hub.channels import Message, Outcome, send
 from hub.labels import Labels
 from hub.leader import Leadership
 from hub.models import Case, Contact, Cursor, Notice, User
-from hub.notify_config import ROBOTS, Notify, load_notify
+from hub.notify_config import FIELDS, ROBOTS, Notify, load_notify
 from hub.notify_plan import Draft, EventFacts, plan
 from hub.roster import Rosters, load_rosters
 from hub.store import EventRow, Store
@@ -89,6 +90,7 @@ class Notifier:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.leading = False
         self._sigs: tuple[Any, ...] = ()
+        self._calendars_said: Any = None
         self._windows: dict[str, deque[datetime]] = {}
         self._busy: dict[str, Future[None]] = {}
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="gridwatch-hub-notify")  # a round per channel
@@ -178,6 +180,9 @@ class Notifier:
         now = now or self.store.now()
         while self.plan_round() == BATCH:
             pass
+        if (today := self.store.today(now)) != self._calendars_said:
+            self._calendars_said = today
+            self.plan_calendars(now)
         for cid in self.due_channels(now):
             busy = self._busy.get(cid)
             if busy is not None and not busy.done():
@@ -240,6 +245,49 @@ class Notifier:
             assert cursor is not None
             cursor.last_id = rows[-1].entry.id
         return len(rows)
+
+    def plan_calendars(self, now: datetime) -> int:
+        """A working-time calendar running out (`hub.calendar_watch`): once a day, to the rules answering
+        `calendar` (recipients: `admins`, the administrators; or a unit's robot or webhook)."""
+        rules = [r for r in self.cfg.notify.spec.rules if "calendar" in r.events]
+        said = [n for n in calendar_notices(self.store.calendars, self.store.sla, self.store.today(now))
+                if n.level == "warning"] if rules else []
+        if not said:
+            return 0
+        made = 0
+        with self.store.transaction() as s:
+            admins = dict(s.execute(select(User.username, User.name).where(User.role == "admin",
+                                                                         User.disabled.is_(False))).tuples().all())
+            contacts = {c.username: c for c in s.scalars(select(Contact))}
+            for n in said:
+                for rule in rules:
+                    people: list[str | None] = [*(list(admins) if "admins" in rule.to else []),
+                                                *([None] if "unit" in rule.to else [])]
+                    for person in people:
+                        for cid in rule.via:
+                            ch = self.cfg.notify.channels[cid]
+                            c = contacts.get(person) if person else None
+                            target = {"sms": c.mobile if c else None, "email": c.email if c else None}.get(
+                                ch.type, cid)
+                            if person is None and ch.type in ("sms", "email"):
+                                continue
+                            key = f"calendar:{n.calendar}:{self.store.today(now)}:{person or '-'}:{cid}"
+                            if s.scalar(select(Notice.id).where(Notice.key == key)) is not None:
+                                continue
+                            values = dict.fromkeys(FIELDS, "") | {"event": "工作日历即将用完", "unit": n.calendar,
+                                                                  "detail": n.text, "to": admins.get(person or "", "")}
+                            body = self.cfg.notify.render("calendar", values)
+                            body["mention"] = (c.wecom_user if ch.type == "wecom" else c.dingtalk_mobile) if c else None
+                            if ch.type == "sms":
+                                body["sms_template"] = ch.templates.get("calendar", "")
+                            s.add(Notice(key=key, event_id=None, case_id=None, kind="calendar", channel=cid,
+                                         target=target or "", recipient=person, urgent=rule.urgent, body=body,
+                                         guard=None, state="pending" if target else "failed", attempts=0,
+                                         created_at=now, due_at=now, claimed_at=None,
+                                         done_at=None if target else now,
+                                         error="" if target else "no address for this channel"))
+                            made += 1
+        return made
 
     def _clock(self, s: Session, row: EventRow) -> tuple[str, str, str]:
         """The case's stage, light and time left at the event, in words."""

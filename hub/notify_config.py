@@ -27,9 +27,9 @@ from gridwatch.core.yamlconf import YamlSource, load_sourced, problem
 from hub.org import Org
 
 Kind = Literal["opened", "dispatched", "yellow", "red", "escalated", "backup", "supervised", "extension_decided",
-               "suspension_decided", "sent_back", "reopened", "agent_offline"]
+               "suspension_decided", "sent_back", "reopened", "agent_offline", "calendar"]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
-Role = Literal["duty", "day", "leader", "next_leader", "unit"]
+Role = Literal["duty", "day", "leader", "next_leader", "unit", "admins"]
 
 FIELDS = {
     "event": "what happened, in words (红灯, 升级…)", "case_id": "the case's number", "title": "the case's title",
@@ -63,7 +63,9 @@ def _t(event: str, text: str) -> Template:
 DEFAULT_TEMPLATES: dict[str, Template] = {
     k: _t(k, "- 地点：{{ place }}（{{ grid }}）\n- 承办：{{ owner }}\n- 环节：{{ stage }} · {{ light }} · {{ left }}"
              "\n- 内容：{{ title }}{% if detail %}\n- 说明：{{ detail }}{% endif %}")
-    for k in (*KINDS, "still_red")}
+    for k in (*KINDS, "still_red") if k != "calendar"} | {
+    "calendar": Template(title="【{{ event }}】{{ unit }}", text="### 【{{ event }}】{{ unit }}\n{{ detail }}",
+                         line="【{{ event }}】{{ detail }}", sms={"event": "{{ event }}", "detail": "{{ unit }}"})}
 
 
 class ChannelBase(Strict):

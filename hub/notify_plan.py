@@ -102,6 +102,8 @@ def recipients(role: str, unit: str, rosters: Rosters, org: Org, at: datetime) -
     """People of a role for the unit at an instant (`unit`: [None], the unit itself)."""
     if role == "unit":
         return [None]
+    if role == "admins":  # the administrators are told of the hub's own matters (calendars), not of cases
+        return []
     if role == "next_leader":
         up = org.parent(unit) if unit in org.units else None
         while up is not None:

@@ -328,3 +328,23 @@ def test_each_emulator_takes_the_right_signature_and_refuses_a_wrong_one_for_goo
         assert not wrong.ok and not wrong.retry and said in wrong.reason, wrong
         got = httpx.get(f"http://127.0.0.1:{port}/_received").json()
         assert [r["ids"] for r in got["received"]] == [[7]] and len(got["rejected"]) == 1
+
+
+def test_a_calendar_running_out_is_mailed_to_the_administrators_once_a_day(world, tmp_path):
+    from tests.test_calendar_years import _config_without
+    conf = _config_without(tmp_path, 2027)
+    policy = yaml.safe_load(Path(world.paths["notify"]).read_text(encoding="utf-8"))
+    policy["rules"].append({"id": "calendars", "events": ["calendar"], "to": ["admins"], "via": ["mail"]})
+    Path(world.paths["notify"]).write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    t0 = at(2026, 12, 3, 9, 0)
+    with api_client(world.db, KEYS, t0, **world.paths, calendars=str(conf / "calendars")) as c:
+        people = c.app.state.hub.people
+        people.add("root.admin", "值班主任", None, "admin", "password-root")
+        people.set_contacts("root.admin", email="admin@district.example")
+        drive(c, t0)
+        drive(c, t0 + timedelta(hours=3))  # the same day: not again
+        mail = world.received("email")
+        assert [m["to"] for m in mail] == [["admin@district.example"]], mail
+        assert "工作日历即将用完" in mail[0]["subject"] and "2026-12-31" in mail[0]["text"]
+        drive(c, t0 + timedelta(days=1))  # the next day: again
+        assert len(world.received("email")) == 2
