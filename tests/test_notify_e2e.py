@@ -195,6 +195,18 @@ def test_two_replicas_on_postgresql_deliver_each_notice_once_with_the_leader_kil
             b.stop()
 
 
+def notices_tab_shown(browser, hub: Hub, key: str) -> bool:
+    """Whether the notices tab shows for a key's board."""
+    page = browser.new_page(viewport={"width": 1400, "height": 800})
+    page.goto(hub.url)
+    page.fill("#key", key)
+    page.click("#login-form button[type=submit]")
+    page.wait_for_selector("#tabs:not([hidden])")
+    shown = page.is_visible("#tabs button[data-tab='notices-tab']")
+    page.close()
+    return shown
+
+
 def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_case(tmp_path, emulators, browser):
     from tests.test_board_views import ocr
 
@@ -231,6 +243,18 @@ def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_ca
         assert got["status"] == "accepted"
         assert [e["actor"] for e in got["timeline"] if e["action"] == "accept"] == [who]
         ctx.close()
+        # the administrators' notices view on the board: to whom, which channel, delivered, numbers masked
+        admin = browser.new_page(viewport={"width": 1400, "height": 800}, locale="zh-CN")
+        admin.goto(hub.url)
+        admin.fill("#key", ADMIN)
+        admin.click("#login-form button[type=submit]")
+        admin.click("#tabs button[data-tab='notices-tab']")
+        admin.wait_for_selector("#n-table tbody tr[data-state='delivered']")
+        table = admin.inner_text("#n-table")
+        assert "已送达" in table and "sms" in table and "138****" in table and MOBILE[who] not in table, table
+        assert not notices_tab_shown(browser, hub, "hubkit-ops-key")  # an operator has no such tab
+        admin.screenshot(path=str(ROOT / "docs" / "notices-admin.png"))
+        admin.close()
     finally:
         hub.stop()
 

@@ -282,6 +282,7 @@ async function login(key) {
   $("#who").textContent = `${state.me.person || state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
   for (const el of document.querySelectorAll(".can-act")) el.hidden = !state.me.can_act;
   showNotices(state.me.notices || []);
+  $("#tabs button[data-tab=notices-tab]").hidden = state.me.role !== "admin";
   fillFilters();
   await loadCases();
   connect();

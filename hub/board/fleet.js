@@ -19,6 +19,8 @@ Object.assign(I18N["zh-CN"], {
   m_days: "星期", m_from: "每日自", m_to: "至", m_add: "新增检修窗口", m_cancel: "结束", m_active: "生效中",
   m_held: "暂存告警", device: "设备", rule: "规则", m_waiting: "未生效",
   map_legend: "设备：正常 / 告警 / 离线 / 未知 / 检修；案件：按亮灯",
+  tab_notices: "通知记录", n_all: "全部", n_pending: "待发送", n_stopped: "已取消", n_case: "案件", n_kind: "事件",
+  n_channel: "渠道", n_to: "接收人", n_attempts: "尝试", n_error: "原因",
 });
 Object.assign(I18N.en, {
   tab_map: "Map", tab_devices: "Devices", tab_rules: "Rules", tab_agents: "Agents", tab_maint: "Maintenance",
@@ -36,6 +38,8 @@ Object.assign(I18N.en, {
   m_repeat: "weekly", m_days: "days", m_from: "daily from", m_to: "to", m_add: "Add window", m_cancel: "End now",
   m_active: "in force", m_held: "held alerts", device: "device", rule: "rule", m_waiting: "waiting",
   map_legend: "devices: ok / alarm / offline / unknown / maintenance; cases by light",
+  tab_notices: "Notices", n_all: "all", n_pending: "to send", n_stopped: "stopped", n_case: "Case", n_kind: "Event",
+  n_channel: "Channel", n_to: "To", n_attempts: "Tries", n_error: "Why",
 });
 
 const fleet = { devices: [], edit: null, checkTimer: null, lastCheck: null, versions: [] };
@@ -235,6 +239,20 @@ function renderAgents(tbody, list) {
     return tr;
   }));
 }
+// ---- notices (administrators): to whom, on which channel, delivered or failed and why ---------------
+LOADERS["notices-tab"] = async function loadNotices() {
+  const st = $("#n-state").value;
+  const list = await api(`/api/v1/notices?limit=500${st ? `&state=${st}` : ""}`);
+  $("#n-table tbody").replaceChildren(...list.map((n) => {
+    const link = n.case_id ? el("a", { href: "#", text: n.case_id.slice(-8), onclick: (e) => { e.preventDefault(); openDetail(n.case_id); } }) : "—";
+    const stateWord = { delivered: t("nr_delivered"), failed: t("nr_failed"), stopped: t("n_stopped"), pending: t("n_pending"), sending: t("n_pending") }[n.state];
+    const tr = row(fmtTime(n.created_at), link, n.title, n.channel, `${n.recipient || "—"} ${n.target}`, stateWord, n.attempts, n.error);
+    tr.dataset.state = n.state;
+    return tr;
+  }));
+};
+$("#n-state").addEventListener("change", () => LOADERS["notices-tab"]());
+
 LOADERS.agents = async function loadAgents() { renderAgents($("#agents-table tbody"), await api("/api/v1/agents")); };
 
 // ---- maintenance -----------------------------------------------------------------------------------
