@@ -20,7 +20,7 @@ across replicas, retried, grouped for rate-limited robots, each on the case's ti
 - **Visible**: delivered, failed and stopped notices go on the case's timeline (`notified`); counts by channel
   and result are metrics; `listing()` is the administrators' notices view.
 - **Beside intake, not in its way**: a served hub runs the notifier in a child process of its own
-  (`NotifierProcess`), at the lowest CPU priority (nice 19) and ended with its parent, so sending thousands of
+  (`NotifierProcess`), at a lower CPU priority (nice 10) and ended with its parent, so sending thousands of
   notices does not take the interpreter lock or the cores from alert intake (bench/notify.py).
 """
 
@@ -526,7 +526,7 @@ def _child(cfg: Any, leading: Any, parent: int) -> None:  # pragma: no cover - r
         pass
     if os.getppid() != parent:
         return
-    os.nice(19)
+    os.nice(10)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     stop = threading.Event()
