@@ -1,4 +1,5 @@
-"""Leadership for work that must run once across hub replicas (the MQTT case-event publisher).
+"""Leadership for work that must run once across hub replicas (the MQTT case-event publisher, the notifier),
+and the thread such work runs in (`WokenThread`).
 
 PostgreSQL: a session advisory lock held on a dedicated connection; the server releases it when the leader's
 process or connection dies, and another replica takes it at its next try. SQLite: an exclusive `flock` on a
@@ -12,13 +13,17 @@ import contextlib
 import fcntl
 import logging
 import os
+import threading
 import zlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
 from hub.db import libpq_conninfo
+
+if TYPE_CHECKING:
+    from hub.store import Store
 
 logger = logging.getLogger(__name__)
 
@@ -96,3 +101,32 @@ class Leadership:
             return False
         self._file = f
         return True
+
+
+class WokenThread:
+    """A daemon thread running `_run` that the store's commits wake (`Store.on_events`): the MQTT publisher
+    and the notifier. Subclasses set `store` and call `WokenThread.__init__`."""
+
+    thread_name = "gridwatch-hub-worker"
+    store: Store
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+    def start(self) -> None:
+        self.store.on_events.append(self._wake.set)
+        self._thread = threading.Thread(target=self._run, name=self.thread_name, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._wake.set in self.store.on_events:
+            self.store.on_events.remove(self._wake.set)
+        if self._thread is not None:
+            self._thread.join(10)

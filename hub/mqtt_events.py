@@ -23,7 +23,7 @@ import paho.mqtt.client as paho
 from gridwatch.core.mqttlink import make_client
 from hub.config import HubMqtt
 from hub.events import events_after, units_seeing
-from hub.leader import Leadership
+from hub.leader import Leadership, WokenThread
 from hub.store import Store
 
 logger = logging.getLogger(__name__)
@@ -31,32 +31,19 @@ CURSOR = "mqtt-publisher"
 BATCH = 50
 
 
-class CaseEventPublisher:
+class CaseEventPublisher(WokenThread):
+    thread_name = "gridwatch-hub-mqtt"
+
     def __init__(self, store: Store, cfg: HubMqtt, *, retry: float = 2.0) -> None:
+        super().__init__()
         self.store, self.cfg, self.retry = store, cfg, retry
         self.client_id = f"{cfg.client_id}-{secrets.token_hex(4)}"
         self.leader = Leadership(store.engine, CURSOR)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
         self._acked: set[int] = set()
         self._cond = threading.Condition()
         self._connected = threading.Event()
-        self._thread: threading.Thread | None = None
         self.published = 0
         self.leading = False
-
-    def start(self) -> None:
-        self.store.on_events.append(self._wake.set)
-        self._thread = threading.Thread(target=self._run, name="gridwatch-hub-mqtt", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._wake.set in self.store.on_events:
-            self.store.on_events.remove(self._wake.set)
-        if self._thread is not None:
-            self._thread.join(10)
 
     # ---- leadership -------------------------------------------------------------------------------
     def _run(self) -> None:

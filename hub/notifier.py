@@ -48,7 +48,7 @@ from gridwatch.core.errors import ConfigError
 from hub.calendar_watch import notices as calendar_notices
 from hub.channels import Message, Outcome, send
 from hub.labels import Labels
-from hub.leader import Leadership
+from hub.leader import Leadership, WokenThread
 from hub.models import Case, Contact, Cursor, Notice, User
 from hub.notify_config import FIELDS, ROBOTS, Notify, load_notify
 from hub.notify_plan import Draft, EventFacts, plan
@@ -77,9 +77,12 @@ class Config:
     rosters: Rosters
 
 
-class Notifier:
+class Notifier(WokenThread):
+    thread_name = "gridwatch-hub-notifier"
+
     def __init__(self, store: Store, labels: Labels, *, notify_path: Path | None, rosters_path: Path | None,
                  poll: float = 0.5, http: httpx.Client | None = None) -> None:
+        super().__init__()
         self.store, self.labels = store, labels
         self.notify_path, self.rosters_path = notify_path, rosters_path
         self.poll = poll
@@ -95,9 +98,6 @@ class Notifier:
         self._busy: dict[str, Future[None]] = {}
         self._pool = ThreadPoolExecutor(4, thread_name_prefix="gridwatch-hub-notify")  # a round per channel
         self._senders = ThreadPoolExecutor(16, thread_name_prefix="gridwatch-hub-send")  # its messages at once
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
 
     # ---- configuration ----------------------------------------------------------------------------
     def _sig(self) -> tuple[Any, ...]:
@@ -139,18 +139,8 @@ class Notifier:
         return True
 
     # ---- life ---------------------------------------------------------------------------------------
-    def start(self) -> None:
-        self.store.on_events.append(self._wake.set)
-        self._thread = threading.Thread(target=self._run, name="gridwatch-hub-notifier", daemon=True)
-        self._thread.start()
-
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._wake.set in self.store.on_events:
-            self.store.on_events.remove(self._wake.set)
-        if self._thread is not None:
-            self._thread.join(10)
+        super().stop()
         self._pool.shutdown(wait=False, cancel_futures=True)
         self._senders.shutdown(wait=False, cancel_futures=True)
         self.leader.release()
