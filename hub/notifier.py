@@ -49,7 +49,7 @@ from hub.calendar_watch import notices as calendar_notices
 from hub.channels import Message, Outcome, send
 from hub.labels import Labels
 from hub.leader import Leadership, WokenThread
-from hub.models import Case, Contact, Cursor, Notice, User
+from hub.models import Case, CaseRequest, Contact, Cursor, Notice, User
 from hub.notify_config import FIELDS, ROBOTS, Notify, load_notify
 from hub.notify_plan import Draft, EventFacts, plan
 from hub.roster import Rosters, load_rosters
@@ -371,7 +371,12 @@ class Notifier(WokenThread):
     def _guarded(self, s: Session, rows: list[Notice], now: datetime) -> list[Notice]:
         live = []
         for n in rows:
-            if n.guard and n.case_id:
+            if n.guard and "request" in n.guard:  # a 督办 reply overdue: unless it was answered meanwhile
+                req = s.get(CaseRequest, n.guard["request"])
+                if req is None or req.decision is not None:
+                    self._finish(s, n, now, "stopped", "督办已回复 (the order was answered)")
+                    continue
+            elif n.guard and n.case_id:
                 c = s.get(Case, n.case_id)
                 if c is None or c.status != n.guard.get("status") or \
                         c.stage_started_at.isoformat() != n.guard.get("stage_started_at"):
@@ -479,7 +484,8 @@ def _message(batch: list[Notice], kind: str) -> Message:
 
 _EVENT = {"opened": "新案件", "dispatched": "派单", "yellow": "黄灯预警", "red": "红灯警告", "still_red": "持续红灯",
           "escalated": "升级督办", "backup": "AB角协办", "supervised": "督办", "extension_decided": "延期审批",
-          "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线"}
+          "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线",
+          "supervision_overdue": "督办逾期未回复"}
 """The event words of the messages (the `event` field)."""
 
 

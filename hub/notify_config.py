@@ -27,7 +27,7 @@ from gridwatch.core.yamlconf import YamlSource, load_sourced, problem
 from hub.org import Org
 
 Kind = Literal["opened", "dispatched", "yellow", "red", "escalated", "backup", "supervised", "extension_decided",
-               "suspension_decided", "sent_back", "reopened", "agent_offline", "calendar"]
+               "suspension_decided", "sent_back", "reopened", "agent_offline", "calendar", "supervision_overdue"]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 Role = Literal["duty", "day", "leader", "next_leader", "unit", "admins"]
 

@@ -3,7 +3,8 @@ points, an instant), no I/O.
 
 An event's kind and the unit it is about come from its timeline entry (`kind_of`): a case opened or
 dispatched to a unit, its light turning yellow or red, escalated to a level, offered to the backup grid
-(AB角), 督办 ordered, 延期/挂起 decided, sent back, reopened, an agent's offline case opened. Each rule that
+(AB角), 督办 ordered (and its reply overdue: planned with the order, due at its deadline, stopped by the
+reply), 延期/挂起 decided, sent back, reopened, an agent's offline case opened. Each rule that
 matches names recipients (`duty`, `day`, `leader`, `next_leader` by the rosters at the event's instant, or
 `unit`: the unit's robot or webhook without a person) and channels; one notice per (event, template,
 recipient, channel) — its `key` makes planning the same event twice harmless. A rule with `after` sends
@@ -142,16 +143,29 @@ def plan(ev: EventFacts, notify: Notify, rosters: Rosters, org: Org, contacts: M
     found = kind_of(ev.action, ev.detail, ev.category, ev.owner)
     if found is None:
         return []
-    kind, unit = found
+    kinds: list[tuple[str, str, datetime, dict[str, Any]]] = [(*found, ev.at, {})]
+    if ev.action == "supervised" and ev.detail.get("until") and ev.detail.get("request") is not None:
+        # 督办 with a reply deadline: told again when the deadline passes unanswered (the guard: the request)
+        kinds.append(("supervision_overdue", ev.owner, datetime.fromisoformat(str(ev.detail["until"])),
+                      {"request": int(ev.detail["request"])}))
     out: dict[str, Draft] = {}
+    for kind, unit, when, extra in kinds:
+        _plan_kind(out, kind, unit, when, extra, ev, notify, rosters, org, contacts, tz)
+    return list(out.values())
+
+
+def _plan_kind(out: dict[str, Draft], kind: str, unit: str, when: datetime, extra: dict[str, Any], ev: EventFacts,
+               notify: Notify, rosters: Rosters, org: Org, contacts: Mapping[str, ContactLike], tz: Any) -> None:
     channels = notify.channels
     for rule in notify.spec.rules:
         if not _matches(rule, kind, unit, ev, org):
             continue
         template = rule.template or ("still_red" if rule.after > 0 and kind == "red" else kind)
-        due = _later(ev.at + timedelta(seconds=rule.after), None if rule.urgent else notify.quiet_times(), tz)
+        due = _later(when + timedelta(seconds=rule.after), None if rule.urgent else notify.quiet_times(), tz)
         guard = ({"status": ev.status, "stage_started_at": ev.stage_started_at.isoformat()}
                  if kind in GUARDED or rule.after > 0 else None)
+        if extra:
+            guard = extra
         for role in rule.to:
             for person in recipients(role, unit, rosters, org, ev.at):
                 for cid in rule.via:
@@ -179,4 +193,3 @@ def plan(ev: EventFacts, notify: Notify, rosters: Rosters, org: Org, contacts: M
                     if person is None and isinstance(ch, SmsChannel | EmailChannel):
                         continue  # a unit has no phone of its own
                     out[key] = d
-    return list(out.values())

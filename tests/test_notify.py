@@ -27,7 +27,7 @@ from tests.notifykit import MOBILE, SECRETS, emulator_spec, make_pki, notify_pol
 
 SH = ZoneInfo("Asia/Shanghai")
 KEYS = {"edge": ("edge", None), "admin": ("admin", None), "ops01": ("operator", "grid-01"),
-        "view01": ("viewer", "grid-01")}
+        "opsd": ("operator", "district-a"), "view01": ("viewer", "grid-01")}
 
 
 def H(name: str) -> dict[str, str]:
@@ -348,3 +348,32 @@ def test_a_calendar_running_out_is_mailed_to_the_administrators_once_a_day(world
         assert "工作日历即将用完" in mail[0]["subject"] and "2026-12-31" in mail[0]["text"]
         drive(c, t0 + timedelta(days=1))  # the next day: again
         assert len(world.received("email")) == 2
+
+
+def test_a_supervision_order_unanswered_by_its_deadline_is_told_again_and_a_reply_stops_that(world):
+    policy = yaml.safe_load(Path(world.paths["notify"]).read_text(encoding="utf-8"))
+    policy["rules"].append({"id": "duban", "events": ["supervised", "supervision_overdue"], "to": ["duty"],
+                            "via": ["sms"], "urgent": True})
+    policy["channels"][0]["templates"] |= {"supervised": "SMS_100005", "supervision_overdue": "SMS_100006"}
+    Path(world.paths["notify"]).write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    t0 = at(2026, 12, 3, 23, 0)
+    with started(world, t0) as c:
+        drive(c, t0)
+        ids = [c.post("/api/v1/alerts", json={"alerts": [gas(f"d{i}", t0, device=f"gas-{i}")]},
+                      headers=H("edge")).json()["results"][0]["case_id"] for i in (1, 2)]
+        for cid in ids:
+            r = c.post(f"/api/v1/cases/{cid}/supervise", headers=H("opsd"),
+                       json={"order": "立即核实现场", "until": (t0 + timedelta(hours=1)).isoformat()})
+            assert r.status_code == 201, r.text
+        drive(c, t0 + timedelta(seconds=5))
+        sent = world.received("sms")
+        assert sorted(s["params"]["case"] for s in sent if s["template"] == "SMS_100005") == sorted(ids)
+        answered = c.get(f"/api/v1/cases/{ids[1]}", headers=H("admin")).json()["requests"][0]["id"]
+        c.clock["now"] = t0 + timedelta(minutes=30)
+        assert c.post(f"/api/v1/cases/{ids[1]}/supervise/{answered}/reply", json={"note": "已到场处置"},
+                      headers=H("ops01")).status_code == 200
+        drive(c, t0 + timedelta(minutes=61))
+        overdue = [s["params"]["case"] for s in world.received("sms") if s["template"] == "SMS_100006"]
+        assert overdue == [ids[0]], overdue  # told again for the one left unanswered only
+        stopped = c.get(f"/api/v1/notices?case_id={ids[1]}", headers=H("admin")).json()
+        assert [n["state"] for n in stopped if n["kind"] == "supervision_overdue"] == ["stopped"]
