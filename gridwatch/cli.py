@@ -333,7 +333,7 @@ def _hub_serve(args: argparse.Namespace) -> int:
     port = args.port if args.port is not None else cfg.listen.port
     tls = cfg.listen.tls_cert is not None
     print(f"hub: {'https' if tls else 'http'}://{cfg.listen.host}:{port}/docs", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=cfg.listen.host, port=port, log_level="warning",
+    uvicorn.run(app, host=cfg.listen.host, port=port, log_level="warning", server_header=False,  # no banner
                 ssl_certfile=str(cfg.listen.tls_cert) if tls else None,
                 ssl_keyfile=str(cfg.listen.tls_key) if tls else None)
     return 0

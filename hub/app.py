@@ -34,6 +34,7 @@ from hub.api import notices as notices_api
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
+from hub.api.headers import Hardening
 from hub.calendar_files import load_calendars
 from hub.calendar_watch import notices
 from hub.config import HubConfig
@@ -166,4 +167,5 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.auth_limiter = guard
     app.add_middleware(Guard, keys=lambda: app.state.hub.people.keys(), max_body=cfg.limits.max_body_bytes,
                        limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies)
+    app.add_middleware(Hardening, tls=cfg.listen.tls_cert is not None)  # outermost: refusals get them too
     return app

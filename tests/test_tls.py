@@ -83,7 +83,8 @@ def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
         url = f"https://127.0.0.1:{hub_port}"
         with pytest.raises(httpx.ConnectError):  # not trusted without the CA
             httpx.get(f"{url}/healthz")
-        assert httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=str(pki / "ca.pem"))).is_success
+        ok = httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=str(pki / "ca.pem")))
+        assert ok.is_success and ok.headers["strict-transport-security"] == "max-age=31536000"  # HSTS over TLS
         cfg = agent_config(tmp_path / "agent", Broker("127.0.0.1", port, mq), url, GAS_RULES,
                            mqtt={"tls": {"ca_file": str(pki / "ca.pem")}},
                            hub={"key": EDGE_KEY, "ca_file": str(pki / "ca.pem")})
