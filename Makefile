@@ -54,7 +54,7 @@ demo-test: deps venv
 # PostgreSQL). Two workers: one file each (about 70 s)
 # notices through real processes: hubs under faketime (libfaketime), the channel emulators, kills, replicas
 notify-test: deps venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m notify tests/test_notify_e2e.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m notify tests/test_notify.py tests/test_notify_e2e.py
 
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist

@@ -110,17 +110,17 @@ def test_rule_edited_in_the_board_is_deployed_staged_and_rolled_back(tmp_path, b
         # staged: grid-01 first
         page.select_option("#r-versions tr[data-version='2'] select.r-grids", ["grid-01"])
         page.click("#r-versions tr[data-version='2'] button.r-deploy-grids")
-        assert running(hub, {"edge-a": 2, "edge-b": 1}, 10)
+        assert running(hub, {"edge-a": 2, "edge-b": 1}, 30)  # agents poll; a loaded CI machine is slower
         page.click("#tabs button[data-tab='agents']")
         page.wait_for_selector("#agents-table tr[data-agent='edge-a'][data-version='2']")
         page.wait_for_selector("#agents-table tr[data-agent='edge-b'][data-version='1']")
         # then all
         page.click("#tabs button[data-tab='rules']")
         page.click("#r-versions tr[data-version='2'] button.r-deploy-all")
-        assert running(hub, {"edge-a": 2, "edge-b": 2}, 10)
+        assert running(hub, {"edge-a": 2, "edge-b": 2}, 30)  # agents poll; a loaded CI machine is slower
         # rollback: v1 to all
         page.click("#r-versions tr[data-version='1'] button.r-deploy-all")
-        assert running(hub, {"edge-a": 1, "edge-b": 1}, 10)
+        assert running(hub, {"edge-a": 1, "edge-b": 1}, 30)  # agents poll; a loaded CI machine is slower
         page.click("#tabs button[data-tab='rules']")
         page.wait_for_selector("#r-agents tr[data-agent='edge-b'][data-version='1']")
         page.screenshot(path=str(OUT / "board-rules.png"))

@@ -25,6 +25,7 @@ from simulators.notify_emulators import serving
 from tests.hubkit import ROOT, api_client
 from tests.notifykit import MOBILE, SECRETS, emulator_spec, make_pki, notify_policy, seed_people, write_configs
 
+pytestmark = pytest.mark.notify  # make notify-test: keeps make test inside its ten minutes
 SH = ZoneInfo("Asia/Shanghai")
 KEYS = {"edge": ("edge", None), "admin": ("admin", None), "ops01": ("operator", "grid-01"),
         "opsd": ("operator", "district-a"), "view01": ("viewer", "grid-01")}
