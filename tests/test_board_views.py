@@ -26,7 +26,7 @@ import pytest
 from tests.conftest import CHROMIUM_ARGS
 from tests.hubkit import OPS, Hub
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # make browser-test: keeps make test inside its ten minutes
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "test-output"
 SLA = """

@@ -187,6 +187,7 @@ def test_the_hub_reloads_the_calendars_folder_and_keeps_the_last_good_one(tmp_pa
     with api_client(f"sqlite:///{tmp_path / 'hub.sqlite'}", {"ops": ("operator", "district-a")},
                     datetime(2026, 12, 3, 2, 0, tzinfo=UTC), calendars=str(conf / "calendars")) as c:
         watcher, store = c.app.state.watcher, c.app.state.hub.store
+        watcher.stop()  # its own 1 s loop would otherwise take the change before this test's check() does
         assert 2027 not in store.calendars["cn-mainland"].years
         assert gw("hub", "calendar", "import", str(path), "--year", "2027", "--from-package").returncode == 0
         assert watcher.check() == {"calendars": True} and 2027 in store.calendars["cn-mainland"].years

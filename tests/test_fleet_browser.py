@@ -25,7 +25,7 @@ from tests.test_fleet_e2e import (
     start_hub,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]  # make browser-test: keeps make test inside its ten minutes
 OUT = Path(__file__).resolve().parent.parent / "test-output"
 
 
