@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test browser-test dist-test demo-test notify-test lint bench soak demo clean proto
+.PHONY: venv deps test browser-test e2e-test dist-test demo-test notify-test lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,7 +42,7 @@ deps:
 # process): most tests wait on real processes (brokers, hubs, agents, scripted scenarios), so a third worker
 # fills the waits (fresh clone: pytest 512 s with three, 729 s with two)
 test: deps venv lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo and not notify and not browser"
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo and not notify and not browser and not e2e"
 
 # make demo itself and the demo scenario verified against the hub, end to end (three runs of about a minute, most
 # of it waiting on the scenario's clock): its own target so make test stays under 10 minutes
@@ -60,6 +60,11 @@ notify-test: deps venv
 # 605 s on a loaded CI run with them inside)
 browser-test: deps venv
 	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=5 -m browser tests/test_board_browser.py tests/test_board_views.py tests/test_fleet_browser.py
+
+# the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted
+# (about two minutes; with the browser suites they made make test 605 s on a loaded run)
+e2e-test: deps venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py
 
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist

@@ -1,4 +1,6 @@
-"""Backtest: replay a JSONL capture through a rule file in event time, with no broker and no hub."""
+"""Backtest: replay a JSONL capture through a rule file in event time, with no broker and no hub; with `trace`,
+what one rule concluded at every reading it judged (a forecast's time to the line, a normal and its spread) so
+an operator can tune it."""
 
 from __future__ import annotations
 
@@ -13,9 +15,11 @@ from pathlib import Path
 from edge.errors import Rejected
 from edge.feeds import FeedSet
 from edge.feeds.spec import FeedSpec
-from edge.message import Message
+from edge.message import Event, Message
+from edge.rules.base import Verdict
 from edge.rules.engine import Engine
-from edge.rules.ruleset import RuleSet
+from edge.rules.episode import Episode
+from edge.rules.ruleset import CompiledRule, RuleSet
 from edge.sensors.common import Limits
 from edge.video.pipeline import Video
 from gridwatch.core.alert import Alert
@@ -26,6 +30,7 @@ class BacktestResult:
     alerts: list[Alert] = field(default_factory=list)
     messages: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
+    trace: list[dict[str, object]] = field(default_factory=list)
 
     def per_rule(self) -> Counter[tuple[str, str]]:
         return Counter((a.rule_id, a.state) for a in self.alerts)
@@ -52,9 +57,9 @@ def read_capture(path: str | Path) -> Iterator[Message | Rejected]:
 
 
 def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits: Limits | None = None,
-             edge_id: str = "backtest", feeds: FeedSet | None = None) -> BacktestResult:
+             edge_id: str = "backtest", feeds: FeedSet | None = None, trace: str | None = None) -> BacktestResult:
     """Feed the capture through the feeds (the native contract by default) and the rules; timers fire on
-    event time, as they would have live."""
+    event time, as they would have live. `trace`: a rule id whose every judged reading is recorded."""
     limits = limits or Limits()
     if feeds is None:
         native = FeedSpec(name="gridwatch", topic=f"{root}/+/+/+/+", format="gridwatch")
@@ -62,6 +67,8 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
     video = Video()
     engine = Engine(ruleset, edge_id, evidence=video.evidence)
     res = BacktestResult()
+    if trace is not None:
+        engine.trace = lambda cr, ev, v, st: _traced(res, trace, cr, ev, v, st)
     last = None
     for item in read_capture(capture):
         if isinstance(item, Rejected):
@@ -80,3 +87,22 @@ def backtest(ruleset: RuleSet, capture: str | Path, *, root: str = "gw", limits:
     if last is not None:
         res.alerts += engine.tick(last)
     return res
+
+
+def _traced(res: BacktestResult, rule: str, cr: CompiledRule, ev: Event, v: Verdict | None, st: Episode) -> None:
+    if cr.id != rule:
+        return
+    metric = cr.spec.match.metric
+    row: dict[str, object] = {"ts": ev.ts, "device": ev.device, "phase": st["ep"]}
+    if metric is not None and metric in ev.metrics:
+        row[metric] = ev.metrics[metric]
+    if v is not None:
+        row["cond"] = v.cond
+        if v.value is not None:
+            row["value"] = v.value
+        if v.level is not None:
+            row["level"] = v.level
+        row.update(v.note or {})
+    if "lvl" in st:
+        row["episode_level"] = st["lvl"]
+    res.trace.append(row)

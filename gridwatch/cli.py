@@ -8,7 +8,9 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
 
@@ -73,7 +75,18 @@ def _rules_backtest(args: argparse.Namespace) -> int:
             return 1
         limits, root = cfg.limits.limits(), cfg.mqtt.topic_root
         feeds = FeedSet(cfg.feed_specs(), limits, root, cfg.registry())
-    res = backtest(ruleset, args.input, root=root, limits=limits, feeds=feeds)
+    if args.trace is not None and args.trace not in ruleset.rules:
+        print(f"{args.rules}: no enabled rule {args.trace!r} to trace (rules: {', '.join(ruleset.rules)})",
+              file=sys.stderr)
+        return 1
+    res = backtest(ruleset, args.input, root=root, limits=limits, feeds=feeds, trace=args.trace)
+    for row in res.trace:
+        if args.json:
+            print(json.dumps({"trace": row}, ensure_ascii=False))
+            continue
+        stamp = iso_ms(datetime.fromtimestamp(float(str(row.pop("ts"))), UTC))
+        device, phase = row.pop("device"), row.pop("phase")
+        print(f"{stamp}  {device:<16} {phase:<9} " + "  ".join(f"{k}={v}" for k, v in row.items()))
     for a in res.alerts:
         if args.json:
             print(a.model_dump_json())
@@ -385,6 +398,21 @@ def _hub_key(args: argparse.Namespace) -> str | None:
     return args.key or os.environ.get(args.key_env)
 
 
+def _sim_capture(args: argparse.Namespace) -> int:
+    from simulators.scenario import capture, load_scenario
+
+    sc = _load(load_scenario, args.scenario)
+    if sc is None:
+        return 1
+    start = datetime.fromisoformat(args.start).timestamp() if args.start else time.time() - sc.duration
+    rows = capture(sc, start, args.topic_root)
+    with open(args.out, "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
+    print(f"{args.out}: {len(rows)} readings of {sc.name} ({sc.duration / 3600:g} h of scenario time)", file=sys.stderr)
+    return 0
+
+
 def _sim_run(args: argparse.Namespace) -> int:
     from simulators.player import Player
     from simulators.scenario import load_scenario
@@ -532,6 +560,9 @@ def build_parser() -> argparse.ArgumentParser:
     bt.add_argument("rules", type=Path)
     bt.add_argument("--input", "-i", type=Path, required=True, help="JSONL capture (record: in the agent config)")
     bt.add_argument("--json", action="store_true", help="one JSON alert per line on stdout")
+    bt.add_argument("--trace", metavar="RULE", default=None,
+                    help="print what RULE concluded at each reading it judged: a forecast's time to the line "
+                         "(eta_s), trend per minute and fit (r2); a deviation rule's normal, spread and z; the level")
     bt.add_argument("--topic-root", default="gw")
     bt.add_argument("--edge-config", type=Path, default=None,
                     help="apply this agent config's feeds (raw gateway captures replay as live)")
@@ -561,6 +592,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="every sensor speaks this gateway kind (default: each device's `gateway:`, else native)")
     _sim_common(sr)
     sr.set_defaults(func=_sim_run)
+    sc = sim.add_parser("capture", help="write a scenario's sensor readings as a JSONL capture, without playing "
+                                        "it (days in a second), for `rules backtest`")
+    sc.add_argument("scenario")
+    sc.add_argument("--out", "-o", type=Path, required=True)
+    sc.add_argument("--start", default=None, help="ISO time the scenario starts (default: its duration ago)")
+    sc.add_argument("--topic-root", default="gw")
+    sc.set_defaults(func=_sim_capture)
     sl = sim.add_parser("load", help="many devices at a steady rate; reports achieved rate and case latency")
     sl.add_argument("--devices", type=int, default=1000)
     sl.add_argument("--rate", type=float, default=5000.0, help="readings per second")

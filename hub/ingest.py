@@ -1,6 +1,7 @@
 """Alerts in: each (alert_id, state) taken once; a firing alert opens a case or merges into the open case
-with the same grid + device + category; resolved alerts mark the case cleared once every alert merged into
-it has resolved. One transaction per batch, one query per kind of lookup; a batch that races another hub
+with the same grid + device + category; a `warning` alert (an early-warning rule's level changed) raises its
+case's 预警 level and severity, or records a fall; resolved alerts mark the case cleared once every alert merged
+into it has resolved. One transaction per batch, one query per kind of lookup; a batch that races another hub
 writer for a new case is redone alert by alert.
 """
 
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
+from gridwatch.core.warning import RANK as WARNING_RANK
 from hub import maintenance, registry
 from hub.lifecycle import TimelineAction
 from hub.models import AlertRow, Case, CasePart, Evidence, HeldAlert, Maintenance, NewCase
@@ -89,7 +91,7 @@ class Batch:
         self.known = self.store.known_alerts(s, {a.alert_id for a in alerts})
         self.by_key = dict(self.store.open_cases_by_key(s, {dedup_key(a) for a in alerts}))
         self.by_id = {c.id: c for c in self.by_key.values()}
-        resolving = [a for a in alerts if a.state == "resolved"]
+        resolving = [a for a in alerts if a.state != "firing"]  # resolves and level changes: their firing's case
         wanted = {self.known[(a.alert_id, "firing")] for a in resolving if (a.alert_id, "firing") in self.known}
         self.by_id |= self.store.cases_by_id(s, wanted - self.by_id.keys())
         clearing = {self._case_of_resolved(a) for a in resolving}
@@ -97,7 +99,7 @@ class Batch:
         if not self.released:  # a release opens its cases whatever windows are in force
             self.windows = self.store.windows.get(s, self.now)
             # a resolve may belong to a held alert, and while windows are in force a resend may be held already
-            ids = {a.alert_id for a in alerts if a.key not in self.known and (a.state == "resolved" or self.windows)}
+            ids = {a.alert_id for a in alerts if a.key not in self.known and (a.state != "firing" or self.windows)}
             if ids:
                 q = select(HeldAlert).where(HeldAlert.alert_id.in_(ids), HeldAlert.released_at.is_(None))
                 self.held = {h.alert_id: h for h in s.scalars(q.with_for_update())}
@@ -108,13 +110,14 @@ class Batch:
         self.recent = self.store.recent_closed(s, new_keys, self.now - timedelta(seconds=window)) if window else {}
 
     def _case_of_resolved(self, a: Alert) -> Case | NewCase | None:
-        """The case a resolved alert belongs to: its firing alert's, else the open case of its key."""
+        """The case a resolved (or level-change) alert belongs to: its firing alert's, else the open case of its
+        key."""
         return self.by_id.get(self.known.get((a.alert_id, "firing"), "")) or self.by_key.get(dedup_key(a))
 
     def _apply(self, alert: Alert) -> AlertResult:
         if alert.key in self.known:
             return result(alert, "duplicate", self.known[alert.key])
-        case = self._case_of_resolved(alert) if alert.state == "resolved" else self.by_key.get(dedup_key(alert))
+        case = self._case_of_resolved(alert) if alert.state != "firing" else self.by_key.get(dedup_key(alert))
         status: AlertStatus
         if case is None and (held := self._hold(alert)) is not None:
             return AlertResult(alert_id=alert.alert_id, state=alert.state, status="held",
@@ -125,6 +128,8 @@ class Batch:
             self._merge(case, alert)
             status = "merged"
         else:
+            if alert.state == "warning":
+                self._warning(case, alert)
             status = "updated"
         self._track_clearing(case, alert)
         body = alert.model_dump(mode="json")
@@ -133,7 +138,7 @@ class Batch:
             body["evidence"]["snapshot_jpeg_b64"] = None
             self.snapshots.append((len(self.rows), case.id, alert.alert_id, snapshot))
         self.known[alert.key] = case.id
-        self.rows.append({"alert_id": alert.alert_id, "state": alert.state, "case_id": case.id,
+        self.rows.append({"alert_id": alert.alert_id, "state": alert.key[1], "case_id": case.id,
                           "observed_at": alert.observed_at, "received_at": self.now, "body": body})
         return result(alert, status, case.id)
 
@@ -144,6 +149,8 @@ class Batch:
         if h is not None:
             if alert.state == "resolved" and h.resolved is None:
                 h.resolved = alert.model_dump(mode="json")
+            elif alert.state == "warning" and h.resolved is None:  # the release opens at the level of its time
+                h.body = {**h.body, "severity": alert.severity, "warning": alert.warning, "message": alert.message}
             return h.window_id
         if alert.state != "firing" or not self.windows:
             return None
@@ -170,7 +177,7 @@ class Batch:
             accepted_at=None, resolved_at=None, closed_at=None, stage_started_at=now,
             first_seen=alert.observed_at, last_seen=alert.observed_at, first_received=now, alert_count=1,
             cleared_at=None, escalations=0, backup_notified=False, last_reminder=None, next_due=None,
-            light_announced=None, version=1,
+            light_announced=None, version=1, warning=alert.warning,
             place=alert.place.model_dump() if alert.place is not None else self.places.get(alert.device_id))
         if placed is not None and placed.assist:
             case.assist = list(placed.assist)
@@ -180,6 +187,8 @@ class Batch:
         self.fresh.append(case)
         self.by_key[case.dedup_key], self.by_id[case.id] = case, case
         opened: dict[str, Any] = {"alert_id": alert.alert_id, "policy": policy.id, "owner": owner}
+        if alert.warning is not None:
+            opened["warning"] = alert.warning
         if placed is not None:
             opened |= placed.logged()
         if note:
@@ -208,15 +217,41 @@ class Batch:
         case.first_seen = min(case.first_seen, observed)
         case.last_seen = max(case.last_seen, observed)
         self._entry(case, "merged", {"alert_id": alert.alert_id, "observed_at": observed.isoformat()})
-        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK.get(case.severity, 0):  # a pre-alarm turned alarm
-            self._entry(case, "severity_raised",
-                        {"from": case.severity, "to": alert.severity, "alert_id": alert.alert_id})
-            case.severity = alert.severity
+        if alert.warning is not None and WARNING_RANK[alert.warning] > WARNING_RANK.get(case.warning or "", 0):
+            self._entry(case, "warning_raised", {"from": case.warning, "to": alert.warning, "alert_id": alert.alert_id})
+            case.warning = alert.warning
+        self._raise_severity(case, alert)
         if case.cleared_at is not None:
             case.cleared_at = None
             self._entry(case, "condition_returned", {"alert_id": alert.alert_id})
         if isinstance(case, Case) and case.status in ("resolved", "verified"):
             self._reopen(case, alert)
+
+    def _raise_severity(self, case: Case | NewCase, alert: Alert) -> None:
+        if SEVERITY_RANK[alert.severity] > SEVERITY_RANK.get(case.severity, 0):  # a pre-alarm turned alarm
+            self._entry(case, "severity_raised",
+                        {"from": case.severity, "to": alert.severity, "alert_id": alert.alert_id})
+            case.severity = alert.severity
+
+    def _warning(self, case: Case | NewCase, alert: Alert) -> None:
+        """An early-warning alert's level changed within its episode: a climb raises the case's level, severity
+        and title (what the wall shows); a fall is recorded, and lowers them only when the case's policy says
+        `warning_falls: follow` (people go on with what they were told)."""
+        new, old = alert.warning, case.warning
+        if new is None or new == old:
+            return
+        detail: dict[str, Any] = {"from": old, "to": new, "alert_id": alert.alert_id, "seq": alert.warning_seq}
+        if old is None or WARNING_RANK[new] > WARNING_RANK[old]:
+            self._entry(case, "warning_raised", detail)
+            case.warning, case.title = new, alert.message
+            self._raise_severity(case, alert)
+            return
+        follow = (case.policy or {}).get("warning_falls") == "follow"
+        self._entry(case, "warning_lowered", detail | {"applied": follow})
+        if follow:
+            case.warning, case.title = new, alert.message
+            if SEVERITY_RANK[alert.severity] < SEVERITY_RANK.get(case.severity, 0):
+                case.severity = alert.severity
 
     def _reopen(self, case: Case, alert: Alert) -> None:
         """The condition came back after the result was reported (办结: waiting for 核查 or 回访) and before the
@@ -232,7 +267,7 @@ class Batch:
     def _track_clearing(self, case: Case | NewCase, alert: Alert) -> None:
         """Cleared once every alert merged into the case has resolved, not at the first of them."""
         still = self.firing.setdefault(case.id, set())
-        if alert.state == "firing":
+        if alert.state != "resolved":
             still.add(alert.alert_id)
             return
         still.discard(alert.alert_id)

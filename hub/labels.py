@@ -19,7 +19,7 @@ from gridwatch.core.yamlconf import load
 
 Lang = Literal["zh-CN", "en"]
 LANGS: Final[tuple[Lang, ...]] = ("zh-CN", "en")
-KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier", "rating")
+KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier", "rating", "warning")
 
 
 class Name(BaseModel):
@@ -43,6 +43,7 @@ class LabelsFile(BaseModel):
     light: dict[str, Name] = Field(default_factory=dict)
     tier: dict[str, Name] = Field(default_factory=dict)
     rating: dict[str, Name] = Field(default_factory=dict)
+    warning: dict[str, Name] = Field(default_factory=dict)
 
 
 def _n(zh: str, en: str) -> Name:
@@ -75,6 +76,7 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                "backup_notified": _n("通知AB岗", "backup notified"), "reminder": _n("催办", "reminder"),
                "condition_cleared": _n("现场消警", "condition cleared"),
                "severity_raised": _n("级别提升", "severity raised"),
+               "warning_raised": _n("预警升级", "warning raised"), "warning_lowered": _n("预警降级", "warning lowered"),
                "condition_returned": _n("告警复现", "condition returned"), "photo": _n("上传照片", "photo added"),
                "reopened": _n("重新办理", "reopened"), "repeat": _n("重复件", "repeat case"),
                "assigned": _n("指派", "assigned"), "extension_requested": _n("申请延期", "extension requested"),
@@ -83,6 +85,8 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                "supervision_replied": _n("回复督办", "supervision replied"), "sent_back": _n("退回", "sent back")},
     "level": {"grid": _n("网格", "grid"), "community": _n("社区", "community"), "street": _n("街道", "street"),
               "district": _n("区", "district"), "department": _n("职能部门", "department")},
+    "warning": {"blue": _n("蓝色预警", "blue warning"), "yellow": _n("黄色预警", "yellow warning"),
+                "orange": _n("橙色预警", "orange warning"), "red": _n("红色预警", "red warning")},
     "light": {"red": _n("红灯", "RED"), "yellow": _n("黄灯", "YELLOW"), "green": _n("绿灯", "GREEN")},
     "tier": {"general": _n("一般", "general"), "important": _n("较大", "important"), "major": _n("重大", "major")},
 }

@@ -28,6 +28,8 @@ Action = Literal["dispatch", "accept", "resolve", "close", "reject", "callback",
 TimelineAction = Action | Literal[
     # intake: alerts and the conditions they report
     "opened", "merged", "repeat", "severity_raised", "condition_returned", "condition_cleared", "reopened",
+    # early warning (预警): an episode's level climbed, or fell
+    "warning_raised", "warning_lowered",
     # the clocks: the scheduler's lights, escalation, backup grid (AB角) and reminders
     "light", "escalated", "backup_notified", "reminder",
     # people and controls: assignment, photos, 延期, 挂起, 督办, 退回, 协办 parts

@@ -107,6 +107,7 @@ class Case(Base):
     rejections: Mapped[int] = mapped_column(Integer, default=0)  # 核查 failed the result back to handling
     rating: Mapped[str | None] = mapped_column(String(16))  # 回访: satisfied | basically | unsatisfied (latest)
     assist: Mapped[list[str] | None] = mapped_column(JSON)  # 协办: the assisting units (their parts: case_parts)
+    warning: Mapped[str | None] = mapped_column(String(8))  # 预警 level of an early-warning case (blue … red)
 
     __table_args__ = (
         Index("ix_cases_dedup_open", "dedup_key", unique=True,
@@ -464,6 +465,7 @@ class NewCase:
     rejections: int = 0
     rating: str | None = None
     assist: list[str] | None = None
+    warning: str | None = None
 
     def row(self) -> dict[str, Any]:
         return vars(self)

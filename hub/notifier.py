@@ -485,7 +485,7 @@ def _message(batch: list[Notice], kind: str) -> Message:
 _EVENT = {"opened": "新案件", "dispatched": "派单", "yellow": "黄灯预警", "red": "红灯警告", "still_red": "持续红灯",
           "escalated": "升级督办", "backup": "AB角协办", "supervised": "督办", "extension_decided": "延期审批",
           "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线",
-          "supervision_overdue": "督办逾期未回复"}
+          "supervision_overdue": "督办逾期未回复", "warning_raised": "预警升级"}
 """The event words of the messages (the `event` field)."""
 
 

@@ -27,7 +27,8 @@ from gridwatch.core.yamlconf import YamlSource, load_sourced, problem
 from hub.org import Org
 
 Kind = Literal["opened", "dispatched", "yellow", "red", "escalated", "backup", "supervised", "extension_decided",
-               "suspension_decided", "sent_back", "reopened", "agent_offline", "calendar", "supervision_overdue"]
+               "suspension_decided", "sent_back", "reopened", "agent_offline", "calendar", "supervision_overdue",
+               "warning_raised"]
 KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
 Role = Literal["duty", "day", "leader", "next_leader", "unit", "admins"]
 

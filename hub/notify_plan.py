@@ -81,6 +81,8 @@ def kind_of(action: str, detail: dict[str, Any], category: str, owner: str) -> t
         return "backup", str(detail.get("backup") or owner)
     if action == "supervised":
         return "supervised", owner
+    if action == "warning_raised":  # an early warning climbed (黄 → 橙 → 红)
+        return "warning_raised", owner
     if action in ("extension_approved", "extension_refused"):
         return "extension_decided", owner
     if action in ("suspension_approved", "suspension_refused"):

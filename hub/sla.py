@@ -76,6 +76,9 @@ class Policy(Strict):
     reopen_unsatisfied: bool = Field(True, description="a callback answered 不满意 sends the case back to handling")
     repeat_within: Duration = Field(30 * 86400.0, ge=0, description="重复件: a new case of a place and kind closed "
                                                                     "less than this long ago is marked a repeat of it")
+    warning_falls: Literal["keep", "follow"] = Field(
+        "keep", description="预警: a level that falls within one episode is recorded on the timeline; `follow` also "
+                            "lowers the case's level and severity (keep: people go on with what they were told)")
 
 
 class ManualTiers(Strict):

@@ -323,7 +323,7 @@ class Store:
                            .where(AlertRow.case_id.in_(case_ids))):
             if r.state == "firing":
                 out.setdefault(r.case_id, set()).add(r.alert_id)
-            else:
+            elif r.state == "resolved":  # (a level change, `warning:n`, leaves it firing)
                 resolved.add(r.alert_id)
         return {c: ids - resolved for c, ids in out.items()}
 

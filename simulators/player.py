@@ -21,7 +21,7 @@ from paho.mqtt.properties import Properties
 from gridwatch.core.config import MqttTls
 from gridwatch.core.mqttlink import BrokerLink, make_client
 from simulators.devices import SensorModel, rounded
-from simulators.scenario import Device, Incident, Scenario
+from simulators.scenario import Device, Incident, Scenario, active, sensor_value
 from simulators.scenes import CameraSim, HotSpot, ThermalSim, View, Walker
 from simulators.shapes import hello, reading, will
 
@@ -178,8 +178,7 @@ class Player:
         self.played = Played()
 
     def active(self, device: str, t: float) -> list[Incident]:
-        return [i for i in self.sc.incidents if i.device == device and i.at <= t
-                and (i.for_ is None or t < i.at + i.for_)]
+        return active(self.sc, device, t)
 
     def run(self, duration: float | None = None, stop: Any = None) -> Played:
         """Play until `duration` (default the scenario's; 0 = until `stop` is set) in real time."""
@@ -210,12 +209,7 @@ class Player:
         gw = self.gateways[dev.id]
         if dev.kind == "sensor" and readings:
             model = self.sensors[dev.id]
-            v = model.value(t, time.time())
-            for inc in incidents:
-                if inc.do.level is not None:
-                    v = inc.do.level + model.rng.gauss(0.0, model.noise)
-                if inc.do.rise_per_s is not None:
-                    v += inc.do.rise_per_s * (t - inc.at)
+            v = sensor_value(model, incidents, t, time.time())
             gw.reading({model.metric: rounded(model.metric, v)})
         elif dev.kind == "fence":
             for inc in self.sc.incidents:

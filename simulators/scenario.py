@@ -3,6 +3,8 @@ each with the case it should produce. Loaded into typed models; errors name file
 
 from __future__ import annotations
 
+import base64
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -13,7 +15,7 @@ from gridwatch.core.durations import Duration
 from gridwatch.core.kinds import FeedKind
 from gridwatch.core.names import NAME, Severity
 from gridwatch.core.yamlconf import load
-from simulators.devices import SENSOR_KINDS
+from simulators.devices import SENSOR_KINDS, SensorModel, rounded
 from simulators.shapes import Shape
 
 
@@ -38,6 +40,8 @@ class Action(Strict):
 
     level: float | None = Field(None, description="sensor: the metric holds about this value")
     rise_per_s: float | None = Field(None, description="sensor: the metric climbs this much per second")
+    noise: float | None = Field(None, gt=0, description="sensor: extra noise, this standard deviation in the "
+                                                        "metric's unit (a failing sensor, a storm)")
     silent: bool = Field(False, description="any device: stops publishing")
     event: Literal["breach", "tamper", "fault"] | None = Field(None, description="fence: event published once")
     zone: str | None = None
@@ -73,6 +77,8 @@ class Scenario(Strict):
     name: str
     seed: int = 1
     duration: Duration = Field(gt=0)
+    rules: str = Field("configs/demo/rules.yaml", description="the rule file (from the project's root) the "
+                                                              "expectations are written for")
     interval: Duration = Field(1.0, gt=0, description="sensor reading interval")
     fps: float = Field(2.0, gt=0, le=30, description="camera and thermal frames per second")
     devices: list[Device] = Field(min_length=1)
@@ -89,6 +95,7 @@ class Scenario(Strict):
                 raise ValueError(f"incident {inc.id!r}: no device {inc.device!r}")
             a = inc.do
             wrong = [k for k, ok in (("level", kind == "sensor"), ("rise_per_s", kind == "sensor"),
+                                     ("noise", kind == "sensor"),
                                      ("event", kind == "fence"), ("walk", kind == "camera"),
                                      ("hotspot", kind == "thermal")) if getattr(a, k) is not None and not ok]
             wrong += [k for k in ("cover", "blur", "turn") if getattr(a, k) and kind != "camera"]
@@ -104,3 +111,58 @@ class Scenario(Strict):
 
 def load_scenario(path: str | Path) -> Scenario:
     return load(Scenario, path)
+
+
+def sensor_value(model: SensorModel, incidents: list[Incident], t: float, clock: float) -> float:
+    """A sensor's reading at scenario time `t` (`clock`: epoch seconds, for the daily cycle): its baseline (noise,
+    drift, daily cycle), then what its active incidents do: hold a level (a step), rise, add noise."""
+    v = model.value(t, clock)
+    for inc in incidents:
+        if inc.do.level is not None:
+            v = inc.do.level + model.rng.gauss(0.0, model.noise)
+        if inc.do.rise_per_s is not None:
+            v += inc.do.rise_per_s * (t - inc.at)
+        if inc.do.noise is not None:
+            v += model.rng.gauss(0.0, inc.do.noise)
+    return v
+
+
+def active(sc: Scenario, device: str, t: float) -> list[Incident]:
+    """The incidents of `device` under way at scenario time `t`."""
+    return [i for i in sc.incidents if i.device == device and i.at <= t and (i.for_ is None or t < i.at + i.for_)]
+
+
+def sensor_series(sc: Scenario, device: str, clock0: float) -> list[tuple[float, dict[str, float]]]:
+    """Every reading `device` publishes when the scenario is played from epoch `clock0`, computed without
+    playing it (the same models and seeds as the player): (epoch seconds, metrics)."""
+    index = next(i for i, d in enumerate(sc.devices) if d.id == device)
+    dev = sc.devices[index]
+    model = SensorModel(dev.model or "gas", sc.seed + index)
+    out: list[tuple[float, dict[str, float]]] = []
+    t = 0.0
+    while t < sc.duration:
+        incidents = active(sc, device, t)
+        if not any(i.do.silent for i in incidents):
+            v = sensor_value(model, incidents, t, clock0 + t)
+            out.append((clock0 + t, {model.metric: rounded(model.metric, v)}))
+        t += sc.interval
+    return out
+
+
+def capture(sc: Scenario, clock0: float, root: str = "gw") -> list[dict[str, str]]:
+    """The scenario's sensor readings as capture records (the JSONL `record:` writes and `rules backtest`
+    reads), in time order, each in its device's gateway shape: days of readings without playing them."""
+    from simulators.shapes import reading
+
+    rows: list[tuple[float, str, dict[str, str]]] = []
+    for dev in sc.devices:
+        if dev.kind != "sensor":
+            continue
+        for seq, (ts, metrics) in enumerate(sensor_series(sc, dev.id, clock0)):
+            topic, payload, _ = reading(dev.gateway, root, dev.grid, dev.id, metrics, round(ts * 1000), seq)
+            body = ({"payload_b64": base64.b64encode(payload).decode()} if dev.gateway == "sparkplug-b"
+                    else {"payload": payload.decode()})
+            stamp = datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            rows.append((ts, dev.id, {"received_at": stamp, "topic": topic, **body}))
+    rows.sort(key=lambda r: (r[0], r[1]))
+    return [r[2] for r in rows]

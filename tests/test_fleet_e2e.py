@@ -28,7 +28,7 @@ from simulators.services import Broker, stop_pid
 from tests.agentkit import Gateway, wait_until
 from tests.hubkit import Hub
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # make e2e-test: keeps make test inside its ten minutes
 
 SLA = """
 policies:

@@ -29,7 +29,7 @@ from simulators.services import free_port, stop_pid, wait_port
 from tests.hubkit import EDGE, OPS, ROOT, VIEW01, fresh_pg_database
 from tests.test_hub_api import alert
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # make e2e-test: keeps make test inside its ten minutes
 SLA = """policies:
   - id: fast
     calendar: 24x7

@@ -22,6 +22,7 @@ from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
 from gridwatch.core.kinds import FeedKind
 from gridwatch.core.names import RULE_ID, Severity
+from gridwatch.core.warning import WarningLevel
 
 if TYPE_CHECKING:
     from edge.rules.spec import RuleSpec
@@ -106,6 +107,8 @@ class Verdict:
     value: float | None = None
     start: float | None = None  # episode start when it is not the event time (stale: last seen + limit)
     note: dict[str, str] | None = None  # labels the alert carries about this episode (tamper kind, trigger)
+    level: WarningLevel | None = None  # the highest warning level met (a rule with `levels:`), else None
+    reason: str | None = None  # why a clearing verdict ends the episode (`resolved_by` of the resolve)
 
 
 State = dict[str, Any]
@@ -133,6 +136,7 @@ class Evaluator(Protocol):
     def deadline(self, st: State) -> float | None: ...
     def seed(self, st: State, now: float) -> None: ...
     def overlay(self, ev: Event) -> Overlay | None: ...
+    def keep(self, old: Evaluator, st: State) -> State: ...
 
 
 C = TypeVar("C", bound=Strict)
@@ -169,6 +173,11 @@ class EvaluatorBase:
     def overlay(self, ev: Event) -> Overlay | None:
         """What to draw on a video alert's snapshot; None = no snapshot."""
         return None
+
+    def keep(self, old: Evaluator, st: State) -> State:
+        """The rule was edited (`old` judged it before): what of its state the new terms keep. Nothing, unless
+        a kind learns something an edit of other terms should not throw away (a device's normal)."""
+        return {}
 
 
 class MetricEvaluator(EvaluatorBase):

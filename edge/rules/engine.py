@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from edge.message import Event
+from edge.rules import levels
 from edge.rules.base import Evaluator, Verdict
 from edge.rules.episode import FAULT_SUB, Episode, make_alert
 from edge.rules.ruleset import CompiledRule, RuleSet
@@ -27,6 +28,8 @@ logger = logging.getLogger(__name__)
 
 EvidenceHook = Callable[[Evaluator, Alert], None]
 """Called for every firing alert as it is made, with the evaluator of the rule that raised it."""
+TraceHook = Callable[[CompiledRule, Event, Verdict | None, Episode], None]
+"""Called after each evaluation of a reading with what the evaluator concluded (`rules backtest --trace`)."""
 
 
 class Engine:
@@ -46,6 +49,7 @@ class Engine:
         self.evaluations: defaultdict[str, int] = defaultdict(int)
         self.alerts: Counter[tuple[str, str]] = Counter()
         self.ignored: Counter[str] = Counter()
+        self.trace: TraceHook | None = None
 
     # ---- state in and out -------------------------------------------------------------------
     def load(self, states: dict[str, dict[str, Any]]) -> None:
@@ -118,6 +122,8 @@ class Engine:
             if verdict is not None and (verdict.cond or ep != "idle"):
                 out += self._apply(cr, key, st, verdict)
                 ep = st["ep"]
+            if self.trace is not None:
+                self.trace(cr, ev, verdict, st)
             dirty[key] = None
             if evaluator.timed or ep == "pending" or ep == "clearing":
                 self._arm(key)
@@ -196,7 +202,7 @@ class Engine:
             prev = old.rules.get(st["r"])
             if new is not None and prev is not None and new.spec.kind == prev.spec.kind:
                 if new.version != prev.version:  # edited: keep the episode, restart windows under the new terms
-                    st["d"] = {}
+                    st["d"] = new.evaluator.keep(prev.evaluator, st["d"])  # (what the kind learned may stay)
                     self.dirty[key] = None
                 continue
             if prev is not None and st.get("ep") in ("firing", "clearing"):
@@ -249,6 +255,13 @@ class Engine:
             st["val"] = v.value
         if v.note is not None and ep in ("idle", "pending") and (v.cond or ep == "idle"):
             st["note"] = v.note  # frozen once the alert fires: the resolve says what the firing said
+        if v.level is not None:
+            st["lv"] = v.level
+            if v.cond and ep in ("firing", "clearing") and levels.step(st, v.level, v.ts, hold, clear_hold):
+                if ep == "clearing":
+                    st["ep"] = "firing"
+                    st.pop("cs", None)
+                return self._warn(cr, key, st, v)
         if v.cond is True:
             if ep == "idle":
                 if cr.spec.schedule is not None and not cr.spec.schedule.active_at(v.ts):
@@ -263,15 +276,18 @@ class Engine:
             elif ep == "clearing":
                 st["ep"] = "firing"
                 st.pop("cs", None)
+                st.pop("why", None)
         elif v.cond is False:
             if ep == "pending":
                 st["ep"] = "idle"
             elif ep == "firing":
                 if clear_hold <= 0:
-                    return self._resolve(cr, key, st, v.ts)
+                    return self._resolve(cr, key, st, v.ts, reason=v.reason)
                 st["ep"], st["cs"] = "clearing", v.ts
+                if v.reason:
+                    st["why"] = v.reason
             elif ep == "clearing" and v.ts >= st["cs"] + clear_hold:
-                return self._resolve(cr, key, st, v.ts)
+                return self._resolve(cr, key, st, v.ts, reason=v.reason or st.get("why"))
         return []
 
     def _timers(self, cr: CompiledRule, key: str, st: Episode, now: float) -> list[Alert]:
@@ -279,7 +295,7 @@ class Engine:
         if st["ep"] == "pending" and now >= st["since"] + cr.hold:
             out += self._fire(cr, key, st, now)
         elif st["ep"] == "clearing" and now >= st["cs"] + cr.clear_hold:
-            out += self._resolve(cr, key, st, now)
+            out += self._resolve(cr, key, st, now, reason=st.get("why"))
         if st["sub"] == FAULT_SUB:
             return out
         verdict = cr.evaluator.tick(st["d"], now)
@@ -322,6 +338,9 @@ class Engine:
     # ---- alerts -----------------------------------------------------------------------------
     def _fire(self, cr: CompiledRule, key: str, st: Episode, ts: float) -> list[Alert]:
         st["ep"], st["start"], st["fired"] = "firing", st["since"], ts
+        if cr.severities and "lv" in st:
+            st["lvl"], st["wseq"] = st["lv"], 0
+            st.pop("lvs", None)
         self.urgent.add(key)
         self._index(key, st, +1)
         if self._is_suppressed(cr, st):
@@ -332,12 +351,24 @@ class Engine:
         st["sup"] = False
         return [self._alert(cr, st, "firing", ts)]
 
+    def _warn(self, cr: CompiledRule, key: str, st: Episode, v: Verdict) -> list[Alert]:
+        """The firing episode's warning level changed: one `warning` alert with the next sequence number (none
+        while suppressed: the alert that is let through later carries the level of its time)."""
+        st["wseq"] = st.get("wseq", 0) + 1
+        if v.note is not None:
+            st["note"] = v.note  # the new level's figures (a nearer time to the line)
+        self.urgent.add(key)
+        if st.get("sup"):
+            return []
+        return [self._alert(cr, st, "warning", v.ts)]
+
     def _resolve(self, cr: CompiledRule, key: str, st: Episode, ts: float,
                  reason: str | None = None) -> list[Alert]:
         was_suppressed = st.get("sup", False)
         body = None if was_suppressed else self._alert(cr, st, "resolved", ts, resolved_by=reason)
         st["ep"] = "idle"
         st["sup"] = False
+        st.pop("why", None)
         self.urgent.add(key)
         self._suppressed.discard(key)
         self._index(key, st, -1)

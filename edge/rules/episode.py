@@ -14,6 +14,7 @@ from typing import Any, Literal, NotRequired, TypedDict
 from edge.rules.ruleset import CompiledRule
 from gridwatch.core.alert import Alert, AlertState, from_epoch
 from gridwatch.core.names import Severity
+from gridwatch.core.warning import WarningLevel, warning_name
 from gridwatch.core.words import category_name
 
 FAULT_SUB = "!implausible"
@@ -47,6 +48,8 @@ class Episode(TypedDict):
     """When the alert fired."""
     cs: NotRequired[float]
     """When clearing began."""
+    why: NotRequired[str]
+    """Why it is clearing, when the evaluator said (`crossed`, `relearned`): the resolve's `resolved_by`."""
     sup: NotRequired[bool]
     """Firing but suppressed by another rule's firing alert (its alert waits)."""
     val: NotRequired[Any]
@@ -55,6 +58,14 @@ class Episode(TypedDict):
     """Labels the evaluator adds, frozen when the alert fires (the resolve says what the firing said)."""
     adev: NotRequired[str]
     """A correlation's alert: the device of the alert that started it."""
+    lv: NotRequired[WarningLevel]
+    """A rule with warning levels: the level the last reading judged."""
+    lvl: NotRequired[WarningLevel]
+    """The episode's warning level since it fired (`edge.rules.levels.step` moves it)."""
+    lvs: NotRequired[list[Any]]
+    """`["+" or "-", since]`: readings have judged a level above / below `lvl` since then."""
+    wseq: NotRequired[int]
+    """Changes of level sent in this episode (the `warning_seq` of the last `warning` alert)."""
 
 
 def alert_id(rule_id: str, device: str, sub: str, start: float) -> str:
@@ -80,13 +91,17 @@ def make_alert(cr: CompiledRule, st: Episode, state: AlertState, ts: float, edge
         labels.update(st["note"])
     if resolved_by:
         labels["resolved_by"] = resolved_by
+    level = st.get("lvl") if cr.severities else None
+    if level is not None and st["sub"] != FAULT_SUB:
+        severity = cr.severities[level] if cr.severities else severity
     device: str = st.get("adev") or st["dev"]
     value = st.get("val")
     return Alert(
         alert_id=alert_id(spec.id, st["dev"], st["sub"], st["start"]), state=state, rule_id=spec.id,
         rule_hash=cr.version, edge_id=edge_id, device_id=device, grid_id=st["grid"], kind=st["k"],
         category=category, severity=severity, started_at=from_epoch(st["start"]), observed_at=from_epoch(ts),
-        value=value, message=message(cr, st, value, device, category), labels=labels)
+        value=value, message=message(cr, st, value, device, category), labels=labels,
+        warning=level if st["sub"] != FAULT_SUB else None, warning_seq=st.get("wseq", 0) if state == "warning" else 0)
 
 
 def message(cr: CompiledRule, st: Episode, value: Any, device: str, category: str) -> str:
@@ -107,17 +122,56 @@ def message(cr: CompiledRule, st: Episode, value: Any, device: str, category: st
                     f"（{note.get('device_ids', '')}）")
         return (f"gateway {device} offline: {note.get('devices', '?')} devices behind it unreachable "
                 f"({note.get('device_ids', '')})")
+    level = st.get("lvl") if cr.severities else None
     if spec.message is None:
+        prefix = "" if level is None else warning_name(level, cr.lang) + ("：" if zh else ": ")
+        early = early_words(note, spec.match.metric or "", zh)
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if zh:
-            return f"{category_name(category)}：{device}" + (f"，数值 {value:g}" if number else "")
-        return f"{spec.id} ({category}) at {device}" + (f" value {value:g}" if number else "")
+            return prefix + f"{category_name(category)}：{device}" + (
+                f"，{early}" if early else f"，数值 {value:g}" if number else "")
+        return prefix + f"{spec.id} ({category}) at {device}" + (
+            f": {early}" if early else f" value {value:g}" if number else "")
     threshold = getattr(spec.when, "threshold", None)
+    eta = note.get("eta_s")
     fields = {"value": value if value is not None else float("nan"), "device": device, "grid": st["grid"],
               "rule": spec.id, "metric": spec.match.metric or "", "zone": st["sub"],
               "threshold": threshold if threshold is not None else float("nan"),
-              "category": category, "severity": spec.severity}
+              "category": category, "severity": spec.severity,
+              "level": "" if level is None else warning_name(level, cr.lang),
+              "eta_min": float(eta) / 60 if eta is not None else float("nan")}
     try:
         return spec.message.format(**fields)
     except (KeyError, IndexError, ValueError, TypeError):
         return f"{spec.id} at {device}"
+
+
+def duration_words(seconds: float, zh: bool) -> str:
+    """`约 25 分钟` / `about 25 min`; under a minute, `不到 1 分钟` / `under a minute`."""
+    minutes = round(seconds / 60)
+    if minutes < 1:
+        return "不到 1 分钟" if zh else "under a minute"
+    hours, minutes = divmod(minutes, 60)
+    parts = ([f"{hours} 小时" if zh else f"{hours} h"] if hours else []) + (
+        [f"{minutes} 分钟" if zh else f"{minutes} min"] if minutes or not hours else [])
+    return ("约 " if zh else "about ") + " ".join(parts)
+
+
+def early_words(note: dict[str, Any], metric: str, zh: bool) -> str:
+    """What an early-warning rule saw, in words: where the trend is going (`eta_s`, `line`, `now`, `per_min`), or
+    how far a reading is from the device's own normal (`normal`, `spread`, `z`); "" for other rules."""
+    if "eta_s" in note:
+        rate = float(note["per_min"])
+        if zh:
+            way = "上升" if rate >= 0 else "下降"
+            return (f"{metric} 预计{duration_words(float(note['eta_s']), True)}后达到 {note['line']}"
+                    f"（当前 {note['now']}，每分钟{way} {abs(rate):.3g}）")
+        return (f"{metric} expected to reach {note['line']} in {duration_words(float(note['eta_s']), False)} "
+                f"(now {note['now']}, {rate:+.3g} per minute)")
+    if "normal" in note:
+        if zh:
+            return (f"{metric} 为 {note['now']}，偏离其常态 {note['normal']}±{note['spread']}"
+                    f"（{note['z']} 倍离散度）")
+        return (f"{metric} is {note['now']}, away from its normal {note['normal']}±{note['spread']} "
+                f"({note['z']} spreads)")
+    return ""

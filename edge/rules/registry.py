@@ -16,8 +16,10 @@ from pydantic import BaseModel
 from edge.rules import (
     correlation,
     count,
+    deviation,
     dwell,
     fence_event,
+    forecast,
     hotspot,
     motion,
     rate,
@@ -57,6 +59,8 @@ class RuleKind:
 KINDS: dict[str, RuleKind] = {name: RuleKind.of(name, module) for name, module in (
     ("window", window),
     ("rate", rate),
+    ("forecast", forecast),
+    ("deviation", deviation),
     ("stale", stale),
     ("stuck", stuck),
     ("count", count),

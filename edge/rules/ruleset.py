@@ -6,8 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from edge.message import Event
-from edge.rules import correlation, registry
-from edge.rules.base import Evaluator
+from edge.rules import correlation, levels, registry
+from edge.rules.base import Evaluator, Severity
 from edge.rules.spec import RuleFile, RuleSpec
 from gridwatch.core.kinds import FEED_KINDS
 from gridwatch.core.words import Lang
@@ -23,10 +23,12 @@ class CompiledRule:
     id: str = ""
     plausible: tuple[float, float] | None = None
     lang: Lang = "zh-CN"  # the rule file's: the language of the default message
+    severities: dict[str, Severity] | None = None  # warning level -> severity, for a rule with `levels:`
 
     def __post_init__(self) -> None:
         self.id = self.spec.id  # plain attributes: read for every evaluation
         self.plausible = self.spec.plausible
+        self.severities = levels.severities(self.spec.when) or None
 
 
 def compile_rule(spec: RuleSpec, lang: Lang = "zh-CN") -> CompiledRule:

@@ -33,7 +33,7 @@ WhenConfig = Annotated[
 ]
 
 TEMPLATE_FIELDS = {"value": 1.0, "device": "d", "grid": "g", "rule": "r", "metric": "m", "zone": "z",
-                   "threshold": 1.0, "category": "c", "severity": "s"}
+                   "threshold": 1.0, "category": "c", "severity": "s", "level": "l", "eta_min": 1.0}
 
 
 class RuleSpec(Strict):

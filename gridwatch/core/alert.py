@@ -19,8 +19,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 
 from gridwatch.core.kinds import FeedKind
 from gridwatch.core.names import Severity
+from gridwatch.core.warning import WarningLevel
 
-AlertState = Literal["firing", "resolved"]
+AlertState = Literal["firing", "warning", "resolved"]
+"""`firing` once, then any `warning` changes of its level (early-warning rules), then `resolved`."""
 MAX_BATCH: Final = 5000
 
 
@@ -64,7 +66,9 @@ class Place(BaseModel):
 
 
 class Alert(BaseModel):
-    """One episode change of one rule on one device: `firing` once, later `resolved` with the same id."""
+    """One episode change of one rule on one device: `firing` once, later `resolved` with the same id. A rule
+    with warning levels (预警 蓝/黄/橙/红) sends each change of level in between as state `warning`, numbered by
+    `warning_seq` within the episode, so a climb blue → orange → red is one alert and one case."""
 
     model_config = ConfigDict(extra="allow")
     alert_id: str = Field(min_length=1, max_length=64, description="hash(rule, device, zone, episode start)")
@@ -84,11 +88,15 @@ class Alert(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     evidence: Evidence = Field(default_factory=Evidence)
     place: Place | None = Field(None, description="the device's place, from the registry the agent holds")
+    warning: WarningLevel | None = Field(None, description="预警 level (blue, yellow, orange, red) of an "
+                                                           "early-warning rule at this change")
+    warning_seq: int = Field(0, ge=0, le=100_000, description="the nth change of level in this episode (state "
+                                                               "`warning`; 0 otherwise)")
 
     @property
     def key(self) -> tuple[str, str]:
-        """Idempotency key: the hub takes each (alert_id, state) once."""
-        return (self.alert_id, self.state)
+        """Idempotency key: the hub takes each (alert_id, state) once; each change of level once too."""
+        return (self.alert_id, f"warning:{self.warning_seq}" if self.state == "warning" else self.state)
 
 
 def _holds_nul(value: object) -> bool:

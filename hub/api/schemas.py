@@ -78,6 +78,8 @@ class CasePublic(BaseModel):
     rejections: int = Field(0, description="核查 failed the result back to handling")
     rating: str | None = Field(None, description="回访: satisfied | basically | unsatisfied")
     assist: list[str] = Field(default_factory=list, description="协办: the assisting units of joint handling")
+    warning: str | None = Field(None, description="预警 level of an early-warning case: blue, yellow, orange, red "
+                                                  "(蓝色 Ⅳ级 … 红色 Ⅰ级); null for other cases")
 
 
 class TimelineOut(BaseModel):
@@ -158,7 +160,7 @@ _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", 
             "accepted_at", "resolved_at", "closed_at", "stage_started_at", "first_seen", "last_seen",
             "first_received", "alert_count", "cleared_at", "escalations", "place", "backup", "repeat_of",
             "reopened", "resolved_by", "assignee", "extensions", "supervisions", "dispatched_at", "verified_at",
-            "rejections", "rating")
+            "rejections", "rating", "warning")
 
 
 def case_fields(store: Store, case: Case, pauses: list[Pause], now: datetime) -> dict[str, Any]:

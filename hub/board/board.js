@@ -70,7 +70,7 @@ const I18N = {
     tl_opened: "立案，责任单位 {owner}", tl_opened_manual: "手工上报立案（{tier}）", tl_merged: "合并告警（设备时间 {observed_at}）",
     tl_light: "{stage}阶段转为{light}", tl_escalated: "超时未{stage}，由 {from} 升级至 {to}", tl_escalated_plain: "由 {from} 升级至 {to}",
     tl_backup_notified: "通知AB岗 {backup}", tl_reminder: "催办 {to}", tl_condition_cleared: "现场告警已消除",
-    tl_condition_returned: "现场告警复现", tl_severity_raised: "级别由{from}提升为{to}", tl_transfer: "由 {from} 转派至 {to}",
+    tl_condition_returned: "现场告警复现", tl_severity_raised: "级别由{from}提升为{to}", tl_warning_raised: "预警由{from}升至{to}", tl_warning_lowered: "预警由{from}降至{to}{applied}", tl_warning_kept: "（案件保持原级别）", tl_transfer: "由 {from} 转派至 {to}",
     tl_photo: "上传现场照片", tl_maintenance: "（检修窗口结束后立案）",
   },
   en: {
@@ -150,7 +150,7 @@ const I18N = {
     tl_light: "{stage} clock turned {light}", tl_escalated: "not {stage} in time: escalated from {from} to {to}",
     tl_escalated_plain: "escalated from {from} to {to}", tl_backup_notified: "backup {backup} notified",
     tl_reminder: "reminder to {to}", tl_condition_cleared: "condition cleared on site", tl_condition_returned: "condition returned",
-    tl_severity_raised: "severity raised from {from} to {to}", tl_transfer: "transferred from {from} to {to}",
+    tl_severity_raised: "severity raised from {from} to {to}", tl_warning_raised: "warning raised from {from} to {to}", tl_warning_lowered: "warning fell from {from} to {to}{applied}", tl_warning_kept: " (the case keeps its level)", tl_transfer: "transferred from {from} to {to}",
     tl_photo: "photo added", tl_maintenance: " (after a maintenance window)",
   },
 };
@@ -452,12 +452,19 @@ function upsertRow(c) {
     const f = document.createElement("span"); f.className = `flag ${cls}`; f.textContent = t(key); f.title = t(`${key}_title`);
     category.append(" ", f);
   }
+  if (c.warning) category.append(" ", warningBadge(c.warning)); // 预警 level: its colour and Chinese name
   tr.replaceChildren(sel, first, shortId(c.id), category, cell(where(c), "c-where"),
     cell(c.title || "", "c-msg"), cell(label("severity", c.severity), "c-severity"), cell(c.grid ? unitName(c.grid) : "", "c-grid"),
     cell(unitLabel(c.owner), "c-owner"), cell(label("status", c.status), "c-status"),
     cell("", "num c-elapsed"), cell("", "num c-left"), cell(c.cleared_at ? "✓" : "", "c-cleared"), cell(String(c.escalations ?? 0), "num c-esc"));
   tickRow(c, tr);
   redAt(c);
+}
+
+function warningBadge(level) {
+  const w = document.createElement("span");
+  w.className = `warn ${level}`; w.dataset.warning = level; w.textContent = label("warning", level);
+  return w;
 }
 
 // A timer set for the moment the running clock passes its limit: the row turns red then, to the moment,
@@ -737,6 +744,10 @@ function describe(e) {
   if (p.rating) p.rating = label("rating", p.rating);
   if (Array.isArray(p.units)) p.units = p.units.map(unitLabel).join("、");
   if (e.action === "severity_raised") { p.from = label("severity", d.from); p.to = label("severity", d.to); }
+  if (e.action === "warning_raised" || e.action === "warning_lowered") {
+    p.from = d.from ? label("warning", d.from) : "—"; p.to = label("warning", d.to);
+    p.applied = e.action === "warning_lowered" && !d.applied ? t("tl_warning_kept") : "";
+  }
   if (p.stage) p.stage = label("stage", p.stage);
   if (p.light) p.light = label("light", p.light);
   if (p.observed_at) p.observed_at = fmtTime(p.observed_at);
@@ -769,6 +780,7 @@ async function openDetail(id) {
   const body = $("#detail-body");
   const h = document.createElement("h2");
   h.textContent = `${label("category", c.category)} · ${label("severity", c.severity)}`;
+  if (c.warning) h.append(" ", warningBadge(c.warning));
   const sub = document.createElement("p");
   sub.textContent = `${where(c)} · ${c.grid ? unitName(c.grid) : ""} → ${unitLabel(c.owner)} · ${label("status", c.status)} · ${label("light", c.clock?.light)}`;
   sub.className = "c-summary";
