@@ -33,7 +33,7 @@ from hub.api import map as map_
 from hub.api import notices as notices_api
 from hub.api.deps import HubState
 from hub.api.errors import Refused, refused_answer
-from hub.api.guard import FailureLimiter, Guard, IntakeLimiter
+from hub.api.guard import FailureLimiter, Guard, IntakeLimiter, networks
 from hub.api.headers import Hardening
 from hub.calendar_files import load_calendars
 from hub.calendar_watch import notices
@@ -120,7 +120,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
                              fleet=cfg.fleet, rule_tools=rule_tools, labels=labels,
-                             max_photo_bytes=cfg.limits.max_photo_bytes, people=People(store, cfg.keys))
+                             max_photo_bytes=cfg.limits.max_photo_bytes,
+                             people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock))
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
@@ -165,6 +166,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
 
     guard = FailureLimiter(cfg.limits.auth_failures, cfg.limits.auth_window)
     app.state.auth_limiter = guard
+    app.state.trusted_proxies = networks(cfg.listen.trusted_proxies)  # sign-in tells clients apart as the guard
     app.add_middleware(Guard, keys=lambda: app.state.hub.people.keys(), max_body=cfg.limits.max_body_bytes,
                        limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies)
     app.add_middleware(Hardening, tls=cfg.listen.tls_cert is not None)  # outermost: refusals get them too

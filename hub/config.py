@@ -85,6 +85,10 @@ class HubLimits(Strict):
                                  "WebP): larger ones get 413")
     auth_failures: int = Field(20, ge=1, description="wrong keys a client may present per auth_window")
     auth_window: float = Field(60.0, gt=0, description="seconds; past auth_failures the client gets 429")
+    account_failures: int = Field(10, ge=1, le=1000, description="wrong passwords in a row that lock an account, "
+                                  "from whatever addresses they come")
+    account_lock: Duration = Field(900.0, gt=0, description="the first lock; each next one without a right "
+                                   "password between doubles, up to a day (an administrator may unlock)")
     intake_rate: float = Field(5000.0, gt=0, description="alerts per second each edge key may send (429 past it)")
     intake_burst: float = Field(20000.0, ge=1, description="alerts an edge key may send at once")
     stream_queue: int = Field(1000, ge=1, le=100_000, description="events a stream client may fall behind "

@@ -4,6 +4,11 @@ beside those of hub.yaml.
 
 - **Passwords** are hashed with Argon2id (argon2-cffi's RFC 9106 low-memory profile) and verified in
   constant time by the library; a hash made with weaker parameters is upgraded at the next sign-in.
+- **Wrong passwords are counted per account**, from whatever addresses they come (beside the per-address
+  limit of the API's guard): `lock_after` in a row lock the account for `lock_for`, doubled at each further
+  lock without a right password between (at most a day); a locked account refuses the right password too,
+  until the lock passes or an administrator unlocks it. The counters are in the database, so every replica
+  sees them. The refusal says no more than a wrong password does.
 - **Sessions** are random bearer tokens (`gws_` + 32 bytes, URL-safe); only their SHA-256 is stored, with an
   expiry (`SESSION_TTL`). Disabling a person, or changing their password, ends their sessions at once.
 - **Keys** added through the API are kept hashed like hub.yaml's; a disabled key stops working at once in
@@ -15,6 +20,7 @@ Reads of sessions and keys go through a short cache, so a request costs no query
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import threading
 import time
@@ -34,7 +40,9 @@ from hub.store import Store
 
 PersonRole = Literal["operator", "viewer", "admin"]
 SESSION_PREFIX = "gws_"
+logger = logging.getLogger(__name__)
 SESSION_TTL = timedelta(hours=12)
+MAX_LOCK_S = 86400.0  # the longest lock an account gets, however often it is locked
 CACHE_S = 2.0
 MIN_PASSWORD = 8
 _hasher = PasswordHasher()
@@ -48,6 +56,7 @@ class Person:
     unit: str | None
     role: PersonRole
     disabled: bool = False
+    locked_until: datetime | None = None
 
 
 def token_hash(token: str) -> str:
@@ -59,9 +68,10 @@ def is_session_token(token: str) -> bool:
 
 
 class People:
-    def __init__(self, store: Store, file_keys: list[ApiKey]) -> None:
+    def __init__(self, store: Store, file_keys: list[ApiKey], lock_after: int = 10, lock_for: float = 900.0) -> None:
         self.store = store
         self.file_keys = file_keys
+        self.lock_after, self.lock_for = lock_after, lock_for
         self._lock = threading.Lock()
         self._keys: tuple[float, list[ApiKey]] | None = None
         self._sessions: dict[str, tuple[float, Person | None, datetime | None]] = {}
@@ -154,20 +164,28 @@ class People:
 
     # ---- sessions -----------------------------------------------------------------------------
     def login(self, username: str, password: str) -> tuple[str, Person, datetime] | None:
-        """A new session for a right name and password of an enabled person; None otherwise (the same time
-        is spent on an unknown name as on a wrong password)."""
+        """A new session for a right name and password of an enabled, unlocked person; None otherwise (the same
+        time is spent on an unknown name as on a wrong password). A wrong password counts against the account."""
+        now = self.store.now()
         with Session(self.store.engine) as s:
             u = s.get(User, username)
             stored = u.password_hash if u is not None else _DUMMY
             try:
                 _hasher.verify(stored, password)
+                right = True
             except (VerificationError, InvalidHashError):
+                right = False
+            if u is None:
                 return None
-            if u is None or u.disabled:
+            locked = u.locked_until is not None and u.locked_until > now
+            if not right:
+                s.close()
+                self._wrong(username, now)
+                return None
+            if u.disabled or locked:
                 return None
             rehash = _hasher.check_needs_rehash(stored)
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
-        now = self.store.now()
         expires = now + SESSION_TTL
         with self.store.transaction() as s:
             u = s.get(User, username, with_for_update=True)
@@ -175,10 +193,35 @@ class People:
                 return None
             if rehash:
                 u.password_hash = _hasher.hash(password)
+            u.failed_logins, u.locks, u.locked_until = 0, 0, None
             s.add(UserSession(token_hash=token_hash(token), username=username, created_at=now, expires_at=expires))
             s.execute(delete(UserSession).where(UserSession.username == username, UserSession.expires_at < now))
             person = _person(u)
         return token, person, expires
+
+    def _wrong(self, username: str, now: datetime) -> None:
+        """One more wrong password for this account: past `lock_after` in a row, lock it (longer each time)."""
+        with self.store.transaction() as s:
+            u = s.get(User, username, with_for_update=True)
+            if u is None:
+                return
+            u.failed_logins = (u.failed_logins or 0) + 1
+            if u.failed_logins < self.lock_after:
+                return
+            u.locks = (u.locks or 0) + 1
+            u.failed_logins = 0
+            u.locked_until = now + timedelta(seconds=min(self.lock_for * 2 ** (u.locks - 1), MAX_LOCK_S))
+            logger.warning("account %s locked until %s after %d wrong passwords in a row (lock %d)", username,
+                           u.locked_until.isoformat(), self.lock_after, u.locks)
+
+    def unlock(self, username: str) -> Person:
+        """An administrator lifts the lock and clears the counters."""
+        with self.store.transaction() as s:
+            u = s.get(User, username, with_for_update=True)
+            if u is None:
+                raise NotFound(f"no user {username!r}")
+            u.failed_logins, u.locks, u.locked_until = 0, 0, None
+            return _person(u)
 
     def logout(self, token: str) -> None:
         h = token_hash(token)
@@ -263,4 +306,4 @@ class People:
 
 
 def _person(u: User) -> Person:
-    return Person(u.username, u.name, u.unit, u.role, u.disabled)  # type: ignore[arg-type]
+    return Person(u.username, u.name, u.unit, u.role, u.disabled, u.locked_until)  # type: ignore[arg-type]

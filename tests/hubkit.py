@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import threading
@@ -29,9 +32,10 @@ class Hub:
         self.url = f"http://127.0.0.1:{self.port}"
         (tmp / "sla.yaml").write_text(sla)
         more = [{**{k: v for k, v in key.items() if k != "key"}, "hash": hash_key(key["key"])} for key in keys or []]
+        listen = extra.pop("listen", {})  # more of `listen:` (trusted_proxies), beside the host and port
         (tmp / "hub.yaml").write_text(yaml.safe_dump({**extra,
             "database": database or f"sqlite:///{tmp / 'hub.sqlite'}",
-            "listen": {"host": "127.0.0.1", "port": self.port},
+            "listen": {"host": "127.0.0.1", "port": self.port, **listen},
             "org": str(ROOT / "configs/org.yaml"), "sla": str(tmp / "sla.yaml"),
             "calendars": str(ROOT / "configs/calendars"), "tz": "Asia/Shanghai",
             "keys": [{"name": "edge", "role": "edge", "hash": hash_key(EDGE)},
@@ -42,14 +46,20 @@ class Hub:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, prefix: tuple[str, ...] = ()) -> Hub:
-        """`prefix`: a command the hub runs under (e.g. faketime)."""
-        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(self.cfg)])
+        """`prefix`: a command the hub runs under (e.g. faketime, which forks the hub as its child: the hub then
+        runs in a process group of its own, which `stop` ends whole)."""
+        self.proc = subprocess.Popen([*prefix, sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(self.cfg)],
+                                     start_new_session=bool(prefix))
+        self.group = bool(prefix)
         wait_port(self.port, 30, self.proc)
         return self
 
     def stop(self) -> None:
         if self.proc is not None:
-            stop_pid(self.proc)
+            if self.group:
+                stop_group(self.proc)
+            else:
+                stop_pid(self.proc)
             self.proc = None
 
     def post(self, alerts: list[dict]) -> list[dict]:
@@ -83,6 +93,20 @@ def serve_in_thread(app: Any) -> tuple[int, Callable[[], None]]:
         th.join(10)
 
     return port, stop
+
+
+def stop_group(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """End a process started with `start_new_session` and everything it forked (SIGTERM, then SIGKILL)."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 @contextmanager

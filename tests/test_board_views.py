@@ -181,14 +181,24 @@ def test_chinese_is_read_back_from_the_pixels_of_every_view(tmp_path, bare_brows
             assert word in text, (word, text)
         page.context.close()
 
+        # an early warning (预警) that fired orange and climbed to red: one case, the level in its colour
+        flood = alert(3, "grid-01", category="flood", severity="major", warning="orange",
+                      message="橙色预警（Ⅱ级）：积水内涝：water-41，预计约 13 分钟后达到 2.5")
+        warned = hub.post([flood])[0]["case_id"]
+        red = {**flood, "state": "warning", "warning": "red", "warning_seq": 1, "severity": "critical",
+               "message": "红色预警（Ⅰ级）：积水内涝：water-41，预计约 4 分钟后达到 2.5"}
+        assert hub.post([red])[0]["case_id"] == warned
         wall = open_page(bare_browser, hub, width=1920, height=1080, path="/?wall=1")
         login(wall)
         wall.wait_for_selector(f"tr[data-case='{late}'][data-light='red']")
-        wall.wait_for_function("document.querySelector('#n-opened_today').textContent === '2'", timeout=10_000)
+        wall.wait_for_function("document.querySelector('#n-opened_today').textContent === '3'", timeout=10_000)
+        badge = wall.locator(f"tr[data-case='{warned}'] .warn[data-warning='red']")
+        assert badge.inner_text() == "红色预警"
+        assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(217, 32, 44)"
         shot = OUT / "board-wall.png"
         wall.screenshot(path=str(shot))
         text = ocr(shot)
-        for word in ("红灯", "今日超时", "今日办结", "燃气泄漏", "甲烷浓度"):
+        for word in ("红灯", "今日超时", "今日办结", "燃气泄漏", "甲烷浓度", "红色预警"):
             assert word in text, (word, text)
         assert fonts_of_chinese_text(wall) == []
         wall.context.close()

@@ -78,3 +78,14 @@ def test_a_falling_level_is_recorded_and_lowers_the_case_only_if_the_policy_says
     else:
         assert (case.warning, case.severity) == ("yellow", "minor") and case.title.startswith("黄色预警")
     store.engine.dispose()
+
+
+def test_a_climb_is_an_event_people_can_be_told_of_and_the_shipped_policy_tells_the_duty_and_leader():
+    from hub.notify_plan import kind_of
+    assert kind_of("warning_raised", {"from": "orange", "to": "red"}, "flood", "grid-02") == ("warning_raised",
+                                                                                              "grid-02")
+    assert kind_of("warning_lowered", {"from": "red", "to": "yellow"}, "flood", "grid-02") is None
+    import yaml
+    policy = yaml.safe_load(open("configs/notify.yaml", encoding="utf-8"))
+    told = [r for r in policy["rules"] if "warning_raised" in r["events"]]
+    assert told and set(told[0]["to"]) == {"duty", "leader"} and told[0]["urgent"] is True

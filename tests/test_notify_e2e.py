@@ -28,7 +28,7 @@ from hub.calendar_files import load_calendars
 from hub.org import Org, OrgFile
 from hub.roster import load_rosters
 from simulators.services import free_port, wait_port
-from tests.hubkit import ROOT, Hub, fresh_pg_database
+from tests.hubkit import ROOT, Hub, fresh_pg_database, stop_group
 from tests.notifykit import MOBILE, PEOPLE, SECRETS, SLA, emulator_spec, notify_policy, seed_people, write_configs
 
 pytestmark = pytest.mark.notify
@@ -51,13 +51,12 @@ def emulators_at(tmp: Path, prefix: tuple[str, ...] = ()) -> Iterator[int]:
     spec = tmp / "emulators.json"
     spec.write_text(json.dumps(emulator_spec(tmp, port=port, hang_s=4)))
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "simulators.notify_emulators", str(spec)],
-                            stdout=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, start_new_session=True)  # faketime forks: end the group
     try:
         wait_port(port, 20, proc)  # type: ignore[arg-type]
         yield port
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        stop_group(proc)
 
 
 @pytest.fixture(autouse=True)

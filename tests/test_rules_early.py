@@ -157,7 +157,8 @@ def test_level_config_errors_are_named(tmp_path):
     bad = LEVELS.replace("- {level: yellow, horizon: 30m}", "- {level: red, horizon: 30m}")
     with pytest.raises(ConfigError) as err:
         engine(tmp_path, bad)
-    assert "rules.yaml:rules[0].when" in str(err.value) and "each level once" in str(err.value)
+    assert "rules.yaml:rules[0].when.levels: levels: each level once" in str(err.value)
+    assert str(err.value).endswith("(line 11)")  # the `levels:` key, in the file as written
     with pytest.raises(ConfigError) as err:
         engine(tmp_path, LEVELS.replace("horizon: 60m}", "horizon: 60m}\n        - {level: blue, k: 3}"))
     assert "rules[0].when" in str(err.value)

@@ -84,6 +84,11 @@ class IntakeLimiter:
             return 0.0
 
 
+def networks(proxies: list[str]) -> list[IPNetwork]:
+    """`listen.trusted_proxies` as networks (validated by the config already)."""
+    return [ipaddress.ip_network(p, strict=False) for p in proxies]
+
+
 def client_address(peer: str, forwarded_for: str | None, proxies: list[IPNetwork]) -> str:
     """Who is asking: the peer, or behind trusted proxies the last `X-Forwarded-For` hop that is not one of
     them (the hops before it are the client's own word and may be forged)."""
@@ -109,7 +114,7 @@ class Guard:
     def __init__(self, app: ASGIApp, *, keys: Callable[[], list[ApiKey]], max_body: int,
                  limiter: FailureLimiter, failures: Counter, proxies: list[str] | None = None) -> None:
         self.app, self.keys, self.max_body, self.limiter, self.failures = app, keys, max_body, limiter, failures
-        self.proxies = [ipaddress.ip_network(p, strict=False) for p in proxies or ()]
+        self.proxies = networks(proxies or [])
         self._said = 0.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

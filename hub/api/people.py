@@ -2,7 +2,9 @@
 restart needed), and assigning a case to a person of the unit that holds it (网格员).
 
 Signing in answers a session token that is used like a key (`Authorization: Bearer gws_…`). Wrong names or
-passwords count against the client like wrong keys (429 after `limits.auth_failures`)."""
+passwords count against the client like wrong keys (429 after `limits.auth_failures`, the client told apart
+behind `listen.trusted_proxies` as the guard does), and wrong passwords against the account too (locked
+after `limits.account_failures` in a row, from any addresses; `POST /users/{u}/unlock` lifts it)."""
 
 from __future__ import annotations
 
@@ -35,10 +37,13 @@ class PersonOut(BaseModel):
     unit: str | None
     role: str
     disabled: bool
+    locked_until: datetime | None = Field(None, description="wrong passwords locked the account until then "
+                                                            "(an administrator may unlock it)")
 
 
 def _out(p: Person) -> PersonOut:
-    return PersonOut(username=p.username, name=p.name, unit=p.unit, role=p.role, disabled=p.disabled)
+    return PersonOut(username=p.username, name=p.name, unit=p.unit, role=p.role, disabled=p.disabled,
+                     locked_until=p.locked_until)
 
 
 class LoginBody(BaseModel):
@@ -62,7 +67,7 @@ async def login(body: LoginBody, request: Request) -> LoginOut:
     """Sign in with a name and password: a session for the board (or any API client)."""
     limiter = request.app.state.auth_limiter
     client = client_address((request.client.host if request.client else "?"), request.headers.get("x-forwarded-for"),
-                            [])
+                            request.app.state.trusted_proxies)
     wait = limiter.blocked_for(client)
     if wait > 0:
         raise HTTPException(429, "too many failed sign-ins; try again later", headers={"Retry-After": f"{wait:.0f}"})
@@ -70,7 +75,7 @@ async def login(body: LoginBody, request: Request) -> LoginOut:
     if got is None:
         limiter.failed(client)
         request.app.state.hub.metrics.auth_failures.inc()
-        raise HTTPException(401, "wrong name or password, or the account is disabled")
+        raise HTTPException(401, "wrong name or password, or the account is disabled or locked")
     token, person, expires = got
     return LoginOut(token=token, expires_at=expires, user=_out(person))
 
@@ -121,6 +126,13 @@ def change_user(username: str, body: PersonChange, request: Request, who: Admin)
     with refusing("no such user"):
         return _out(_people(request).change(username, name=body.name, unit=body.unit, role=body.role,
                                             password=body.password, disabled=body.disabled))
+
+
+@router.post("/users/{username}/unlock", responses=responses(*GUARD, 403, 404))
+def unlock_user(username: str, request: Request, who: Admin) -> PersonOut:
+    """Lift a lock that wrong passwords put on an account, and clear its count."""
+    with refusing("no such user"):
+        return _out(_people(request).unlock(username))
 
 
 class KeyOut(BaseModel):
