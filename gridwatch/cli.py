@@ -258,6 +258,28 @@ Next: gridwatch hub check -c {made.config}
     return 0
 
 
+def _hub_audit(args: argparse.Namespace) -> int:
+    """`hub audit check`: walk the audit trail's hash chain; exit 1 naming each broken record."""
+    from hub.audit import verify
+    from hub.config import load_hub_config
+    from hub.db import make_engine
+
+    cfg = _load(load_hub_config, args.config)
+    if cfg is None:
+        return 1
+    engine = make_engine(cfg.database)
+    try:
+        n, broken = verify(engine)
+    finally:
+        engine.dispose()
+    for b in broken:
+        print(f"audit record {b.seq}: {b.reason}", file=sys.stderr)
+    if broken:
+        return 1
+    print(f"audit trail intact: {n} records, each chained to the one before")
+    return 0
+
+
 def _hub_migrate(args: argparse.Namespace) -> int:
     from hub.config import load_hub_config
     from hub.db import current_revision, head_revision, make_engine, migrate, revisions, upgrade_sql
@@ -523,6 +545,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                        "run nothing")
     hm.add_argument("--from-empty", action="store_true", help="with --sql: the SQL for an empty database")
     hm.set_defaults(func=_hub_migrate)
+    ha = hub.add_parser("audit", help="the audit trail: `check` walks its hash chain and names any record "
+                                      "deleted or altered").add_subparsers(dest="audit_cmd", required=True)
+    hac = ha.add_parser("check", help="verify the audit trail's hash chain (exit 1 naming broken records)")
+    hac.add_argument("-c", "--config", type=Path, default=Path("configs/hub.yaml"))
+    hac.set_defaults(func=_hub_audit)
     hcal = hub.add_parser("calendar", help="working-time calendars: show a year's days and how far the data "
                                            "reaches; import a year").add_subparsers(dest="calendar_cmd", required=True)
     cs = hcal.add_parser("show", help="a calendar file's years, how far its data reaches, a year's days")

@@ -118,6 +118,8 @@ class HubConfig(Strict):
                                                   "DingTalk, Feishu, SMS, email, webhooks), and the templates")
     rosters: Path | None = Field(None, description="rosters.yaml (值班表): who of each unit is on duty, in and out "
                                                    "of working hours, and its leader")
+    audit_retention_days: float = Field(180.0, ge=1, description="audit records older than this are pruned daily "
+                                        "(等保 asks for at least 180; a shorter one is warned about at start)")
     labels: Path | None = Field(None, description="display names (zh-CN, English) of categories and other codes, "
                                                   "on top of the built-in ones (see configs/labels.yaml)")
     tz: str = "Asia/Shanghai"

@@ -90,6 +90,8 @@ class HubMetrics:
                               registry=self.registry)
         self.auth_failures = Counter("gridwatch_hub_auth_failures", "Requests refused for a wrong API key",
                                      registry=self.registry)
+        self.audit_failures = Counter("gridwatch_hub_audit_failures", "Audited acts that could not be recorded",
+                                      registry=self.registry)
         self.registry.register(_CaseCollector(store))
         self.registry.register(_CalendarCollector(store))
 

@@ -33,6 +33,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from hub import audit
 from hub.config import ApiKey, hash_key
 from hub.errors import Conflict, NotFound
 from hub.models import Contact, KeyRow, User, UserSession
@@ -211,6 +212,8 @@ class People:
             u.locks = (u.locks or 0) + 1
             u.failed_logins = 0
             u.locked_until = now + timedelta(seconds=min(self.lock_for * 2 ** (u.locks - 1), MAX_LOCK_S))
+            audit.append_in(s, audit.Act(username, "account_locked", target=f"users/{username}", detail={
+                "until": u.locked_until.isoformat(), "wrong_passwords": self.lock_after, "lock": u.locks}), now)
             logger.warning("account %s locked until %s after %d wrong passwords in a row (lock %d)", username,
                            u.locked_until.isoformat(), self.lock_after, u.locks)
 

@@ -6,12 +6,14 @@ unit that no longer exists is refused too (the routing names the unit; change bo
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
 
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
+from hub import audit
 from hub.calendar_files import load_calendars
 from hub.org import Org, OrgFile
 from hub.routing import check, load_routing
@@ -52,12 +54,28 @@ class ConfigWatcher:
                 self._load(path)
                 done[path.name] = True
                 logger.info("reloaded %s", path)
+                self._audit(path, "ok", [])
             except ConfigError as exc:
                 for line in exc.problems:
                     logger.error("reload rejected: %s", line)
                 logger.error("keeping the last good %s", path.name)
                 done[path.name] = False
+                self._audit(path, "refused", exc.problems)
         return done
+
+    def _audit(self, path: Path, outcome: audit.Outcome, problems: list[str]) -> None:
+        """A reload in the audit trail, with the SHA-256 of what was read (a folder: of its YAML files)."""
+        h = hashlib.sha256()
+        try:
+            for f in sorted(path.glob("*.yaml")) if path.is_dir() else [path]:
+                h.update(f.name.encode() + b"\0" + f.read_bytes())
+        except OSError:
+            pass
+        try:
+            audit.append(self.store, audit.Act("system", "config_reload", outcome, target=str(path),
+                                               detail={"sha256": h.hexdigest(), "problems": problems[:20]}))
+        except Exception:  # noqa: BLE001 - the reload stands; the record's loss is logged
+            logger.exception("audit: could not record the reload of %s", path)
 
     def _load(self, path: Path) -> None:
         if path == self.org:

@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from hub import fleet
+from hub import audit, fleet
 from hub.calendar_watch import notices as calendar_notices
 from hub.escalation import Action, CaseSituation, decide
 from hub.ingest import Batch, release_due
@@ -28,8 +28,10 @@ ACTOR = "scheduler"
 
 
 class Scheduler:
-    def __init__(self, store: Store, *, batch: int = 200, heartbeat_limit: float = 45.0) -> None:
+    def __init__(self, store: Store, *, batch: int = 200, heartbeat_limit: float = 45.0,
+                 audit_days: float | None = None) -> None:
         self.store = store
+        self.audit_days = audit_days  # audit records older than this are pruned once a day (None: kept)
         self.batch = batch
         self.heartbeat_limit = heartbeat_limit
         self._housekept: datetime | None = None
@@ -49,6 +51,8 @@ class Scheduler:
             self.housekeeping(now)
             if (today := self.store.today(now)) != self._calendars_said:
                 self.say_calendars(today)
+                if self.audit_days is not None and (gone := audit.prune(self.store, self.audit_days)):
+                    logger.info("audit: %d records older than %g days pruned", gone, self.audit_days)
         while True:
             acted: Counter[Action] = Counter()
             with self.store.transaction() as s:

@@ -129,7 +129,8 @@ def fresh_pg_database(base_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def api_client(db_url: str, keys: dict[str, tuple[str, str | None]], start: Any, **cfg: Any) -> Iterator[Any]:
+def api_client(db_url: str, keys: dict[str, tuple[str, str | None]], start: Any, rule_tools: Any = None,
+               **cfg: Any) -> Iterator[Any]:
     """The hub app in this process behind a TestClient, on `db_url`, with an injected clock (`client.clock
     ["now"]`, starting at `start`) and no scheduler thread (tests run it by hand). `keys`: name -> (role,
     unit); each key's text is `key-<name>`. `cfg`: more of hub.yaml (paths resolve against configs/)."""
@@ -141,7 +142,7 @@ def api_client(db_url: str, keys: dict[str, tuple[str, str | None]], start: Any,
     spec = [{"name": n, "role": r, "unit": u, "hash": hash_key(f"key-{n}")} for n, (r, u) in keys.items()]
     config = HubConfig.model_validate({**cfg, "database": db_url, "keys": spec}).resolved(ROOT / "configs")
     clock = {"now": start}
-    app = create_app(config, clock=lambda: clock["now"], run_scheduler=False)
+    app = create_app(config, clock=lambda: clock["now"], run_scheduler=False, rule_tools=rule_tools)
     with TestClient(app) as c:
         c.clock = clock  # type: ignore[attr-defined]
         yield c

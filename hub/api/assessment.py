@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
@@ -115,12 +115,13 @@ def cases_behind(store: StoreDep, who: Reader, unit: str, measure: str, since: S
 
 @router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, tables.XLSX: {}},
                                                                  "description": "the assessment as a sheet"}})
-def export(hub: HubDep, who: Reader, since: Since = None, until: Until = None,
+def export(request: Request, hub: HubDep, who: Reader, since: Since = None, until: Until = None,
            format: Literal["csv", "xlsx"] = "csv", lang: Lang = "zh-CN") -> Response:
     got = _rows(hub, who, since, until)
     header = [zh if lang == "zh-CN" else en for _, zh, en in COLUMNS]
     rows = [[getattr(r, key) if key != "unit" else f"{r.name} ({r.unit})" for key, _, _ in COLUMNS]
             for r in got.units]
+    request.state.audit = {"rows": len(rows)}
     name = f"assessment-{got.since:%Y%m%d}-{got.until:%Y%m%d}.{format}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}
     if format == "xlsx":

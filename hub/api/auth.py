@@ -29,14 +29,17 @@ async def principal(request: Request,
         if who is None:
             raise HTTPException(401, "signed out or session expired; sign in again",
                                 headers={"WWW-Authenticate": "Bearer"})
-        return Principal(who.username, who.role, who.unit if who.role != "admin" else None, None, who.name)
+        request.state.who = p = Principal(who.username, who.role, who.unit if who.role != "admin" else None, None,
+                                          who.name)  # (the audit trail names who acted)
+        return p
     k: ApiKey | None = getattr(request.state, MATCHED_KEY, None)  # matched by the guard in front
     if k is None:
         k = next((key for key in people.keys() if key.matches(creds.credentials)), None)
     if k is None:
         raise HTTPException(401, "unknown API key", headers={"WWW-Authenticate": "Bearer"})
-    return Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None,
-                     frozenset(k.grids) if k.grids is not None else None)
+    request.state.who = p = Principal(k.name, k.role, k.unit if k.role in ("operator", "viewer") else None,
+                                      frozenset(k.grids) if k.grids is not None else None)
+    return p
 
 
 def require(*roles: Role) -> Callable[[Principal], Coroutine[Any, Any, Principal]]:

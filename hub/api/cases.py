@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from gridwatch.core.alert import Place
 from hub import access, actions, tables
 from hub.access import Principal
+from hub.api.audit import counted
 from hub.api.deps import HubDep, Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Problem, Refused, responses
 from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_public
@@ -104,7 +105,7 @@ def _export_row(c: CasePublic, store: Store, labels: Labels, lang: Lang, zone: Z
 
 @router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, tables.XLSX: {}},
                                                                  "description": "the filtered cases as a sheet"}})
-def export_cases(hub: HubDep, who: Reader, status: Text | None = None, grid: Text | None = None,
+def export_cases(request: Request, hub: HubDep, who: Reader, status: Text | None = None, grid: Text | None = None,
                  category: Text | None = None, unit: Text | None = None, light: Text | None = None,
                  q: Search = None, since: Since = None, until: Until = None,
                  format: Literal["csv", "xlsx"] = "csv", lang: Lang = "zh-CN") -> Response:
@@ -115,7 +116,7 @@ def export_cases(hub: HubDep, who: Reader, status: Text | None = None, grid: Tex
                        until=until, limit=1000)
     zone = ZoneInfo(hub.tz)
     header = [zh if lang == "zh-CN" else en for _, zh, en in EXPORT_COLUMNS]
-    rows = (_export_row(c, store, hub.labels, lang, zone) for c in _matching(store, f, scope, light))
+    rows = counted(request, (_export_row(c, store, hub.labels, lang, zone) for c in _matching(store, f, scope, light)))
     stamp = store.clock().astimezone(zone).strftime("%Y%m%d-%H%M%S")
     name = f"cases-{stamp}.{format}"
     disposition = {"Content-Disposition": f'attachment; filename="{name}"'}

@@ -68,6 +68,7 @@ async def login(body: LoginBody, request: Request) -> LoginOut:
     limiter = request.app.state.auth_limiter
     client = client_address((request.client.host if request.client else "?"), request.headers.get("x-forwarded-for"),
                             request.app.state.trusted_proxies)
+    request.state.audit = {"actor": body.username}  # the name signed in with, whatever the outcome
     wait = limiter.blocked_for(client)
     if wait > 0:
         raise HTTPException(429, "too many failed sign-ins; try again later", headers={"Retry-After": f"{wait:.0f}"})
@@ -85,6 +86,9 @@ async def logout(request: Request,
                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
     """End this session (a key is not a session: nothing happens to it)."""
     if creds is not None and is_session_token(creds.credentials):
+        who = await run_in_threadpool(_people(request).session, creds.credentials)
+        if who is not None:
+            request.state.audit = {"actor": who.username}
         await run_in_threadpool(_people(request).logout, creds.credentials)
     return Response(status_code=204)
 
