@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -15,7 +16,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gridwatch import __version__
 from gridwatch.core.yamlconf import load
-from hub import audit
+from hub import audit, datakey
 from hub.api import (
     agents,
     alerts,
@@ -63,8 +64,13 @@ logger = logging.getLogger(__name__)
 def open_store(cfg: HubConfig, clock: Callable[[], datetime] | None = None) -> Store:
     """The case store over the configured database, migrated to the newest revision, with the org tree,
     SLA policies, calendars and routing the config names."""
+    keys, source = datakey.keys_from(dict(os.environ), cfg.data_key_file)
+    datakey.configure(keys)
+    logger.info("contact points sealed with the data key from %s (%d key(s))", source, len(keys))
     engine = make_engine(cfg.database)
     migrate(engine)
+    if sealed := People.seal_contacts(engine):
+        logger.info("contact points of %d people sealed with the newest data key", sealed)
     org = Org(load(OrgFile, cfg.org))
     return Store(engine, load(SlaFile, cfg.sla), org, load_calendars(cfg.calendars),
                  clock or (lambda: datetime.now(UTC)), tz=cfg.tz,

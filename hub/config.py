@@ -118,6 +118,8 @@ class HubConfig(Strict):
                                                   "DingTalk, Feishu, SMS, email, webhooks), and the templates")
     rosters: Path | None = Field(None, description="rosters.yaml (值班表): who of each unit is on duty, in and out "
                                                    "of working hours, and its leader")
+    data_key_file: Path = Field(Path("../var/data.key"), description="where the key sealing contact points is "
+                                "kept when GRIDWATCH_DATA_KEY(S) is not set (made at first start, mode 0600)")
     audit_retention_days: float = Field(180.0, ge=1, description="audit records older than this are pruned daily "
                                         "(等保 asks for at least 180; a shorter one is warned about at start)")
     labels: Path | None = Field(None, description="display names (zh-CN, English) of categories and other codes, "
@@ -150,7 +152,7 @@ class HubConfig(Strict):
                                        "labels": fix(self.labels) if self.labels is not None else None, "mqtt": mqtt,
                                        "notify": fix(self.notify) if self.notify is not None else None,
                                        "rosters": fix(self.rosters) if self.rosters is not None else None,
-                                       "fleet": fleet})
+                                       "fleet": fleet, "data_key_file": fix(self.data_key_file)})
 
 
 def load_hub_config(path: str | Path) -> HubConfig:

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
+from hub import datakey
 from hub.lifecycle import Status, TimelineAction
 
 
@@ -402,17 +403,30 @@ class KeyRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
 
 
+class Sealed(TypeDecorator[str]):
+    """Text stored encrypted (`hub.datakey`): personal data the database file must not show."""
+
+    impl = String(512)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else datakey.seal(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else datakey.unseal(value)
+
+
 class Contact(Base):
     """How a person is reached (issue 26): shown in full only to administrators and to the person, masked
-    elsewhere, never logged."""
+    elsewhere, never logged, sealed at rest (issue 30)."""
 
     __tablename__ = "contacts"
 
     username: Mapped[str] = mapped_column(ForeignKey("users.username"), primary_key=True)
-    mobile: Mapped[str | None] = mapped_column(String(32))
-    email: Mapped[str | None] = mapped_column(String(254))
-    wecom_user: Mapped[str | None] = mapped_column(String(64))  # 企业微信 userid, for <@userid> in a group robot
-    dingtalk_mobile: Mapped[str | None] = mapped_column(String(32))  # 钉钉 atMobiles
+    mobile: Mapped[str | None] = mapped_column(Sealed())
+    email: Mapped[str | None] = mapped_column(Sealed())
+    wecom_user: Mapped[str | None] = mapped_column(Sealed())  # 企业微信 userid, for <@userid> in a group robot
+    dingtalk_mobile: Mapped[str | None] = mapped_column(Sealed())  # 钉钉 atMobiles
     updated_at: Mapped[datetime]
 
 

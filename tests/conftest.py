@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,6 +12,13 @@ import pytest
 
 from simulators.services import Broker, Victoria, start_mosquitto, start_victoria, stop_pid
 from tests.recording_hub import RecordingHub
+
+# contact points are sealed with the data key from the environment, as a deployment with replicas sets it: every
+# hub this worker starts (its own process or a child) and every store it opens share one key
+if not os.environ.get("GRIDWATCH_DATA_KEY"):
+    from cryptography.fernet import Fernet
+
+    os.environ["GRIDWATCH_DATA_KEY"] = Fernet.generate_key().decode()
 
 ACL = """
 user edge

@@ -1,0 +1,31 @@
+"""personal data sealed at rest (issue 30): contact point columns wide enough for Fernet tokens
+
+The values themselves are sealed by the hub at its next start (`People.seal_contacts`): a migration has no key.
+
+Revision ID: 0014
+Revises: 0013
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0014"
+down_revision = "0013"
+branch_labels = None
+depends_on = None
+
+COLUMNS = {"mobile": 32, "email": 254, "wecom_user": 64, "dingtalk_mobile": 32}
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("contacts") as batch:
+        for name, old in COLUMNS.items():
+            batch.alter_column(name, type_=sa.String(512), existing_type=sa.String(old), existing_nullable=True)
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("contacts") as batch:
+        for name, old in COLUMNS.items():
+            batch.alter_column(name, type_=sa.String(old), existing_type=sa.String(512), existing_nullable=True)
