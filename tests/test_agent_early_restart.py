@@ -32,6 +32,18 @@ rules:
 """
 
 
+def configure(tmp_path: Path, broker, hub, client_id: str) -> tuple[Path, Path, Path]:  # noqa: ANN001
+    """The agent's rules and config (state saved every 0.5 s); its config file, log and outbox."""
+    (tmp_path / "rules.yaml").write_text(RULES)
+    cfg = {"edge_id": client_id, "mqtt": {"host": broker.host, "port": broker.port, "client_id": client_id},
+           "rules": "rules.yaml", "outbox": {"path": "outbox.sqlite"}, "state_checkpoint": "0.5s",
+           "hub": {"url": hub.url, "key": KEY, "key_env": None, "backoff_min": "0.2s", "backoff_max": "1s"},
+           "metrics": None}
+    cfg_path = tmp_path / "edge.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg))
+    return cfg_path, tmp_path / "agent.log", tmp_path / "outbox.sqlite"
+
+
 def start_agent(cfg_path: Path, log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "gridwatch", "edge", "run", "-c", str(cfg_path)],
                             stdout=open(log, "ab"), stderr=subprocess.STDOUT,  # noqa: SIM115
@@ -55,14 +67,7 @@ def subscribed(gw: Gateway, db: Path) -> bool:
 
 
 def test_the_learned_normal_and_the_forecast_window_survive_a_sigkill(tmp_path, broker, hub):
-    (tmp_path / "rules.yaml").write_text(RULES)
-    cfg = {"edge_id": "edge-r", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "edge-early-restart"},
-           "rules": "rules.yaml", "outbox": {"path": "outbox.sqlite"}, "state_checkpoint": "0.5s",
-           "hub": {"url": hub.url, "key": KEY, "key_env": None, "backoff_min": "0.2s", "backoff_max": "1s"},
-           "metrics": None}
-    cfg_path = tmp_path / "edge.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    log, db = tmp_path / "agent.log", tmp_path / "outbox.sqlite"
+    cfg_path, log, db = configure(tmp_path, broker, hub, "edge-early-restart")
     proc = start_agent(cfg_path, log)
     gw = Gateway(broker)
     try:
@@ -98,14 +103,7 @@ def test_the_learned_normal_and_the_forecast_window_survive_a_sigkill(tmp_path, 
 def test_without_the_saved_state_the_same_readings_raise_nothing(tmp_path, broker, hub):
     """The control: a fresh agent given only the readings after the restart is still warming up (gas) and has
     one reading in its window (water), so the test above depends on the saved state."""
-    (tmp_path / "rules.yaml").write_text(RULES)
-    cfg = {"edge_id": "edge-r2", "mqtt": {"host": broker.host, "port": broker.port, "client_id": "edge-early-ctl"},
-           "rules": "rules.yaml", "outbox": {"path": "outbox.sqlite"}, "state_checkpoint": "0.5s",
-           "hub": {"url": hub.url, "key": KEY, "key_env": None, "backoff_min": "0.2s", "backoff_max": "1s"},
-           "metrics": None}
-    cfg_path = tmp_path / "edge.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg))
-    log, db = tmp_path / "agent.log", tmp_path / "outbox.sqlite"
+    cfg_path, log, db = configure(tmp_path, broker, hub, "edge-early-ctl")
     proc = start_agent(cfg_path, log)
     gw = Gateway(broker)
     try:

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Any, Literal, TypeVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, BeforeValidator, Field, RootModel, field_validator, model_validator
 
 from edge.feeds.paths import Path
-from gridwatch.core.config import Strict
+from gridwatch.core.config import Strict, TimeZone
 
 CAPTURE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 REGISTRY = "@registry"
@@ -77,18 +76,8 @@ def check_source(text: str, what: str) -> str:
 class TsSpec(Strict):
     path: JsonPath | None = Field(None, description="JSON path of the stamp; several matches: the latest")
     format: TsFormat = "auto"
-    tz: str | None = Field(None, description="IANA zone for stamps without an offset (Tasmota's Time)")
+    tz: TimeZone | None = Field(None, description="IANA zone for stamps without an offset (Tasmota's Time)")
     required: bool = Field(True, description="false: a message without the stamp counts from its receive time")
-
-    @field_validator("tz")
-    @classmethod
-    def _tz(cls, tz: str | None) -> str | None:
-        if tz is not None:
-            try:
-                ZoneInfo(tz)
-            except (ZoneInfoNotFoundError, ValueError):
-                raise ValueError(f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)") from None
-        return tz
 
 
 class MetricSpec(Strict):

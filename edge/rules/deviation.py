@@ -28,13 +28,14 @@ from __future__ import annotations
 import math
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from edge.rules.base import Evaluator as EvaluatorProto
 from edge.rules.base import MetricEvaluator, State, Verdict, WhenBase
 from edge.rules.levels import LevelBase, Levelled
+from gridwatch.core.config import TimeZone
 from gridwatch.core.durations import Duration
 from gridwatch.core.warning import RANK
 
@@ -55,22 +56,13 @@ class Config(WhenBase, Levelled):
     direction: Literal["both", "above", "below"] = "both"
     span: int = Field(60, ge=2, le=100_000, description="the normal weighs about the last `span` readings")
     seasonal: Literal["none", "hour_of_day", "hour_of_week"] = "none"
-    tz: str = Field("Asia/Shanghai", description="local time of the seasonal normals")
+    tz: TimeZone = Field("Asia/Shanghai", description="local time of the seasonal normals")
     warmup: Duration = Field(3600.0, ge=0, description="learn this long from a device's first reading before "
                                                        "judging it")
     min_samples: int = Field(10, ge=2, description="readings a normal needs before it judges")
     min_spread: float = Field(0.0, ge=0, description="the spread is at least this (in the metric's unit)")
     relearn_after: Duration | None = Field(None, gt=0, description="an episode this long is the new normal")
     levels: list[Level] | None = None
-
-    @field_validator("tz")
-    @classmethod
-    def _tz(cls, tz: str) -> str:
-        try:
-            ZoneInfo(tz)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)") from None
-        return tz
 
     @model_validator(mode="after")
     def _coherent(self) -> Config:

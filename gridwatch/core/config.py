@@ -6,9 +6,10 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 
 class Strict(BaseModel):
@@ -16,6 +17,18 @@ class Strict(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
+
+def time_zone(tz: str) -> str:
+    """An IANA zone name the system knows, or a ValueError saying what is expected."""
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {tz!r} (expected an IANA name like Asia/Shanghai)") from None
+    return tz
+
+
+TimeZone = Annotated[str, AfterValidator(time_zone)]
+"""A config field naming a time zone (`Asia/Shanghai`)."""
 
 
 def first_repeat(ids: Iterable[str]) -> str | None:
