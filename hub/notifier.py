@@ -200,7 +200,7 @@ class Notifier(WokenThread):
         cfg = self.cfg
         with self.store.transaction() as s:
             contacts = {c.username: c for c in s.scalars(select(Contact))}
-            names = dict(s.execute(select(User.username, User.name)).tuples().all())
+            names = _names(s)
             drafts: list[tuple[EventRow, Draft]] = []
             for row in rows:
                 e, c = row.entry, row.case
@@ -246,8 +246,7 @@ class Notifier(WokenThread):
             return 0
         made = 0
         with self.store.transaction() as s:
-            admins = dict(s.execute(select(User.username, User.name).where(User.role == "admin",
-                                                                         User.disabled.is_(False))).tuples().all())
+            admins = _names(s, User.role == "admin", User.disabled.is_(False))
             contacts = {c.username: c for c in s.scalars(select(Contact))}
             for n in said:
                 for rule in rules:
@@ -389,7 +388,7 @@ class Notifier(WokenThread):
         """The outcome of each message, for all its notices, in one transaction."""
         now = self.store.now()
         with self.store.transaction() as s:
-            names = dict(s.execute(select(User.username, User.name)).tuples().all())
+            names = _names(s)
             for batch, outcome in results:
                 for stale in batch:
                     n = s.get(Notice, stale.id, with_for_update=True)
@@ -415,7 +414,7 @@ class Notifier(WokenThread):
         n.state, n.done_at, n.error = state, now, error
         self.counts[(n.channel, state)] += 1
         if names is None and n.recipient:
-            names = dict(s.execute(select(User.username, User.name)).tuples().all())
+            names = _names(s)
         self._timeline(s, n, now, names or {})
 
     def _timeline(self, s: Session, n: Notice, now: datetime, names: dict[str, str]) -> None:
@@ -429,7 +428,7 @@ class Notifier(WokenThread):
     def by_channel(self) -> dict[tuple[str, str], int]:
         with self.store.reading() as s:
             return {(ch, st): n for ch, st, n in s.execute(
-                select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state)).tuples()}
+                select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state))}
 
 
 def listing(store: Store, *, case_id: str | None = None, state: str | None = None, limit: int = 200) -> list[Notice]:
@@ -465,6 +464,11 @@ def _group(rows: list[Notice], room: int) -> list[list[Notice]]:
     if cur:
         out.append(cur)
     return out[:room]
+
+
+def _names(s: Session, *where: Any) -> dict[str, str]:
+    """Username -> display name of the people who match `where` (everyone by default)."""
+    return {u: n for u, n in s.execute(select(User.username, User.name).where(*where))}
 
 
 def _message(batch: list[Notice], kind: str) -> Message:

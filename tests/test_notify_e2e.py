@@ -123,15 +123,14 @@ def test_a_gas_case_tells_whoever_the_roster_has_on_duty_then(tmp_path, local, w
 
 
 def _told(hub: Hub, emulators: int, who: str) -> None:
-    if True:
-        case = hub.post([gas("n1")])[0]["case_id"]
-        assert wait_for(lambda: any(r["service"] == "sms" for r in received(emulators)))
-        time.sleep(1.5)  # anything else it would send
-        sms = [r for r in received(emulators) if r["service"] == "sms"]
-        assert [s["to"] for s in sms] == [MOBILE[who]] and sms[0]["params"]["case"] == case
-        assert wait_for(lambda: any(r["service"] == "wecom" for r in received(emulators)))
-        duty = hub.get("/api/v1/duty?unit=grid-01")
-        assert [p["username"] for p in duty["people"]] == [who]
+    case = hub.post([gas("n1")])[0]["case_id"]
+    assert wait_for(lambda: any(r["service"] == "sms" for r in received(emulators)))
+    time.sleep(1.5)  # anything else it would send
+    sms = [r for r in received(emulators) if r["service"] == "sms"]
+    assert [s["to"] for s in sms] == [MOBILE[who]] and sms[0]["params"]["case"] == case
+    assert wait_for(lambda: any(r["service"] == "wecom" for r in received(emulators)))
+    duty = hub.get("/api/v1/duty?unit=grid-01")
+    assert [p["username"] for p in duty["people"]] == [who]
 
 
 def test_a_hub_killed_while_a_send_hangs_sends_it_once_after_restart(tmp_path, emulators):
