@@ -59,7 +59,7 @@ notify-test: deps venv
 # the pages in Chromium: board, wall, phone, fleet, 2,000 open cases (about 140 s with three workers; make test was
 # 605 s on a loaded CI run with them inside)
 browser-test: deps venv
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=5 -m browser tests/test_board_browser.py tests/test_board_views.py tests/test_fleet_browser.py
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=5 -m browser tests/test_board_browser.py tests/test_board_views.py tests/test_fleet_browser.py tests/test_board_security.py
 
 # the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted
 # (about two minutes; with the browser suites they made make test 605 s on a loaded run)

@@ -50,6 +50,7 @@ class Principal:
     unit: str | None  # None: the whole tree (edge, admin)
     grids: frozenset[str] | None = None  # edge keys: the grids they may send alerts for; None = all
     person: str | None = None  # a signed-in person's own name (None: a machine's key)
+    limited: str | None = None  # a session that may only enrol a second factor / change an expired password
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,10 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     store = open_store(cfg, clock)
     engine = store.engine
     scheduler = Scheduler(store, heartbeat_limit=cfg.fleet.heartbeat_limit, audit_days=cfg.audit_retention_days)
+    for k in cfg.keys:
+        if k.role == "admin" and k.sources is None:  # (sign_in.admin_key_sources: require refuses the config)
+            logger.warning("administrator key %s may be used from any address: bind it to its machines with "
+                           "`sources` in hub.yaml (等保: administrators authenticate with two factors)", k.name)
     if cfg.audit_retention_days < audit.RETENTION_FLOOR_DAYS:
         logger.warning("audit records are kept %g days, under the %d days 等保 level 3 asks for "
                        "(audit_retention_days in hub.yaml)", cfg.audit_retention_days, audit.RETENTION_FLOOR_DAYS)
@@ -133,7 +137,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
                              fleet=cfg.fleet, rule_tools=rule_tools, labels=labels,
                              max_photo_bytes=cfg.limits.max_photo_bytes,
-                             people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock))
+                             people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock,
+                                           cfg.sign_in))
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
@@ -183,5 +188,6 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.add_middleware(AuditTrail, proxies=app.state.trusted_proxies)  # inside the guard: who passed it
     app.add_middleware(Guard, keys=lambda: app.state.hub.people.keys(), max_body=cfg.limits.max_body_bytes,
                        limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies)
-    app.add_middleware(Hardening, tls=cfg.listen.tls_cert is not None)  # outermost: refusals get them too
+    app.add_middleware(Hardening, tls=cfg.listen.tls_cert is not None,  # outermost: refusals get them too
+                       frame_ancestors=cfg.listen.frame_ancestors)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -29,6 +30,27 @@ class ApiKey(Strict):
     hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$", description="hash_key(key); `gridwatch hub hash-key`")
     grids: list[str] | None = Field(None, description="edge keys: the grids whose alerts this agent may send "
                                                       "(others are rejected); none = every grid")
+    sources: list[str] | None = Field(None, description="addresses or networks the key may be used from (the "
+                                      "client as the guard tells it, behind trusted proxies); none = any. An "
+                                      "administrator key of a machine is bound to its addresses in place of a "
+                                      "second factor")
+
+    @field_validator("sources")
+    @classmethod
+    def _sources(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else _networks(v)
+
+    def allows(self, client: str) -> bool:
+        """May this key be used from this client address?"""
+        if self.sources is None:
+            return True
+        import ipaddress
+
+        try:
+            ip = ipaddress.ip_address(client)
+        except ValueError:
+            return False
+        return any(ip in ipaddress.ip_network(n, strict=False) for n in self.sources)
 
     @model_validator(mode="after")
     def _unit(self) -> ApiKey:
@@ -51,17 +73,33 @@ class Listen(Strict):
         default_factory=list, description="addresses or networks of reverse proxies in front of the hub; behind "
         "them the client is the last X-Forwarded-For address that is not a proxy (wrong-key limits are per client)")
 
+    frame_ancestors: list[str] = Field(
+        default_factory=list, description="origins that may frame the board (CSP frame-ancestors), e.g. a "
+        "command center's portal https://portal.example.gov.cn; none = no page may (clickjacking)")
+
     @field_validator("trusted_proxies")
     @classmethod
-    def _networks(cls, v: list[str]) -> list[str]:
-        import ipaddress
+    def _proxies(cls, v: list[str]) -> list[str]:
+        return _networks(v)
 
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _origins(cls, v: list[str]) -> list[str]:
         for text in v:
-            try:
-                ipaddress.ip_network(text, strict=False)
-            except ValueError:
-                raise ValueError(f"{text!r} is not an IP address or network") from None
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?|'self'", text):
+                raise ValueError(f"{text!r} is not an origin (https://host[:port]) or 'self'")
         return v
+
+
+def _networks(v: list[str]) -> list[str]:
+    import ipaddress
+
+    for text in v:
+        try:
+            ipaddress.ip_network(text, strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP address or network") from None
+    return v
 
     @model_validator(mode="after")
     def _pair(self) -> Listen:
@@ -93,6 +131,21 @@ class HubLimits(Strict):
     intake_burst: float = Field(20000.0, ge=1, description="alerts an edge key may send at once")
     stream_queue: int = Field(1000, ge=1, le=100_000, description="events a stream client may fall behind "
                               "before it is dropped (it resumes with Last-Event-ID)")
+
+
+class SignIn(Strict):
+    """How people sign in (issue 30): sessions, the second factor, the password policy."""
+
+    session_max: Duration = Field(43200.0, gt=0, description="a session ends this long after sign-in, in use or not")
+    session_idle: Duration = Field(1800.0, gt=0, description="a session unused this long ends (the idle timeout)")
+    two_factor: list[Literal["admin", "operator", "viewer"]] = Field(
+        ["admin"], description="roles that sign in with a second factor (TOTP, RFC 6238); until they enrol, "
+        "their session reaches nothing but the enrolment")
+    password_min: int = Field(10, ge=8, le=128, description="the shortest password accepted")
+    password_max_age: Duration | None = Field(None, gt=0, description="a password older than this must be "
+                                              "changed at the next sign-in (none: passwords do not expire)")
+    admin_key_sources: Literal["warn", "require"] = Field(
+        "warn", description="an administrator key without `sources`: said at start (warn) or refused (require)")
 
 
 class FleetSettings(Strict):
@@ -128,10 +181,20 @@ class HubConfig(Strict):
     keys: list[ApiKey] = Field(min_length=1)
     mqtt: HubMqtt | None = Field(None, description="publish case events on <topic_root>/cases/<unit>")
     limits: HubLimits = Field(default_factory=lambda: HubLimits())
+    sign_in: SignIn = Field(default_factory=lambda: SignIn())
     fleet: FleetSettings = Field(default_factory=lambda: FleetSettings())
     unknown_grids: Literal["district", "reject"] = Field(
         "district", description="an alert from a grid not in the org tree: open its case at the district with "
                                 "a note, or reject the alert")
+
+    @model_validator(mode="after")
+    def _admin_keys(self) -> HubConfig:
+        if self.sign_in.admin_key_sources == "require":
+            loose = [k.name for k in self.keys if k.role == "admin" and k.sources is None]
+            if loose:
+                raise ValueError(f"administrator keys without sources: {', '.join(loose)} (sign_in.admin_key_sources "
+                                 "is require: bind each to its machines' addresses)")
+        return self
 
     def resolved(self, base: Path) -> HubConfig:
         def fix(p: Path) -> Path:

@@ -90,6 +90,9 @@ class HubMetrics:
                               registry=self.registry)
         self.auth_failures = Counter("gridwatch_hub_auth_failures", "Requests refused for a wrong API key",
                                      registry=self.registry)
+        self.csp_violations = Counter("gridwatch_hub_csp_violations", "What browsers reported the board's "
+                                      "Content-Security-Policy blocked, by directive", ["directive"],
+                                      registry=self.registry)
         self.audit_failures = Counter("gridwatch_hub_audit_failures", "Audited acts that could not be recorded",
                                       registry=self.registry)
         self.registry.register(_CaseCollector(store))

@@ -328,6 +328,19 @@ class CasePart(Base):
     note: Mapped[str] = mapped_column(Text, default="")
 
 
+class Sealed(TypeDecorator[str]):
+    """Text stored encrypted (`hub.datakey`): personal data the database file must not show."""
+
+    impl = String(512)
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else datakey.seal(value)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else datakey.unseal(value)
+
+
 class User(Base):
     """A person who signs in to the board (网格员, a command center's staff, an administrator): a name, the
     unit they work for, a role, and a password hashed with Argon2id (argon2-cffi)."""
@@ -346,6 +359,22 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     locked_until: Mapped[datetime | None]
+    # two-factor (TOTP, RFC 6238): the secret sealed at rest, one being enrolled, the last time step used
+    totp_secret: Mapped[str | None] = mapped_column(Sealed())
+    totp_pending: Mapped[str | None] = mapped_column(Sealed())
+    totp_step: Mapped[int | None] = mapped_column(BigInteger)
+    password_changed_at: Mapped[datetime | None]  # None: before issue 30 (counted from updated_at)
+    removed_at: Mapped[datetime | None]  # removed: contact points and second factor erased, cannot sign in
+
+
+class RecoveryCode(Base):
+    """A two-factor recovery code (shown once): its SHA-256, and when it was used (each works once)."""
+
+    __tablename__ = "recovery_codes"
+
+    hash: Mapped[str] = mapped_column(String(80), primary_key=True)
+    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    used_at: Mapped[datetime | None]
 
 
 class AuditRow(Base):
@@ -382,7 +411,10 @@ class UserSession(Base):
     __tablename__ = "user_sessions"
 
     token_hash: Mapped[str] = mapped_column(String(80), primary_key=True)
-    username: Mapped[str] = mapped_column(ForeignKey("users.username"), index=True)
+    username: Mapped[str | None] = mapped_column(ForeignKey("users.username"), index=True)  # a person's, or
+    key_name: Mapped[str | None] = mapped_column(String(64))  # a key signed in on the board
+    last_seen: Mapped[datetime | None]  # for the idle timeout
+    limited: Mapped[str | None] = mapped_column(String(16))  # "two_factor" | "password": only to put that right
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime]
 
@@ -401,19 +433,7 @@ class KeyRow(Base):
     created_at: Mapped[datetime]
     disabled_at: Mapped[datetime | None]
     actor: Mapped[str] = mapped_column(String(128))
-
-
-class Sealed(TypeDecorator[str]):
-    """Text stored encrypted (`hub.datakey`): personal data the database file must not show."""
-
-    impl = String(512)
-    cache_ok = True
-
-    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else datakey.seal(value)
-
-    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else datakey.unseal(value)
+    sources: Mapped[list[str] | None] = mapped_column(JSON)  # the addresses it may be used from (none: any)
 
 
 class Contact(Base):

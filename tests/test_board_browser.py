@@ -89,7 +89,7 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
         assert hub.get(f"/api/v1/cases/{case_id}")["status"] == "accepted"
         # an action that is not allowed says why, in the page's language
         page.click("button[data-action='resolve']")  # no note
-        page.wait_for_function("document.querySelector('#action-error').textContent.includes('办结需要填写说明')")
+        page.wait_for_function("() => document.querySelector('#action-error').textContent.includes('办结需要填写说明')")
         OUT.mkdir(exist_ok=True)
         page.screenshot(path=str(OUT / "board.png"), full_page=True)
         page.click("#close-detail")
@@ -120,7 +120,7 @@ def test_grid_viewer_sees_only_its_grid_in_the_page_and_the_stream(tmp_path, bro
         wrong.goto(hub.url + "/")
         wrong.fill("#key", "not-a-key")
         wrong.click("#login-form button[type=submit]")
-        wrong.wait_for_function("document.querySelector('#login-error').textContent === '密钥无效'")
+        wrong.wait_for_function("() => document.querySelector('#login-error').textContent === '密钥无效'")
         assert wrong.is_hidden("#board")
         wrong.close()
         page, _ = login(browser, hub, VIEW01)
@@ -159,7 +159,7 @@ def test_two_thousand_open_cases_stay_responsive(tmp_path, browser, capsys):
             ids += [r["case_id"] for r in hub.post([alert(b * 100 + i, grids[i % 4], category="intrusion")
                                                     for i in range(100)])]
         page, _ = login(browser, hub, OPS)
-        page.wait_for_function("document.querySelectorAll('#cases tbody tr').length === 2000", timeout=30_000)
+        page.wait_for_function("() => document.querySelectorAll('#cases tbody tr').length === 2000", timeout=30_000)
         timings, walls = [], []
         # one unmeasured action first: the first POST pays for the hub's and the page's cold paths (2.04 s once
         # on a loaded CI run, against about 0.4-1 s for the ones after it)
@@ -223,7 +223,7 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         wrong.fill("#username", "zhang.wei")
         wrong.fill("#password", "guess-guess")
         wrong.click("#login-form button[type=submit]")
-        wrong.wait_for_function("document.querySelector('#login-error').textContent.includes('用户名或密码错误')")
+        wrong.wait_for_function("() => document.querySelector('#login-error').textContent.includes('用户名或密码错误')")
         wrong.close()
         case_id = hub.post([alert(1, "grid-01", category="intrusion", device="cam-01")])[0]["case_id"]
         page = person_login(browser, hub, "zhang.wei", "s3cret-pw!")
@@ -355,7 +355,7 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
         street.wait_for_selector("#queues button[data-queue='q_dispatch']")
         assert street.inner_text("#queues button[data-queue='q_dispatch']").endswith("1")
         street.click("#queues button[data-queue='q_dispatch']")
-        street.wait_for_function("document.querySelectorAll('#cases tbody tr').length === 1")
+        street.wait_for_function("() => document.querySelectorAll('#cases tbody tr').length === 1")
         street.click(row)
         street.wait_for_selector("#detail #stages li[data-stage='dispatch'][data-state='running']")
         assert street.query_selector("#actions button[data-action='accept']") is None  # not hers to sign for
@@ -392,7 +392,7 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
 
         street.click("#close-detail")
         street.click("#queues button[data-queue='q_dispatch']")  # off again: the callback queue holds it now
-        street.wait_for_function("document.querySelector(\"#queues button[data-queue='q_callback']\").textContent"
+        street.wait_for_function("() => document.querySelector(\"#queues button[data-queue='q_callback']\").textContent"
                                  ".endsWith('1')")
         street.click("#queues button[data-queue='q_callback']")
         street.click(row)

@@ -102,7 +102,7 @@ def open_page(browser, hub: Hub, *, width: int, height: int, path: str = "/", sc
                               timezone_id="Asia/Shanghai")
     page = ctx.new_page()
     page.goto(hub.url + path)
-    page.wait_for_function("!document.documentElement.classList.contains('fonts-loading')")
+    page.wait_for_function("() => !document.documentElement.classList.contains('fonts-loading')")
     return page
 
 
@@ -191,7 +191,7 @@ def test_chinese_is_read_back_from_the_pixels_of_every_view(tmp_path, bare_brows
         wall = open_page(bare_browser, hub, width=1920, height=1080, path="/?wall=1")
         login(wall)
         wall.wait_for_selector(f"tr[data-case='{late}'][data-light='red']")
-        wall.wait_for_function("document.querySelector('#n-opened_today').textContent === '3'", timeout=10_000)
+        wall.wait_for_function("() => document.querySelector('#n-opened_today').textContent === '3'", timeout=10_000)
         badge = wall.locator(f"tr[data-case='{warned}'] .warn[data-warning='red']")
         assert badge.inner_text() == "红色预警"
         assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(217, 32, 44)"
@@ -246,7 +246,7 @@ def test_a_grid_worker_on_a_phone_opens_acts_and_attaches_a_photo(tmp_path, bare
         assert len(detail["photos"]) == 1 and detail["status"] == "accepted"
         # a refused action says why in the page's language
         page.tap("#actions button[data-action='resolve']")  # without a note
-        page.wait_for_function("document.querySelector('#action-error').textContent.includes('需要填写说明')")
+        page.wait_for_function("() => document.querySelector('#action-error').textContent.includes('需要填写说明')")
         # one-key report (一键上报) from the phone: category, tier, place and a photo
         page.tap("#close-detail")
         page.tap("#report-open")
@@ -306,7 +306,7 @@ def test_the_wall_flashes_and_sounds_within_a_second_of_red(tmp_path, bare_brows
         # muted: rows still flash, no sound
         page.click("#mute")
         hub.post([alert(6, "grid-03", category="fire", severity="critical")])
-        page.wait_for_function("window.gridwatch.alarms.length === 3", timeout=5_000)
+        page.wait_for_function("() => window.gridwatch.alarms.length === 3", timeout=5_000)
         assert len(page.evaluate("window.played")) == 2
         # the connection indicator goes amber when the stream is lost, red after 10 s, green when back
         hub.stop()

@@ -92,7 +92,7 @@ def test_rule_edited_in_the_board_is_deployed_staged_and_rolled_back(tmp_path, b
         start_fleet(tmp_path, broker, hub, procs)
         page, _ = open_board(browser, hub.url, "rules")
         page.wait_for_selector("#r-versions tr[data-version='1']")
-        page.wait_for_function("document.querySelector('#r-editor').value.includes('gas-high')")
+        page.wait_for_function("() => document.querySelector('#r-editor').value.includes('gas-high')")
         # a broken draft: the checker's line shows as one types, and it cannot be saved
         page.fill("#r-editor", RULES.replace("THRESHOLD", "lots"))
         page.wait_for_selector("#r-problems li")
@@ -101,7 +101,7 @@ def test_rule_edited_in_the_board_is_deployed_staged_and_rolled_back(tmp_path, b
         assert page.is_disabled("#r-save")
         # the good edit: saved as v2
         page.fill("#r-editor", RULES.replace("THRESHOLD", "4000"))
-        page.wait_for_function("document.querySelector('#r-status').textContent.includes('2')")
+        page.wait_for_function("() => document.querySelector('#r-status').textContent.includes('2')")
         page.wait_for_selector("#r-save:not([disabled])")
         page.fill("#r-note", "阈值调低至4000")
         page.click("#r-save")

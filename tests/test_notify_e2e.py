@@ -221,7 +221,7 @@ def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_ca
                                   has_touch=True, locale="zh-CN", timezone_id="Asia/Shanghai")
         page = ctx.new_page()
         page.goto(link)
-        page.wait_for_function("!document.documentElement.classList.contains('fonts-loading')")
+        page.wait_for_function("() => !document.documentElement.classList.contains('fonts-loading')")
         assert case[-8:] in page.inner_text("#login-error")  # the page says which case it will open
         page.fill("#username", who)
         page.fill("#password", f"password-{who}")

@@ -21,6 +21,7 @@ from datetime import date
 from pathlib import Path
 
 import httpx
+import pyotp
 import pytest
 
 from hub.check import DEMO_KEYS, check_hub
@@ -74,7 +75,15 @@ def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
         assert login.status_code == 200, login.text
         assert login.json()["user"]["role"] == "admin"
         token = login.json()["token"]
-        users = httpx.get(f"{url}/api/v1/users", headers={"Authorization": f"Bearer {token}"})
+        auth = {"Authorization": f"Bearer {token}"}
+        # the first administrator enrols a second factor before reaching anything (等保 身份鉴别)
+        assert login.json()["limited"] == "two_factor"
+        assert httpx.get(f"{url}/api/v1/users", headers=auth).json()["code"] == "limited_two_factor"
+        secret = httpx.post(f"{url}/api/v1/me/two-factor", headers=auth).json()["secret"]
+        confirm = httpx.post(f"{url}/api/v1/me/two-factor/confirm", headers=auth,
+                             json={"code": pyotp.TOTP(secret).now()})
+        assert confirm.status_code == 200 and len(confirm.json()["recovery_codes"]) == 10
+        users = httpx.get(f"{url}/api/v1/users", headers=auth)
         assert users.status_code == 200 and [u["username"] for u in users.json()] == [sec["user"]]
         keys = httpx.get(f"{url}/api/v1/keys", headers={"Authorization": f"Bearer {sec['admin_key']}"})
         assert keys.status_code == 200 and {k["name"] for k in keys.json()} == {"admin", "edge-1"}, keys.text

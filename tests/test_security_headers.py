@@ -30,5 +30,29 @@ def test_every_answer_is_hardened_and_names_no_server(tmp_path):
             assert h["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in h["content-security-policy"], name
             assert "server" not in h, (name, h.get("server"))
             assert "strict-transport-security" not in h, name
+            csp = dict(d.strip().split(" ", 1) for d in h["content-security-policy"].split(";"))
+            assert csp["script-src"] == "'self'" and csp["style-src"] == "'self'", (name, csp)  # nothing inline
+            assert csp["default-src"] == "'self'" and csp["object-src"] == "'none'" and csp["base-uri"] == "'none'"
+            assert csp["connect-src"] == "'self'" and csp["report-uri"] == "/api/v1/csp-report"
+            assert "unsafe" not in h["content-security-policy"], name
     finally:
         hub.stop()
+
+
+def test_a_configured_portal_may_frame_the_board_and_reports_are_counted(db_url):
+    from datetime import UTC, datetime
+
+    from tests.hubkit import api_client
+
+    portal = "https://portal.example.gov.cn"
+    with api_client(db_url, {"ops": ("operator", "district-a")}, datetime(2026, 12, 3, tzinfo=UTC),
+                    listen={"frame_ancestors": [portal]}) as c:
+        h = c.get("/").headers
+        assert f"frame-ancestors {portal};" in h["content-security-policy"] and "x-frame-options" not in h
+        report = {"csp-report": {"document-uri": "http://hub/", "effective-directive": "script-src-elem",
+                                 "blocked-uri": "inline"}}
+        assert c.post("/api/v1/csp-report", json=report,
+                      headers={"Content-Type": "application/csp-report"}).status_code == 204
+        assert c.post("/api/v1/csp-report", content=b"not json").status_code == 204
+        metrics = c.get("/metrics").text
+        assert 'gridwatch_hub_csp_violations_total{directive="script-src-elem"} 1.0' in metrics

@@ -155,6 +155,14 @@ class Guard:
                     logger.warning("wrong API key from %s on %s %s", client, scope["method"], path)
                 await _answer(send, 401, "unknown API key", {"WWW-Authenticate": "Bearer"})
                 return
+            if not key.allows(client):  # bound to its machines' addresses, and this is not one
+                self.limiter.failed(client)
+                self.failures.inc()
+                if time.monotonic() - self._said >= 10.0:
+                    self._said = time.monotonic()
+                    logger.warning("key %s used from %s, outside its sources", key.name, client)
+                await _answer(send, 401, f"this key may not be used from {client}", {"WWW-Authenticate": "Bearer"})
+                return
             scope.setdefault("state", {})[MATCHED_KEY] = key  # `principal()` takes it from here
         await self.app(scope, receive, send)
 

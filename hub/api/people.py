@@ -1,30 +1,34 @@
 """People and keys over the API: signing in and out, the administrator's accounts and machine keys (no
 restart needed), and assigning a case to a person of the unit that holds it (网格员).
 
-Signing in answers a session token that is used like a key (`Authorization: Bearer gws_…`). Wrong names or
-passwords count against the client like wrong keys (429 after `limits.auth_failures`, the client told apart
-behind `listen.trusted_proxies` as the guard does), and wrong passwords against the account too (locked
-after `limits.account_failures` in a row, from any addresses; `POST /users/{u}/unlock` lifts it)."""
+Signing in answers a session token that is used like a key (`Authorization: Bearer gws_…`), or, asked with
+`"cookie": true` (the board), sets it in an HttpOnly cookie and answers only the CSRF value the page sends back
+with its changes (hub.api.auth). Wrong names or passwords count against the client like wrong keys (429 after
+`limits.auth_failures`, the client told apart behind `listen.trusted_proxies` as the guard does), and wrong
+passwords and codes against the account too (locked after `limits.account_failures` in a row, from any
+addresses; `POST /users/{u}/unlock` lifts it). Roles in `sign_in.two_factor` give a TOTP code (or a recovery
+code) with the password once enrolled; `/me/two-factor` enrols (a QR code for the authenticator app)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Literal
 
+import segno
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
 from hub import actions
-from hub.api.auth import Principal, bearer, require
+from hub.api.auth import COOKIE, Principal, bearer, credentials, csrf_token, require
 from hub.api.deps import HubDep, Operator, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.guard import client_address
 from hub.api.schemas import CaseDetail, Text
 from hub.api.seen import actionable, load_visible, refused, refusing
 from hub.errors import Conflict
-from hub.people import People, Person, is_session_token
+from hub.people import Login, People, Person, is_session_token
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 Admin = Annotated[Principal, Depends(require("admin"))]
@@ -39,22 +43,35 @@ class PersonOut(BaseModel):
     disabled: bool
     locked_until: datetime | None = Field(None, description="wrong passwords locked the account until then "
                                                             "(an administrator may unlock it)")
+    two_factor: bool = Field(False, description="a second factor (TOTP) is enrolled")
+    removed: bool = Field(False, description="the account was removed (its contact points erased)")
 
 
 def _out(p: Person) -> PersonOut:
     return PersonOut(username=p.username, name=p.name, unit=p.unit, role=p.role, disabled=p.disabled,
-                     locked_until=p.locked_until)
+                     locked_until=p.locked_until, two_factor=p.two_factor, removed=p.removed)
 
 
 class LoginBody(BaseModel):
-    username: str = Field(max_length=64)
-    password: str = Field(max_length=256)
+    username: str | None = Field(None, max_length=64)
+    password: str | None = Field(None, max_length=256)
+    code: str | None = Field(None, max_length=64, description="the authenticator's 6-digit code, or a recovery code")
+    key: str | None = Field(None, max_length=256, description="instead of a name and password: a key, signed in "
+                                                               "on the board (not an edge key)")
+    cookie: bool = Field(False, description="hold the session in an HttpOnly cookie (the board) instead of "
+                                            "answering the token")
 
 
 class LoginOut(BaseModel):
-    token: str = Field(description="use as `Authorization: Bearer <token>` until `expires_at`")
+    token: str | None = Field(None, description="use as `Authorization: Bearer <token>` until `expires_at` "
+                                                "(null when the session is in the cookie)")
+    csrf: str | None = Field(None, description="with the cookie: send as X-CSRF-Token with every change")
     expires_at: datetime
-    user: PersonOut
+    user: PersonOut | None = None
+    key: str | None = Field(None, description="the key's name, when a key signed in")
+    limited: Literal["two_factor", "password"] | None = Field(
+        None, description="the session reaches nothing but enrolling a second factor (two_factor) or changing "
+                          "the expired password (password) until that is done")
 
 
 def _people(request: Request) -> People:
@@ -62,35 +79,134 @@ def _people(request: Request) -> People:
     return people
 
 
-@router.post("/login", responses=responses(401, 429))
-async def login(body: LoginBody, request: Request) -> LoginOut:
-    """Sign in with a name and password: a session for the board (or any API client)."""
+@router.post("/login", responses=responses(401, 422, 429))
+async def login(body: LoginBody, request: Request, response: Response) -> LoginOut:
+    """Sign in with a name and password (and the second factor's code once enrolled), or a key on the board:
+    a session for the board (or any API client)."""
     limiter = request.app.state.auth_limiter
     client = client_address((request.client.host if request.client else "?"), request.headers.get("x-forwarded-for"),
                             request.app.state.trusted_proxies)
-    request.state.audit = {"actor": body.username}  # the name signed in with, whatever the outcome
+    request.state.audit = {"actor": body.username or "key"}  # the name signed in with, whatever the outcome
     wait = limiter.blocked_for(client)
     if wait > 0:
         raise HTTPException(429, "too many failed sign-ins; try again later", headers={"Retry-After": f"{wait:.0f}"})
-    got = await run_in_threadpool(_people(request).login, body.username, body.password)
-    if got is None:
+    people = _people(request)
+    got: Login | str | None
+    if body.key is not None:
+        got = await run_in_threadpool(people.key_login, body.key, client)
+    elif body.username is not None and body.password is not None:
+        got = await run_in_threadpool(people.login, body.username, body.password, body.code)
+    else:
+        raise Refused(422, "sign in with a username and password, or a key", "bad_login")
+    if got == "code":
+        raise Refused(401, "the second factor's code is needed: 请输入动态口令", "code_required")
+    if not isinstance(got, Login):
         limiter.failed(client)
         request.app.state.hub.metrics.auth_failures.inc()
-        raise HTTPException(401, "wrong name or password, or the account is disabled or locked")
-    token, person, expires = got
-    return LoginOut(token=token, expires_at=expires, user=_out(person))
+        if got == "wrong_code":
+            raise Refused(401, "wrong or already used code", "wrong_code")
+        raise HTTPException(401, "wrong name or password (or key), or the account is disabled or locked")
+    if got.key is not None:
+        request.state.audit = {"actor": f"key:{got.key.name}"}
+    if got.limited is not None:
+        request.state.audit["limited"] = got.limited
+    out = LoginOut(token=None if body.cookie else got.token, expires_at=got.expires,
+                   user=_out(got.person) if got.person is not None else None,
+                   key=got.key.name if got.key is not None else None, limited=got.limited)  # type: ignore[arg-type]
+    if body.cookie:
+        response.set_cookie(COOKIE, got.token, httponly=True, samesite="strict", path="/api/",
+                            secure=request.url.scheme == "https")
+        out.csrf = csrf_token(got.token)
+    return out
 
 
 @router.post("/logout", status_code=204, responses=responses(*GUARD))
 async def logout(request: Request,
                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
-    """End this session (a key is not a session: nothing happens to it)."""
-    if creds is not None and is_session_token(creds.credentials):
-        who = await run_in_threadpool(_people(request).session, creds.credentials)
-        if who is not None:
-            request.state.audit = {"actor": who.username}
-        await run_in_threadpool(_people(request).logout, creds.credentials)
-    return Response(status_code=204)
+    """End this session, and clear the board's cookie (a key is not a session: nothing happens to it)."""
+    got = credentials(request, creds)
+    if got is not None and is_session_token(got[0]):
+        signed = await run_in_threadpool(_people(request).session, got[0])
+        if signed is not None:
+            request.state.audit = {"actor": signed.person.username if signed.person else f"key:{signed.key.name}"
+                                   if signed.key else "?"}
+        await run_in_threadpool(_people(request).logout, got[0])
+    out = Response(status_code=204)
+    out.delete_cookie(COOKIE, path="/api/", httponly=True, samesite="strict")
+    return out
+
+
+# ---- one's own account: the second factor, the password ---------------------------------------------
+class Enrolment(BaseModel):
+    uri: str = Field(description="otpauth:// URI for an authenticator app")
+    secret: str = Field(description="the same secret, to type in by hand")
+    qr: str = Field(description="the URI as a QR code (an SVG data: URI)")
+
+
+class Code(BaseModel):
+    code: str = Field(max_length=16, description="the authenticator's current 6-digit code")
+
+
+class RecoveryOut(BaseModel):
+    recovery_codes: list[str] = Field(description="shown this once: each signs in once in place of a code")
+
+
+class PasswordChange(BaseModel):
+    old: str = Field(max_length=256)
+    new: str = Field(min_length=1, max_length=256)
+
+
+def _me(who: Principal) -> str:
+    if who.person is None:
+        raise Refused(409, "a key has no second factor or password of its own", "not_person")
+    return who.name
+
+
+def _token(request: Request, creds: HTTPAuthorizationCredentials | None) -> str | None:
+    got = credentials(request, creds)
+    return got[0] if got is not None and is_session_token(got[0]) else None
+
+
+Someone = Annotated[Principal, Depends(require("operator", "viewer", "admin"))]
+Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+@router.post("/me/two-factor", responses=responses(*GUARD, 403, 409))
+def begin_two_factor(request: Request, who: Someone) -> Enrolment:
+    """Begin enrolling a second factor: a new secret, as a QR code for an authenticator app (微信/支付宝/
+    Google/Microsoft Authenticator…); it counts once `/me/two-factor/confirm` gets a code from it."""
+    with refusing("no such user"):
+        uri = _people(request).begin_totp(_me(who))
+    qr = segno.make(uri, error="m").svg_data_uri(scale=5, border=4, dark="#000", light="#fff")
+    secret = uri.split("secret=", 1)[1].split("&", 1)[0]
+    return Enrolment(uri=uri, secret=secret, qr=qr)
+
+
+@router.post("/me/two-factor/confirm", responses=responses(*GUARD, *BODY, 403, 409))
+def confirm_two_factor(body: Code, request: Request, who: Someone, creds: Creds) -> RecoveryOut:
+    """A code from the new secret: the second factor is enrolled, this session is freed of its limit, and
+    ten recovery codes are answered (this once)."""
+    people = _people(request)
+    with refusing("no such user"):
+        codes = people.confirm_totp(_me(who), body.code)
+    token = _token(request, creds)
+    if token is not None:
+        people.lift(token, "two_factor")
+    return RecoveryOut(recovery_codes=codes)
+
+
+@router.post("/me/two-factor/recovery", responses=responses(*GUARD, 403, 409))
+def new_recovery_codes(request: Request, who: Someone) -> RecoveryOut:
+    """Ten new recovery codes; the old ones stop working."""
+    with refusing("no such user"):
+        return RecoveryOut(recovery_codes=_people(request).new_recovery(_me(who)))
+
+
+@router.post("/me/password", responses=responses(*GUARD, *BODY, 403, 409))
+def change_own_password(body: PasswordChange, request: Request, who: Someone, creds: Creds) -> PersonOut:
+    """Change one's own password (the current one proves it): other sessions end; this one goes on."""
+    with refusing("no such user"):
+        return _out(_people(request).change_password(_me(who), body.old, body.new, _token(request, creds)))
 
 
 class NewPerson(BaseModel):
@@ -132,6 +248,23 @@ def change_user(username: str, body: PersonChange, request: Request, who: Admin)
                                             password=body.password, disabled=body.disabled))
 
 
+@router.delete("/users/{username}", responses=responses(*GUARD, 403, 404, 409))
+def remove_user(username: str, request: Request, who: Admin) -> PersonOut:
+    """Remove an account: it can no longer sign in, and the person's contact points, second factor and
+    sessions are erased (个人信息删除); their name stays on the records of what they did."""
+    if username == who.name:
+        raise Refused(409, "an administrator cannot remove their own account", "self", username=username)
+    with refusing("no such user"):
+        return _out(_people(request).remove(username))
+
+
+@router.delete("/users/{username}/two-factor", responses=responses(*GUARD, 403, 404))
+def reset_two_factor(username: str, request: Request, who: Admin) -> PersonOut:
+    """Remove a person's second factor (a lost phone): they enrol again at their next sign-in."""
+    with refusing("no such user"):
+        return _out(_people(request).drop_totp(username))
+
+
 @router.post("/users/{username}/unlock", responses=responses(*GUARD, 403, 404))
 def unlock_user(username: str, request: Request, who: Admin) -> PersonOut:
     """Lift a lock that wrong passwords put on an account, and clear its count."""
@@ -144,6 +277,7 @@ class KeyOut(BaseModel):
     role: str
     unit: str | None
     grids: list[str] | None
+    sources: list[str] | None = None
     source: Literal["file", "api"]
     created_at: datetime | None = None
     disabled_at: datetime | None = None
@@ -154,6 +288,8 @@ class NewKey(BaseModel):
     role: Literal["edge", "operator", "viewer", "admin"]
     unit: str | None = Field(None, max_length=64)
     grids: list[Annotated[str, Field(max_length=64)]] | None = Field(None, max_length=10_000)
+    sources: list[Annotated[str, Field(max_length=64)]] | None = Field(
+        None, max_length=100, description="addresses or networks it may be used from; none = any")
 
 
 class KeyMade(BaseModel):
@@ -164,9 +300,10 @@ class KeyMade(BaseModel):
 @router.get("/keys", responses=responses(*GUARD, 403))
 def list_keys(request: Request, who: Admin) -> list[KeyOut]:
     people = _people(request)
-    out = [KeyOut(name=k.name, role=k.role, unit=k.unit, grids=k.grids, source="file") for k in people.file_keys]
-    out += [KeyOut(name=r.name, role=r.role, unit=r.unit, grids=r.grids, source="api", created_at=r.created_at,
-                   disabled_at=r.disabled_at) for r in people.key_rows()]
+    out = [KeyOut(name=k.name, role=k.role, unit=k.unit, grids=k.grids, sources=k.sources, source="file")
+           for k in people.file_keys]
+    out += [KeyOut(name=r.name, role=r.role, unit=r.unit, grids=r.grids, sources=r.sources, source="api",
+                   created_at=r.created_at, disabled_at=r.disabled_at) for r in people.key_rows()]
     return out
 
 
@@ -174,7 +311,7 @@ def list_keys(request: Request, who: Admin) -> list[KeyOut]:
 def add_key(body: NewKey, request: Request, who: Admin) -> KeyMade:
     """A key for a machine (an edge agent, an integration), live at once."""
     try:
-        key = _people(request).add_key(body.name, body.role, body.unit, body.grids, who.name)
+        key = _people(request).add_key(body.name, body.role, body.unit, body.grids, who.name, body.sources)
     except Conflict as exc:
         raise refused(exc) from None
     except ValueError as exc:  # the key's own rules (a unit for operators and viewers, grids for edge keys)

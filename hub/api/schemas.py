@@ -154,6 +154,10 @@ class MeOut(BaseModel):
     can_act: bool
     notices: list[str] = Field(default_factory=list, description="administrators: what needs their hand (a "
                                "working-time calendar running out), in Chinese")
+    csrf: str | None = Field(None, description="signed in with the board's cookie: the X-CSRF-Token its changes send")
+    limited: str | None = Field(None, description="two_factor | password: the session reaches nothing but that "
+                                                  "until it is put right")
+    two_factor: bool = Field(False, description="a person with a second factor enrolled")
 
 
 _COLUMNS = ("id", "status", "manual", "category", "severity", "grid", "device", "owner", "title", "opened_at",

@@ -1,6 +1,7 @@
 // gridwatch command-center board: live cases with ticking clocks and lights, case actions, analysis.
-// Buildless, no outside fetches. Live updates come from the SSE stream, read with fetch() so the key
-// travels in the Authorization header; the page reconnects by itself with Last-Event-ID.
+// Buildless, no outside fetches, nothing inline (the hub's CSP allows scripts and styles from itself only).
+// The session is an HttpOnly cookie the page never sees; live updates come from the SSE stream, read with
+// fetch(); the page reconnects by itself with Last-Event-ID.
 "use strict";
 
 const I18N = {
@@ -21,6 +22,11 @@ const I18N = {
     title: "网格指挥中心", tab_board: "案件看板", tab_analysis: "类案分析", offline: "未连接", live: "实时",
     logout: "退出", key_label: "访问密钥（查看或操作）", login: "登录", bad_key: "密钥无效",
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
+    otp: "动态口令（或恢复码）", code_required: "请输入身份验证器显示的动态口令", wrong_code: "动态口令错误或已使用过",
+    enrol_title: "绑定动态口令（双因素认证）", enrol_start: "生成二维码", enrol_confirm: "绑定", continue: "已保存，进入系统",
+    enrol_why: "管理员账号须使用两种鉴别方式登录：用身份验证器（如微信小程序、Google/Microsoft Authenticator）扫描二维码，再输入显示的六位动态口令。",
+    recovery_once: "恢复码只显示这一次，请抄下并妥善保管；每个恢复码只能使用一次。", enrol_secret: "无法扫码时手工输入密钥：{secret}",
+    expired_title: "密码已过期，请修改", pw_old: "当前密码", pw_new: "新密码", pw_change: "修改密码", session_ended: "会话已结束，请重新登录",
     tl_assigned: "指派给 {name}", err_not_member: "{username} 不是 {unit} 的在岗人员",
     tl_extension_requested: "申请延期至 {until}（原限期 {deadline}）", tl_extension_approved: "同意延期至 {until}",
     send_back: "退回", tl_sent_back: "由 {from} 退回至 {to}：{reason}", err_too_late: "已超过签收时限，不能退回", err_no_parent: "{unit} 没有上级可退回",
@@ -94,6 +100,11 @@ const I18N = {
     logout: "Log out", key_label: "Access key (viewer or operator)", login: "Log in", bad_key: "Unknown key",
     username: "User name", password: "Password", bad_password: "Wrong name or password, or the account is disabled",
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
+    otp: "One-time code (or recovery code)", code_required: "Enter the code your authenticator shows", wrong_code: "Wrong or already used code",
+    enrol_title: "Set up a second factor", enrol_start: "Show the QR code", enrol_confirm: "Confirm", continue: "Saved: continue",
+    enrol_why: "Administrators sign in with two factors: scan the QR code with an authenticator app, then enter the 6-digit code it shows.",
+    recovery_once: "These recovery codes are shown once: write them down; each works once.", enrol_secret: "Cannot scan? Type the secret: {secret}",
+    expired_title: "Your password has expired: change it", pw_old: "Current password", pw_new: "New password", pw_change: "Change password", session_ended: "Session ended: sign in again",
     err_not_member: "{username} is not an active member of {unit}",
     tl_extension_requested: "extension asked until {until} (deadline was {deadline})", tl_extension_approved: "extension approved until {until}",
     send_back: "Send back", tl_sent_back: "sent back by {from} to {to}: {reason}", err_too_late: "the sign-for limit has passed",
@@ -160,7 +171,7 @@ const SYSTEM_ACTORS = new Set(["scheduler", "hub", "system"]);
 const $ = (sel) => document.querySelector(sel);
 const params = new URLSearchParams(location.search);
 const state = {
-  lang: localStorage.getItem("gw-lang") || "zh-CN", key: sessionStorage.getItem("gw-key") || "", me: null,
+  lang: localStorage.getItem("gw-lang") || "zh-CN", csrf: "", me: null, // the session itself is an HttpOnly cookie
   labels: null, cases: new Map(), rows: new Map(), lastEventId: null, stream: null,
   filters: { unit: "", category: "", light: "", status: "", q: "", since: "", until: "", mine: false },
   detail: null, shown: null, lastUpdate: null, journal: [], selected: new Set(),
@@ -206,9 +217,11 @@ function reason(body, status) {
   return typeof d === "string" ? d : JSON.stringify(d);
 }
 
+// The session rides in the HttpOnly cookie (no script can read it); changes carry the CSRF value besides.
 async function api(path, opts = {}) {
-  const headers = { Authorization: `Bearer ${state.key}`, ...(opts.body instanceof Blob ? {} : { "Content-Type": "application/json" }), ...(opts.headers || {}) };
-  const res = await fetch(path, { ...opts, headers });
+  const headers = { ...(opts.body instanceof Blob ? {} : { "Content-Type": "application/json" }), ...(opts.headers || {}) };
+  if (opts.method && opts.method !== "GET") headers["X-CSRF-Token"] = state.csrf;
+  const res = await fetch(path, { ...opts, headers, credentials: "same-origin" });
   if (!res.ok) {
     let body = null;
     try { body = await res.json(); } catch (_) { /* not JSON */ }
@@ -267,17 +280,19 @@ function showNotices(texts) {
 }
 
 // ---- login -------------------------------------------------------------------------------------
-async function login(key) {
-  state.key = key;
+// Signed in (a session cookie is there): who am I; a session limited to enrolling a second factor or to
+// changing an expired password shows only that; quiet=true on load, when there may be no session at all.
+async function login(quiet = false) {
   try {
     state.me = await api("/api/v1/me");
+    state.csrf = state.me.csrf || state.csrf;
+    if (state.me.limited) { showSecure(state.me.limited); return false; }
     state.labels = await api("/api/v1/labels");
   } catch (e) {
-    state.key = ""; sessionStorage.removeItem("gw-key");
-    $("#login-error").textContent = e.status === 401 || e.status === 403 ? t("bad_key") : e.message;
+    if (!quiet) $("#login-error").textContent = e.status === 401 || e.status === 403 ? t("bad_key") : e.message;
     return false;
   }
-  sessionStorage.setItem("gw-key", key);
+  $("#secure").hidden = true;
   $("#login").hidden = true; $("#board").hidden = false; $("#tabs").hidden = false; $("#logout").hidden = false;
   $("#who").textContent = `${state.me.person || state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
   for (const el of document.querySelectorAll(".can-act")) el.hidden = !state.me.can_act;
@@ -297,11 +312,40 @@ async function login(key) {
 }
 
 async function logout() {
-  if (state.key.startsWith("gws_")) {
-    try { await fetch("/api/v1/logout", { method: "POST", headers: { Authorization: `Bearer ${state.key}` } }); } catch (e) { /* gone anyway */ }
-  }
-  sessionStorage.removeItem("gw-key");
+  try { await fetch("/api/v1/logout", { method: "POST", headers: { "X-CSRF-Token": state.csrf } }); } catch (e) { /* gone anyway */ }
   location.reload();
+}
+
+// ---- a limited session: enrol the second factor (TOTP), or change an expired password ----------------
+function showSecure(limited) {
+  $("#login").hidden = true; $("#secure").hidden = false; $("#logout").hidden = false;
+  $("#enrol").hidden = limited !== "two_factor"; $("#expired").hidden = limited !== "password";
+}
+async function enrolStart() {
+  $("#secure-error").textContent = "";
+  try {
+    const e = await api("/api/v1/me/two-factor", { method: "POST" });
+    $("#enrol-qr").src = e.qr; $("#enrol-qr").hidden = false;
+    $("#enrol-secret").textContent = fill(t("enrol_secret"), { secret: e.secret });
+    $("#enrol-code").focus();
+  } catch (e) { $("#secure-error").textContent = e.message; }
+}
+async function enrolConfirm() {
+  $("#secure-error").textContent = "";
+  try {
+    const r = await api("/api/v1/me/two-factor/confirm", { method: "POST", body: JSON.stringify({ code: $("#enrol-code").value.trim() }) });
+    $("#recovery-codes").replaceChildren(...r.recovery_codes.map((c) => { const li = document.createElement("li"); li.textContent = c; return li; }));
+    $("#enrol-done").hidden = false; $("#enrol-confirm").disabled = true;
+  } catch (e) { $("#secure-error").textContent = e.body?.code === "wrong_code" ? t("wrong_code") : e.message; }
+}
+async function changeExpired(ev) {
+  ev.preventDefault();
+  $("#secure-error").textContent = "";
+  try {
+    await api("/api/v1/me/password", { method: "POST", body: JSON.stringify({ old: $("#pw-old").value, new: $("#pw-new").value }) });
+    $("#pw-old").value = ""; $("#pw-new").value = "";
+    login();
+  } catch (e) { $("#secure-error").textContent = e.message; }
 }
 
 // ---- cases -------------------------------------------------------------------------------------
@@ -641,16 +685,15 @@ async function download(url, fallback) {
 async function connect() {
   const ctrl = new AbortController();
   state.stream = ctrl;
-  const headers = { Authorization: `Bearer ${state.key}` };
+  const headers = {};
   if (state.lastEventId) headers["Last-Event-ID"] = state.lastEventId;
   try {
-    const res = await fetch("/api/v1/stream", { headers, signal: ctrl.signal });
-    if (res.status === 401 || res.status === 403) { // the key was withdrawn: back to the login form
-      sessionStorage.removeItem("gw-key");
+    const res = await fetch("/api/v1/stream", { headers, signal: ctrl.signal, credentials: "same-origin" });
+    if (res.status === 401 || res.status === 403) { // the key was withdrawn or the session ended: back to the login form
       state.stream = null;
       for (const sec of document.querySelectorAll("section[data-tab-section]")) sec.hidden = true;
       $("#tabs").hidden = true; $("#login").hidden = false;
-      $("#login-error").textContent = t("bad_key");
+      $("#login-error").textContent = t("session_ended");
       return;
     }
     if (!res.ok) throw new Error(`stream ${res.status}`);
@@ -1118,15 +1161,28 @@ async function showBehind(unit, measure, since) {
 $("#login-form").addEventListener("submit", async (e) => {
   e.preventDefault();
   const user = $("#username").value.trim();
-  if (!user) { login($("#key").value.trim()); return; }
-  // a person signs in with a name and password: the session token then stands in for a key
-  const res = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ username: user, password: $("#password").value }) });
-  if (!res.ok) { $("#login-error").textContent = res.status === 429 ? t("too_many") : t("bad_password"); return; }
-  const got = await res.json();
-  $("#password").value = "";
-  login(got.token);
+  // a person signs in with a name and password (and the second factor's code), or a key is typed in: either
+  // way the hub sets the session in an HttpOnly cookie and answers only the CSRF value
+  const body = user ? { username: user, password: $("#password").value, code: $("#otp").value.trim() || null, cookie: true }
+    : { key: $("#key").value.trim(), cookie: true };
+  const res = await fetch("/api/v1/login", { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+  let got = null;
+  try { got = await res.json(); } catch (_) { /* not JSON */ }
+  if (!res.ok) {
+    const code = got?.code;
+    if (code === "code_required" || code === "wrong_code") { $("#otp").hidden = false; $("label[for=otp]").hidden = false; $("#otp").value = ""; $("#otp").focus(); }
+    $("#login-error").textContent = res.status === 429 ? t("too_many") : code === "code_required" ? t("code_required")
+      : code === "wrong_code" ? t("wrong_code") : user ? t("bad_password") : t("bad_key");
+    return;
+  }
+  $("#password").value = ""; $("#key").value = ""; $("#otp").value = ""; $("#login-error").textContent = "";
+  state.csrf = got.csrf;
+  login();
 });
+$("#enrol-start").addEventListener("click", enrolStart);
+$("#enrol-confirm").addEventListener("click", enrolConfirm);
+$("#enrol-continue").addEventListener("click", () => login());
+$("#expired").addEventListener("submit", changeExpired);
 $("#lang").addEventListener("click", () => { state.lang = state.lang === "zh-CN" ? "en" : "zh-CN"; localStorage.setItem("gw-lang", state.lang); applyLang(); });
 $("#logout").addEventListener("click", logout);
 $("#close-detail").addEventListener("click", () => { state.detail = null; state.shown = null; $("#detail").hidden = true; });
@@ -1163,7 +1219,7 @@ function fontsReady() {
 // the fleet's tabs and words (fleet.js) are in before the page is drawn and a kept key logs in again
 window.addEventListener("DOMContentLoaded", () => {
   fontsReady(); applyLang();
-  if (state.openCase && !state.key) $("#login-error").textContent = fill(t("open_after_login"), { id: state.openCase.slice(-8) });
-  if (state.key) login(state.key);
+  // a session cookie from before a reload signs in again by itself; without one the form stays
+  login(true).then((ok) => { if (!ok && state.openCase && $("#secure").hidden) $("#login-error").textContent = fill(t("open_after_login"), { id: state.openCase.slice(-8) }); });
 });
 $("#filters-toggle").addEventListener("click", () => document.body.classList.toggle("filters-open"));
