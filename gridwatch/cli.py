@@ -249,7 +249,9 @@ def _hub_init(args: argparse.Namespace) -> int:
 
 Shown once, stored only as hashes; keep them now:
   first administrator, board sign-in:  {made.admin_user} / {made.admin_password}
+                                       (the first sign-in enrols a second factor: have an authenticator app)
   admin API key (keys: admin):         {made.admin_key}
+                                       (bind it to its machines: sources in hub.yaml)
   agent key (keys: {made.edge_name}), for the agent's GRIDWATCH_EDGE_KEY:
                                        {made.edge_key}
 

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse
 from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
@@ -36,7 +37,7 @@ from hub.api import map as map_
 from hub.api import notices as notices_api
 from hub.api.audit import AuditTrail
 from hub.api.deps import HubState
-from hub.api.errors import Refused, refused_answer
+from hub.api.errors import Refused, invalid_answer, refused_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter, networks
 from hub.api.headers import Hardening
 from hub.calendar_files import load_calendars
@@ -158,6 +159,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(audit_api.router)
 
     app.add_exception_handler(Refused, refused_answer)
+    app.add_exception_handler(RequestValidationError, invalid_answer)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)

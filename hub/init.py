@@ -37,9 +37,16 @@ labels: labels.yaml     # display names (中文, English) of categories and othe
 # rosters: rosters.yaml # 值班表: who is on duty (add the people first, then switch it on)
 # notify: notify.yaml   # 通知: SMS, WeCom, DingTalk, Feishu, mail, webhooks (secrets from the environment)
 tz: Asia/Shanghai
-keys:
+keys:   # an administrator key may be bound to its machines: sources: [10.1.2.0/24]
   - {{name: admin, role: admin, hash: "{admin_hash}"}}
   - {{name: {edge}, role: edge, hash: "{edge_hash}"}}
+# sign_in:                    # 身份鉴别 (等保 2.0): sessions, the second factor, passwords
+#   session_idle: 30m         # a session unused this long ends
+#   session_max: 12h          # and every session ends this long after sign-in
+#   two_factor: [admin]       # roles that give a TOTP code after the password (enrolled from the board)
+#   password_min: 10
+#   password_max_age: 90d     # none by default
+#   admin_key_sources: warn   # require: every administrator key names its sources
 """
 
 

@@ -230,3 +230,14 @@ def test_a_key_bound_to_source_addresses_is_refused_from_others(tmp_path):
         assert users(made.json()["key"], "192.0.2.8") == 401
     finally:
         hub.stop()
+
+
+def test_a_refused_body_is_not_echoed_back(client):
+    """422 says where and why, never the value: a too-long password is not sent back (FastAPI's default echoes
+    every input, which also made a web scanner's injection probes tell answers apart)."""
+    secret = "Right-pw-2026" * 30
+    r = client.post("/api/v1/login", json={"username": "zhang.wei", "password": secret})
+    assert r.status_code == 422 and r.json()["detail"][0]["loc"] == ["body", "password"]
+    assert "Right-pw" not in r.text and "input" not in r.json()["detail"][0]
+    r = client.get("/api/v1/cases", params={"since": "<script>x</script>"}, headers=ADMIN_KEY)
+    assert r.status_code == 422 and "script" not in r.text

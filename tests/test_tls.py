@@ -85,6 +85,9 @@ def test_gateway_agent_and_hub_over_tls(tmp_path, pki):
             httpx.get(f"{url}/healthz")
         ok = httpx.get(f"{url}/healthz", verify=ssl.create_default_context(cafile=str(pki / "ca.pem")))
         assert ok.is_success and ok.headers["strict-transport-security"] == "max-age=31536000"  # HSTS over TLS
+        board = httpx.post(f"{url}/api/v1/login", json={"key": OPS_KEY, "cookie": True},
+                           verify=ssl.create_default_context(cafile=str(pki / "ca.pem")))
+        assert board.status_code == 200 and "; secure" in board.headers["set-cookie"].lower()  # https only
         cfg = agent_config(tmp_path / "agent", Broker("127.0.0.1", port, mq), url, GAS_RULES,
                            mqtt={"tls": {"ca_file": str(pki / "ca.pem")}},
                            hub={"key": EDGE_KEY, "ca_file": str(pki / "ca.pem")})

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import HTTPException, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -41,6 +43,14 @@ class Refused(HTTPException):
         super().__init__(http_status, message)
         self.code = code
         self.params = params
+
+
+async def invalid_answer(request: Request, exc: Exception) -> JSONResponse:
+    """422 for a request that does not fit its schema: where and why, never the value sent (no reflection of
+    what a client or an attacker sent, and no password from a sign-in body echoed back)."""
+    assert isinstance(exc, RequestValidationError)
+    errors = [{k: v for k, v in e.items() if k not in ("input", "url")} for e in exc.errors()]
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
 async def refused_answer(request: Request, exc: Exception) -> JSONResponse:

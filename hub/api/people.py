@@ -115,7 +115,8 @@ async def login(body: LoginBody, request: Request, response: Response) -> LoginO
                    key=got.key.name if got.key is not None else None, limited=got.limited)  # type: ignore[arg-type]
     if body.cookie:
         response.set_cookie(COOKIE, got.token, httponly=True, samesite="strict", path="/api/",
-                            secure=request.url.scheme == "https")
+                            secure=request.url.scheme == "https"  # TLS here, or at the proxy in front
+                            or request.headers.get("x-forwarded-proto") == "https")
         out.csrf = csrf_token(got.token)
     return out
 
