@@ -29,6 +29,7 @@ deps:
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
+	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
 	[ -f /usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata ] || missing="$$missing tesseract-ocr-chi-sim"; \
 	ls /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib >/dev/null 2>&1 || missing="$$missing gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi"; \
 	ls /usr/lib/*/gstreamer-1.0/libgstvideoparsersbad.so >/dev/null 2>&1 || missing="$$missing gstreamer1.0-plugins-bad"; \

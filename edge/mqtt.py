@@ -22,7 +22,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from edge.config import MqttConfig
 from edge.message import Message
-from gridwatch.core.mqttlink import make_client
+from gridwatch.core.mqttlink import connect, make_client
 
 logger = logging.getLogger(__name__)
 
@@ -64,10 +64,9 @@ class MqttIngest:
             props = Properties(PacketTypes.CONNECT)
             props.SessionExpiryInterval = int(self.cfg.session_expiry)
             props.ReceiveMaximum = self.cfg.receive_maximum
-            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive,
-                                      clean_start=False, properties=props)
+            self.failover = connect(self.client, self.cfg, clean_start=False, properties=props)
         else:
-            self.client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+            self.failover = connect(self.client, self.cfg)
         self.client.loop_start()
 
     def stop(self) -> None:
@@ -86,9 +85,9 @@ class MqttIngest:
                     reason: ReasonCode, properties: Properties | None) -> None:
         if reason.is_failure:
             self.last_refusal = str(reason)
-            logger.error("mqtt: broker %s:%d refused the connection: %s", self.cfg.host, self.cfg.port, reason)
+            logger.error("mqtt: broker %s:%d refused the connection: %s", client.host, client.port, reason)
             return
-        logger.info("mqtt: connected to %s:%d (session present: %s)", self.cfg.host, self.cfg.port,
+        logger.info("mqtt: connected to %s:%d (session present: %s)", client.host, client.port,
                     flags.session_present)
         client.subscribe([(f, int(self.cfg.qos)) for f in self.filters])
 

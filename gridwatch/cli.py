@@ -378,7 +378,7 @@ def _hub_serve(args: argparse.Namespace) -> int:
 
 def _broker_acl(args: argparse.Namespace) -> int:
     from gridwatch.core.yamlconf import load
-    from hub.acl import mosquitto_acl
+    from hub.acl import mosquitto_acl, nats_users
     from hub.org import OrgFile
 
     org = _load(lambda p: load(OrgFile, p), args.org)
@@ -388,7 +388,8 @@ def _broker_acl(args: argparse.Namespace) -> int:
     for spec in args.edge or ["edge-a", "edge-b"]:
         user, _, grids = spec.partition("=")
         edges[user] = [g for g in grids.split(",") if g]
-    sys.stdout.write(mosquitto_acl(org, org_name=str(args.org), root=args.topic_root, edges=edges))
+    make = nats_users if args.nats else mosquitto_acl
+    sys.stdout.write(make(org, org_name=str(args.org), root=args.topic_root, edges=edges))
     return 0
 
 
@@ -408,12 +409,13 @@ def _connection(args: argparse.Namespace) -> Connection:
     from gridwatch.core.config import MqttTls
     from simulators.player import Connection
 
-    host, _, port = args.broker.rpartition(":")
+    first, *more = args.broker.split(",")  # a clustered broker: host:port,host:port,...
+    host, _, port = first.rpartition(":")
     password = os.environ.get(args.password_env) if args.password_env and "{" not in args.password_env else None
     tls = MqttTls(ca_file=args.tls_ca, cert_file=args.tls_cert, key_file=args.tls_key,
                   server_name=args.tls_server_name) if args.tls_ca else None
     return Connection(host or "127.0.0.1", int(port), args.protocol, args.username, password, args.topic_root, tls,
-                      args.password_env)
+                      args.password_env, tuple(more))
 
 
 def _hub_key(args: argparse.Namespace) -> str | None:
@@ -485,7 +487,8 @@ def _sim_load(args: argparse.Namespace) -> int:
 
 
 def _sim_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--broker", default="127.0.0.1:1883", help="host:port")
+    p.add_argument("--broker", default="127.0.0.1:1883", help="host:port, or the nodes of a clustered broker "
+                   "host:port,host:port,... (tried in turn)")
     p.add_argument("--protocol", choices=["v5", "v311"], default="v5")
     p.add_argument("--username", help="MQTT user; with {grid} in it (gw-{grid}) one connection per grid, as the "
                                       "shipped ACL grants")
@@ -579,6 +582,8 @@ def build_parser() -> argparse.ArgumentParser:
     acl.add_argument("--edge", action="append", metavar="USER[=GRID,GRID]",
                      help="an agent user and the grids it owns (default: edge-a and edge-b, all grids)")
     acl.add_argument("--topic-root", default="gw")
+    acl.add_argument("--nats", action="store_true", help="the same grants as the users of a NATS cluster's MQTT "
+                                                         "listener (configs/nats/users.conf)")
     acl.set_defaults(func=_broker_acl)
 
     rules = top.add_parser("rules", help="rule files").add_subparsers(dest="rules_cmd", required=True)

@@ -20,7 +20,7 @@ from typing import Any
 
 import paho.mqtt.client as paho
 
-from gridwatch.core.mqttlink import make_client
+from gridwatch.core.mqttlink import connect, make_client
 from hub.config import HubMqtt
 from hub.events import events_after, units_seeing
 from hub.leader import Leadership, WokenThread
@@ -70,7 +70,7 @@ class CaseEventPublisher(WokenThread):
         client.on_publish = self._on_publish
         client.on_connect = lambda *a: self._connected.set()
         client.on_disconnect = lambda *a: self._connected.clear()
-        client.connect_async(self.cfg.host, self.cfg.port, keepalive=self.cfg.keepalive)
+        connect(client, self.cfg)
         client.loop_start()
         return client
 

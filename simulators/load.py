@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import paho.mqtt.client as paho
 
+from gridwatch.core import mqttlink
 from simulators.player import Connection
 
 
@@ -40,7 +41,7 @@ def _client(conn: Connection, i: int, inflight: threading.Semaphore) -> paho.Cli
     c.on_publish = lambda *a: inflight.release()
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
-    c.connect(conn.host, conn.port)
+    mqttlink.connect(c, conn.link())
     c.loop_start()
     return c
 

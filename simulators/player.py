@@ -18,6 +18,7 @@ import paho.mqtt.client as paho
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from gridwatch.core import mqttlink
 from gridwatch.core.config import MqttTls
 from gridwatch.core.mqttlink import BrokerLink, make_client
 from simulators.devices import SensorModel, rounded
@@ -38,6 +39,7 @@ class Connection:
     root: str = "gw"
     tls: MqttTls | None = None  # MQTT over TLS: the broker's CA, a client certificate when it asks for one
     password_env: str | None = None  # with a per-grid user name: the variable's name with {GRID} in it
+    brokers: tuple[str, ...] = ()  # more nodes of a clustered broker (host:port), tried in turn
 
     @property
     def per_grid(self) -> bool:
@@ -62,9 +64,11 @@ class Connection:
         """A new client (`gridwatch.core.mqttlink.make_client`) with this connection's protocol, TLS and the
         login of `grid` (or the connection's own)."""
         user, password = self.login(grid) if grid is not None else (self.username, self.password)
-        link = BrokerLink(host=self.host, port=self.port, protocol="v5" if self.protocol == "v5" else "v311",
-                          tls=self.tls)
-        return make_client(link, client_id, username=user or "", password=password)
+        return make_client(self.link(), client_id, username=user or "", password=password)
+
+    def link(self) -> BrokerLink:
+        return BrokerLink(host=self.host, port=self.port, protocol="v5" if self.protocol == "v5" else "v311",
+                          tls=self.tls, brokers=list(self.brokers), keepalive=30)
 
 
 def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes, bool] | None) -> paho.Client:
@@ -88,7 +92,7 @@ def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes,
 
     client.on_connect = on_connect
     client.on_disconnect = on_disconnect
-    client.connect(conn.host, conn.port, keepalive=30)
+    mqttlink.connect(client, conn.link())
     client.loop_start()
     answered.wait(10)
     if not accepted.is_set():  # never play into a connection the broker did not take

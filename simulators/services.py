@@ -223,3 +223,97 @@ def start_postgres() -> Postgres:
              f"-c listen_addresses=127.0.0.1 -p {port} -k {work} -c fsync=off", "start"]
     subprocess.run([*pg_ctl, *start], check=True, capture_output=True)
     return Postgres(f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres", data, pg_ctl, start)
+
+
+NATS_SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "nats"
+
+
+@dataclass
+class NatsNode:
+    name: str
+    mqtt_port: int
+    http_port: int
+    cluster_port: int
+    client_port: int
+    store: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def healthy(self) -> bool:
+        """The node's own word that JetStream's cluster has a leader and this node is current with it."""
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@dataclass
+class NatsCluster:
+    """Three nats-server processes on `configs/nats/` as shipped: the site values and the users' passwords come
+    from each node's environment, as a systemd unit would give them (plain-text passwords: tests only)."""
+
+    workdir: Path
+    nodes: list[NatsNode]
+    users: dict[str, str]
+
+    @property
+    def brokers(self) -> list[str]:
+        return [f"127.0.0.1:{n.mqtt_port}" for n in self.nodes]
+
+    def env(self, node: NatsNode) -> dict[str, str]:
+        routes = {f"GW_NATS_ROUTE_{i + 1}": f"nats-route://127.0.0.1:{n.cluster_port}"
+                  for i, n in enumerate(self.nodes)}
+        passwords = {f'PW_{u.upper().replace("-", "_").replace(".", "_")}': f'"{p}"' for u, p in self.users.items()}
+        return {**os.environ, **routes, **passwords, "GW_NATS_NAME": node.name, "GW_NATS_HOST": "127.0.0.1",
+                "GW_NATS_STORE": str(node.store), "GW_NATS_CLIENT_PORT": str(node.client_port),
+                "GW_NATS_MQTT_PORT": str(node.mqtt_port), "GW_NATS_CLUSTER_PORT": str(node.cluster_port),
+                "GW_NATS_HTTP_PORT": str(node.http_port)}
+
+    def start(self, node: NatsNode) -> None:
+        log = open(self.workdir / f"{node.name}.log", "ab")  # noqa: SIM115
+        node.proc = subprocess.Popen([binary("nats-server", "/usr/bin/nats-server"), "-c",
+                                      str(self.workdir / "node.conf")], env=self.env(node), stdout=log,
+                                     stderr=subprocess.STDOUT)
+
+    def kill(self, node: NatsNode) -> None:
+        """SIGKILL: no clean shutdown."""
+        if node.proc is not None:
+            node.proc.kill()
+            node.proc.wait(10)
+            node.proc = None
+
+    def ready(self, timeout: float = 60.0) -> float:
+        """Wait until every running node says JetStream's cluster is ready (`/healthz`); the seconds it took."""
+        t0 = time.monotonic()
+        while not all(n.healthy() for n in self.nodes if n.proc is not None):
+            for n in self.nodes:
+                if n.proc is not None and n.proc.poll() is not None:
+                    log = (self.workdir / f"{n.name}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"nats-server {n.name} exited: {log}")
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError("the NATS cluster did not become ready (JetStream has no meta leader)")
+            time.sleep(0.2)
+        return time.monotonic() - t0
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            if n.proc is not None:
+                stop_pid(n.proc)
+                n.proc = None
+
+
+def start_nats_cluster(workdir: Path, users: dict[str, str], size: int = 3) -> NatsCluster:
+    """The shipped three-node cluster on loopback, ready (JetStream's cluster formed) when this returns."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    for name in ("node.conf", "users.conf"):
+        shutil.copy(NATS_SHIPPED / name, workdir / name)
+    nodes = [NatsNode(f"nats-{i + 1}", free_port(), free_port(), free_port(), free_port(), workdir / f"store-{i + 1}")
+             for i in range(size)]
+    cluster = NatsCluster(workdir, nodes, dict(users))
+    for n in nodes:
+        cluster.start(n)
+    try:
+        cluster.ready()
+    except Exception:
+        cluster.stop()
+        raise
+    return cluster

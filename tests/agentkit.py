@@ -58,8 +58,8 @@ class Gateway:
     """A device gateway publishing at QoS 1 over MQTT v5."""
 
     def __init__(self, broker: Broker, user: str | None = None, password: str | None = None,
-                 client_id: str = "") -> None:
-        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5,
+                 client_id: str = "", protocol: int = paho.MQTTv5) -> None:
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=protocol,
                                   client_id=client_id)
         if user:
             self.client.username_pw_set(user, password)

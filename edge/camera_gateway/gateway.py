@@ -39,7 +39,7 @@ from edge.camera_gateway.sources import AlarmStream
 from edge.camera_gateway.stream import Sampler, StreamStats, read_stream
 from edge.feeds.values import device_id
 from edge.metrics import serve
-from gridwatch.core.mqttlink import make_client
+from gridwatch.core.mqttlink import connect, make_client
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ class CameraGateway:
 
     def start(self) -> None:
         m = self.cfg.mqtt
-        self.client.connect_async(m.host, m.port, keepalive=m.keepalive)
+        connect(self.client, m)
         self.client.loop_start()
         for run in self.cams.values():
             if run.cam.url:

@@ -1,17 +1,19 @@
-"""How every MQTT client of gridwatch reaches the broker: one connection model (`BrokerLink`: host, port,
-protocol, credentials, TLS, keepalive) and one client factory (`make_client`: paho's callback API v2, the
-protocol, the credentials from the environment, TLS, the reconnect back-off), used by the edge agent, the
-camera gateway, the hub's case-event publisher and the simulators; and `secret`, the one reading of a secret
-from the environment."""
+"""How every MQTT client of gridwatch reaches the broker: one connection model (`BrokerLink`: host, port, more
+nodes of a clustered broker, protocol, credentials, TLS, keepalive), one client factory (`make_client`: paho's
+callback API v2, the protocol, the credentials from the environment, TLS, the reconnect back-off) and one way
+to connect (`connect`: the first node, then, after a refusal or a lost connection, the next one in turn with
+the same client id and session), used by the edge agent, the camera gateway, the hub's case-event publisher
+and the simulators; and `secret`, the one reading of a secret from the environment."""
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Literal
+from typing import Any, Literal
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from gridwatch.core.config import MqttTls, Strict
 
@@ -20,6 +22,7 @@ Protocol = Literal["v5", "v311"]
 RECONNECT_MIN = 1
 RECONNECT_MAX = 30
 """Seconds: paho's reconnect back-off after a lost connection doubles from the first to the second."""
+logger = logging.getLogger(__name__)
 
 
 def secret(env: str | None, plain: str | None = None) -> str | None:
@@ -44,6 +47,23 @@ class BrokerLink(Strict):
     keepalive: int = Field(30, ge=5)
     tls: MqttTls | None = Field(None, description="MQTT over TLS: the broker's certificate checked against the "
                                                   "CA and its name")
+    brokers: list[str] = Field(default_factory=list, description="more nodes of a clustered broker (NATS, EMQX) "
+                               "as host:port, tried in turn after host:port when a connection is refused or lost; "
+                               "the session (client id, clean session off) goes along")
+
+    @field_validator("brokers")
+    @classmethod
+    def _nodes(cls, v: list[str]) -> list[str]:
+        for node in v:
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+                raise ValueError(f"{node!r} is not host:port")
+        return v
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """host:port first, then the other nodes."""
+        more = [(h, int(p)) for h, _, p in (n.rpartition(":") for n in self.brokers)]
+        return [(self.host, self.port), *[e for e in more if e != (self.host, self.port)]]
 
     def secret(self) -> str | None:
         return secret(self.password_env, self.password)
@@ -65,3 +85,43 @@ def make_client(link: BrokerLink, client_id: str = "", *, persistent: bool = Fal
         client.tls_set_context(link.tls.context())
     client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
     return client
+
+
+class Failover:
+    """paho's `on_pre_connect` hook: the first attempt goes to the first node, every later one (after a refusal,
+    a failed attempt or a lost connection) to the next node in turn, so a dead node costs one back-off step. A
+    clustered broker keeps the session on every node. `switches` counts the moves."""
+
+    def __init__(self, endpoints: list[tuple[str, int]]) -> None:
+        self.endpoints = endpoints
+        self.index = 0
+        self.attempts = 0
+        self.switches = 0
+
+    @property
+    def current(self) -> tuple[str, int]:
+        return self.endpoints[self.index]
+
+    def __call__(self, client: paho.Client, userdata: Any) -> None:
+        self.attempts += 1
+        if self.attempts == 1 or len(self.endpoints) == 1:
+            return
+        self.index = (self.index + 1) % len(self.endpoints)
+        self.switches += 1
+        # paho calls this hook inside reconnect(), after marking the client connecting, so its `host`/`port`
+        # setters refuse; the attributes they guard are what the next socket is opened to (paho 2.x;
+        # tests/test_broker_nats.py shows a client moving node to node)
+        client._host, client._port = self.current
+        logger.info("mqtt: trying broker node %s:%d", *self.current)
+
+
+def connect(client: paho.Client, link: BrokerLink, **kwargs: Any) -> Failover:
+    """Connect `client` in the background (paho's loop, started by the caller) to the link's first node, moving to
+    the next one in turn whenever a connection attempt fails or a connection is lost. `kwargs` go to paho's
+    `connect_async` (clean_start, properties for v5)."""
+    failover = Failover(link.endpoints())
+    host, port = failover.current
+    client.on_pre_connect = failover
+    client.connect_async(host, port, keepalive=link.keepalive, **kwargs)
+    return failover
+
