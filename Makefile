@@ -30,6 +30,8 @@ deps:
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v faketime >/dev/null 2>&1 || missing="$$missing faketime"; \
 	command -v nats-server >/dev/null 2>&1 || missing="$$missing nats-server"; \
+	command -v patroni >/dev/null 2>&1 || missing="$$missing patroni"; \
+	command -v etcd >/dev/null 2>&1 || missing="$$missing etcd-server"; \
 	[ -f /usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata ] || missing="$$missing tesseract-ocr-chi-sim"; \
 	ls /usr/lib/*/girepository-1.0/GstRtspServer-1.0.typelib >/dev/null 2>&1 || missing="$$missing gstreamer1.0-rtsp gir1.2-gst-rtsp-server-1.0 python3-gi"; \
 	ls /usr/lib/*/gstreamer-1.0/libgstvideoparsersbad.so >/dev/null 2>&1 || missing="$$missing gstreamer1.0-plugins-bad"; \
@@ -72,7 +74,7 @@ browser-test: deps venv
 # the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted
 # (about two minutes; with the browser suites they made make test 605 s on a loaded run)
 e2e-test: deps venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py tests/test_db_failover.py
 
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist

@@ -43,8 +43,13 @@ def make_engine(url: str) -> Engine:
 
 
 def libpq_conninfo(engine: Engine) -> str:
-    """The engine's PostgreSQL URL for a raw psycopg connection (LISTEN, session advisory locks)."""
-    return engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    """The engine's connection for a raw psycopg connection (LISTEN, session advisory locks), as libpq's
+    key=value string made from what SQLAlchemy's dialect passes psycopg: so a multi-host URL (a primary and its
+    standby, `?host=a:5432&host=b:5432&target_session_attrs=read-write`) reaches the same primary."""
+    from psycopg.conninfo import make_conninfo
+
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    return make_conninfo("", **{k: v for k, v in kwargs.items() if isinstance(v, str | int)})  # (not "context")
 
 
 def alembic_config() -> Config:

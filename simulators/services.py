@@ -317,3 +317,140 @@ def start_nats_cluster(workdir: Path, users: dict[str, str], size: int = 3) -> N
         cluster.stop()
         raise
     return cluster
+
+
+PATRONI_SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "patroni" / "patroni.yml"
+
+
+@dataclass
+class PatroniNode:
+    name: str
+    pg_port: int
+    rest_port: int
+    data: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    def role(self) -> str | None:
+        """"primary", "sync" (the synchronous standby), "replica", or None (not answering)."""
+        for role, path in (("primary", "primary"), ("sync", "sync"), ("replica", "replica")):
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.rest_port}/{path}", timeout=2).status_code == 200:
+                    return role
+            except httpx.HTTPError:
+                return None
+        return None
+
+
+@dataclass
+class PatroniCluster:
+    """etcd and two Patroni-run PostgreSQL nodes on `configs/patroni/patroni.yml` as shipped, the per-node values
+    from the environment; as user postgres when run as root."""
+
+    workdir: Path
+    etcd: subprocess.Popen[bytes]
+    etcd_port: int
+    nodes: list[PatroniNode]
+    password: str
+    bindir: Path
+
+    @property
+    def url(self) -> str:
+        """The hubs' multi-host URL: libpq finds the primary (target_session_attrs=read-write)."""
+        hosts = "&".join(f"host=127.0.0.1:{n.pg_port}" for n in self.nodes)
+        return (f"postgresql+psycopg://postgres:{self.password}@/postgres?{hosts}"
+                "&target_session_attrs=read-write&connect_timeout=3")
+
+    def start(self, node: PatroniNode) -> None:
+        env = {**os.environ, "PATRONI_NAME": node.name, "PATRONI_RESTAPI_LISTEN": f"127.0.0.1:{node.rest_port}",
+               "PATRONI_RESTAPI_CONNECT_ADDRESS": f"127.0.0.1:{node.rest_port}",
+               "PATRONI_POSTGRESQL_LISTEN": f"127.0.0.1:{node.pg_port}",
+               "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"127.0.0.1:{node.pg_port}",
+               "PATRONI_POSTGRESQL_DATA_DIR": str(node.data), "PATRONI_POSTGRESQL_BIN_DIR": str(self.bindir),
+               "PATRONI_ETCD3_HOSTS": f"'127.0.0.1:{self.etcd_port}'", "PATRONI_SUPERUSER_PASSWORD": self.password,
+               "PATRONI_REPLICATION_PASSWORD": self.password, "PATRONI_LOG_LEVEL": "WARNING"}
+        prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        log = open(self.workdir / f"{node.name}.log", "ab")  # noqa: SIM115
+        exe = binary("patroni", "/usr/bin/patroni")
+        node.proc = subprocess.Popen([*prefix, exe, str(self.workdir / "patroni.yml")], env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+
+    def primary(self) -> PatroniNode | None:
+        return next((n for n in self.nodes if n.proc is not None and n.role() == "primary"), None)
+
+    def wait(self, primary: bool = True, sync: bool = True, timeout: float = 90.0) -> float:
+        """Until a primary answers (and a synchronous standby, with `sync`); the seconds it took."""
+        t0 = time.monotonic()
+        while True:
+            roles = [n.role() for n in self.nodes if n.proc is not None]
+            if (not primary or "primary" in roles) and (not sync or "sync" in roles):
+                return time.monotonic() - t0
+            for n in self.nodes:
+                if n.proc is not None and n.proc.poll() is not None:
+                    tail = (self.workdir / f"{n.name}.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"patroni {n.name} exited: {tail}")
+            if time.monotonic() - t0 > timeout:
+                raise TimeoutError(f"no primary and synchronous standby after {timeout} s: {roles}")
+            time.sleep(0.3)
+
+    def kill(self, node: PatroniNode) -> None:
+        """The machine dies: Patroni and its PostgreSQL SIGKILLed together."""
+        if node.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.proc.pid, signal.SIGKILL)
+            node.proc.wait(10)
+            node.proc = None
+        pid = node.data / "postmaster.pid"  # the postmaster, in its own session under Patroni
+        if pid.exists():
+            with contextlib.suppress(ValueError, ProcessLookupError):
+                os.kill(int(pid.read_text().split()[0]), signal.SIGKILL)
+
+    def stop(self) -> None:
+        for n in self.nodes:
+            if n.proc is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(n.proc.pid, signal.SIGTERM)
+                try:
+                    n.proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    self.kill(n)
+                n.proc = None
+            self.kill(n)
+        stop_pid(self.etcd)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
+def start_patroni_cluster(password: str = "test-only-pg-password") -> PatroniCluster:
+    """etcd, then two Patroni nodes; returns once there is a primary and a synchronous standby. Their files are in
+    a directory of their own under the system's temp directory (user postgres cannot reach into pytest's), removed
+    by `stop`."""
+    import glob
+    import tempfile
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        raise RuntimeError("PostgreSQL server is not installed; run `make deps`")
+    workdir = Path(tempfile.mkdtemp(prefix="gridwatch-patroni-"))
+    shutil.copy(PATRONI_SHIPPED, workdir / "patroni.yml")
+    etcd_port, peer = free_port(), free_port()
+    log = open(workdir / "etcd.log", "ab")  # noqa: SIM115
+    etcd = subprocess.Popen([binary("etcd", "/usr/bin/etcd"), "--name", "etcd-1", "--data-dir", str(workdir / "etcd"),
+                             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+                             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                             "--initial-cluster", f"etcd-1=http://127.0.0.1:{peer}", "--log-level", "warn"],
+                            stdout=log, stderr=subprocess.STDOUT)
+    wait_port(etcd_port, 30, etcd)
+    nodes = [PatroniNode(f"db-{i + 1}", free_port(), free_port(), workdir / f"db-{i + 1}") for i in range(2)]
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres")
+        os.chmod(workdir, 0o755)
+    cluster = PatroniCluster(workdir, etcd, etcd_port, nodes, password, Path(bins[-1]).parent)
+    try:
+        for n in nodes:
+            cluster.start(n)
+        cluster.wait()
+    except Exception:
+        cluster.stop()
+        raise
+    return cluster

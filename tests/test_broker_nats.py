@@ -144,12 +144,21 @@ def test_the_nats_grants_refuse_what_the_mosquitto_acl_refuses(cluster):
 
 def test_the_agent_moves_to_the_next_node_and_loses_no_reading(cluster, tmp_path, hub):
     """The edge agent on v3.1.1, given the three nodes; the node it is on is SIGKILLed while a gateway publishes
-    through another one: every reading is counted once."""
+    through another one: every reading arrives (QoS 1: what was in flight may arrive twice, as with Mosquitto;
+    alerts stay exactly once in effect downstream, by alert id)."""
     first = cluster.nodes[0]
     cfg = agent_config(tmp_path / "agent", node_broker(first), hub.url, GAS_RULES, rewrite_rules=False,
                        mqtt={"protocol": "v311", "username": "edge-a", "password": USERS["edge-a"],
                              "client_id": "edge-a", "brokers": cluster.brokers[1:]})
     agent = Agent(cfg)
+    seqs: list[int] = []
+    deliver = agent.mqtt.deliver
+
+    def spy(msg):
+        seqs.append(json.loads(msg.payload)["seq"])
+        deliver(msg)
+
+    agent.mqtt.deliver = spy
     agent.start()
     gw = gateway(cluster.nodes[2], "gw-grid-01")
     try:
@@ -164,11 +173,12 @@ def test_the_agent_moves_to_the_next_node_and_loses_no_reading(cluster, tmp_path
             gw.reading("grid-01", "gas-01", seq=i, ch4_ppm=100.0)
         assert agent.mqtt.reconnected.wait(30)
         took = time.monotonic() - t0
-        counted = lambda: agent.metrics.value("gridwatch_edge_messages_total", kind="sensor")  # noqa: E731
-        assert wait_until(lambda: counted() >= total, timeout=30), counted()
+        assert wait_until(lambda: set(seqs) == set(range(total)), timeout=30), sorted(set(range(total)) - set(seqs))
         time.sleep(1.0)
-        print(f"agent reconnect after its node's SIGKILL: {took:.2f} s; readings counted {counted():.0f} of {total}")
-        assert counted() == total
+        again = len(seqs) - total  # QoS 1 is at least once: what was in flight when the node died may come again
+        print(f"agent reconnect after its node's SIGKILL: {took:.2f} s; readings {len(set(seqs))} of {total}, "
+              f"{again} delivered twice")
+        assert 0 <= again <= cfg.mqtt.receive_maximum  # at most the window in flight
         assert agent.mqtt.failover.switches >= 1
     finally:
         gw.client.loop_stop()

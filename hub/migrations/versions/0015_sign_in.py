@@ -1,8 +1,8 @@
 """signing in (issue 30): two-factor (TOTP) and recovery codes, password age, removed accounts, sessions
 held in a cookie with an idle timeout (also for a key signed in on the board), keys bound to source addresses
 
-`user_sessions` is made anew (a session may now stand for a key, and it records when it was last used):
-whoever was signed in signs in again after the upgrade.
+`user_sessions` gains a key's name (a session may stand for a key typed into the board), when it was last used
+and what it is limited to; the sessions themselves are kept.
 
 Revision ID: 0015
 Revises: 0014
@@ -19,26 +19,24 @@ branch_labels = None
 depends_on = None
 
 
-def _sessions(new: bool) -> None:
-    more: list[sa.Column[object]] = [
-        sa.Column("key_name", sa.String(length=64), nullable=True),
-        sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True),
-        sa.Column("limited", sa.String(length=16), nullable=True)] if new else []
-    op.create_table(
-        "user_sessions",
+def _sessions() -> sa.Table:
+    """user_sessions as revision 0006 made it: SQLite's batch mode copies the table, and `hub migrate --sql` (no
+    database to reflect) needs to be told what it looks like."""
+    return sa.Table(
+        "user_sessions", sa.MetaData(),
         sa.Column("token_hash", sa.String(length=80), primary_key=True),
-        sa.Column("username", sa.String(length=64), sa.ForeignKey("users.username"), nullable=new),
-        *more,
+        sa.Column("username", sa.String(length=64), sa.ForeignKey("users.username"), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
-    )
-    op.create_index("ix_user_sessions_username", "user_sessions", ["username"])
+        sa.Index("ix_user_sessions_username", "username"))
 
 
 def upgrade() -> None:
-    op.drop_index("ix_user_sessions_username", "user_sessions")
-    op.drop_table("user_sessions")
-    _sessions(new=True)
+    with op.batch_alter_table("user_sessions", copy_from=_sessions()) as batch:  # sessions kept
+        batch.alter_column("username", existing_type=sa.String(64), nullable=True)
+        batch.add_column(sa.Column("key_name", sa.String(length=64), nullable=True))
+        batch.add_column(sa.Column("last_seen", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("limited", sa.String(length=16), nullable=True))
     with op.batch_alter_table("users") as batch:
         batch.add_column(sa.Column("totp_secret", sa.String(512), nullable=True))  # sealed (hub.datakey)
         batch.add_column(sa.Column("totp_pending", sa.String(512), nullable=True))  # enrolment begun, not confirmed
@@ -62,6 +60,8 @@ def downgrade() -> None:
     with op.batch_alter_table("users") as batch:
         for c in ("removed_at", "password_changed_at", "totp_step", "totp_pending", "totp_secret"):
             batch.drop_column(c)
-    op.drop_index("ix_user_sessions_username", "user_sessions")
-    op.drop_table("user_sessions")
-    _sessions(new=False)
+    op.execute("DELETE FROM user_sessions WHERE username IS NULL")  # a key's board sessions: none before
+    with op.batch_alter_table("user_sessions") as batch:
+        for c in ("limited", "last_seen", "key_name"):
+            batch.drop_column(c)
+        batch.alter_column("username", existing_type=sa.String(64), nullable=False)
