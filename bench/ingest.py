@@ -5,7 +5,8 @@ in the broker while they were away, so publisher speed does not limit either. Th
 paced 5,000 readings/s stream and the publish→outbox-commit latency of every reading is measured.
 The mapped run drains the same readings published as Zigbee2MQTT payloads through the `zigbee2mqtt`
 preset (target: >= 0.8 of the native drain); Sparkplug B DDATA decoding is timed in process, beside
-the native decoder on the same readings.
+the native decoder on the same readings. The NATS run drains the same count through the shipped three-node
+NATS cluster (MQTT 3.1.1, every message on three nodes), beside the Mosquitto drain of the same run.
 Prints a table, then one JSON line: {"bench": "ingest", ...}.
 """
 
@@ -31,7 +32,7 @@ from paho.mqtt.properties import Properties  # noqa: E402
 from edge.agent import Agent  # noqa: E402
 from edge.config import EdgeConfig  # noqa: E402
 from edge.runtime import tune_gc  # noqa: E402
-from simulators.services import Broker, start_mosquitto, stop_pid  # noqa: E402
+from simulators.services import Broker, start_mosquitto, start_nats_cluster, stop_pid  # noqa: E402
 
 SYNC = "full"
 
@@ -67,9 +68,9 @@ def rules_yaml(n: int = 100, early: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def publish(broker: Broker, count: int, rate: float = 0.0, shape: str = "gridwatch") -> dict:
+def publish(broker: Broker, count: int, rate: float = 0.0, shape: str = "gridwatch", *more: str) -> dict:
     out = subprocess.run([sys.executable, str(ROOT / "bench" / "publisher.py"), broker.host, str(broker.port),
-                          str(count), "--rate", str(rate), "--shape", shape], capture_output=True, text=True,
+                          str(count), "--rate", str(rate), "--shape", shape, *more], capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -112,12 +113,14 @@ def bare_subscriber(broker: Broker, count: int) -> float:
     return count / ((got["last"] or time.perf_counter()) - (got["first"] or start))
 
 
-def agent_config(tmp: Path, broker: Broker, shape: str = "gridwatch", early: bool = False) -> EdgeConfig:
+def agent_config(tmp: Path, broker: Broker, shape: str = "gridwatch", early: bool = False,
+                 mqtt: dict | None = None) -> EdgeConfig:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "rules.yaml").write_text(rules_yaml(early=early))
     feeds = [{"preset": "gridwatch"}] if shape == "gridwatch" else [{"preset": shape, "grid": "grid-01"}]
     return EdgeConfig.model_validate({
-        "edge_id": "bench", "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"bench-{shape}"},
+        "edge_id": "bench", "mqtt": {"host": broker.host, "port": broker.port, "client_id": f"bench-{shape}",
+                                     **(mqtt or {})},
         "feeds": feeds,
         "rules": str(tmp / "rules.yaml"), "outbox": {"path": str(tmp / "outbox.sqlite"), "synchronous": SYNC},
         "hub": {"url": "http://127.0.0.1:9", "backoff_min": "30s", "backoff_max": "60s"}, "metrics": None,
@@ -139,16 +142,17 @@ class Timed(Agent):
         self.committed += [(m.payload, now) for m in job.batch]
 
 
-def agent_drain(broker: Broker, tmp: Path, count: int, shape: str = "gridwatch",
-                early: bool = False) -> tuple[float, Timed, float]:
-    """The agent's own rate draining `count` queued readings, the agent, and the publisher's unpaced rate."""
-    agent = Timed(agent_config(tmp, broker, shape, early))
+def agent_drain(broker: Broker, tmp: Path, count: int, shape: str = "gridwatch", early: bool = False,
+                mqtt: dict | None = None, via: tuple[Broker, list[str]] | None = None) -> tuple[float, Timed, float]:
+    """The agent's own rate draining `count` queued readings, the agent, and the publisher's unpaced rate.
+    `mqtt`: more of the agent's mqtt section; `via`: the broker (node) and publisher arguments to publish with."""
+    agent = Timed(agent_config(tmp, broker, shape, early, mqtt))
     agent.start()
     agent.mqtt.wait_connected(10)
     time.sleep(0.5)
     agent.stop()
-    pub = publish(broker, count, shape=shape)
-    agent = Timed(agent_config(tmp, broker, shape, early))
+    pub = publish(via[0], count, 0.0, shape, *via[1]) if via else publish(broker, count, shape=shape)
+    agent = Timed(agent_config(tmp, broker, shape, early, mqtt))
     agent.start()
     deadline = time.monotonic() + 600
     while agent.count == 0 and time.monotonic() < deadline:
@@ -209,6 +213,30 @@ def decode_rates(n: int = 20000) -> dict[str, float]:
     return out
 
 
+NATS_USERS = {u: f"bench-{u}" for u in ("edge-a", "edge-b", "hub", "viewer", "gw-grid-01", "gw-grid-02",
+                                         "gw-grid-03", "gw-grid-07")}
+
+
+def nats_drain(tmp: Path, count: int) -> float:
+    """The agent (v3.1.1, the shipped grants, all three nodes given) draining `count` readings a gateway of grid-01
+    queued through another node of the shipped three-node cluster, every message replicated on three nodes."""
+    cluster = start_nats_cluster(tmp, NATS_USERS)
+    try:
+        first, other = cluster.nodes[0], cluster.nodes[1]
+        assert first.proc is not None and other.proc is not None
+        node = Broker("127.0.0.1", first.mqtt_port, first.proc)
+        mqtt = {"protocol": "v311", "username": "edge-a", "password": NATS_USERS["edge-a"], "client_id": "edge-a",
+                "brokers": cluster.brokers[1:]}
+        via = (Broker("127.0.0.1", other.mqtt_port, other.proc),
+               ["--grid", "grid-01", "--protocol", "v311", "--username", "gw-grid-01", "--password",
+                NATS_USERS["gw-grid-01"]])
+        rps, agent, _ = agent_drain(node, tmp / "agent", count, mqtt=mqtt, via=via)
+        agent.stop()
+        return rps
+    finally:
+        cluster.stop()
+
+
 def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] * 1000 if xs else float("nan")
 
@@ -220,6 +248,7 @@ def main() -> None:
                     "ceiling measured in this run (publisher, bare subscriber, agent), so its latency is the "
                     "agent's and not a backlog of a publisher or an agent asked for more than they can do")
     ap.add_argument("--seconds", type=float, default=10)
+    ap.add_argument("--no-nats", action="store_true", help="skip the run through a three-node NATS cluster")
     args = ap.parse_args()
     tune_gc()  # as `gridwatch edge run` does
     with tempfile.TemporaryDirectory() as d:
@@ -239,6 +268,7 @@ def main() -> None:
             dropped = broker.dropped()
         finally:
             stop_pid(broker.proc)
+        nats = None if args.no_nats else nats_drain(tmp / "nats", args.count)
     ratio = rps / ceiling
     mapped_ratio = mapped / rps
     early_ratio = early / rps
@@ -261,12 +291,16 @@ def main() -> None:
     print(f"{'decode only, zigbee2mqtt, readings/s':<42}{decode['zigbee2mqtt']:>12,.0f}")
     print(f"{'decode only, Sparkplug B DDATA, msgs/s':<42}{decode['sparkplug']:>12,.0f}   (3 metrics each)")
     print(f"{'broker dropped messages':<42}{dropped:>12.0f}")
+    if nats is not None:
+        print(f"{'agent through 3 NATS nodes (R3), readings/s':<42}{nats:>12,.0f}   (MQTT 3.1.1, JetStream)")
+        print(f"{'ratio NATS cluster / one Mosquitto':<42}{nats / rps:>12.2f}")
     print(json.dumps({"bench": "ingest", "agent_rps": round(rps), "ceiling_rps": round(ceiling),
                       "ratio": round(ratio, 3), "publisher_rps": round(publisher),
                       "rate": round(rate), "achieved_rps": round(achieved), "p50_ms": round(pct(lat, .5), 1),
                       "p99_ms": round(pct(lat, .99), 1), "dropped": dropped, "mapped_rps": round(mapped),
                       "mapped_ratio": round(mapped_ratio, 3), "early_rps": round(early),
                       "early_ratio": round(early_ratio, 3),
+                      "nats_rps": round(nats) if nats else None, "nats_ratio": round(nats / rps, 3) if nats else None,
                       "decode_rps": {k: round(v) for k, v in decode.items()}}))
 
 

@@ -21,12 +21,16 @@ def device_id(i: int) -> str:
     return f"d{i % 10}-{i // 10:03d}"
 
 
+GRID: str | None = None  # --grid: every reading in this grid (a gateway whose broker user writes one grid)
+
+
 def payload(i: int, n_devices: int, ts_ms: int, rng: random.Random) -> tuple[str, bytes]:
     dev = device_id(i % n_devices)
     body = {"ts": ts_ms, "seq": i, "metrics": {"ch4_ppm": round(rng.gauss(800, 60), 1),
                                                 "temp_c": round(rng.gauss(21, 2), 2),
                                                 "water_level_m": round(rng.gauss(1.4, 0.05), 3)}}
-    return f"gw/grid-{i % 20:02d}/sensor/{dev}/reading", json.dumps(body, separators=(",", ":")).encode()
+    grid = GRID or f"grid-{i % 20:02d}"
+    return f"gw/{grid}/sensor/{dev}/reading", json.dumps(body, separators=(",", ":")).encode()
 
 
 def z2m_payload(i: int, n_devices: int, ts_ms: int, rng: random.Random) -> tuple[str, bytes]:
@@ -49,10 +53,19 @@ def main() -> None:
     ap.add_argument("--rate", type=float, default=0.0, help="messages/s; 0 = as fast as possible")
     ap.add_argument("--devices", type=int, default=1000)
     ap.add_argument("--shape", choices=sorted(SHAPES), default="gridwatch")
+    ap.add_argument("--grid", help="every reading in this grid (default: 20 grids in turn)")
+    ap.add_argument("--protocol", choices=["v5", "v311"], default="v5")
+    ap.add_argument("--username")
+    ap.add_argument("--password")
     args = ap.parse_args()
+    global GRID
+    GRID = args.grid
     make = SHAPES[args.shape]
     rng = random.Random(7)
-    c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv5)
+    c = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                    protocol=paho.MQTTv5 if args.protocol == "v5" else paho.MQTTv311)
+    if args.username:
+        c.username_pw_set(args.username, args.password)
     inflight = threading.Semaphore(20000)  # back-pressure well under paho's 65,535 limit
     c.on_publish = lambda *a: inflight.release()
     c.max_inflight_messages_set(1000)

@@ -367,7 +367,7 @@ class PatroniCluster:
                "PATRONI_POSTGRESQL_CONNECT_ADDRESS": f"127.0.0.1:{node.pg_port}",
                "PATRONI_POSTGRESQL_DATA_DIR": str(node.data), "PATRONI_POSTGRESQL_BIN_DIR": str(self.bindir),
                "PATRONI_ETCD3_HOSTS": f"'127.0.0.1:{self.etcd_port}'", "PATRONI_SUPERUSER_PASSWORD": self.password,
-               "PATRONI_REPLICATION_PASSWORD": self.password, "PATRONI_LOG_LEVEL": "WARNING"}
+               "PATRONI_REPLICATION_PASSWORD": self.password, "PATRONI_LOG_LEVEL": "INFO"}
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         log = open(self.workdir / f"{node.name}.log", "ab")  # noqa: SIM115
         exe = binary("patroni", "/usr/bin/patroni")
@@ -377,7 +377,7 @@ class PatroniCluster:
     def primary(self) -> PatroniNode | None:
         return next((n for n in self.nodes if n.proc is not None and n.role() == "primary"), None)
 
-    def wait(self, primary: bool = True, sync: bool = True, timeout: float = 90.0) -> float:
+    def wait(self, primary: bool = True, sync: bool = True, timeout: float = 120.0) -> float:
         """Until a primary answers (and a synchronous standby, with `sync`); the seconds it took."""
         t0 = time.monotonic()
         while True:
@@ -389,7 +389,9 @@ class PatroniCluster:
                     tail = (self.workdir / f"{n.name}.log").read_text(errors="replace")[-2000:]
                     raise RuntimeError(f"patroni {n.name} exited: {tail}")
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError(f"no primary and synchronous standby after {timeout} s: {roles}")
+                logs = "\n".join(f"--- {f.name}\n{f.read_text(errors='replace')[-1500:]}"
+                                  for f in sorted(self.workdir.glob("*.log")))
+                raise TimeoutError(f"no primary and synchronous standby after {timeout} s: {roles}\n{logs}")
             time.sleep(0.3)
 
     def kill(self, node: PatroniNode) -> None:
@@ -419,6 +421,19 @@ class PatroniCluster:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def _etcd_healthy(proc: subprocess.Popen[bytes], port: int, timeout: float = 30.0) -> bool:
+    """Our etcd answers its own health check on `port` (not some other process that took the port)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).json().get("health") == "true":
+                return True
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    return False
+
+
 def start_patroni_cluster(password: str = "test-only-pg-password") -> PatroniCluster:
     """etcd, then two Patroni nodes; returns once there is a primary and a synchronous standby. Their files are in
     a directory of their own under the system's temp directory (user postgres cannot reach into pytest's), removed
@@ -431,16 +446,22 @@ def start_patroni_cluster(password: str = "test-only-pg-password") -> PatroniClu
         raise RuntimeError("PostgreSQL server is not installed; run `make deps`")
     workdir = Path(tempfile.mkdtemp(prefix="gridwatch-patroni-"))
     shutil.copy(PATRONI_SHIPPED, workdir / "patroni.yml")
-    etcd_port, peer = free_port(), free_port()
-    log = open(workdir / "etcd.log", "ab")  # noqa: SIM115
-    etcd = subprocess.Popen([binary("etcd", "/usr/bin/etcd"), "--name", "etcd-1", "--data-dir", str(workdir / "etcd"),
-                             "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
-                             "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
-                             "--listen-peer-urls", f"http://127.0.0.1:{peer}",
-                             "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
-                             "--initial-cluster", f"etcd-1=http://127.0.0.1:{peer}", "--log-level", "warn"],
-                            stdout=log, stderr=subprocess.STDOUT)
-    wait_port(etcd_port, 30, etcd)
+    for attempt in range(3):  # a port taken between free_port() and etcd's bind: etcd exits; try others
+        etcd_port, peer = free_port(), free_port()
+        log = open(workdir / "etcd.log", "ab")  # noqa: SIM115
+        etcd = subprocess.Popen([binary("etcd", "/usr/bin/etcd"), "--name", "etcd-1",
+                                 "--data-dir", str(workdir / f"etcd-{attempt}"),
+                                 "--listen-client-urls", f"http://127.0.0.1:{etcd_port}",
+                                 "--advertise-client-urls", f"http://127.0.0.1:{etcd_port}",
+                                 "--listen-peer-urls", f"http://127.0.0.1:{peer}",
+                                 "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}",
+                                 "--initial-cluster", f"etcd-1=http://127.0.0.1:{peer}", "--log-level", "warn"],
+                                stdout=log, stderr=subprocess.STDOUT)
+        if _etcd_healthy(etcd, etcd_port):
+            break
+        stop_pid(etcd)
+    else:
+        raise RuntimeError(f"etcd did not start: {(workdir / 'etcd.log').read_text(errors='replace')[-1500:]}")
     nodes = [PatroniNode(f"db-{i + 1}", free_port(), free_port(), workdir / f"db-{i + 1}") for i in range(2)]
     if os.geteuid() == 0:
         shutil.chown(workdir, "postgres")
