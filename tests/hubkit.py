@@ -75,6 +75,13 @@ class Hub:
         return httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30,
                              **kw)
 
+    def person(self, admin_key: str, username: str, name: str, unit: str | None, role: str = "operator",
+               password: str = "Right-pw-2026") -> None:
+        """An account made by an administrator (key `admin_key`) through the API."""
+        r = self.call("POST", "/api/v1/users", key=admin_key, json={"username": username, "name": name,
+                                                                    "unit": unit, "role": role, "password": password})
+        assert r.status_code == 201, r.text
+
 
 def serve_in_thread(app: Any) -> tuple[int, Callable[[], None]]:
     """Serve an app made by `create_app` with uvicorn in this process, on a free port; returns the port and

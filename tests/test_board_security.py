@@ -61,10 +61,7 @@ def sign_in(page, username: str, password: str, code: str | None = None) -> None
 def test_the_board_works_under_the_csp_and_no_script_reads_the_session(tmp_path, browser):
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": ADMIN}]).start()
     try:
-        r = hub.call("POST", "/api/v1/users", key=ADMIN, json={"username": "zhang.wei", "name": "张伟",
-                                                               "unit": "district-a", "role": "operator",
-                                                               "password": "Right-pw-2026"})
-        assert r.status_code == 201, r.text
+        hub.person(ADMIN, "zhang.wei", "张伟", "district-a")
         page, seen = watched(browser, hub)
         sign_in(page, "zhang.wei", "Right-pw-2026")
         page.wait_for_selector("#board:not([hidden])")
@@ -113,9 +110,7 @@ def test_the_board_works_under_the_csp_and_no_script_reads_the_session(tmp_path,
 def test_an_administrator_enrols_a_second_factor_in_the_page(tmp_path, browser):
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": ADMIN}]).start()
     try:
-        r = hub.call("POST", "/api/v1/users", key=ADMIN, json={"username": "root.a", "name": "管理员甲", "unit": None,
-                                                               "role": "admin", "password": "Right-pw-2026"})
-        assert r.status_code == 201, r.text
+        hub.person(ADMIN, "root.a", "管理员甲", None, role="admin")
         page, seen = watched(browser, hub)
         sign_in(page, "root.a", "Right-pw-2026")
         page.wait_for_selector("#enrol:not([hidden])")

@@ -54,10 +54,7 @@ def start_urls(url: str, case_id: str) -> list[str]:
 def test_wapiti_finds_nothing_above_low_on_the_board_and_the_api(tmp_path):
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": ADMIN}]).start()
     try:
-        r = hub.call("POST", "/api/v1/users", key=ADMIN, json={"username": "zhang.wei", "name": "张伟",
-                                                               "unit": "district-a", "role": "operator",
-                                                               "password": "Right-pw-2026"})
-        assert r.status_code == 201, r.text
+        hub.person(ADMIN, "zhang.wei", "张伟", "district-a")
         hostile = alert(1, "grid-02", device="gas-21")
         hostile["message"] = "<script>alert(1)</script>' OR 1=1 -- ../../etc/passwd"
         case_id = hub.post([hostile, alert(2, "grid-02")])[0]["case_id"]
