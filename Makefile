@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test browser-test e2e-test dist-test demo-test notify-test security lint bench soak demo clean proto
+.PHONY: venv deps test browser-test e2e-test dist-test demo-test notify-test security cluster-test lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -45,7 +45,12 @@ deps:
 # process): most tests wait on real processes (brokers, hubs, agents, scripted scenarios), so a third worker
 # fills the waits (fresh clone: pytest 512 s with three, 729 s with two)
 test: deps venv lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo and not notify and not browser and not e2e and not security"
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo and not notify and not browser and not e2e and not security and not cluster"
+
+# issue 31: three NATS nodes and a Patroni pair (etcd, two PostgreSQL) killed node by node. Not yet in .ci/run:
+# the agent's reconnect after its node's SIGKILL took over 30 s in one CI run of three (under make test's load)
+cluster-test: deps venv
+	$(BIN)/python -m pytest -q -s -n 2 --dist loadfile -m cluster tests/test_broker_nats.py tests/test_db_failover.py
 
 # a real web vulnerability scanner against a served hub, signed in as an operator: no finding above low; the report
 # in test-output/wapiti.json (about 4 minutes). wapiti 3.2.3 is PyPI's newest for Python 3.11 (Debian's 3.0.4
@@ -74,7 +79,7 @@ browser-test: deps venv
 # the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted
 # (about two minutes; with the browser suites they made make test 605 s on a loaded run)
 e2e-test: deps venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py tests/test_db_failover.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py
 
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist

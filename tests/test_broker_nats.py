@@ -19,7 +19,7 @@ from gridwatch.core.mqttlink import BrokerLink, connect, make_client
 from simulators.services import Broker, NatsCluster, NatsNode, binary, start_nats_cluster
 from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 USERS = {u: f"test-only-{u}-password" for u in ("edge-a", "edge-b", "hub", "viewer", "gw-grid-01", "gw-grid-02",
                                                    "gw-grid-03", "gw-grid-07")}
 

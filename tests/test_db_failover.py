@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from simulators.services import binary, start_patroni_cluster
 from tests.hubkit import EDGE, OPS, Hub
 
-pytestmark = [pytest.mark.slow, pytest.mark.e2e]
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 SLA = """
 policies:
   - id: fast
