@@ -122,7 +122,7 @@ def seed_people(database: str) -> None:
     store = open_store(cfg.resolved(ROOT / "configs"))
     people = People(store, [])
     for u, name, unit, mobile, email, wecom in PEOPLE:
-        people.add(u, name, unit, "operator", "password-" + u)
+        people.add(u, name, unit, "operator", "Duty-2026-" + u[::-1])  # (not containing the username)
         people.set_contacts(u, mobile=mobile, email=email, wecom_user=wecom, dingtalk_mobile=mobile)
     store.engine.dispose()
 

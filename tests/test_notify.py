@@ -220,7 +220,7 @@ def test_contact_points_are_full_for_admins_and_the_person_masked_for_others(wor
     with started(world, at(2026, 12, 3, 10, 0)) as c:
         assert c.get("/api/v1/users/g01.day1/contacts", headers=H("admin")).json()["mobile"] == "13800000001"
         assert c.get("/api/v1/users/g01.day1/contacts", headers=H("ops01")).status_code == 403
-        tok = c.post("/api/v1/login", json={"username": "g01.day1", "password": "password-g01.day1"}).json()["token"]
+        tok = c.post("/api/v1/login", json={"username": "g01.day1", "password": "Duty-2026-1yad.10g"}).json()["token"]
         me = {"Authorization": f"Bearer {tok}"}
         assert c.get("/api/v1/users/g01.day1/contacts", headers=me).json()["mobile"] == "13800000001"
         r = c.put("/api/v1/users/g01.day1/contacts", json={"mobile": "13900000001"}, headers=me)
