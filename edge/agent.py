@@ -208,6 +208,8 @@ class Agent:
         if self.mqtt.reconnected.is_set():  # back after a broker outage: silence counts from now
             self.mqtt.reconnected.clear()
             self.engine.silence_from(self.clock())
+        elif self.mqtt.deaf:  # while cut off no device is called silent (a broker node's death is not theirs)
+            self.engine.silence_from(self.clock())
         entries, self._next_devices = self._next_devices, None
         if entries is not None:
             alerts += self._take_devices(entries)

@@ -77,6 +77,13 @@ class MqttIngest:
         """Fire and forget (QoS 0): requests to gateways, such as a Sparkplug B rebirth."""
         self.client.publish(topic, payload, qos=0)
 
+    @property
+    def deaf(self) -> bool:
+        """Cut off from the broker after having listened: what devices send meanwhile is queued (a persistent
+        session) or lost with the broker, and either way the agent cannot tell a silent device from its own
+        outage."""
+        return self._was_connected and not self.connected.is_set()
+
     def wait_connected(self, timeout: float) -> bool:
         """True once connected and subscribed."""
         return self.connected.wait(timeout)

@@ -64,6 +64,28 @@ def test_after_a_broker_outage_silence_counts_from_the_reconnection(tmp_path):
         agent.stop()
 
 
+def test_no_device_is_called_silent_while_the_agent_is_cut_off_from_the_broker(tmp_path):
+    """Issue 31: a broker node dies and the agent needs longer than `stale_for` to get to the next one (or the
+    only broker is down): the devices did not go quiet, the agent went deaf. Old main raised all five here."""
+    clock = Clock()
+    agent = make(tmp_path, clock)
+    try:
+        assert agent.step([msg(0, device=d, ch4_ppm=100.0) for d in DEVICES[:5]]) == []
+        agent.mqtt._was_connected = True  # it had listened, then lost the connection (on_disconnect)
+        agent.mqtt.connected.clear()
+        for t in (60, 121, 200, 300):
+            clock.t = T0 + t
+            assert agent.step([]) == [], f"called silent at {t} s while the agent could not hear"
+        agent.mqtt.connected.set()  # back (on_subscribe): silence counts from the last round it was deaf
+        agent.mqtt.reconnected.set()
+        clock.t = T0 + 301
+        assert agent.step([]) == []
+        clock.t = T0 + 421
+        assert sorted(a.device_id for a in agent.step([])) == DEVICES[:5]
+    finally:
+        agent.stop()
+
+
 def test_a_sharded_agent_seeds_only_its_own_grids_devices(tmp_path):
     clock = Clock()
     devices = {"list": [{"id": "gas-a", "grid": "grid-01"}, {"id": "gas-b", "grid": "grid-07"}]}
