@@ -1220,6 +1220,10 @@ function fontsReady() {
 window.addEventListener("DOMContentLoaded", () => {
   fontsReady(); applyLang();
   // a session cookie from before a reload signs in again by itself; without one the form stays
-  login(true).then((ok) => { if (!ok && state.openCase && $("#secure").hidden) $("#login-error").textContent = fill(t("open_after_login"), { id: state.openCase.slice(-8) }); });
+  login(true).then((ok) => {
+    if (ok || !$("#secure").hidden) return;
+    $("#login").hidden = false;
+    if (state.openCase) $("#login-error").textContent = fill(t("open_after_login"), { id: state.openCase.slice(-8) });
+  });
 });
 $("#filters-toggle").addEventListener("click", () => document.body.classList.toggle("filters-open"));
