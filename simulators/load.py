@@ -36,12 +36,17 @@ class LoadSpec:
     leak_ppm: float = 9000.0
 
 
-def _client(conn: Connection, i: int, inflight: threading.Semaphore) -> paho.Client:
-    c = conn.client(f"sim-load-{i}-{time.time_ns()}")
+def _client(conn: Connection, i: int, inflight: threading.Semaphore, grid: str | None = None) -> paho.Client:
+    """A paced publishing connection; with a per-grid login (`--username gw-{grid}`) that grid's, its client id
+    its user name as the shipped grants expect."""
+    if grid is not None:  # the grids' connections spread over a clustered broker's nodes
+        c = conn.client(conn.login(grid)[0] or f"sim-load-{grid}", grid, start=i)
+    else:
+        c = conn.client(f"sim-load-{i}-{time.time_ns()}")
     c.on_publish = lambda *a: inflight.release()
     c.max_inflight_messages_set(1000)
     c.max_queued_messages_set(0)
-    mqttlink.connect(c, conn.link())
+    mqttlink.connect(c, conn.link(i if grid is not None else 0))
     c.loop_start()
     return c
 
@@ -56,8 +61,13 @@ def percentile(values: list[float], q: float) -> float | None:
 def run_load(spec: LoadSpec, conn: Connection) -> dict[str, Any]:
     rng = random.Random(11)
     inflight = threading.Semaphore(20000)
-    clients = [_client(conn, i, inflight) for i in range(spec.connections)]
     devices = [(spec.grids[i % len(spec.grids)], f"load-{i:05d}") for i in range(spec.devices)]
+    by_grid: dict[str, paho.Client] = {}
+    if conn.per_grid:  # one connection per grid, each writing only its own grid's topics
+        by_grid = {g: _client(conn, i, inflight, g) for i, g in enumerate(spec.grids)}
+        clients = list(by_grid.values())
+    else:
+        clients = [_client(conn, i, inflight) for i in range(spec.connections)]
     total = int(spec.rate * spec.duration)
     every = total // (spec.incidents + 1) if spec.incidents else 0
     injected: dict[str, float] = {}  # device -> wall time of the leak reading
@@ -80,7 +90,8 @@ def run_load(spec: LoadSpec, conn: Connection) -> dict[str, Any]:
         body = json.dumps({"ts": int(time.time() * 1000), "seq": n, "metrics": {"ch4_ppm": ppm}},
                           separators=(",", ":"))
         inflight.acquire()
-        c = clients[n % len(clients)]
+        c = by_grid[grid] if by_grid else clients[n % len(clients)]
+        # a lost connection keeps the reading (paho sends it on the next node, as a gateway holds its readings)
         while c.publish(f"{conn.root}/{grid}/sensor/{dev}/reading", body, qos=1).rc == paho.MQTT_ERR_QUEUE_SIZE:
             time.sleep(0.001)
     published_in = time.perf_counter() - start

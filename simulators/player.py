@@ -60,15 +60,21 @@ class Connection:
             password = os.environ.get(self.password_env.format(GRID=grid.upper().replace("-", "_")))
         return user, password
 
-    def client(self, client_id: str, grid: str | None = None) -> paho.Client:
+    def client(self, client_id: str, grid: str | None = None, start: int = 0) -> paho.Client:
         """A new client (`gridwatch.core.mqttlink.make_client`) with this connection's protocol, TLS and the
         login of `grid` (or the connection's own)."""
         user, password = self.login(grid) if grid is not None else (self.username, self.password)
-        return make_client(self.link(), client_id, username=user or "", password=password)
+        return make_client(self.link(start), client_id, username=user or "", password=password)
 
-    def link(self) -> BrokerLink:
-        return BrokerLink(host=self.host, port=self.port, protocol="v5" if self.protocol == "v5" else "v311",
-                          tls=self.tls, brokers=list(self.brokers), keepalive=30)
+    def link(self, start: int = 0) -> BrokerLink:
+        """The broker link; `start`: with a clustered broker, begin at that node (clients spread over the nodes,
+        as behind a load balancer or round-robin DNS), then the others in turn."""
+        nodes = [f"{self.host}:{self.port}", *self.brokers]
+        turn = start % len(nodes)
+        nodes = nodes[turn:] + nodes[:turn]
+        host, _, port = nodes[0].rpartition(":")
+        return BrokerLink(host=host, port=int(port), protocol="v5" if self.protocol == "v5" else "v311",
+                          tls=self.tls, brokers=nodes[1:], keepalive=30)
 
 
 def connect(conn: Connection, client_id: str, grid: str, will: tuple[str, bytes, bool] | None) -> paho.Client:

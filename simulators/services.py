@@ -475,3 +475,39 @@ def start_patroni_cluster(password: str = "test-only-pg-password") -> PatroniClu
         cluster.stop()
         raise
     return cluster
+
+
+HAPROXY_SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "haproxy"
+
+
+@dataclass
+class Proxy:
+    """Debian's haproxy on `configs/haproxy/gridwatch.cfg` as shipped, in front of the hub replicas."""
+
+    port: int
+    proc: subprocess.Popen[bytes]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        stop_pid(self.proc)
+
+
+def start_haproxy(hubs: list[str], workdir: Path) -> Proxy:
+    """HAProxy listening on a free loopback port with `hubs` (host:port, two or three) as its replicas."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    env = {**os.environ, "GW_PROXY_LISTEN": f"127.0.0.1:{port}", "GW_PROXY_DIR": str(HAPROXY_SHIPPED),
+           **{f"GW_HUB_{i + 1}": h for i, h in enumerate(hubs)}}
+    cfg = HAPROXY_SHIPPED / "gridwatch.cfg"
+    if len(hubs) > 2:  # the shipped third line, taken in
+        text = cfg.read_text().replace('    # server hub3 "${GW_HUB_3}" check', '    server hub3 "${GW_HUB_3}" check')
+        cfg = workdir / "gridwatch.cfg"
+        cfg.write_text(text)
+    log = open(workdir / "haproxy.log", "ab")  # noqa: SIM115
+    proc = subprocess.Popen([binary("haproxy", "/usr/sbin/haproxy"), "-db", "-f", str(cfg)], env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    wait_port(port, 10, proc)
+    return Proxy(port, proc)

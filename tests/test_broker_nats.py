@@ -15,7 +15,14 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
-from gridwatch.core.mqttlink import BrokerLink, connect, make_client
+from gridwatch.core.mqttlink import (
+    CLUSTER_RECONNECT_MAX,
+    RECONNECT_MAX,
+    BrokerLink,
+    Failover,
+    connect,
+    make_client,
+)
 from simulators.services import Broker, NatsCluster, NatsNode, binary, start_nats_cluster
 from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
 
@@ -166,7 +173,7 @@ def test_the_agent_moves_to_the_next_node_and_loses_no_reading(cluster, tmp_path
         total = 300
         for i in range(total // 2):
             gw.reading("grid-01", "gas-01", seq=i, ch4_ppm=100.0)
-        agent.mqtt.reconnected.clear()
+        before = agent.mqtt.subscriptions  # not `reconnected`: the agent's own worker clears that event
         cluster.kill(first)
         t0 = time.monotonic()
         for i in range(total // 2, total):  # the gateway's own node may drop it while the cluster re-forms
@@ -178,15 +185,15 @@ def test_the_agent_moves_to_the_next_node_and_loses_no_reading(cluster, tmp_path
                 except RuntimeError:  # not connected: paho reconnects in the background
                     assert time.monotonic() < deadline, "the gateway did not get back"
                     time.sleep(0.2)
-        assert agent.mqtt.reconnected.wait(30)
-        took = time.monotonic() - t0
+        assert wait_until(lambda: agent.mqtt.subscriptions > before, timeout=30)
+        took = agent.mqtt.subscribed_at - t0
         assert wait_until(lambda: set(seqs) == set(range(total)), timeout=30), sorted(set(range(total)) - set(seqs))
         time.sleep(1.0)
         again = len(seqs) - total  # QoS 1 is at least once: what was in flight when the node died may come again
         print(f"agent reconnect after its node's SIGKILL: {took:.2f} s; readings {len(set(seqs))} of {total}, "
               f"{again} delivered twice")
         assert 0 <= again <= cfg.mqtt.receive_maximum  # at most the window in flight
-        assert agent.mqtt.failover.switches >= 1
+        assert agent.metrics.value("gridwatch_edge_broker_moves_total") == agent.mqtt.failover.switches >= 1
     finally:
         gw.client.loop_stop()
         gw.client.disconnect()
@@ -207,6 +214,23 @@ def test_a_paho_client_is_moved_to_the_next_node_by_the_factory_hook():
     assert failover.switches == 3
     with pytest.raises(ValueError, match="host:port"):
         BrokerLink(brokers=["no-port"])
+
+
+def test_the_clients_of_a_dead_node_spread_over_the_others_and_wait_at_most_4_s():
+    """The first node is every client's first; after it the others come in an order turned by the client id, the
+    same for the same id, each node once a round; a link with several nodes caps paho's back-off at 4 s."""
+    nodes = [("10.0.0.1", 1883), ("10.0.0.2", 1883), ("10.0.0.3", 1883), ("10.0.0.4", 1883)]
+    orders = {}
+    for cid in (f"edge-grid-{i:02d}" for i in range(12)):
+        f = Failover(list(nodes), cid)
+        assert f.endpoints[0] == nodes[0] and sorted(f.endpoints) == nodes
+        assert Failover(list(nodes), cid).endpoints == f.endpoints
+        orders[cid] = f.endpoints[1]
+    assert set(orders.values()) == set(nodes[1:])  # twelve clients land on all three other nodes, not on one
+    assert Failover(list(nodes)).endpoints == nodes and Failover(nodes[:2], "x").endpoints == nodes[:2]
+    one = make_client(BrokerLink(host="10.0.0.1", port=1883, protocol="v311"), "a")
+    many = make_client(BrokerLink(host="10.0.0.1", port=1883, protocol="v311", brokers=["10.0.0.2:1883"]), "b")
+    assert (one._reconnect_max_delay, many._reconnect_max_delay) == (RECONNECT_MAX, CLUSTER_RECONNECT_MAX) == (30, 4)
 
 
 def test_the_shipped_nats_users_are_made_from_the_shipped_org(tmp_path):

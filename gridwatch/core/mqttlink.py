@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import zlib
 from typing import Any, Literal
 
 import paho.mqtt.client as paho
@@ -22,6 +23,10 @@ Protocol = Literal["v5", "v311"]
 RECONNECT_MIN = 1
 RECONNECT_MAX = 30
 """Seconds: paho's reconnect back-off after a lost connection doubles from the first to the second."""
+CLUSTER_RECONNECT_MAX = 4
+"""Seconds: the back-off's ceiling when the link names several nodes. A clustered broker's other nodes are up
+while one is replaced, but for the seconds its JetStream (NATS) elects new leaders they let connections wait
+and then refuse them; a client that doubled its wait up to 30 s came back long after the cluster had."""
 logger = logging.getLogger(__name__)
 
 
@@ -83,16 +88,25 @@ def make_client(link: BrokerLink, client_id: str = "", *, persistent: bool = Fal
         client.username_pw_set(user, password if username is not None else link.secret())
     if link.tls is not None:  # certificates checked against the CA, the name against the certificate
         client.tls_set_context(link.tls.context())
-    client.reconnect_delay_set(min_delay=RECONNECT_MIN, max_delay=RECONNECT_MAX)
+    client.reconnect_delay_set(min_delay=RECONNECT_MIN,
+                               max_delay=CLUSTER_RECONNECT_MAX if link.brokers else RECONNECT_MAX)
     return client
 
 
 class Failover:
     """paho's `on_pre_connect` hook: the first attempt goes to the first node, every later one (after a refusal,
     a failed attempt or a lost connection) to the next node in turn, so a dead node costs one back-off step. A
-    clustered broker keeps the session on every node. `switches` counts the moves."""
+    clustered broker keeps the session on every node. `switches` counts the moves.
 
-    def __init__(self, endpoints: list[tuple[str, int]]) -> None:
+    `spread` (the client id) orders the other nodes differently for different clients, so the clients of a dead
+    node do not all land on the same next one at once (NATS sets up MQTT sessions one at a time per account:
+    six clients arriving together on one node during its leader elections waited up to 16 s)."""
+
+    def __init__(self, endpoints: list[tuple[str, int]], spread: str = "") -> None:
+        if len(endpoints) > 2 and spread:
+            first, rest = endpoints[0], endpoints[1:]
+            turn = zlib.crc32(spread.encode()) % len(rest)
+            endpoints = [first, *rest[turn:], *rest[:turn]]
         self.endpoints = endpoints
         self.index = 0
         self.attempts = 0
@@ -119,7 +133,7 @@ def connect(client: paho.Client, link: BrokerLink, **kwargs: Any) -> Failover:
     """Connect `client` in the background (paho's loop, started by the caller) to the link's first node, moving to
     the next one in turn whenever a connection attempt fails or a connection is lost. `kwargs` go to paho's
     `connect_async` (clean_start, properties for v5)."""
-    failover = Failover(link.endpoints())
+    failover = Failover(link.endpoints(), client._client_id.decode(errors="replace"))
     host, port = failover.current
     client.on_pre_connect = failover
     client.connect_async(host, port, keepalive=link.keepalive, **kwargs)
