@@ -88,7 +88,7 @@ class Agent:
                                     cap=cfg.limits.max_devices)
         joins = {cr.id for pairs in self.engine.rules.correlators.values() for cr, _ in pairs}  # scopes, not devices
         self.devices.learn((st["dev"], st["grid"]) for st in self.engine.states.values() if st["r"] not in joins)
-        self.metrics.watch(lambda: self.engine, self.outbox.depth)
+        self.metrics.watch(lambda: self.engine, self.outbox.depth, lambda: self.mqtt.moves)
         restored = self.video.scenes.load(self.outbox.metas(SCENE))
         if restored:
             logger.info("restored the learned baselines of %d cameras", restored)

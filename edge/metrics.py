@@ -26,8 +26,9 @@ class _QuietHandler(WSGIRequestHandler):
 class _EngineCollector(Collector):
     """Reads the engine's plain counters at scrape time, so the hot path never touches prometheus."""
 
-    def __init__(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:
-        self.engine, self.depth = engine, depth
+    def __init__(self, engine: Callable[[], Any], depth: Callable[[], int],
+                 broker: Callable[[], int] | None = None) -> None:
+        self.engine, self.depth, self.broker = engine, depth, broker
 
     def collect(self) -> Iterator[Any]:
         eng = self.engine()
@@ -46,6 +47,9 @@ class _EngineCollector(Collector):
         yield alerts
         yield ignored
         yield GaugeMetricFamily("gridwatch_edge_outbox_depth", "Alerts waiting for the hub", value=self.depth())
+        if self.broker is not None:
+            yield CounterMetricFamily("gridwatch_edge_broker_moves", "Moves to the next node of a clustered broker",
+                                      value=self.broker())
 
 
 def serve(registry: CollectorRegistry, host: str, port: int,
@@ -102,8 +106,9 @@ class AgentMetrics:
                                    registry=r)
         self._server: Any = None
 
-    def watch(self, engine: Callable[[], Any], depth: Callable[[], int]) -> None:
-        self.registry.register(_EngineCollector(engine, depth))
+    def watch(self, engine: Callable[[], Any], depth: Callable[[], int],
+              broker: Callable[[], int] | None = None) -> None:
+        self.registry.register(_EngineCollector(engine, depth, broker))
 
     def serve(self, host: str, port: int, health: Callable[[], tuple[bool, str]] | None = None) -> int:
         """`/metrics` (Prometheus) and `/healthz` (200 or 503 with the reason) on one port."""

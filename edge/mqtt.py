@@ -57,6 +57,8 @@ class MqttIngest:
         self.reconnected = threading.Event()  # subscribed again after a lost connection
         self._was_connected = False
         self.last_refusal: str | None = None
+        self.subscriptions = 0  # SUBACKs so far: one per connection (the agent clears `reconnected`, tests count)
+        self.subscribed_at = 0.0  # monotonic time of the last one
 
     def start(self) -> None:
         props = None
@@ -84,6 +86,12 @@ class MqttIngest:
         outage."""
         return self._was_connected and not self.connected.is_set()
 
+    @property
+    def moves(self) -> int:
+        """Moves to the next broker node so far."""
+        failover = getattr(self, "failover", None)  # set by start()
+        return failover.switches if failover is not None else 0
+
     def wait_connected(self, timeout: float) -> bool:
         """True once connected and subscribed."""
         return self.connected.wait(timeout)
@@ -103,6 +111,8 @@ class MqttIngest:
         refused = [str(r) for r in reasons if r.is_failure]
         if refused:
             logger.error("mqtt: broker refused subscriptions %s: %s", self.filters, refused)
+        self.subscriptions += 1
+        self.subscribed_at = time.monotonic()
         self.connected.set()  # connected *and* subscribed: what arrives from now on reaches the agent
         if self._was_connected:
             self.reconnected.set()

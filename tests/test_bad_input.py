@@ -100,9 +100,9 @@ def test_a_fault_on_one_message_is_kept_and_the_worker_goes_on(running, monkeypa
     dead = len(agent.outbox.dead_messages())
     time.sleep(0.5)  # the committer has acknowledged the batch by now (PUBACK sent)
     resumed = agent.metrics.value("gridwatch_edge_messages_total", kind="sensor")
-    agent.mqtt.reconnected.clear()
+    subscribed = agent.mqtt.subscriptions  # not `reconnected`: the agent's worker clears that event
     agent.mqtt.client.socket().shutdown(socket.SHUT_RDWR)  # the link drops; paho reconnects to its session
-    assert wait_until(lambda: agent.mqtt.reconnected.is_set(), timeout=15)
+    assert wait_until(lambda: agent.mqtt.subscriptions > subscribed, timeout=15)
     gw.reading("grid-01", "gas-01", ch4_ppm=101.0)
     assert wait_until(lambda: agent.metrics.value("gridwatch_edge_messages_total", kind="sensor") >= resumed + 1)
     time.sleep(0.5)
