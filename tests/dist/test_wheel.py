@@ -56,6 +56,9 @@ def test_every_command_group_works_from_the_installed_wheel(installed, tmp_path)
                           capture_output=True, text=True, cwd=work, check=True).stdout.split()
     assert all(str(ROOT) not in p for p in site), f"the checkout is imported, not the wheel: {site}"
     examples = Path(site[0]).parent / "examples"
+    for shipped in ("mosquitto/acl", "nats/node.conf", "nats/users.conf", "patroni/patroni.yml",
+                    "haproxy/gridwatch.cfg", "haproxy/503.http"):  # the reference deployment's configs
+        assert (examples / shipped).read_text() == (ROOT / "configs" / shipped).read_text(), shipped
 
     r = run(installed, "--help", cwd=work)
     assert r.returncode == 0 and all(g in r.stdout for g in ("edge", "hub", "rules", "feeds", "sim", "gateway"))
