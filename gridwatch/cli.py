@@ -337,6 +337,30 @@ def _gateway_camera(args: argparse.Namespace) -> int:
     return 0
 
 
+def _gateway_gb28181(args: argparse.Namespace) -> int:
+    from edge.gb28181.config import load_gb_config
+    from edge.gb28181.gateway import GbGateway
+    from gridwatch.core.errors import ConfigError
+
+    try:
+        cfg = load_gb_config(args.config)
+    except ConfigError as exc:
+        _print_problems(exc.problems, sys.stderr)
+        return 1
+    gw = GbGateway(cfg)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    gw.start()
+    print(f"GB/T 28181 gateway: SIP server {cfg.sip.id}@{cfg.sip.domain} on {cfg.sip.host}:{gw.port} "
+          f"({'/'.join(cfg.sip.transports)}), {len(cfg.devices)} device(s) and platform(s)"
+          + (f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""),
+          file=sys.stderr, flush=True)
+    done.wait()
+    gw.stop()
+    return 0
+
+
 def _hub_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -525,6 +549,10 @@ def build_parser() -> argparse.ArgumentParser:
     gcam = gateway.add_parser("camera", help="RTSP/MJPEG streams and camera alarms (ISAPI, Dahua) to MQTT")
     gcam.add_argument("-c", "--config", type=Path, default=Path("configs/cameras.yaml"))
     gcam.set_defaults(func=_gateway_camera)
+    ggb = gateway.add_parser("gb28181", help="GB/T 28181: cameras, NVRs and lower platforms register over SIP; "
+                                             "catalogs to the device registry, alarms and liveness to MQTT")
+    ggb.add_argument("-c", "--config", type=Path, default=Path("configs/gb28181.yaml"))
+    ggb.set_defaults(func=_gateway_gb28181)
 
     hub = top.add_parser("hub", help="the hub").add_subparsers(dest="hub_cmd", required=True)
     serve = hub.add_parser("serve", help="run the hub (FastAPI under uvicorn)")

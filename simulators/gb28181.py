@@ -1,0 +1,279 @@
+"""An emulated GB/T 28181 device or lower platform (下级平台) with N channels, for tests and benches.
+
+Written from GB/T 28181-2016, the clauses as cited: it registers with digest authentication (§9.1.2.1: a
+REGISTER, the 401's challenge, a REGISTER with `Authorization`), sends `Keepalive` every period (§9.6.1,
+A.2.5 `<Notify><CmdType>Keepalive</CmdType>…<Status>OK</Status>`), answers a `Catalog` query (§9.5.2) with
+200 and then its channels in pages of `page` items (`SumNum`, `DeviceList Num`; wvp-GB28181-pro and the
+vendors' platforms send 1–20 per page over UDP), pushes `Alarm` notifications (§9.4.1, A.2.5) and catalog
+changes (§9.5.4), and unregisters with Expires: 0 (§9.1.2.2). SIP over UDP or TCP (RFC 3261 §18). Bodies
+are GB2312 as most devices send them (`charset`). Requests are written here from the standard's examples;
+answers are read with the shared parser (`gridwatch.core.gb28181.sip`).
+
+`GbDevice` runs one device on its own socket and thread. `Swarm` runs thousands of devices on one UDP
+socket (each its own From id), for the registration and keepalive bench.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from typing import Literal
+
+from gridwatch.core.gb28181 import digest
+from gridwatch.core.gb28181.sip import Framer, SipError, SipMessage, header_param, parse
+
+Transport = Literal["udp", "tcp"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelInfo:
+    id: str
+    name: str
+    civil_code: str
+    longitude: float
+    latitude: float
+    address: str = ""
+    manufacturer: str = "Hikvision"
+    model: str = "DS-2CD3T47"
+    status: str = "ON"
+
+
+def make_channels(n: int, centre: str = "44030500", civil_codes: tuple[str, ...] = ("440305001", "440305002"),
+                  base: tuple[float, float] = (113.9300, 22.5300)) -> list[ChannelInfo]:
+    """`n` cameras with ids by GB/T 28181 Annex D (centre code 8, industry 00, type 131 camera, network 0,
+    serial 6), named and placed around `base` (Nanshan, Shenzhen), spread over `civil_codes`."""
+    out = []
+    for i in range(1, n + 1):
+        cc = civil_codes[(i - 1) % len(civil_codes)]
+        out.append(ChannelInfo(f"{centre}001310{i:06d}", f"{cc[-3:]}街道{i}号路口摄像机", cc,
+                               round(base[0] + (i % 100) * 0.0005, 6), round(base[1] + (i // 100) * 0.0005, 6),
+                               f"深圳市南山区{cc[-3:]}街道{i}号"))
+    return out
+
+
+def manscdp(root: str, cmd: str, sn: int, device_id: str, inner: str, charset: str) -> bytes:
+    text = (f'<?xml version="1.0" encoding="{charset}"?>\r\n<{root}>\r\n<CmdType>{cmd}</CmdType>\r\n'
+            f"<SN>{sn}</SN>\r\n<DeviceID>{device_id}</DeviceID>\r\n{inner}</{root}>\r\n")
+    return text.encode("gb18030" if charset.upper().startswith("GB") else "utf-8")
+
+
+def _esc(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def catalog_items(items: list[ChannelInfo], parent: str, event: str = "") -> str:
+    parts = []
+    for c in items:
+        ev = f"<Event>{event}</Event>\r\n" if event else ""
+        parts.append(f"<Item>\r\n<DeviceID>{c.id}</DeviceID>\r\n<Name>{_esc(c.name)}</Name>\r\n"
+                     f"<Manufacturer>{_esc(c.manufacturer)}</Manufacturer>\r\n<Model>{_esc(c.model)}</Model>\r\n"
+                     f"<Owner>Owner</Owner>\r\n<CivilCode>{c.civil_code}</CivilCode>\r\n"
+                     f"<Address>{_esc(c.address)}</Address>\r\n<Parental>0</Parental>\r\n"
+                     f"<ParentID>{parent}</ParentID>\r\n<SafetyWay>0</SafetyWay>\r\n<RegisterWay>1</RegisterWay>\r\n"
+                     f"<Secrecy>0</Secrecy>\r\n<Status>{c.status}</Status>\r\n"
+                     f"<Longitude>{c.longitude:.6f}</Longitude>\r\n<Latitude>{c.latitude:.6f}</Latitude>\r\n"
+                     f"{ev}</Item>\r\n")
+    return f'<DeviceList Num="{len(items)}">\r\n' + "".join(parts) + "</DeviceList>\r\n"
+
+
+class GbDevice:
+    """One device or lower platform on its own socket; `got` keeps the gateway's requests to it."""
+
+    def __init__(self, server: tuple[str, int], server_id: str, domain: str, device_id: str, password: str, *,
+                 channels: list[ChannelInfo] | None = None, transport: Transport = "udp", keepalive: float = 60.0,
+                 page: int = 20, charset: str = "GB2312", expires: int = 3600, page_gap: float = 0.0) -> None:
+        self.server, self.server_id, self.domain = server, server_id, domain
+        self.id, self.password = device_id, password
+        self.channels = channels or []
+        self.transport = transport
+        self.keepalive_every, self.page, self.charset, self.expires = keepalive, page, charset, expires
+        self.page_gap = page_gap
+        self.sock: socket.socket | None = None
+        self.stop_event = threading.Event()
+        self.beating = threading.Event()
+        self.answering = True
+        self.cseq = 0
+        self.sn = 0
+        self.waiting: dict[str, queue.Queue[SipMessage]] = {}
+        self.got: list[SipMessage] = []  # the gateway's requests to this device
+        self.threads: list[threading.Thread] = []
+        self.framer = Framer()
+        self.lock = threading.Lock()
+        self.here = ("127.0.0.1", 0)
+
+    # ---- life ----
+
+    def start(self) -> GbDevice:
+        if self.transport == "udp":
+            self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            self.sock.bind(("127.0.0.1", 0))
+        else:
+            self.sock = socket.create_connection(self.server, timeout=5)
+        self.sock.settimeout(0.2)
+        self.here = self.sock.getsockname()[:2]
+        for target in (self._receive, self._beat):
+            t = threading.Thread(target=target, daemon=True, name=f"gb-device-{self.id[-6:]}")
+            t.start()
+            self.threads.append(t)
+        return self
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.beating.clear()
+        for t in self.threads:
+            t.join(timeout=3)
+        if self.sock is not None:
+            self.sock.close()
+
+    def silence(self) -> None:
+        """The platform goes away: no keepalives, no answers (a cut line, a dead machine)."""
+        self.beating.clear()
+        self.answering = False
+
+    # ---- requests ----
+
+    def _request(self, method: str, headers: list[tuple[str, str]], body: bytes = b"",
+                 call_id: str | None = None, wait: float = 5.0) -> SipMessage | None:
+        with self.lock:
+            self.cseq += 1
+            cseq = self.cseq
+        call_id = call_id or f"{secrets.token_hex(10)}@{self.here[0]}"
+        transport = self.transport.upper()
+        lines = [f"{method} sip:{self.server_id}@{self.domain} SIP/2.0",
+                 f"Via: SIP/2.0/{transport} {self.here[0]}:{self.here[1]};rport;branch=z9hG4bK{secrets.token_hex(6)}",
+                 f"From: <sip:{self.id}@{self.domain}>;tag={secrets.token_hex(4)}",
+                 f"To: <sip:{self.server_id if method != 'REGISTER' else self.id}@{self.domain}>",
+                 f"Call-ID: {call_id}", f"CSeq: {cseq} {method}", "Max-Forwards: 70", "User-Agent: gridwatch-emulator"]
+        lines += [f"{k}: {v}" for k, v in headers]
+        lines.append(f"Content-Length: {len(body)}")
+        box: queue.Queue[SipMessage] = queue.Queue()
+        self.waiting[call_id] = box
+        try:
+            self.send_raw(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+            if wait <= 0:
+                return None
+            deadline = time.monotonic() + wait
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                try:
+                    answer = box.get(timeout=left)
+                except queue.Empty:
+                    return None
+                if answer.status is not None and answer.status >= 200:
+                    return answer
+        finally:
+            self.waiting.pop(call_id, None)
+
+    def register(self, password: str | None = None, expires: int | None = None) -> int | None:
+        """REGISTER, the challenge, REGISTER with credentials: the final status (None: no answer)."""
+        call_id = f"{secrets.token_hex(10)}@{self.here[0]}"
+        exp = self.expires if expires is None else expires
+        contact = [("Contact", f"<sip:{self.id}@{self.here[0]}:{self.here[1]}>"), ("Expires", str(exp))]
+        first = self._request("REGISTER", contact, call_id=call_id)
+        if first is None or first.status != 401:
+            return None if first is None else first.status
+        ch = digest.parse_params(first.get("WWW-Authenticate") or "")
+        uri = f"sip:{self.server_id}@{self.domain}"
+        auth = digest.authorization(self.id, ch.get("realm", ""), ch.get("nonce", ""), uri, "REGISTER",
+                                    self.password if password is None else password)
+        second = self._request("REGISTER", [*contact, ("Authorization", auth)], call_id=call_id)
+        if second is not None and second.status == 200 and exp > 0:
+            self.beating.set()
+        return None if second is None else second.status
+
+    def unregister(self) -> int | None:
+        self.beating.clear()
+        return self.register(expires=0)
+
+    def message(self, root: str, cmd: str, device_id: str, inner: str, wait: float = 5.0) -> int | None:
+        self.sn += 1
+        body = manscdp(root, cmd, self.sn, device_id, inner, self.charset)
+        answer = self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body, wait=wait)
+        return None if answer is None else answer.status
+
+    def keepalive(self) -> int | None:
+        return self.message("Notify", "Keepalive", self.id, "<Status>OK</Status>\r\n")
+
+    def alarm(self, channel: str, method: int, alarm_type: int | None, description: str = "",
+              priority: int = 1) -> int | None:
+        info = f"<Info>\r\n<AlarmType>{alarm_type}</AlarmType>\r\n</Info>\r\n" if alarm_type is not None else ""
+        c = next((c for c in self.channels if c.id == channel), None)
+        where = (f"<Longitude>{c.longitude:.6f}</Longitude>\r\n<Latitude>{c.latitude:.6f}</Latitude>\r\n"
+                 if c is not None else "")
+        return self.message("Notify", "Alarm", channel,
+                            f"<AlarmPriority>{priority}</AlarmPriority>\r\n<AlarmMethod>{method}</AlarmMethod>\r\n"
+                            f"<AlarmTime>{time.strftime('%Y-%m-%dT%H:%M:%S')}</AlarmTime>\r\n"
+                            f"<AlarmDescription>{_esc(description)}</AlarmDescription>\r\n{where}{info}")
+
+    def catalog_change(self, items: list[ChannelInfo], event: str) -> int | None:
+        return self.message("Notify", "Catalog", self.id, f"<SumNum>{len(items)}</SumNum>\r\n"
+                            + catalog_items(items, self.id, event))
+
+    def send_raw(self, data: bytes) -> None:
+        assert self.sock is not None
+        if self.transport == "udp":
+            self.sock.sendto(data, self.server)
+        else:
+            self.sock.sendall(data)
+
+    # ---- the gateway's requests ----
+
+    def _receive(self) -> None:
+        assert self.sock is not None
+        while not self.stop_event.is_set():
+            try:
+                data = self.sock.recv(65_536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            frames = [data] if self.transport == "udp" else self.framer.feed(data)
+            for frame in frames:
+                try:
+                    msg = parse(frame)
+                except SipError:
+                    continue
+                if not msg.is_request:
+                    box = self.waiting.get(msg.call_id)
+                    if box is not None:
+                        box.put(msg)
+                    continue
+                self.got.append(msg)
+                if self.answering:
+                    threading.Thread(target=self._answer, args=(msg,), daemon=True).start()
+
+    def _answer(self, req: SipMessage) -> None:
+        vias = "".join(f"Via: {v}\r\n" for v in req.all("Via"))
+        to = req.get("To") or ""
+        if header_param(to, "tag") is None:
+            to += f";tag={secrets.token_hex(4)}"
+        self.send_raw((f"SIP/2.0 200 OK\r\n{vias}From: {req.get('From')}\r\nTo: {to}\r\nCall-ID: {req.call_id}\r\n"
+                       f"CSeq: {req.get('CSeq')}\r\nContent-Length: 0\r\n\r\n").encode())
+        if req.method == "MESSAGE" and b"<CmdType>Catalog</CmdType>" in req.body and b"<Query>" in req.body:
+            sn = int(req.body.split(b"<SN>")[1].split(b"</SN>")[0])
+            for i in range(0, max(len(self.channels), 1), self.page):
+                if not self.answering or self.stop_event.is_set():
+                    return
+                chunk = self.channels[i:i + self.page]
+                body = manscdp("Response", "Catalog", sn, self.id,
+                               f"<SumNum>{len(self.channels)}</SumNum>\r\n" + catalog_items(chunk, self.id),
+                               self.charset)
+                # one page at a time, each after the last one's 200 (a non-INVITE transaction, RFC 3261 §17.1.2):
+                # what the vendors' platforms do; a burst of pages over UDP overflows a receiver's buffer
+                self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body, wait=2.0)
+                if self.page_gap:
+                    time.sleep(self.page_gap)
+
+    def _beat(self) -> None:
+        while not self.stop_event.is_set():
+            if self.beating.wait(0.2) and not self.stop_event.wait(self.keepalive_every):
+                if self.beating.is_set():
+                    self.keepalive()

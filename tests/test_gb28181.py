@@ -1,0 +1,302 @@
+"""The GB/T 28181 access gateway (issue 28) against the emulated lower platform (`simulators/gb28181.py`), with a
+real Mosquitto and, for the catalog, a real hub: registration with digest auth (a wrong password and an unknown
+id refused, counted), a catalog of 2,000 channels paged into the hub's device registry with names and
+coordinates on the grids their civil codes map to, alarms as camera events on the channel's grid, keepalive
+loss as one platform `offline` and its return, SIP over TCP, and hostile input refused by reason while the
+gateway keeps serving."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import paho.mqtt.client as paho
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.agent import Agent
+from edge.gb28181.config import GbGatewayConfig
+from edge.gb28181.gateway import GbGateway
+from gridwatch.core.gb28181 import digest, manscdp
+from gridwatch.core.gb28181.sip import Framer, SipError, parse
+from simulators.gb28181 import GbDevice, make_channels
+from tests.agentkit import agent_config, wait_until
+from tests.hubkit import EDGE, OPS, Hub
+
+SERVER, DOMAIN = "44030500002000000001", "4403050000"
+PLATFORM, CAMERA = "44030500002160000001", "44030500001320000009"
+INTRUSION = """
+rules:
+  - id: cam-intrusion
+    match: {kind: camera}
+    when: {event: intrusion, clear_after: 10m}
+    category: intrusion
+"""
+SLA = """
+policies:
+  - id: default
+    limits: {accept: 1h, resolve: 4h, feedback: 4h}
+"""
+
+
+class Topics:
+    """Everything the gateway publishes, as (topic, payload, retained)."""
+
+    def __init__(self, port: int, root: str) -> None:
+        """`root`: the gateway's topic root, one per test (the broker is shared, and keeps retained statuses)."""
+        self.got: list[tuple[str, str, bool]] = []
+        self.client = paho.Client(callback_api_version=CallbackAPIVersion.VERSION2, protocol=paho.MQTTv311)
+        self.ready = threading.Event()
+        self.client.on_connect = lambda c, u, f, r, p=None: c.subscribe(f"{root}/#", qos=1)
+        self.client.on_subscribe = lambda *a: self.ready.set()
+        self.client.on_message = lambda c, u, m: self.got.append((m.topic.replace(root, "gw", 1), m.payload.decode(),
+                                                                  bool(m.retain)))
+        self.client.connect("127.0.0.1", port)
+        self.client.loop_start()
+        assert self.ready.wait(10)
+
+    def of(self, topic: str) -> list[str]:
+        return [p for t, p, _ in self.got if t == topic]
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
+def gateway(broker, root: str, *, hub: Hub | None = None, interval: float = 60.0, misses: int = 3, clock=time.time,
+            per_source: float = 50.0, transports=("udp", "tcp")) -> GbGateway:
+    cfg = GbGatewayConfig.model_validate({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": 0, "transports": list(transports)},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "name": "南山区视频平台", "password": "test-only-pw-1"},
+                    {"id": CAMERA, "grid": "grid-03", "password": "test-only-pw-2", "catalog": False}],
+        "keepalive": {"interval": interval, "misses": misses},
+        "registration": {"per_source": per_source},
+        "civil_codes": {"440305001": "grid-01", "440305002": "grid-02"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "v311", "topic_root": root},
+        "hub": {"url": hub.url, "key": OPS} if hub is not None else None,
+        "metrics_port": 0,
+    })
+    gw = GbGateway(cfg, clock=clock)
+    gw.start()
+    return gw
+
+
+def platform(gw: GbGateway, n: int = 0, *, transport="udp", password="test-only-pw-1", keepalive=60.0,
+             device=PLATFORM, page=20) -> GbDevice:
+    return GbDevice(("127.0.0.1", gw.port), SERVER, DOMAIN, device, password, channels=make_channels(n),
+                    transport=transport, keepalive=keepalive, page=page).start()
+
+
+# ---- pure parts ----
+
+def test_digest_takes_the_right_answer_only_and_nonces_expire():
+    key = b"k" * 32
+    nonce = digest.make_nonce(key, 1000.0)
+    auth = digest.authorization(PLATFORM, DOMAIN, nonce, f"sip:{SERVER}@{DOMAIN}", "REGISTER", "pw")
+    ok = dict(method="REGISTER", user=PLATFORM, realm=DOMAIN, secret=key)
+    assert digest.verify(auth, password="pw", now=1010.0, **ok).ok
+    assert digest.verify(auth, password="wrong", now=1010.0, **ok).reason == "bad_credentials"
+    assert digest.verify(auth, password="pw", now=1000.0 + digest.NONCE_TTL + 1, **ok).reason == "stale_nonce"
+    assert digest.verify(auth, password="pw", now=1010.0, **{**ok, "realm": "9999999999"}).reason == "wrong_realm"
+    assert digest.verify(auth, password="pw", now=1010.0, **{**ok, "user": CAMERA}).reason == "wrong_user"
+    forged = auth.replace(nonce, f"{1000:x}" + "0" * 24)
+    assert digest.verify(forged, password="pw", now=1010.0, **ok).reason == "stale_nonce"  # not ours: challenged again
+    # RFC 2617 §3.5's worked example (qop=auth): the response the RFC prints
+    p = {"username": "Mufasa", "realm": "testrealm@host.com", "nonce": "dcd98b7102dd2f0e8b11d0f600bfb0c093",
+         "uri": "/dir/index.html", "qop": "auth", "nc": "00000001", "cnonce": "0a4f113b"}
+    assert digest.expected(p, "GET", "Circle Of Life") == "6629fae49393a05397450978507c4ef1"
+
+
+def test_manscdp_reads_gb2312_and_refuses_entities_dtds_and_depth():
+    body = ('<?xml version="1.0" encoding="GB2312"?><Notify><CmdType>Alarm</CmdType><SN>7</SN>'
+            f'<DeviceID>{CAMERA}</DeviceID><AlarmPriority>1</AlarmPriority><AlarmMethod>5</AlarmMethod>'
+            '<AlarmDescription>区域入侵</AlarmDescription><Info><AlarmType>6</AlarmType></Info></Notify>')
+    b = manscdp.parse(body.encode("gb2312"))
+    a = manscdp.alarm(b)
+    assert (b.charset, a.method, a.alarm_type, a.description) == ("gb18030", 5, 6, "区域入侵")
+    assert manscdp.parse(body.encode("utf-8")).charset == "utf-8"
+    # declared GB2312, sent UTF-8 (a firmware slip seen in the field): read as UTF-8
+    assert manscdp.alarm(manscdp.parse(body.encode("utf-8"))).description == "区域入侵"
+    laughs = ('<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;">]>'
+              '<Query><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>1</DeviceID><x>&b;</x></Query>')
+    xxe = ('<?xml version="1.0"?><!DOCTYPE q [<!ENTITY e SYSTEM "file:///etc/passwd">]>'
+           '<Query><CmdType>Catalog</CmdType><SN>1</SN><DeviceID>1</DeviceID><x>&e;</x></Query>')
+    for hostile in (laughs, xxe):
+        with pytest.raises(manscdp.XmlError) as e:
+            manscdp.parse(hostile.encode())
+        assert e.value.reason == "xml_forbidden"
+    deep = ("<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>1</DeviceID>" + "<a>" * 50 + "</a>" * 50
+            + "</Notify>")
+    with pytest.raises(manscdp.XmlError) as e:
+        manscdp.parse(deep.encode())
+    assert e.value.reason == "xml_too_deep"
+    with pytest.raises(manscdp.XmlError) as e:
+        manscdp.parse(b'<?xml version="1.0" encoding="Shift_JIS"?><Notify/>')
+    assert e.value.reason == "bad_encoding"
+
+
+def test_sip_parsing_refuses_what_is_not_sip_and_frames_tcp_by_content_length():
+    reg = (f"REGISTER sip:{SERVER}@{DOMAIN} SIP/2.0\r\nv: SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK1\r\n"
+           f"f: <sip:{PLATFORM}@{DOMAIN}>;tag=1\r\nt: <sip:{PLATFORM}@{DOMAIN}>\r\ni: abc\r\nCSeq: 1 REGISTER\r\n"
+           "l: 0\r\n\r\n").encode()
+    m = parse(reg)
+    assert (m.method, m.from_user(), m.call_id, m.cseq) == ("REGISTER", PLATFORM, "abc", (1, "REGISTER"))
+    for bad, reason in ((b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", "malformed"),
+                        (reg.replace(b"CSeq: 1 REGISTER", b"CSeq: 1 INVITE"), "malformed"),
+                        (reg.replace(b"i: abc\r\n", b""), "malformed"),
+                        (reg.replace(b"REGISTER sip", b"FROB sip"), "unsupported_method"),
+                        (reg + b"x" * 70_000, "too_large")):
+        with pytest.raises(SipError) as e:
+            parse(bad)
+        assert e.value.reason == reason, bad[:60]
+    f = Framer()
+    two = reg + b"\r\n" + reg
+    assert f.feed(two[:50]) == [] and len(f.feed(two[50:])) == 2
+
+
+# ---- with the gateway running ----
+
+def test_registration_refuses_wrong_passwords_and_unknown_ids_and_publishes_online(broker):
+    topics = Topics(broker.port, "gb-reg")
+    gw = gateway(broker, "gb-reg")
+    try:
+        wrong = platform(gw, password="not-the-password")
+        assert wrong.register() == 403
+        wrong.close()
+        stranger = platform(gw, device="44030500001329999999", password="whatever")
+        assert stranger.register() == 403
+        stranger.close()
+        assert gw.refused["bad_credentials"] == 1 and gw.refused["unknown_device"] == 1
+        assert not topics.of(f"gw/grid-01/camera/{PLATFORM}/status")  # nobody got in
+        cam = platform(gw, device=CAMERA, password="test-only-pw-2", transport="tcp")  # SIP over TCP
+        assert cam.register() == 200
+        assert wait_until(lambda: topics.of(f"gw/grid-03/camera/{CAMERA}/status") == ["online"], 10)
+        assert cam.keepalive() == 200
+        assert cam.alarm(CAMERA, 2, 1, "视频丢失") == 200  # a camera's own alarm, on its own id
+        assert wait_until(lambda: topics.of(f"gw/grid-03/camera/{CAMERA}/event"), 10)
+        ev = json.loads(topics.of(f"gw/grid-03/camera/{CAMERA}/event")[0])
+        assert (ev["event"], ev["state"], ev["code"]) == ("video_loss", "start", "gb28181:2/1")
+        assert cam.unregister() == 200
+        assert wait_until(lambda: topics.of(f"gw/grid-03/camera/{CAMERA}/status")[-1:] == ["offline"], 10)
+        assert cam.keepalive() == 403 and gw.refused["not_registered"] == 1  # unregistered: heard no more
+        cam.close()
+    finally:
+        gw.stop()
+        topics.close()
+
+
+def test_a_platforms_2000_channel_catalog_lands_in_the_registry_and_its_alarm_becomes_a_case_with_its_place(
+        broker, tmp_path):
+    hub = Hub(tmp_path / "hub", SLA).start()
+    topics = Topics(broker.port, "gb-cat")
+    gw = gateway(broker, "gb-cat", hub=hub)
+    plat = platform(gw, 2000, page=20)
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, INTRUSION, hub={"key": EDGE},
+                               mqtt={"topic_root": "gb-cat", "protocol": "v311"}))
+    try:
+        agent.start()
+        assert agent.mqtt.wait_connected(10)
+        assert plat.register() == 200
+        assert wait_until(lambda: gw.writer.written >= 2000 and gw.writer.backlog == 0, 60), \
+            (gw.writer.written, gw.writer.backlog)
+        pages = [m for m in plat.got if b"<Query>" in m.body]
+        assert len(pages) == 1  # one query, answered in 100 pages of 20
+        devices = hub.get("/api/v1/devices?limit=5000")
+        by_id = {d["id"]: d for d in devices["devices"] if d["feed"] == "gb28181"}
+        assert len(by_id) == 2000
+        c = plat.channels[1]  # civil code 440305002 → grid-02
+        got = by_id[c.id]
+        assert (got["grid"], got["name"], got["gateway"], got["kind"]) == ("grid-02", c.name, PLATFORM, "camera")
+        assert abs(got["lat"] - c.latitude) < 1e-6 and abs(got["lon"] - c.longitude) < 1e-6
+        assert sum(d["grid"] == "grid-01" for d in by_id.values()) == 1000
+        # an intrusion alarm (method 5 video, type 6) from channel N: a camera event on its grid
+        assert plat.alarm(c.id, 5, 6, "区域入侵") == 200
+        assert wait_until(lambda: topics.of(f"gw/grid-02/camera/{c.id}/event"), 10)
+        assert json.loads(topics.of(f"gw/grid-02/camera/{c.id}/event")[0])["event"] == "intrusion"
+        assert wait_until(lambda: any(b"<Result>OK</Result>" in m.body for m in plat.got), 10)  # §9.4.2's answer
+
+        def case() -> dict | None:
+            return next((x for x in hub.get("/api/v1/cases")["cases"] if x["device"] == c.id), None)
+        assert wait_until(lambda: case() is not None, 20)  # through the agent's `event:` rule, as Hikvision's
+        got_case = case()
+        assert (got_case["grid"], got_case["category"]) == ("grid-02", "intrusion")
+        assert got_case["place"]["name"] == c.name and abs(got_case["place"]["lat"] - c.latitude) < 1e-6
+        assert plat.alarm(c.id, 6, 2, "风扇故障") == 200  # a device fault is no camera event: answered, counted
+        assert wait_until(lambda: gw.alarms["unmapped 6/2"] == 1, 5)
+        assert len(topics.of(f"gw/grid-02/camera/{c.id}/event")) == 1
+        assert plat.alarm("44030500001319999999", 5, 6) == 200  # not in its catalog: refused, not published
+        assert wait_until(lambda: gw.refused["unknown_channel"] == 1, 5)
+        # a catalog change: one channel goes off, one is deleted
+        off = plat.channels[2]
+        assert plat.catalog_change([off], "OFF") == 200
+        assert wait_until(lambda: topics.of(f"gw/grid-01/camera/{off.id}/status")[-1:] == ["offline"], 10)
+        gone = plat.channels[3]
+        assert plat.catalog_change([gone], "DEL") == 200
+        assert wait_until(lambda: hub.call("GET", f"/api/v1/devices?q={gone.id}").json()["total"] == 0, 20)
+    finally:
+        agent.stop()
+        plat.close()
+        gw.stop()
+        topics.close()
+        hub.stop()
+
+
+def test_a_silent_platform_goes_offline_once_after_its_misses_and_comes_back(broker):
+    now = [1_000_000.0]
+    topics = Topics(broker.port, "gb-ka")
+    gw = gateway(broker, "gb-ka", interval=10.0, misses=3, clock=lambda: now[0])
+    plat = platform(gw, 5, keepalive=3600)  # its keepalives are sent by hand here
+    try:
+        assert plat.register() == 200
+        status = f"gw/grid-01/camera/{PLATFORM}/status"
+        assert wait_until(lambda: topics.of(status) == ["online"], 10)
+        now[0] += 25
+        assert plat.keepalive() == 200
+        now[0] += 29  # 29 s since the last keepalive: within 3 × 10 s
+        gw.loop.call_soon_threadsafe(gw.tick)
+        time.sleep(0.3)
+        assert topics.of(status) == ["online"]
+        now[0] += 2
+        gw.loop.call_soon_threadsafe(gw.tick)
+        assert wait_until(lambda: topics.of(status) == ["online", "offline"], 10)
+        for _ in range(3):
+            gw.loop.call_soon_threadsafe(gw.tick)
+        time.sleep(0.3)
+        assert topics.of(status) == ["online", "offline"]  # said once
+        assert plat.keepalive() == 403  # gone offline, it must register again (§9.6.1)
+        assert plat.register() == 200
+        assert wait_until(lambda: topics.of(status) == ["online", "offline", "online"], 10)
+    finally:
+        plat.close()
+        gw.stop()
+        topics.close()
+
+
+def test_hostile_input_is_refused_by_reason_and_the_gateway_keeps_serving(broker):
+    gw = gateway(broker, "gb-bad", per_source=5)
+    good = platform(gw, 1)
+    evil = platform(gw, device=CAMERA, password="test-only-pw-2")
+    try:
+        assert good.register() == 200
+        evil.send_raw(b"this is not SIP\r\n\r\n")
+        evil.send_raw(b"INVITE sip:x SIP/2.0\r\n" + b"X: y\r\n" * 100 + b"\r\n")
+        laughs = ('<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]>'
+                  f'<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>{PLATFORM}</DeviceID><x>&b;</x></Notify>')
+        deep = (f"<Notify><CmdType>Keepalive</CmdType><SN>1</SN><DeviceID>{PLATFORM}</DeviceID>" + "<a>" * 200
+                + "</a>" * 200 + "</Notify>")
+        for body in (laughs, deep):  # from the registered platform itself: its body, not its standing, is refused
+            good.sn += 1
+            assert good._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body.encode()).status == 400
+        for _ in range(30):  # a REGISTER flood from one address: beyond 5/s refused
+            evil.register(password="wrong")
+        assert wait_until(lambda: gw.refused["register_flood"] > 0, 5)
+        assert gw.refused["malformed"] >= 2 and gw.refused["xml_forbidden"] == 1 and gw.refused["xml_too_deep"] == 1
+        text = __import__("httpx").get(f"http://127.0.0.1:{gw.metrics_port}/metrics").text
+        assert 'gridwatch_gb28181_refused_total{reason="xml_forbidden"} 1.0' in text
+        assert good.keepalive() == 200  # still serving
+        assert gw.health()[0]
+    finally:
+        good.close()
+        evil.close()
+        gw.stop()
