@@ -16,13 +16,14 @@ from hub.store import Scope, Store, visible_clause
 
 def device_states(s: Session, store: Store, devices: list[Device], now: datetime) -> dict[str, str]:
     """Each device's state: maintenance (a window over it or its grid is in force), unknown (only offline
-    agents serve its grid), offline (an open offline case on it), alarm (another open case), else ok."""
+    agents serve its grid), offline (an open offline case on it or on its gateway: a GB/T 28181 platform's channels,
+    a Zigbee coordinator's devices), alarm (another open case), else ok."""
     if not devices:
         return {}
     unknown, everything = fleet.unknown_grids(fleet.agents(s))
     windows = [w for w in store.windows.get(s, now) if maintenance.active(w, now, store.tz)]
     quiet = {(w.scope, w.target) for w in windows}
-    ids = [d.id for d in devices]
+    ids = list(dict.fromkeys([d.id for d in devices] + [d.gateway for d in devices if d.gateway]))
     open_cases: dict[str, list[str]] = {}
     for i in range(0, len(ids), 5000):
         q = select(Case.device, Case.category).where(Case.device.in_(ids[i:i + 5000]), Case.status != "closed")
@@ -34,7 +35,8 @@ def device_states(s: Session, store: Store, devices: list[Device], now: datetime
             out[d.id] = "maintenance"
         elif everything or d.grid in unknown:
             out[d.id] = "unknown"
-        elif any("offline" in c for c in open_cases.get(d.id, ())):
+        elif any("offline" in c for c in open_cases.get(d.id, ())) or (
+                d.gateway and any("offline" in c for c in open_cases.get(d.gateway, ()))):  # behind a gateway that is
             out[d.id] = "offline"
         elif d.id in open_cases:
             out[d.id] = "alarm"

@@ -33,6 +33,13 @@ rules:
     when: {event: intrusion, clear_after: 10m}
     category: intrusion
 """
+SILENT = """
+rules:
+  - id: camera-silent
+    match: {kind: camera}
+    when: {stale_for: 10m}
+    category: device_offline
+"""
 SLA = """
 policies:
   - id: default
@@ -242,15 +249,32 @@ def test_a_platforms_2000_channel_catalog_lands_in_the_registry_and_its_alarm_be
         hub.stop()
 
 
-def test_a_silent_platform_goes_offline_once_after_its_misses_and_comes_back(broker):
+def test_a_silent_platform_is_one_offline_case_for_all_its_channels_and_its_return_resolves_it(broker, tmp_path):
     now = [1_000_000.0]
+    hub = Hub(tmp_path / "hub", SLA).start()
     topics = Topics(broker.port, "gb-ka")
-    gw = gateway(broker, "gb-ka", interval=10.0, misses=3, clock=lambda: now[0])
+    gw = gateway(broker, "gb-ka", hub=hub, interval=10.0, misses=3, clock=lambda: now[0])
     plat = platform(gw, 5, keepalive=3600)  # its keepalives are sent by hand here
+    # the agent's device list as the hub's registry gives it once the catalog is in: the platform is its
+    # channels' gateway (the catalog test shows the registry rows)
+    listed = [{"id": c.id, "grid": "grid-01" if c.civil_code == "440305001" else "grid-02", "kind": "camera",
+               "gateway": PLATFORM} for c in plat.channels]
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, SILENT, hub={"key": EDGE},
+                               mqtt={"topic_root": "gb-ka", "protocol": "v311"}, devices={"list": listed}))
+
+    def offline_cases() -> list[dict]:
+        return [x for x in hub.get("/api/v1/cases")["cases"] if x["category"] == "device_offline"]
     try:
+        agent.start()
+        assert agent.mqtt.wait_connected(10)
         assert plat.register() == 200
         status = f"gw/grid-01/camera/{PLATFORM}/status"
         assert wait_until(lambda: topics.of(status) == ["online"], 10)
+        assert wait_until(lambda: len(topics.of(f"gw/grid-02/camera/{plat.channels[1].id}/status")) == 1, 10)
+        assert wait_until(lambda: gw.writer.written == 5, 20)
+
+        def states() -> set[str]:
+            return {d["state"] for d in hub.get("/api/v1/devices")["devices"] if d["gateway"] == PLATFORM}
         now[0] += 25
         assert plat.keepalive() == 200
         now[0] += 29  # 29 s since the last keepalive: within 3 × 10 s
@@ -264,13 +288,21 @@ def test_a_silent_platform_goes_offline_once_after_its_misses_and_comes_back(bro
             gw.loop.call_soon_threadsafe(gw.tick)
         time.sleep(0.3)
         assert topics.of(status) == ["online", "offline"]  # said once
+        assert wait_until(lambda: offline_cases(), 20)
+        time.sleep(1)
+        cases = offline_cases()
+        assert [c["device"] for c in cases] == [PLATFORM], cases  # one case, the platform's, none per channel
+        assert states() == {"offline"}  # and its channels show offline on the board (their gateway is)
         assert plat.keepalive() == 403  # gone offline, it must register again (§9.6.1)
         assert plat.register() == 200
         assert wait_until(lambda: topics.of(status) == ["online", "offline", "online"], 10)
+        assert wait_until(lambda: offline_cases()[0]["cleared_at"] is not None, 20), offline_cases()
     finally:
+        agent.stop()
         plat.close()
         gw.stop()
         topics.close()
+        hub.stop()
 
 
 def test_hostile_input_is_refused_by_reason_and_the_gateway_keeps_serving(broker):

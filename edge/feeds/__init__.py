@@ -3,7 +3,8 @@
 `FeedSet.decode(msg)` finds the first feed whose topic filter matches and returns its events (a
 message may carry many devices, a gateway's status many devices' states), or raises `Rejected`;
 a topic no feed matches is `unmapped`, counted per subscription filter. The native contract
-(`format: gridwatch`) goes through `edge.sensors.decode` unchanged. Sparkplug B rebirth requests
+(`format: gridwatch`) goes through `edge.sensors.decode` unchanged, but for the status of a device that the
+device list names as others' gateway, which becomes the gateway's events (`mapper.gateway_events`). Sparkplug B rebirth requests
 wait in `outgoing` for the agent to publish.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Iterable
 from paho.mqtt.client import topic_matches_sub
 
 from edge.errors import Rejected
-from edge.feeds.mapper import CompiledFeed, Context
+from edge.feeds.mapper import CompiledFeed, Context, gateway_events
 from edge.feeds.sparkplug import SparkplugFeed
 from edge.feeds.spec import FeedSpec
 from edge.message import Event, Message
@@ -37,7 +38,12 @@ class _Native:
         return {} if topic.startswith(self.prefix) else None
 
     def decode(self, msg: Message, caps: dict[str, str], ctx: Context) -> list[Event]:
-        return [native_decode(msg, self.root, ctx.limits)]
+        ev = native_decode(msg, self.root, ctx.limits)
+        if ev.kind == "status" and ev.event in ("online", "offline") and ctx.behind(ev.device):
+            # a device the registry lists as the gateway of others (a GB/T 28181 platform and its channels):
+            # its status speaks for them, one alert for the gateway instead of one per device
+            return gateway_events(ev.device, ev.grid, ev.device_kind or "sensor", ev.event, msg.received_at, ctx)
+        return [ev]
 
 
 Compiled = CompiledFeed | SparkplugFeed | _Native

@@ -326,6 +326,6 @@ def gateway_events(gateway: str, grid: str | None, kind: str, state: str, now: f
         grid = grids[0] if grids else None
     if grid is not None:
         out.append(Event(kind="status", grid=grid, device=gw_id, ts=now, received_at=now, event=state,
-                         device_kind=kind if kind in ("sensor", "fence") else "sensor",
+                         device_kind=kind if kind in ("sensor", "fence", "camera", "thermal") else "sensor",
                          members=tuple(sorted(behind))))
     return out

@@ -298,6 +298,7 @@ class GbGateway:
             self.query_catalog(peer)
 
     def command(self, msg: SipMessage, addr: Addr, transport: str, writer: asyncio.StreamWriter | None) -> None:
+        now = self.clock()  # when it came, not when it was answered
         sender = msg.from_user()
         peer = self.peers.get(sender)
         if peer is None:
@@ -320,7 +321,6 @@ class GbGateway:
             self.send(response(msg, 400, to_tag=_tag()), addr, transport, writer)
             return
         self.send(response(msg, 200, to_tag=_tag()), addr, transport, writer)
-        now = self.clock()
         self._status(peer, peer.presence.heard(now), "message")
         what = f"{body.root}/{body.cmd}"
         if what == "Notify/Keepalive":
