@@ -4,8 +4,8 @@
 message may carry many devices, a gateway's status many devices' states), or raises `Rejected`;
 a topic no feed matches is `unmapped`, counted per subscription filter. The native contract
 (`format: gridwatch`) goes through `edge.sensors.decode` unchanged, but for the status of a device that the
-device list names as others' gateway, which becomes the gateway's events (`mapper.gateway_events`). Sparkplug B rebirth requests
-wait in `outgoing` for the agent to publish.
+device list names as others' gateway, which becomes the gateway's events (`mapper.gateway_events`).
+Sparkplug B rebirth requests wait in `outgoing` for the agent to publish.
 """
 
 from __future__ import annotations
