@@ -5,7 +5,9 @@ REGISTER, the 401's challenge, a REGISTER with `Authorization`), sends `Keepaliv
 A.2.5 `<Notify><CmdType>Keepalive</CmdType>…<Status>OK</Status>`), answers a `Catalog` query (§9.5.2) with
 200 and then its channels in pages of `page` items (`SumNum`, `DeviceList Num`; wvp-GB28181-pro and the
 vendors' platforms send 1–20 per page over UDP), pushes `Alarm` notifications (§9.4.1, A.2.5) and catalog
-changes (§9.5.4), and unregisters with Expires: 0 (§9.1.2.2). SIP over UDP or TCP (RFC 3261 §18). Bodies
+changes (§9.5.4), answers an INVITE (§9.2.2) with its SDP and, after the ACK, streams real footage as MPEG-PS
+over RTP (§C.2; UDP, or TCP connecting to the gateway), until a BYE; and unregisters with Expires: 0
+(§9.1.2.2). SIP over UDP or TCP (RFC 3261 §18). Bodies
 are GB2312 as most devices send them (`charset`). Requests are written here from the standard's examples;
 answers are read with the shared parser (`gridwatch.core.gb28181.sip`).
 
@@ -15,16 +17,21 @@ socket (each its own From id), for the registration and keepalive bench.
 
 from __future__ import annotations
 
+import io
 import queue
 import secrets
 import socket
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
-from gridwatch.core.gb28181 import digest
-from gridwatch.core.gb28181.sip import Framer, SipError, SipMessage, header_param, parse
+import av
+from av.bitstream import BitStreamFilterContext
+
+from gridwatch.core.gb28181 import digest, rtp
+from gridwatch.core.gb28181.sip import Framer, SipError, SipMessage, header_param, parse, uri_user
 
 Transport = Literal["udp", "tcp"]
 
@@ -80,18 +87,67 @@ def catalog_items(items: list[ChannelInfo], parent: str, event: str = "") -> str
     return f'<DeviceList Num="{len(items)}">\r\n' + "".join(parts) + "</DeviceList>\r\n"
 
 
+@dataclass
+class Call:
+    """An INVITE this device answered: its offer, and the thread streaming after the ACK."""
+
+    channel: str
+    offer: rtp.Sdp
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    packets: int = 0
+
+
+_PS: dict[Path, tuple[bytes, list[tuple[float, int]]]] = {}
+
+
+def ps_stream(path: Path) -> tuple[bytes, list[tuple[float, int]]]:
+    """An H.264 file as the MPEG-2 Program Stream a GB/T 28181 camera sends (FFmpeg's `vob` muxer through
+    PyAV; the MP4's length-prefixed H.264 turned into Annex B start codes by the `h264_mp4toannexb` bitstream
+    filter, as PS carries it), with (seconds, byte offset) marks to pace it by. Made once per file."""
+    if path in _PS:
+        return _PS[path]
+    buf = io.BytesIO()
+    marks: list[tuple[float, int]] = []
+    with av.open(str(path)) as inp:
+        vs = inp.streams.video[0]
+        bsf = BitStreamFilterContext("h264_mp4toannexb", vs)
+        out = av.open(buf, "w", format="vob")
+        o = out.add_stream_from_template(vs)
+        base = float(vs.time_base) if vs.time_base is not None else 1 / 90_000
+        for pkt in inp.demux(vs):
+            if pkt.dts is None:
+                continue
+            t = (pkt.pts if pkt.pts is not None else pkt.dts) * base
+            for p in bsf.filter(pkt):
+                p.stream = o
+                out.mux(p)
+            marks.append((max(0.0, t), buf.tell()))
+        out.close()
+    data = buf.getvalue()
+    marks.append((marks[-1][0] + 0.1 if marks else 0.0, len(data)))
+    _PS[path] = (data, marks)
+    return data, marks
+
+
 class GbDevice:
     """One device or lower platform on its own socket; `got` keeps the gateway's requests to it."""
 
     def __init__(self, server: tuple[str, int], server_id: str, domain: str, device_id: str, password: str, *,
                  channels: list[ChannelInfo] | None = None, transport: Transport = "udp", keepalive: float = 60.0,
-                 page: int = 20, charset: str = "GB2312", expires: int = 3600, page_gap: float = 0.0) -> None:
+                 page: int = 20, charset: str = "GB2312", expires: int = 3600, page_gap: float = 0.0,
+                 footage: Path | None = None, loop_footage: bool = True, wrong_ssrc: bool = False,
+                 rtp_from: str = "127.0.0.1") -> None:
+        """`footage`: an H.264 file its channels stream when INVITEd (as PS over RTP); `wrong_ssrc` and
+        `rtp_from` (another loopback address) make its RTP what the gateway must refuse."""
         self.server, self.server_id, self.domain = server, server_id, domain
         self.id, self.password = device_id, password
         self.channels = channels or []
         self.transport = transport
         self.keepalive_every, self.page, self.charset, self.expires = keepalive, page, charset, expires
         self.page_gap = page_gap
+        self.footage, self.loop_footage, self.wrong_ssrc, self.rtp_from = footage, loop_footage, wrong_ssrc, rtp_from
+        self.calls: dict[str, Call] = {}
         self.sock: socket.socket | None = None
         self.stop_event = threading.Event()
         self.beating = threading.Event()
@@ -251,12 +307,39 @@ class GbDevice:
                     threading.Thread(target=self._answer, args=(msg,), daemon=True).start()
 
     def _answer(self, req: SipMessage) -> None:
+        if req.method == "ACK":  # the INVITE's 200 was taken: the stream starts (§9.2.2)
+            call = self.calls.get(req.call_id)
+            if call is not None and call.thread is None:
+                call.thread = threading.Thread(target=self._stream, args=(call,), daemon=True)
+                call.thread.start()
+            return
         vias = "".join(f"Via: {v}\r\n" for v in req.all("Via"))
         to = req.get("To") or ""
         if header_param(to, "tag") is None:
             to += f";tag={secrets.token_hex(4)}"
+        body, extra = b"", ""
+        if req.method == "INVITE":
+            try:
+                offer = rtp.read_sdp(req.body)
+            except rtp.RtpError:
+                offer = None
+            if offer is None or self.footage is None:
+                self.send_raw((f"SIP/2.0 488 Not Acceptable Here\r\n{vias}From: {req.get('From')}\r\nTo: {to}\r\n"
+                               f"Call-ID: {req.call_id}\r\nCSeq: {req.get('CSeq')}\r\nContent-Length: 0\r\n\r\n"
+                               ).encode())
+                return
+            channel = uri_user(req.get("To") or "")
+            self.calls[req.call_id] = Call(channel, offer)
+            body = rtp.write_sdp(channel, self.here[0], self.here[1], offer.ssrc, transport=offer.transport,
+                                 direction="sendonly", setup="active")
+            extra = (f"Contact: <sip:{channel}@{self.here[0]}:{self.here[1]}>\r\n"
+                     "Content-Type: APPLICATION/SDP\r\n")
+        elif req.method == "BYE":
+            call = self.calls.pop(req.call_id, None)
+            if call is not None:
+                call.stop.set()
         self.send_raw((f"SIP/2.0 200 OK\r\n{vias}From: {req.get('From')}\r\nTo: {to}\r\nCall-ID: {req.call_id}\r\n"
-                       f"CSeq: {req.get('CSeq')}\r\nContent-Length: 0\r\n\r\n").encode())
+                       f"CSeq: {req.get('CSeq')}\r\n{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body)
         if req.method == "MESSAGE" and b"<CmdType>Catalog</CmdType>" in req.body and b"<Query>" in req.body:
             sn = int(req.body.split(b"<SN>")[1].split(b"</SN>")[0])
             for i in range(0, max(len(self.channels), 1), self.page):
@@ -271,6 +354,41 @@ class GbDevice:
                 self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body, wait=2.0)
                 if self.page_gap:
                     time.sleep(self.page_gap)
+
+    def _stream(self, call: Call) -> None:
+        """The footage as PS over RTP to the address the INVITE gave, paced at its own frame times (§C.2)."""
+        assert self.footage is not None
+        data, marks = ps_stream(self.footage)
+        ssrc = int(call.offer.ssrc or "0") ^ (1 if self.wrong_ssrc else 0)
+        seq = secrets.randbelow(0x10000)
+        tcp = None
+        if call.offer.transport == "tcp":  # the gateway listens (setup:passive): this side connects
+            tcp = socket.create_connection((call.offer.address, call.offer.port), timeout=5)
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        udp.bind((self.rtp_from, 0))
+        try:
+            while not call.stop.is_set() and not self.stop_event.is_set():
+                start, sent = time.monotonic(), 0
+                for t, offset in marks:
+                    if call.stop.wait(max(0.0, start + t - time.monotonic())) or self.stop_event.is_set():
+                        return
+                    packets = rtp.packetize(data[sent:offset], seq, int(t * 90_000), ssrc)
+                    sent = offset
+                    seq = (seq + len(packets)) & 0xFFFF
+                    for p in packets:
+                        if tcp is not None:
+                            tcp.sendall(rtp.frame_tcp(p))
+                        else:
+                            udp.sendto(p, (call.offer.address, call.offer.port))
+                        call.packets += 1
+                if not self.loop_footage:
+                    return
+        except OSError:
+            return
+        finally:
+            udp.close()
+            if tcp is not None:
+                tcp.close()
 
     def _beat(self) -> None:
         while not self.stop_event.is_set():

@@ -22,6 +22,7 @@ from gridwatch.core.gb28181 import digest, manscdp
 from gridwatch.core.gb28181.sip import Framer, SipError, parse
 from simulators.gb28181 import GbDevice, make_channels
 from tests.agentkit import agent_config, wait_until
+from tests.footagekit import h264
 from tests.hubkit import EDGE, OPS, Hub
 
 SERVER, DOMAIN = "44030500002000000001", "4403050000"
@@ -332,3 +333,91 @@ def test_hostile_input_is_refused_by_reason_and_the_gateway_keeps_serving(broker
         good.close()
         evil.close()
         gw.stop()
+
+
+ROAD = """
+rules:
+  - id: road-intrusion
+    match: {kind: camera}
+    when: {motion_in_zone: {zone: [[0.3, 0.3], [0.95, 0.3], [0.95, 0.75], [0.3, 0.75]], min_area: 0.01,
+                            min_frames: 3, clear_after: 30s}}
+    category: intrusion
+"""
+
+
+def streaming_gateway(broker, root: str, channel: str, *, hub: Hub | None = None, transport: str = "udp"):
+    gw = GbGateway(GbGatewayConfig.model_validate({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": 0},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "password": "test-only-pw-1"}],
+        "streams": [{"channel": channel, "sample_every": "200ms", "transport": transport, "offline_after": "10s"}],
+        "civil_codes": {"440305001": "grid-01", "440305002": "grid-02"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "v311", "topic_root": root},
+        "hub": {"url": hub.url, "key": OPS} if hub is not None else None,
+    }))
+    gw.start()
+    return gw
+
+
+@pytest.mark.slow
+def test_an_invited_channels_ps_stream_of_real_footage_opens_a_zone_intrusion_case(broker, tmp_path):
+    """OpenCV's vtest.avi (people walking on a road) as H.264, remuxed to MPEG-PS and sent over RTP by the
+    emulated platform after the gateway's INVITE: sampled frames on the channel's topic, and the agent's
+    existing `motion_in_zone` rule opens a case on the channel's grid with its place."""
+    clip = h264("vtest-768-gop10", seconds=70, gop=10)
+    hub = Hub(tmp_path / "hub", SLA).start()
+    channels = make_channels(4)
+    c = channels[1]  # civil code 440305002: grid-02
+    gw = streaming_gateway(broker, "gb-ps", c.id, hub=hub)
+    plat = GbDevice(("127.0.0.1", gw.port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=channels,
+                    footage=clip).start()
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, ROAD, hub={"key": EDGE},
+                               mqtt={"topic_root": "gb-ps", "protocol": "v311"}))
+    try:
+        agent.start()
+        assert agent.mqtt.wait_connected(10)
+        assert plat.register() == 200
+        assert wait_until(lambda: any(m.method == "INVITE" for m in plat.got), 20)  # after the catalog came
+        invite = next(m for m in plat.got if m.method == "INVITE")
+        assert b"s=Play" in invite.body and b"PS/90000" in invite.body and invite.get("Subject", "").startswith(c.id)
+        assert wait_until(lambda: gw.streams[c.id].stats.published >= 5, 30), gw.streams[c.id].stats
+
+        def case() -> dict | None:
+            return next((x for x in hub.get("/api/v1/cases")["cases"] if x["device"] == c.id), None)
+        assert wait_until(lambda: case() is not None, 40)
+        got = case()
+        assert (got["category"], got["grid"], got["place"]["name"]) == ("intrusion", "grid-02", c.name)
+    finally:
+        agent.stop()
+        gw.stop()
+        assert any(m.method == "BYE" for m in plat.got) or not plat.calls  # hung up on the way out
+        plat.close()
+        hub.stop()
+
+
+@pytest.mark.slow
+def test_rtp_over_tcp_plays_and_rtp_from_elsewhere_or_with_another_ssrc_is_refused(broker):
+    clip = h264("vtest-768-gop10", seconds=70, gop=10)
+    channels = make_channels(2)
+    gw = streaming_gateway(broker, "gb-tcp", channels[0].id, transport="tcp")
+    plat = GbDevice(("127.0.0.1", gw.port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=channels,
+                    footage=clip).start()
+    try:
+        assert plat.register() == 200
+        c0 = channels[0].id
+        assert wait_until(lambda: c0 in gw.streams and gw.streams[c0].stats.published >= 3, 30)
+        plat.close()
+        gw.end_stream(gw.streams[c0], "test")
+    finally:
+        gw.stop()
+    for hostile, reason in (({"wrong_ssrc": True}, "rtp_wrong_ssrc"), ({"rtp_from": "127.0.0.2"}, "rtp_wrong_source")):
+        gw = streaming_gateway(broker, "gb-bad-rtp", channels[0].id)
+        plat = GbDevice(("127.0.0.1", gw.port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=channels,
+                        footage=clip, **hostile).start()
+        try:
+            assert plat.register() == 200
+            assert wait_until(lambda g=gw, r=reason: g.refused[r] >= 10, 30), gw.refused
+            assert gw.streams[channels[0].id].stats.published == 0  # nothing of it reached the decoder
+            assert plat.keepalive() == 200  # the gateway still serves its devices
+        finally:
+            plat.close()
+            gw.stop()

@@ -101,19 +101,20 @@ def publish_size(width: int, height: int, publish_width: int) -> tuple[int, int]
 def read_stream(url: str, sampler: Sampler, publish_width: int, stop: threading.Event, stats: StreamStats, *,
                 rtsp_transport: str = "tcp", timeout: float = 10.0, realtime: bool | None = None,
                 clock: Callable[[], float] = time.time, on_open: Callable[[], None] | None = None,
-                ) -> Iterator[Sample]:
+                opener: Callable[[], av.container.InputContainer] | None = None) -> Iterator[Sample]:
     """Samples of one stream until it ends, fails (av.FFmpegError, OSError) or `stop` is set.
 
     `realtime`: pace a file at its own frame rate (playback); live sources are paced by the camera. The
     default paces files and nothing else. Frame times are the wall clock when the frame was read; for a
-    paced file, the wall clock that its position in the file stands for."""
-    container = open_container(url, rtsp_transport, timeout)
+    paced file, the wall clock that its position in the file stands for. `opener`: a container opened some other
+    way (a GB/T 28181 PS stream from RTP, `url` then only names it in logs), read as a live source."""
+    container = opener() if opener is not None else open_container(url, rtsp_transport, timeout)
     try:
         stream = container.streams.video[0]
         stream.thread_type = "SLICE"  # no frame threads: they add a frame of latency and contend for the core
         ctx = stream.codec_context
         base = float(stream.time_base) if stream.time_base is not None else 1 / 90000
-        live = url.startswith(("rtsp://", "rtsps://", "http://", "https://"))
+        live = opener is not None or url.startswith(("rtsp://", "rtsps://", "http://", "https://"))
         pace = (not live) if realtime is None else realtime
         started = clock()
         first_pts: float | None = None

@@ -58,6 +58,20 @@ class Device(Strict):
         return secret(self.password_env, self.password)
 
 
+class Stream(Strict):
+    """A channel whose video the gateway pulls (INVITE) and samples into frames for the video rules. Only the
+    channels listed here are pulled: a platform of 10,000 channels is not played all at once."""
+
+    channel: str = Field(pattern=GB_ID)
+    sample_every: Duration = Field(2.0, gt=0, le=3600, description="one published frame per this long")
+    width: int = Field(640, ge=64, le=3840, description="published frames are scaled to this width (never up)")
+    jpeg_quality: int = Field(80, ge=10, le=100)
+    transport: Transport = Field("udp", description="RTP over UDP, or over TCP with the device connecting "
+                                                    "(TCP passive, GB/T 28181-2016 §4.2.3)")
+    offline_after: Duration = Field(20.0, gt=0, description="no frame for this long: the channel is `offline` and "
+                                                            "the stream is asked for again")
+
+
 class Keepalive(Strict):
     interval: Duration = Field(60.0, gt=0, description="the devices' keepalive period (心跳周期; 60 s by default "
                                                          "in GB/T 28181-2016 §9.6)")
@@ -81,6 +95,7 @@ class GbGatewayConfig(Strict):
     devices: list[Device] = Field(min_length=1)
     keepalive: Keepalive = Field(default_factory=Keepalive)
     registration: Registration = Field(default_factory=Registration)
+    streams: list[Stream] = Field(default_factory=list, description="channels to pull video from")
     civil_codes: dict[str, str] = Field(default_factory=dict, description="civil code (行政区划) prefix → grid: a "
                                         "channel goes to the grid of the longest prefix of its CivilCode")
     mqtt: MqttConfig = Field(default_factory=MqttConfig)

@@ -25,6 +25,7 @@ beyond the REGISTER rate of its address is refused with a counted reason
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import logging
@@ -35,24 +36,33 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+import cv2
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge.camera_gateway.liveness import Liveness
+from edge.camera_gateway.stream import Sample
 from edge.gb28181.alarms import event_of
-from edge.gb28181.config import Device, GbGatewayConfig
+from edge.gb28181.config import Device, GbGatewayConfig, Stream
+from edge.gb28181.media import StreamRun
 from edge.gb28181.presence import Presence, RateLimit
 from edge.gb28181.registry import Channel, RegistryWriter
 from edge.metrics import serve
-from gridwatch.core.gb28181 import digest, manscdp
+from gridwatch.core.gb28181 import digest, manscdp, rtp
 from gridwatch.core.gb28181.sip import Framer, SipError, SipMessage, header_param, parse, response
 from gridwatch.core.mqttlink import connect, make_client, secret
 
 logger = logging.getLogger(__name__)
 MANSCDP = "Application/MANSCDP+xml"
 Addr = tuple[str, int]
+STREAM_RETRY = 10.0
+"""Seconds between INVITEs of a channel whose stream is not playing."""
 CATALOG_WAIT = 15.0
 """Seconds without a catalog page, short of SumNum, before it is asked again (`CATALOG_TRIES` times)."""
 CATALOG_TRIES = 3
@@ -110,6 +120,10 @@ class GbGateway:
         self._server: Any = None
         self.metrics_port: int | None = None
         self.seq = 0
+        self.streams: dict[str, StreamRun] = {}  # channel id -> its stream
+        self.invites: dict[str, StreamRun] = {}  # Call-ID -> the stream it asks for
+        self.ssrc_serial = 0
+        self.v5 = cfg.mqtt.protocol == "v5"
 
     # ---- life ----
 
@@ -128,6 +142,14 @@ class GbGateway:
 
     def stop(self) -> None:
         if self.loop is not None and self.stopping is not None:
+            done = threading.Event()
+
+            def hang_up() -> None:
+                for run in list(self.streams.values()):
+                    self.end_stream(run, "stopping")
+                done.set()
+            self.loop.call_soon_threadsafe(hang_up)
+            done.wait(5)
             self.loop.call_soon_threadsafe(self.stopping.set)
         if self.thread is not None:
             self.thread.join(timeout=10)
@@ -233,6 +255,9 @@ class GbGateway:
             return
         if not msg.is_request:
             self.handled[f"response_{msg.status}"] += 1  # to our queries: a 200 says it will answer by MESSAGE
+            run = self.invites.get(msg.call_id)
+            if run is not None:
+                self.invite_answered(run, msg)
             return
         assert msg.method is not None
         self.handled[msg.method] += 1
@@ -421,21 +446,189 @@ class GbGateway:
             peer.catalog_tries = 0
         self.request(peer, "MESSAGE", manscdp.query_catalog(peer.catalog_sn, peer.dev.id))
 
-    def request(self, peer: Peer, method: str, body: bytes) -> None:
-        if peer.addr is None:
-            return
+    @property
+    def here(self) -> str:
         s = self.cfg.sip
-        here = s.advertise or (s.host if s.host != "0.0.0.0" else "127.0.0.1")
+        return s.advertise or (s.host if s.host != "0.0.0.0" else "127.0.0.1")
+
+    def request(self, peer: Peer, method: str, body: bytes, *, target: str | None = None,
+                content_type: str = MANSCDP, headers: list[tuple[str, str]] | None = None) -> SipMessage | None:
+        """A request to the device (`target`: one of its channels, as the request-URI and To)."""
+        if peer.addr is None:
+            return None
+        s = self.cfg.sip
         peer.cseq += 1
-        msg = SipMessage(method=method, uri=f"sip:{peer.dev.id}@{peer.addr[0]}:{peer.addr[1]}")
-        msg.headers = [("Via", f"SIP/2.0/{peer.transport.upper()} {here}:{self.port};rport;branch=z9hG4bK"
+        to = target or peer.dev.id
+        msg = SipMessage(method=method, uri=f"sip:{to}@{peer.addr[0]}:{peer.addr[1]}")
+        msg.headers = [("Via", f"SIP/2.0/{peer.transport.upper()} {self.here}:{self.port};rport;branch=z9hG4bK"
                                f"{secrets.token_hex(8)}"),
                        ("From", f"<sip:{s.id}@{s.domain}>;tag={_tag()}"),
-                       ("To", f"<sip:{peer.dev.id}@{s.domain}>"),
-                       ("Call-ID", f"{secrets.token_hex(12)}@{here}"), ("CSeq", f"{peer.cseq} {method}"),
-                       ("Max-Forwards", "70"), ("User-Agent", "gridwatch"), ("Content-Type", MANSCDP)]
+                       ("To", f"<sip:{to}@{s.domain}>"),
+                       ("Call-ID", f"{secrets.token_hex(12)}@{self.here}"), ("CSeq", f"{peer.cseq} {method}"),
+                       ("Max-Forwards", "70"), ("User-Agent", "gridwatch"), *(headers or []),
+                       ("Content-Type", content_type)]
         msg.body = body
         self.send(msg, peer.addr, peer.transport, peer.writer)
+        return msg
+
+    # ---- streams (INVITE, GB/T 28181-2016 §9.2) ----
+
+    def pull_streams(self, now: float) -> None:
+        """Ask for each listed channel's stream whose device is online and that is not playing; a stream whose
+        frames stopped is `offline`, hung up and asked for again."""
+        for spec in self.cfg.streams:
+            run = self.streams.get(spec.channel)
+            if run is not None and run.state == "playing":
+                change = run.liveness.check(now)
+                if change is not None:
+                    self._publish(self._topic(run.grid, run.channel, "status"), change.encode(), retain=True)
+                    self.end_stream(run, "no frames")
+                continue
+            if run is not None and now - run.asked_at < STREAM_RETRY:  # asked a moment ago (or just ended)
+                continue
+            owner = self.channel_owner.get(spec.channel) or (spec.channel if spec.channel in self.peers else None)
+            peer = self.peers.get(owner) if owner else None
+            if peer is None or peer.presence.state != "online" or peer.addr is None:
+                continue
+            if run is not None:
+                self.end_stream(run, "again")
+            asyncio.ensure_future(self.invite(peer, spec, now))
+
+    async def invite(self, peer: Peer, spec: Stream, now: float) -> None:
+        assert self.loop is not None and peer.addr is not None
+        self.ssrc_serial += 1
+        grid = peer.channels.get(spec.channel, peer.dev.grid)
+        run = StreamRun(spec.channel, grid, peer.dev.id, rtp.ssrc_for(self.cfg.sip.domain, self.ssrc_serial),
+                        spec.sample_every, spec.width, spec.jpeg_quality, Liveness(spec.offline_after, now),
+                        source_host=peer.addr[0], asked_at=now, state="inviting")
+        self.streams[spec.channel] = run
+        if spec.transport == "udp":
+            run.transport, _ = await self.loop.create_datagram_endpoint(lambda: _Rtp(self, run),
+                                                                         local_addr=(self.cfg.sip.host, 0))
+            run.rtp_port = run.transport.get_extra_info("sockname")[1]
+        else:
+            run.transport = await asyncio.start_server(partial(self._rtp_tcp, run), self.cfg.sip.host, 0)
+            run.rtp_port = run.transport.sockets[0].getsockname()[1]
+        sdp = rtp.write_sdp(self.cfg.sip.id, self.here, run.rtp_port, run.ssrc, transport=spec.transport,
+                            setup="passive")
+        msg = self.request(peer, "INVITE", sdp, target=spec.channel, content_type="APPLICATION/SDP", headers=[
+            ("Contact", f"<sip:{self.cfg.sip.id}@{self.here}:{self.port}>"),
+            ("Subject", f"{spec.channel}:{run.ssrc},{self.cfg.sip.id}:0")])  # §8.1.2.2: sender:ssrc,receiver:0
+        if msg is None:
+            self.end_stream(run, "no address")
+            return
+        run.invite, run.call_id = msg, msg.call_id
+        self.invites[msg.call_id] = run
+        logger.info("gb28181: INVITE %s (SSRC %s, RTP %s port %d)", spec.channel, run.ssrc, spec.transport,
+                    run.rtp_port)
+
+    def invite_answered(self, run: StreamRun, msg: SipMessage) -> None:
+        assert msg.status is not None
+        _, method = msg.cseq
+        if method != "INVITE" or msg.status < 200:
+            return
+        if msg.status >= 300:
+            self.refuse("invite_refused", None, f"channel {run.channel}: {msg.status} {msg.phrase}")
+            self.end_stream(run, f"refused {msg.status}")
+            return
+        if run.state != "inviting":  # a 200 again (UDP retransmission): ACK again, nothing more
+            self._ack(run, msg)
+            return
+        try:
+            answer = rtp.read_sdp(msg.body)
+        except rtp.RtpError as exc:
+            self.refuse(exc.reason, None, f"channel {run.channel}: {exc}")
+            self.end_stream(run, "bad SDP")
+            return
+        if answer.ssrc and answer.ssrc != run.ssrc:  # the device chose its own (§附录F allows it): that one counts
+            run.ssrc = answer.ssrc
+        run.answer = msg
+        self._ack(run, msg)
+        run.state = "playing"
+        run.thread = threading.Thread(target=run.run, args=(self._publish_sample,), daemon=True,
+                                      name=f"gridwatch-gb-{run.channel[-6:]}")
+        run.thread.start()
+
+    def _dialog(self, run: StreamRun, method: str) -> SipMessage | None:
+        """ACK or BYE in the INVITE's dialog (RFC 3261 §12.2.1.1, §13.2.2.4, §15.1.1)."""
+        peer = self.peers.get(run.device)
+        if peer is None or peer.addr is None or run.invite is None or run.answer is None:
+            return None
+        n, _ = run.invite.cseq
+        if method == "BYE":
+            peer.cseq += 1
+            n = peer.cseq
+        msg = SipMessage(method=method, uri=run.invite.uri)
+        msg.headers = [("Via", f"SIP/2.0/{peer.transport.upper()} {self.here}:{self.port};rport;branch=z9hG4bK"
+                               f"{secrets.token_hex(8)}"),
+                       ("From", run.invite.get("From") or ""), ("To", run.answer.get("To") or ""),
+                       ("Call-ID", run.call_id), ("CSeq", f"{n} {method}"), ("Max-Forwards", "70")]
+        self.send(msg, peer.addr, peer.transport, peer.writer)
+        return msg
+
+    def _ack(self, run: StreamRun, answer: SipMessage) -> None:
+        run.answer = answer
+        self._dialog(run, "ACK")
+
+    def end_stream(self, run: StreamRun, why: str) -> None:
+        if run.state == "playing":
+            self._dialog(run, "BYE")
+        run.state = "ended"
+        run.stop.set()
+        run.pipe.close()
+        if run.transport is not None:
+            run.transport.close()
+            run.transport = None
+        self.invites.pop(run.call_id, None)
+        logger.info("gb28181: stream of %s ended (%s)", run.channel, why)
+
+    async def _rtp_tcp(self, run: StreamRun, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        host = writer.get_extra_info("peername")[0]
+        if host != run.source_host:
+            self.refuse("rtp_wrong_source", (host, 0), f"channel {run.channel}: TCP RTP from {host}")
+            writer.close()
+            return
+        deframer = rtp.TcpDeframer()
+        try:
+            while data := await reader.read(65_536):
+                for packet in deframer.feed(data):
+                    run.take(packet, host, self._refuse_media)
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    def _refuse_media(self, reason: str, detail: str) -> None:
+        self.refuse(reason, None, detail)
+
+    def _publish_sample(self, run: StreamRun, sample: Sample) -> None:
+        """In the stream's thread: a sampled frame as the RTSP path publishes it."""
+        ok, jpeg = cv2.imencode(".jpg", sample.image, [cv2.IMWRITE_JPEG_QUALITY, run.jpeg_quality])
+        if not ok:
+            run.stats.decode_errors += 1
+            return
+        run.seq += 1
+        topic = self._topic(run.grid, run.channel, "frame")
+        ts_ms = int(sample.ts * 1000)
+        if self.v5:
+            props = Properties(PacketTypes.PUBLISH)
+            props.ContentType = "image/jpeg"
+            props.UserProperty = [("ts", str(ts_ms)), ("seq", str(run.seq))]
+            self.client.publish(topic, jpeg.tobytes(), qos=0, properties=props)
+        else:
+            body = {"ts": ts_ms, "seq": run.seq, "jpeg_b64": base64.b64encode(jpeg.tobytes()).decode()}
+            self.client.publish(topic, json.dumps(body), qos=0)
+        run.stats.published += 1
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self._frame_seen, run)
+
+    def _frame_seen(self, run: StreamRun) -> None:
+        change = run.liveness.frame(self.clock())
+        if change is not None:
+            self._publish(self._topic(run.grid, run.channel, "status"), change.encode(), retain=True)
+
+    def _topic(self, grid: str, device: str, leaf: str) -> str:
+        return f"{self.cfg.mqtt.topic_root}/{grid}/camera/{device}/{leaf}"
 
     # ---- liveness ----
 
@@ -453,6 +646,8 @@ class GbGateway:
                                peer.dev.id, len(peer.catalog_got), peer.catalog_sum, CATALOG_WAIT,
                                peer.catalog_tries, CATALOG_TRIES)
                 self.query_catalog(peer, again=True)
+        if self.cfg.streams and self.loop is not None:
+            self.pull_streams(now)
 
     def _status(self, peer: Peer, state: str | None, why: str) -> None:
         if state is None:
@@ -464,6 +659,14 @@ class GbGateway:
     def _publish(self, topic: str, payload: bytes, retain: bool = False) -> None:
         self.published += 1
         self.client.publish(topic, payload, qos=1, retain=retain)
+
+
+class _Rtp(asyncio.DatagramProtocol):
+    def __init__(self, gw: GbGateway, run: StreamRun) -> None:
+        self.gw, self.run = gw, run
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        self.run.take(data, addr[0], self.gw._refuse_media)
 
 
 class _Udp(asyncio.DatagramProtocol):

@@ -1,0 +1,120 @@
+"""One INVITEd channel's stream: RTP in (checked, reordered), MPEG-PS bytes through a pipe to PyAV, sampled
+frames out.
+
+The RTP side runs on the gateway's asyncio loop (`take` per packet); the decoding runs in a thread of its own
+(`run`), reading the pipe through FFmpeg's MPEG-PS demuxer (`format="mpeg"`, which reads the PSM's stream
+type 0x1B as H.264, or probes the elementary stream when a device sends no PSM) and the same `read_stream`
+and `Sampler` as the RTSP path: only keyframes are decoded when they come at least as often as the sampling
+interval. A packet from another address than the device's, or with another SSRC than the `y=` the INVITE
+gave, is refused and counted; the stream goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+
+from edge.camera_gateway.liveness import Liveness
+from edge.camera_gateway.stream import Sample, Sampler, StreamStats, read_stream
+from gridwatch.core.gb28181.rtp import Reorder, RtpError, parse
+
+logger = logging.getLogger(__name__)
+PIPE_LIMIT = 8 << 20
+"""Bytes of PS waiting for the decoder before the oldest are dropped (a decoder that fell behind)."""
+
+
+class Pipe:
+    """Bytes from the RTP side to the decoder: `read` blocks until there are some, or returns b'' once closed."""
+
+    def __init__(self) -> None:
+        self.buf = bytearray()
+        self.cond = threading.Condition()
+        self.closed = False
+        self.dropped = 0
+
+    def write(self, data: bytes) -> None:
+        with self.cond:
+            self.buf += data
+            if len(self.buf) > PIPE_LIMIT:
+                cut = len(self.buf) - PIPE_LIMIT
+                del self.buf[:cut]
+                self.dropped += cut
+            self.cond.notify()
+
+    def read(self, n: int = -1) -> bytes:
+        with self.cond:
+            while not self.buf and not self.closed:
+                self.cond.wait(0.5)
+            take = len(self.buf) if n < 0 else min(n, len(self.buf))
+            out = bytes(self.buf[:take])
+            del self.buf[:take]
+            return out
+
+    def close(self) -> None:
+        with self.cond:
+            self.closed = True
+            self.cond.notify_all()
+
+
+@dataclass
+class StreamRun:
+    """What the gateway knows of one channel's stream."""
+
+    channel: str
+    grid: str
+    device: str  # the device or platform that serves it
+    ssrc: str
+    sample_every: float
+    width: int
+    jpeg_quality: int
+    liveness: Liveness
+    source_host: str = ""
+    call_id: str = ""
+    state: str = "idle"  # idle, inviting, playing, ended
+    asked_at: float = 0.0
+    reorder: Reorder = field(default_factory=Reorder)
+    pipe: Pipe = field(default_factory=Pipe)
+    stats: StreamStats = field(default_factory=StreamStats)
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    transport: Any = None  # the asyncio RTP endpoint
+    rtp_port: int = 0
+    seq: int = 0
+    invite: Any = None  # the INVITE sent (for ACK and BYE)
+    answer: Any = None  # the 200 it got
+
+    def take(self, data: bytes, host: str, refuse: Callable[[str, str], None]) -> None:
+        """One RTP packet from the network."""
+        if host != self.source_host:
+            refuse("rtp_wrong_source", f"channel {self.channel}: RTP from {host}, the device is {self.source_host}")
+            return
+        try:
+            p = parse(data)
+        except RtpError as exc:
+            refuse(exc.reason, f"channel {self.channel}: {exc}")
+            return
+        if self.ssrc and p.ssrc != int(self.ssrc):
+            refuse("rtp_wrong_ssrc", f"channel {self.channel}: SSRC {p.ssrc}, the INVITE gave {int(self.ssrc)}")
+            return
+        for payload in self.reorder.push(p.seq, p.payload):
+            self.pipe.write(payload)
+
+    def run(self, publish: Callable[[StreamRun, Sample], None]) -> None:
+        """The decoding thread: samples until the pipe closes or `stop` is set."""
+        def opener() -> av.container.InputContainer:
+            return av.open(self.pipe, mode="r", format="mpeg",
+                           options={"probesize": "262144", "analyzeduration": "2000000"})
+        try:
+            for sample in read_stream(f"gb28181:{self.channel}", Sampler(self.sample_every), self.width, self.stop,
+                                      self.stats, opener=opener):
+                publish(self, sample)
+        except (av.FFmpegError, OSError, IndexError) as exc:  # IndexError: no video stream in what came
+            self.stats.decode_errors += 1
+            logger.warning("gb28181: channel %s stream ended: %s", self.channel, exc)
+        finally:
+            self.state = "ended"
