@@ -137,9 +137,10 @@ class GbDevice:
                  channels: list[ChannelInfo] | None = None, transport: Transport = "udp", keepalive: float = 60.0,
                  page: int = 20, charset: str = "GB2312", expires: int = 3600, page_gap: float = 0.0,
                  footage: Path | None = None, loop_footage: bool = True, wrong_ssrc: bool = False,
-                 rtp_from: str = "127.0.0.1") -> None:
+                 rtp_from: str = "127.0.0.1", alarms_by_subscription: bool = False) -> None:
         """`footage`: an H.264 file its channels stream when INVITEd (as PS over RTP); `wrong_ssrc` and
-        `rtp_from` (another loopback address) make its RTP what the gateway must refuse."""
+        `rtp_from` (another loopback address) make its RTP what the gateway must refuse;
+        `alarms_by_subscription`: alarms go only to a subscriber, as NOTIFY (platforms such as 海康 iSecure)."""
         self.server, self.server_id, self.domain = server, server_id, domain
         self.id, self.password = device_id, password
         self.channels = channels or []
@@ -148,6 +149,8 @@ class GbDevice:
         self.page_gap = page_gap
         self.footage, self.loop_footage, self.wrong_ssrc, self.rtp_from = footage, loop_footage, wrong_ssrc, rtp_from
         self.calls: dict[str, Call] = {}
+        self.subscriptions: dict[str, str] = {}  # Alarm / Catalog -> the Event header the upper platform sent
+        self.alarms_by_subscription = alarms_by_subscription
         self.sock: socket.socket | None = None
         self.stop_event = threading.Event()
         self.beating = threading.Event()
@@ -247,10 +250,14 @@ class GbDevice:
         self.beating.clear()
         return self.register(expires=0)
 
-    def message(self, root: str, cmd: str, device_id: str, inner: str, wait: float = 5.0) -> int | None:
+    def message(self, root: str, cmd: str, device_id: str, inner: str, wait: float = 5.0,
+                method: str = "MESSAGE") -> int | None:
         self.sn += 1
         body = manscdp(root, cmd, self.sn, device_id, inner, self.charset)
-        answer = self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body, wait=wait)
+        headers = [("Content-Type", "Application/MANSCDP+xml")]
+        if method == "NOTIFY":  # within the subscription (RFC 6665 §4.2.2; GB/T 28181-2016 §9.11)
+            headers += [("Event", self.subscriptions.get(cmd, cmd)), ("Subscription-State", "active;expires=3600")]
+        answer = self._request(method, headers, body, wait=wait)
         return None if answer is None else answer.status
 
     def keepalive(self) -> int | None:
@@ -262,7 +269,10 @@ class GbDevice:
         c = next((c for c in self.channels if c.id == channel), None)
         where = (f"<Longitude>{c.longitude:.6f}</Longitude>\r\n<Latitude>{c.latitude:.6f}</Latitude>\r\n"
                  if c is not None else "")
-        return self.message("Notify", "Alarm", channel,
+        if self.alarms_by_subscription and "Alarm" not in self.subscriptions:
+            return None  # a platform that tells subscribers only: nobody subscribed, nobody is told
+        how = "NOTIFY" if self.alarms_by_subscription else "MESSAGE"
+        return self.message("Notify", "Alarm", channel, method=how, inner=
                             f"<AlarmPriority>{priority}</AlarmPriority>\r\n<AlarmMethod>{method}</AlarmMethod>\r\n"
                             f"<AlarmTime>{time.strftime('%Y-%m-%dT%H:%M:%S')}</AlarmTime>\r\n"
                             f"<AlarmDescription>{_esc(description)}</AlarmDescription>\r\n{where}{info}")
@@ -334,6 +344,10 @@ class GbDevice:
                                  direction="sendonly", setup="active")
             extra = (f"Contact: <sip:{channel}@{self.here[0]}:{self.here[1]}>\r\n"
                      "Content-Type: APPLICATION/SDP\r\n")
+        elif req.method == "SUBSCRIBE":
+            event = (req.get("Event") or "").split(";")[0].strip()
+            self.subscriptions[event] = req.get("Event") or event
+            extra = f"Expires: {req.get('Expires') or '3600'}\r\n"
         elif req.method == "BYE":
             call = self.calls.pop(req.call_id, None)
             if call is not None:

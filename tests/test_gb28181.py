@@ -18,6 +18,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from edge.agent import Agent
 from edge.gb28181.config import GbGatewayConfig
 from edge.gb28181.gateway import GbGateway
+from edge.gb28181.presence import Presence, RateLimit
 from gridwatch.core.gb28181 import digest, manscdp
 from gridwatch.core.gb28181.sip import Framer, SipError, parse
 from simulators.gb28181 import GbDevice, make_channels
@@ -163,6 +164,23 @@ def test_sip_parsing_refuses_what_is_not_sip_and_frames_tcp_by_content_length():
     assert f.feed(two[:50]) == [] and len(f.feed(two[50:])) == 2
 
 
+def test_presence_honours_expiry_keepalive_misses_and_says_each_change_once():
+    p = Presence(interval=60.0, misses=3)
+    assert p.heard(0.0) is None  # not registered: nothing it says counts
+    assert p.registered(0.0, 3600) == "online" and p.registered(100.0, 3600) is None
+    assert p.check(279.0) == (None, "")  # 179 s since the last word: within 3 × 60
+    assert p.heard(200.0) is None and p.check(379.0) == (None, "")
+    assert p.check(381.0) == ("offline", "keepalive_lost") and p.check(400.0) == (None, "")
+    assert p.heard(401.0) is None  # gone: it must register again
+    assert p.registered(500.0, 120) == "online"
+    assert p.heard(560.0) is None and p.heard(610.0) is None  # keepalives do not stretch the registration
+    assert p.check(621.0) == ("offline", "registration_expired")
+    assert p.registered(700.0, 3600) == "online" and p.unregistered() == "offline" and p.unregistered() is None
+    limit = RateLimit(5.0)
+    assert sum(limit.take("10.0.0.9", 0.0) for _ in range(20)) == 5  # a burst of 5, then refused
+    assert limit.take("10.0.0.8", 0.0) and limit.take("10.0.0.9", 0.2)  # per address; a token back after 0.2 s
+
+
 # ---- with the gateway running ----
 
 def test_registration_refuses_wrong_passwords_and_unknown_ids_and_publishes_online(broker):
@@ -304,6 +322,49 @@ def test_a_silent_platform_is_one_offline_case_for_all_its_channels_and_its_retu
         gw.stop()
         topics.close()
         hub.stop()
+
+
+def test_a_platform_that_tells_only_subscribers_is_subscribed_and_renewed_and_its_notify_alarms_become_events(
+        broker):
+    now = [2_000_000.0]
+    topics = Topics(broker.port, "gb-sub")
+    cfg = GbGatewayConfig.model_validate({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": 0},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "password": "test-only-pw-1", "subscribe": ["alarm"],
+                     "subscribe_expires": 600}],
+        "civil_codes": {"440305001": "grid-01", "440305002": "grid-02"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "v311", "topic_root": "gb-sub"}})
+    gw = GbGateway(cfg, clock=lambda: now[0])
+    gw.start()
+    plat = GbDevice(("127.0.0.1", gw.port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=make_channels(2),
+                    alarms_by_subscription=True).start()
+    c = plat.channels[0]
+
+    def subscribes() -> list:
+        return [m for m in plat.got if m.method == "SUBSCRIBE"]
+    try:
+        assert plat.register() == 200
+        assert wait_until(lambda: len(subscribes()) == 1, 10)
+        sub = subscribes()[0]
+        assert sub.get("Event", "").startswith("Alarm;id=") and sub.get("Expires") == "600"
+        assert b"<CmdType>Alarm</CmdType>" in sub.body
+        assert wait_until(lambda: len(plat.channels) == len(gw.peers[PLATFORM].channels), 10)
+        assert plat.alarm(c.id, 5, 8, "徘徊") == 200  # a NOTIFY in the subscription
+        assert wait_until(lambda: topics.of(f"gw/grid-01/camera/{c.id}/event"), 10)
+        assert json.loads(topics.of(f"gw/grid-01/camera/{c.id}/event")[0])["event"] == "loitering"
+        now[0] += 500  # more than a minute before it lapses: not yet
+        assert plat.keepalive() == 200
+        gw.loop.call_soon_threadsafe(gw.tick)
+        time.sleep(0.3)
+        assert len(subscribes()) == 1
+        now[0] += 50  # within its last minute: renewed
+        assert plat.keepalive() == 200
+        gw.loop.call_soon_threadsafe(gw.tick)
+        assert wait_until(lambda: len(subscribes()) == 2, 10)
+    finally:
+        plat.close()
+        gw.stop()
+        topics.close()
 
 
 def test_hostile_input_is_refused_by_reason_and_the_gateway_keeps_serving(broker):

@@ -53,6 +53,10 @@ class Device(Strict):
     password_env: str | None = None
     password: str | None = Field(None, description="demo only; prefer password_env")
     catalog: bool = Field(True, description="query its catalog on registration and keep the registry current")
+    subscribe: list[Literal["alarm", "catalog"]] = Field(
+        default_factory=list, description="SUBSCRIBE to its alarms and/or catalog changes (GB/T 28181-2016 §9.11), "
+                                          "for platforms that send them only to subscribers; renewed before expiry")
+    subscribe_expires: int = Field(3600, ge=60, le=86_400)
 
     def secret(self) -> str | None:
         return secret(self.password_env, self.password)

@@ -86,6 +86,7 @@ class Peer:
     catalog_tries: int = 0
     channels: dict[str, str] = field(default_factory=dict)  # channel id -> grid
     cseq: int = 0
+    subscribed_until: dict[str, float] = field(default_factory=dict)  # alarm/catalog -> when it lapses
 
 
 class GbGateway:
@@ -321,6 +322,9 @@ class GbGateway:
         self._status(peer, peer.presence.registered(now, expires), "registered")
         if not was and peer.dev.catalog:
             self.query_catalog(peer)
+        if not was:
+            peer.subscribed_until.clear()
+            self.subscribe(peer, now)
 
     def command(self, msg: SipMessage, addr: Addr, transport: str, writer: asyncio.StreamWriter | None) -> None:
         now = self.clock()  # when it came, not when it was answered
@@ -470,6 +474,25 @@ class GbGateway:
         msg.body = body
         self.send(msg, peer.addr, peer.transport, peer.writer)
         return msg
+
+    # ---- subscriptions (SUBSCRIBE, GB/T 28181-2016 §9.11) ----
+
+    def subscribe(self, peer: Peer, now: float) -> None:
+        """Subscribe (or renew, a minute before it lapses) to what the device sends only to subscribers: alarms
+        (§9.11.1, `Event: Alarm`) and catalog changes (§9.11.2, `Event: Catalog`); they come as NOTIFY."""
+        for what in peer.dev.subscribe:
+            if peer.subscribed_until.get(what, 0.0) - 60.0 > now:
+                continue
+            peer.subscribed_until[what] = now + peer.dev.subscribe_expires
+            self.seq += 1
+            fields = ([("StartAlarmPriority", "0"), ("EndAlarmPriority", "0"), ("AlarmMethod", "0"),
+                       ("StartAlarmTime", ""), ("EndAlarmTime", "")] if what == "alarm" else [])
+            body = manscdp.write("Query", "Alarm" if what == "alarm" else "Catalog", self.seq, peer.dev.id, fields)
+            self.request(peer, "SUBSCRIBE", body, headers=[
+                ("Event", f"{'Alarm' if what == 'alarm' else 'Catalog'};id={self.seq}"),
+                ("Expires", str(peer.dev.subscribe_expires)),
+                ("Contact", f"<sip:{self.cfg.sip.id}@{self.here}:{self.port}>")])
+            self.handled[f"subscribe_{what}"] += 1
 
     # ---- streams (INVITE, GB/T 28181-2016 §9.2) ----
 
@@ -646,6 +669,8 @@ class GbGateway:
                                peer.dev.id, len(peer.catalog_got), peer.catalog_sum, CATALOG_WAIT,
                                peer.catalog_tries, CATALOG_TRIES)
                 self.query_catalog(peer, again=True)
+            if peer.dev.subscribe and peer.presence.state == "online":
+                self.subscribe(peer, now)
         if self.cfg.streams and self.loop is not None:
             self.pull_streams(now)
 
