@@ -371,8 +371,10 @@ class PatroniCluster:
         prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
         log = open(self.workdir / f"{node.name}.log", "ab")  # noqa: SIM115
         exe = binary("patroni", "/usr/bin/patroni")
+        # cwd: its own directory, which user postgres can enter (a checkout under a 0700 directory it cannot: its
+        # PostgreSQL then never finished bootstrapping)
         node.proc = subprocess.Popen([*prefix, exe, str(self.workdir / "patroni.yml")], env=env, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
+                                     stderr=subprocess.STDOUT, start_new_session=True, cwd=self.workdir)
 
     def primary(self) -> PatroniNode | None:
         return next((n for n in self.nodes if n.proc is not None and n.role() == "primary"), None)

@@ -39,6 +39,7 @@ from simulators.services import (
     stop_pid,
     wait_port,
 )
+from tests.agentkit import report
 from tests.hubkit import EDGE, OPS, ROOT
 from tests.test_broker_nats import USERS, Reader
 from tests.test_db_failover import Stream
@@ -221,7 +222,11 @@ def engines():
 def test_one_node_after_another_dies_under_load_and_nothing_is_lost_or_doubled(tmp_path, engines):
     org = Org(load(OrgFile, ROOT / "configs/org.yaml"))
     nats = start_nats_cluster(tmp_path / "nats", USERS)
-    pg = start_patroni_cluster()
+    try:
+        pg = start_patroni_cluster()
+    except BaseException:  # the NATS nodes go too (a failed start left them running past the session)
+        nats.stop()
+        raise
     hubs = Hubs(tmp_path, pg.url, nats.brokers)
     procs: list[subprocess.Popen[bytes]] = []
     stream = watch = reader = proxy = None
@@ -317,11 +322,13 @@ def test_one_node_after_another_dies_under_load_and_nothing_is_lost_or_doubled(t
         raised = metric(agent_body, "gridwatch_edge_alerts_total", rule="gas-high", state="firing")
         silent = metric(agent_body, "gridwatch_edge_alerts_total", rule="sensor-silent", state="firing")
         reconnect, consuming = watch.after(t_nats)
-        print(f"\nload: {rep['achieved_rate']} readings/s of {RATE} for {rep['seconds']} s, "
+        report(f"\nload: {rep['achieved_rate']} readings/s of {RATE} for {rep['seconds']} s, "
               f"{rep['incidents']} incidents")
-        print(f"NATS node SIGKILL: agent connected to the next node after {reconnect} s, consuming again after "
-              f"{consuming} s")
-        print(f"PostgreSQL primary SIGKILL: /healthz 200 again after {fo['healthz_s']:.1f} s, first alert taken "
+        def secs(v: float | None) -> str:
+            return "never" if v is None else f"{v:.1f} s"
+        report(f"NATS node SIGKILL: agent connected to the next node after {secs(reconnect)}, consuming again after "
+               f"{secs(consuming)}")
+        report(f"PostgreSQL primary SIGKILL: /healthz 200 again after {fo['healthz_s']:.1f} s, first alert taken "
               f"after {fo['accepted_s']:.1f} s (answers through the proxy {fo['answers']})")
 
         alerts = rows_of(db, "SELECT alert_id, body->>'device_id', body->>'rule_id' FROM alerts WHERE state = 'firing'")
@@ -329,7 +336,7 @@ def test_one_node_after_another_dies_under_load_and_nothing_is_lost_or_doubled(t
                              "JOIN cases c ON c.id = t.case_id ORDER BY t.id")
         cases = rows_of(db, "SELECT id, device, category FROM cases")
         incident_cases = Counter(dev for _, dev, cat in cases if cat == "gas_leak" and dev.startswith("load-"))
-        print(f"hub replica {leader} (MQTT leader) SIGKILLed; replica {survivor} leads: {hubs.leader() == survivor}; "
+        report(f"hub replica {leader} (MQTT leader) SIGKILLed; replica {survivor} leads: {hubs.leader() == survivor}; "
               f"{len(cases)} cases, {len(events)} case events, {len(reader.got)} MQTT publishes, "
               f"stream {len(stream.ids)} events with {stream.cuts} cut(s); events by action "
               f"{dict(Counter(e[2] for e in events))}")
@@ -349,7 +356,7 @@ def test_one_node_after_another_dies_under_load_and_nothing_is_lost_or_doubled(t
         # every case event on MQTT once per unit topic above its grid; at most one batch again (leader change)
         counts = Counter(reader.got)
         repeated = {i for (_, i), n in counts.items() if n > 1}
-        print(f"case events published again across the leader change: {len(repeated)} (at most {BATCH})")
+        report(f"case events published again across the leader change: {len(repeated)} (at most {BATCH})")
         assert len(repeated) <= BATCH
         by_event: dict[int, set[str]] = {}
         for topic, ev_id in counts:
