@@ -51,7 +51,9 @@ test: deps venv lint
 # issue 31: three NATS nodes, a Patroni pair (etcd, two PostgreSQL) and hubs behind HAProxy, killed node by node
 # (about 3 minutes; in .ci/run)
 cluster-test: deps venv
-	$(BIN)/python -m pytest -q -s -n 2 --dist loadfile -m cluster tests/test_broker_nats.py tests/test_db_failover.py tests/test_cluster_chaos.py
+	rm -f test-output/cluster-figures.txt
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m cluster tests/test_broker_nats.py tests/test_db_failover.py tests/test_cluster_chaos.py
+	@echo "figures measured:"; cat test-output/cluster-figures.txt
 
 # a real web vulnerability scanner against a served hub, signed in as an operator: no finding above low; the report
 # in test-output/wapiti.json (about 4 minutes). wapiti 3.2.3 is PyPI's newest for Python 3.11 (Debian's 3.0.4

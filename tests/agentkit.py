@@ -129,3 +129,15 @@ def wait_until(pred: Any, timeout: float = 15.0, step: float = 0.05) -> bool:
             return True
         time.sleep(step)
     return bool(pred())
+
+
+FIGURES = Path(__file__).resolve().parent.parent / "test-output" / "cluster-figures.txt"
+
+
+def report(line: str) -> None:
+    """Print a measured figure and keep it in test-output/cluster-figures.txt, which `make cluster-test` shows at
+    the end (pytest-xdist's workers do not pass a test's printing on)."""
+    print(line)
+    FIGURES.parent.mkdir(exist_ok=True)
+    with FIGURES.open("a", encoding="utf-8") as f:
+        f.write(line.strip() + "\n")

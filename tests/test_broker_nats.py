@@ -24,7 +24,7 @@ from gridwatch.core.mqttlink import (
     make_client,
 )
 from simulators.services import Broker, NatsCluster, NatsNode, binary, start_nats_cluster
-from tests.agentkit import GAS_RULES, Gateway, agent_config, wait_until
+from tests.agentkit import GAS_RULES, Gateway, agent_config, report, wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 USERS = {u: f"test-only-{u}-password" for u in ("edge-a", "edge-b", "hub", "viewer", "gw-grid-01", "gw-grid-02",
@@ -100,7 +100,7 @@ def test_a_session_made_right_after_start_survives_the_death_of_its_node(cluster
     time.sleep(1.0)  # nothing more (no duplicates) arrives
     reader.stop()
     seqs = sorted(m["seq"] for m in reader.got)
-    print(f"queued readings after the session's node died: {len(seqs)} of 50 in {took:.2f} s, "
+    report(f"queued readings after the session's node died: {len(seqs)} of 50 in {took:.2f} s, "
           f"{reader.failover.switches} node switch(es)")
     assert seqs == list(range(50)) and reader.failover.switches >= 1
 
@@ -190,7 +190,7 @@ def test_the_agent_moves_to_the_next_node_and_loses_no_reading(cluster, tmp_path
         assert wait_until(lambda: set(seqs) == set(range(total)), timeout=30), sorted(set(range(total)) - set(seqs))
         time.sleep(1.0)
         again = len(seqs) - total  # QoS 1 is at least once: what was in flight when the node died may come again
-        print(f"agent reconnect after its node's SIGKILL: {took:.2f} s; readings {len(set(seqs))} of {total}, "
+        report(f"agent reconnect after its node's SIGKILL: {took:.2f} s; readings {len(set(seqs))} of {total}, "
               f"{again} delivered twice")
         assert 0 <= again <= cfg.mqtt.receive_maximum  # at most the window in flight
         assert agent.metrics.value("gridwatch_edge_broker_moves_total") == agent.mqtt.failover.switches >= 1

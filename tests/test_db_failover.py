@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from simulators.services import binary, start_patroni_cluster
+from tests.agentkit import report
 from tests.hubkit import EDGE, OPS, Hub
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
@@ -111,7 +112,7 @@ def test_the_hub_rides_a_primary_failover_without_losing_an_acknowledged_alert(t
                 codes[0] = codes.get(0, 0) + 1
             time.sleep(0.2)
         new = patroni.primary()
-        print(f"primary {old.name} killed: /healthz 200 again after {healthy:.1f} s, first alert accepted after "
+        report(f"primary {old.name} killed: /healthz 200 again after {healthy:.1f} s, first alert accepted after "
               f"{accepted:.1f} s, new primary {new.name if new else None}; answers {codes}")
         assert 500 not in codes and set(codes) <= {0, 200, 503}, codes
         assert healthy is not None and healthy <= 30
@@ -131,7 +132,7 @@ def test_the_hub_rides_a_primary_failover_without_losing_an_acknowledged_alert(t
         deadline = time.monotonic() + 20
         while len(stream.ids) < len(ids) and time.monotonic() < deadline:
             time.sleep(0.2)
-        print(f"stream: {len(stream.ids)} events, {stream.cuts} cut(s), timeline {len(ids)}")
+        report(f"stream: {len(stream.ids)} events, {stream.cuts} cut(s), timeline {len(ids)}")
         assert stream.ids[:len(ids)] == ids and len(stream.ids) == len(set(stream.ids))
     finally:
         stream.stop.set()
