@@ -12,6 +12,14 @@ H.264 at 25 fps with a keyframe every 2 s (50 frames, no B-frames), as a surveil
   keyframe sampling, or an NVR's analytics, pays), with the same single-threaded PyAV decoder.
 
 cameras per core = seconds of stream served / CPU seconds. Target: >= 50 cameras per core for the gateway.
+
+- **GB/T 28181, same run:** the access gateway (edge/gb28181) INVITEs `--gb-channels` channels of an emulated
+  lower platform (simulators/gb28181.py, a process of its own), which streams the same 1080p stream to it as
+  MPEG-PS over RTP (UDP) in real time; the gateway reorders, demuxes (FFmpeg's MPEG-PS), decodes keyframes at
+  1 frame per 2 s and publishes. Its CPU over `--gb-window` s once every channel plays: channels per core, and the
+  ratio to the RTSP/file path above. Target >= 50 channels per core.
+- **GB/T 28181 registration:** `--gb-devices` emulated devices (one process, one UDP socket) register with digest
+  auth, then each sends a keepalive a minute, for 60 s; the gateway's share of a core. Target < 10%.
 Last line: one JSON object.
 """
 
@@ -19,6 +27,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import subprocess
 import sys
 import tempfile
 import threading
@@ -33,10 +43,15 @@ import numpy as np  # noqa: E402
 
 from edge.camera_gateway.config import CameraGatewayConfig  # noqa: E402
 from edge.camera_gateway.gateway import CameraGateway  # noqa: E402
+from edge.gb28181.config import GbGatewayConfig  # noqa: E402
+from edge.gb28181.gateway import GbGateway  # noqa: E402
 from simulators import footage  # noqa: E402
+from simulators.gb28181 import make_channels  # noqa: E402
 from simulators.services import start_mosquitto, stop_pid  # noqa: E402
 
 FPS, GOP, SIZE = 25, 50, (1920, 1080)
+GB_SERVER, GB_DOMAIN, GB_PLATFORM, GB_PASSWORD = ("44030500002000000001", "4403050000", "44030500002160000001",
+                                                  "bench-only-gb-password")
 
 
 def stream_file(seconds: int) -> Path:
@@ -82,10 +97,90 @@ def gateway(path: Path, cameras: int, broker_port: int) -> tuple[float, int, int
     return cpu, published, decoded
 
 
+def gb_config(broker_port: int, devices: list[dict], streams: list[dict], per_source: float = 20.0,
+              ) -> GbGatewayConfig:
+    return GbGatewayConfig.model_validate({
+        "sip": {"id": GB_SERVER, "domain": GB_DOMAIN, "host": "127.0.0.1", "port": 0, "transports": ["udp"]},
+        "devices": devices, "streams": streams, "registration": {"per_source": per_source},
+        "mqtt": {"host": "127.0.0.1", "port": broker_port, "protocol": "v311"}, "client_id": "bench-gb28181"})
+
+
+def emulator(mode: str, port: int, *args: str) -> subprocess.Popen[str]:
+    """The emulated platform or swarm (simulators/gb28181.py) in a process of its own: its CPU is not the
+    gateway's."""
+    return subprocess.Popen([sys.executable, "-m", "simulators.gb28181", mode, "--server", f"127.0.0.1:{port}",
+                             "--server-id", GB_SERVER, "--domain", GB_DOMAIN, *args], cwd=ROOT, text=True,
+                            stdout=subprocess.PIPE, env={**os.environ, "GB_EMULATOR_PASSWORD": GB_PASSWORD})
+
+
+def gb_streams(path: Path, channels: int, broker_port: int, window: float) -> tuple[float, float, int, int, int]:
+    """A lower platform's `channels` channels INVITEd by the GB/T 28181 gateway and streamed to it as PS over RTP
+    (UDP) in real time; the gateway's CPU over `window` seconds once all are playing. Returns (CPU s, window s,
+    frames published, keyframes decoded, RTP packets refused or lost)."""
+    chans = make_channels(channels)
+    cfg = gb_config(broker_port, [{"id": GB_PLATFORM, "grid": "grid-01", "password": GB_PASSWORD}],
+                    [{"channel": c.id, "sample_every": "2s", "width": 640, "offline_after": "1h"} for c in chans])
+    gw = GbGateway(cfg)
+    gw.start()
+    emu = emulator("platform", gw.port, "--channels", str(channels), "--footage", str(path),
+                   "--seconds", str(window + 40))
+    try:
+        deadline = time.monotonic() + 60
+        while sum(1 for r in gw.streams.values() if r.state == "playing" and r.stats.published) < channels:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"only {len(gw.streams)} of {channels} streams playing")
+            time.sleep(0.1)
+        time.sleep(1.0)
+        t0, w0 = time.process_time(), time.monotonic()
+        p0 = sum(r.stats.published for r in gw.streams.values())
+        d0 = sum(r.stats.decoded for r in gw.streams.values())
+        time.sleep(window)
+        cpu, wall = time.process_time() - t0, time.monotonic() - w0
+        published = sum(r.stats.published for r in gw.streams.values()) - p0
+        decoded = sum(r.stats.decoded for r in gw.streams.values()) - d0
+        lost = sum(r.reorder.lost for r in gw.streams.values()) + sum(gw.refused.values())
+    finally:
+        emu.kill()
+        emu.wait()
+        gw.stop()
+    return cpu, wall, published, decoded, lost
+
+
+def gb_swarm(devices: int, broker_port: int, window: float) -> dict[str, float]:
+    """`devices` devices registering with one gateway process, then sending a keepalive each per minute: the
+    gateway's share of a core while they register and while they keep alive."""
+    ids = [f"{GB_DOMAIN[:8]}001320{i:06d}" for i in range(devices)]
+    cfg = gb_config(broker_port, [{"id": i, "grid": "grid-01", "password": GB_PASSWORD, "catalog": False}
+                                  for i in ids], [], per_source=1e9)  # one address for all: no flood limit here
+    gw = GbGateway(cfg)
+    gw.start()
+    t0, w0 = time.process_time(), time.monotonic()
+    emu = emulator("swarm", gw.port, "--ids", str(devices), "--seconds", str(window), "--keepalive", "60")
+    try:
+        assert emu.stdout is not None
+        reg = json.loads(emu.stdout.readline())
+        t1, w1 = time.process_time(), time.monotonic()
+        done = json.loads(emu.stdout.readline())
+        t2, w2 = time.process_time(), time.monotonic()
+        online = sum(1 for p in gw.peers.values() if p.presence.state == "online")
+    finally:
+        emu.kill()
+        emu.wait()
+        gw.stop()
+    return {"devices": devices, "registered": reg["devices"], "online": online,
+            "register_s": reg["seconds"], "register_core_share": (t1 - t0) / (w1 - w0),
+            "keepalives": done["keepalives"], "keepalive_core_share": (t2 - t1) / (w2 - w1),
+            "keepalives_per_s": done["keepalives"] / (w2 - w1)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--seconds", type=int, default=30, help="length of the stream")
     ap.add_argument("--cameras", type=int, default=40, help="cameras the gateway serves at once")
+    ap.add_argument("--gb-channels", type=int, default=40, help="GB/T 28181 channels streamed as PS over RTP")
+    ap.add_argument("--gb-devices", type=int, default=10_000, help="GB/T 28181 devices registering (0: skip)")
+    ap.add_argument("--gb-window", type=float, default=15.0, help="seconds the GB/T 28181 streams are measured "
+                                                                   "(the stream must last 15 s longer)")
     args = ap.parse_args()
     path = stream_file(args.seconds)
     base_cpu, base_frames = min((plain_decode(path) for _ in range(2)), key=lambda r: r[0])
@@ -93,6 +188,10 @@ def main() -> None:
         broker = start_mosquitto(Path(tmp))
         try:
             gw_cpu, published, decoded = gateway(path, args.cameras, broker.port)
+            gb_cpu, gb_wall, gb_published, gb_decoded, gb_lost = gb_streams(
+                stream_file(max(args.seconds, int(args.gb_window) + 15)), args.gb_channels, broker.port,
+                args.gb_window)
+            swarm = gb_swarm(args.gb_devices, broker.port, 60.0) if args.gb_devices else None
         finally:
             stop_pid(broker.proc)
     served = args.cameras * args.seconds
@@ -106,7 +205,25 @@ def main() -> None:
     print(f"{'gateway (keyframes, publish)':<34}{gw_cpu:>8.2f}{served:>10}{per_core:>14.1f}{decoded:>16}")
     print(f"ratio gateway / plain decode: {per_core / base_per_core:.1f}x; published {published} frames; "
           f"target >= 50 cameras per core: {'met' if per_core >= 50 else 'NOT met'}")
+    gb_per_core = args.gb_channels * gb_wall / gb_cpu
+    print(f"{'GB/T 28181 (PS over RTP, UDP)':<34}{gb_cpu:>8.2f}{args.gb_channels * gb_wall:>10.0f}{gb_per_core:>14.1f}"
+          f"{gb_decoded:>16}")
+    print(f"GB/T 28181: {args.gb_channels} channels INVITEd from an emulated platform (another process), real time, "
+          f"measured {gb_wall:.0f} s once all played; published {gb_published} frames; RTP lost or refused "
+          f"{gb_lost}; ratio to the RTSP/file path {gb_per_core / per_core:.2f}; target >= 50 channels per core: "
+          f"{'met' if gb_per_core >= 50 else 'NOT met'}")
+    if swarm is not None:
+        print(f"GB/T 28181 registration: {swarm['registered']:.0f} of {swarm['devices']:.0f} devices registered in "
+              f"{swarm['register_s']:.1f} s ({swarm['register_core_share'] * 100:.1f}% of a core meanwhile); "
+              f"keepalives {swarm['keepalives_per_s']:.0f}/s for 60 s: {swarm['keepalive_core_share'] * 100:.1f}% of "
+              f"a core, {swarm['online']:.0f} online; target < 10%: "
+              f"{'met' if swarm['keepalive_core_share'] < 0.10 else 'NOT met'}")
     print(json.dumps({"bench": "gateway", "cameras_per_core": round(per_core, 1),
+                      "gb28181_channels_per_core": round(gb_per_core, 1),
+                      "gb28181_ratio_to_rtsp": round(gb_per_core / per_core, 2),
+                      "gb28181_keepalive_core_share": round(swarm["keepalive_core_share"], 4) if swarm else None,
+                      "gb28181_register_core_share": round(swarm["register_core_share"], 4) if swarm else None,
+                      "gb28181_registered": swarm["registered"] if swarm else None,
                       "plain_decode_cameras_per_core": round(base_per_core, 1),
                       "ratio": round(per_core / base_per_core, 2), "cameras": args.cameras,
                       "stream_seconds": args.seconds, "published": published, "decoded": decoded,

@@ -99,14 +99,20 @@ class Call:
 
 
 _PS: dict[Path, tuple[bytes, list[tuple[float, int]]]] = {}
+_PS_LOCK = threading.Lock()
 
 
 def ps_stream(path: Path) -> tuple[bytes, list[tuple[float, int]]]:
     """An H.264 file as the MPEG-2 Program Stream a GB/T 28181 camera sends (FFmpeg's `vob` muxer through
     PyAV; the MP4's length-prefixed H.264 turned into Annex B start codes by the `h264_mp4toannexb` bitstream
     filter, as PS carries it), with (seconds, byte offset) marks to pace it by. Made once per file."""
-    if path in _PS:
+    with _PS_LOCK:  # forty INVITEs at once make it once
+        if path not in _PS:
+            _PS[path] = _remux_ps(path)
         return _PS[path]
+
+
+def _remux_ps(path: Path) -> tuple[bytes, list[tuple[float, int]]]:
     buf = io.BytesIO()
     marks: list[tuple[float, int]] = []
     with av.open(str(path)) as inp:
@@ -126,7 +132,6 @@ def ps_stream(path: Path) -> tuple[bytes, list[tuple[float, int]]]:
         out.close()
     data = buf.getvalue()
     marks.append((marks[-1][0] + 0.1 if marks else 0.0, len(data)))
-    _PS[path] = (data, marks)
     return data, marks
 
 
@@ -409,3 +414,146 @@ class GbDevice:
             if self.beating.wait(0.2) and not self.stop_event.wait(self.keepalive_every):
                 if self.beating.is_set():
                     self.keepalive()
+
+
+class Swarm:
+    """`n` devices on one UDP socket (each its own From id and password), for the registration and keepalive
+    bench: all register (REGISTER, the 401, REGISTER with credentials), then each sends a Keepalive every
+    `keepalive` seconds, spread evenly. Answers are counted, not waited for one by one."""
+
+    def __init__(self, server: tuple[str, int], server_id: str, domain: str, ids: list[str], password: str, *,
+                 keepalive: float = 60.0, bind: str = "127.0.0.1") -> None:
+        self.server, self.server_id, self.domain = server, server_id, domain
+        self.ids, self.password, self.keepalive_every = ids, password, keepalive
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
+        self.sock.bind((bind, 0))
+        self.sock.settimeout(0.2)
+        self.here = self.sock.getsockname()[:2]
+        self.registered: set[str] = set()
+        self.answers: dict[int, int] = {}
+        self.sent = 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._receive, daemon=True)
+        self.cseq: dict[str, int] = {}
+
+    def _send(self, method: str, dev: str, call_id: str, headers: list[tuple[str, str]], body: bytes = b"") -> None:
+        n = self.cseq.get(dev, 0) + 1
+        self.cseq[dev] = n
+        lines = [f"{method} sip:{self.server_id}@{self.domain} SIP/2.0",
+                 f"Via: SIP/2.0/UDP {self.here[0]}:{self.here[1]};rport;branch=z9hG4bK{secrets.token_hex(6)}",
+                 f"From: <sip:{dev}@{self.domain}>;tag={secrets.token_hex(4)}",
+                 f"To: <sip:{dev if method == 'REGISTER' else self.server_id}@{self.domain}>",
+                 f"Call-ID: {call_id}", f"CSeq: {n} {method}", "Max-Forwards: 70", *(f"{k}: {v}" for k, v in headers),
+                 f"Content-Length: {len(body)}"]
+        self.sock.sendto(("\r\n".join(lines) + "\r\n\r\n").encode() + body, self.server)
+        self.sent += 1
+
+    def _receive(self) -> None:
+        uri = f"sip:{self.server_id}@{self.domain}"
+        while not self.stop_event.is_set():
+            try:
+                data = self.sock.recv(65_536)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                msg = parse(data)
+            except SipError:
+                continue
+            if msg.status is None:
+                continue
+            self.answers[msg.status] = self.answers.get(msg.status, 0) + 1
+            dev = uri_user(msg.get("From") or "")
+            _, method = msg.cseq
+            if method == "REGISTER" and msg.status == 401:
+                ch = digest.parse_params(msg.get("WWW-Authenticate") or "")
+                auth = digest.authorization(dev, ch.get("realm", ""), ch.get("nonce", ""), uri, "REGISTER",
+                                            self.password)
+                self._send("REGISTER", dev, msg.call_id, [("Contact", f"<sip:{dev}@{self.here[0]}:{self.here[1]}>"),
+                                                          ("Expires", "3600"), ("Authorization", auth)])
+            elif method == "REGISTER" and msg.status == 200:
+                self.registered.add(dev)
+
+    def register_all(self, timeout: float = 120.0, batch: int = 200) -> float:
+        """Seconds until every device is registered (or `timeout`)."""
+        self.thread.start()
+        t0 = time.monotonic()
+        for i in range(0, len(self.ids), batch):
+            for dev in self.ids[i:i + batch]:
+                self._send("REGISTER", dev, secrets.token_hex(8), [
+                    ("Contact", f"<sip:{dev}@{self.here[0]}:{self.here[1]}>"), ("Expires", "3600")])
+            while len(self.registered) < i + batch * 0.5 and time.monotonic() - t0 < timeout:
+                time.sleep(0.01)  # keep a few hundred transactions in flight, as devices spread over time do
+        while len(self.registered) < len(self.ids) and time.monotonic() - t0 < timeout:
+            time.sleep(0.05)
+        return time.monotonic() - t0
+
+    def beat(self, seconds: float) -> int:
+        """Keepalives for `seconds`, each device once per period, spread evenly; how many were sent."""
+        gap = self.keepalive_every / len(self.ids)
+        t0, n = time.monotonic(), 0
+        while time.monotonic() - t0 < seconds:
+            dev = self.ids[n % len(self.ids)]
+            body = manscdp("Notify", "Keepalive", n, dev, "<Status>OK</Status>\r\n", "GB2312")
+            self._send("MESSAGE", dev, secrets.token_hex(8), [("Content-Type", "Application/MANSCDP+xml")], body)
+            n += 1
+            delay = t0 + n * gap - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        return n
+
+    def close(self) -> None:
+        self.stop_event.set()
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m simulators.gb28181`: a lower platform streaming its channels when INVITEd (`platform`), or a
+    swarm of devices registering and sending keepalives (`swarm`); prints one JSON line when done."""
+    import argparse
+    import json
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("mode", choices=["platform", "swarm"])
+    ap.add_argument("--server", required=True, help="host:port of the gateway's SIP server")
+    ap.add_argument("--server-id", required=True)
+    ap.add_argument("--domain", required=True)
+    ap.add_argument("--id", default="44030500002160000001", help="the platform's id (platform)")
+    ap.add_argument("--ids", type=int, default=10_000, help="how many devices (swarm)")
+    ap.add_argument("--password-env", default="GB_EMULATOR_PASSWORD")
+    ap.add_argument("--channels", type=int, default=1)
+    ap.add_argument("--footage", type=Path)
+    ap.add_argument("--seconds", type=float, default=60.0)
+    ap.add_argument("--keepalive", type=float, default=60.0)
+    a = ap.parse_args(argv)
+    import os
+
+    host, _, port = a.server.rpartition(":")
+    password = os.environ.get(a.password_env, "")
+    if a.mode == "platform":
+        dev = GbDevice((host, int(port)), a.server_id, a.domain, a.id, password, channels=make_channels(a.channels),
+                       footage=a.footage, keepalive=a.keepalive, loop_footage=False).start()
+        status = dev.register()
+        deadline = time.monotonic() + a.seconds
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+        print(json.dumps({"registered": status, "streams": len(dev.calls),
+                          "packets": sum(c.packets for c in dev.calls.values())}), flush=True)
+        dev.close()
+        return
+    ids = [f"{a.domain[:8]}001320{i:06d}" for i in range(a.ids)]
+    swarm = Swarm((host, int(port)), a.server_id, a.domain, ids, password, keepalive=a.keepalive)
+    took = swarm.register_all()
+    print(json.dumps({"phase": "registered", "devices": len(swarm.registered), "seconds": round(took, 2)}),
+          flush=True)
+    sent = swarm.beat(a.seconds)
+    time.sleep(1)
+    print(json.dumps({"phase": "done", "keepalives": sent, "answers": swarm.answers}), flush=True)
+    swarm.close()
+
+
+if __name__ == "__main__":
+    main()
