@@ -8,11 +8,17 @@ gateway keeps serving."""
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 
+import httpx
 import paho.mqtt.client as paho
 import pytest
+import yaml
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.agent import Agent
@@ -22,6 +28,7 @@ from edge.gb28181.presence import Presence, RateLimit
 from gridwatch.core.gb28181 import digest, manscdp
 from gridwatch.core.gb28181.sip import Framer, SipError, parse
 from simulators.gb28181 import GbDevice, make_channels
+from simulators.services import free_port, stop_pid, wait_port
 from tests.agentkit import agent_config, wait_until
 from tests.footagekit import h264
 from tests.hubkit import EDGE, OPS, Hub
@@ -212,31 +219,56 @@ def test_registration_refuses_wrong_passwords_and_unknown_ids_and_publishes_onli
         topics.close()
 
 
+def metric(port: int, name: str, **labels: str) -> float:
+    """One sample of the gateway process's /metrics (0 when absent)."""
+    want = ",".join(f'{k}="{v}"' for k, v in labels.items())
+    for line in httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text.splitlines():
+        if line.startswith(f"{name}{{{want}}} " if want else f"{name} "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
 def test_a_platforms_2000_channel_catalog_lands_in_the_registry_and_its_alarm_becomes_a_case_with_its_place(
         broker, tmp_path):
+    """End to end with real processes: `gridwatch gateway gb28181`, `gridwatch hub serve`, Mosquitto; the agent
+    and the emulated platform in the test."""
     hub = Hub(tmp_path / "hub", SLA).start()
     topics = Topics(broker.port, "gb-cat")
-    gw = gateway(broker, "gb-cat", hub=hub)
-    plat = platform(gw, 2000, page=20)
+    sip_port, metrics_port = free_port(), free_port()
+    cfg = tmp_path / "gb28181.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": sip_port},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "name": "南山区视频平台", "password_env": "GB_TEST_PW"}],
+        "civil_codes": {"440305001": "grid-01", "440305002": "grid-02"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "v311", "topic_root": "gb-cat"},
+        "hub": {"url": hub.url, "key_env": "GB_TEST_HUB_KEY"}, "metrics_port": metrics_port}, allow_unicode=True))
+    proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "gateway", "gb28181", "-c", str(cfg)],
+                            env={**os.environ, "GB_TEST_PW": "test-only-pw-1", "GB_TEST_HUB_KEY": OPS})
     agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, INTRUSION, hub={"key": EDGE},
                                mqtt={"topic_root": "gb-cat", "protocol": "v311"}))
+    plat = None
     try:
+        wait_port(metrics_port, 20, proc)
+        plat = GbDevice(("127.0.0.1", sip_port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1",
+                        channels=make_channels(2000), page=20).start()
         agent.start()
         assert agent.mqtt.wait_connected(10)
+        assert plat.register(password="not-the-password") == 403  # a wrong password first: refused, counted
+        assert metric(metrics_port, "gridwatch_gb28181_refused_total", reason="bad_credentials") == 1
         assert plat.register() == 200
-        assert wait_until(lambda: gw.writer.written >= 2000 and gw.writer.backlog == 0, 60), \
-            (gw.writer.written, gw.writer.backlog)
-        pages = [m for m in plat.got if b"<Query>" in m.body]
-        assert len(pages) == 1  # one query, answered in 100 pages of 20
-        devices = hub.get("/api/v1/devices?limit=5000")
-        by_id = {d["id"]: d for d in devices["devices"] if d["feed"] == "gb28181"}
-        assert len(by_id) == 2000
+
+        def registry() -> dict[str, dict]:
+            listed = hub.get("/api/v1/devices?limit=5000")["devices"]
+            return {d["id"]: d for d in listed if d["feed"] == "gb28181"}
+        assert wait_until(lambda: len(registry()) == 2000, 60), len(registry())
+        assert len([m for m in plat.got if b"<Query>" in m.body]) == 1  # one query, answered in 100 pages of 20
+        by_id = registry()
         c = plat.channels[1]  # civil code 440305002 → grid-02
         got = by_id[c.id]
         assert (got["grid"], got["name"], got["gateway"], got["kind"]) == ("grid-02", c.name, PLATFORM, "camera")
         assert abs(got["lat"] - c.latitude) < 1e-6 and abs(got["lon"] - c.longitude) < 1e-6
         assert sum(d["grid"] == "grid-01" for d in by_id.values()) == 1000
-        # an intrusion alarm (method 5 video, type 6) from channel N: a camera event on its grid
+        # an intrusion alarm (method 5 video, type 6) from channel N: a camera event on its grid, then a case
         assert plat.alarm(c.id, 5, 6, "区域入侵") == 200
         assert wait_until(lambda: topics.of(f"gw/grid-02/camera/{c.id}/event"), 10)
         assert json.loads(topics.of(f"gw/grid-02/camera/{c.id}/event")[0])["event"] == "intrusion"
@@ -249,10 +281,11 @@ def test_a_platforms_2000_channel_catalog_lands_in_the_registry_and_its_alarm_be
         assert (got_case["grid"], got_case["category"]) == ("grid-02", "intrusion")
         assert got_case["place"]["name"] == c.name and abs(got_case["place"]["lat"] - c.latitude) < 1e-6
         assert plat.alarm(c.id, 6, 2, "风扇故障") == 200  # a device fault is no camera event: answered, counted
-        assert wait_until(lambda: gw.alarms["unmapped 6/2"] == 1, 5)
+        assert wait_until(lambda: metric(metrics_port, "gridwatch_gb28181_alarms_total", event="unmapped 6/2") == 1, 5)
         assert len(topics.of(f"gw/grid-02/camera/{c.id}/event")) == 1
         assert plat.alarm("44030500001319999999", 5, 6) == 200  # not in its catalog: refused, not published
-        assert wait_until(lambda: gw.refused["unknown_channel"] == 1, 5)
+        assert wait_until(lambda: metric(metrics_port, "gridwatch_gb28181_refused_total",
+                                         reason="unknown_channel") == 1, 5)
         # a catalog change: one channel goes off, one is deleted
         off = plat.channels[2]
         assert plat.catalog_change([off], "OFF") == 200
@@ -262,8 +295,9 @@ def test_a_platforms_2000_channel_catalog_lands_in_the_registry_and_its_alarm_be
         assert wait_until(lambda: hub.call("GET", f"/api/v1/devices?q={gone.id}").json()["total"] == 0, 20)
     finally:
         agent.stop()
-        plat.close()
-        gw.stop()
+        if plat is not None:
+            plat.close()
+        stop_pid(proc)
         topics.close()
         hub.stop()
 
@@ -382,6 +416,11 @@ def test_hostile_input_is_refused_by_reason_and_the_gateway_keeps_serving(broker
         for body in (laughs, deep):  # from the registered platform itself: its body, not its standing, is refused
             good.sn += 1
             assert good._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body.encode()).status == 400
+        with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as big:  # over TCP: 200 KB announced
+            big.sendall(f"MESSAGE sip:{SERVER}@{DOMAIN} SIP/2.0\r\nContent-Length: 200000\r\n\r\n".encode()
+                        + b"<" * 70_000)
+            assert wait_until(lambda: gw.refused["too_large"] == 1, 5)
+            assert big.recv(10) == b""  # the stream cannot be resynchronised: closed, the device connects again
         for _ in range(30):  # a REGISTER flood from one address: beyond 5/s refused
             evil.register(password="wrong")
         assert wait_until(lambda: gw.refused["register_flood"] > 0, 5)
