@@ -40,6 +40,7 @@ from functools import partial
 from typing import Any
 
 import cv2
+import uvloop
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
@@ -167,7 +168,9 @@ class GbGateway:
         return alive, "ok" if alive else "the SIP loop ended"
 
     def _run(self) -> None:
-        asyncio.run(self._main())
+        # libuv's loop (uvloop, as under the hub): a datagram costs less to take than on asyncio's own loop, and
+        # a gateway takes some 300 RTP packets a second per 1080p channel
+        uvloop.run(self._main())
 
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -529,6 +532,8 @@ class GbGateway:
             run.transport, _ = await self.loop.create_datagram_endpoint(lambda: _Rtp(self, run),
                                                                          local_addr=(self.cfg.sip.host, 0))
             run.rtp_port = run.transport.get_extra_info("sockname")[1]
+            with contextlib.suppress(OSError):  # a 1080p keyframe is some 200 packets at once
+                run.transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_BUFFER)
         else:
             run.transport = await asyncio.start_server(partial(self._rtp_tcp, run), self.cfg.sip.host, 0)
             run.rtp_port = run.transport.sockets[0].getsockname()[1]
@@ -750,6 +755,12 @@ class _Collector(Collector):
                                 value=sum(1 for p in gw.peers.values() if p.presence.state == "online"))
         yield GaugeMetricFamily("gridwatch_gb28181_channels", "catalog channels known",
                                 value=len(gw.channel_owner))
+        yield GaugeMetricFamily("gridwatch_gb28181_streams_playing", "channel streams playing",
+                                value=sum(1 for r in gw.streams.values() if r.state == "playing"))
+        yield CounterMetricFamily("gridwatch_gb28181_frames", "frames published from channel streams",
+                                  value=sum(r.stats.published for r in gw.streams.values()))
+        yield CounterMetricFamily("gridwatch_gb28181_rtp_lost", "RTP packets given up on (a gap in the sequence)",
+                                  value=sum(r.reorder.lost for r in gw.streams.values()))
         yield GaugeMetricFamily("gridwatch_gb28181_registry_backlog", "channels waiting for the hub's registry",
                                 value=gw.writer.backlog if gw.writer is not None else 0)
 

@@ -39,12 +39,14 @@ class Pipe:
 
     def write(self, data: bytes) -> None:
         with self.cond:
+            waiting = not self.buf  # a reader can only be waiting on an empty pipe
             self.buf += data
             if len(self.buf) > PIPE_LIMIT:
                 cut = len(self.buf) - PIPE_LIMIT
                 del self.buf[:cut]
                 self.dropped += cut
-            self.cond.notify()
+            if waiting:
+                self.cond.notify()
 
     def read(self, n: int = -1) -> bytes:
         with self.cond:

@@ -100,6 +100,9 @@ class Reorder:
     late: int = 0
 
     def push(self, seq: int, payload: bytes) -> list[bytes]:
+        if seq == self.next_seq and not self.held:  # in order, nothing waiting: the common case, no buffering
+            self.next_seq = (seq + 1) & 0xFFFF
+            return [payload]
         if self.next_seq is None:
             self.next_seq = seq
         ahead = (seq - self.next_seq) & 0xFFFF
