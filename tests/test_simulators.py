@@ -100,7 +100,10 @@ def test_sim_load_holds_its_rate_and_measures_case_latency(tmp_path, broker):
         assert agent.mqtt.wait_connected(10)
         rep = run_load(LoadSpec(devices=40, rate=400, duration=3, incidents=3, hub=hub.url, key=OPS, settle=20),
                        Connection(broker.host, broker.port))
-        assert rep["published"] == 1200 and rep["rate_ok"], rep
+        # the report's own `rate_ok` is ±5% (what bench/sim_load.py holds on a quiet machine); in a loaded CI run
+        # (three test workers on two cores) this process once stalled 0.4 s of the 3 s, so the test allows 15%:
+        # still far from a pacing that is broken (twice too fast, or a publisher that cannot keep up at all)
+        assert rep["published"] == 1200 and rep["rate_error"] <= 0.15, rep
         assert rep["incidents"] == 3 and rep["cases_found"] == 3, rep
         assert 0 < rep["latency_ms_p50"] <= rep["latency_ms_p99"] < 10_000
     finally:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +25,9 @@ from edge.camera_gateway.stream import Sample, Sampler, StreamStats, read_stream
 from gridwatch.core.gb28181.rtp import Reorder, RtpError, parse
 
 logger = logging.getLogger(__name__)
+READ_CHUNK = 32_768
+GATHER = 0.1
+"""Seconds a read waits for a full chunk once some bytes are in."""
 PIPE_LIMIT = 8 << 20
 """Bytes of PS waiting for the decoder before the oldest are dropped (a decoder that fell behind)."""
 
@@ -39,19 +43,30 @@ class Pipe:
 
     def write(self, data: bytes) -> None:
         with self.cond:
-            waiting = not self.buf  # a reader can only be waiting on an empty pipe
             self.buf += data
             if len(self.buf) > PIPE_LIMIT:
                 cut = len(self.buf) - PIPE_LIMIT
                 del self.buf[:cut]
                 self.dropped += cut
-            if waiting:
+            if len(self.buf) >= READ_CHUNK:  # what the reader waits for (or its short deadline)
                 self.cond.notify()
 
     def read(self, n: int = -1) -> bytes:
+        """Up to `n` bytes. FFmpeg asks for its whole buffer (32 KiB) each time: waiting until that much is in
+        (at most `GATHER` s) answers it in one call instead of one per RTP packet (a tenth of the calls and of the
+        thread switches; 32 KiB of a 1080p stream come within a tenth of a second)."""
         with self.cond:
-            while not self.buf and not self.closed:
-                self.cond.wait(0.5)
+            deadline = None
+            want = min(n, READ_CHUNK) if n > 0 else 1
+            while len(self.buf) < want and not self.closed:
+                if self.buf:
+                    now = time.monotonic()
+                    deadline = deadline or now + GATHER
+                    if now >= deadline:
+                        break
+                    self.cond.wait(deadline - now)
+                else:
+                    self.cond.wait(0.5)
             take = len(self.buf) if n < 0 else min(n, len(self.buf))
             out = bytes(self.buf[:take])
             del self.buf[:take]
