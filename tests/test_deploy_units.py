@@ -19,7 +19,8 @@ UNITS = Path(__file__).resolve().parents[1] / "deploy" / "systemd"
 INSTALLED = "/opt/gridwatch/bin/gridwatch"
 NAMES = {"gridwatch-hub.service": "gridwatch-hub.service",
          "gridwatch-edge@.service": "gridwatch-edge@edge-a.service",  # a template is verified as an instance
-         "gridwatch-camera-gateway.service": "gridwatch-camera-gateway.service"}
+         "gridwatch-camera-gateway.service": "gridwatch-camera-gateway.service",
+         "gridwatch-gb28181.service": "gridwatch-gb28181.service"}
 
 
 def verify(tmp_path: Path, name: str, edit: tuple[str, str] | None = None) -> subprocess.CompletedProcess[str]:
