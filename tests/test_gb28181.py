@@ -461,36 +461,53 @@ def streaming_gateway(broker, root: str, channel: str, *, hub: Hub | None = None
 @pytest.mark.slow
 def test_an_invited_channels_ps_stream_of_real_footage_opens_a_zone_intrusion_case(broker, tmp_path):
     """OpenCV's vtest.avi (people walking on a road) as H.264, remuxed to MPEG-PS and sent over RTP by the
-    emulated platform after the gateway's INVITE: sampled frames on the channel's topic, and the agent's
-    existing `motion_in_zone` rule opens a case on the channel's grid with its place."""
+    emulated platform after the INVITE of `gridwatch gateway gb28181` (its own process): sampled frames on the
+    channel's topic, and the agent's existing `motion_in_zone` rule opens a case on the channel's grid with its
+    place; the gateway hangs up (BYE) when it stops."""
     clip = h264("vtest-768-gop10", seconds=70, gop=10)
     hub = Hub(tmp_path / "hub", SLA).start()
     channels = make_channels(4)
     c = channels[1]  # civil code 440305002: grid-02
-    gw = streaming_gateway(broker, "gb-ps", c.id, hub=hub)
-    plat = GbDevice(("127.0.0.1", gw.port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=channels,
-                    footage=clip).start()
+    sip_port, metrics_port = free_port(), free_port()
+    cfg = tmp_path / "gb28181.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": sip_port},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "password_env": "GB_TEST_PW"}],
+        "streams": [{"channel": c.id, "sample_every": "200ms", "offline_after": "10s"}],
+        "civil_codes": {"440305001": "grid-01", "440305002": "grid-02"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "v311", "topic_root": "gb-ps"},
+        "hub": {"url": hub.url, "key_env": "GB_TEST_HUB_KEY"}, "metrics_port": metrics_port}))
+    proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "gateway", "gb28181", "-c", str(cfg)],
+                            env={**os.environ, "GB_TEST_PW": "test-only-pw-1", "GB_TEST_HUB_KEY": OPS})
     agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, ROAD, hub={"key": EDGE},
                                mqtt={"topic_root": "gb-ps", "protocol": "v311"}))
+    plat = None
     try:
+        wait_port(metrics_port, 20, proc)
+        plat = GbDevice(("127.0.0.1", sip_port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=channels,
+                        footage=clip).start()
         agent.start()
         assert agent.mqtt.wait_connected(10)
         assert plat.register() == 200
         assert wait_until(lambda: any(m.method == "INVITE" for m in plat.got), 20)  # after the catalog came
         invite = next(m for m in plat.got if m.method == "INVITE")
         assert b"s=Play" in invite.body and b"PS/90000" in invite.body and invite.get("Subject", "").startswith(c.id)
-        assert wait_until(lambda: gw.streams[c.id].stats.published >= 5, 30), gw.streams[c.id].stats
+        assert wait_until(lambda: metric(metrics_port, "gridwatch_gb28181_frames_total") >= 5, 30)
+        assert metric(metrics_port, "gridwatch_gb28181_streams_playing") == 1
 
         def case() -> dict | None:
             return next((x for x in hub.get("/api/v1/cases")["cases"] if x["device"] == c.id), None)
         assert wait_until(lambda: case() is not None, 40)
         got = case()
         assert (got["category"], got["grid"], got["place"]["name"]) == ("intrusion", "grid-02", c.name)
+        assert metric(metrics_port, "gridwatch_gb28181_rtp_lost_total") == 0
+        stop_pid(proc)  # SIGTERM: the gateway hangs up its streams on the way out
+        assert wait_until(lambda: any(m.method == "BYE" for m in plat.got), 10)
     finally:
         agent.stop()
-        gw.stop()
-        assert any(m.method == "BYE" for m in plat.got) or not plat.calls  # hung up on the way out
-        plat.close()
+        stop_pid(proc)
+        if plat is not None:
+            plat.close()
         hub.stop()
 
 
