@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, TextIO, TypeVar
 
 if TYPE_CHECKING:
     from gridwatch.core.findings import Findings
@@ -325,12 +325,16 @@ def _gateway_camera(args: argparse.Namespace) -> int:
         _print_problems(exc.problems, sys.stderr)
         return 1
     gw = CameraGateway(cfg)
+    return _serve_gateway(gw, lambda: f"camera gateway: {len(cfg.cameras)} cameras")
+
+
+def _serve_gateway(gw: Any, banner: Callable[[], str]) -> int:
+    """Start a gateway, say what it serves (and where its metrics are), run until SIGTERM or SIGINT, stop it."""
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())
     gw.start()
-    print(f"camera gateway: {len(cfg.cameras)} cameras"
-          + (f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""),
+    print(banner() + (f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""),
           file=sys.stderr, flush=True)
     done.wait()
     gw.stop()
@@ -348,17 +352,9 @@ def _gateway_gb28181(args: argparse.Namespace) -> int:
         _print_problems(exc.problems, sys.stderr)
         return 1
     gw = GbGateway(cfg)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    gw.start()
-    print(f"GB/T 28181 gateway: SIP server {cfg.sip.id}@{cfg.sip.domain} on {cfg.sip.host}:{gw.port} "
-          f"({'/'.join(cfg.sip.transports)}), {len(cfg.devices)} device(s) and platform(s)"
-          + (f", metrics on http://127.0.0.1:{gw.metrics_port}/metrics" if gw.metrics_port else ""),
-          file=sys.stderr, flush=True)
-    done.wait()
-    gw.stop()
-    return 0
+    return _serve_gateway(gw, lambda: f"GB/T 28181 gateway: SIP server {cfg.sip.id}@{cfg.sip.domain} on "
+                                      f"{cfg.sip.host}:{gw.port} ({'/'.join(cfg.sip.transports)}), "
+                                      f"{len(cfg.devices)} device(s) and platform(s)")
 
 
 def _hub_serve(args: argparse.Namespace) -> int:

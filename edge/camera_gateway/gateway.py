@@ -44,6 +44,24 @@ from gridwatch.core.mqttlink import connect, make_client
 logger = logging.getLogger(__name__)
 
 
+def publish_frame(client: Any, v5: bool, topic: str, image: Any, quality: int, ts: float, seq: int) -> bool:
+    """One BGR image as the contract's frame: JPEG, `ts` (ms) and `seq` as MQTT v5 user properties, or the JSON
+    envelope on 3.1.1; QoS 0. False when the image would not encode. (The GB/T 28181 gateway publishes so too.)"""
+    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        return False
+    ts_ms = int(ts * 1000)
+    if v5:
+        props = Properties(PacketTypes.PUBLISH)
+        props.ContentType = "image/jpeg"
+        props.UserProperty = [("ts", str(ts_ms)), ("seq", str(seq))]
+        client.publish(topic, jpeg.tobytes(), qos=0, properties=props)
+    else:
+        body = {"ts": ts_ms, "seq": seq, "jpeg_b64": base64.b64encode(jpeg.tobytes()).decode()}
+        client.publish(topic, json.dumps(body), qos=0)
+    return True
+
+
 @dataclass
 class CameraRun:
     """What the gateway knows of one camera."""
@@ -162,21 +180,11 @@ class CameraGateway:
         logger.info("camera %s: stream open (%s)", run.cam.id, run.cam.url)
 
     def _publish_frame(self, run: CameraRun, image: Any, ts: float) -> None:
-        ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, run.cam.jpeg_quality])
-        if not ok:
+        if not publish_frame(self.client, self.v5, self._topic(run.cam, "frame"), image, run.cam.jpeg_quality, ts,
+                             run.seq + 1):
             run.stats.decode_errors += 1
             return
         run.seq += 1
-        topic = self._topic(run.cam, "frame")
-        ts_ms = int(ts * 1000)
-        if self.v5:
-            props = Properties(PacketTypes.PUBLISH)
-            props.ContentType = "image/jpeg"
-            props.UserProperty = [("ts", str(ts_ms)), ("seq", str(run.seq))]
-            self.client.publish(topic, jpeg.tobytes(), qos=0, properties=props)
-        else:
-            body = {"ts": ts_ms, "seq": run.seq, "jpeg_b64": base64.b64encode(jpeg.tobytes()).decode()}
-            self.client.publish(topic, json.dumps(body), qos=0)
         run.stats.published += 1
         with self.lock:
             change = run.liveness.frame(self.clock())

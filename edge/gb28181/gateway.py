@@ -25,7 +25,6 @@ beyond the REGISTER rate of its address is refused with a counted reason
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -39,14 +38,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import cv2
 import uvloop
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from edge.camera_gateway.gateway import publish_frame
 from edge.camera_gateway.liveness import Liveness
 from edge.camera_gateway.stream import Sample
 from edge.gb28181.alarms import event_of
@@ -631,21 +628,11 @@ class GbGateway:
 
     def _publish_sample(self, run: StreamRun, sample: Sample) -> None:
         """In the stream's thread: a sampled frame as the RTSP path publishes it."""
-        ok, jpeg = cv2.imencode(".jpg", sample.image, [cv2.IMWRITE_JPEG_QUALITY, run.jpeg_quality])
-        if not ok:
+        if not publish_frame(self.client, self.v5, self._topic(run.grid, run.channel, "frame"), sample.image,
+                             run.jpeg_quality, sample.ts, run.seq + 1):
             run.stats.decode_errors += 1
             return
         run.seq += 1
-        topic = self._topic(run.grid, run.channel, "frame")
-        ts_ms = int(sample.ts * 1000)
-        if self.v5:
-            props = Properties(PacketTypes.PUBLISH)
-            props.ContentType = "image/jpeg"
-            props.UserProperty = [("ts", str(ts_ms)), ("seq", str(run.seq))]
-            self.client.publish(topic, jpeg.tobytes(), qos=0, properties=props)
-        else:
-            body = {"ts": ts_ms, "seq": run.seq, "jpeg_b64": base64.b64encode(jpeg.tobytes()).decode()}
-            self.client.publish(topic, json.dumps(body), qos=0)
         run.stats.published += 1
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._frame_seen, run)
