@@ -24,8 +24,8 @@ from sqlalchemy import insert, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from hub.config import hash_key  # noqa: E402
-from hub.db import make_engine, migrate  # noqa: E402
-from hub.models import AlertRow, Case, CaseRequest, TimelineEntry  # noqa: E402
+from hub.store.db import make_engine, migrate  # noqa: E402
+from hub.store.models import AlertRow, Case, CaseRequest, TimelineEntry  # noqa: E402
 from simulators.services import free_port, start_postgres, stop_pid, wait_port  # noqa: E402
 
 KEY = "bench-edge-key"
@@ -131,7 +131,7 @@ def assessment_time(db_url: str, total: int, units: int = 200) -> tuple[float, f
     `count(*)` of the same rows (the floor of any answer that reads them all). Milliseconds, and the units."""
     from types import SimpleNamespace
 
-    from hub.assessment import assess
+    from hub.analysis.assessment import assess
 
     engine = make_engine(db_url)
     migrate(engine)

@@ -34,8 +34,8 @@ from sqlalchemy import func, select  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from hub.config import hash_key  # noqa: E402
-from hub.db import make_engine  # noqa: E402
-from hub.models import Notice, TimelineEntry  # noqa: E402
+from hub.store.db import make_engine  # noqa: E402
+from hub.store.models import Notice, TimelineEntry  # noqa: E402
 from simulators.services import free_port, start_postgres, stop_pid, wait_port  # noqa: E402
 from tests.notifykit import ROSTERS, SECRETS, emulator_spec, seed_people  # noqa: E402
 

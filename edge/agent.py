@@ -371,7 +371,7 @@ class Agent:
         return ""
 
     def heartbeat(self) -> dict[str, Any]:
-        """What the hub's agent list shows (`hub.fleet.Heartbeat`)."""
+        """What the hub's agent list shows (`hub.fleet.agents.Heartbeat`)."""
         oldest = self.outbox.oldest()
         return {"edge_id": self.cfg.edge_id, "version": __version__, "grids": list(self.cfg.grids),
                 "rule_version": self.rule_version, "rule_hash": self.rule_hash,

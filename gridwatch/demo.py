@@ -25,8 +25,8 @@ import uvicorn
 from edge.agent import Agent
 from edge.config import EdgeConfig
 from gridwatch.ruletools import EdgeRuleTools
-from hub.app import create_app
-from hub.check import check_hub
+from hub.boot.app import create_app
+from hub.boot.check import check_hub
 from hub.config import load_hub_config
 from simulators.embedded_broker import EmbeddedBroker
 from simulators.player import Connection, Player

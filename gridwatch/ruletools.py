@@ -1,5 +1,5 @@
 """The edge's rule checker and backtest, lent to the hub (which never imports the edge): `gridwatch hub
-serve` and the demo hand an `EdgeRuleTools` to `hub.app.create_app`, so a rule set saved or typed in the
+serve` and the demo hand an `EdgeRuleTools` to `hub.boot.app.create_app`, so a rule set saved or typed in the
 board is checked by exactly the code an agent will load it with (`gridwatch rules check`)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from typing import Any
 
 
 class EdgeRuleTools:
-    """`hub.fleet.RuleTools` backed by the edge's own loader and backtest. The edge (and with it OpenCV and
+    """`hub.fleet.agents.RuleTools` backed by the edge's own loader and backtest. The edge (and with it OpenCV and
     NumPy) is imported at the first check, not at the hub's start: a hub that never edits rules does not
     carry it, and its cycle collector does not walk it."""
 

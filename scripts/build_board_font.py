@@ -25,7 +25,7 @@ def characters() -> str:
                 chars.add(bytes([hi, lo]).decode("gb2312"))
             except UnicodeDecodeError:
                 pass
-    for f in [*(ROOT / "hub/board").glob("*.js"), *(ROOT / "hub/board").glob("*.html"), ROOT / "hub/labels.py",
+    for f in [*(ROOT / "hub/board").glob("*.js"), *(ROOT / "hub/board").glob("*.html"), ROOT / "hub/policy/labels.py",
               *(ROOT / "configs").rglob("*.yaml")]:
         chars |= set(f.read_text(encoding="utf-8"))
     return "".join(sorted(c for c in chars if c.isprintable()))

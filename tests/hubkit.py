@@ -143,7 +143,7 @@ def api_client(db_url: str, keys: dict[str, tuple[str, str | None]], start: Any,
     unit); each key's text is `key-<name>`. `cfg`: more of hub.yaml (paths resolve against configs/)."""
     from fastapi.testclient import TestClient
 
-    from hub.app import create_app
+    from hub.boot.app import create_app
     from hub.config import HubConfig
 
     spec = [{"name": n, "role": r, "unit": u, "hash": hash_key(f"key-{n}")} for n, (r, u) in keys.items()]

@@ -114,8 +114,8 @@ def write_configs(tmp: Path, policy: dict) -> dict[str, str]:
 
 def seed_people(database: str) -> None:
     """The people of PEOPLE, with their contact points, in the hub's database (migrated first)."""
-    from hub.app import open_store
-    from hub.people import People
+    from hub.boot.store import open_store
+    from hub.people.accounts import People
 
     cfg = HubConfig.model_validate({"database": database, "keys": [{"name": "x", "role": "admin",
                                                                     "hash": hash_key("unused")}]})

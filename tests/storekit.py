@@ -6,10 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from gridwatch.core.alert import Alert
-from hub import actions
-from hub import ingest as hub_ingest
-from hub.models import Case
-from hub.store import Store
+from hub.cases import actions
+from hub.cases import ingest as hub_ingest
+from hub.store.cases import Store
+from hub.store.models import Case
 
 
 def ingest(store: Store, bodies: list[dict[str, Any]], *, actor: str) -> list[dict[str, Any]]:

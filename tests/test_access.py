@@ -1,7 +1,7 @@
-"""The access policy (`hub.access`) as a table: every role × relation to a case × action, with what the
+"""The access policy (`hub.policy.access`) as a table: every role × relation to a case × action, with what the
 command centers' practice says each may do, written out by hand below (not derived from the policy); and,
 through the API, that the map, the list, the page and the stream all follow it (a backup grid sees the case
-it was offered on the map too: on the main before `hub.access`, the map's own copy of the visibility rule
+it was offered on the map too: on the main before `hub.policy.access`, the map's own copy of the visibility rule
 left out the backup grid and the assisting units)."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from hub import access
-from hub.access import Principal
-from hub.lifecycle import ACTIONS
-from hub.models import Case
-from hub.org import Org, OrgFile
+from hub.policy import access
+from hub.policy.access import Principal
+from hub.policy.lifecycle import ACTIONS
+from hub.policy.org import Org, OrgFile
+from hub.store.models import Case
 from tests.hubkit import api_client
 from tests.test_case_control import KEYS, H, T, alert, at, send
 

@@ -10,12 +10,12 @@ import httpx
 import pytest
 
 from gridwatch.core.yamlconf import load
-from hub.calendar import Calendar
-from hub.db import make_engine, migrate
-from hub.org import Org, OrgFile
-from hub.people import People
-from hub.sla import SlaFile
-from hub.store import Store
+from hub.people.accounts import People
+from hub.policy.calendar import Calendar
+from hub.policy.org import Org, OrgFile
+from hub.policy.sla import SlaFile
+from hub.store.cases import Store
+from hub.store.db import make_engine, migrate
 from tests.hubkit import Hub
 
 SLA = """

@@ -14,7 +14,7 @@ import httpx
 from edge.agent import Agent
 from edge.message import Message
 from gridwatch.ruletools import EdgeRuleTools
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 from tests.agentkit import agent_config
 from tests.hubkit import serve_in_thread

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import content_type_conformance, response_schema_conformance, status_code_conformance
 
 from gridwatch.ruletools import EdgeRuleTools
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

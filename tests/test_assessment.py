@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from openpyxl import load_workbook
 
-from hub.scheduler import Scheduler
+from hub.cases.scheduler import Scheduler
 from tests.hubkit import api_client
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from sqlalchemy import text
 
-from hub.audit import verify
+from hub.audit.trail import verify
 from hub.config import hash_key
 from tests.hubkit import api_client
 

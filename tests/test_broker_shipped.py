@@ -141,8 +141,8 @@ def test_the_shipped_acl_is_made_from_the_shipped_org_and_follows_a_changed_org(
     import sys
 
     from gridwatch.core.yamlconf import load
-    from hub.acl import mosquitto_acl
-    from hub.org import OrgFile
+    from hub.fleet.acl import mosquitto_acl
+    from hub.policy.org import OrgFile
 
     shipped = open("configs/mosquitto/acl", encoding="utf-8").read()
     assert mosquitto_acl(load(OrgFile, "configs/org.yaml")) == shipped

@@ -18,12 +18,12 @@ import yaml
 
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
-from hub.calendar import CalendarFile
-from hub.calendar_files import header_of, load_calendars, render, year_from_package
-from hub.calendar_watch import notices
+from hub.cases.scheduler import Scheduler
 from hub.config import load_hub_config
-from hub.scheduler import Scheduler
-from hub.sla import SlaFile, limit_seconds
+from hub.files.calendar_files import header_of, load_calendars, render, year_from_package
+from hub.policy.calendar import CalendarFile
+from hub.policy.calendar_watch import notices
+from hub.policy.sla import SlaFile, limit_seconds
 from tests.hubkit import ROOT, api_client
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -177,7 +177,7 @@ def test_the_package_import_matches_the_shipped_2026_notice():
     shipped = load_calendars(SHIPPED.parent)["cn-mainland"]
     y = year_from_package(2026)
     assert not y.provisional and "State Council notice for 2026" in y.source
-    from hub.calendar import _days
+    from hub.policy.calendar import _days
     assert {d for s in y.workdays for d in _days(s)} == {d for d in shipped.workdays if d.year == 2026}
 
 

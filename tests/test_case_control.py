@@ -14,8 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from hub.events import event_body, units_seeing
-from hub.scheduler import Scheduler
+from hub.cases.scheduler import Scheduler
+from hub.stream.events import event_body, units_seeing
 from tests.hubkit import api_client
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -16,7 +16,7 @@ from datetime import timedelta
 import pytest
 import yaml
 
-from hub.events import units_seeing
+from hub.stream.events import units_seeing
 from tests.hubkit import api_client
 from tests.test_case_control import H, T, at, case  # the same clock, keys by name, scheduler step
 
@@ -256,11 +256,11 @@ def test_routing_reloads_live_and_a_bad_file_keeps_the_last_good(tmp_path, caplo
     import shutil
 
     from gridwatch.core.yamlconf import load
-    from hub.org import Org, OrgFile
-    from hub.reload import ConfigWatcher
-    from hub.routing import Routing, load_routing
-    from hub.sla import SlaFile
-    from hub.store import Store
+    from hub.files.reload import ConfigWatcher
+    from hub.policy.org import Org, OrgFile
+    from hub.policy.routing import Routing, load_routing
+    from hub.policy.sla import SlaFile
+    from hub.store.cases import Store
 
     for f in ("org.yaml", "sla.yaml", "routing.yaml"):
         shutil.copy(f"configs/{f}", tmp_path / f)

@@ -28,8 +28,8 @@ from sqlalchemy import create_engine, text
 
 from gridwatch.core.yamlconf import load
 from hub.config import hash_key
-from hub.mqtt_events import BATCH
-from hub.org import Org, OrgFile
+from hub.policy.org import Org, OrgFile
+from hub.stream.mqtt_events import BATCH
 from simulators.services import (
     binary,
     free_port,

@@ -21,8 +21,8 @@ from edge.sensors import decode
 from edge.sensors.common import Limits
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
-from hub.org import OrgFile
-from hub.sla import SlaFile
+from hub.policy.org import OrgFile
+from hub.policy.sla import SlaFile
 
 LIMITS = Limits(max_payload_bytes=4096)
 TOPICS = st.sampled_from([f"gw/grid-01/{k}/dev-1/{leaf}" for k, leaf in (

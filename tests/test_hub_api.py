@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 from tests.hubkit import api_client
 

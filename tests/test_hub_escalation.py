@@ -8,18 +8,18 @@ import pytest
 
 from edge.errors import ConfigError
 from gridwatch.core.yamlconf import load
-from hub.calendar import Calendar
-from hub.escalation import CaseSituation, decide
-from hub.org import Org, OrgFile
-from hub.routing import RoutingFile
-from hub.sla import SlaFile, stage_clock
+from hub.policy.calendar import Calendar
+from hub.policy.escalation import CaseSituation, decide
+from hub.policy.org import Org, OrgFile
+from hub.policy.routing import RoutingFile
+from hub.policy.sla import SlaFile, stage_clock
 
 ORG = Org(load(OrgFile, "configs/org.yaml"))
 T = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
 
 
 def reading(elapsed: float, paused: bool = False):
-    from hub.sla import Pause
+    from hub.policy.sla import Pause
 
     pauses = [Pause(T + timedelta(seconds=elapsed))] if paused else []
     return stage_clock(started=T, limit_s=600, yellow_at=0.5, calendar=Calendar.always(),

@@ -13,9 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
-from hub.models import Case
+from hub.store.models import Case
 from tests.hubkit import serve_in_thread
 from tests.storekit import ingest
 from tests.test_hub_api import alert

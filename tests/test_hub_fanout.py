@@ -13,14 +13,14 @@ import httpx
 import pytest
 
 from gridwatch.core.yamlconf import load
-from hub.app import create_app
-from hub.calendar import Calendar
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
-from hub.db import make_engine, migrate
-from hub.fanout import EventFeed
-from hub.org import Org, OrgFile
-from hub.sla import SlaFile
-from hub.store import Store
+from hub.policy.calendar import Calendar
+from hub.policy.org import Org, OrgFile
+from hub.policy.sla import SlaFile
+from hub.store.cases import Store
+from hub.store.db import make_engine, migrate
+from hub.stream.fanout import EventFeed
 from tests.hubkit import serve_in_thread
 from tests.storekit import ingest
 from tests.test_hub_api import alert
@@ -162,7 +162,7 @@ def test_resume_by_last_event_id_while_events_keep_coming(tmp_path):
 
 
 def test_gc_policy_freezes_streams_and_reclaims_after_churn_or_an_hour():
-    from hub.gcpolicy import GcState, decide
+    from hub.ops.gcpolicy import GcState, decide
 
     st = GcState(last_reclaim=0.0, last_freeze=0.0)
     assert decide(st, 1.0, 10) == "none"  # a few streams: the default collector is fine

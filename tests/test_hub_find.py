@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 
-from hub.app import create_app
+from hub.boot.app import create_app
+from hub.cases.scheduler import Scheduler
 from hub.config import ApiKey, HubConfig, HubLimits, hash_key
-from hub.scheduler import Scheduler
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Asia/Shanghai
 KEYS = {"edge": ("edge", None), "ops": ("operator", "district-a"), "view-g1": ("viewer", "grid-01"),

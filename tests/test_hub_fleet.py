@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gridwatch.ruletools import EdgeRuleTools
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai, a Monday

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from hub.lifecycle import ACTIONS, STATUSES, Refusal, clock_stage, requirement, transition
+from hub.policy.lifecycle import ACTIONS, STATUSES, Refusal, clock_stage, requirement, transition
 
 R = None  # refused
 EXPECTED = {  # state -> action -> new state (None: refused); close: no callback in the policy
@@ -94,14 +94,14 @@ def test_a_callback_needs_a_known_rating_and_a_reject_needs_a_note():
 
 
 def test_every_timeline_action_has_words_on_the_board_in_both_languages():
-    """The typed timeline actions (`hub.lifecycle.TimelineAction`: what intake, the scheduler, people and the
+    """The typed timeline actions (`hub.policy.lifecycle.TimelineAction`: what intake, the scheduler, people and the
     controls write) each read as words on the board: its own `tl_<action>` line in both languages, or the
-    built-in action label (`hub.labels`), never the bare code."""
+    built-in action label (`hub.policy.labels`), never the bare code."""
     import re
     from pathlib import Path
 
-    from hub.labels import Labels
-    from hub.lifecycle import TIMELINE_ACTIONS
+    from hub.policy.labels import Labels
+    from hub.policy.lifecycle import TIMELINE_ACTIONS
 
     js = (Path(__file__).resolve().parent.parent / "hub/board/board.js").read_text(encoding="utf-8")
     built_in = Labels().table()["action"]

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from hub.api.guard import client_address
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 
 

@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from hub.reload import ConfigWatcher
+from hub.files.reload import ConfigWatcher
 from tests.storekit import ingest
 from tests.test_hub_scheduler import make_store
 from tests.test_hub_store import Clock, alert

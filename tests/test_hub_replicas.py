@@ -23,8 +23,8 @@ from sqlalchemy import create_engine, text
 
 from gridwatch.core.yamlconf import load
 from hub.config import hash_key
-from hub.mqtt_events import BATCH
-from hub.org import Org, OrgFile
+from hub.policy.org import Org, OrgFile
+from hub.stream.mqtt_events import BATCH
 from simulators.services import free_port, stop_pid, wait_port
 from tests.hubkit import EDGE, OPS, ROOT, VIEW01, fresh_pg_database
 from tests.test_hub_api import alert

@@ -8,13 +8,13 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridwatch.core.yamlconf import load
-from hub.calendar import Calendar
-from hub.db import make_engine, migrate
-from hub.models import Case, TimelineEntry
-from hub.org import Org, OrgFile
-from hub.scheduler import Scheduler
-from hub.sla import SlaFile
-from hub.store import Store
+from hub.cases.scheduler import Scheduler
+from hub.policy.calendar import Calendar
+from hub.policy.org import Org, OrgFile
+from hub.policy.sla import SlaFile
+from hub.store.cases import Store
+from hub.store.db import make_engine, migrate
+from hub.store.models import Case, TimelineEntry
 from tests.storekit import act, ingest
 from tests.test_hub_store import Clock, T, alert
 
@@ -90,7 +90,7 @@ HUB_PROCESS = """
 import sys, time
 from datetime import datetime
 sys.path.insert(0, {root!r})
-from hub.scheduler import Scheduler
+from hub.cases.scheduler import Scheduler
 from tests.test_hub_scheduler import make_store
 from tests.test_hub_store import Clock
 store = make_store({url!r}, Clock())

@@ -9,8 +9,8 @@ import pytest
 
 from edge.errors import ConfigError
 from gridwatch.core.yamlconf import load
-from hub.calendar import Calendar
-from hub.sla import Pause, SlaFile, limit_seconds, stage_clock, worst
+from hub.policy.calendar import Calendar
+from hub.policy.sla import Pause, SlaFile, limit_seconds, stage_clock, worst
 
 SH = ZoneInfo("Asia/Shanghai")
 CAL = Calendar.from_file("configs/calendars/cn-mainland.yaml")

@@ -9,12 +9,12 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from gridwatch.core.yamlconf import load
-from hub.calendar import Calendar
-from hub.db import make_engine, migrate
-from hub.models import Base
-from hub.org import Org, OrgFile
-from hub.sla import SlaFile
-from hub.store import Conflict, NotFound, Store
+from hub.policy.calendar import Calendar
+from hub.policy.org import Org, OrgFile
+from hub.policy.sla import SlaFile
+from hub.store.cases import Conflict, NotFound, Store
+from hub.store.db import make_engine, migrate
+from hub.store.models import Base
 from tests.storekit import act, ingest
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -163,6 +163,6 @@ def test_a_merged_alarm_raises_the_case_severity_and_the_case_clears_when_all_al
 def test_new_case_rows_have_exactly_the_columns_of_the_cases_table():
     import dataclasses
 
-    from hub.models import Case, NewCase
+    from hub.store.models import Case, NewCase
 
     assert [f.name for f in dataclasses.fields(NewCase)] == [c.key for c in Case.__table__.columns]

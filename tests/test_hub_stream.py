@@ -11,7 +11,7 @@ import httpx
 import pytest
 import uvicorn
 
-from hub.app import create_app
+from hub.boot.app import create_app
 from hub.config import ApiKey, HubConfig, hash_key
 from simulators.services import free_port, wait_port
 from tests.test_hub_api import alert

@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 import pytest
 
 from gridwatch.core.yamlconf import load
-from hub.calendar import Calendar
-from hub.db import make_engine, migrate
-from hub.org import Org, OrgFile
-from hub.sla import SlaFile
-from hub.store import Store
+from hub.policy.calendar import Calendar
+from hub.policy.org import Org, OrgFile
+from hub.policy.sla import SlaFile
+from hub.store.cases import Store
+from hub.store.db import make_engine, migrate
 from tests.rulekit import Driver, engine
 from tests.storekit import ingest
 from tests.test_rules_early import LEVELS, rising
@@ -81,7 +81,7 @@ def test_a_falling_level_is_recorded_and_lowers_the_case_only_if_the_policy_says
 
 
 def test_a_climb_is_an_event_people_can_be_told_of_and_the_shipped_policy_tells_the_duty_and_leader():
-    from hub.notify_plan import kind_of
+    from hub.policy.notices import kind_of
     assert kind_of("warning_raised", {"from": "orange", "to": "red"}, "flood", "grid-02") == ("warning_raised",
                                                                                               "grid-02")
     assert kind_of("warning_lowered", {"from": "red", "to": "yellow"}, "flood", "grid-02") is None

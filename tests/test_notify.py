@@ -17,10 +17,10 @@ import yaml
 
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
-from hub.channels import aliyun_signature
-from hub.notify_config import load_notify
-from hub.org import Org, OrgFile
-from hub.roster import load_rosters
+from hub.notify.channels import aliyun_signature
+from hub.policy.notify_config import load_notify
+from hub.policy.org import Org, OrgFile
+from hub.policy.roster import load_rosters
 from simulators.notify_emulators import serving
 from tests.hubkit import ROOT, api_client
 from tests.notifykit import MOBILE, SECRETS, emulator_spec, make_pki, notify_policy, seed_people, write_configs
@@ -281,7 +281,7 @@ def test_the_sms_signature_is_aliyuns_own():
 
 
 def test_the_shipped_example_policy_and_rosters_load(monkeypatch):
-    from hub.calendar_files import load_calendars
+    from hub.files.calendar_files import load_calendars
     for var in re.findall(r"_env: (GW_\w+)", (ROOT / "configs/notify.yaml").read_text(encoding="utf-8")):
         monkeypatch.setenv(var, "set")
     notify = load_notify(ROOT / "configs/notify.yaml", ORG)
@@ -296,7 +296,7 @@ def test_the_shipped_example_policy_and_rosters_load(monkeypatch):
 def test_quiet_hours_hold_what_is_not_urgent_until_morning():
     from datetime import time as t
 
-    from hub.notify_plan import _later
+    from hub.policy.notices import _later
     quiet = (t(22, 0), t(7, 0))
     assert _later(at(2026, 12, 3, 23, 30), quiet, SH) == at(2026, 12, 4, 7, 0)
     assert _later(at(2026, 12, 4, 6, 59), quiet, SH) == at(2026, 12, 4, 7, 0)
@@ -315,8 +315,8 @@ def test_quiet_hours_hold_what_is_not_urgent_until_morning():
 ])
 def test_each_emulator_takes_the_right_signature_and_refuses_a_wrong_one_for_good(tmp_path, channel, good, bad,
                                                                                    said):
-    from hub.channels import Message, send
-    from hub.notify_config import NotifyFile
+    from hub.notify.channels import Message, send
+    from hub.policy.notify_config import NotifyFile
     with serving(emulator_spec(tmp_path)) as (port, _):
         policy = notify_policy(port, None, None, "http://x/")
         by_type = {c["type"]: c for c in policy["channels"]}

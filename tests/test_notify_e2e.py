@@ -24,9 +24,9 @@ import pytest
 import yaml
 
 from gridwatch.core.yamlconf import load
-from hub.calendar_files import load_calendars
-from hub.org import Org, OrgFile
-from hub.roster import load_rosters
+from hub.files.calendar_files import load_calendars
+from hub.policy.org import Org, OrgFile
+from hub.policy.roster import load_rosters
 from simulators.services import free_port, wait_port
 from tests.hubkit import ROOT, Hub, fresh_pg_database, stop_group
 from tests.notifykit import MOBILE, PEOPLE, SECRETS, SLA, emulator_spec, notify_policy, seed_people, write_configs

@@ -24,7 +24,7 @@ import httpx
 import pyotp
 import pytest
 
-from hub.check import DEMO_KEYS, check_hub
+from hub.boot.check import DEMO_KEYS, check_hub
 from simulators.services import free_port, stop_pid, wait_port
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from hub.models import User, UserSession
+from hub.store.models import User, UserSession
 from tests.hubkit import api_client
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)

@@ -11,7 +11,7 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import text
 
-from hub import datakey
+from hub.store import datakey
 from tests.hubkit import api_client
 
 T = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)

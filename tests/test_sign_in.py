@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
-from hub.models import Contact, RecoveryCode, User
+from hub.store.models import Contact, RecoveryCode, User
 from tests.hubkit import Hub, api_client
 
 T = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)

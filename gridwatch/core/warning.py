@@ -2,7 +2,7 @@
 
 A rule that names levels (`edge.rules.levels`) raises one alert per episode whose level can climb; each change
 after the firing travels as an alert of state `warning` with its own sequence number (`Alert.warning_seq`), and
-the hub raises the open case's severity and level with it (`hub.ingest`). Both sides show the same words.
+the hub raises the open case's severity and level with it (`hub.cases.ingest`). Both sides show the same words.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The words both sides show for a case's kind: category names in Chinese (first) and English.
 
-The hub's labels (`hub.labels`, which a deployment's labels.yaml extends) start from this table, and the
+The hub's labels (`hub.policy.labels`, which a deployment's labels.yaml extends) start from this table, and the
 edge writes an alert's default message with it (a rule without its own `message:`), so the wall reads
 `燃气泄漏 · gas-03` rather than `gas-high (gas_leak) at gas-03`.
 """

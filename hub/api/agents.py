@@ -11,12 +11,14 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from gridwatch.core.heartbeat import Heartbeat
-from hub import access, fleet, registry
-from hub.access import Principal
 from hub.api.deps import EdgeCaller, HubDep, Reader
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
-from hub.models import RuleVersion
+from hub.fleet import agents as fleet
+from hub.fleet import registry
+from hub.policy import access
+from hub.policy.access import Principal
+from hub.store.models import RuleVersion
 
 router = APIRouter(prefix="/api/v1", tags=["agents"], responses=responses(*GUARD, 403))
 MAX_WAIT = 60.0

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from gridwatch.core.alert import AlertBatch, AlertResult, AlertResults, nul_field
 from hub.api.deps import EdgeCaller, HubDep
 from hub.api.errors import BODY, GUARD, responses
-from hub.ingest import ingest
+from hub.cases.ingest import ingest
 
 router = APIRouter(prefix="/api/v1/alerts", tags=["alerts"], responses=responses(*GUARD, *BODY, 403))
 

@@ -10,10 +10,11 @@ from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from hub import access, assessment, tables
+from hub.analysis import assessment, tables
 from hub.api.deps import HubDep, Reader, StoreDep
 from hub.api.errors import GUARD, responses
-from hub.labels import Lang
+from hub.policy import access
+from hub.policy.labels import Lang
 
 router = APIRouter(prefix="/api/v1/assessment", tags=["assessment"], responses=responses(*GUARD, 403))
 Since = Annotated[datetime | None, Query(description="cases opened at or after (default: 30 days before until)")]

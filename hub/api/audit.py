@@ -1,4 +1,4 @@
-"""The audit trail over the API (`hub.audit`): a middleware that records the security-relevant requests as
+"""The audit trail over the API (`hub.audit.trail`): a middleware that records the security-relevant requests as
 they end, and `GET /api/v1/audit` for administrators (filters; `format=csv` exports).
 
 Recorded: sign-in and sign-out (the name signed in with, the outcome), accounts, unlocks, contact points,
@@ -22,10 +22,10 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel
 
-from hub import audit
 from hub.api.auth import Principal, require
 from hub.api.errors import GUARD, responses
 from hub.api.guard import client_address
+from hub.audit import trail as audit
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")

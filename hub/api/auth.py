@@ -19,11 +19,11 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hub.access import Principal
 from hub.api.errors import Refused
 from hub.api.guard import MATCHED_KEY, client_address
 from hub.config import ApiKey, Role
-from hub.people import People, is_session_token
+from hub.people.accounts import People, is_session_token
+from hub.policy.access import Principal
 
 bearer = HTTPBearer(auto_error=False)
 COOKIE = "gw_session"

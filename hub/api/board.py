@@ -11,11 +11,11 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
-from hub import access
 from hub.api.deps import HubDep, Reader, StoreDep, TzDep
 from hub.api.errors import GUARD, responses
 from hub.api.schemas import MeOut, UnitOut
-from hub.calendar_watch import notices
+from hub.policy import access
+from hub.policy.calendar_watch import notices
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",

@@ -1,5 +1,5 @@
 """Cases: list, read (with timeline and clock), operator actions and manual reports, scoped to the
-caller's subtree. The work is done by `hub.actions`; every query by `hub.store`."""
+caller's subtree. The work is done by `hub.cases.actions`; every query by `hub.store.cases`."""
 
 from __future__ import annotations
 
@@ -15,16 +15,18 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from gridwatch.core.alert import Place
-from hub import access, actions, tables
-from hub.access import Principal
+from hub.analysis import tables
 from hub.api.audit import counted
 from hub.api.deps import HubDep, Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Problem, Refused, responses
 from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_public
 from hub.api.seen import actionable, load_visible, refusing
-from hub.labels import Labels, Lang
-from hub.lifecycle import ACTIONS, Action, Rating
-from hub.store import CaseFilter, Scope, Store
+from hub.cases import actions
+from hub.policy import access
+from hub.policy.access import Principal
+from hub.policy.labels import Labels, Lang
+from hub.policy.lifecycle import ACTIONS, Action, Rating
+from hub.store.cases import CaseFilter, Scope, Store
 
 router = APIRouter(prefix="/api/v1/cases", tags=["cases"], responses=responses(*GUARD, 403, 404))
 

@@ -1,6 +1,6 @@
 """Controls over the API (issue 13): 延期 requested by the unit holding a case and decided by the dispatching
 level, 督办 orders from above answered by the holder, and the queue a command center works from. The rules
-are `hub.controls`'."""
+are `hub.cases.controls`'."""
 
 from __future__ import annotations
 
@@ -9,15 +9,16 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
-from hub import access, controls, parts
-from hub.access import Principal
 from hub.api.deps import Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.schemas import CaseDetail, CasePublic, Text, case_detail, case_public
 from hub.api.seen import actionable, load_visible, refusing, seen
-from hub.models import Case
-from hub.stages import RequestFields
-from hub.store import Store
+from hub.cases import controls, parts
+from hub.policy import access
+from hub.policy.access import Principal
+from hub.policy.stages import RequestFields
+from hub.store.cases import Store
+from hub.store.models import Case
 
 router = APIRouter(prefix="/api/v1", tags=["controls"])
 

@@ -9,16 +9,16 @@ from typing import Annotated
 from fastapi import Depends, HTTPException, Request
 from fastapi import Path as PathParam
 
-from hub import access
-from hub.access import READERS
 from hub.api.auth import Principal, require
 from hub.api.guard import IntakeLimiter
 from hub.config import ApiKey, FleetSettings
-from hub.fleet import RuleTools
-from hub.labels import Labels
-from hub.metrics import HubMetrics
-from hub.people import People
-from hub.store import Store
+from hub.fleet.agents import RuleTools
+from hub.ops.metrics import HubMetrics
+from hub.people.accounts import People
+from hub.policy import access
+from hub.policy.access import READERS
+from hub.policy.labels import Labels
+from hub.store.cases import Store
 
 
 @dataclass

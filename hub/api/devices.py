@@ -11,11 +11,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from hub import access, registry
 from hub.api.deps import HubDep, Operator, Reader, grid_writer, grids_of
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
-from hub.devicestate import device_states
+from hub.fleet import registry
+from hub.fleet.devicestate import device_states
+from hub.policy import access
 
 router = APIRouter(prefix="/api/v1", tags=["devices"], responses=responses(*GUARD, 403))
 

@@ -8,12 +8,13 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
-from hub import access, maintenance, registry
-from hub.access import Principal
 from hub.api.deps import HubDep, Id, Operator, Reader, grid_writer, rule_manager
 from hub.api.errors import BODY, GUARD, responses
-from hub.models import Maintenance
-from hub.store import Store
+from hub.fleet import maintenance, registry
+from hub.policy import access
+from hub.policy.access import Principal
+from hub.store.cases import Store
+from hub.store.models import Maintenance
 
 router = APIRouter(prefix="/api/v1/maintenance", tags=["maintenance"], responses=responses(*GUARD, 403))
 

@@ -8,10 +8,11 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from hub import access, registry
 from hub.api.deps import HubDep, Reader
 from hub.api.errors import GUARD, responses
-from hub.devicestate import case_markers, device_states
+from hub.fleet import registry
+from hub.fleet.devicestate import case_markers, device_states
+from hub.policy import access
 
 router = APIRouter(prefix="/api/v1", tags=["map"], responses=responses(*GUARD, 403))
 

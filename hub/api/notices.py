@@ -13,14 +13,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel, Field
 
-from hub import access
 from hub.api.auth import Principal, require
 from hub.api.deps import Reader, StoreDep
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.seen import refusing
-from hub.models import Contact
-from hub.notifier import Notifier, listing, mask
-from hub.people import People
+from hub.notify.notifier import Notifier, listing, mask
+from hub.people.accounts import People
+from hub.policy import access
+from hub.store.models import Contact
 
 router = APIRouter(prefix="/api/v1", tags=["notices"])
 Admin = Annotated[Principal, Depends(require("admin"))]

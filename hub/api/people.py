@@ -20,15 +20,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from hub import actions
 from hub.api.auth import COOKIE, Principal, bearer, credentials, csrf_token, require
 from hub.api.deps import HubDep, Operator, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.guard import client_address
 from hub.api.schemas import CaseDetail, Text
 from hub.api.seen import actionable, load_visible, refused, refusing
-from hub.errors import Conflict
-from hub.people import Login, People, Person, is_session_token
+from hub.cases import actions
+from hub.people.accounts import Login, People, Person, is_session_token
+from hub.policy.errors import Conflict
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 Admin = Annotated[Principal, Depends(require("admin"))]

@@ -10,11 +10,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
-from hub import fleet
 from hub.api.deps import HubDep, HubState, Id, Operator, Reader, grids_of, rule_manager
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
-from hub.models import RuleVersion
+from hub.fleet import agents as fleet
+from hub.store.models import RuleVersion
 
 router = APIRouter(prefix="/api/v1/rules", tags=["rules"], responses=responses(*GUARD, 403))
 

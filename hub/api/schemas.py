@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 
-from hub.lifecycle import Status
-from hub.models import Case, CasePart, Pause, TimelineEntry
-from hub.sla import Light, Stage
-from hub.stages import RequestOut, StageOut, requests_from, stages_of
-from hub.store import Store
+from hub.policy.lifecycle import Status
+from hub.policy.sla import Light, Stage
+from hub.policy.stages import RequestOut, StageOut, requests_from, stages_of
+from hub.store.cases import Store
+from hub.store.models import Case, CasePart, Pause, TimelineEntry
 
 
 def _no_nul(v: str) -> str:

@@ -1,6 +1,6 @@
 """The case as the caller may see it and act on it, for every route that reads or acts on one case: the
 reading and 404 of a case outside the caller's view, the 403 of a case it may not act on, and the case layer's
-refusals as HTTP answers. The decisions themselves are `hub.access`'."""
+refusals as HTTP answers. The decisions themselves are `hub.policy.access`'."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from contextlib import contextmanager
 
 from fastapi import HTTPException
 
-from hub import access, parts
-from hub.access import Principal
 from hub.api.errors import Refused
 from hub.api.schemas import CaseDetail, case_detail
-from hub.errors import Conflict, NotFound
-from hub.lifecycle import Action
-from hub.models import Case, Pause, TimelineEntry
-from hub.store import Store
+from hub.cases import parts
+from hub.policy import access
+from hub.policy.access import Principal
+from hub.policy.errors import Conflict, NotFound
+from hub.policy.lifecycle import Action
+from hub.store.cases import Store
+from hub.store.models import Case, Pause, TimelineEntry
 
 
 def seen(store: Store, who: Principal, case_id: str) -> tuple[Case, list[TimelineEntry], list[Pause]]:

@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
 
-from hub import access
+from hub.analysis.stats import CaseRow, case_stats
 from hub.api.deps import Reader, StoreDep, TzDep
 from hub.api.errors import GUARD, responses
-from hub.models import Case
-from hub.stats import CaseRow, case_stats
+from hub.policy import access
+from hub.store.models import Case
 
 router = APIRouter(prefix="/api/v1", tags=["stats"], responses=responses(*GUARD, 403))
 EARLIEST, LATEST = datetime(1970, 1, 1), datetime(9000, 1, 1)  # room for repeat_days either side

@@ -1,6 +1,6 @@
 """`GET /api/v1/stream`: Server-Sent Events of every case event, filtered to the caller's subtree.
 
-Live events come from the process's one `EventFeed` (`hub.fanout`); a client that reconnects with
+Live events come from the process's one `EventFeed` (`hub.stream.fanout`); a client that reconnects with
 `Last-Event-ID` first gets what it missed from the timeline table (the event log every replica shares),
 then joins the live feed without a gap or a repeat.
 """
@@ -14,11 +14,11 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import StreamingResponse
 
-from hub import access
 from hub.api.deps import Reader, StoreDep
 from hub.api.errors import GUARD, responses
-from hub.events import events_after, sse
-from hub.fanout import EventFeed
+from hub.policy import access
+from hub.stream.events import events_after, sse
+from hub.stream.fanout import EventFeed
 
 KEEPALIVE_S = 15.0
 router = APIRouter(prefix="/api/v1", tags=["stream"], responses=responses(*GUARD, 403))

@@ -32,8 +32,8 @@ import pytest
 import yaml
 from sqlalchemy import MetaData, inspect, select, text
 
-from hub.db import make_engine, migrate, revisions
-from hub.models import Base
+from hub.store.db import make_engine, migrate, revisions
+from hub.store.models import Base
 from tests.hubkit import api_client, fresh_pg_database
 from tests.test_assessment import alert, build
 from tests.test_case_control import H, T, at

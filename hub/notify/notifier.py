@@ -1,0 +1,488 @@
+"""The notification queue: case events become notices (`hub.policy.notices`), kept in the database, sent once
+across replicas, retried, grouped for rate-limited robots, each on the case's timeline.
+
+- **Planning** follows the timeline by id from its own cursor (`cursors.notifier`), as the MQTT publisher does:
+  the notices of a batch of events and the cursor are written in one transaction, and each notice's key
+  (event, template, recipient, channel) is unique, so a crash between two batches plans nothing twice.
+- **One sender across replicas**: only the holder of the `notifier` leadership (`hub.ops.leader`) plans and sends;
+  a leader that dies releases it with its connection (PostgreSQL) or its process (SQLite's file lock).
+- **Sending** claims due notices (`sending`, with the time), commits, sends, then records the outcome. A
+  notice claimed by a leader that died is claimed again after the policy's `lease`: delivery is at least once, and every
+  message names its notices (`X-Gridwatch-Notice`, the SMS `OutId`, the mail header), so the receiving end
+  counts each once: exactly once in effect.
+- **Retries**: timeouts, 429, 5xx and the vendors' rate-limit codes come back after 2, 4, 8… seconds (at most
+  five minutes, or the server's Retry-After) up to `max_attempts`; a wrong key or signature fails at once.
+- **Rate limits**: no channel gets more than `rate_per_minute` messages in any minute; robots wait
+  `group_wait` for more and send what is due as one message ("3 条通知: …", every case named, at most 4,000
+  bytes each), so a storm of red cases is grouped, never dropped.
+- **Guards**: a notice of a stage (a red light, an escalation, a delayed still-red) stops unsent when the case's
+  status or stage start changed: 签收 ends them.
+- **Visible**: delivered, failed and stopped notices go on the case's timeline (`notified`); counts by channel
+  and result are metrics; `listing()` is the administrators' notices view.
+- **Beside intake, not in its way**: a served hub runs the notifier in a child process of its own
+  (`NotifierProcess`), at a lower CPU priority (nice 10) and ended with its parent, so sending thousands of
+  notices does not take the interpreter lock or the cores from alert intake (bench/notify.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from gridwatch.core.errors import ConfigError
+from hub.notify.channels import Message, Outcome, send
+from hub.ops.leader import Leadership, WokenThread
+from hub.policy.calendar_watch import notices as calendar_notices
+from hub.policy.labels import Labels
+from hub.policy.notices import Draft, EventFacts, plan
+from hub.policy.notify_config import FIELDS, ROBOTS, Notify, load_notify
+from hub.policy.roster import Rosters, load_rosters
+from hub.store.cases import EventRow, Store
+from hub.store.models import Case, CaseRequest, Contact, Cursor, Notice, User
+
+logger = logging.getLogger(__name__)
+CURSOR = "notifier"
+BATCH = 200
+MAX_BYTES = 4000  # WeCom markdown: at most 4096 bytes
+
+
+def mask(target: str) -> str:
+    """A mobile as 138****5678, a mailbox as z***@example.org; robots' ids as they are."""
+    if "@" in target:
+        name, _, host = target.partition("@")
+        return f"{name[:1]}***@{host}"
+    if target.isdigit() and len(target) >= 7:
+        return f"{target[:3]}****{target[-4:]}"
+    return target
+
+
+@dataclass
+class Config:
+    notify: Notify
+    rosters: Rosters
+
+
+class Notifier(WokenThread):
+    thread_name = "gridwatch-hub-notifier"
+
+    def __init__(self, store: Store, labels: Labels, *, notify_path: Path | None, rosters_path: Path | None,
+                 poll: float = 0.5, http: httpx.Client | None = None) -> None:
+        super().__init__()
+        self.store, self.labels = store, labels
+        self.notify_path, self.rosters_path = notify_path, rosters_path
+        self.poll = poll
+        self.tz = ZoneInfo(store.tz)
+        self.leader = Leadership(store.engine, CURSOR)
+        self.http = http or httpx.Client()
+        self.cfg = Config(Notify.empty(), Rosters.empty())
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self.leading = False
+        self._sigs: tuple[Any, ...] = ()
+        self._calendars_said: Any = None
+        self._windows: dict[str, deque[datetime]] = {}
+        self._busy: dict[str, Future[None]] = {}
+        self._pool = ThreadPoolExecutor(4, thread_name_prefix="gridwatch-hub-notify")  # a round per channel
+        self._senders = ThreadPoolExecutor(16, thread_name_prefix="gridwatch-hub-send")  # its messages at once
+
+    # ---- configuration ----------------------------------------------------------------------------
+    def _sig(self) -> tuple[Any, ...]:
+        out = []
+        for p in (self.notify_path, self.rosters_path):
+            try:
+                st = p.stat() if p is not None else None
+                out.append((st.st_mtime_ns, st.st_size) if st else None)
+            except OSError:
+                out.append(None)
+        return tuple(out)
+
+    def people(self) -> set[str]:
+        with self.store.reading() as s:
+            return set(s.scalars(select(User.username)))
+
+    def load(self) -> Config:
+        """Read both files (refusing either keeps the last good pair in force: see `reload`)."""
+        self._sigs = self._sig()
+        notify = (load_notify(self.notify_path, self.store.org) if self.notify_path is not None
+                  else Notify.empty())
+        rosters = (load_rosters(self.rosters_path, self.store.org, self.people(), self.store.calendars)
+                   if self.rosters_path is not None else Rosters.empty())
+        self.cfg = Config(notify, rosters)
+        return self.cfg
+
+    def reload(self) -> bool | None:
+        """Load again when a file changed: True swapped in, False refused (logged; the last good kept)."""
+        if self._sig() == self._sigs:
+            return None
+        try:
+            self.load()
+        except ConfigError as exc:
+            for line in exc.problems:
+                logger.error("notification config rejected: %s", line)
+            logger.error("keeping the last good notification config")
+            return False
+        logger.info("reloaded the notification config")
+        return True
+
+    # ---- life ---------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        super().stop()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._senders.shutdown(wait=False, cancel_futures=True)
+        self.leader.release()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            if not self.leader.try_acquire():
+                self.leading = False
+                self._stop.wait(2.0)
+                continue
+            if not self.leading:
+                logger.info("notifier: leading")
+                self.leading = True
+                self._windows.clear()
+            try:
+                self.reload()
+                self.run_once()
+            except Exception:
+                logger.exception("notifier round failed; retrying")
+                self._stop.wait(2.0)
+            self._wake.wait(self.poll)
+            self._wake.clear()
+
+    def run_once(self, now: datetime | None = None, *, wait: bool = False) -> None:
+        """Plan what new events call for, then start a send on every channel with notices due (`wait`: and
+        wait for them; tests drive it by hand)."""
+        now = now or self.store.now()
+        while self.plan_round() == BATCH:
+            pass
+        if (today := self.store.today(now)) != self._calendars_said:
+            self._calendars_said = today
+            self.plan_calendars(now)
+        for cid in self.due_channels(now):
+            busy = self._busy.get(cid)
+            if busy is not None and not busy.done():
+                continue
+            self._busy[cid] = self._pool.submit(self._send_logged, cid, now if wait else None)
+        if wait:
+            for f in list(self._busy.values()):
+                f.result()
+
+    # ---- planning -----------------------------------------------------------------------------------
+    def init_cursor(self) -> None:
+        """The first notifier ever starts from now (history is on the board): set before the hub serves, so
+        no event it takes is missed while the sender's process starts."""
+        if self.store.cursor(CURSOR) is None:
+            self.store.save_cursor(CURSOR, self.store.last_event_id())
+
+    def plan_round(self) -> int:
+        after = self.store.cursor(CURSOR)
+        if after is None:
+            self.init_cursor()
+            return 0
+        rows = self.store.events_after(after, None, BATCH)
+        if not rows:
+            return 0
+        cfg = self.cfg
+        with self.store.transaction() as s:
+            contacts = {c.username: c for c in s.scalars(select(Contact))}
+            names = _names(s)
+            drafts: list[tuple[EventRow, Draft]] = []
+            for row in rows:
+                e, c = row.entry, row.case
+                facts = EventFacts(e.id, e.at, e.action, e.detail or {}, c.id, c.category, c.severity, c.owner,
+                                   c.status, c.stage_started_at)
+                drafts += [(row, d) for d in plan(facts, cfg.notify, cfg.rosters, self.store.org, contacts, self.tz)]
+            keys = [d.key for _, d in drafts]
+            have = set(s.scalars(select(Notice.key).where(Notice.key.in_(keys)))) if keys else set()
+            now = self.store.now()
+            clocks: dict[int, tuple[str, str, str]] = {}
+            for row, d in drafts:
+                if d.key in have:
+                    continue
+                if row.entry.id not in clocks:
+                    clocks[row.entry.id] = self._clock(s, row)
+                values = self._values(row, d, names, clocks[row.entry.id])
+                body = cfg.notify.render(d.template, values)
+                body["mention"] = d.mention
+                ch = cfg.notify.channels[d.channel]
+                if ch.type == "sms":
+                    body["sms_template"] = ch.templates.get(d.template) or ch.templates.get(d.kind, "")
+                state = "failed" if d.problem else "pending"
+                n = Notice(key=d.key, event_id=row.entry.id, case_id=row.case.id, kind=d.template, channel=d.channel,
+                           target=d.target, recipient=d.recipient, urgent=d.urgent, body=body, guard=d.guard,
+                           state=state, attempts=0, created_at=now, due_at=d.due_at, claimed_at=None,
+                           done_at=now if d.problem else None, error=d.problem)
+                s.add(n)
+                if d.problem:
+                    self.counts[(d.channel, "failed")] += 1
+                    self._timeline(s, n, now, names)
+            cursor = s.get(Cursor, CURSOR)
+            assert cursor is not None
+            cursor.last_id = rows[-1].entry.id
+        return len(rows)
+
+    def plan_calendars(self, now: datetime) -> int:
+        """A working-time calendar running out (`hub.policy.calendar_watch`): once a day, to the rules answering
+        `calendar` (recipients: `admins`, the administrators; or a unit's robot or webhook)."""
+        rules = [r for r in self.cfg.notify.spec.rules if "calendar" in r.events]
+        said = [n for n in calendar_notices(self.store.calendars, self.store.sla, self.store.today(now))
+                if n.level == "warning"] if rules else []
+        if not said:
+            return 0
+        made = 0
+        with self.store.transaction() as s:
+            admins = _names(s, User.role == "admin", User.disabled.is_(False))
+            contacts = {c.username: c for c in s.scalars(select(Contact))}
+            for n in said:
+                for rule in rules:
+                    people: list[str | None] = [*(list(admins) if "admins" in rule.to else []),
+                                                *([None] if "unit" in rule.to else [])]
+                    for person in people:
+                        for cid in rule.via:
+                            ch = self.cfg.notify.channels[cid]
+                            c = contacts.get(person) if person else None
+                            target = {"sms": c.mobile if c else None, "email": c.email if c else None}.get(
+                                ch.type, cid)
+                            if person is None and ch.type in ("sms", "email"):
+                                continue
+                            key = f"calendar:{n.calendar}:{self.store.today(now)}:{person or '-'}:{cid}"
+                            if s.scalar(select(Notice.id).where(Notice.key == key)) is not None:
+                                continue
+                            values = dict.fromkeys(FIELDS, "") | {"event": "工作日历即将用完", "unit": n.calendar,
+                                                                  "detail": n.text, "to": admins.get(person or "", "")}
+                            body = self.cfg.notify.render("calendar", values)
+                            body["mention"] = (c.wecom_user if ch.type == "wecom" else c.dingtalk_mobile) if c else None
+                            if ch.type == "sms":
+                                body["sms_template"] = ch.templates.get("calendar", "")
+                            s.add(Notice(key=key, event_id=None, case_id=None, kind="calendar", channel=cid,
+                                         target=target or "", recipient=person, urgent=rule.urgent, body=body,
+                                         guard=None, state="pending" if target else "failed", attempts=0,
+                                         created_at=now, due_at=now, claimed_at=None,
+                                         done_at=None if target else now,
+                                         error="" if target else "no address for this channel"))
+                            made += 1
+        return made
+
+    def _clock(self, s: Session, row: EventRow) -> tuple[str, str, str]:
+        """The case's stage, light and time left at the event, in words."""
+        found = self.store.clock_of(row.case, self.store.pauses(s, row.case.id), row.entry.at)
+        if found is None:
+            return "", "", ""
+        st, reading = found
+        mins = int(abs(reading.remaining_s) // 60)
+        span = f"{mins // 60}小时{mins % 60}分" if mins >= 60 else f"{mins}分钟"
+        return (self.labels.name("stage", st), self.labels.name("light", reading.light),
+                f"剩余{span}" if reading.remaining_s > 0 else f"超时{span}")
+
+    def _values(self, row: EventRow, d: Draft, names: dict[str, str],
+                clock: tuple[str, str, str]) -> dict[str, str]:
+        c, org, lab = row.case, self.store.org, self.labels
+        stage, light, left = clock
+        place = c.place or {}
+        unit = d.values.get("unit", c.owner)
+        detail = row.entry.detail or {}
+        return {"event": _EVENT.get(d.template, d.template), "case_id": c.id, "title": c.title or "",
+                "category": lab.name("category", c.category), "severity": lab.name("severity", c.severity),
+                "grid": org.units[c.grid].name if c.grid in org.units else c.grid,
+                "owner": org.units[c.owner].name if c.owner in org.units else c.owner,
+                "unit": org.units[unit].name if unit in org.units else unit,
+                "place": str(place.get("address") or place.get("name") or c.device or ""),
+                "stage": stage, "light": light, "left": left,
+                "link": self.cfg.notify.spec.link.rstrip("/") + f"/?case={c.id}",
+                "to": names.get(d.recipient or "", d.recipient or ""),
+                "detail": str(detail.get("reason") or detail.get("note") or "")}
+
+    # ---- sending ------------------------------------------------------------------------------------
+    @property
+    def lease_s(self) -> float:
+        return self.cfg.notify.spec.lease
+
+    def due_channels(self, now: datetime) -> list[str]:
+        stale = now - timedelta(seconds=self.lease_s)
+        with self.store.reading() as s:
+            return list(s.scalars(select(Notice.channel).where(_due(now, stale)).distinct()))
+
+    def _window(self, cid: str, now: datetime) -> deque[datetime]:
+        w = self._windows.get(cid)
+        if w is None:  # a new leader: what was sent in the last minute counts too
+            with self.store.reading() as s:
+                sent = s.scalars(select(Notice.done_at).where(Notice.channel == cid, Notice.state == "delivered",
+                                                              Notice.done_at > now - timedelta(minutes=1))
+                                 .distinct())
+                w = self._windows[cid] = deque(sorted(t for t in sent if t is not None))
+        while w and w[0] <= now - timedelta(minutes=1):
+            w.popleft()
+        return w
+
+    def _send_logged(self, cid: str, now: datetime | None) -> None:
+        try:
+            self.send_round(cid, now)
+        except Exception:
+            logger.exception("sending on %s failed; retrying", cid)
+            if now is not None:
+                raise
+
+    def send_round(self, cid: str, now: datetime | None = None) -> None:
+        ch = self.cfg.notify.channels.get(cid)
+        now = now or self.store.now()
+        with self.store.transaction() as s:
+            rows = list(s.scalars(select(Notice).where(Notice.channel == cid,
+                                                       _due(now, now - timedelta(seconds=self.lease_s)))
+                                  .order_by(Notice.id).limit(500).with_for_update(skip_locked=True)))
+            if ch is None:  # the channel left the config: nothing can send these
+                for n in rows:
+                    self._finish(s, n, now, "failed", f"channel {cid!r} is no longer configured")
+                return
+            live = self._guarded(s, rows, now)
+            if not live:
+                return
+            robot = ch.type in ROBOTS
+            if robot and ch.group_wait > 0 and len(live) < 50 and min(
+                    n.created_at for n in live) > now - timedelta(seconds=ch.group_wait):
+                return  # wait for more to group
+            window = self._window(cid, now)
+            room = ch.rate_per_minute - len(window)
+            if room <= 0:
+                return
+            messages = _group(live, room) if robot else [[n] for n in live[:room]]
+            for batch in messages:
+                for n in batch:
+                    n.state, n.claimed_at, n.attempts = "sending", now, n.attempts + 1
+        secrets = self.cfg.notify.secrets.get(cid, {})
+        sends = [self._senders.submit(send, ch, secrets, _message(b, ch.type), self.http) for b in messages]
+        self._record(cid, [(b, f.result()) for b, f in zip(messages, sends, strict=True)], now)
+
+    def _guarded(self, s: Session, rows: list[Notice], now: datetime) -> list[Notice]:
+        live = []
+        for n in rows:
+            if n.guard and "request" in n.guard:  # a 督办 reply overdue: unless it was answered meanwhile
+                req = s.get(CaseRequest, n.guard["request"])
+                if req is None or req.decision is not None:
+                    self._finish(s, n, now, "stopped", "督办已回复 (the order was answered)")
+                    continue
+            elif n.guard and n.case_id:
+                c = s.get(Case, n.case_id)
+                if c is None or c.status != n.guard.get("status") or \
+                        c.stage_started_at.isoformat() != n.guard.get("stage_started_at"):
+                    self._finish(s, n, now, "stopped", "案件已签收或环节已变化 (the case moved on)")
+                    continue
+            live.append(n)
+        return live
+
+    def _record(self, cid: str, results: list[tuple[list[Notice], Outcome]], sent_at: datetime) -> None:
+        """The outcome of each message, for all its notices, in one transaction."""
+        now = self.store.now()
+        with self.store.transaction() as s:
+            names = _names(s)
+            for batch, outcome in results:
+                for stale in batch:
+                    n = s.get(Notice, stale.id, with_for_update=True)
+                    if n is None or n.state != "sending":
+                        continue
+                    if outcome.ok:
+                        self._finish(s, n, sent_at, "delivered", "", names)
+                    elif outcome.retry and n.attempts < self.cfg.notify.spec.max_attempts:
+                        back = outcome.retry_after or min(300.0, 2.0 ** n.attempts)
+                        n.state, n.due_at, n.error = "pending", now + timedelta(seconds=back), outcome.reason
+                        self.counts[(cid, "retried")] += 1
+                    else:
+                        self._finish(s, n, now, "failed", outcome.reason, names)
+        for batch, outcome in results:
+            if outcome.ok:
+                self._window(cid, sent_at).append(sent_at)
+            else:
+                logger.warning("notice %s on %s: %s%s", ",".join(str(n.id) for n in batch), cid, outcome.reason,
+                               " (will retry)" if outcome.retry else "")
+
+    def _finish(self, s: Session, n: Notice, now: datetime, state: str, error: str,
+                names: dict[str, str] | None = None) -> None:
+        n.state, n.done_at, n.error = state, now, error
+        self.counts[(n.channel, state)] += 1
+        if names is None and n.recipient:
+            names = _names(s)
+        self._timeline(s, n, now, names or {})
+
+    def _timeline(self, s: Session, n: Notice, now: datetime, names: dict[str, str]) -> None:
+        if n.case_id is None:
+            return
+        detail = {"kind": n.kind, "channel": n.channel, "to": names.get(n.recipient or "", n.recipient or ""),
+                  "target": mask(n.target), "result": n.state, "error": n.error, "notice": n.id}
+        Store.append_log(s, [{"case_id": n.case_id, "at": now, "actor": "notifier", "action": "notified",
+                              "detail": detail}])
+
+    def by_channel(self) -> dict[tuple[str, str], int]:
+        with self.store.reading() as s:
+            return {(ch, st): n for ch, st, n in s.execute(
+                select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state))}
+
+
+def listing(store: Store, *, case_id: str | None = None, state: str | None = None, limit: int = 200) -> list[Notice]:
+    """The administrators' notices view: newest first."""
+    q = select(Notice).order_by(Notice.id.desc()).limit(limit)
+    if case_id is not None:
+        q = q.where(Notice.case_id == case_id)
+    if state is not None:
+        q = q.where(Notice.state == state)
+    with store.reading() as s:
+        return list(s.scalars(q))
+
+
+def _due(now: datetime, stale: datetime) -> Any:
+    return or_(and_(Notice.state == "pending", Notice.due_at <= now),
+               and_(Notice.state == "sending", Notice.claimed_at < stale))
+
+
+def _group(rows: list[Notice], room: int) -> list[list[Notice]]:
+    """Robots: what is due in at most `room` messages of at most MAX_BYTES each; the rest waits."""
+    out: list[list[Notice]] = []
+    cur: list[Notice] = []
+    size = 0
+    for n in rows:
+        line = len(str(n.body.get("line", "")).encode()) + 4
+        if cur and size + line > MAX_BYTES:
+            out.append(cur)
+            if len(out) == room:
+                return out
+            cur, size = [], 0
+        cur.append(n)
+        size += line
+    if cur:
+        out.append(cur)
+    return out[:room]
+
+
+def _names(s: Session, *where: Any) -> dict[str, str]:
+    """Username -> display name of the people who match `where` (everyone by default)."""
+    return {u: n for u, n in s.execute(select(User.username, User.name).where(*where))}
+
+
+def _message(batch: list[Notice], kind: str) -> Message:
+    ids = tuple(n.id for n in batch)
+    mentions = tuple(dict.fromkeys(str(n.body["mention"]) for n in batch if n.body.get("mention")))
+    first = batch[0]
+    notices = [{"notice": n.id, "case_id": n.case_id, "kind": n.kind, "title": n.body["title"],
+                "recipient": n.recipient} for n in batch]
+    if len(batch) == 1:
+        return Message(ids, first.body["title"], first.body["text"], to=first.target, mentions=mentions,
+                       sms_template=str(first.body.get("sms_template", "")), sms_params=first.body.get("sms", {}),
+                       notices=notices)
+    title = f"【{len(batch)} 条通知】"
+    text = f"### {title}\n" + "\n".join(f"- {n.body['line']}" for n in batch)
+    return Message(ids, title, text, mentions=mentions, notices=notices)
+
+
+_EVENT = {"opened": "新案件", "dispatched": "派单", "yellow": "黄灯预警", "red": "红灯警告", "still_red": "持续红灯",
+          "escalated": "升级督办", "backup": "AB角协办", "supervised": "督办", "extension_decided": "延期审批",
+          "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线",
+          "supervision_overdue": "督办逾期未回复", "warning_raised": "预警升级"}
+"""The event words of the messages (the `event` field)."""
