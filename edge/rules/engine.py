@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from edge.message import Event
-from edge.rules import levels
+from edge.rules import levels, suppression
 from edge.rules.base import Evaluator, Verdict
 from edge.rules.episode import FAULT_SUB, Episode, make_alert
 from edge.rules.ruleset import CompiledRule, RuleSet
@@ -60,7 +60,8 @@ class Engine:
             st.setdefault("lseq", None)
             if st.get("r") in self.rules.rules:
                 self.states[key] = st
-                self._index(key, st, +1 if st.get("ep") in ("firing", "clearing") else 0)
+                firing = +1 if st.get("ep") in ("firing", "clearing") else 0
+                suppression.index(self._firing, self._suppressed, key, st, firing)
                 self._arm(key)
             else:
                 self.deleted.add(key)
@@ -342,8 +343,8 @@ class Engine:
             st["lvl"], st["wseq"] = st["lv"], 0
             st.pop("lvs", None)
         self.urgent.add(key)
-        self._index(key, st, +1)
-        if self._is_suppressed(cr, st):
+        suppression.index(self._firing, self._suppressed, key, st, +1)
+        if suppression.blocks(self._firing, cr, st):
             st["sup"] = True
             self._suppressed.add(key)
             self.ignored["suppressed"] += 1
@@ -371,7 +372,7 @@ class Engine:
         st.pop("why", None)
         self.urgent.add(key)
         self._suppressed.discard(key)
-        self._index(key, st, -1)
+        suppression.index(self._firing, self._suppressed, key, st, -1)
         # suppressed rules are released once the whole event or tick has been seen by every rule
         self._releases.update(self.rules.suppresses.get(cr.id, ()))
         return [body] if body is not None else []
@@ -387,26 +388,13 @@ class Engine:
         cr = self.rules.rules.get(rule_id)
         for key in [k for k in self._suppressed if self.states[k]["r"] == rule_id]:
             st = self.states[key]
-            if cr is not None and not self._is_suppressed(cr, st):
+            if cr is not None and not suppression.blocks(self._firing, cr, st):
                 self._suppressed.discard(key)
                 st["sup"] = False
                 self.dirty[key] = None
                 self.urgent.add(key)
                 out.append(self._alert(cr, st, "firing", st.get("lts") or st["fired"]))
         return out
-
-    def _index(self, key: str, st: Episode, delta: int) -> None:
-        if delta:
-            for scope in ("d:" + st["dev"], "g:" + st["grid"]):
-                self._firing[(st["r"], scope)] += delta
-                if self._firing[(st["r"], scope)] <= 0:
-                    del self._firing[(st["r"], scope)]
-        if st.get("sup"):
-            self._suppressed.add(key)
-
-    def _is_suppressed(self, cr: CompiledRule, st: Episode) -> bool:
-        scope = ("d:" + st["dev"]) if cr.spec.suppress_scope == "device" else ("g:" + st["grid"])
-        return any(self._firing.get((sid, scope), 0) > 0 for sid in cr.spec.suppressed_by)
 
     def _alert(self, cr: CompiledRule, st: Episode, state: AlertState, ts: float,
                resolved_by: str | None = None) -> Alert:
