@@ -87,12 +87,14 @@ e2e-test: deps venv
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist
 
-# ruff, mypy (pydantic plugin; --strict on the shared core) and the import contracts of pyproject.toml
+# ruff, mypy (pydantic plugin; --strict on the shared core), the import contracts of pyproject.toml (the hub's
+# floors among them) and no module over 450 lines outside tests and migrations
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/mypy --strict -p gridwatch.core
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/module_sizes.py
 
 # every benchmark runs, even after one misses its target; a table of figures, ratios and met / not met ends it
 bench: deps venv

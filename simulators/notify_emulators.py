@@ -72,7 +72,8 @@ class State:
             w = self.sent.setdefault(robot, deque())
             while w and w[0] <= now - 60:
                 w.popleft()
-            if len(w) >= per_minute:
+            if len(w) >= per_minute:  # refused as the vendor refuses it, and kept for the tests to see
+                self.rejected.append({"service": robot.partition(":")[0], "reason": "rate", "at": now})
                 return True
             w.append(now)
             return False

@@ -36,11 +36,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import httpx
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gridwatch.core.errors import ConfigError
-from hub.notify.channels import Message, Outcome, send
+from hub.notify.channels import Outcome, send
+from hub.notify.messages import EVENT, group, mask, message
+from hub.notify.queue import due, listing, names_of
 from hub.ops.leader import Leadership, WokenThread
 from hub.policy.calendar_watch import notices as calendar_notices
 from hub.policy.labels import Labels
@@ -53,17 +55,6 @@ from hub.store.models import Case, CaseRequest, Contact, Cursor, Notice, User
 logger = logging.getLogger(__name__)
 CURSOR = "notifier"
 BATCH = 200
-MAX_BYTES = 4000  # WeCom markdown: at most 4096 bytes
-
-
-def mask(target: str) -> str:
-    """A mobile as 138****5678, a mailbox as z***@example.org; robots' ids as they are."""
-    if "@" in target:
-        name, _, host = target.partition("@")
-        return f"{name[:1]}***@{host}"
-    if target.isdigit() and len(target) >= 7:
-        return f"{target[:3]}****{target[-4:]}"
-    return target
 
 
 @dataclass
@@ -195,7 +186,7 @@ class Notifier(WokenThread):
         cfg = self.cfg
         with self.store.transaction() as s:
             contacts = {c.username: c for c in s.scalars(select(Contact))}
-            names = _names(s)
+            names = names_of(s)
             drafts: list[tuple[EventRow, Draft]] = []
             for row in rows:
                 e, c = row.entry, row.case
@@ -241,7 +232,7 @@ class Notifier(WokenThread):
             return 0
         made = 0
         with self.store.transaction() as s:
-            admins = _names(s, User.role == "admin", User.disabled.is_(False))
+            admins = names_of(s, User.role == "admin", User.disabled.is_(False))
             contacts = {c.username: c for c in s.scalars(select(Contact))}
             for n in said:
                 for rule in rules:
@@ -291,7 +282,7 @@ class Notifier(WokenThread):
         place = c.place or {}
         unit = d.values.get("unit", c.owner)
         detail = row.entry.detail or {}
-        return {"event": _EVENT.get(d.template, d.template), "case_id": c.id, "title": c.title or "",
+        return {"event": EVENT.get(d.template, d.template), "case_id": c.id, "title": c.title or "",
                 "category": lab.name("category", c.category), "severity": lab.name("severity", c.severity),
                 "grid": org.units[c.grid].name if c.grid in org.units else c.grid,
                 "owner": org.units[c.owner].name if c.owner in org.units else c.owner,
@@ -310,16 +301,18 @@ class Notifier(WokenThread):
     def due_channels(self, now: datetime) -> list[str]:
         stale = now - timedelta(seconds=self.lease_s)
         with self.store.reading() as s:
-            return list(s.scalars(select(Notice.channel).where(_due(now, stale)).distinct()))
+            return list(s.scalars(select(Notice.channel).where(due(now, stale)).distinct()))
 
     def _window(self, cid: str, now: datetime) -> deque[datetime]:
         w = self._windows.get(cid)
-        if w is None:  # a new leader: what was sent in the last minute counts too
+        if w is None:  # a new leader: every message sent in the last minute counts too (one per `message`; a
+            # notice from before migration 0016 counts as a message of its own)
             with self.store.reading() as s:
-                sent = s.scalars(select(Notice.done_at).where(Notice.channel == cid, Notice.state == "delivered",
-                                                              Notice.done_at > now - timedelta(minutes=1))
-                                 .distinct())
-                w = self._windows[cid] = deque(sorted(t for t in sent if t is not None))
+                sent = s.execute(select(func.coalesce(Notice.message, -Notice.id), func.min(Notice.done_at))
+                                 .where(Notice.channel == cid, Notice.state == "delivered",
+                                        Notice.done_at > now - timedelta(minutes=1))
+                                 .group_by(func.coalesce(Notice.message, -Notice.id))).all()
+                w = self._windows[cid] = deque(sorted(t for _, t in sent if t is not None))
         while w and w[0] <= now - timedelta(minutes=1):
             w.popleft()
         return w
@@ -337,7 +330,7 @@ class Notifier(WokenThread):
         now = now or self.store.now()
         with self.store.transaction() as s:
             rows = list(s.scalars(select(Notice).where(Notice.channel == cid,
-                                                       _due(now, now - timedelta(seconds=self.lease_s)))
+                                                       due(now, now - timedelta(seconds=self.lease_s)))
                                   .order_by(Notice.id).limit(500).with_for_update(skip_locked=True)))
             if ch is None:  # the channel left the config: nothing can send these
                 for n in rows:
@@ -354,12 +347,12 @@ class Notifier(WokenThread):
             room = ch.rate_per_minute - len(window)
             if room <= 0:
                 return
-            messages = _group(live, room) if robot else [[n] for n in live[:room]]
+            messages = group(live, room) if robot else [[n] for n in live[:room]]
             for batch in messages:
                 for n in batch:
                     n.state, n.claimed_at, n.attempts = "sending", now, n.attempts + 1
         secrets = self.cfg.notify.secrets.get(cid, {})
-        sends = [self._senders.submit(send, ch, secrets, _message(b, ch.type), self.http) for b in messages]
+        sends = [self._senders.submit(send, ch, secrets, message(b, ch.type), self.http) for b in messages]
         self._record(cid, [(b, f.result()) for b, f in zip(messages, sends, strict=True)], now)
 
     def _guarded(self, s: Session, rows: list[Notice], now: datetime) -> list[Notice]:
@@ -383,13 +376,14 @@ class Notifier(WokenThread):
         """The outcome of each message, for all its notices, in one transaction."""
         now = self.store.now()
         with self.store.transaction() as s:
-            names = _names(s)
+            names = names_of(s)
             for batch, outcome in results:
                 for stale in batch:
                     n = s.get(Notice, stale.id, with_for_update=True)
                     if n is None or n.state != "sending":
                         continue
                     if outcome.ok:
+                        n.message = batch[0].id
                         self._finish(s, n, sent_at, "delivered", "", names)
                     elif outcome.retry and n.attempts < self.cfg.notify.spec.max_attempts:
                         back = outcome.retry_after or min(300.0, 2.0 ** n.attempts)
@@ -409,7 +403,7 @@ class Notifier(WokenThread):
         n.state, n.done_at, n.error = state, now, error
         self.counts[(n.channel, state)] += 1
         if names is None and n.recipient:
-            names = _names(s)
+            names = names_of(s)
         self._timeline(s, n, now, names or {})
 
     def _timeline(self, s: Session, n: Notice, now: datetime, names: dict[str, str]) -> None:
@@ -426,63 +420,4 @@ class Notifier(WokenThread):
                 select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state))}
 
 
-def listing(store: Store, *, case_id: str | None = None, state: str | None = None, limit: int = 200) -> list[Notice]:
-    """The administrators' notices view: newest first."""
-    q = select(Notice).order_by(Notice.id.desc()).limit(limit)
-    if case_id is not None:
-        q = q.where(Notice.case_id == case_id)
-    if state is not None:
-        q = q.where(Notice.state == state)
-    with store.reading() as s:
-        return list(s.scalars(q))
-
-
-def _due(now: datetime, stale: datetime) -> Any:
-    return or_(and_(Notice.state == "pending", Notice.due_at <= now),
-               and_(Notice.state == "sending", Notice.claimed_at < stale))
-
-
-def _group(rows: list[Notice], room: int) -> list[list[Notice]]:
-    """Robots: what is due in at most `room` messages of at most MAX_BYTES each; the rest waits."""
-    out: list[list[Notice]] = []
-    cur: list[Notice] = []
-    size = 0
-    for n in rows:
-        line = len(str(n.body.get("line", "")).encode()) + 4
-        if cur and size + line > MAX_BYTES:
-            out.append(cur)
-            if len(out) == room:
-                return out
-            cur, size = [], 0
-        cur.append(n)
-        size += line
-    if cur:
-        out.append(cur)
-    return out[:room]
-
-
-def _names(s: Session, *where: Any) -> dict[str, str]:
-    """Username -> display name of the people who match `where` (everyone by default)."""
-    return {u: n for u, n in s.execute(select(User.username, User.name).where(*where))}
-
-
-def _message(batch: list[Notice], kind: str) -> Message:
-    ids = tuple(n.id for n in batch)
-    mentions = tuple(dict.fromkeys(str(n.body["mention"]) for n in batch if n.body.get("mention")))
-    first = batch[0]
-    notices = [{"notice": n.id, "case_id": n.case_id, "kind": n.kind, "title": n.body["title"],
-                "recipient": n.recipient} for n in batch]
-    if len(batch) == 1:
-        return Message(ids, first.body["title"], first.body["text"], to=first.target, mentions=mentions,
-                       sms_template=str(first.body.get("sms_template", "")), sms_params=first.body.get("sms", {}),
-                       notices=notices)
-    title = f"【{len(batch)} 条通知】"
-    text = f"### {title}\n" + "\n".join(f"- {n.body['line']}" for n in batch)
-    return Message(ids, title, text, mentions=mentions, notices=notices)
-
-
-_EVENT = {"opened": "新案件", "dispatched": "派单", "yellow": "黄灯预警", "red": "红灯警告", "still_red": "持续红灯",
-          "escalated": "升级督办", "backup": "AB角协办", "supervised": "督办", "extension_decided": "延期审批",
-          "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线",
-          "supervision_overdue": "督办逾期未回复", "warning_raised": "预警升级"}
-"""The event words of the messages (the `event` field)."""
+__all__ = ["Notifier", "listing", "mask"]

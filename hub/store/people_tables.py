@@ -156,3 +156,4 @@ class Notice(Base):
     claimed_at: Mapped[datetime | None]
     done_at: Mapped[datetime | None]
     error: Mapped[str] = mapped_column(Text, default="")
+    message: Mapped[int | None] = mapped_column(BigInteger)  # the message it went in: its first notice's id
