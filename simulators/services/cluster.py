@@ -16,7 +16,7 @@ import httpx
 
 from simulators.services.process import binary, free_port, stop_pid, wait_port
 
-NATS_SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "nats"
+NATS_SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "nats"
 
 
 @dataclass
@@ -110,7 +110,7 @@ def start_nats_cluster(workdir: Path, users: dict[str, str], size: int = 3) -> N
     return cluster
 
 
-PATRONI_SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "patroni" / "patroni.yml"
+PATRONI_SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "patroni" / "patroni.yml"
 
 
 @dataclass
@@ -270,7 +270,7 @@ def start_patroni_cluster(password: str = "test-only-pg-password") -> PatroniClu
     return cluster
 
 
-HAPROXY_SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "haproxy"
+HAPROXY_SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "haproxy"
 
 
 @dataclass

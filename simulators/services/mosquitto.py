@@ -77,7 +77,7 @@ def start_mosquitto(workdir: Path, *, users: dict[str, str] | None = None, acl: 
     return Broker("127.0.0.1", port, proc, dict(users or {}))
 
 
-SHIPPED = Path(__file__).resolve().parent.parent / "configs" / "mosquitto"
+SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "mosquitto"
 
 
 def start_shipped_mosquitto(workdir: Path, users: dict[str, str], port: int | None = None) -> Broker:
