@@ -11,7 +11,10 @@ One HTTP server answers as:
   minute, errcode 130101 ("send too fast").
 - **Feishu robot** `POST /open-apis/bot/v2/hook/HOOK` (https://open.feishu.cn/document/client-docs/bot-v3/
   add-custom-bot): `timestamp` (seconds, within an hour) and `sign` = base64(HMAC-SHA256(key="TS\\nsecret",
-  msg="")) in the body, else code 19021; 100 a minute, code 11232.
+  msg="")) in the body, else code 19021; 100 a minute, code 11232. A body over 20 KB, or a message that is not
+  `text` (`content.text`) or `post` (`content.post.<locale>: {title, content: [[element…]…]}` whose elements are
+  `text` {text}, `a` {text, href}, `at` {user_id} or `img` {image_key}), answers code 9499 "Bad Request". A
+  `post` is recorded as people see it: the title, then each paragraph's text, a link's words, `@id` for an at.
 - **Webhook** `POST /webhook`: `X-Gridwatch-Signature: sha256=hex(HMAC-SHA256(secret, "TS.body"))` with
   `X-Gridwatch-Timestamp` within five minutes, else 401.
 - **Aliyun SMS** `GET /?Action=SendSms…` (RPC signature v1, https://help.aliyun.com/zh/sdk/product-overview/
@@ -45,6 +48,41 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlsplit
+
+_POST_TAGS = {"text": ("text",), "a": ("text", "href"), "at": ("user_id",), "img": ("image_key",)}
+
+
+def _feishu_shown(msg: dict[str, Any]) -> tuple[str, list[str]] | None:
+    """What a Feishu group shows of a robot's `text` or `post` message (its words, the ids @-ed), or None when
+    Feishu would refuse it as malformed."""
+    content = msg.get("content")
+    if not isinstance(content, dict):
+        return None
+    if msg.get("msg_type") == "text":
+        text = content.get("text")
+        return (text, []) if isinstance(text, str) else None
+    post = content.get("post")
+    if msg.get("msg_type") != "post" or not isinstance(post, dict) or not post:
+        return None
+    locale = post.get("zh_cn") or next(iter(post.values()))
+    if not isinstance(locale, dict) or not isinstance(locale.get("content"), list):
+        return None
+    lines, at = [str(locale.get("title", ""))], []
+    for para in locale["content"]:
+        if not isinstance(para, list):
+            return None
+        words = []
+        for el in para:
+            need = _POST_TAGS.get(el.get("tag")) if isinstance(el, dict) else None
+            if need is None or not all(isinstance(el.get(k), str) for k in need):
+                return None
+            if el["tag"] == "at":
+                at.append(el["user_id"])
+                words.append(f"@{el['user_id']}")
+            elif el["tag"] != "img":
+                words.append(el["text"])
+        lines.append("".join(words))
+    return "\n".join(lines), at
 
 
 class State:
@@ -215,7 +253,13 @@ class Handler(BaseHTTPRequestHandler):
         if self.state.over_rate(f"feishu:{hook}", 100):
             self._send(200, {"code": 11232, "msg": "frequency limited"})
             return
-        self.state.record("feishu", ids, robot=hook, text=msg.get("content", {}).get("text", ""))
+        shown = _feishu_shown(msg) if len(body) <= 20 * 1024 else None
+        if shown is None:
+            self.state.reject("feishu", "bad request")
+            self._send(200, {"code": 9499, "msg": "Bad Request", "data": {}})
+            return
+        text, at = shown
+        self.state.record("feishu", ids, robot=hook, text=text, msg_type=msg.get("msg_type"), at_users=at)
         self._send(200, {"code": 0, "msg": "success", "data": {}})
 
     def _webhook(self, body: bytes, ids: str) -> None:

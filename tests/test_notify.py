@@ -17,7 +17,7 @@ import yaml
 
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
-from hub.notify.channels import aliyun_signature
+from hub.notify.channels.sms import signature as aliyun_signature
 from hub.notify.notifier import Notifier, listing
 from hub.policy.notify_config import load_notify
 from hub.policy.org import Org, OrgFile
@@ -231,6 +231,34 @@ def test_a_new_leader_counts_the_messages_its_predecessor_sent_this_minute_not_i
         finally:
             new.stop()
         assert not [r for r in world.rejected() if r["service"] == "wecom"]
+
+
+def test_feishu_gets_rich_text_without_raw_markdown_and_ats_the_person_on_duty_by_feishu_id(world):
+    """Issue 38: Feishu shows a `text` message as typed, so the markdown templates reached people raw (`###`, the
+    title twice, `[查看并签收](url)`) and nobody could be @-ed. On the old main this fails: msg_type text, raw
+    markdown, no at."""
+    policy = yaml.safe_load(Path(world.paths["notify"]).read_text(encoding="utf-8"))
+    policy["rules"].append({"id": "feishu-new", "events": ["opened"], "categories": ["gas_leak"], "to": ["duty"],
+                            "via": ["feishu-s1"], "urgent": True})
+    Path(world.paths["notify"]).write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    t0 = at(2026, 12, 3, 22, 0)  # night: g01.night2 (赵六) is on duty
+    with started(world, t0) as c:
+        r = c.put("/api/v1/users/g01.night2/contacts", headers=H("admin"),
+                  json={"mobile": MOBILE["g01.night2"], "feishu_user": "ou_7d8a6e6df7621556ce0d21922b676706"})
+        assert r.status_code == 200 and r.json()["feishu_user"].startswith("ou_7d8a"), r.text
+        drive(c, t0)
+        case = c.post("/api/v1/alerts", json={"alerts": [gas("fs1", t0)]},
+                      headers=H("edge")).json()["results"][0]["case_id"]
+        drive(c, t0 + timedelta(seconds=3))
+        got = world.received("feishu")
+        assert len(got) == 1 and got[0]["msg_type"] == "post", got
+        shown = got[0]["text"]
+        assert got[0]["at_users"] == ["ou_7d8a6e6df7621556ce0d21922b676706"]
+        assert "#" not in shown and "](" not in shown and "**" not in shown, shown
+        title = shown.splitlines()[0]
+        assert case in title and "新案件" in title and shown.count(title) == 1, shown
+        assert "查看并签收" in shown and "地点" in shown
+        assert not [r for r in world.rejected() if r["service"] == "feishu"]
 
 
 def test_429_500_and_a_hang_are_retried_and_each_notice_arrives_once(world):

@@ -31,6 +31,8 @@ class ContactIn(BaseModel):
     email: str | None = Field(None, pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")
     wecom_user: str | None = Field(None, max_length=64, description="企业微信 userid, @-mentioned by the robot")
     dingtalk_mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="钉钉 atMobiles")
+    feishu_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                                    description="飞书 open_id (ou_…) or user_id, @-ed by the Feishu robot")
 
 
 class ContactOut(BaseModel):
@@ -39,6 +41,7 @@ class ContactOut(BaseModel):
     email: str | None
     wecom_user: str | None
     dingtalk_mobile: str | None
+    feishu_user: str | None
     masked: bool = Field(description="true when the numbers are masked (neither an admin nor the person)")
 
 
@@ -47,7 +50,7 @@ def _contact(username: str, c: Contact | None, full: bool) -> ContactOut:
         return v if v is None or full else mask(v)
     return ContactOut(username=username, masked=not full, mobile=m(c.mobile if c else None),
                       email=m(c.email if c else None), wecom_user=c.wecom_user if c else None,
-                      dingtalk_mobile=m(c.dingtalk_mobile if c else None))
+                      dingtalk_mobile=m(c.dingtalk_mobile if c else None), feishu_user=c.feishu_user if c else None)
 
 
 def _people(request: Request) -> People:

@@ -1,5 +1,5 @@
 """The messages notices travel in: a robot's due notices grouped into messages of at most MAX_BYTES (every case
-named), one notice's own message otherwise, the event words, and targets masked for the timeline."""
+named), one notice's own message otherwise, and targets masked for the timeline."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def group(rows: list[Notice], room: int) -> list[list[Notice]]:
     return out[:room]
 
 
-def message(batch: list[Notice], kind: str) -> Message:
+def message(batch: list[Notice]) -> Message:
     ids = tuple(n.id for n in batch)
     mentions = tuple(dict.fromkeys(str(n.body["mention"]) for n in batch if n.body.get("mention")))
     first = batch[0]
@@ -52,9 +52,3 @@ def message(batch: list[Notice], kind: str) -> Message:
     text = f"### {title}\n" + "\n".join(f"- {n.body['line']}" for n in batch)
     return Message(ids, title, text, mentions=mentions, notices=notices)
 
-
-EVENT = {"opened": "新案件", "dispatched": "派单", "yellow": "黄灯预警", "red": "红灯警告", "still_red": "持续红灯",
-          "escalated": "升级督办", "backup": "AB角协办", "supervised": "督办", "extension_decided": "延期审批",
-          "suspension_decided": "挂起审批", "sent_back": "退回", "reopened": "重新办理", "agent_offline": "设备离线",
-          "supervision_overdue": "督办逾期未回复", "warning_raised": "预警升级"}
-"""The event words of the messages (the `event` field)."""

@@ -41,13 +41,13 @@ from sqlalchemy.orm import Session
 
 from gridwatch.core.errors import ConfigError
 from hub.notify.channels import Outcome, send
-from hub.notify.messages import EVENT, group, mask, message
+from hub.notify.messages import group, mask, message
 from hub.notify.queue import due, listing, names_of
 from hub.ops.leader import Leadership, WokenThread
 from hub.policy.calendar_watch import notices as calendar_notices
 from hub.policy.labels import Labels
-from hub.policy.notices import Draft, EventFacts, plan
-from hub.policy.notify_config import FIELDS, ROBOTS, Notify, load_notify
+from hub.policy.notices import Draft, EventFacts, plan, plan_calendar
+from hub.policy.notify_config import FIELDS, Notify, load_notify
 from hub.policy.roster import Rosters, load_rosters
 from hub.store.cases import EventRow, Store
 from hub.store.models import Case, CaseRequest, Contact, Cursor, Notice, User
@@ -203,11 +203,7 @@ class Notifier(WokenThread):
                 if row.entry.id not in clocks:
                     clocks[row.entry.id] = self._clock(s, row)
                 values = self._values(row, d, names, clocks[row.entry.id])
-                body = cfg.notify.render(d.template, values)
-                body["mention"] = d.mention
-                ch = cfg.notify.channels[d.channel]
-                if ch.type == "sms":
-                    body["sms_template"] = ch.templates.get(d.template) or ch.templates.get(d.kind, "")
+                body = cfg.notify.render(d.template, values) | {"mention": d.mention, **d.extra}
                 state = "failed" if d.problem else "pending"
                 n = Notice(key=d.key, event_id=row.entry.id, case_id=row.case.id, kind=d.template, channel=d.channel,
                            target=d.target, recipient=d.recipient, urgent=d.urgent, body=body, guard=d.guard,
@@ -223,45 +219,25 @@ class Notifier(WokenThread):
         return len(rows)
 
     def plan_calendars(self, now: datetime) -> int:
-        """A working-time calendar running out (`hub.policy.calendar_watch`): once a day, to the rules answering
-        `calendar` (recipients: `admins`, the administrators; or a unit's robot or webhook)."""
-        rules = [r for r in self.cfg.notify.spec.rules if "calendar" in r.events]
-        said = [n for n in calendar_notices(self.store.calendars, self.store.sla, self.store.today(now))
-                if n.level == "warning"] if rules else []
-        if not said:
+        """A working-time calendar running out, once a day (the pure planner's `plan_calendar`)."""
+        said = calendar_notices(self.store.calendars, self.store.sla, self.store.today(now))
+        if not any("calendar" in r.events for r in self.cfg.notify.spec.rules) or not said:
             return 0
         made = 0
         with self.store.transaction() as s:
             admins = names_of(s, User.role == "admin", User.disabled.is_(False))
             contacts = {c.username: c for c in s.scalars(select(Contact))}
-            for n in said:
-                for rule in rules:
-                    people: list[str | None] = [*(list(admins) if "admins" in rule.to else []),
-                                                *([None] if "unit" in rule.to else [])]
-                    for person in people:
-                        for cid in rule.via:
-                            ch = self.cfg.notify.channels[cid]
-                            c = contacts.get(person) if person else None
-                            target = {"sms": c.mobile if c else None, "email": c.email if c else None}.get(
-                                ch.type, cid)
-                            if person is None and ch.type in ("sms", "email"):
-                                continue
-                            key = f"calendar:{n.calendar}:{self.store.today(now)}:{person or '-'}:{cid}"
-                            if s.scalar(select(Notice.id).where(Notice.key == key)) is not None:
-                                continue
-                            values = dict.fromkeys(FIELDS, "") | {"event": "工作日历即将用完", "unit": n.calendar,
-                                                                  "detail": n.text, "to": admins.get(person or "", "")}
-                            body = self.cfg.notify.render("calendar", values)
-                            body["mention"] = (c.wecom_user if ch.type == "wecom" else c.dingtalk_mobile) if c else None
-                            if ch.type == "sms":
-                                body["sms_template"] = ch.templates.get("calendar", "")
-                            s.add(Notice(key=key, event_id=None, case_id=None, kind="calendar", channel=cid,
-                                         target=target or "", recipient=person, urgent=rule.urgent, body=body,
-                                         guard=None, state="pending" if target else "failed", attempts=0,
-                                         created_at=now, due_at=now, claimed_at=None,
-                                         done_at=None if target else now,
-                                         error="" if target else "no address for this channel"))
-                            made += 1
+            drafts = plan_calendar(said, self.cfg.notify, sorted(admins), contacts, self.store.today(now), now)
+            have = set(s.scalars(select(Notice.key).where(Notice.key.in_([d.key for d in drafts]))))
+            for d in (d for d in drafts if d.key not in have):
+                values = dict.fromkeys(FIELDS, "") | d.values | {
+                    "event": self.labels.name("event", "calendar"), "to": admins.get(d.recipient or "", "")}
+                body = self.cfg.notify.render("calendar", values) | {"mention": d.mention, **d.extra}
+                s.add(Notice(key=d.key, event_id=None, case_id=None, kind="calendar", channel=d.channel,
+                             target=d.target, recipient=d.recipient, urgent=d.urgent, body=body, guard=None,
+                             state="failed" if d.problem else "pending", attempts=0, created_at=now, due_at=now,
+                             claimed_at=None, done_at=now if d.problem else None, error=d.problem))
+                made += 1
         return made
 
     def _clock(self, s: Session, row: EventRow) -> tuple[str, str, str]:
@@ -282,7 +258,7 @@ class Notifier(WokenThread):
         place = c.place or {}
         unit = d.values.get("unit", c.owner)
         detail = row.entry.detail or {}
-        return {"event": EVENT.get(d.template, d.template), "case_id": c.id, "title": c.title or "",
+        return {"event": lab.name("event", d.template), "case_id": c.id, "title": c.title or "",
                 "category": lab.name("category", c.category), "severity": lab.name("severity", c.severity),
                 "grid": org.units[c.grid].name if c.grid in org.units else c.grid,
                 "owner": org.units[c.owner].name if c.owner in org.units else c.owner,
@@ -339,7 +315,7 @@ class Notifier(WokenThread):
             live = self._guarded(s, rows, now)
             if not live:
                 return
-            robot = ch.type in ROBOTS
+            robot = ch.groups
             if robot and ch.group_wait > 0 and len(live) < 50 and min(
                     n.created_at for n in live) > now - timedelta(seconds=ch.group_wait):
                 return  # wait for more to group
@@ -352,7 +328,7 @@ class Notifier(WokenThread):
                 for n in batch:
                     n.state, n.claimed_at, n.attempts = "sending", now, n.attempts + 1
         secrets = self.cfg.notify.secrets.get(cid, {})
-        sends = [self._senders.submit(send, ch, secrets, message(b, ch.type), self.http) for b in messages]
+        sends = [self._senders.submit(send, ch, secrets, message(b), self.http) for b in messages]
         self._record(cid, [(b, f.result()) for b, f in zip(messages, sends, strict=True)], now)
 
     def _guarded(self, s: Session, rows: list[Notice], now: datetime) -> list[Notice]:

@@ -40,7 +40,7 @@ class Contacts(PeopleBase):
     def seal_contacts(engine: Engine) -> int:
         """At start: every stored contact point sealed with the newest data key (legacy plain text sealed for
         the first time, values under an older key re-sealed: key rotation). Returns the rows rewritten."""
-        cols = ("mobile", "email", "wecom_user", "dingtalk_mobile")
+        cols = ("mobile", "email", "wecom_user", "dingtalk_mobile", "feishu_user")
         done = 0
         with engine.begin() as conn:
             for row in conn.execute(text(f"SELECT username, {', '.join(cols)} FROM contacts")).all():

@@ -19,7 +19,8 @@ from gridwatch.core.yamlconf import load
 
 Lang = Literal["zh-CN", "en"]
 LANGS: Final[tuple[Lang, ...]] = ("zh-CN", "en")
-KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier", "rating", "warning")
+KINDS: Final = ("category", "severity", "status", "stage", "action", "level", "light", "tier", "rating", "warning",
+                "event")
 
 
 class Name(BaseModel):
@@ -44,6 +45,7 @@ class LabelsFile(BaseModel):
     tier: dict[str, Name] = Field(default_factory=dict)
     rating: dict[str, Name] = Field(default_factory=dict)
     warning: dict[str, Name] = Field(default_factory=dict)
+    event: dict[str, Name] = Field(default_factory=dict, description="the notices' event words (`event` field)")
 
 
 def _n(zh: str, en: str) -> Name:
@@ -89,6 +91,16 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                 "orange": _n("橙色预警", "orange warning"), "red": _n("红色预警", "red warning")},
     "light": {"red": _n("红灯", "RED"), "yellow": _n("黄灯", "YELLOW"), "green": _n("绿灯", "GREEN")},
     "tier": {"general": _n("一般", "general"), "important": _n("较大", "important"), "major": _n("重大", "major")},
+    "event": {"opened": _n("新案件", "new case"), "dispatched": _n("派单", "dispatched"),
+              "yellow": _n("黄灯预警", "yellow light"), "red": _n("红灯警告", "red light"),
+              "still_red": _n("持续红灯", "still red"), "escalated": _n("升级督办", "escalated"),
+              "backup": _n("AB角协办", "backup"), "supervised": _n("督办", "supervised"),
+              "extension_decided": _n("延期审批", "extension decided"),
+              "suspension_decided": _n("挂起审批", "suspension decided"), "sent_back": _n("退回", "sent back"),
+              "reopened": _n("重新办理", "reopened"), "agent_offline": _n("设备离线", "agent offline"),
+              "supervision_overdue": _n("督办逾期未回复", "supervision reply overdue"),
+              "warning_raised": _n("预警升级", "warning raised"),
+              "calendar": _n("工作日历即将用完", "calendar running out")},
 }
 
 

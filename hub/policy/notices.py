@@ -17,21 +17,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
-from hub.policy.notify_config import ROBOTS, EmailChannel, Notify, Rule, SmsChannel, WebhookChannel
+from hub.policy.calendar_watch import CalendarNotice
+from hub.policy.notify_config import ContactLike, Notify, Rule
 from hub.policy.org import Org
 from hub.policy.roster import Rosters
 
 GUARDED = {"yellow", "red", "escalated", "backup", "supervised"}
 """Kinds whose notices stop when the case's stage moves on before they are sent."""
-
-
-class ContactLike(Protocol):
-    mobile: str | None
-    email: str | None
-    wecom_user: str | None
-    dingtalk_mobile: str | None
 
 
 @dataclass(frozen=True)
@@ -63,6 +57,8 @@ class Draft:
     guard: dict[str, Any] | None
     mention: str | None = None
     values: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)
+    """What the channel needs beside the rendered template (an SMS template code)."""
     problem: str = ""
     """Set when the recipient cannot be reached on the channel (no mobile): recorded as failed, with it."""
 
@@ -158,7 +154,6 @@ def plan(ev: EventFacts, notify: Notify, rosters: Rosters, org: Org, contacts: M
 
 def _plan_kind(out: dict[str, Draft], kind: str, unit: str, when: datetime, extra: dict[str, Any], ev: EventFacts,
                notify: Notify, rosters: Rosters, org: Org, contacts: Mapping[str, ContactLike], tz: Any) -> None:
-    channels = notify.channels
     for rule in notify.spec.rules:
         if not _matches(rule, kind, unit, ev, org):
             continue
@@ -171,27 +166,45 @@ def _plan_kind(out: dict[str, Draft], kind: str, unit: str, when: datetime, extr
         for role in rule.to:
             for person in recipients(role, unit, rosters, org, ev.at):
                 for cid in rule.via:
-                    ch = channels[cid]
-                    if ch.type in (*ROBOTS, "webhook") and ch.units and not any(
-                            unit in org.units and org.within(unit, u) for u in ch.units):
-                        continue  # another unit's robot
                     key = f"e{ev.event_id}:{template}:{person or '-'}:{cid}"
-                    if key in out:
+                    d = _draft(key, notify, cid, person, unit, org, contacts, template, kind)
+                    if d is None or key in out:
                         continue
-                    d = Draft(key, kind, template, cid, cid, person, rule.urgent, due, guard, values={"unit": unit})
-                    c = contacts.get(person) if person else None
-                    if isinstance(ch, SmsChannel):
-                        d.target = (c.mobile if c else None) or ""
-                        d.problem = "" if d.target else "没有手机号 (no mobile number)"
-                        if template not in ch.templates and kind not in ch.templates:
-                            d.problem = d.problem or f"no SMS template for {template}"
-                    elif isinstance(ch, EmailChannel):
-                        d.target = (c.email if c else None) or ""
-                        d.problem = "" if d.target else "没有邮箱 (no email address)"
-                    elif isinstance(ch, WebhookChannel):
-                        pass
-                    elif c is not None:
-                        d.mention = c.wecom_user if ch.type == "wecom" else c.dingtalk_mobile
-                    if person is None and isinstance(ch, SmsChannel | EmailChannel):
-                        continue  # a unit has no phone of its own
+                    d.urgent, d.due_at, d.guard = rule.urgent, due, guard
                     out[key] = d
+
+
+def _draft(key: str, notify: Notify, cid: str, person: str | None, unit: str | None, org: Org | None,
+           contacts: Mapping[str, ContactLike], template: str, kind: str) -> Draft | None:
+    """One recipient on one channel, or None when the channel does not serve them (another unit's robot; a
+    unit, which has no phone or mailbox of its own). `unit` None: the hub's own matter, for every robot."""
+    ch = notify.channels.get(cid)
+    if ch is None or (ch.personal and person is None):
+        return None
+    if unit is not None and org is not None and not ch.serves(unit, org):
+        return None
+    a = ch.address(contacts.get(person) if person else None, template, kind)
+    return Draft(key, kind, template, cid, a.target, person, False, datetime.min, None, mention=a.mention,
+                 values={"unit": unit or ""}, extra=a.extra, problem=a.problem)
+
+
+def plan_calendar(said: list[CalendarNotice], notify: Notify, admins: list[str],
+                  contacts: Mapping[str, ContactLike], today: Any, now: datetime) -> list[Draft]:
+    """A working-time calendar running out (`hub.policy.calendar_watch`, warnings only): one notice a day per
+    calendar, recipient and channel, to the rules answering `calendar` (`admins`, or `unit`: a robot or
+    webhook with no person). The notice's `unit` value is the calendar's name, `detail` its words."""
+    out: list[Draft] = []
+    for n in (n for n in said if n.level == "warning"):
+        for rule in (r for r in notify.spec.rules if "calendar" in r.events):
+            people: list[str | None] = [*(admins if "admins" in rule.to else []),
+                                        *([None] if "unit" in rule.to else [])]
+            for person in people:
+                for cid in rule.via:
+                    d = _draft(f"calendar:{n.calendar}:{today}:{person or '-'}:{cid}", notify, cid, person, None, None,
+                               contacts, "calendar", "calendar")
+                    if d is None:
+                        continue
+                    d.urgent, d.due_at = rule.urgent, now
+                    d.values = {"unit": n.calendar, "detail": n.text}
+                    out.append(d)
+    return out

@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal, Protocol
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta
 from jinja2.sandbox import SandboxedEnvironment
@@ -69,7 +69,35 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
                          line="【{{ event }}】{{ detail }}", sms={"event": "{{ event }}", "detail": "{{ unit }}"})}
 
 
+class ContactLike(Protocol):
+    """A person's contact points, as the planner reads them (`hub.store.people_tables.Contact`)."""
+
+    mobile: str | None
+    email: str | None
+    wecom_user: str | None
+    dingtalk_mobile: str | None
+    feishu_user: str | None
+
+
+@dataclass(frozen=True)
+class Address:
+    """Where a channel reaches one recipient: `target` (a mobile, a mailbox, or the channel itself for robots
+    and webhooks), whom it @s, the extra fields it needs (an SMS template code), and why not when it cannot."""
+
+    target: str
+    mention: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+    problem: str = ""
+
+
 class ChannelBase(Strict):
+    """What the planner asks of every channel; the integration (`hub.notify.channels.<type>`) does the rest."""
+
+    personal: ClassVar[bool] = False
+    """True: it writes to a person's own address (SMS, mail), so a unit without a person is not told by it."""
+    groups: ClassVar[bool] = False
+    """True: a robot: several due notices go in one message, after `group_wait`."""
+
     id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     units: list[str] = Field(default_factory=list, description="robots and webhooks: the units (with their "
                                                                "subtrees) whose cases go to it; empty: all")
@@ -78,6 +106,17 @@ class ChannelBase(Strict):
     timeout: Duration = Field(10.0, gt=0, le=120)
     group_wait: Duration = Field(2.0, ge=0, le=300, description="robots: wait this long for more to group")
 
+    def serves(self, unit: str, org: Org) -> bool:
+        """Whether a notice about `unit` may go here: a robot or webhook with `units` serves only those."""
+        return self.personal or not self.units or any(unit in org.units and org.within(unit, u) for u in self.units)
+
+    def address(self, contact: ContactLike | None, template: str, kind: str) -> Address:
+        """Robots and webhooks: the channel itself, @-ing the person when it knows their id (`mention`)."""
+        return Address(self.id, self.mention(contact) if contact is not None else None)
+
+    def mention(self, contact: ContactLike) -> str | None:
+        return None
+
 
 class WecomChannel(ChannelBase):
     """企业微信群机器人: https://developer.work.weixin.qq.com/document/path/91770"""
@@ -85,6 +124,10 @@ class WecomChannel(ChannelBase):
     type: Literal["wecom"]
     url: str = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"
     key_env: str = Field(description="the robot's webhook key")
+    groups: ClassVar[bool] = True
+
+    def mention(self, contact: ContactLike) -> str | None:
+        return contact.wecom_user
 
 
 class DingtalkChannel(ChannelBase):
@@ -94,6 +137,10 @@ class DingtalkChannel(ChannelBase):
     url: str = "https://oapi.dingtalk.com/robot/send"
     token_env: str = Field(description="access_token of the robot's webhook")
     secret_env: str = Field(description="the robot's signing secret (SEC…)")
+    groups: ClassVar[bool] = True
+
+    def mention(self, contact: ContactLike) -> str | None:
+        return contact.dingtalk_mobile
 
 
 class FeishuChannel(ChannelBase):
@@ -103,6 +150,11 @@ class FeishuChannel(ChannelBase):
     url: str = "https://open.feishu.cn/open-apis/bot/v2/hook/"
     hook_env: str = Field(description="the hook id at the end of the robot's webhook URL")
     secret_env: str = Field(description="the robot's signing secret")
+    rate_per_minute: int = Field(100, ge=1, le=1_000_000, description="messages a minute at most (Feishu: 100)")
+    groups: ClassVar[bool] = True
+
+    def mention(self, contact: ContactLike) -> str | None:
+        return contact.feishu_user
 
 
 class WebhookChannel(ChannelBase):
@@ -122,6 +174,11 @@ class EmailChannel(ChannelBase):
     username_env: str | None = None
     password_env: str | None = None
     sender: str = Field(description="From: address")
+    personal: ClassVar[bool] = True
+
+    def address(self, contact: ContactLike | None, template: str, kind: str) -> Address:
+        mail = (contact.email if contact else None) or ""
+        return Address(mail, problem="" if mail else "没有邮箱 (no email address)")
 
 
 class SmsChannel(ChannelBase):
@@ -135,11 +192,18 @@ class SmsChannel(ChannelBase):
     access_key_secret_env: str
     sign_name: str = Field(description="the approved signature (签名) shown in the message")
     templates: dict[str, str] = Field(description="SMS template code by event kind (a template per event)")
+    personal: ClassVar[bool] = True
+
+    def address(self, contact: ContactLike | None, template: str, kind: str) -> Address:
+        mobile = (contact.mobile if contact else None) or ""
+        code = self.templates.get(template) or self.templates.get(kind, "")
+        return Address(mobile, extra={"sms_template": code},
+                       problem=("" if mobile else "没有手机号 (no mobile number)")
+                       or ("" if code else f"no SMS template for {template}"))
 
 
 Channel = Annotated[WecomChannel | DingtalkChannel | FeishuChannel | WebhookChannel | EmailChannel | SmsChannel,
                     Field(discriminator="type")]
-ROBOTS = ("wecom", "dingtalk", "feishu")
 
 
 class Rule(Strict):

@@ -99,6 +99,7 @@ class Contact(Base):
     email: Mapped[str | None] = mapped_column(Sealed())
     wecom_user: Mapped[str | None] = mapped_column(Sealed())  # 企业微信 userid, for <@userid> in a group robot
     dingtalk_mobile: Mapped[str | None] = mapped_column(Sealed())  # 钉钉 atMobiles
+    feishu_user: Mapped[str | None] = mapped_column(Sealed())  # 飞书 open_id or user_id, for a post's at tag
     updated_at: Mapped[datetime]
 
 
