@@ -171,6 +171,8 @@ class HubConfig(Strict):
                                                   "DingTalk, Feishu, SMS, email, webhooks), and the templates")
     rosters: Path | None = Field(None, description="rosters.yaml (值班表): who of each unit is on duty, in and out "
                                                    "of working hours, and its leader")
+    people: Path | None = Field(None, description="people.yaml (值班人员): accounts the rosters name, made at start "
+                                                  "when missing, with their contact points")
     data_key_file: Path = Field(Path("../var/data.key"), description="where the key sealing contact points is "
                                 "kept when GRIDWATCH_DATA_KEY(S) is not set (made at first start, mode 0600)")
     audit_retention_days: float = Field(180.0, ge=1, description="audit records older than this are pruned daily "
@@ -215,6 +217,7 @@ class HubConfig(Strict):
                                        "labels": fix(self.labels) if self.labels is not None else None, "mqtt": mqtt,
                                        "notify": fix(self.notify) if self.notify is not None else None,
                                        "rosters": fix(self.rosters) if self.rosters is not None else None,
+                                       "people": fix(self.people) if self.people is not None else None,
                                        "fleet": fleet, "data_key_file": fix(self.data_key_file)})
 
 

@@ -17,14 +17,17 @@ import re
 import shutil
 import subprocess
 import sys
-from datetime import date
+import time
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
 import pyotp
 import pytest
+import yaml
 
 from hub.boot.check import DEMO_KEYS, check_hub
+from simulators.notify_emulators import serving
 from simulators.services import free_port, stop_pid, wait_port
 
 
@@ -64,9 +67,22 @@ def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
     again = gw("hub", "init", str(d))
     assert again.returncode == 1 and "does not overwrite" in again.stderr
 
+    # notices on in this one start (issue 38): the operator gives the people their WeCom ids and points the
+    # WeCom robot at the network's gateway (here the emulator); only that robot's secret is in the environment
+    people = yaml.safe_load((d / "people.yaml").read_text(encoding="utf-8"))
+    for p in people["people"]:
+        p["contacts"] = {"wecom_user": "wx-" + p["username"].replace(".", "-")}
+    (d / "people.yaml").write_text(yaml.safe_dump(people, allow_unicode=True), encoding="utf-8")
+    notify = (d / "notify.yaml").read_text(encoding="utf-8")
+    emulators = serving({"wecom_keys": ["grid01-robot-key"]})
+    emu_port, _ = emulators.__enter__()
+    notify = notify.replace("    key_env: GW_WECOM_KEY_GRID01\n", "    key_env: GW_WECOM_KEY_GRID01\n    url: "
+                            f"http://127.0.0.1:{emu_port}/cgi-bin/webhook/send\n    group_wait: 0\n")
+    (d / "notify.yaml").write_text(notify, encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GW_")} | {"GW_WECOM_KEY_GRID01": "grid01-robot-key"}
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "hub", "serve", "-c", str(d / "hub.yaml"),
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         wait_port(port, timeout=30, proc=proc)
         url = f"http://127.0.0.1:{port}"
@@ -84,7 +100,30 @@ def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
                              json={"code": pyotp.TOTP(secret).now()})
         assert confirm.status_code == 200 and len(confirm.json()["recovery_codes"]) == 10
         users = httpx.get(f"{url}/api/v1/users", headers=auth)
-        assert users.status_code == 200 and [u["username"] for u in users.json()] == [sec["user"]]
+        assert users.status_code == 200, users.text
+        assert {u["username"] for u in users.json()} == {sec["user"], *(p["username"] for p in people["people"])}
+        # the people the rosters name were made by this start, and cannot sign in until a password is set
+        assert httpx.post(f"{url}/api/v1/login", json={"username": "zhao.duty", "password": "x" * 12}
+                          ).status_code == 401
+        # an alert opens a case at the grid, and its duty person is @-ed by the grid's robot, with no second start
+        edge = {"Authorization": f"Bearer {sec['edge_key']}"}
+        now = datetime.now(UTC).isoformat()
+        r = httpx.post(f"{url}/api/v1/alerts", headers=edge, json={"alerts": [{
+            "alert_id": "init-1", "state": "firing", "rule_id": "fence", "edge_id": "edge-1",
+            "device_id": "fence-03", "grid_id": "grid-01", "kind": "sensor", "category": "intrusion",
+            "severity": "major", "started_at": now, "observed_at": now, "value": 1.0, "message": "电子围栏告警",
+            "labels": {}, "evidence": {}}]})
+        assert r.status_code == 200, r.text
+        case = r.json()["results"][0]["case_id"]
+        got: list[dict] = []
+        deadline = time.monotonic() + 30
+        while not got and time.monotonic() < deadline:
+            time.sleep(0.2)
+            got = httpx.get(f"http://127.0.0.1:{emu_port}/_received").json()["received"]
+        assert len(got) == 1 and case in got[0]["text"], got
+        assert re.search(r"<@wx-[a-z]+-[a-z]+>", got[0]["text"]), got[0]["text"]
+        metrics = httpx.get(f"{url}/metrics").text
+        assert 'gridwatch_hub_notify_channel_off{channel="sms"} 1.0' in metrics
         keys = httpx.get(f"{url}/api/v1/keys", headers={"Authorization": f"Bearer {sec['admin_key']}"})
         assert keys.status_code == 200 and {k["name"] for k in keys.json()} == {"admin", "edge-1"}, keys.text
         bad = httpx.post(f"{url}/api/v1/login", json={"username": sec["user"], "password": "demo-password"})
@@ -92,6 +131,7 @@ def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
         assert httpx.get(f"{url}/api/v1/keys", headers={"Authorization": "Bearer demo-admin-key"}).status_code == 401
     finally:
         stop_pid(proc)
+        emulators.__exit__(None, None, None)
 
 
 def test_hub_check_names_one_broken_file_in_each_place(made, tmp_path):
@@ -151,7 +191,8 @@ def test_calendars_running_out_are_named_and_strict_fails_on_them(made):
     gone, _ = check_hub(cfg, date(2028, 1, 15))
     assert any(f"calendar 'cn-mainland' ({cal}) has no data for 2028" in w for w in gone.warnings), gone.warnings
     assert not gone.errors
-    r = gw("hub", "check", "--strict", "-c", str(cfg))
+    secrets = dict.fromkeys(re.findall(r"_env: (GW_\w+)", (made[0] / "notify.yaml").read_text(encoding="utf-8")), "x")
+    r = gw("hub", "check", "--strict", "-c", str(cfg), env=secrets)  # every channel on: no warning of theirs
     expected = 1 if date.today() >= date(2027, 11, 2) else 0  # strict: a warning fails too
     assert r.returncode == expected, r.stdout
 

@@ -66,6 +66,8 @@ def _hub_init(args: argparse.Namespace) -> int:
     db = make_url(made.database).render_as_string(hide_password=True)
     print(f"""gridwatch hub init: {made.config.parent}
   configuration  {made.config} (org, SLA, routing, labels and calendars of the example: edit them)
+  notices        on: people.yaml (made at the first start), rosters.yaml, notify.yaml (a channel sends once
+                 its secrets' variables are set: `hub check` lists those that are off)
   database       {db} (migrated to {made.revision})
 
 Shown once, stored only as hashes; keep them now:

@@ -13,6 +13,7 @@ from hub.api.auth import Principal, require
 from hub.api.guard import IntakeLimiter
 from hub.config import ApiKey, FleetSettings
 from hub.fleet.agents import RuleTools
+from hub.notify.files import NoticeFiles
 from hub.ops.metrics import HubMetrics
 from hub.people.accounts import People
 from hub.policy import access
@@ -39,6 +40,8 @@ class HubState:
     labels: Labels = field(default_factory=Labels)
     """Display names of categories and other codes (board, exports)."""
     max_photo_bytes: int = 8 * 1024 * 1024
+    notices: NoticeFiles | None = None
+    """The notification policy and rosters in force (None: neither configured); the watcher reloads them."""
     generation: int = 0
     """Bumped by every deploy and device change in this process: waiting assignment polls look again."""
 
@@ -69,7 +72,20 @@ async def get_tz(request: Request) -> str:
     return _state(request).tz
 
 
+async def get_people(request: Request) -> People:
+    return _state(request).people
+
+
+async def get_notice_files(request: Request) -> NoticeFiles:
+    files = _state(request).notices
+    if files is None:
+        raise HTTPException(404, "no rosters or notification policy configured (hub.yaml: rosters, notify)")
+    return files
+
+
 StoreDep = Annotated[Store, Depends(get_store)]
+PeopleDep = Annotated[People, Depends(get_people)]
+NoticeFilesDep = Annotated[NoticeFiles, Depends(get_notice_files)]
 MetricsDep = Annotated[HubMetrics, Depends(get_metrics)]
 TzDep = Annotated[str, Depends(get_tz)]
 HubDep = Annotated[HubState, Depends(hub_state)]

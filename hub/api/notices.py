@@ -10,15 +10,15 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from hub.api.auth import Principal, require
-from hub.api.deps import Reader, StoreDep
+from hub.api.deps import NoticeFilesDep, PeopleDep, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.seen import refusing
-from hub.notify.notifier import Notifier, listing, mask
-from hub.people.accounts import People
+from hub.notify.messages import mask
+from hub.notify.queue import listing
 from hub.policy import access
 from hub.store.models import Contact
 
@@ -53,38 +53,26 @@ def _contact(username: str, c: Contact | None, full: bool) -> ContactOut:
                       dingtalk_mobile=m(c.dingtalk_mobile if c else None), feishu_user=c.feishu_user if c else None)
 
 
-def _people(request: Request) -> People:
-    people: People = request.app.state.hub.people
-    return people
-
-
-def _notifier(request: Request) -> Notifier:
-    n: Notifier | None = request.app.state.notifier
-    if n is None:
-        raise HTTPException(404, "no rosters or notification policy configured (hub.yaml: rosters, notify)")
-    return n
-
-
 def _full(who: Principal, username: str) -> bool:
     return who.role == "admin" or (who.person is not None and who.name == username)
 
 
 @router.get("/users/{username}/contacts", responses=responses(*GUARD, 403, 404))
-def get_contacts(username: str, request: Request, who: Reader) -> ContactOut:
+def get_contacts(username: str, people: PeopleDep, who: Reader) -> ContactOut:
     """A person's contact points: in full for an administrator and for the person."""
     if not _full(who, username):
         raise HTTPException(403, "only an administrator or the person reads their contact points")
     with refusing("no such user"):
-        return _contact(username, _people(request).contacts(username), True)
+        return _contact(username, people.contacts(username), True)
 
 
 @router.put("/users/{username}/contacts", responses=responses(*GUARD, *BODY, 403, 404))
-def put_contacts(username: str, body: ContactIn, request: Request, who: Reader) -> ContactOut:
+def put_contacts(username: str, body: ContactIn, people: PeopleDep, who: Reader) -> ContactOut:
     """Set a person's contact points (an administrator, or the person for their own)."""
     if not _full(who, username):
         raise HTTPException(403, "only an administrator or the person sets their contact points")
     with refusing("no such user"):
-        return _contact(username, _people(request).set_contacts(username, **body.model_dump()), True)
+        return _contact(username, people.set_contacts(username, **body.model_dump()), True)
 
 
 class OnDuty(BaseModel):
@@ -104,7 +92,8 @@ class DutyOut(BaseModel):
 
 
 @router.get("/duty", responses=responses(*GUARD, 403, 404))
-def duty(request: Request, store: StoreDep, who: Reader, unit: Annotated[str, Query(max_length=64)]) -> DutyOut:
+def duty(store: StoreDep, files: NoticeFilesDep, people: PeopleDep, who: Reader,
+         unit: Annotated[str, Query(max_length=64)]) -> DutyOut:
     """Who is on duty for a unit now (值班): the day staff in working hours, else the night or holiday
     rotation's person, and the unit's leader."""
     if unit not in store.org.units:
@@ -113,12 +102,10 @@ def duty(request: Request, store: StoreDep, who: Reader, unit: Annotated[str, Qu
     if scope is not None and unit not in scope:
         raise HTTPException(403, "the unit is outside your part of the org tree")
     now = store.now()
-    notifier = _notifier(request)
-    notifier.reload()  # the rosters as the file has them now (the last good one if it was refused)
-    d = notifier.cfg.rosters.duty(unit, now)
+    d = files.cfg.rosters.duty(unit, now)  # as the watcher last loaded them (the last good file if refused)
     if d is None:
         raise HTTPException(404, f"no roster for {unit}")
-    names = _people(request).names([*d.people, *([d.leader] if d.leader else [])])
+    names = people.names([*d.people, *([d.leader] if d.leader else [])])
 
     def one(u: str) -> OnDuty:
         name, c = names[u]

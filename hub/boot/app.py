@@ -44,10 +44,12 @@ from hub.cases.scheduler import Scheduler
 from hub.config import HubConfig
 from hub.files.reload import ConfigWatcher
 from hub.fleet.agents import RuleTools
-from hub.notify.notifier import Notifier
+from hub.notify.files import NoticeFiles
+from hub.notify.notifier import Notifier, init_cursor
 from hub.ops.gcpolicy import GcPolicy
 from hub.ops.metrics import HubMetrics
 from hub.people.accounts import People
+from hub.people.seed import load_people_file, seed_people
 from hub.policy.calendar_watch import notices
 from hub.policy.labels import load_labels
 from hub.stream.fanout import EventFeed
@@ -76,12 +78,21 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
     labels = load_labels(cfg.labels)
-    notifier = sender = None
+    if cfg.people is not None:  # the people rosters name, made before the rosters are read (one start)
+        made = seed_people(store, load_people_file(cfg.people, store.org))
+        if made:
+            logger.info("made %d accounts from %s (they sign in once an administrator sets a password)",
+                        made, cfg.people)
+    files = notifier = sender = None
     if cfg.notify is not None or cfg.rosters is not None:
-        notifier = Notifier(store, labels, notify_path=cfg.notify, rosters_path=cfg.rosters)
-        notifier.load()  # a refused file stops the start, naming file, path and line
-        notifier.init_cursor()
-        sender = NotifierProcess(cfg) if run_scheduler else None  # served: the sender runs beside, not in, intake
+        files = NoticeFiles(store, cfg.notify, cfg.rosters)
+        files.load()  # a refused file stops the start, naming file, path and line
+        watcher.also.append(files)  # reloaded with the other files, not per request
+        init_cursor(store)
+        if run_scheduler:  # served: the sender runs in a process of its own, beside intake, not in it
+            sender = NotifierProcess(cfg)
+        else:  # tests drive a notifier by hand
+            notifier = Notifier(store, labels, files=files)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -115,15 +126,15 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
                              fleet=cfg.fleet, rule_tools=rule_tools, labels=labels,
-                             max_photo_bytes=cfg.limits.max_photo_bytes,
+                             max_photo_bytes=cfg.limits.max_photo_bytes, notices=files,
                              people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock,
                                            cfg.sign_in))
     app.state.scheduler = scheduler
     app.state.feed = feed
     app.state.watcher = watcher
     app.state.notifier = notifier
-    if notifier is not None:
-        metrics_.watch_notifier(notifier, sender)
+    if files is not None:
+        metrics_.watch_notifier(files, notifier, sender)
     app.include_router(alerts.router)
     app.include_router(people.router)
     app.include_router(controls.router)

@@ -23,6 +23,7 @@ from hub.files.calendar_files import load_calendars
 from hub.policy.calendar import Calendar
 from hub.policy.calendar_watch import notices
 from hub.policy.labels import load_labels
+from hub.people.seed import load_people_file
 from hub.policy.notify_config import load_notify
 from hub.policy.org import Org, OrgFile
 from hub.policy.roster import load_rosters
@@ -80,15 +81,21 @@ def _notices(f: Findings, cfg: HubConfig, org: Org | None, cals: dict[str, Calen
     if org is None:
         return
     notify = cfg.notify
-    if notify is not None and f.load(lambda: load_notify(notify, org)) is not None:
+    if notify is not None and (policy := f.load(lambda: load_notify(notify, org))) is not None:
         f.checked.append(str(notify))
+        f.warnings += list(policy.off.values())
+    listed: set[str] = set()
+    people_file = cfg.people
+    if people_file is not None and (spec_p := f.load(lambda: load_people_file(people_file, org))) is not None:
+        f.checked.append(str(people_file))
+        listed = {p.username for p in spec_p.people}
     rosters = cfg.rosters
     if rosters is None:
         return
     try:
         engine = make_engine(cfg.database)
         with Session(engine) as s:
-            people = set(s.scalars(select(User.username)))
+            people: set[str] | None = set(s.scalars(select(User.username))) | listed  # people.yaml's: made at start
         engine.dispose()
     except Exception as exc:  # no database yet, or out of reach: the rest of the file is still checked
         f.warnings.append(f"{rosters}: people not checked against the accounts: the database did not answer "

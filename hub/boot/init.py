@@ -1,7 +1,9 @@
 """`gridwatch hub init DIR`: a new hub configuration with its own keys and a first administrator.
 
-The org tree, SLA policies, routing, labels and calendars of the shipped example (`gridwatch.examples`,
-the repository's `configs/`) are copied to be edited; hub.yaml is written fresh with new random API keys
+The org tree, SLA policies, routing, labels, calendars, people, rosters and notification policy of the shipped
+example (`gridwatch.examples`, the repository's `configs/`) are copied to be edited, and notices are on: the
+people the rosters name are made at the first start (`people.yaml`), and the channels whose secrets are set
+in the environment send; hub.yaml is written fresh with new random API keys
 (an administrator's and one agent's), stored only as hashes. The database is migrated to the newest
 revision and the first administrator account is made with a random password. Every secret is printed once,
 by the caller, and kept nowhere in plain text.
@@ -19,7 +21,7 @@ from gridwatch import __version__
 from hub.config import hash_key, load_hub_config
 from hub.policy.errors import Conflict
 
-COPIED = ("org.yaml", "sla.yaml", "routing.yaml", "labels.yaml", "rosters.yaml", "notify.yaml")
+COPIED = ("org.yaml", "sla.yaml", "routing.yaml", "labels.yaml", "rosters.yaml", "notify.yaml", "people.yaml")
 DEFAULT_DB = "sqlite:///var/hub.sqlite"
 
 HUB_YAML = """\
@@ -34,8 +36,10 @@ sla: sla.yaml           # 挂单计时: limits of each stage, lights, escalation
 routing: routing.yaml   # 分拣分拨: which department handles which kind of case
 calendars: calendars    # 工作日历: working days and holidays by year (gridwatch hub calendar show|import)
 labels: labels.yaml     # display names (中文, English) of categories and other codes
-# rosters: rosters.yaml # 值班表: who is on duty (add the people first, then switch it on)
-# notify: notify.yaml   # 通知: SMS, WeCom, DingTalk, Feishu, mail, webhooks (secrets from the environment)
+people: people.yaml     # 值班人员: the people rosters name, made at start when missing, with their contact points
+rosters: rosters.yaml   # 值班表: who is on duty, in and out of working hours, and the leaders
+notify: notify.yaml     # 通知: SMS, WeCom, DingTalk, Feishu, mail, webhooks; a channel whose secret variables are
+                        # not set is off (said at start, by `hub check`, and in /metrics)
 tz: Asia/Shanghai
 keys:   # an administrator key may be bound to its machines: sources: [10.1.2.0/24]
   - {{name: admin, role: admin, hash: "{admin_hash}"}}

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import threading
 from pathlib import Path
+from typing import Protocol
 
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load
@@ -23,12 +24,18 @@ from hub.store.cases import Store
 logger = logging.getLogger(__name__)
 
 
+class Reloadable(Protocol):
+    def reload(self) -> bool | None: ...
+
+
 class ConfigWatcher:
     def __init__(self, store: Store, org: Path, sla: Path, interval: float = 1.0, routing: Path | None = None,
                  calendars: Path | None = None) -> None:
         self.store, self.org, self.sla, self.routing, self.interval = store, org, sla, routing, interval
         self.calendars = calendars
         self.paths = [p for p in (org, sla, routing, calendars) if p is not None]
+        self.also: list[Reloadable] = []
+        """Others reloaded on the same beat (the notification files), each keeping its last good version."""
         self._sigs = {p: self._sig(p) for p in self.paths}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -61,6 +68,11 @@ class ConfigWatcher:
                 logger.error("keeping the last good %s", path.name)
                 done[path.name] = False
                 self._audit(path, "refused", exc.problems)
+        for other in self.also:
+            try:
+                other.reload()  # logs and keeps its last good version itself
+            except Exception:  # noqa: BLE001 - the watcher keeps watching
+                logger.exception("reloading %s failed", type(other).__name__)
         return done
 
     def _audit(self, path: Path, outcome: audit.Outcome, problems: list[str]) -> None:

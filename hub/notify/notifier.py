@@ -29,7 +29,6 @@ from __future__ import annotations
 import logging
 from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,16 +38,15 @@ import httpx
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gridwatch.core.errors import ConfigError
 from hub.notify.channels import Outcome, send
+from hub.notify.files import Config, NoticeFiles
 from hub.notify.messages import group, mask, message
-from hub.notify.queue import due, listing, names_of
+from hub.notify.queue import by_channel, due, listing, names_of
 from hub.ops.leader import Leadership, WokenThread
 from hub.policy.calendar_watch import notices as calendar_notices
 from hub.policy.labels import Labels
 from hub.policy.notices import Draft, EventFacts, plan, plan_calendar
-from hub.policy.notify_config import FIELDS, Notify, load_notify
-from hub.policy.roster import Rosters, load_rosters
+from hub.policy.notify_config import FIELDS
 from hub.store.cases import EventRow, Store
 from hub.store.models import Case, CaseRequest, Contact, Cursor, Notice, User
 
@@ -57,28 +55,28 @@ CURSOR = "notifier"
 BATCH = 200
 
 
-@dataclass
-class Config:
-    notify: Notify
-    rosters: Rosters
+def init_cursor(store: Store) -> None:
+    """The first notifier ever starts from now (history is on the board): set before the hub serves, so no
+    event it takes is missed while the sender's process starts."""
+    if store.cursor(CURSOR) is None:
+        store.save_cursor(CURSOR, store.last_event_id())
 
 
 class Notifier(WokenThread):
     thread_name = "gridwatch-hub-notifier"
 
-    def __init__(self, store: Store, labels: Labels, *, notify_path: Path | None, rosters_path: Path | None,
-                 poll: float = 0.5, http: httpx.Client | None = None) -> None:
+    def __init__(self, store: Store, labels: Labels, *, notify_path: Path | None = None,
+                 rosters_path: Path | None = None, files: NoticeFiles | None = None, poll: float = 0.5,
+                 http: httpx.Client | None = None) -> None:
         super().__init__()
         self.store, self.labels = store, labels
-        self.notify_path, self.rosters_path = notify_path, rosters_path
+        self.files = files or NoticeFiles(store, notify_path, rosters_path)
         self.poll = poll
         self.tz = ZoneInfo(store.tz)
         self.leader = Leadership(store.engine, CURSOR)
         self.http = http or httpx.Client()
-        self.cfg = Config(Notify.empty(), Rosters.empty())
         self.counts: Counter[tuple[str, str]] = Counter()
         self.leading = False
-        self._sigs: tuple[Any, ...] = ()
         self._calendars_said: Any = None
         self._windows: dict[str, deque[datetime]] = {}
         self._busy: dict[str, Future[None]] = {}
@@ -86,43 +84,23 @@ class Notifier(WokenThread):
         self._senders = ThreadPoolExecutor(16, thread_name_prefix="gridwatch-hub-send")  # its messages at once
 
     # ---- configuration ----------------------------------------------------------------------------
-    def _sig(self) -> tuple[Any, ...]:
-        out = []
-        for p in (self.notify_path, self.rosters_path):
-            try:
-                st = p.stat() if p is not None else None
-                out.append((st.st_mtime_ns, st.st_size) if st else None)
-            except OSError:
-                out.append(None)
-        return tuple(out)
+    @property
+    def cfg(self) -> Config:
+        return self.files.cfg
 
-    def people(self) -> set[str]:
-        with self.store.reading() as s:
-            return set(s.scalars(select(User.username)))
+    @property
+    def notify_path(self) -> Path | None:
+        return self.files.notify_path
+
+    @property
+    def rosters_path(self) -> Path | None:
+        return self.files.rosters_path
 
     def load(self) -> Config:
-        """Read both files (refusing either keeps the last good pair in force: see `reload`)."""
-        self._sigs = self._sig()
-        notify = (load_notify(self.notify_path, self.store.org) if self.notify_path is not None
-                  else Notify.empty())
-        rosters = (load_rosters(self.rosters_path, self.store.org, self.people(), self.store.calendars)
-                   if self.rosters_path is not None else Rosters.empty())
-        self.cfg = Config(notify, rosters)
-        return self.cfg
+        return self.files.load()
 
     def reload(self) -> bool | None:
-        """Load again when a file changed: True swapped in, False refused (logged; the last good kept)."""
-        if self._sig() == self._sigs:
-            return None
-        try:
-            self.load()
-        except ConfigError as exc:
-            for line in exc.problems:
-                logger.error("notification config rejected: %s", line)
-            logger.error("keeping the last good notification config")
-            return False
-        logger.info("reloaded the notification config")
-        return True
+        return self.files.reload()
 
     # ---- life ---------------------------------------------------------------------------------------
     def stop(self) -> None:
@@ -170,10 +148,7 @@ class Notifier(WokenThread):
 
     # ---- planning -----------------------------------------------------------------------------------
     def init_cursor(self) -> None:
-        """The first notifier ever starts from now (history is on the board): set before the hub serves, so
-        no event it takes is missed while the sender's process starts."""
-        if self.store.cursor(CURSOR) is None:
-            self.store.save_cursor(CURSOR, self.store.last_event_id())
+        init_cursor(self.store)
 
     def plan_round(self) -> int:
         after = self.store.cursor(CURSOR)
@@ -391,9 +366,7 @@ class Notifier(WokenThread):
                               "detail": detail}])
 
     def by_channel(self) -> dict[tuple[str, str], int]:
-        with self.store.reading() as s:
-            return {(ch, st): n for ch, st, n in s.execute(
-                select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state))}
+        return by_channel(self.store)
 
 
 __all__ = ["Notifier", "listing", "mask"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from hub.store.cases import Store
@@ -32,3 +32,17 @@ def due(now: datetime, stale: datetime) -> Any:
 def names_of(s: Session, *where: Any) -> dict[str, str]:
     """Username -> display name of the people who match `where` (everyone by default)."""
     return {u: n for u, n in s.execute(select(User.username, User.name).where(*where))}
+
+
+def by_channel(store: Store) -> dict[tuple[str, str], int]:
+    """Notices by (channel, state): every replica's, from the queue itself."""
+    with store.reading() as s:
+        return {(ch, st): n for ch, st, n in s.execute(
+            select(Notice.channel, Notice.state, func.count()).group_by(Notice.channel, Notice.state))}
+
+
+def retries(store: Store) -> dict[str, int]:
+    """Attempts beyond each notice's first, by channel: the sends tried again, every replica's."""
+    extra = func.sum(case((Notice.attempts > 1, Notice.attempts - 1), else_=0))
+    with store.reading() as s:
+        return {ch: int(n or 0) for ch, n in s.execute(select(Notice.channel, extra).group_by(Notice.channel))}

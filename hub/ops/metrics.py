@@ -15,6 +15,7 @@ from hub.store.cases import Store
 if TYPE_CHECKING:
     from hub.boot.notifier_process import NotifierProcess
     from hub.cases.scheduler import Scheduler
+    from hub.notify.files import NoticeFiles
     from hub.notify.notifier import Notifier
     from hub.stream.fanout import EventFeed
     from hub.stream.mqtt_events import CaseEventPublisher
@@ -51,23 +52,31 @@ class _CalendarCollector(Collector):
 
 
 class _NotifierCollector(Collector):
-    def __init__(self, notifier: Notifier, sender: NotifierProcess | None) -> None:
-        self.notifier, self.sender = notifier, sender
+    def __init__(self, files: NoticeFiles, notifier: Notifier | None, sender: NotifierProcess | None) -> None:
+        self.files, self.notifier, self.sender = files, notifier, sender
 
     def collect(self) -> Iterator[Any]:
+        from hub.notify.queue import by_channel, retries
+
         g = GaugeMetricFamily("gridwatch_hub_notices", "Notices in the database by channel and state (pending, "
                               "sending, delivered, failed, stopped): every replica's, from the queue itself",
                               labels=["channel", "state"])
-        for (channel, state), n in sorted(self.notifier.by_channel().items()):
+        for (channel, state), n in sorted(by_channel(self.files.store).items()):
             g.add_metric([channel, state], n)
         yield g
-        c = CounterMetricFamily("gridwatch_hub_notice_retries", "Sends this hub's notifier will try again (timeouts, "
-                                "429, 5xx, vendors' rate-limit codes), by channel", labels=["channel"])
-        for (channel, result), n in sorted(self.notifier.counts.items()):
-            if result == "retried":
-                c.add_metric([channel], n)
+        off = GaugeMetricFamily("gridwatch_hub_notify_channel_off", "1 for a channel of notify.yaml that is off "
+                                "because a secret's environment variable is not set", labels=["channel"])
+        for cid in sorted(self.files.cfg.notify.off):
+            off.add_metric([cid], 1)
+        yield off
+        c = GaugeMetricFamily("gridwatch_hub_notice_retries", "Sends tried again (timeouts, 429, 5xx, vendors' "
+                              "rate-limit codes): attempts beyond each notice's first, by channel, every replica's",
+                              labels=["channel"])
+        for channel, n in sorted(retries(self.files.store).items()):
+            c.add_metric([channel], n)
         yield c
-        leading = self.sender.leading.value if self.sender is not None else int(self.notifier.leading)
+        leading = (self.sender.leading.value if self.sender is not None
+                   else int(self.notifier.leading) if self.notifier is not None else 0)
         yield GaugeMetricFamily("gridwatch_hub_notifier_leader", "1 while this hub is the one notice sender",
                                 value=1 if leading else 0)
 
@@ -99,8 +108,10 @@ class HubMetrics:
         self.registry.register(_CaseCollector(store))
         self.registry.register(_CalendarCollector(store))
 
-    def watch_notifier(self, notifier: Notifier, sender: NotifierProcess | None = None) -> None:
-        self.registry.register(_NotifierCollector(notifier, sender))
+    def watch_notifier(self, files: NoticeFiles, notifier: Notifier | None = None,
+                       sender: NotifierProcess | None = None) -> None:
+        """The notice queue, the channels off, and the sender (in this process for tests, else its child)."""
+        self.registry.register(_NotifierCollector(files, notifier, sender))
 
     def watch_scheduler(self, scheduler: Scheduler) -> None:
         """What this process's scheduler did: with several replicas, each one's share of the work."""

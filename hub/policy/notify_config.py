@@ -3,9 +3,11 @@ message templates, checked at load.
 
 A channel speaks one vendor's documented wire format (`hub.notify.channels`): a WeCom, DingTalk or Feishu group
 robot, a signed webhook, SMTP mail, or Aliyun SMS. Its secrets are named by environment variable and read
-at load: a variable that is not set refuses the file (`channels[i].secret_env: ...`), and the values live
-only in `Secrets`, never in a model that is dumped or logged. Templates are Jinja2 (sandboxed, every field
-required); a template naming a field that does not exist is refused with its file, path and line.
+at load; the values live only in `Notify.secrets`, never in a model that is dumped or logged. A channel whose
+variable is not set is off (`Notify.off`: the reason, said at start, by `hub check` and in /metrics), and rules
+skip it: the shipped policy runs with only the channels a deployment has secrets for. Templates are Jinja2
+(sandboxed, every field required); a template naming a field that does not exist is refused with its file,
+path and line.
 """
 
 from __future__ import annotations
@@ -255,10 +257,13 @@ class Notify:
     spec: NotifyFile
     secrets: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
     templates: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
+    off: dict[str, str] = field(default_factory=dict)
+    """Channels switched off because a secret's variable is not set: id -> the file's path and the variable."""
 
     @property
     def channels(self) -> dict[str, Any]:
-        return {c.id: c for c in self.spec.channels}
+        """The channels on (every secret set)."""
+        return {c.id: c for c in self.spec.channels if c.id not in self.off}
 
     def quiet_times(self) -> tuple[time, time] | None:
         q = self.spec.quiet
@@ -300,18 +305,19 @@ def _compiled(spec: NotifyFile, env: Any, problems: list[str], path: Path, src: 
                 parts[part] = _env.from_string(text)
         templates[name] = parts
     secrets: dict[str, dict[str, str]] = {}
+    off: dict[str, str] = {}
     for i, c in enumerate(spec.channels):
         secrets[c.id] = {}
         for f in _secret_fields(c):
             var = getattr(c, f)
             value = env.get(var)
             if not value:
-                problems.append(problem(path, src, ("channels", i, f), f"environment variable {var} is not set: "
-                                                                       f"channel {c.id!r} has no secret")
-                                if src else f"{c.id}: {var} not set")
+                off.setdefault(c.id, problem(path, src, ("channels", i, f), f"environment variable {var} is not "
+                                                                            f"set: channel {c.id!r} is off")
+                               if src else f"{c.id}: {var} not set")
             else:
                 secrets[c.id][f.removesuffix("_env")] = value
-    return Notify(spec, secrets, templates)
+    return Notify(spec, {k: v for k, v in secrets.items() if k not in off}, templates, off)
 
 
 def load_notify(path: Path, org: Org, env: Any = os.environ) -> Notify:
@@ -320,7 +326,7 @@ def load_notify(path: Path, org: Org, env: Any = os.environ) -> Notify:
     spec, src = load_sourced(NotifyFile, path)
     problems: list[str] = []
     notify = _compiled(spec, env, problems, path, src)
-    known = set(notify.channels)
+    known = {c.id for c in spec.channels}
     for i, c in enumerate(spec.channels):
         for j, u in enumerate(c.units):
             if u not in org.units:
