@@ -140,3 +140,42 @@ def test_a_deleted_or_edited_row_breaks_the_chain_and_is_named(tmp_path, db_url)
     r = check(cfg)
     assert r.returncode == 1 and "records after it were deleted" in r.stderr, r.stderr
     engine.dispose()
+
+
+def test_a_record_inserted_into_the_chain_is_named_even_with_a_correct_hash_of_its_own(tmp_path, db_url):
+    """Someone with the database's password inserts a forged record after record 3, its hash computed as the
+    hub computes it (SHA-256 has no key) and the later records renumbered to make room: the record after the
+    forgery no longer follows it (its `prev_hash` is record 3's) and its own hash no longer matches its
+    number. What the chain cannot catch: a forger who rewrites every later record and the head too (an unkeyed
+    chain)."""
+    from sqlalchemy.orm import Session
+
+    from hub.audit.trail import Act, digest
+    from hub.store.models import AuditRow
+    with api_client(db_url, KEYS, T) as c:
+        for i in range(6):
+            c.post("/api/v1/login", json={"username": f"nobody-{i}", "password": "x"})
+        engine = c.app.state.hub.store.engine
+    n, broken = verify(engine)
+    assert n == 6 and not broken
+    with Session(engine) as s, s.begin():
+        for row in sorted(s.query(AuditRow).filter(AuditRow.seq >= 4), key=lambda r: -r.seq):
+            row.seq += 1
+            s.flush()
+        third = s.get(AuditRow, 3)
+        assert third is not None
+        forged = Act("admin", "login", "ok", role="admin", address="10.0.0.9", target="admin", detail={})
+        at = third.at + timedelta(seconds=1)
+        s.add(AuditRow(seq=4, at=at, actor=forged.actor, role=forged.role, address=forged.address,
+                       action=forged.action, target=forged.target, outcome=forged.outcome, detail={},
+                       prev_hash=third.hash, hash=digest(third.hash, 4, at, forged)))
+    n, broken = verify(engine)
+    assert n == 7
+    assert not [b for b in broken if b.seq == 4]  # the forgery itself is well formed...
+    said = [b.reason for b in broken if b.seq == 5]  # ...the record after it says so
+    assert any("does not follow the record before it" in r for r in said), broken
+    assert any("altered" in r for r in said), broken  # (its number moved: its hash no longer matches)
+    cfg = _hub_yaml(tmp_path, db_url)
+    r = check(cfg)
+    assert r.returncode == 1 and "audit record 5: does not follow" in r.stderr, r.stderr
+    engine.dispose()

@@ -60,6 +60,29 @@ def test_every_day_of_the_shipped_years_agrees_with_python_holidays(year):
     assert (year in cal.provisional) == (year == 2027)  # 2027's notice is not in the package: statutory days
 
 
+# 国务院办公厅关于2026年部分节假日安排的通知 (4 November 2025, 新华社; e.g. https://politics.gmw.cn/2025-11/04/
+# content_38391083.htm), written out by hand: (first, last) day off of each festival, and the weekend days worked.
+NOTICE_2026_OFF = [((1, 1), (1, 3)), ((2, 15), (2, 23)), ((4, 4), (4, 6)), ((5, 1), (5, 5)), ((6, 19), (6, 21)),
+                   ((9, 25), (9, 27)), ((10, 1), (10, 7))]
+NOTICE_2026_WORKED = [(1, 4), (2, 14), (2, 28), (5, 9), (9, 20), (10, 10)]
+
+
+def test_the_shipped_2026_follows_the_state_councils_notice_as_written():
+    """Not python-holidays (which made the file): the notice's own dates. Every festival day off, every
+    weekend day worked, and the days just outside each break are what the week makes them."""
+    cal = load_calendars(SHIPPED.parent)["cn-mainland"]
+    for (m1, d1), (m2, d2) in NOTICE_2026_OFF:
+        first, last = date(2026, m1, d1), date(2026, m2, d2)
+        day = first
+        while day <= last:
+            assert not cal.is_workday(day), day
+            day += timedelta(days=1)
+        for edge in (first - timedelta(days=1), last + timedelta(days=1)):
+            assert cal.is_workday(edge) == (edge.weekday() < 5 or (edge.month, edge.day) in NOTICE_2026_WORKED), edge
+    for m, d in NOTICE_2026_WORKED:
+        assert date(2026, m, d).weekday() >= 5 and cal.is_workday(date(2026, m, d)), (m, d)
+
+
 def test_a_local_calendar_adds_its_own_days_to_its_base(tmp_path):
     shutil.copy(SHIPPED, tmp_path)
     (tmp_path / "district.yaml").write_text("name: district-a\nbase: cn-mainland\n"

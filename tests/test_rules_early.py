@@ -139,17 +139,26 @@ def test_levels_climb_within_one_alert_blue_to_red(tmp_path):
 
 
 def test_a_falling_level_waits_for_clear_for_and_is_sent_once(tmp_path):
-    """A rise that slows: the level falls red → orange only after it held `clear_for`, once."""
-    d = Driver(engine(tmp_path, LEVELS.replace("for: 1m", "for: 1m\n      clear_for: 2m")))
-    t = rising(d, 1.6, 0.01, 2.47)  # red: under 5 min from the line (for a minute)
-    assert d.alerts[-1].warning == "red"
-    v = 2.46
-    for i in range(40):  # the rise slows to a tenth: the line is hours away, but still within blue's hour
-        v += 0.001 / 2
-        d.send(reading(t + i * 30, device="w1", water_level_m=v))
-    falls = [a for a in d.alerts if a.state == "warning" and a.warning_seq > 3]
-    assert falls and all(a.warning in ("orange", "yellow", "blue") for a in falls)
-    assert len({a.warning_seq for a in falls}) == len(falls)
+    """A rise that slows: the level falls red → orange only after it held `clear_for`, once. The same series
+    without `clear_for` falls at once: with it, the first fall comes clear_for (2 min) later, to a reading."""
+    def first_fall(rules: str, where: str):
+        d = Driver(engine(tmp_path / where, rules))
+        t = rising(d, 1.6, 0.01, 2.47)  # red: under 5 min from the line (for a minute)
+        assert d.alerts[-1].warning == "red"
+        v = 2.46
+        for i in range(40):  # the rise slows to a tenth: the line is hours away, but still within blue's hour
+            v += 0.001 / 2
+            d.send(reading(t + i * 30, device="w1", water_level_m=v))
+        falls = [a for a in d.alerts if a.state == "warning" and a.warning_seq > 3]
+        assert falls and all(a.warning in ("orange", "yellow", "blue") for a in falls)
+        assert len({a.warning_seq for a in falls}) == len(falls)  # each fall sent once
+        return falls[0].observed_at
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    at_once = first_fall(LEVELS, "a")
+    held = first_fall(LEVELS.replace("for: 1m", "for: 1m\n      clear_for: 2m"), "b")
+    assert 120 <= (held - at_once).total_seconds() <= 150, (at_once, held)
 
 
 def test_level_config_errors_are_named(tmp_path):

@@ -107,7 +107,7 @@ def verify(engine: Engine) -> tuple[int, list[Broken]]:
             prev, expected, last_seq = row.hash, row.seq + 1, row.seq
         if head is not None and n and (head.seq != last_seq or head.last_hash != prev):
             problems.append(Broken(head.seq, f"the chain ends at {last_seq} but its head says {head.seq}: records "
-                                             "after it were deleted"))
+                                             "after it were deleted (or some inserted outside the hub)"))
     return n, problems
 
 
