@@ -19,12 +19,10 @@ import csv
 from datetime import UTC, datetime
 from importlib import resources
 
-import pytest
+import river  # noqa: F401  (the real series ship in river's package; a test dependency: missing fails, not skips)
 
 from edge.message import Event
 from tests.rulekit import Driver, engine
-
-import river  # noqa: F401  (the real series ship in river's package; a test dependency: missing fails, not skips)
 
 
 def series(package: str, name: str) -> list[list[str]]:

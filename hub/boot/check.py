@@ -20,10 +20,10 @@ from gridwatch.core.findings import Findings
 from gridwatch.core.yamlconf import YamlSource, load, load_sourced, problem
 from hub.config import HubConfig, hash_key, load_hub_config_sourced
 from hub.files.calendar_files import load_calendars
+from hub.people.seed import load_people_file
 from hub.policy.calendar import Calendar
 from hub.policy.calendar_watch import notices
 from hub.policy.labels import load_labels
-from hub.people.seed import load_people_file
 from hub.policy.notify_config import load_notify
 from hub.policy.org import Org, OrgFile
 from hub.policy.roster import load_rosters
