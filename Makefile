@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 SUDO    := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: venv deps test browser-test e2e-test dist-test demo-test notify-test security cluster-test lint bench soak demo clean proto
+.PHONY: venv deps test browser-test e2e-test dist-test demo-test notify-test security cluster-test quick lint bench soak demo clean proto
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -47,6 +47,10 @@ deps:
 # fills the waits (fresh clone: pytest 512 s with three, 729 s with two)
 test: deps venv lint
 	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=12 -m "not dist and not demo and not notify and not browser and not e2e and not security and not cluster"
+
+# the in-process tests only (no broker, database server, hub process or browser): a developer's loop, not CI's
+quick: deps venv
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow and not dist and not demo and not notify and not browser and not e2e and not security and not cluster"
 
 # issue 31: three NATS nodes, a Patroni pair (etcd, two PostgreSQL) and hubs behind HAProxy, killed node by node
 # (about 3 minutes; in .ci/run)

@@ -26,7 +26,8 @@ and an SMTP server (aiosmtpd) that requires STARTTLS and then AUTH.
 
 Every accepted message is recorded with the notice ids it names (`X-Gridwatch-Notice`, the SMS `OutId`, the
 mail header): `GET /_received` lists them, so a test counts each notice once however often it came.
-`POST /_faults` queues answers for the next requests (`429`, `500`, `hang`), to test retries.
+`POST /_faults` queues answers for the next requests (`429`, `500`, `hang`), to test retries; `/_received` also
+counts the hangs begun (`hangs`), so a test knows a send is hanging before it acts.
 """
 
 from __future__ import annotations
@@ -94,6 +95,8 @@ class State:
         self.faults: deque[str] = deque()
         self.sent: dict[str, deque[float]] = {}
         self.nonces: set[str] = set()
+        self.hangs = 0
+        """Requests that met an injected hang (counted when the hang starts)."""
 
     def record(self, service: str, ids: str, **what: Any) -> None:
         with self.lock:
@@ -142,6 +145,8 @@ class Handler(BaseHTTPRequestHandler):
         if fault is None:
             return False
         if fault == "hang":
+            with self.state.lock:
+                self.state.hangs += 1
             time.sleep(float(self.state.spec.get("hang_s", 30)))
             self.close_connection = True
             return True
@@ -155,7 +160,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         if url.path == "/_received":
             with self.state.lock:
-                self._send(200, {"received": self.state.received, "rejected": self.state.rejected})
+                self._send(200, {"received": self.state.received, "rejected": self.state.rejected,
+                                 "hangs": self.state.hangs})
             return
         q = dict(parse_qsl(url.query, keep_blank_values=True))
         if q.get("Action") == "SendSms":

@@ -84,6 +84,19 @@ def no_leftover_threads() -> Iterator[None]:
     assert not left, f"threads left running: {left}"
 
 
+PROCESSES = {"broker", "secure_broker", "victoria", "browser", "postgres_url"}
+"""Fixtures that start a real process (Mosquitto, VictoriaMetrics, Chromium, PostgreSQL)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """`slow` means what it says: every test that starts a process through a fixture carries it (tests that start
+    their own processes are marked by hand), so `make quick` (-m "not slow") runs only the in-process ones."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if PROCESSES & set(getattr(item, "fixturenames", ())) or params.get("db_url") == "postgresql":
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     Path("test-output").mkdir(exist_ok=True)
 

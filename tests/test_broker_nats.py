@@ -25,6 +25,7 @@ from gridwatch.core.mqttlink import (
 )
 from simulators.services import Broker, NatsCluster, NatsNode, binary, start_nats_cluster
 from tests.agentkit import GAS_RULES, Gateway, agent_config, report, wait_until
+from tests.needs import missing
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 USERS = {u: f"test-only-{u}-password" for u in ("edge-a", "edge-b", "hub", "viewer", "gw-grid-01", "gw-grid-02",
@@ -36,7 +37,7 @@ def cluster(tmp_path):
     try:
         binary("nats-server", "/usr/bin/nats-server")
     except Exception:  # noqa: BLE001
-        pytest.skip("nats-server is installed by make deps (Debian's nats-server)")
+        missing("nats-server is installed by make deps (Debian's nats-server)")
     c = start_nats_cluster(tmp_path / "nats", USERS)
     yield c
     c.stop()

@@ -41,6 +41,7 @@ from simulators.services import (
 )
 from tests.agentkit import report
 from tests.hubkit import EDGE, OPS, ROOT
+from tests.needs import missing
 from tests.test_broker_nats import USERS, Reader
 from tests.test_db_failover import Stream
 
@@ -215,7 +216,7 @@ def engines():
         try:
             binary(exe, f"/usr/sbin/{exe}")
         except Exception:  # noqa: BLE001
-            pytest.skip(f"{exe} is installed by make deps")
+            missing(f"{exe} is installed by make deps")
     yield
 
 

@@ -139,7 +139,8 @@ def test_a_hub_killed_while_a_send_hangs_sends_it_once_after_restart(tmp_path, e
     hub.start()
     try:
         hub.post([gas("k1")])
-        time.sleep(0.8)  # the first send (SMS or the robot) is hanging at the emulator now
+        hanging = lambda: httpx.get(f"http://127.0.0.1:{emulators}/_received").json()["hangs"] == 1  # noqa: E731
+        assert wait_for(hanging, 10)  # the first send (SMS or the robot) is hanging at the emulator now
         assert hub.proc is not None
         os.kill(hub.proc.pid, signal.SIGKILL)
         hub.proc.wait()
@@ -231,7 +232,7 @@ def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_ca
         # on the phone the person's own task is first, and filters and exports wait behind one button
         assert page.get_attribute("#cases tbody tr:first-child", "data-case") == case
         assert not page.is_visible("#x-csv") and not page.is_visible("#f-unit") and page.is_visible("#filters-toggle")
-        shot = ROOT / "docs" / "notice-phone.png"
+        shot = ROOT / "test-output" / "notice-phone.png"  # (not docs/: a test writes no tracked file)
         page.screenshot(path=str(shot))
         said = ocr(shot, "chi_sim")
         assert "签收" in said and "燃气泄漏" in said, said
@@ -251,7 +252,7 @@ def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_ca
         table = admin.inner_text("#n-table")
         assert "已送达" in table and "sms" in table and "138****" in table and MOBILE[who] not in table, table
         assert not notices_tab_shown(browser, hub, "hubkit-ops-key")  # an operator has no such tab
-        admin.screenshot(path=str(ROOT / "docs" / "notices-admin.png"))
+        admin.screenshot(path=str(ROOT / "test-output" / "notices-admin.png"))
         admin.close()
     finally:
         hub.stop()
