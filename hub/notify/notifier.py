@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -277,34 +277,49 @@ class Notifier(WokenThread):
                 raise
 
     def send_round(self, cid: str, now: datetime | None = None) -> None:
+        """Send what is due on one channel, within its rate. A robot's messages go one at a time, each claimed
+        just before it is sent and recorded as soon as it is answered: chat robots do not deduplicate, so a
+        sender killed mid-round repeats (after the lease) at most the one message it had in flight. Other
+        channels send a round at once and record each message as it is answered; their receivers count the
+        notice ids each message names."""
         ch = self.cfg.notify.channels.get(cid)
         now = now or self.store.now()
+        secrets = self.cfg.notify.secrets.get(cid, {})
+        if ch is not None and ch.groups:
+            while (claimed := self._claim(cid, ch, now, one=True)):
+                self._record(cid, [(claimed[0], send(ch, secrets, message(claimed[0]), self.http))], now)
+            return
+        messages = self._claim(cid, ch, now, one=False)
+        sends = {self._senders.submit(send, ch, secrets, message(b), self.http): b for b in messages}
+        pending = set(sends)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            self._record(cid, [(sends[f], f.result()) for f in done], now)
+
+    def _claim(self, cid: str, ch: Any, now: datetime, *, one: bool) -> list[list[Notice]]:
+        """The messages due now within the channel's rate (`one`: only the first), claimed (`sending`)."""
         with self.store.transaction() as s:
             rows = list(s.scalars(select(Notice).where(Notice.channel == cid,
                                                        due(now, now - timedelta(seconds=self.lease_s)))
                                   .order_by(Notice.id).limit(500).with_for_update(skip_locked=True)))
-            if ch is None:  # the channel left the config: nothing can send these
+            if ch is None:  # the channel left the config (or is off): nothing can send these
                 for n in rows:
-                    self._finish(s, n, now, "failed", f"channel {cid!r} is no longer configured")
-                return
+                    self._finish(s, n, now, "failed", f"channel {cid!r} is not configured (or off)")
+                return []
             live = self._guarded(s, rows, now)
             if not live:
-                return
-            robot = ch.groups
-            if robot and ch.group_wait > 0 and len(live) < 50 and min(
+                return []
+            if ch.groups and ch.group_wait > 0 and len(live) < 50 and min(
                     n.created_at for n in live) > now - timedelta(seconds=ch.group_wait):
-                return  # wait for more to group
-            window = self._window(cid, now)
-            room = ch.rate_per_minute - len(window)
+                return []  # wait for more to group
+            room = ch.rate_per_minute - len(self._window(cid, now))
             if room <= 0:
-                return
-            messages = group(live, room) if robot else [[n] for n in live[:room]]
+                return []
+            messages = group(live, 1 if one else room) if ch.groups else [[n] for n in live[:room]]
             for batch in messages:
                 for n in batch:
                     n.state, n.claimed_at, n.attempts = "sending", now, n.attempts + 1
-        secrets = self.cfg.notify.secrets.get(cid, {})
-        sends = [self._senders.submit(send, ch, secrets, message(b), self.http) for b in messages]
-        self._record(cid, [(b, f.result()) for b, f in zip(messages, sends, strict=True)], now)
+        return messages
 
     def _guarded(self, s: Session, rows: list[Notice], now: datetime) -> list[Notice]:
         live = []
