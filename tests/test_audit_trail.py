@@ -179,3 +179,28 @@ def test_a_record_inserted_into_the_chain_is_named_even_with_a_correct_hash_of_i
     r = check(cfg)
     assert r.returncode == 1 and "audit record 5: does not follow" in r.stderr, r.stderr
     engine.dispose()
+
+
+def test_every_state_changing_route_says_what_the_audit_trail_records_of_it(tmp_path):
+    """Issue 38: the audit trail's table of paths was hand-written regular expressions beside the routes, and
+    nothing held a new route to it. Now each route declares its action in its decorator (`x-audit` in the
+    OpenAPI document): every POST, PUT, PATCH and DELETE under /api/v1 declares one (an action, the case's
+    timeline, or none with the reason), and so do the exports. A route added without it fails here."""
+    from hub.api.audited import KEY, NONE, TIMELINE
+    with api_client(f"sqlite:///{tmp_path / 'hub.sqlite'}", KEYS, T) as c:
+        paths = c.app.openapi()["paths"]
+    undeclared, actions = [], {}
+    for path, ops in paths.items():
+        for method, op in ops.items():
+            if path.startswith("/api/v1/") and (method in ("post", "put", "patch", "delete")
+                                                or path.endswith("/export")):
+                if KEY not in op:
+                    undeclared.append(f"{method.upper()} {path}")
+                elif op[KEY] in (TIMELINE, NONE):
+                    assert op.get("x-audit-why"), (method, path)
+                else:
+                    actions[f"{method.upper()} {path}"] = op[KEY]
+    assert not undeclared, undeclared
+    assert actions["POST /api/v1/users"] == "user_added" and actions["PUT /api/v1/users/{username}/contacts"] \
+        == "contacts_changed" and actions["GET /api/v1/cases/export"] == "export"
+    assert len(actions) >= 24, sorted(actions)

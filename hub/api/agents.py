@@ -11,6 +11,7 @@ from fastapi import APIRouter, HTTPException, Query
 from fastapi.concurrency import run_in_threadpool
 
 from gridwatch.core.heartbeat import Heartbeat
+from hub.api.audited import not_audited
 from hub.api.deps import EdgeCaller, HubDep, Reader
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
@@ -36,7 +37,8 @@ def _edge_grids(who: Principal, asked: list[str]) -> list[str]:
     return asked
 
 
-@router.post("/fleet/heartbeat", responses=responses(*BODY, 422))
+@router.post("/fleet/heartbeat", responses=responses(*BODY, 422),
+             openapi_extra=not_audited("an agent's heartbeat: kept on the agent's row and its offline case"))
 def heartbeat(body: Heartbeat, hub: HubDep, who: EdgeCaller) -> dict[str, Any]:
     """An agent's state; an agent marked offline that beats again clears its agent_offline case."""
     store = hub.store

@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 
 from gridwatch.core.alert import AlertBatch, AlertResult, AlertResults, nul_field
+from hub.api.audited import not_audited
 from hub.api.deps import EdgeCaller, HubDep
 from hub.api.errors import BODY, GUARD, responses
 from hub.cases.ingest import ingest
@@ -25,7 +26,8 @@ async def _has_nul(request: Request) -> bool:
     return b"\\u0000" in await request.body()
 
 
-@router.post("", response_model=AlertResults)
+@router.post("", response_model=AlertResults,
+             openapi_extra=not_audited("alerts: the timeline of each case records the alert that opened or joined it"))
 def post_alerts(batch: AlertBatch, hub: HubDep, who: EdgeCaller,
                 has_nul: Annotated[bool, Depends(_has_nul)]) -> Response:
     """One result per alert, in order: created / merged / updated / duplicate, or rejected for good with

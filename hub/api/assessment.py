@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
 from hub.analysis import assessment, tables
+from hub.api.audited import audited
 from hub.api.deps import HubDep, Reader, StoreDep
 from hub.api.errors import GUARD, responses
 from hub.policy import access
@@ -115,7 +116,8 @@ def cases_behind(store: StoreDep, who: Reader, unit: str, measure: str, since: S
 
 
 @router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, tables.XLSX: {}},
-                                                                 "description": "the assessment as a sheet"}})
+                                                                 "description": "the assessment as a sheet"}},
+            openapi_extra=audited("export"))
 def export(request: Request, hub: HubDep, who: Reader, since: Since = None, until: Until = None,
            format: Literal["csv", "xlsx"] = "csv", lang: Lang = "zh-CN") -> Response:
     got = _rows(hub, who, since, until)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from gridwatch.core.alert import Place
 from hub.analysis import tables
 from hub.api.audit import counted
+from hub.api.audited import ON_TIMELINE, audited
 from hub.api.deps import HubDep, Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Problem, Refused, responses
 from hub.api.schemas import CaseDetail, CaseList, CasePublic, Text, case_public
@@ -106,7 +107,8 @@ def _export_row(c: CasePublic, store: Store, labels: Labels, lang: Lang, zone: Z
 
 
 @router.get("/export", response_class=Response, responses={200: {"content": {"text/csv": {}, tables.XLSX: {}},
-                                                                 "description": "the filtered cases as a sheet"}})
+                                                                 "description": "the filtered cases as a sheet"}},
+            openapi_extra=audited("export"))
 def export_cases(request: Request, hub: HubDep, who: Reader, status: Text | None = None, grid: Text | None = None,
                  category: Text | None = None, unit: Text | None = None, light: Text | None = None,
                  q: Search = None, since: Since = None, until: Until = None,
@@ -161,7 +163,8 @@ class ManualCase(BaseModel):
     place: Place | None = Field(None, description="where it is: the phone's position and/or an address")
 
 
-@router.post("", status_code=201, responses=responses(*BODY, 409))
+@router.post("", status_code=201, responses=responses(*BODY, 409),
+             openapi_extra=ON_TIMELINE)
 def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
     """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers; a photo follows by
     `POST /api/v1/cases/{id}/photos`."""
@@ -202,7 +205,7 @@ def sniff(data: bytes) -> str | None:
 
 @router.post("/{case_id}/photos", status_code=201, responses=responses(*BODY, 409, 415),
              openapi_extra={"requestBody": {"required": True, "content": {
-                 t: {"schema": {"type": "string", "format": "binary"}} for t in PHOTO_TYPES}}})
+                 t: {"schema": {"type": "string", "format": "binary"}} for t in PHOTO_TYPES}}, **ON_TIMELINE})
 async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
                     note: Annotated[Text | None, Query(max_length=500)] = None) -> CaseDetail:
     """A photo taken on the spot (JPEG, PNG or WebP, at most `limits.max_photo_bytes`), sent as the raw body
@@ -268,7 +271,8 @@ class BulkResult(BaseModel):
     refused: dict[str, Problem] = Field(description="case id -> why (the same answer a single action gives)")
 
 
-@router.post("/bulk/{action}", responses=responses(*BODY))
+@router.post("/bulk/{action}", responses=responses(*BODY),
+             openapi_extra=ON_TIMELINE)
 def act_bulk(action: Action, body: BulkBody, store: StoreDep, who: Operator) -> BulkResult:
     """One action on several cases (bulk acknowledge: `accept`), each in its own transaction: a case that
     refuses does not stop the others, and says why."""
@@ -292,7 +296,8 @@ def _action_route(name: Action) -> None:
         _act(store, who, case_id, name, body or ActionBody())
         return load_visible(store, who, case_id)
     router.add_api_route(f"/{{case_id}}/{name}", act, methods=["POST"], responses=responses(*BODY, 409),
-                         name=f"case_{name}", summary=f"{name} the case", operation_id=f"case_{name}")
+                         name=f"case_{name}", summary=f"{name} the case", operation_id=f"case_{name}",
+                         openapi_extra=ON_TIMELINE)
 
 
 for _name in ACTIONS:

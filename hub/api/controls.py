@@ -9,6 +9,7 @@ from datetime import datetime
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
 
+from hub.api.audited import ON_TIMELINE
 from hub.api.deps import Operator, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.schemas import CaseDetail, CasePublic, Text, case_detail, case_public
@@ -42,7 +43,8 @@ def _from_above(store: Store, who: Principal, case_id: str) -> Case:
     return case
 
 
-@router.post("/cases/{case_id}/extension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/extension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def request_extension(case_id: str, body: ExtensionBody, store: StoreDep, who: Operator) -> CaseDetail:
     """延期: the unit holding the case asks for more time for the running stage."""
     case, _ = actionable(store, who, case_id)
@@ -58,7 +60,8 @@ class SuspensionBody(BaseModel):
     reason: Text = Field(min_length=1, max_length=4000, description="what the case waits on")
 
 
-@router.post("/cases/{case_id}/suspension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/suspension", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def request_suspension(case_id: str, body: SuspensionBody, store: StoreDep, who: Operator) -> CaseDetail:
     """挂起: the unit holding the case asks the dispatching level to suspend it (its clock paused)."""
     case, _ = actionable(store, who, case_id)
@@ -67,8 +70,10 @@ def request_suspension(case_id: str, body: SuspensionBody, store: StoreDep, who:
     return load_visible(store, who, case_id)
 
 
-@router.post("/cases/{case_id}/extension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409))
-@router.post("/cases/{case_id}/suspension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/extension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
+@router.post("/cases/{case_id}/suspension/{request_id}/{decision}", responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def decide(case_id: str, request_id: int, decision: str, store: StoreDep, who: Operator,
            body: DecisionBody | None = None) -> CaseDetail:
     """The dispatching level approves or refuses a 延期 or a 挂起 (`decision`: approve | refuse)."""
@@ -90,7 +95,8 @@ class ReplyBody(BaseModel):
     note: Text = Field(min_length=1, max_length=4000)
 
 
-@router.post("/cases/{case_id}/supervise", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/supervise", status_code=201, responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator) -> CaseDetail:
     """督办: a unit above the one holding the case orders it, with a deadline for the reply."""
     _from_above(store, who, case_id)
@@ -102,7 +108,8 @@ def supervise(case_id: str, body: SuperviseBody, store: StoreDep, who: Operator)
     return load_visible(store, who, case_id)
 
 
-@router.post("/cases/{case_id}/supervise/{request_id}/reply", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/supervise/{request_id}/reply", responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def reply(case_id: str, request_id: int, body: ReplyBody, store: StoreDep, who: Operator) -> CaseDetail:
     """The holder's reply to a 督办 order (late when after its deadline)."""
     actionable(store, who, case_id)
@@ -115,7 +122,8 @@ class SendBackBody(BaseModel):
     reason: Text = Field(min_length=1, max_length=4000, description="why the case is not this unit's")
 
 
-@router.post("/cases/{case_id}/send_back", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/send_back", responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def send_back(case_id: str, body: SendBackBody, store: StoreDep, who: Operator) -> CaseDetail:
     """退回: the unit a case was dispatched to (its own people, not a level above acting for it) hands a case
     not yet signed for back to the level above, with a reason."""
@@ -135,7 +143,8 @@ class PartBody(BaseModel):
     note: Text | None = Field(None, max_length=4000, description="report: what the unit did (required)")
 
 
-@router.post("/cases/{case_id}/parts/{unit}/{step}", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/parts/{unit}/{step}", responses=responses(*GUARD, *BODY, 403, 404, 409),
+             openapi_extra=ON_TIMELINE)
 def part(case_id: str, unit: str, step: str, store: StoreDep, who: Operator, body: PartBody | None = None
          ) -> CaseDetail:
     """协办: an assisting unit signs for its part (`sign`) or reports it done (`report`, with a note); the

@@ -11,6 +11,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
+from hub.api.audited import audited
 from hub.api.deps import HubDep, Operator, Reader, grid_writer, grids_of
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
@@ -45,7 +46,7 @@ def list_devices(hub: HubDep, who: Reader, q: Text | None = None, grid: Text | N
                                                       state=states[d.id]) for d in rows])  # type: ignore[arg-type]
 
 
-@router.put("/devices/{device_id}", responses=responses(*BODY, 422))
+@router.put("/devices/{device_id}", responses=responses(*BODY, 422), openapi_extra=audited("device_changed"))
 def put_device(device_id: str, body: registry.DeviceIn, hub: HubDep, who: Operator) -> DeviceOut:
     """Add or change one device."""
     store = hub.store
@@ -61,7 +62,8 @@ def put_device(device_id: str, body: registry.DeviceIn, hub: HubDep, who: Operat
     return DeviceOut(**body.model_dump(), updated_at=store.now())
 
 
-@router.delete("/devices/{device_id}", status_code=204, responses=responses(404))
+@router.delete("/devices/{device_id}", status_code=204, responses=responses(404),
+               openapi_extra=audited("device_removed"))
 def delete_device(device_id: str, hub: HubDep, who: Operator) -> Response:
     store = hub.store
     with store.transaction() as s:
@@ -82,7 +84,8 @@ class ImportResult(BaseModel):
 @router.post("/devices/import", responses=responses(*BODY, 415, 422),
              openapi_extra={"requestBody": {"content": {"text/csv": {"schema": {"type": "string"}},
                                                         registry.XLSX: {"schema": {"type": "string",
-                                                                                   "format": "binary"}}}}})
+                                                                                   "format": "binary"}}}},
+                            **audited("devices_imported")})
 async def import_devices(request: Request, hub: HubDep, who: Operator) -> ImportResult:
     """A CSV (UTF-8) or XLSX sheet whose first row names the columns (`GET /devices/export` writes one):
     all rows or none; a bad row answers 422 with one reason per row."""
@@ -113,7 +116,8 @@ async def import_devices(request: Request, hub: HubDep, who: Operator) -> Import
 
 
 @router.get("/devices/export", response_class=Response,
-            responses={200: {"content": {"text/csv": {}, registry.XLSX: {}}, "description": "the sheet"}})
+            responses={200: {"content": {"text/csv": {}, registry.XLSX: {}}, "description": "the sheet"}},
+            openapi_extra=audited("export"))
 def export_devices(request: Request, hub: HubDep, who: Reader,
                    format: Annotated[str, Query(pattern="^(csv|xlsx)$")] = "csv", q: Text | None = None,
                    grid: Text | None = None) -> Response:

@@ -8,6 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, HTTPException
 
+from hub.api.audited import audited
 from hub.api.deps import HubDep, Id, Operator, Reader, grid_writer, rule_manager
 from hub.api.errors import BODY, GUARD, responses
 from hub.fleet import maintenance, registry
@@ -59,7 +60,8 @@ def list_windows(hub: HubDep, who: Reader, all: bool = False) -> list[dict[str, 
     return [maintenance.public(w, now, store.tz, held.get(w.id, 0)) for w in shown]
 
 
-@router.post("", status_code=201, responses=responses(*BODY, 422))
+@router.post("", status_code=201, responses=responses(*BODY, 422),
+             openapi_extra=audited("maintenance_added"))
 def add_window(body: maintenance.WindowIn, hub: HubDep, who: Operator) -> dict[str, Any]:
     store = hub.store
     _window_target(store, who, body.scope, body.target)
@@ -70,7 +72,8 @@ def add_window(body: maintenance.WindowIn, hub: HubDep, who: Operator) -> dict[s
     return maintenance.public(w, now, store.tz)
 
 
-@router.post("/{window_id}/cancel", responses=responses(404, 409, 422))
+@router.post("/{window_id}/cancel", responses=responses(404, 409, 422),
+             openapi_extra=audited("maintenance_cancelled"))
 def cancel_window(window_id: Id, hub: HubDep, who: Operator) -> dict[str, Any]:
     """End a window now: what it holds is released at once (cases open for conditions that still hold)."""
     store = hub.store

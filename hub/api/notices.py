@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
+from hub.api.audited import audited
 from hub.api.auth import Principal, require
 from hub.api.deps import NoticeFilesDep, PeopleDep, Reader, StoreDep
 from hub.api.errors import BODY, GUARD, responses
@@ -66,7 +67,8 @@ def get_contacts(username: str, people: PeopleDep, who: Reader) -> ContactOut:
         return _contact(username, people.contacts(username), True)
 
 
-@router.put("/users/{username}/contacts", responses=responses(*GUARD, *BODY, 403, 404))
+@router.put("/users/{username}/contacts", responses=responses(*GUARD, *BODY, 403, 404),
+            openapi_extra=audited("contacts_changed"))
 def put_contacts(username: str, body: ContactIn, people: PeopleDep, who: Reader) -> ContactOut:
     """Set a person's contact points (an administrator, or the person for their own)."""
     if not _full(who, username):

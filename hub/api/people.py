@@ -20,6 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
+from hub.api.audited import ON_TIMELINE, audited
 from hub.api.auth import COOKIE, Principal, bearer, credentials, csrf_token, require
 from hub.api.deps import HubDep, Operator, StoreDep
 from hub.api.errors import BODY, GUARD, Refused, responses
@@ -79,7 +80,7 @@ def _people(request: Request) -> People:
     return people
 
 
-@router.post("/login", responses=responses(401, 422, 429))
+@router.post("/login", responses=responses(401, 422, 429), openapi_extra=audited("sign_in"))
 async def login(body: LoginBody, request: Request, response: Response) -> LoginOut:
     """Sign in with a name and password (and the second factor's code once enrolled), or a key on the board:
     a session for the board (or any API client)."""
@@ -121,7 +122,7 @@ async def login(body: LoginBody, request: Request, response: Response) -> LoginO
     return out
 
 
-@router.post("/logout", status_code=204, responses=responses(*GUARD))
+@router.post("/logout", status_code=204, responses=responses(*GUARD), openapi_extra=audited("sign_out"))
 async def logout(request: Request,
                  creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Response:
     """End this session, and clear the board's cookie (a key is not a session: nothing happens to it)."""
@@ -172,7 +173,7 @@ Someone = Annotated[Principal, Depends(require("operator", "viewer", "admin"))]
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
-@router.post("/me/two-factor", responses=responses(*GUARD, 403, 409))
+@router.post("/me/two-factor", responses=responses(*GUARD, 403, 409), openapi_extra=audited("two_factor_begun"))
 def begin_two_factor(request: Request, who: Someone) -> Enrolment:
     """Begin enrolling a second factor: a new secret, as a QR code for an authenticator app (微信/支付宝/
     Google/Microsoft Authenticator…); it counts once `/me/two-factor/confirm` gets a code from it."""
@@ -183,7 +184,8 @@ def begin_two_factor(request: Request, who: Someone) -> Enrolment:
     return Enrolment(uri=uri, secret=secret, qr=qr)
 
 
-@router.post("/me/two-factor/confirm", responses=responses(*GUARD, *BODY, 403, 409))
+@router.post("/me/two-factor/confirm", responses=responses(*GUARD, *BODY, 403, 409),
+             openapi_extra=audited("two_factor_enrolled"))
 def confirm_two_factor(body: Code, request: Request, who: Someone, creds: Creds) -> RecoveryOut:
     """A code from the new secret: the second factor is enrolled, this session is freed of its limit, and
     ten recovery codes are answered (this once)."""
@@ -196,14 +198,15 @@ def confirm_two_factor(body: Code, request: Request, who: Someone, creds: Creds)
     return RecoveryOut(recovery_codes=codes)
 
 
-@router.post("/me/two-factor/recovery", responses=responses(*GUARD, 403, 409))
+@router.post("/me/two-factor/recovery", responses=responses(*GUARD, 403, 409),
+             openapi_extra=audited("recovery_codes_renewed"))
 def new_recovery_codes(request: Request, who: Someone) -> RecoveryOut:
     """Ten new recovery codes; the old ones stop working."""
     with refusing("no such user"):
         return RecoveryOut(recovery_codes=_people(request).new_recovery(_me(who)))
 
 
-@router.post("/me/password", responses=responses(*GUARD, *BODY, 403, 409))
+@router.post("/me/password", responses=responses(*GUARD, *BODY, 403, 409), openapi_extra=audited("password_changed"))
 def change_own_password(body: PasswordChange, request: Request, who: Someone, creds: Creds) -> PersonOut:
     """Change one's own password (the current one proves it): other sessions end; this one goes on."""
     with refusing("no such user"):
@@ -231,14 +234,16 @@ def list_users(request: Request, who: Admin) -> list[PersonOut]:
     return [_out(p) for p in _people(request).everyone()]
 
 
-@router.post("/users", status_code=201, responses=responses(*GUARD, *BODY, 403, 409))
+@router.post("/users", status_code=201, responses=responses(*GUARD, *BODY, 403, 409),
+             openapi_extra=audited("user_added"))
 def add_user(body: NewPerson, request: Request, who: Admin) -> PersonOut:
     """A new account (an administrator's act; no restart)."""
     with refusing():
         return _out(_people(request).add(body.username, body.name, body.unit, body.role, body.password))
 
 
-@router.patch("/users/{username}", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.patch("/users/{username}", responses=responses(*GUARD, *BODY, 403, 404, 409),
+              openapi_extra=audited("user_changed"))
 def change_user(username: str, body: PersonChange, request: Request, who: Admin) -> PersonOut:
     """Change a name, unit, role or password, or disable an account; a change of unit, role or password, and
     disabling, end the person's sessions at once."""
@@ -249,7 +254,7 @@ def change_user(username: str, body: PersonChange, request: Request, who: Admin)
                                             password=body.password, disabled=body.disabled))
 
 
-@router.delete("/users/{username}", responses=responses(*GUARD, 403, 404, 409))
+@router.delete("/users/{username}", responses=responses(*GUARD, 403, 404, 409), openapi_extra=audited("user_removed"))
 def remove_user(username: str, request: Request, who: Admin) -> PersonOut:
     """Remove an account: it can no longer sign in, and the person's contact points, second factor and
     sessions are erased (个人信息删除); their name stays on the records of what they did."""
@@ -259,14 +264,15 @@ def remove_user(username: str, request: Request, who: Admin) -> PersonOut:
         return _out(_people(request).remove(username))
 
 
-@router.delete("/users/{username}/two-factor", responses=responses(*GUARD, 403, 404))
+@router.delete("/users/{username}/two-factor", responses=responses(*GUARD, 403, 404),
+               openapi_extra=audited("two_factor_reset"))
 def reset_two_factor(username: str, request: Request, who: Admin) -> PersonOut:
     """Remove a person's second factor (a lost phone): they enrol again at their next sign-in."""
     with refusing("no such user"):
         return _out(_people(request).drop_totp(username))
 
 
-@router.post("/users/{username}/unlock", responses=responses(*GUARD, 403, 404))
+@router.post("/users/{username}/unlock", responses=responses(*GUARD, 403, 404), openapi_extra=audited("user_unlocked"))
 def unlock_user(username: str, request: Request, who: Admin) -> PersonOut:
     """Lift a lock that wrong passwords put on an account, and clear its count."""
     with refusing("no such user"):
@@ -308,7 +314,7 @@ def list_keys(request: Request, who: Admin) -> list[KeyOut]:
     return out
 
 
-@router.post("/keys", status_code=201, responses=responses(*GUARD, *BODY, 403, 409))
+@router.post("/keys", status_code=201, responses=responses(*GUARD, *BODY, 403, 409), openapi_extra=audited("key_added"))
 def add_key(body: NewKey, request: Request, who: Admin) -> KeyMade:
     """A key for a machine (an edge agent, an integration), live at once."""
     try:
@@ -320,7 +326,8 @@ def add_key(body: NewKey, request: Request, who: Admin) -> KeyMade:
     return KeyMade(name=body.name, key=key)
 
 
-@router.delete("/keys/{name}", status_code=204, responses=responses(*GUARD, 403, 404))
+@router.delete("/keys/{name}", status_code=204, responses=responses(*GUARD, 403, 404),
+               openapi_extra=audited("key_disabled"))
 def disable_key(name: str, request: Request, who: Admin) -> Response:
     """Withdraw a key added through the API (hub.yaml's keys change with the file)."""
     if not _people(request).disable_key(name):
@@ -333,7 +340,7 @@ class AssignBody(BaseModel):
     note: Text | None = Field(None, max_length=4000)
 
 
-@router.post("/cases/{case_id}/assign", responses=responses(*GUARD, *BODY, 403, 404, 409))
+@router.post("/cases/{case_id}/assign", responses=responses(*GUARD, *BODY, 403, 404, 409), openapi_extra=ON_TIMELINE)
 def assign(case_id: str, body: AssignBody, store: StoreDep, hub: HubDep, who: Operator) -> CaseDetail:
     """Give a case to a person of the unit that holds it (a 网格员 of the grid), by whoever holds it."""
     case, _ = actionable(store, who, case_id)

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Query, Response
 from pydantic import BaseModel, Field
 
+from hub.api.audited import audited, not_audited
 from hub.api.deps import HubDep, HubState, Id, Operator, Reader, grids_of, rule_manager
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
@@ -75,7 +76,8 @@ def _v(v: RuleVersion) -> VersionOut:
                       created_at=v.created_at)
 
 
-@router.post("/check", responses=responses(*BODY, 503))
+@router.post("/check", responses=responses(*BODY, 503),
+             openapi_extra=not_audited("a check of a draft: nothing is saved"))
 def check_rules(body: RuleText, hub: HubDep, who: Reader) -> CheckOut:
     """The checks of `gridwatch rules check`, for the board's editor as one types."""
     n, problems = _tools(hub).check(body.text)
@@ -116,7 +118,8 @@ def rule_diff(version: Id, hub: HubDep, who: Reader,
     return Response(fleet.diff(old, new), media_type="text/x-diff; charset=utf-8")
 
 
-@router.post("", status_code=201, responses=responses(*BODY, 422, 503))
+@router.post("", status_code=201, responses=responses(*BODY, 422, 503),
+             openapi_extra=audited("rules_saved"))
 def save_rules(body: RuleText, hub: HubDep, who: Operator) -> VersionOut:
     """Save a rule set as the next version, after the checker passed it (422 with its messages if not).
     Saving deploys nothing."""
@@ -130,7 +133,8 @@ def save_rules(body: RuleText, hub: HubDep, who: Operator) -> VersionOut:
     return _v(v)
 
 
-@router.post("/deploy", status_code=201, responses=responses(*BODY, 404, 422))
+@router.post("/deploy", status_code=201, responses=responses(*BODY, 404, 422),
+             openapi_extra=audited("rules_deployed"))
 def deploy_rules(body: DeployIn, hub: HubDep, who: Operator) -> DeployOut:
     """Send a version to the agents serving these grids (or to all); deploying an earlier version is a
     rollback."""
@@ -160,7 +164,8 @@ class BacktestIn(BaseModel):
     capture: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,128}\.jsonl$")
 
 
-@router.post("/backtest", responses=responses(*BODY, 404, 422, 503))
+@router.post("/backtest", responses=responses(*BODY, 404, 422, 503),
+             openapi_extra=not_audited("a backtest of a draft on recorded captures: nothing is saved"))
 def backtest(body: BacktestIn, hub: HubDep, who: Reader) -> dict[str, Any]:
     """What a draft would have raised on recorded traffic (in event time, no broker)."""
     tools = _tools(hub)
