@@ -1,34 +1,73 @@
 """Every benchmark, one after the other, each run to its end even when an earlier one missed its target or
 failed; then one table: each bench's figures and ratios (from its last JSON line) and whether its targets were
 met (its own `targets_met`, else its exit status). Exits non-zero when any bench missed or failed.
-`python bench/all.py [name ...]` runs only those."""
+`python bench/all.py [name ...]` runs only those.
+
+Each bench runs in a process group of its own, read by a thread: when it ends (or runs past `LIMIT`), whatever
+it started and left behind (a hub, an emulator holding the pipe open) is ended with the group, so the table
+always comes and no process outlives the run."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 BENCHES = ("ingest", "hub", "video", "gateway", "sim_load", "fanout", "fleet", "export", "notify")
 HERE = Path(__file__).resolve().parent
+LIMIT = 1800.0
+"""Seconds a bench may run before its whole process group is ended (it then counts as failed)."""
 
 
-def run(name: str) -> tuple[int, dict, float]:
+def end_group(pgid: int) -> None:
+    """SIGTERM to every process of the group, then SIGKILL to what is left after five seconds."""
+    for sig, pause in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(pgid, sig)
+        except ProcessLookupError:
+            return
+        end = time.monotonic() + pause
+        while time.monotonic() < end:
+            try:
+                os.killpg(pgid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+def run(name: str, limit: float = LIMIT) -> tuple[int, dict, float]:
     """Run one bench with its output passed through; its exit status, last JSON line and wall time."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
     last: dict = {}
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        print(line, end="", flush=True)
-        if line.startswith("{"):
-            try:
-                last = json.loads(line)
-            except ValueError:
-                pass
-    return proc.wait(), last, time.monotonic() - t0
+
+    def read() -> None:
+        nonlocal last
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            print(line, end="", flush=True)
+            if line.startswith("{"):
+                try:
+                    last = json.loads(line)
+                except ValueError:
+                    pass
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        code = proc.wait(limit)
+    except subprocess.TimeoutExpired:
+        print(f"bench/{name}.py ran past {limit:.0f} s: ended", flush=True)
+        code = -9
+    end_group(proc.pid)  # what it left behind (the pipe's last holders with it)
+    reader.join(10)
+    return code, last, time.monotonic() - t0
 
 
 def figures(out: dict) -> str:

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, deque
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,9 @@ class Notifier(WokenThread):
         if not rows:
             return 0
         cfg = self.cfg
-        with self.store.transaction() as s:
+        made: list[Notice] = []
+        with self.store.reading() as s:  # everything read, planned and rendered before the write: on SQLite the
+            # write lock is then held for the inserts alone, not for the rendering (intake waits on that lock)
             contacts = {c.username: c for c in s.scalars(select(Contact))}
             names = names_of(s)
             drafts: list[tuple[EventRow, Draft]] = []
@@ -179,14 +181,17 @@ class Notifier(WokenThread):
                     clocks[row.entry.id] = self._clock(s, row)
                 values = self._values(row, d, names, clocks[row.entry.id])
                 body = cfg.notify.render(d.template, values) | {"mention": d.mention, **d.extra}
-                state = "failed" if d.problem else "pending"
-                n = Notice(key=d.key, event_id=row.entry.id, case_id=row.case.id, kind=d.template, channel=d.channel,
-                           target=d.target, recipient=d.recipient, urgent=d.urgent, body=body, guard=d.guard,
-                           state=state, attempts=0, created_at=now, due_at=d.due_at, claimed_at=None,
-                           done_at=now if d.problem else None, error=d.problem)
-                s.add(n)
-                if d.problem:
-                    self.counts[(d.channel, "failed")] += 1
+                made.append(Notice(key=d.key, event_id=row.entry.id, case_id=row.case.id, kind=d.template,
+                                   channel=d.channel, target=d.target, recipient=d.recipient, urgent=d.urgent,
+                                   body=body, guard=d.guard, state="failed" if d.problem else "pending",
+                                   attempts=0, created_at=now, due_at=d.due_at, claimed_at=None,
+                                   done_at=now if d.problem else None, error=d.problem))
+        with self.store.transaction() as s:
+            s.add_all(made)
+            for n in made:
+                if n.state == "failed":
+                    s.flush()  # its id, for the timeline
+                    self.counts[(n.channel, "failed")] += 1
                     self._timeline(s, n, now, names)
             cursor = s.get(Cursor, CURSOR)
             assert cursor is not None
@@ -292,9 +297,10 @@ class Notifier(WokenThread):
         messages = self._claim(cid, ch, now, one=False)
         sends = {self._senders.submit(send, ch, secrets, message(b), self.http): b for b in messages}
         pending = set(sends)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            self._record(cid, [(sends[f], f.result()) for f in done], now)
+        while pending:  # what was answered, recorded at most every quarter second (one write, not one each)
+            done, pending = wait(pending, timeout=0.25)
+            if done:
+                self._record(cid, [(sends[f], f.result()) for f in done], now)
 
     def _claim(self, cid: str, ch: Any, now: datetime, *, one: bool) -> list[list[Notice]]:
         """The messages due now within the channel's rate (`one`: only the first), claimed (`sending`)."""
@@ -343,9 +349,11 @@ class Notifier(WokenThread):
         now = self.store.now()
         with self.store.transaction() as s:
             names = names_of(s)
+            ids = [n.id for batch, _ in results for n in batch]  # read in one query before any write
+            rows = {n.id: n for n in s.scalars(select(Notice).where(Notice.id.in_(ids)).with_for_update())}
             for batch, outcome in results:
                 for stale in batch:
-                    n = s.get(Notice, stale.id, with_for_update=True)
+                    n = rows.get(stale.id)
                     if n is None or n.state != "sending":
                         continue
                     if outcome.ok:
