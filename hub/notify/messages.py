@@ -44,11 +44,15 @@ def message(batch: list[Notice]) -> Message:
     first = batch[0]
     notices = [{"notice": n.id, "case_id": n.case_id, "kind": n.kind, "title": n.body["title"],
                 "recipient": n.recipient} for n in batch]
-    if len(batch) == 1:
+    # one line per case and kind: the same case told to the two people on duty through one robot is one
+    # message @-ing both, not the case twice
+    # (a notice's key is event:template:recipient:channel, a calendar's calendar:name:day:recipient:channel)
+    lines = list({n.key.rsplit(":", 2)[0]: n for n in reversed(batch)}.values())[::-1]
+    if len(lines) == 1:
         return Message(ids, first.body["title"], first.body["text"], to=first.target, mentions=mentions,
                        sms_template=str(first.body.get("sms_template", "")), sms_params=first.body.get("sms", {}),
                        notices=notices)
-    title = f"【{len(batch)} 条通知】"
-    text = f"### {title}\n" + "\n".join(f"- {n.body['line']}" for n in batch)
+    title = f"【{len(lines)} 条通知】"
+    text = f"### {title}\n" + "\n".join(f"- {n.body['line']}" for n in lines)
     return Message(ids, title, text, mentions=mentions, notices=notices)
 
