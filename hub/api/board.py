@@ -1,5 +1,6 @@
 """The command-center board: the page at `/` and its files (buildless, served by the hub, no outside
-fetches), and `GET /api/v1/me`, which tells the page who the key is and which part of the org tree it sees."""
+fetches), its CSP reports and the display names it fetches once (`GET /api/v1/labels`); who the caller is
+(`GET /api/v1/me`) is the people's resource (`hub.api.people`)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,8 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
-from hub.api.deps import HubDep, Reader, StoreDep, TzDep
+from hub.api.deps import HubDep, Reader
 from hub.api.errors import GUARD, responses
-from hub.api.schemas import MeOut, UnitOut
-from hub.policy import access
-from hub.policy.calendar_watch import notices
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
@@ -57,25 +55,6 @@ async def csp_report(request: Request, hub: HubDep) -> Response:
         logger.warning("the browser blocked %s under %s on %s", str(report.get("blocked-uri"))[:200], directive,
                        str(report.get("document-uri"))[:200])
     return Response(status_code=204)
-
-
-@router.get("/api/v1/me", tags=["board"], responses=responses(*GUARD, 403))
-def me(request: Request, store: StoreDep, hub: HubDep, who: Reader, tz: TzDep) -> MeOut:
-    """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
-    scope = access.scope(store.org, who)
-    units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
-             for u in store.org.units.values() if scope is None or u.id in scope]
-    seen = {u.id for u in units}
-    above = set(store.org.chain(who.unit)) if who.unit is not None and who.unit in store.org.units else set()
-    shared = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent) for u in store.org.departments()
-              if u.parent in above and u.id not in seen]  # 派单 may go to the departments of the levels above
-    return MeOut(name=who.name, person=who.person, role=who.role, unit=who.unit, tz=tz, units=units,
-                 dispatch_to=[u for u in units if u.level in ("grid", "department")] + shared,
-                 can_act=who.role in ("operator", "admin"),
-                 notices=[n.text for n in notices(store.calendars, store.sla, store.today())]
-                 if who.role == "admin" else [],
-                 csrf=getattr(request.state, "csrf", None), limited=who.limited,
-                 two_factor=who.person is not None and hub.people.two_factor(who.name)[0])
 
 
 @router.get("/api/v1/labels", tags=["board"], responses=responses(*GUARD, 403))

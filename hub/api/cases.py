@@ -289,6 +289,25 @@ def act_bulk(action: Action, body: BulkBody, store: StoreDep, who: Operator) -> 
     return BulkResult(done=done, refused=refused)
 
 
+class AssignBody(BaseModel):
+    username: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    note: Text | None = Field(None, max_length=4000)
+
+
+@router.post("/{case_id}/assign", responses=responses(*GUARD, *BODY, 403, 404, 409), openapi_extra=ON_TIMELINE)
+def assign(case_id: str, body: AssignBody, store: StoreDep, hub: HubDep, who: Operator) -> CaseDetail:
+    """Give a case to a person of the unit that holds it (a 网格员 of the grid), by whoever holds it."""
+    case, _ = actionable(store, who, case_id)
+    person = hub.people.get(body.username)
+    if person is None or person.disabled or person.unit != case.owner:
+        raise Refused(409, f"{body.username} is not an active member of {case.owner}", "not_member",
+                      username=body.username, unit=case.owner)
+    with refusing():
+        actions.assign(store, case_id, username=person.username, name=person.name, actor=who.name,
+                       person=who.person, note=body.note)
+    return load_visible(store, who, case_id)
+
+
 def _action_route(name: Action) -> None:
     """`POST /api/v1/cases/{case_id}/{name}`: one route per action of the lifecycle's table, so a case action
     never shadows another resource's route under a case (`/assign`, `/extension`, …) whatever their order."""

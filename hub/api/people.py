@@ -1,5 +1,6 @@
 """People and keys over the API: signing in and out, the administrator's accounts and machine keys (no
-restart needed), and assigning a case to a person of the unit that holds it (网格员).
+restart needed), and `GET /me`: who the caller is and which part of the org tree it sees (the board's first
+question).
 
 Signing in answers a session token that is used like a key (`Authorization: Bearer gws_…`), or, asked with
 `"cookie": true` (the board), sets it in an HttpOnly cookie and answers only the CSRF value the page sends back
@@ -20,15 +21,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials
 from pydantic import BaseModel, Field
 
-from hub.api.audited import ON_TIMELINE, audited
+from hub.api.audited import audited
 from hub.api.auth import COOKIE, Principal, bearer, credentials, csrf_token, require
-from hub.api.deps import HubDep, Operator, StoreDep
+from hub.api.deps import HubDep, Reader, StoreDep, TzDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.guard import client_address
-from hub.api.schemas import CaseDetail, Text
-from hub.api.seen import actionable, load_visible, refused, refusing
-from hub.cases import actions
+from hub.api.schemas import MeOut, Text, UnitOut
+from hub.api.seen import refused, refusing
 from hub.people.accounts import Login, People, Person, is_session_token
+from hub.policy import access
+from hub.policy.calendar_watch import notices
 from hub.policy.errors import Conflict
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
@@ -335,20 +337,20 @@ def disable_key(name: str, request: Request, who: Admin) -> Response:
     return Response(status_code=204)
 
 
-class AssignBody(BaseModel):
-    username: str = Field(pattern=USERNAME)
-    note: Text | None = Field(None, max_length=4000)
-
-
-@router.post("/cases/{case_id}/assign", responses=responses(*GUARD, *BODY, 403, 404, 409), openapi_extra=ON_TIMELINE)
-def assign(case_id: str, body: AssignBody, store: StoreDep, hub: HubDep, who: Operator) -> CaseDetail:
-    """Give a case to a person of the unit that holds it (a 网格员 of the grid), by whoever holds it."""
-    case, _ = actionable(store, who, case_id)
-    person = hub.people.get(body.username)
-    if person is None or person.disabled or person.unit != case.owner:
-        raise Refused(409, f"{body.username} is not an active member of {case.owner}", "not_member",
-                      username=body.username, unit=case.owner)
-    with refusing():
-        actions.assign(store, case_id, username=person.username, name=person.name, actor=who.name,
-                       person=who.person, note=body.note)
-    return load_visible(store, who, case_id)
+@router.get("/me", responses=responses(*GUARD, 403))
+def me(request: Request, store: StoreDep, hub: HubDep, who: Reader, tz: TzDep) -> MeOut:
+    """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
+    scope = access.scope(store.org, who)
+    units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
+             for u in store.org.units.values() if scope is None or u.id in scope]
+    seen = {u.id for u in units}
+    above = set(store.org.chain(who.unit)) if who.unit is not None and who.unit in store.org.units else set()
+    shared = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent) for u in store.org.departments()
+              if u.parent in above and u.id not in seen]  # 派单 may go to the departments of the levels above
+    return MeOut(name=who.name, person=who.person, role=who.role, unit=who.unit, tz=tz, units=units,
+                 dispatch_to=[u for u in units if u.level in ("grid", "department")] + shared,
+                 can_act=who.role in ("operator", "admin"),
+                 notices=[n.text for n in notices(store.calendars, store.sla, store.today())]
+                 if who.role == "admin" else [],
+                 csrf=getattr(request.state, "csrf", None), limited=who.limited,
+                 two_factor=who.person is not None and hub.people.two_factor(who.name)[0])

@@ -30,6 +30,8 @@ from hub.api import (
     stream,
 )
 from hub.api import audit as audit_api
+from hub.api import contacts as contacts_api
+from hub.api import duty as duty_api
 from hub.api import map as map_
 from hub.api import notices as notices_api
 from hub.api.audit import AuditTrail
@@ -142,7 +144,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(assessment.router)
-    for r in (devices, rules, agents, maintenance, map_, notices_api):
+    for r in (devices, rules, agents, maintenance, map_, notices_api, contacts_api, duty_api):
         app.include_router(r.router)
     app.include_router(board.router)
     app.include_router(audit_api.router)
