@@ -10,8 +10,13 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-venv: $(BIN)/python
+# the project and its test dependencies, installed again only when pyproject.toml changed (every target depends
+# on venv: a pip run each was about 20 s of every CI target)
+$(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
 
 # the Sparkplug B schema compiled to the descriptor gridwatch ships (grpcio-tools' protoc, a test dependency);
 # tests/test_sparkplug_codec.py fails when the two differ

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from edge.agent import Agent
-from edge.camera_gateway.liveness import Liveness
-from edge.camera_gateway.stream import Sampler, publish_size
+from edge.frames.liveness import Liveness
+from edge.frames.stream import Sampler, publish_size
 from simulators.services import free_port, stop_pid
 from tests.agentkit import agent_config, wait_until
 from tests.footagekit import h264

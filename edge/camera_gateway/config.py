@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.camera_gateway.stream import KeyframeMode
 from edge.config import MqttConfig
+from edge.frames.stream import KeyframeMode
 from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
 from gridwatch.core.mqttlink import secret

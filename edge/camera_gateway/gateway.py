@@ -13,7 +13,6 @@ Published (the native contract of DESIGN §3, what the agent already decodes):
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -24,42 +23,22 @@ from functools import partial
 from typing import Any
 
 import av
-import cv2
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge.camera_gateway.alarms import CameraAlarm
 from edge.camera_gateway.config import Camera, CameraGatewayConfig
-from edge.camera_gateway.liveness import Liveness
 from edge.camera_gateway.onvif_events import OnvifEvents
 from edge.camera_gateway.sources import AlarmStream
-from edge.camera_gateway.stream import Sampler, StreamStats, read_stream
 from edge.feeds.values import device_id
+from edge.frames.liveness import Liveness
+from edge.frames.publish import publish_frame
+from edge.frames.stream import Sampler, StreamStats, read_stream
 from edge.metrics import serve
 from gridwatch.core.mqttlink import connect, make_client
 
 logger = logging.getLogger(__name__)
-
-
-def publish_frame(client: Any, v5: bool, topic: str, image: Any, quality: int, ts: float, seq: int) -> bool:
-    """One BGR image as the contract's frame: JPEG, `ts` (ms) and `seq` as MQTT v5 user properties, or the JSON
-    envelope on 3.1.1; QoS 0. False when the image would not encode. (The GB/T 28181 gateway publishes so too.)"""
-    ok, jpeg = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        return False
-    ts_ms = int(ts * 1000)
-    if v5:
-        props = Properties(PacketTypes.PUBLISH)
-        props.ContentType = "image/jpeg"
-        props.UserProperty = [("ts", str(ts_ms)), ("seq", str(seq))]
-        client.publish(topic, jpeg.tobytes(), qos=0, properties=props)
-    else:
-        body = {"ts": ts_ms, "seq": seq, "jpeg_b64": base64.b64encode(jpeg.tobytes()).decode()}
-        client.publish(topic, json.dumps(body), qos=0)
-    return True
 
 
 @dataclass

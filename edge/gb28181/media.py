@@ -20,8 +20,8 @@ from typing import Any
 
 import av
 
-from edge.camera_gateway.liveness import Liveness
-from edge.camera_gateway.stream import Sample, Sampler, StreamStats, read_stream
+from edge.frames.liveness import Liveness
+from edge.frames.stream import Sample, Sampler, StreamStats, read_stream
 from gridwatch.core.gb28181.rtp import Reorder, RtpError, parse
 
 logger = logging.getLogger(__name__)

@@ -12,9 +12,9 @@ import threading
 from functools import partial
 from typing import Any
 
-from edge.camera_gateway.gateway import publish_frame
-from edge.camera_gateway.liveness import Liveness
-from edge.camera_gateway.stream import Sample
+from edge.frames.liveness import Liveness
+from edge.frames.publish import publish_frame
+from edge.frames.stream import Sample
 from edge.gb28181.alarm_intake import AlarmIntake
 from edge.gb28181.base import STREAM_RETRY, UDP_BUFFER, Peer
 from edge.gb28181.config import Stream
