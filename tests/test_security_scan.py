@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.hubkit import Hub
+from tests.needs import missing
 from tests.test_board_browser import SLA, alert
 
 pytestmark = [pytest.mark.slow, pytest.mark.security]
@@ -50,8 +51,9 @@ def start_urls(url: str, case_id: str) -> list[str]:
 
 
 @pytest.mark.timeout(700)
-@pytest.mark.skipif(shutil.which(WAPITI) is None, reason="wapiti is installed by make security (.venv-scan)")
 def test_wapiti_finds_nothing_above_low_on_the_board_and_the_api(tmp_path):
+    if shutil.which(WAPITI) is None:
+        missing("wapiti is installed by make security (.venv-scan)")
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": ADMIN}]).start()
     try:
         hub.person(ADMIN, "zhang.wei", "张伟", "district-a")
