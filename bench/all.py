@@ -4,11 +4,13 @@ met (its own `targets_met`, else its exit status). Exits non-zero when any bench
 `python bench/all.py [name ...]` runs only those.
 
 Each bench runs in a process group of its own, read by a thread: when it ends (or runs past `LIMIT`), whatever
-it started and left behind (a hub, an emulator holding the pipe open) is ended with the group, so the table
-always comes and no process outlives the run."""
+it started and left behind (a hub, an emulator holding the pipe open) is ended with the group, and so is any
+process that left the group but carries the run's mark in its environment (`GRIDWATCH_BENCH_RUN`: PostgreSQL's
+pg_ctl starts the server in a session of its own), so the table always comes and no process outlives the run."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -40,11 +42,40 @@ def end_group(pgid: int) -> None:
             time.sleep(0.1)
 
 
+def marked(mark: str) -> list[int]:
+    """Processes whose environment carries `GRIDWATCH_BENCH_RUN=mark` (readable ones: ours, or all as root)."""
+    want = f"GRIDWATCH_BENCH_RUN={mark}".encode()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != os.getpid():
+            try:
+                with open(f"/proc/{entry}/environ", "rb") as f:
+                    if want in f.read().split(b"\0"):
+                        found.append(int(entry))
+            except OSError:
+                continue
+    return found
+
+
+def end_marked(mark: str) -> list[int]:
+    """SIGTERM, then SIGKILL after five seconds, to every process still carrying the mark; the pids found."""
+    first = marked(mark)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in marked(mark):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        end = time.monotonic() + 5
+        while marked(mark) and time.monotonic() < end:
+            time.sleep(0.1)
+    return first
+
+
 def run(name: str, limit: float = LIMIT) -> tuple[int, dict, float]:
     """Run one bench with its output passed through; its exit status, last JSON line and wall time."""
     t0 = time.monotonic()
+    mark = f"{name}-{os.getpid()}-{time.time_ns()}"
     proc = subprocess.Popen([sys.executable, str(HERE / f"{name}.py")], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, env={**os.environ, "GRIDWATCH_BENCH_RUN": mark})
     last: dict = {}
 
     def read() -> None:
@@ -66,6 +97,8 @@ def run(name: str, limit: float = LIMIT) -> tuple[int, dict, float]:
         print(f"bench/{name}.py ran past {limit:.0f} s: ended", flush=True)
         code = -9
     end_group(proc.pid)  # what it left behind (the pipe's last holders with it)
+    if left := end_marked(mark):  # what left the group (a database server in a session of its own)
+        print(f"bench/{name}.py left {len(left)} process(es) behind: ended ({', '.join(map(str, left))})", flush=True)
     reader.join(10)
     return code, last, time.monotonic() - t0
 
