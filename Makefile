@@ -65,8 +65,9 @@ cluster-test: deps venv
 	@echo "figures measured:"; cat test-output/cluster-figures.txt
 
 # a real web vulnerability scanner against a served hub, signed in as an operator: no finding above low; the report
-# in test-output/wapiti.json (about 4 minutes). wapiti 3.2.3 is PyPI's newest for Python 3.11 (Debian's 3.0.4
-# crashes on Python 3.11 once a URL is excluded); it lives in its own venv, its pins apart from the project's
+# in test-output/wapiti.json (about 4 minutes: depth 1 from the start pages, and every OpenAPI operation). wapiti
+# 3.2.3 is PyPI's newest for Python 3.11 (Debian's 3.0.4 crashes on Python 3.11 once a URL is excluded); it lives
+# in its own venv, its pins apart from the project's
 security: deps venv
 	@[ -x .venv-scan/bin/wapiti ] || { $(PY) -m venv .venv-scan && .venv-scan/bin/pip install -q "wapiti3==3.2.3"; }
 	WAPITI=.venv-scan/bin/wapiti $(BIN)/python -m pytest -q -s -m security tests/test_security_scan.py

@@ -69,7 +69,7 @@ def test_wapiti_finds_nothing_above_low_on_the_board_and_the_api(tmp_path):
                 "--swagger", f"{hub.url}/openapi.json",
                 "-x", f"{hub.url}/api/v1/stream", "-x", f"{hub.url}/api/v1/logout", "-x", f"{hub.url}/api/v1/fleet/*",
                 "--flush-session", "--store-session", str(tmp_path / "session"), "--store-config",
-                str(tmp_path / "config"), "--max-scan-time", "300", "--max-attack-time", "45", "-t", "10", "-d", "1",
+                str(tmp_path / "config"), "--max-scan-time", "420", "--max-attack-time", "90", "-t", "10", "-d", "1",
                 "--no-bugreport", "-v", "1"]
         for u in start_urls(hub.url, case_id):
             base += ["-s", u]
