@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 BENCHES = ("ingest", "hub", "video", "gateway", "sim_load", "fanout", "fleet", "export", "notify")
@@ -26,20 +27,27 @@ LIMIT = 1800.0
 """Seconds a bench may run before its whole process group is ended (it then counts as failed)."""
 
 
-def end_group(pgid: int) -> None:
-    """SIGTERM to every process of the group, then SIGKILL to what is left after five seconds."""
+def _end(send: Callable[[int], None], alive: Callable[[], bool]) -> None:
+    """SIGTERM, then SIGKILL to what is still alive after five seconds (SIGKILL is not waited on)."""
     for sig, pause in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 0.0)):
-        try:
-            os.killpg(pgid, sig)
-        except ProcessLookupError:
-            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            send(sig)
         end = time.monotonic() + pause
-        while time.monotonic() < end:
-            try:
-                os.killpg(pgid, 0)
-            except ProcessLookupError:
-                return
+        while alive() and time.monotonic() < end:
             time.sleep(0.1)
+        if not alive():
+            return
+
+
+def end_group(pgid: int) -> None:
+    """Every process of the group."""
+    def alive() -> bool:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+    _end(lambda sig: os.killpg(pgid, sig), alive)
 
 
 def marked(mark: str) -> list[int]:
@@ -58,15 +66,14 @@ def marked(mark: str) -> list[int]:
 
 
 def end_marked(mark: str) -> list[int]:
-    """SIGTERM, then SIGKILL after five seconds, to every process still carrying the mark; the pids found."""
+    """Every process still carrying the mark; the pids found."""
     first = marked(mark)
-    for sig in (signal.SIGTERM, signal.SIGKILL):
+
+    def send(sig: int) -> None:
         for pid in marked(mark):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, sig)
-        end = time.monotonic() + 5
-        while marked(mark) and time.monotonic() < end:
-            time.sleep(0.1)
+    _end(send, lambda: bool(marked(mark)))
     return first
 
 

@@ -11,19 +11,15 @@ from hub.api.deps import PeopleDep, Reader
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.seen import refusing
 from hub.notify.messages import mask
+from hub.people.contacts import ContactPoints
 from hub.policy.access import Principal
 from hub.store.models import Contact
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
 
 
-class ContactIn(BaseModel):
-    mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="手机号, for SMS")
-    email: str | None = Field(None, pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")
-    wecom_user: str | None = Field(None, max_length=64, description="企业微信 userid, @-mentioned by the robot")
-    dingtalk_mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="钉钉 atMobiles")
-    feishu_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
-                                    description="飞书 open_id (ou_…) or user_id, @-ed by the Feishu robot")
+class ContactIn(ContactPoints):
+    """The contact points to set (each field as `hub.people.contacts.ContactPoints` checks it)."""
 
 
 class ContactOut(BaseModel):

@@ -27,7 +27,7 @@ across replicas, retried, grouped for rate-limited robots, each on the case's ti
 from __future__ import annotations
 
 import logging
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -75,7 +75,6 @@ class Notifier(WokenThread):
         self.tz = ZoneInfo(store.tz)
         self.leader = Leadership(store.engine, CURSOR)
         self.http = http or httpx.Client()
-        self.counts: Counter[tuple[str, str]] = Counter()
         self.leading = False
         self._calendars_said: Any = None
         self._windows: dict[str, deque[datetime]] = {}
@@ -191,7 +190,6 @@ class Notifier(WokenThread):
             for n in made:
                 if n.state == "failed":
                     s.flush()  # its id, for the timeline
-                    self.counts[(n.channel, "failed")] += 1
                     self._timeline(s, n, now, names)
             cursor = s.get(Cursor, CURSOR)
             assert cursor is not None
@@ -362,7 +360,6 @@ class Notifier(WokenThread):
                     elif outcome.retry and n.attempts < self.cfg.notify.spec.max_attempts:
                         back = outcome.retry_after or min(300.0, 2.0 ** n.attempts)
                         n.state, n.due_at, n.error = "pending", now + timedelta(seconds=back), outcome.reason
-                        self.counts[(cid, "retried")] += 1
                     else:
                         self._finish(s, n, now, "failed", outcome.reason, names)
         for batch, outcome in results:
@@ -375,7 +372,6 @@ class Notifier(WokenThread):
     def _finish(self, s: Session, n: Notice, now: datetime, state: str, error: str,
                 names: dict[str, str] | None = None) -> None:
         n.state, n.done_at, n.error = state, now, error
-        self.counts[(n.channel, state)] += 1
         if names is None and n.recipient:
             names = names_of(s)
         self._timeline(s, n, now, names or {})

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 
+from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select, text
 
 from hub.people.base import PeopleBase
@@ -13,6 +14,17 @@ from hub.store import datakey
 from hub.store.models import Contact, User
 
 logger = logging.getLogger(__name__)
+
+
+class ContactPoints(BaseModel):
+    """A person's contact points as given (the API's body, people.yaml's `contacts`): one field per column."""
+
+    mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="手机号, for SMS")
+    email: str | None = Field(None, pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+    wecom_user: str | None = Field(None, max_length=64, description="企业微信 userid, @-mentioned by the robot")
+    dingtalk_mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="钉钉 atMobiles")
+    feishu_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$",
+                                    description="飞书 open_id (ou_…) or user_id, @-ed by the Feishu robot")
 
 
 class Contacts(PeopleBase):
@@ -40,7 +52,7 @@ class Contacts(PeopleBase):
     def seal_contacts(engine: Engine) -> int:
         """At start: every stored contact point sealed with the newest data key (legacy plain text sealed for
         the first time, values under an older key re-sealed: key rotation). Returns the rows rewritten."""
-        cols = ("mobile", "email", "wecom_user", "dingtalk_mobile", "feishu_user")
+        cols = tuple(ContactPoints.model_fields)
         done = 0
         with engine.begin() as conn:
             for row in conn.execute(text(f"SELECT username, {', '.join(cols)} FROM contacts")).all():

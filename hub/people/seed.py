@@ -19,17 +19,16 @@ from gridwatch.core.config import Strict, first_repeat
 from gridwatch.core.errors import ConfigError
 from gridwatch.core.yamlconf import load_sourced, problem
 from hub.people.accounts import People
+from hub.people.contacts import ContactPoints
 from hub.policy.errors import Conflict, NotFound
 from hub.policy.org import Org
 from hub.store.cases import Store
 
 
-class ContactSpec(Strict):
-    mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="手机号, for SMS")
-    email: str | None = Field(None, pattern=r"^[^@\s]{1,64}@[^@\s]{1,190}$")
-    wecom_user: str | None = Field(None, max_length=64, description="企业微信 userid (the WeCom robot @s it)")
-    dingtalk_mobile: str | None = Field(None, pattern=r"^\+?\d{5,20}$", description="钉钉 mobile (atMobiles)")
-    feishu_user: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]{1,64}$", description="飞书 open_id or user_id")
+class ContactSpec(ContactPoints):
+    """The API's contact fields, checked as strictly as any config key (a misspelt one is an error)."""
+
+    model_config = Strict.model_config
 
 
 class PersonSpec(Strict):
