@@ -77,7 +77,11 @@ class Listen(Strict):
         default_factory=list, description="origins that may frame the board (CSP frame-ancestors), e.g. a "
         "command center's portal https://portal.example.gov.cn; none = no page may (clickjacking)")
 
-    @field_validator("trusted_proxies")
+    ops_networks: list[str] = Field(
+        default_factory=list, description="networks whose clients read /metrics, /openapi.json, /docs and /redoc "
+        "without a key (a scraper's, e.g. 10.0.8.0/24); everyone else needs a key or a session of the hub")
+
+    @field_validator("trusted_proxies", "ops_networks")
     @classmethod
     def _proxies(cls, v: list[str]) -> list[str]:
         return _networks(v)

@@ -26,7 +26,7 @@ ADMIN = "hubkit-admin-key"
 
 
 def violations(hub: Hub) -> float:
-    text = httpx.get(f"{hub.url}/metrics", timeout=10).text
+    text = httpx.get(f"{hub.url}/metrics", headers={"Authorization": f"Bearer {OPS}"}, timeout=10).text
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
                if line.startswith("gridwatch_hub_csp_violations_total{"))
 

@@ -30,6 +30,9 @@ SH = ZoneInfo("Asia/Shanghai")
 SHIPPED = ROOT / "configs/calendars/cn-mainland.yaml"
 
 
+OPS_KEY = {"Authorization": "Bearer key-ops"}
+
+
 def shipped_policy_calendar():
     """The calendar of the shipped default SLA policy, loaded as the hub loads it from configs/hub.yaml."""
     cfg = load_hub_config(ROOT / "configs/hub.yaml")
@@ -131,7 +134,8 @@ def test_a_year_removed_is_a_warning_at_start_and_daily_a_metric_a_healthz_notic
         said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
         assert any("calendar 'cn-mainland'" in m and "data up to 2026-12-31, 29 days from now" in m
                    for m in said), said
-        assert 'gridwatch_hub_calendar_days_left{calendar="cn-mainland"} 29.0' in c.get("/metrics").text
+        metrics = c.get("/metrics", headers=OPS_KEY).text
+        assert 'gridwatch_hub_calendar_days_left{calendar="cn-mainland"} 29.0' in metrics
         body = c.get("/healthz").json()
         assert body["status"] == "ok" and body["notices"][0]["calendar"] == "cn-mainland"
         assert body["notices"][0]["days_left"] == 29 and "仅剩 29 天" in body["notices"][0]["text"]
@@ -148,7 +152,8 @@ def test_a_year_removed_is_a_warning_at_start_and_daily_a_metric_a_healthz_notic
         caplog.clear()
         scheduler.run_due(c.clock["now"] + timedelta(seconds=5))
         assert not [r for r in caplog.records if "calendar" in r.getMessage()]  # once a day, not every round
-        assert 'gridwatch_hub_calendar_days_left{calendar="cn-mainland"} 0.0' in c.get("/metrics").text
+        metrics = c.get("/metrics", headers=OPS_KEY).text
+        assert 'gridwatch_hub_calendar_days_left{calendar="cn-mainland"} 0.0' in metrics
         assert "缺少 2027 年数据" in c.get("/healthz").json()["notices"][0]["text"]
 
 

@@ -76,7 +76,7 @@ def metric(body: str, name: str, **labels: str) -> float:
 
 def scrape(url: str) -> str:
     try:
-        return httpx.get(url, timeout=2).text
+        return httpx.get(url, headers={"Authorization": f"Bearer {OPS}"}, timeout=2).text
     except httpx.HTTPError:
         return ""
 

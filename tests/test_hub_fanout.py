@@ -249,7 +249,7 @@ def test_a_stalled_phone_is_dropped_without_slowing_the_others_and_resumes(tmp_p
                         break
         assert got + rest == fast_ids, "the stalled phone lost or repeated events"
         assert feed.dropped >= 1
-        assert re.search(r"^gridwatch_hub_stream_dropped [1-9]", httpx.get(f"{url}/metrics").text, re.M)
+        assert re.search(r"^gridwatch_hub_stream_dropped [1-9]", httpx.get(f"{url}/metrics", headers=edge).text, re.M)
     finally:
         stop()
 

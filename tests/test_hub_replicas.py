@@ -44,6 +44,10 @@ def pg_db(postgres_url):
         yield url
 
 
+def scrape(url: str) -> str:
+    return httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {OPS}"}).text
+
+
 class Replicas:
     def __init__(self, tmp: Path, db: str, broker) -> None:
         (tmp / "sla.yaml").write_text(SLA)
@@ -82,7 +86,7 @@ class Replicas:
         for i, p in enumerate(self.procs):
             if p is None:
                 continue
-            m = re.search(r"^gridwatch_hub_mqtt_leader (\S+)$", httpx.get(f"{self.url(i)}/metrics").text, re.M)
+            m = re.search(r"^gridwatch_hub_mqtt_leader (\S+)$", scrape(self.url(i)), re.M)
             if m and float(m.group(1)) == 1:
                 return i
         return None
@@ -97,7 +101,7 @@ class Replicas:
 
     def scheduled(self, i: int) -> float:
         """Escalation steps replica i's own scheduler carried out."""
-        text = httpx.get(f"{self.url(i)}/metrics").text
+        text = scrape(self.url(i))
         return sum(float(v) for v in re.findall(r'^gridwatch_hub_scheduler_actions_total\{action="[a-z_]+"\} (\S+)$',
                                                  text, re.M))
 

@@ -171,7 +171,7 @@ def test_two_replicas_on_postgresql_deliver_each_notice_once_with_the_leader_kil
             for i in range(10):
                 (a if i % 2 else b).post([gas(f"r{i}", device=f"gas-{i}")])
             time.sleep(1.0)
-            leader = a if "gridwatch_hub_notifier_leader 1.0" in httpx.get(f"{a.url}/metrics").text else b
+            leader = a if "gridwatch_hub_notifier_leader 1.0" in a.call("GET", "/metrics").text else b
             other = b if leader is a else a
             assert leader.proc is not None
             killed_at = time.time()

@@ -122,7 +122,7 @@ def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
             got = httpx.get(f"http://127.0.0.1:{emu_port}/_received").json()["received"]
         assert len(got) == 1 and case in got[0]["text"], got
         assert re.search(r"<@wx-[a-z]+-[a-z]+>", got[0]["text"]), got[0]["text"]
-        metrics = httpx.get(f"{url}/metrics").text
+        metrics = httpx.get(f"{url}/metrics", headers=edge).text
         assert 'gridwatch_hub_notify_channel_off{channel="sms"} 1.0' in metrics
         keys = httpx.get(f"{url}/api/v1/keys", headers={"Authorization": f"Bearer {sec['admin_key']}"})
         assert keys.status_code == 200 and {k["name"] for k in keys.json()} == {"admin", "edge-1"}, keys.text

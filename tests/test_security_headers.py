@@ -54,5 +54,5 @@ def test_a_configured_portal_may_frame_the_board_and_reports_are_counted(db_url)
         assert c.post("/api/v1/csp-report", json=report,
                       headers={"Content-Type": "application/csp-report"}).status_code == 204
         assert c.post("/api/v1/csp-report", content=b"not json").status_code == 204
-        metrics = c.get("/metrics").text
+        metrics = c.get("/metrics", headers={"Authorization": "Bearer key-ops"}).text
         assert 'gridwatch_hub_csp_violations_total{directive="script-src-elem"} 1.0' in metrics

@@ -59,7 +59,7 @@ def tls_mosquitto(tmp_path: Path, pki: Path) -> tuple[int, subprocess.Popen[byte
 def hub_leads(url: str, pki: Path) -> bool:
     """The hub's MQTT publisher is connected as leader (it connects only then)."""
     ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
-    text = httpx.get(f"{url}/metrics", verify=ctx).text
+    text = httpx.get(f"{url}/metrics", headers={"Authorization": f"Bearer {OPS_KEY}"}, verify=ctx).text
     return "gridwatch_hub_mqtt_leader 1.0" in text
 
 

@@ -14,6 +14,22 @@ XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 CHUNK = 256 * 1024
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n", "\uff1d", "\uff0b", "\uff0d", "\uff20")
+"""What a spreadsheet may read as the start of a formula (OWASP, CSV Injection: = + - @ tab and carriage return;
+and their full-width forms, which some spreadsheet programs take as the same)."""
+
+
+def inert(v: Any) -> Any:
+    """A cell that no spreadsheet runs: text starting like a formula gets a leading apostrophe (OWASP's rule,
+    which spreadsheets show as the text itself). Numbers stay numbers."""
+    return "'" + v if isinstance(v, str) and v.startswith(FORMULA_START) else v
+
+
+def uninert(v: Any) -> Any:
+    """A cell read back from a sheet this hub wrote: `inert`'s apostrophe taken off again."""
+    return v[1:] if isinstance(v, str) and v.startswith("'") and v[1:].startswith(FORMULA_START) else v
+
+
 def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
     buf = io.StringIO()
     w = csv.writer(buf)
@@ -22,7 +38,7 @@ def csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[
     for row in rows:
         buf.seek(0)
         buf.truncate()
-        w.writerow(row)
+        w.writerow([inert(v) for v in row])
         yield buf.getvalue()
 
 
@@ -42,11 +58,12 @@ def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[Any]], size: int =
 
 
 def _cell(v: Any) -> Any:
-    """A value a worksheet can hold: XML 1.0 has no place for most control characters (a title or a name may
-    carry them), so each becomes U+FFFD instead of failing the whole sheet."""
+    """A value a worksheet can hold, as text that is never a formula (`inert`; openpyxl writes a string starting
+    with `=` as a live formula): XML 1.0 has no place for most control characters (a title or a name may carry
+    them), so each becomes U+FFFD instead of failing the whole sheet."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", v) if isinstance(v, str) else v
+    return ILLEGAL_CHARACTERS_RE.sub("\ufffd", inert(v)) if isinstance(v, str) else v
 
 
 def _xlsx_to(target: Any, header: Sequence[str], rows: Iterable[Sequence[Any]], sheet: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from hub.api.errors import GUARD, responses
 BOARD = Path(__file__).resolve().parent.parent / "board"
 TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
          ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml", ".woff2": "font/woff2", ".wav": "audio/wav"}
+NAME = re.compile(r"[A-Za-z0-9_-]{1,64}\.[a-z0-9]{1,8}")
 router = APIRouter()
 logger = logging.getLogger(__name__)
 DIRECTIVES = frozenset({"script-src", "script-src-elem", "script-src-attr", "style-src", "style-src-elem",
@@ -33,6 +35,8 @@ def index() -> FileResponse:
 
 @router.get("/board/{name}", include_in_schema=False)
 def asset(name: str) -> FileResponse:
+    if not NAME.fullmatch(name):  # a null byte, a path, a name no file system takes: no such file, not a 500
+        raise HTTPException(404, "no such file")
     path = (BOARD / name).resolve()
     if path.parent != BOARD or path.suffix not in TYPES or not path.is_file():
         raise HTTPException(404, "no such file")

@@ -168,7 +168,7 @@ class ManualCase(BaseModel):
 def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
     """A grid worker's one-key report (一键上报), timed by the 2-3-10 tiers; a photo follows by
     `POST /api/v1/cases/{id}/photos`."""
-    if who.unit is not None and body.grid not in store.org.subtree(who.unit):
+    if who.unit is not None and body.grid in store.org.units and body.grid not in store.org.subtree(who.unit):
         raise Refused(403, f"{body.grid} is outside {who.unit}'s subtree", "outside_scope", unit=who.unit,
                       target=body.grid)
     with refusing():
@@ -186,7 +186,7 @@ def evidence(case_id: str, n: Annotated[int, Path(ge=1, le=2**31 - 1)], store: S
     item = store.evidence(case_id, n)
     if item is None:
         raise HTTPException(404, "no such evidence")
-    return Response(item.data, media_type=item.content_type, headers={"Cache-Control": "private, max-age=86400"})
+    return Response(item.data, media_type=item.content_type, headers={"Cache-Control": "no-store"})
 
 
 PHOTO_TYPES: Final = ("image/jpeg", "image/png", "image/webp")

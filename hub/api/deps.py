@@ -111,7 +111,7 @@ def rule_manager(store: Store, who: Principal) -> None:
 def grid_writer(store: Store, who: Principal, grid: str) -> None:
     """422 unless `grid` is a grid of the org tree, 403 unless the caller writes it (`access.writes_grid`)."""
     if grid not in store.org.units or store.org.units[grid].level != "grid":
-        raise HTTPException(422, f"grid {grid!r} is not a grid of the org tree")
+        raise HTTPException(422, "the grid is not a grid of the org tree")
     if not access.writes_grid(store.org, who, grid):
         raise HTTPException(403, f"{grid} is outside {who.unit}'s subtree")
 

@@ -51,7 +51,7 @@ def put_device(device_id: str, body: registry.DeviceIn, hub: HubDep, who: Operat
     """Add or change one device."""
     store = hub.store
     if body.id != device_id:
-        raise HTTPException(422, f"the body's id {body.id!r} is not the path's {device_id!r}")
+        raise HTTPException(422, "the body's id is not the path's")
     grid_writer(store, who, body.grid)
     with store.transaction() as s:
         old = registry.get(s, device_id)

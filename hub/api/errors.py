@@ -53,6 +53,13 @@ async def invalid_answer(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 
 
+async def unencodable_answer(request: Request, exc: Exception) -> JSONResponse:
+    """422 for text that is not Unicode a database can keep (an unpaired surrogate such as `\\ud800` in a JSON
+    string): refused where it failed to be written, its transaction rolled back, the text not echoed."""
+    return JSONResponse({"detail": [{"type": "unicode", "msg": "text with an unpaired surrogate (not valid "
+                                     "Unicode) is not accepted"}]}, status_code=422)
+
+
 async def refused_answer(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, Refused)
     return JSONResponse({"detail": exc.detail, "code": exc.code, "params": exc.params}, status_code=exc.status_code)

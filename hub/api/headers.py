@@ -3,11 +3,19 @@ sounds and connections from the hub itself only, nothing inline, no plugins; ima
 URLs, the enrolment's QR code and case photos), the page may not be framed (clickjacking) unless
 `listen.frame_ancestors` names who may, content types are not sniffed, case links leak into no referrer, and
 over TLS the browser is told to keep to https (HSTS). Violations are reported to `/api/v1/csp-report`.
-A pure ASGI wrapper, so streams get the headers without being buffered."""
+Answers of the API and the operators' doors are `Cache-Control: no-store` (cases, people and contact points
+stay out of browser and proxy caches) unless the route said otherwise. An error nobody caught is answered here,
+a 500 with the same headers and no trace (the trace goes to the log). A pure ASGI wrapper, so streams get the
+headers without being buffered."""
 
 from __future__ import annotations
 
+import json
+import logging
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
 
 REPORTS = "/api/v1/csp-report"
 HEADERS: list[tuple[bytes, bytes]] = [
@@ -15,6 +23,8 @@ HEADERS: list[tuple[bytes, bytes]] = [
     (b"referrer-policy", b"no-referrer"),
 ]
 HSTS = (b"strict-transport-security", b"max-age=31536000")
+NO_STORE = (b"cache-control", b"no-store")
+UNCACHED = ("/api/", "/metrics", "/openapi.json", "/docs", "/redoc")
 
 
 def policy(frame_ancestors: list[str]) -> str:
@@ -37,10 +47,24 @@ class Hardening:
             await self.app(scope, receive, send)
             return
 
+        started = False
+        extra = [*self.headers, NO_STORE] if str(scope.get("path", "")).startswith(UNCACHED) else self.headers
+
         async def with_headers(message: Message) -> None:
+            nonlocal started
             if message["type"] == "http.response.start":
+                started = True
                 have = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = [*message.get("headers", []), *(h for h in self.headers if h[0] not in have)]
+                message["headers"] = [*message.get("headers", []), *(h for h in extra if h[0] not in have)]
             await send(message)
 
-        await self.app(scope, receive, with_headers)
+        try:
+            await self.app(scope, receive, with_headers)
+        except Exception:
+            logger.exception("unhandled error on %s %s", scope.get("method"), str(scope.get("path"))[:200])
+            if started:
+                raise  # the answer is on its way: nothing to do but cut it
+            body = json.dumps({"detail": "internal error; it was logged"}).encode()
+            await with_headers({"type": "http.response.start", "status": 500, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})

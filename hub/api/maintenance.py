@@ -33,7 +33,7 @@ def _window_target(store: Store, who: Principal, scope: str, target: str) -> Non
     with store.reading() as s:
         d = registry.get(s, target)
     if d is None:
-        raise HTTPException(422, f"no device {target!r} in the registry")
+        raise HTTPException(422, "no such device in the registry")
     grid_writer(store, who, d.grid)
 
 

@@ -143,7 +143,8 @@ def deploy_rules(body: DeployIn, hub: HubDep, who: Operator) -> DeployOut:
     if body.grids is not None:
         bad = [g for g in body.grids if g not in grids_of(store)]
         if bad or not body.grids:
-            raise HTTPException(422, f"grids {bad} are not grids of the org tree" if bad else "grids is empty")
+            raise HTTPException(422, f"{len(bad)} of the grids are not grids of the org tree" if bad
+                                else "grids is empty")
     with store.transaction() as s:
         if fleet.version(s, body.version) is None:
             raise HTTPException(404, f"no rule version {body.version}")

@@ -23,7 +23,7 @@ def stats(store: StoreDep, who: Reader, tz: TzDep, since: datetime | None = None
           min_repeats: Annotated[int, Query(ge=2, le=1000)] = 2) -> dict[str, Any]:
     for name, t in (("since", since), ("until", until)):
         if t is not None and not EARLIEST <= t.replace(tzinfo=None) <= LATEST:
-            raise HTTPException(422, [{"loc": ["query", name], "type": "value_error", "input": t.isoformat(),
+            raise HTTPException(422, [{"loc": ["query", name], "type": "value_error",
                                        "msg": f"{name} must lie between {EARLIEST:%Y-%m-%d} and {LATEST:%Y-%m-%d}"}])
     until = until or store.clock()
     since = since or until - timedelta(days=30)

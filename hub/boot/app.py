@@ -10,7 +10,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import generate_latest
 from sqlalchemy.exc import InterfaceError, OperationalError
 
@@ -24,6 +24,7 @@ from hub.api import (
     controls,
     devices,
     maintenance,
+    opsdoors,
     people,
     rules,
     stats,
@@ -36,7 +37,7 @@ from hub.api import map as map_
 from hub.api import notices as notices_api
 from hub.api.audit import AuditTrail
 from hub.api.deps import HubState
-from hub.api.errors import Refused, invalid_answer, refused_answer
+from hub.api.errors import Refused, invalid_answer, refused_answer, unencodable_answer
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter, networks
 from hub.api.headers import Hardening
 from hub.audit import trail as audit
@@ -119,7 +120,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
             notifier.stop()  # its pools (a notifier driven by hand in tests)
         engine.dispose()
 
-    app = FastAPI(title="gridwatch hub", version=__version__, lifespan=lifespan,
+    app = FastAPI(title="gridwatch hub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+                  openapi_url=None,  # behind hub.api.opsdoors
                   description="Cases from edge alerts: 挂单计时 clocks, 亮灯警告 lights, escalation.")
     metrics_ = HubMetrics(store)
     metrics_.watch_feed(feed, publisher)
@@ -151,6 +153,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
 
     app.add_exception_handler(Refused, refused_answer)
     app.add_exception_handler(RequestValidationError, invalid_answer)
+    app.add_exception_handler(UnicodeError, unencodable_answer)
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(InterfaceError)
@@ -171,9 +174,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         said = [n.body() for n in notices(store.calendars, store.sla, store.today()) if n.level == "warning"]
         return {"status": "ok", "notices": said} if said else {"status": "ok"}
 
-    @app.get("/metrics", tags=["ops"], response_class=PlainTextResponse)
-    def metrics() -> bytes:
-        return generate_latest(metrics_.registry)
+    opsdoors.mount(app, lambda: generate_latest(metrics_.registry))
+    app.state.ops_doors = opsdoors.Doors(cfg.listen.ops_networks)
 
     guard = FailureLimiter(cfg.limits.auth_failures, cfg.limits.auth_window)
     app.state.auth_limiter = guard

@@ -46,8 +46,7 @@ def act(store: Store, case_id: str, action: Action, *, actor: str, note: str | N
             raise Conflict(outcome.reason, outcome.code, **outcome.params)
         missing = requirement(action, note=note, unit=unit, rating=rating)
         if missing is not None:
-            raise Conflict(missing.reason if action not in ("transfer", "dispatch") else f"{missing.reason}, got "
-                           f"{unit!r}", missing.code, **missing.params)
+            raise Conflict(missing.reason, missing.code, **missing.params)
         if action in ("close", "reject") and case.resolved_by is not None and case.resolved_by == actor:
             raise Conflict(f"{actor} reported the result, so someone else must verify it",
                            "same_person", action=action, actor=actor)
@@ -139,7 +138,7 @@ def _dispatch(store: Store, s: Session, case: Case, now: datetime, note: str | N
     clock starts; a re-dispatch of a case not yet signed for keeps its clock running (like a transfer)."""
     org = store.org
     if unit is None or unit not in org.units:
-        raise Conflict(f"dispatch needs a unit of the org tree, got {unit!r}", "needs_unit", action="dispatch")
+        raise Conflict("dispatch needs a unit of the org tree", "needs_unit", action="dispatch")
     bad = [u for u in assist if u not in org.units or u == unit]
     if bad:
         raise Conflict(f"assisting units must be other units of the org tree: {', '.join(bad)}", "needs_unit",
@@ -172,7 +171,7 @@ def _resume(store: Store, s: Session, case: Case, now: datetime, note: str | Non
 def _transfer(store: Store, s: Session, case: Case, now: datetime, note: str | None,
               unit: str | None) -> Detail:
     if unit is None or unit not in store.org.units:
-        raise Conflict(f"transfer needs a unit of the org tree, got {unit!r}", "needs_unit", action="transfer")
+        raise Conflict("transfer needs a unit of the org tree", "needs_unit", action="transfer")
     previous, case.owner, case.level_started_at = case.owner, unit, now  # the stage clock runs on
     case.backup_notified = False
     return {"from": previous, "to": unit, **_noted(note)}
@@ -211,7 +210,7 @@ def open_manual(store: Store, *, grid: str, category: str, tier: Tier, title: st
                 device: str | None = None, place: dict[str, Any] | None = None) -> Case:
     """A grid worker's report: the 2-3-10 tiers set its resolve limit, unless a manual policy matches."""
     if grid not in store.org.units or store.org.units[grid].level != "grid":
-        raise Conflict(f"{grid!r} is not a grid of the org tree", "not_a_grid", grid=grid)
+        raise Conflict("the grid is not a grid of the org tree", "not_a_grid")
     severity = TIER_SEVERITY[tier]
     policy = manual_policy(store, category, severity, tier)
     now = store.now()

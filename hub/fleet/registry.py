@@ -147,7 +147,7 @@ def parse_rows(rows: Iterator[Sequence[Any]], known_grids: set[str]) -> list[Dev
                            + ([f"header: missing columns {missing}"] if missing else []))
     out, problems, seen = [], [], dict[str, int]()
     for n, row in enumerate(rows, start=2):
-        cells = {h: row[i] for i, h in enumerate(header) if h and i < len(row)}
+        cells = {h: tables.uninert(row[i]) for i, h in enumerate(header) if h and i < len(row)}
         data = {k: (v.strip() if isinstance(v, str) else v) for k, v in cells.items()
                 if v is not None and not (isinstance(v, str) and not v.strip())}
         if not data:

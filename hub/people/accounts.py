@@ -47,11 +47,11 @@ class People(Sessions, SecondFactor, Contacts):
 
     def _check(self, unit: str | None, role: str) -> None:
         if role not in ("operator", "viewer", "admin"):
-            raise Conflict(f"role {role!r} is not one of operator, viewer, admin", "bad_role", role=role)
+            raise Conflict("the role is not one of operator, viewer, admin", "bad_role")
         if role != "admin" and unit is None:
             raise Conflict(f"a {role} works for a unit", "needs_unit", action="user")
         if unit is not None and unit not in self.store.org.units:
-            raise Conflict(f"{unit!r} is not a unit of the org tree", "needs_unit", action="user")
+            raise Conflict("the unit is not a unit of the org tree", "needs_unit", action="user")
 
     def _password(self, password: str, username: str) -> str:
         """The password's Argon2id hash, if the policy accepts it (a Conflict saying why otherwise)."""

@@ -45,7 +45,7 @@ class Keys(PeopleBase):
         spec = ApiKey(name=name, role=role, unit=unit, grids=grids, hash=hash_key(key),  # type: ignore[arg-type]
                       sources=sources)
         if spec.unit is not None and spec.unit not in self.store.org.units:
-            raise Conflict(f"{unit!r} is not a unit of the org tree", "needs_unit", action="key")
+            raise Conflict("the unit is not a unit of the org tree", "needs_unit", action="key")
         with self.store.transaction() as s:
             old = s.get(KeyRow, name, with_for_update=True)
             if old is not None and old.disabled_at is None:

