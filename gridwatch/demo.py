@@ -39,7 +39,7 @@ ADMIN_KEY = "demo-admin-key"  # DEMO key, configs/demo/hub.yaml
 # DEMO accounts made at start through the admin API: a grid worker of grid-01 and a district dispatcher
 DEMO_PEOPLE = (("wangge01", "张网格", "grid-01"), ("jiedao01", "王街道", "street-1"), ("ranqi01", "赵燃气", "dept-gas"),
                ("zhihui", "李指挥", "district-a"))
-DEMO_PASSWORD = "demo-password"
+DEMO_PASSWORD = "Demo-pw-2026!"
 
 
 def demo_people(hub_url: str) -> str:

@@ -152,3 +152,67 @@ def test_a_configured_network_reads_metrics_without_a_key(tmp_path):
     doors = Doors(["127.0.0.0/8", "10.1.2.0/24"])
     assert doors.open_to("127.0.0.1") and doors.open_to("10.1.2.9")
     assert not doors.open_to("10.1.3.9") and not doors.open_to("testclient") and not Doors([]).open_to("127.0.0.1")
+
+
+# ---- no administrator session without two factors -----------------------------------------------------------
+def test_the_admin_key_gives_no_session_on_the_board_or_the_api(client):
+    for cookie in (True, False):
+        r = client.post("/api/v1/login", json={"key": "key-admin", "cookie": cookie})
+        assert r.status_code == 401, r.text
+        assert "gw_session" not in r.cookies
+    assert client.get("/api/v1/users", headers=ADMIN).status_code == 200  # a machine's key still works as one
+    audit = client.get("/api/v1/audit", headers=ADMIN, params={"action": "sign_in"}).json()
+    assert [(a["actor"], a["outcome"]) for a in audit] == [("key", "refused"), ("key", "refused")]
+
+
+def test_hub_init_binds_the_admin_key_to_this_host_and_turns_on_expiry_and_operators_second_factor(tmp_path):
+    from hub.boot.init import init_hub
+    from hub.config import load_hub_config
+
+    made = init_hub(tmp_path / "etc", database=f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    cfg = load_hub_config(made.config)
+    admin = next(k for k in cfg.keys if k.role == "admin")
+    assert admin.sources == ["127.0.0.1/32", "::1/128"]
+    assert cfg.sign_in.admin_key_sources == "require"
+    assert cfg.sign_in.password_max_age == 90 * 86400
+    assert set(cfg.sign_in.two_factor) >= {"admin", "operator"}
+
+
+# ---- a password policy an assessor accepts --------------------------------------------------------------
+WEAK = ["aaaaaaaaaa", "1111111111", "0000000000", "abcdefghij", "woaini1314", "admin123456", "gridwatch123",
+        "Woaini@1314", "P@ssw0rd2026", "Qwer1234!@#$", "Zhangwei@1990", "Wangfang-0808", "Xiaoming!2026",
+        "1qaz2WSX3edc", "Abc123456789"]
+
+
+@pytest.mark.parametrize("password", WEAK)
+def test_weak_passwords_are_refused(client, password):
+    r = client.post("/api/v1/users", headers=ADMIN, json={"username": "li.na", "name": "李娜", "unit": "grid-01",
+                                                         "role": "operator", "password": password})
+    assert r.status_code == 409 and r.json()["code"] == "weak_password", (password, r.text)
+    assert password not in r.text
+
+
+def test_a_strong_password_is_taken(client):
+    r = client.post("/api/v1/users", headers=ADMIN, json={"username": "li.na", "name": "李娜", "unit": "grid-01",
+                                                         "role": "operator", "password": "Gw!Tq-73-lvNa"})
+    assert r.status_code == 201, r.text
+
+
+def test_guessing_the_old_password_on_me_password_is_limited_like_sign_in(client):
+    assert client.post("/api/v1/users", headers=ADMIN, json={
+        "username": "li.na", "name": "李娜", "unit": "grid-01", "role": "viewer",
+        "password": "Gw!Tq-73-lvNa"}).status_code == 201
+    token = client.post("/api/v1/login", json={"username": "li.na", "password": "Gw!Tq-73-lvNa"}).json()["token"]
+    me = {"Authorization": f"Bearer {token}"}
+    answers = [client.post("/api/v1/me/password", headers=me, json={"old": f"Guess-{i}-pw!x", "new": "Fresh-pw-2027"})
+               for i in range(11)]
+    codes = [a.json().get("code") for a in answers]
+    assert codes[:10] == ["wrong_password"] * 10 and codes[10] == "locked", codes  # limits.account_failures
+    # the right old password does not help while the account is locked
+    locked = client.post("/api/v1/me/password", headers=me, json={"old": "Gw!Tq-73-lvNa", "new": "Fresh-pw-2027"})
+    assert locked.json()["code"] == "locked"
+    # and the client is turned away after limits.auth_failures wrong ones (20), whatever the account
+    for i in range(9):
+        client.post("/api/v1/me/password", headers=me, json={"old": f"Other-{i}-pw!x", "new": "Fresh-pw-2027"})
+    assert client.post("/api/v1/me/password", headers=me,
+                       json={"old": "x-Other-pw!9", "new": "Fresh-pw-2027"}).status_code == 429

@@ -189,10 +189,11 @@ def test_two_thousand_open_cases_stay_responsive(tmp_path, browser, capsys):
 
 def add_people(hub: Hub, *people: tuple[str, str, str]) -> None:
     """Operator accounts (username, name, unit) made by the administrator through the API, password
-    `s3cret-pw!`."""
+    `S3cret-pw-2026`."""
     for user, name, unit in people:
         r = hub.call("POST", "/api/v1/users", key="hubkit-admin-key",
-                     json={"username": user, "name": name, "unit": unit, "role": "operator", "password": "s3cret-pw!"})
+                     json={"username": user, "name": name, "unit": unit, "role": "operator",
+                           "password": "S3cret-pw-2026"})
         assert r.status_code == 201, r.text
 
 
@@ -226,7 +227,7 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         wrong.wait_for_function("() => document.querySelector('#login-error').textContent.includes('用户名或密码错误')")
         wrong.close()
         case_id = hub.post([alert(1, "grid-01", category="intrusion", device="cam-01")])[0]["case_id"]
-        page = person_login(browser, hub, "zhang.wei", "s3cret-pw!")
+        page = person_login(browser, hub, "zhang.wei", "S3cret-pw-2026")
         assert "张伟" in page.inner_text("#who")
         row = f"tr[data-case='{case_id}']"
         page.click(row)
@@ -241,7 +242,7 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         page.wait_for_selector("#detail ol.timeline li[data-action='extension_requested']")
         assert page.query_selector("#actions button[data-action='extension']") is None  # one at a time
         assert page.query_selector("#actions button[data-action='approve_extension']") is None  # not his to decide
-        district = person_login(browser, hub, "liu.yang", "s3cret-pw!")
+        district = person_login(browser, hub, "liu.yang", "S3cret-pw-2026")
         district.click(row)
         district.wait_for_selector("#ext-request")
         assert "等待围栏配件到货" in district.inner_text("#ext-request")
@@ -272,7 +273,7 @@ def test_people_sign_in_sign_for_report_with_a_photo_and_another_verifies(tmp_pa
         page.click("#close-detail")
         page.click("#logout")
         page.wait_for_selector("#login:not([hidden])")
-        other = person_login(browser, hub, "chen.jing", "s3cret-pw!")
+        other = person_login(browser, hub, "chen.jing", "S3cret-pw-2026")
         other.click(row)
         other.wait_for_selector("#actions button[data-action='close']")
         other.fill("#action-note", "核查通过")
@@ -351,7 +352,7 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
         case_id = r.json()["id"]
         row = f"tr[data-case='{case_id}']"
 
-        street = person_login(browser, hub, "li.na", "s3cret-pw!")
+        street = person_login(browser, hub, "li.na", "S3cret-pw-2026")
         street.wait_for_selector("#queues button[data-queue='q_dispatch']")
         assert street.inner_text("#queues button[data-queue='q_dispatch']").endswith("1")
         street.click("#queues button[data-queue='q_dispatch']")
@@ -372,7 +373,7 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
         for word in ("派单", "签收", "办理", "核查", "回访"):
             assert word in text, (word, text)
 
-        squad = person_login(browser, hub, "wang.qiang", "s3cret-pw!")
+        squad = person_login(browser, hub, "wang.qiang", "S3cret-pw-2026")
         squad.click(row)
         squad.click("#actions button[data-action='accept']")
         squad.wait_for_selector("#actions button[data-action='resolve']")
@@ -382,7 +383,7 @@ def test_a_street_dispatches_from_its_queue_and_the_stage_view_follows_to_the_ca
         assert squad.query_selector("#actions button[data-action='close']") is None  # not his own result
         squad.close()
 
-        grid = person_login(browser, hub, "zhang.wei", "s3cret-pw!")
+        grid = person_login(browser, hub, "zhang.wei", "S3cret-pw-2026")
         grid.click(row)
         grid.wait_for_selector("#actions button[data-action='close']")
         assert grid.query_selector("#actions button[data-action='reject']") is not None

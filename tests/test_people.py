@@ -39,14 +39,14 @@ def alert(aid: str, grid: str = "grid-01", device: str = "gas-03") -> dict:
             "labels": {}, "evidence": {}}
 
 
-def add(client, username: str, name: str, unit: str | None, role: str = "operator", password: str = "s3cret-pw-1"):
+def add(client, username: str, name: str, unit: str | None, role: str = "operator", password: str = "S3cret-pw-2026"):
     r = client.post("/api/v1/users", json={"username": username, "name": name, "unit": unit, "role": role,
                                           "password": password}, headers=H("admin"))
     assert r.status_code == 201, r.text
     return r.json()
 
 
-def login(client, username: str, password: str = "s3cret-pw-1") -> str:
+def login(client, username: str, password: str = "S3cret-pw-2026") -> str:
     r = client.post("/api/v1/login", json={"username": username, "password": password})
     assert r.status_code == 200, r.text
     return r.json()["token"]
@@ -64,7 +64,7 @@ def test_an_administrator_adds_people_who_sign_in_and_see_their_unit(client):
     # stored as an Argon2id hash, never the password itself
     with Session(client.app.state.hub.store.engine) as s:
         stored = s.get(User, "zhang.wei").password_hash
-        assert stored.startswith("$argon2id$") and "s3cret-pw-1" not in stored
+        assert stored.startswith("$argon2id$") and "S3cret-pw-2026" not in stored
         tokens = list(s.scalars(select(UserSession.token_hash)))
         assert tokens and all(t.startswith("sha256:") for t in tokens)
     mine = case_of(client, "a1", grid="grid-01")
@@ -76,18 +76,18 @@ def test_an_administrator_adds_people_who_sign_in_and_see_their_unit(client):
 
 def test_sign_in_refusals_and_lockout(client):
     add(client, "li.na", "李娜", "grid-02")
-    for name, pw in (("li.na", "wrong-password"), ("nobody", "s3cret-pw-1")):
+    for name, pw in (("li.na", "wrong-password"), ("nobody", "S3cret-pw-2026")):
         r = client.post("/api/v1/login", json={"username": name, "password": pw})
         assert r.status_code == 401 and "wrong name or password" in r.json()["detail"]
     assert client.get("/api/v1/cases", headers=bearer("gws_forged")).status_code == 401
     for _ in range(2):
         client.post("/api/v1/login", json={"username": "li.na", "password": "guess"})
-    r = client.post("/api/v1/login", json={"username": "li.na", "password": "s3cret-pw-1"})
+    r = client.post("/api/v1/login", json={"username": "li.na", "password": "S3cret-pw-2026"})
     assert r.status_code == 429 and "Retry-After" in r.headers  # 4 failures from this client
 
 
 def test_only_an_administrator_manages_people_and_changes_take_effect_at_once(client):
-    body = {"username": "x", "name": "X", "unit": "grid-01", "role": "operator", "password": "long-enough"}
+    body = {"username": "x", "name": "X", "unit": "grid-01", "role": "operator", "password": "Long-enough-2026"}
     assert client.post("/api/v1/users", json=body).status_code == 401
     assert client.post("/api/v1/users", json=body, headers=H("ops")).status_code == 403
     assert client.get("/api/v1/users", headers=H("ops")).status_code == 403
@@ -102,16 +102,17 @@ def test_only_an_administrator_manages_people_and_changes_take_effect_at_once(cl
     assert r.status_code == 409 and r.json()["code"] == "needs_unit"
     assert client.patch("/api/v1/users/ghost", json={"name": "G"}, headers=H("admin")).status_code == 404
     # a new password ends the sessions; the new password works, the old does not
-    r = client.patch("/api/v1/users/wang.fang", json={"password": "another-pw-2"}, headers=H("admin"))
+    r = client.patch("/api/v1/users/wang.fang", json={"password": "Another-pw-2027"}, headers=H("admin"))
     assert r.status_code == 200
     assert client.get("/api/v1/me", headers=bearer(op_token)).status_code == 401
-    assert client.post("/api/v1/login", json={"username": "wang.fang", "password": "s3cret-pw-1"}).status_code == 401
-    token = login(client, "wang.fang", "another-pw-2")
+    assert client.post("/api/v1/login", json={"username": "wang.fang", "password": "S3cret-pw-2026"}).status_code == 401
+    token = login(client, "wang.fang", "Another-pw-2027")
     # disabled: signed out at once, cannot sign in
     r = client.patch("/api/v1/users/wang.fang", json={"disabled": True}, headers=H("admin"))
     assert r.status_code == 200 and r.json()["disabled"] is True
     assert client.get("/api/v1/me", headers=bearer(token)).status_code == 401
-    assert client.post("/api/v1/login", json={"username": "wang.fang", "password": "another-pw-2"}).status_code == 401
+    old = client.post("/api/v1/login", json={"username": "wang.fang", "password": "Another-pw-2027"})
+    assert old.status_code == 401
     assert [u["username"] for u in client.get("/api/v1/users", headers=H("admin")).json()] == ["wang.fang"]
 
 

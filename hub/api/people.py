@@ -208,11 +208,25 @@ def new_recovery_codes(request: Request, who: Someone) -> RecoveryOut:
         return RecoveryOut(recovery_codes=_people(request).new_recovery(_me(who)))
 
 
-@router.post("/me/password", responses=responses(*GUARD, *BODY, 403, 409), openapi_extra=audited("password_changed"))
+@router.post("/me/password", responses=responses(*GUARD, *BODY, 403, 409, 429),
+             openapi_extra=audited("password_changed"))
 def change_own_password(body: PasswordChange, request: Request, who: Someone, creds: Creds) -> PersonOut:
-    """Change one's own password (the current one proves it): other sessions end; this one goes on."""
-    with refusing("no such user"):
-        return _out(_people(request).change_password(_me(who), body.old, body.new, _token(request, creds)))
+    """Change one's own password (the current one proves it): other sessions end; this one goes on. A wrong
+    current password counts as a wrong sign-in, against the client (429) and the account (locked)."""
+    limiter = request.app.state.auth_limiter
+    client = client_address((request.client.host if request.client else "?"), request.headers.get("x-forwarded-for"),
+                            request.app.state.trusted_proxies)
+    wait = limiter.blocked_for(client)
+    if wait > 0:
+        raise HTTPException(429, "too many wrong passwords; try again later", headers={"Retry-After": f"{wait:.0f}"})
+    try:
+        with refusing("no such user"):
+            return _out(_people(request).change_password(_me(who), body.old, body.new, _token(request, creds)))
+    except HTTPException as e:
+        if getattr(e, "code", None) in ("wrong_password", "locked"):
+            limiter.failed(client)
+            request.app.state.hub.metrics.auth_failures.inc()
+        raise
 
 
 class NewPerson(BaseModel):

@@ -41,16 +41,16 @@ rosters: rosters.yaml   # 值班表: who is on duty, in and out of working hours
 notify: notify.yaml     # 通知: SMS, WeCom, DingTalk, Feishu, mail, webhooks; a channel whose secret variables are
                         # not set is off (said at start, by `hub check`, and in /metrics)
 tz: Asia/Shanghai
-keys:   # an administrator key may be bound to its machines: sources: [10.1.2.0/24]
-  - {{name: admin, role: admin, hash: "{admin_hash}"}}
+keys:   # administrator keys are for machines on these addresses (scripts on this host); people sign in
+  - {{name: admin, role: admin, hash: "{admin_hash}", sources: [127.0.0.1/32, "::1/128"]}}
   - {{name: {edge}, role: edge, hash: "{edge_hash}"}}
-# sign_in:                    # 身份鉴别 (等保 2.0): sessions, the second factor, passwords
-#   session_idle: 30m         # a session unused this long ends
-#   session_max: 12h          # and every session ends this long after sign-in
-#   two_factor: [admin]       # roles that give a TOTP code after the password (enrolled from the board)
-#   password_min: 10
-#   password_max_age: 90d     # none by default
-#   admin_key_sources: warn   # require: every administrator key names its sources
+sign_in:                      # 身份鉴别 (等保 2.0 三级): sessions, the second factor, passwords
+  session_idle: 30m           # a session unused this long ends
+  session_max: 12h            # and every session ends this long after sign-in
+  two_factor: [admin, operator]   # roles that give a TOTP code after the password (enrolled at first sign-in)
+  password_min: 10            # and three character classes, and not guessable (zxcvbn with Chinese words)
+  password_max_age: 90d       # a password older than this is changed at the next sign-in
+  admin_key_sources: require  # every administrator key names the machines it may be used from
 """
 
 

@@ -104,12 +104,18 @@ class People(Sessions, SecondFactor, Contacts):
     def change_password(self, username: str, old: str, new: str, token: str | None) -> Person:
         """A person changes their own password (the old one proves it is them); their other sessions end and
         this one, if an expired password limited it, is freed."""
+        now = self.store.now()
         with Session(self.store.engine) as s:
             u = s.get(User, username)
             if u is None:
-                raise NotFound(f"no user {username!r}")
-            if not verify(u.password_hash, old):
-                raise Conflict("the current password is wrong", "wrong_password")
+                raise NotFound("no such user")
+            if u.locked_until is not None and u.locked_until > now:
+                raise Conflict("the account is locked after wrong passwords; try again later", "locked",
+                               until=u.locked_until.isoformat())
+            right = verify(u.password_hash, old)
+        if not right:  # counted as a wrong sign-in: a stolen session cannot guess the password for ever
+            self._wrong(username, now)
+            raise Conflict("the current password is wrong", "wrong_password")
         keep = token_hash(token) if token else ""
         with self.store.transaction() as s:
             u = s.get(User, username, with_for_update=True)

@@ -33,17 +33,84 @@ def verify(stored: str, password: str) -> bool:
         return False
 
 
+CHINESE = (
+    # common Chinese passwords and their parts (from the published analyses of the 2011 CSDN/Tianya leaks):
+    # number words (520 我爱你, 1314 一生一世, 5201314), pinyin phrases, QQ and keyboard habits
+    "woaini", "aini", "5201314", "520", "1314", "521", "woaiwojia", "woaini1314", "iloveyou", "qq", "qq123",
+    "a123456", "aa123456", "abc123", "123qwe", "qwe123", "1qaz2wsx", "zxcvbnm", "asdfghjkl", "qweasd",
+    "mima", "mimamima", "wodemima", "nimade", "laopo", "laogong", "baobei", "xiaobao", "tiantian", "kaixin",
+    "zhongguo", "china", "beijing", "shanghai", "guangzhou", "shenzhen", "huawei", "xiaomi", "taobao",
+    "weixin", "wechat", "dingding", "ceshi", "guanli", "guanliyuan", "wangge", "chengguan", "zhihui", "zhihuizhongxin",
+    "gridwatch", "admin", "root", "system", "test", "password", "passw0rd",
+    # the hundred commonest surnames' pinyin, which with a birthday make most "personal" passwords
+    "wang", "li", "zhang", "liu", "chen", "yang", "huang", "zhao", "wu", "zhou", "xu", "sun", "ma", "zhu",
+    "hu", "guo", "he", "lin", "gao", "luo", "zheng", "liang", "xie", "song", "tang", "han", "feng", "deng",
+    "cao", "peng", "zeng", "xiao", "tian", "dong", "pan", "yuan", "cai", "jiang", "yu", "du", "ye", "cheng",
+    "wei", "su", "lv", "ding", "ren", "lu", "yao", "shen", "zhong", "cui", "tan", "fan", "jin", "shi", "jia",
+    "xia", "fu", "fang", "zou", "xiong", "bai", "meng", "qin", "qiu", "hou", "yin", "xue", "yan", "duan",
+    "lei", "long", "tao", "mao", "hao", "gu", "gong", "shao", "wan", "qian", "dai", "mo", "kong", "xiang",
+    "chang", "min", "hong", "jun", "ming", "hua", "jie", "ling", "ping", "fei", "yun", "xin", "jing", "qiang",
+)
+"""Words zxcvbn is given beside its own (English) lists, so Chinese habits score as the guessable words they
+are; its own matchers already see dates (19900101, 1990-01-01), repeats (aaaa, 1111), sequences (abcd, 1234)
+and keyboard walks (qwerty, 1qaz)."""
+MIN_SCORE = 3  # zxcvbn: 3 = "safely unguessable: moderate protection from offline slow-hash scenario"
+MIN_CLASSES = 3
+
+
+def classes(password: str) -> int:
+    """Character classes used: lower case, upper case, digits, others (symbols, Chinese characters)."""
+    return (any(c.islower() for c in password) + any(c.isupper() for c in password)
+            + any(c.isdigit() for c in password) + any(not c.isalnum() or ord(c) > 127 for c in password))
+
+
+def weakness(policy: SignIn, password: str, username: str) -> str | None:
+    """Why the policy refuses this password (None: it does not): `short`, `username`, `common`, `classes`,
+    `guessable` (zxcvbn's score under `MIN_SCORE` with Chinese words and the username in its dictionaries)."""
+    if len(password) < policy.password_min:
+        return "short"
+    if len(username) >= 3 and username.lower() in password.lower():
+        return "username"
+    if password.lower() in common():
+        return "common"
+    if classes(password) < MIN_CLASSES:
+        return "classes"
+    from zxcvbn import zxcvbn
+
+    inputs = [username, *username.replace("_", ".").split("."), *CHINESE]
+    if zxcvbn(password[:100], user_inputs=inputs)["score"] < MIN_SCORE or pinyin_and_number(password, inputs):
+        return "guessable"
+    return None
+
+
+def pinyin_and_number(password: str, words: list[str]) -> bool:
+    """Letters that are nothing but these words (a name in pinyin, 我爱你 as woaini) with digits and marks
+    around them (a birthday, 1314): the commonest "personal" password in China, which zxcvbn, pricing each
+    word by its rank, still scores moderate."""
+    letters = "".join(c for c in password.lower() if c.isascii() and c.isalpha())
+    if not letters or len(password) - len(letters) > 10:
+        return False
+    known = {w.lower() for w in words if w.isascii() and w.isalpha()}
+    ends = [True] + [False] * len(letters)  # ends[i]: letters[:i] is made of known words
+    for i in range(1, len(letters) + 1):
+        ends[i] = any(ends[j] and letters[j:i] in known for j in range(max(0, i - 12), i))
+    return ends[-1]
+
+
+WHY = {"short": "a password has at least {min} characters",
+       "username": "a password may not contain the username",
+       "common": "that password is one of the most common ones; choose another",
+       "classes": "a password uses at least three of: lower case, upper case, digits, other characters",
+       "guessable": "that password is easy to guess (words, names, pinyin, dates, repeats or keyboard runs); "
+                    "choose a longer mix"}
+
+
 def hashed(policy: SignIn, password: str, username: str) -> str:
     """The password's Argon2id hash, if the policy accepts it (a Conflict saying why otherwise)."""
-    least = policy.password_min
-    if len(password) < least:
-        raise Conflict(f"a password has at least {least} characters", "weak_password", min=least,
-                       why="short")
-    if password.lower() in common():
-        raise Conflict("that password is one of the most common ones; choose another", "weak_password",
-                       min=least, why="common")
-    if len(username) >= 3 and username.lower() in password.lower():
-        raise Conflict("a password may not contain the username", "weak_password", min=least, why="username")
+    why = weakness(policy, password, username)
+    if why is not None:
+        least = policy.password_min
+        raise Conflict(WHY[why].format(min=least), "weak_password", min=least, why=why)
     return hasher.hash(password)
 
 

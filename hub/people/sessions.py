@@ -82,9 +82,11 @@ class Sessions(Lockout, Keys):
 
     def key_login(self, key: str, client: str) -> Login | None:
         """The board signed in with a key (a wall display's, an operator's): a session like a person's, held
-        in the same cookie, so the key itself stays out of the page. Edge keys do not sign in."""
+        in the same cookie, so the key itself stays out of the page. Edge keys do not sign in, and neither do
+        administrator keys: they are for machines (bound to `sources`), and a person administering signs in
+        with a password and a second factor (等保: two factors for administrators)."""
         k = next((k for k in self.keys() if k.matches(key)), None)
-        if k is None or k.role == "edge" or not k.allows(client):
+        if k is None or k.role in ("edge", "admin") or not k.allows(client):
             return None
         now = self.store.now()
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
