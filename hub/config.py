@@ -162,6 +162,30 @@ class FleetSettings(Strict):
                                   "coordinates alone, with no outside fetch")
 
 
+class Syslog(Strict):
+    """Where every audit record is also sent (RFC 5424 messages; RFC 5425 TLS or RFC 6587 TCP with octet
+    counting, or RFC 5426 UDP)."""
+
+    host: str = Field(min_length=1)
+    port: int = Field(6514, ge=1, le=65535, description="6514 is syslog over TLS; 514 plain TCP or UDP")
+    transport: Literal["tls", "tcp", "udp"] = "tls"
+    ca_file: Path | None = Field(None, description="the CA that signed the collector's certificate (TLS; none: "
+                                                   "the system's)")
+    app_name: str = Field("gridwatch-hub", pattern=r"^[!-~]{1,48}$")
+
+
+class AuditSettings(Strict):
+    """The audit trail's key and where its records also go (issue 42)."""
+
+    key_file: Path | None = Field(None, description="the key the chain's HMAC is made with, when "
+                                  "GRIDWATCH_AUDIT_KEY(S) is not set (made at first start, mode 0600); none: "
+                                  "audit.key beside the data key")
+    mac: Literal["hmac-sha256", "hmac-sm3"] = Field("hmac-sha256", description="hmac-sm3: 国密 SM3 (GB/T "
+                                                    "32905) for the chain")
+    syslog: Syslog | None = Field(None, description="forward every record to a log server (kept in order and "
+                                  "resent from where it stopped while the server is away)")
+
+
 class HubConfig(Strict):
     database: str = Field("sqlite:///../var/hub.sqlite", description="SQLAlchemy URL; relative SQLite paths "
                                                                      "resolve against this file's directory")
@@ -177,8 +201,10 @@ class HubConfig(Strict):
                                                    "of working hours, and its leader")
     people: Path | None = Field(None, description="people.yaml (值班人员): accounts the rosters name, made at start "
                                                   "when missing, with their contact points")
-    data_key_file: Path = Field(Path("../var/data.key"), description="where the key sealing contact points is "
-                                "kept when GRIDWATCH_DATA_KEY(S) is not set (made at first start, mode 0600)")
+    data_key_file: Path | None = Field(None, description="where the key sealing contact points is kept when "
+                                       "GRIDWATCH_DATA_KEY(S) is not set (made at first start, mode 0600); none: "
+                                       "data.key beside the SQLite database, or var/data.key beside this file")
+    audit: AuditSettings = Field(default_factory=lambda: AuditSettings())
     audit_retention_days: float = Field(180.0, ge=1, description="audit records older than this are pruned daily "
                                         "(等保 asks for at least 180; a shorter one is warned about at start)")
     labels: Path | None = Field(None, description="display names (zh-CN, English) of categories and other codes, "
@@ -215,6 +241,17 @@ class HubConfig(Strict):
         if mqtt is not None and mqtt.tls is not None:
             mqtt = mqtt.model_copy(update={"tls": mqtt.tls.resolved(fix)})
         fleet = self.fleet.model_copy(update={"captures": fix(self.fleet.captures)})
+        if self.data_key_file is not None:
+            data_key = fix(self.data_key_file)
+        elif db.startswith("sqlite:///") and ":memory:" not in db:  # beside the database: one key per database
+            data_key = Path(db.removeprefix("sqlite:///")).parent / "data.key"
+        else:
+            data_key = (base / "var" / "data.key").resolve()
+        syslog = self.audit.syslog
+        if syslog is not None and syslog.ca_file is not None:
+            syslog = syslog.model_copy(update={"ca_file": fix(syslog.ca_file)})
+        audit = self.audit.model_copy(update={"syslog": syslog, "key_file": fix(self.audit.key_file)
+                                              if self.audit.key_file is not None else data_key.parent / "audit.key"})
         return self.model_copy(update={"database": db, "org": fix(self.org), "sla": fix(self.sla),
                                        "routing": fix(self.routing) if self.routing is not None else None,
                                        "calendars": fix(self.calendars), "listen": listen,
@@ -222,7 +259,7 @@ class HubConfig(Strict):
                                        "notify": fix(self.notify) if self.notify is not None else None,
                                        "rosters": fix(self.rosters) if self.rosters is not None else None,
                                        "people": fix(self.people) if self.people is not None else None,
-                                       "fleet": fleet, "data_key_file": fix(self.data_key_file)})
+                                       "fleet": fleet, "data_key_file": data_key, "audit": audit})
 
 
 def load_hub_config(path: str | Path) -> HubConfig:

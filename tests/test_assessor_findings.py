@@ -216,3 +216,157 @@ def test_guessing_the_old_password_on_me_password_is_limited_like_sign_in(client
         client.post("/api/v1/me/password", headers=me, json={"old": f"Other-{i}-pw!x", "new": "Fresh-pw-2027"})
     assert client.post("/api/v1/me/password", headers=me,
                        json={"old": "x-Other-pw!9", "new": "Fresh-pw-2027"}).status_code == 429
+
+
+# ---- audit that a database writer cannot rewrite; refused keys recorded ---------------------------------------
+def test_a_wrong_key_is_recorded_in_the_audit_trail(client):
+    assert client.get("/api/v1/cases", headers={"Authorization": "Bearer guessed-key"}).status_code == 401
+    assert client.get("/metrics", headers={"Authorization": "Bearer guessed-too"}).status_code == 401
+    got = client.get("/api/v1/audit", headers=ADMIN, params={"action": "key_refused"}).json()
+    assert [(a["actor"], a["outcome"], a["target"], a["detail"]["reason"]) for a in got] == [
+        ("key", "refused", "GET /metrics", "unknown_key"), ("key", "refused", "GET /api/v1/cases", "unknown_key")]
+    assert all(a["address"] == "testclient" for a in got)
+    assert "guessed" not in str(got)
+
+
+def test_a_rewritten_audit_tail_and_head_are_detected_without_the_key(client):
+    """Someone who can write the database (not read the key file) rewrites the last records and the head
+    with their own hashes, as the plain SHA-256 chain let them: `verify` names the first rewritten one."""
+    from sqlalchemy.orm import Session
+
+    from hub.audit.trail import digest, verify
+    from hub.store.models import AuditHead, AuditRow
+
+    for i in range(5):
+        client.post("/api/v1/login", json={"username": f"nobody-{i}", "password": "x"})
+    engine = client.app.state.hub.store.engine
+    n, broken = verify(engine)
+    assert n >= 5 and broken == []
+    with Session(engine) as s, s.begin():
+        rows = list(s.query(AuditRow).order_by(AuditRow.seq))
+        seqs = [r.seq for r in rows[-3:]]
+        prev = rows[-4].hash
+        for row in rows[-3:]:  # the last three rewritten: another name, then each hash made again
+            row.actor = "someone-else"
+            row.mac = None
+            row.prev_hash = prev
+            row.hash = prev = digest(prev, row.seq, row.at, row)
+        s.get(AuditHead, 1).last_hash = prev
+    n, broken = verify(engine)
+    assert [b.seq for b in broken] == seqs, broken
+    assert "without the audit key" in broken[0].reason
+
+
+def test_a_forged_key_id_is_named_and_a_record_under_the_right_key_id_but_wrong_key_is_altered(client):
+    import hashlib
+    import hmac
+
+    from sqlalchemy.orm import Session
+
+    from hub.audit.trail import _body, verify
+    from hub.store.models import AuditHead, AuditRow
+
+    client.post("/api/v1/login", json={"username": "nobody", "password": "x"})
+    engine = client.app.state.hub.store.engine
+    with Session(engine) as s, s.begin():
+        last = s.query(AuditRow).order_by(AuditRow.seq.desc()).first()
+        last.actor = "someone-else"  # signed again with a key the writer made up, under the real key's id
+        last.hash = hmac.new(b"guessed", last.prev_hash.encode() + _body(last.seq, last.at, last),
+                             hashlib.sha256).hexdigest()
+        s.get(AuditHead, 1).last_hash = last.hash
+        seq = last.seq
+    n, broken = verify(engine)
+    assert [(b.seq, b.reason.split(":")[0]) for b in broken] == [(seq, "altered")], broken
+
+
+def test_the_chain_rotates_between_sha256_hmac_sha256_and_hmac_sm3_with_no_record_lost(tmp_path):
+    """Plain records (before keys), then HMAC-SHA256 under key A, then HMAC-SM3 under key B with A kept to
+    verify: every record checks; dropping A names A's records; a plain record after keyed ones is named."""
+    from hub.audit import trail
+    from hub.boot.store import open_store
+    from hub.config import HubConfig
+
+    cfg = HubConfig.model_validate({"database": f"sqlite:///{tmp_path / 'hub.sqlite'}", "keys": [
+        {"name": "edge", "role": "edge", "hash": "sha256:" + "0" * 64}]}).resolved(tmp_path.parent.parent / "configs")
+    from tests.hubkit import ROOT
+
+    cfg = cfg.model_copy(update={"org": ROOT / "configs/org.yaml", "sla": ROOT / "configs/sla.yaml",
+                                 "calendars": ROOT / "configs/calendars"})
+    store = open_store(cfg)
+    try:
+        a, b = b"A" * 32, b"B" * 32
+        trail.configure([])  # records from before keys
+        for i in range(3):
+            trail.append(store, trail.Act(f"p{i}", "sign_in"))
+        trail.configure([a], "hmac-sha256")
+        for i in range(3):
+            trail.append(store, trail.Act(f"a{i}", "sign_in"))
+        trail.configure([b, a], "hmac-sm3")
+        for i in range(3):
+            trail.append(store, trail.Act(f"b{i}", "sign_in"))
+        n, broken = trail.verify(store.engine)
+        assert n == 9 + _opened(store) and broken == [], broken
+        macs = [r.mac for r in trail.listing(store, limit=9)][::-1]
+        assert macs[:3] == [None] * 3 and {m.split("/")[0] for m in macs[3:6]} == {"hmac-sha256"}
+        assert {m.split("/")[0] for m in macs[6:]} == {"hmac-sm3"}
+        trail.configure([b], "hmac-sm3")  # key A dropped: its records cannot be verified, and say so
+        n, broken = trail.verify(store.engine)
+        assert len(broken) == 3 and all("a key this process was not given" in x.reason for x in broken)
+        trail.configure([])  # a process without keys writes a plain record after keyed ones: named
+        trail.append(store, trail.Act("plain", "sign_in"))
+        trail.configure([b, a], "hmac-sm3")
+        n, broken = trail.verify(store.engine)
+        assert [x.reason.split(":")[0] for x in broken] == ["not keyed after keyed records"], broken
+    finally:
+        store.engine.dispose()
+        trail.configure([])
+
+
+def _opened(store) -> int:
+    from hub.audit import trail
+
+    return len([r for r in trail.listing(store, limit=1000) if r.actor not in {
+        *(f"p{i}" for i in range(3)), *(f"a{i}" for i in range(3)), *(f"b{i}" for i in range(3))}])
+
+
+# ---- the data key in one place, and a hub given another one refuses to start --------------------------------
+def test_two_hubs_of_one_database_with_configs_in_different_folders_share_one_key_or_refuse(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.hubkit import ROOT
+
+    db = tmp_path / "data" / "hub.sqlite"
+    db.parent.mkdir()
+    base = {"database": f"sqlite:///{db}", "org": str(ROOT / "configs/org.yaml"),
+            "sla": str(ROOT / "configs/sla.yaml"), "calendars": str(ROOT / "configs/calendars"),
+            "keys": [{"name": "edge", "role": "edge", "hash": "sha256:" + "0" * 64}]}
+    for name in ("etc-a", "etc-b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "hub.yaml").write_text(yaml.safe_dump(base))
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("GRIDWATCH_")}
+    for name in ("GRIDWATCH_DATA_KEY", "GRIDWATCH_DATA_KEYS", "GRIDWATCH_AUDIT_KEY", "GRIDWATCH_AUDIT_KEYS"):
+        monkeypatch.delenv(name, raising=False)  # the key files, as a hub set up from the README has them
+
+    def check(name: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "gridwatch", "hub", "check", "-c",
+                               str(tmp_path / name / "hub.yaml")], capture_output=True, text=True, env=env, cwd=ROOT)
+
+    from hub.boot.store import open_store
+    from hub.config import load_hub_config
+
+    a = load_hub_config(tmp_path / "etc-a" / "hub.yaml")
+    b = load_hub_config(tmp_path / "etc-b" / "hub.yaml")
+    assert a.data_key_file == b.data_key_file == db.parent / "data.key"  # beside the database, for both
+    assert a.audit.key_file == b.audit.key_file == db.parent / "audit.key"
+    open_store(a).engine.dispose()
+    assert check("etc-b").returncode == 0, check("etc-b").stdout
+    # a hub given another key (here: its own file) is refused at start and by hub check
+    other = tmp_path / "etc-b" / "hub.yaml"
+    other.write_text(yaml.safe_dump({**base, "data_key_file": str(tmp_path / "etc-b" / "data.key")}))
+    with pytest.raises(Exception, match="data key"):
+        open_store(load_hub_config(other))
+    r = check("etc-b")
+    assert r.returncode != 0 and "data key" in r.stdout + r.stderr, r.stdout + r.stderr

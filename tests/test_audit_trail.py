@@ -8,6 +8,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import text
@@ -104,9 +105,12 @@ def test_config_reloads_and_account_locks_are_recorded(tmp_path, db_url):
         assert len(reloads[0]["detail"]["sha256"]) == 64 and reloads[1]["detail"]["problems"]
 
 
-def _hub_yaml(tmp_path: Path, db_url: str) -> Path:
+def _hub_yaml(tmp_path: Path, db_url: str, served: Any) -> Path:
+    """The served hub's config as a file for `hub audit check`, with the same keys (its files)."""
     cfg = tmp_path / "hub.yaml"
-    cfg.write_text(yaml.safe_dump({"database": db_url, "org": str(Path("configs/org.yaml").resolve()),
+    cfg.write_text(yaml.safe_dump({"database": db_url, "data_key_file": str(served.data_key_file),
+                                   "audit": {"key_file": str(served.audit.key_file)},
+                                   "org": str(Path("configs/org.yaml").resolve()),
                                    "sla": str(Path("configs/sla.yaml").resolve()),
                                    "calendars": str(Path("configs/calendars").resolve()),
                                    "keys": [{"name": "admin", "role": "admin", "hash": hash_key("key-admin")}]}))
@@ -123,7 +127,8 @@ def test_a_deleted_or_edited_row_breaks_the_chain_and_is_named(tmp_path, db_url)
         for i in range(6):
             c.post("/api/v1/login", json={"username": f"nobody-{i}", "password": "x"})
         engine = c.app.state.hub.store.engine
-    cfg = _hub_yaml(tmp_path, db_url)
+        served = c.app.state.config
+    cfg = _hub_yaml(tmp_path, db_url, served)
     r = check(cfg)
     assert r.returncode == 0 and "6 records" in r.stdout, r.stdout + r.stderr
     with engine.begin() as conn:  # someone with the database's password edits a record...
@@ -156,6 +161,7 @@ def test_a_record_inserted_into_the_chain_is_named_even_with_a_correct_hash_of_i
         for i in range(6):
             c.post("/api/v1/login", json={"username": f"nobody-{i}", "password": "x"})
         engine = c.app.state.hub.store.engine
+        served = c.app.state.config
     n, broken = verify(engine)
     assert n == 6 and not broken
     with Session(engine) as s, s.begin():
@@ -168,14 +174,14 @@ def test_a_record_inserted_into_the_chain_is_named_even_with_a_correct_hash_of_i
         at = third.at + timedelta(seconds=1)
         s.add(AuditRow(seq=4, at=at, actor=forged.actor, role=forged.role, address=forged.address,
                        action=forged.action, target=forged.target, outcome=forged.outcome, detail={},
-                       prev_hash=third.hash, hash=digest(third.hash, 4, at, forged)))
+                       prev_hash=third.hash, hash=digest(third.hash, 4, at, forged, third.mac), mac=third.mac))
     n, broken = verify(engine)
     assert n == 7
     assert not [b for b in broken if b.seq == 4]  # the forgery itself is well formed...
     said = [b.reason for b in broken if b.seq == 5]  # ...the record after it says so
     assert any("does not follow the record before it" in r for r in said), broken
     assert any("altered" in r for r in said), broken  # (its number moved: its hash no longer matches)
-    cfg = _hub_yaml(tmp_path, db_url)
+    cfg = _hub_yaml(tmp_path, db_url, served)
     r = check(cfg)
     assert r.returncode == 1 and "audit record 5: does not follow" in r.stderr, r.stderr
     engine.dispose()

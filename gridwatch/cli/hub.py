@@ -86,12 +86,14 @@ Next: gridwatch hub check -c {made.config}
 def _hub_audit(args: argparse.Namespace) -> int:
     """`hub audit check`: walk the audit trail's hash chain; exit 1 naming each broken record."""
     from hub.audit.trail import verify
+    from hub.boot.keys import configure
     from hub.config import load_hub_config
     from hub.store.db import make_engine
 
     cfg = load_or_say(load_hub_config, args.config)
     if cfg is None:
         return 1
+    configure(cfg)  # the chain's key, as the hub has it
     engine = make_engine(cfg.database)
     try:
         n, broken = verify(engine)

@@ -1,6 +1,7 @@
 """The hub's front door, before any body is read: requests with a body must say how long it is and stay
-under `limits.max_body_bytes` (413/411), a request to the API with a wrong key is refused before its body is
-parsed (401), and a client that keeps presenting wrong keys is turned away for a while (429)."""
+under `limits.max_body_bytes` (413/411), a request to the API (or the operators' doors) with a wrong key is
+refused before its body is parsed (401) and recorded in the audit trail (`refused`), and a client that keeps
+presenting wrong keys is turned away for a while (429)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from hub.config import ApiKey, hash_key
 
 logger = logging.getLogger(__name__)
 MATCHED_KEY = "gridwatch_api_key"  # request state: the key the guard matched, so it is hashed once
+GUARDED = ("/api/", "/metrics", "/openapi.json", "/docs", "/redoc")
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -112,8 +114,12 @@ class Guard:
     """ASGI middleware in front of the FastAPI app."""
 
     def __init__(self, app: ASGIApp, *, keys: Callable[[], list[ApiKey]], max_body: int,
-                 limiter: FailureLimiter, failures: Counter, proxies: list[str] | None = None) -> None:
+                 limiter: FailureLimiter, failures: Counter, proxies: list[str] | None = None,
+                 record: Callable[[str, str, str, str | None], None] | None = None) -> None:
+        """`record(client, "METHOD path", reason, key name)`: a refused key, for the audit trail (run on a
+        worker thread: it writes to the database)."""
         self.app, self.keys, self.max_body, self.limiter, self.failures = app, keys, max_body, limiter, failures
+        self.record = record
         self.proxies = networks(proxies or [])
         self._said = 0.0
 
@@ -133,7 +139,7 @@ class Guard:
                 return
         path: str = scope.get("path", "")
         auth = headers.get("authorization")
-        if path.startswith("/api/") and auth is not None:
+        if path.startswith(GUARDED) and auth is not None:
             client = client_address((scope.get("client") or ("?", 0))[0], headers.get("x-forwarded-for"),
                                     self.proxies)
             wait = self.limiter.blocked_for(client)
@@ -153,6 +159,7 @@ class Guard:
                 if now - self._said >= 10.0:  # never the key itself, and at most a line per 10 s
                     self._said = now
                     logger.warning("wrong API key from %s on %s %s", client, scope["method"], path)
+                await self._record(client, scope, "unknown_key", None)
                 await _answer(send, 401, "unknown API key", {"WWW-Authenticate": "Bearer"})
                 return
             if not key.allows(client):  # bound to its machines' addresses, and this is not one
@@ -161,10 +168,23 @@ class Guard:
                 if time.monotonic() - self._said >= 10.0:
                     self._said = time.monotonic()
                     logger.warning("key %s used from %s, outside its sources", key.name, client)
+                await self._record(client, scope, "outside_sources", key.name)
                 await _answer(send, 401, f"this key may not be used from {client}", {"WWW-Authenticate": "Bearer"})
                 return
             scope.setdefault("state", {})[MATCHED_KEY] = key  # `principal()` takes it from here
         await self.app(scope, receive, send)
+
+
+    async def _record(self, client: str, scope: Scope, reason: str, key: str | None) -> None:
+        if self.record is None:
+            return
+        from starlette.concurrency import run_in_threadpool
+
+        try:
+            await run_in_threadpool(self.record, client, f"{scope['method']} {str(scope.get('path'))[:200]}",
+                                    reason, key)
+        except Exception as e:  # the refusal stands whether or not it could be written down
+            logger.warning("a refused key could not be recorded: %s", str(e).splitlines()[0][:200] if str(e) else e)
 
 
 async def _answer(send: Send, status: int, detail: str, headers: dict[str, str] | None = None) -> None:

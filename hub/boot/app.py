@@ -41,6 +41,7 @@ from hub.api.errors import Refused, invalid_answer, refused_answer, unencodable_
 from hub.api.guard import FailureLimiter, Guard, IntakeLimiter, networks
 from hub.api.headers import Hardening
 from hub.audit import trail as audit
+from hub.audit.forward import Forwarder
 from hub.boot.notifier_process import NotifierProcess
 from hub.boot.store import open_store
 from hub.cases.scheduler import Scheduler
@@ -79,6 +80,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                        "(audit_retention_days in hub.yaml)", cfg.audit_retention_days, audit.RETENTION_FLOOR_DAYS)
     watcher = ConfigWatcher(store, cfg.org, cfg.sla, routing=cfg.routing, calendars=cfg.calendars)
     publisher = CaseEventPublisher(store, cfg.mqtt) if cfg.mqtt is not None else None
+    forwarder = Forwarder(store, cfg.audit.syslog) if cfg.audit.syslog is not None else None
     feed = EventFeed(store, queue_size=cfg.limits.stream_queue, gc=GcPolicy(manage_gc))
     labels = load_labels(cfg.labels)
     if cfg.people is not None:  # the people rosters name, made before the rosters are read (one start)
@@ -107,6 +109,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
             publisher.start()
         if sender is not None:
             sender.start()
+        if forwarder is not None:
+            forwarder.start()
         await feed.start()
         yield
         await feed.stop()
@@ -118,6 +122,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
             sender.stop()
         if notifier is not None:
             notifier.stop()  # its pools (a notifier driven by hand in tests)
+        if forwarder is not None:
+            forwarder.stop()
         engine.dispose()
 
     app = FastAPI(title="gridwatch hub", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -126,6 +132,9 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     metrics_ = HubMetrics(store)
     metrics_.watch_feed(feed, publisher)
     metrics_.watch_scheduler(scheduler)
+    if forwarder is not None:
+        metrics_.watch_forwarder(forwarder)
+    app.state.forwarder = forwarder
     app.state.hub = HubState(store=store, metrics=metrics_, keys=cfg.keys, tz=cfg.tz,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
@@ -134,6 +143,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock,
                                            cfg.sign_in))
     app.state.scheduler = scheduler
+    app.state.config = cfg
     app.state.feed = feed
     app.state.watcher = watcher
     app.state.notifier = notifier
@@ -181,8 +191,13 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.state.auth_limiter = guard
     app.state.trusted_proxies = networks(cfg.listen.trusted_proxies)  # sign-in tells clients apart as the guard
     app.add_middleware(AuditTrail, proxies=app.state.trusted_proxies)  # inside the guard: who passed it
+    def refused_key(client: str, where: str, reason: str, key: str | None) -> None:
+        audit.append(store, audit.Act(f"key:{key}" if key else "key", "key_refused", "refused", address=client,
+                                      target=where, detail={"reason": reason}))
+
     app.add_middleware(Guard, keys=lambda: app.state.hub.people.keys(), max_body=cfg.limits.max_body_bytes,
-                       limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies)
+                       limiter=guard, failures=metrics_.auth_failures, proxies=cfg.listen.trusted_proxies,
+                       record=refused_key)
     app.add_middleware(Hardening, tls=cfg.listen.tls_cert is not None,  # outermost: refusals get them too
                        frame_ancestors=cfg.listen.frame_ancestors)
     return app

@@ -72,7 +72,28 @@ def check_hub(path: Path, today: date) -> tuple[Findings, HubConfig | None]:
     _notices(f, cfg, org, cals)
     _keys(f, path, src, cfg, org)
     _files(f, path, src, cfg)
+    _secrets(f, cfg)
     return f, cfg
+
+
+def _secrets(f: Findings, cfg: HubConfig) -> None:
+    """The data key and the audit key this environment gives can open and verify what the database holds
+    (a database not there yet, or not answering, is not checked)."""
+    from sqlalchemy import inspect
+
+    from hub.boot import keys
+
+    try:
+        keys.configure(cfg)
+        engine = make_engine(cfg.database)
+        try:
+            if not inspect(engine).has_table("key_checks"):
+                return
+            f.errors += [f"keys: {p}" for p in keys.check(engine, write=False)]
+        finally:
+            engine.dispose()
+    except Exception as exc:
+        f.warnings.append(f"keys: not checked against the database: {str(exc).splitlines()[0][:200]}")
 
 
 def _notices(f: Findings, cfg: HubConfig, org: Org | None, cals: dict[str, Calendar]) -> None:

@@ -5,18 +5,17 @@ routing loaded."""
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
 from gridwatch.core.yamlconf import load
+from hub.boot import keys
 from hub.config import HubConfig
 from hub.files.calendar_files import load_calendars
 from hub.people.accounts import People
 from hub.policy.org import Org, OrgFile
 from hub.policy.routing import Routing, load_routing
 from hub.policy.sla import SlaFile
-from hub.store import datakey
 from hub.store.cases import Store
 from hub.store.db import make_engine, migrate
 
@@ -26,11 +25,12 @@ logger = logging.getLogger(__name__)
 def open_store(cfg: HubConfig, clock: Callable[[], datetime] | None = None) -> Store:
     """The case store over the configured database, migrated to the newest revision, with the org tree,
     SLA policies, calendars and routing the config names."""
-    keys, source = datakey.keys_from(dict(os.environ), cfg.data_key_file)
-    datakey.configure(keys)
-    logger.info("contact points sealed with the data key from %s (%d key(s))", source, len(keys))
+    keys.configure(cfg)
     engine = make_engine(cfg.database)
     migrate(engine)
+    if problems := keys.check(engine, write=True):
+        engine.dispose()
+        raise keys.KeyMismatch("; ".join(problems))
     if sealed := People.seal_contacts(engine):
         logger.info("contact points of %d people sealed with the newest data key", sealed)
     org = Org(load(OrgFile, cfg.org))

@@ -13,6 +13,7 @@ from hub.policy.calendar_watch import days_left
 from hub.store.cases import Store
 
 if TYPE_CHECKING:
+    from hub.audit.forward import Forwarder
     from hub.boot.notifier_process import NotifierProcess
     from hub.cases.scheduler import Scheduler
     from hub.notify.files import NoticeFiles
@@ -116,6 +117,14 @@ class HubMetrics:
     def watch_scheduler(self, scheduler: Scheduler) -> None:
         """What this process's scheduler did: with several replicas, each one's share of the work."""
         self.registry.register(_SchedulerCollector(scheduler))
+
+    def watch_forwarder(self, forwarder: Forwarder) -> None:
+        Gauge("gridwatch_hub_audit_syslog_backlog", "Audit records not yet sent to the log server",
+              registry=self.registry).set_function(forwarder.backlog)
+        Gauge("gridwatch_hub_audit_syslog_sent", "Audit records sent to the log server (since start)",
+              registry=self.registry).set_function(lambda: forwarder.sent)
+        Gauge("gridwatch_hub_audit_syslog_failures", "Sends to the log server that failed (since start; each is "
+              "retried from where it stopped)", registry=self.registry).set_function(lambda: forwarder.failures)
 
     def watch_feed(self, feed: EventFeed, publisher: CaseEventPublisher | None) -> None:
         """Stream and publisher state, read at scrape time."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
@@ -44,21 +45,27 @@ def keys_from(env: dict[str, str], key_file: Path | None) -> tuple[list[bytes], 
         return [env["GRIDWATCH_DATA_KEY"].strip().encode()], "GRIDWATCH_DATA_KEY"
     if key_file is None:
         raise LookupError("no data key: set GRIDWATCH_DATA_KEY (a Fernet key: gridwatch hub hash-key --data-key)")
+    made = key_lines(key_file, Fernet.generate_key, "a data key for contact points", "GRIDWATCH_DATA_KEY")
+    return made, str(key_file)
+
+
+def key_lines(key_file: Path, make: Callable[[], bytes], what: str, env: str) -> list[bytes]:
+    """The keys in a key file (one a line), the file made with one new key (mode 0600) when missing."""
     if not key_file.exists():  # written whole under another name, then linked: a hub starting beside this one
         key_file.parent.mkdir(parents=True, exist_ok=True)  # reads either no file or the whole key
         tmp = key_file.with_name(f".{key_file.name}.{os.getpid()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as f:
-            f.write(Fernet.generate_key() + b"\n")
+            f.write(make() + b"\n")
         try:
             os.link(tmp, key_file)
-            logger.warning("made a data key for contact points in %s (mode 0600); with several hubs, or to keep it "
-                           "off the disk, set GRIDWATCH_DATA_KEY instead", key_file)
+            logger.warning("made %s in %s (mode 0600); with several hubs, or to keep it off the disk, set %s "
+                           "instead", what, key_file, env)
         except FileExistsError:
             pass  # another hub made it first: use theirs
         finally:
             tmp.unlink()
-    return [line.strip() for line in key_file.read_bytes().splitlines() if line.strip()], str(key_file)
+    return [line.strip() for line in key_file.read_bytes().splitlines() if line.strip()]
 
 
 def _current() -> MultiFernet:

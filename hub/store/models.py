@@ -30,9 +30,20 @@ from sqlalchemy.orm import Mapped, mapped_column
 from hub.policy.lifecycle import Status, TimelineAction
 from hub.store.base import Base, Sealed, UtcDateTime
 from hub.store.fleet_tables import AgentRow, Device, HeldAlert, Maintenance, RuleDeploy, RuleVersion
-from hub.store.people_tables import AuditHead, AuditRow, Contact, KeyRow, Notice, RecoveryCode, User, UserSession
+from hub.store.people_tables import (
+    AuditHead,
+    AuditRow,
+    Contact,
+    KeyCheck,
+    KeyRow,
+    Notice,
+    RecoveryCode,
+    User,
+    UserSession,
+)
 
-__all__ = ["AgentRow", "AlertRow", "AuditHead", "AuditRow", "Base", "Case", "CaseClock", "CasePart", "CaseRequest",
+__all__ = ["AgentRow", "AlertRow", "AuditHead", "AuditRow", "Base", "Case", "KeyCheck", "CaseClock", "CasePart",
+           "CaseRequest",
            "Contact", "Cursor", "Device", "Evidence", "HeldAlert", "KeyRow", "Maintenance", "NewCase", "Notice",
            "Pause", "RecoveryCode", "RuleDeploy", "RuleVersion", "Sealed", "TimelineEntry", "User", "UserSession",
            "UtcDateTime"]

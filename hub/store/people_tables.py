@@ -119,6 +119,7 @@ class AuditRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    mac: Mapped[str | None] = mapped_column(String(32))  # hmac-sha256/<key id>, hmac-sm3/<key id>; None: SHA-256
 
 
 class AuditHead(Base):
@@ -129,6 +130,16 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     last_hash: Mapped[str] = mapped_column(String(64))
+
+
+class KeyCheck(Base):
+    """A value sealed with the data key, so a hub given another key (a config in another folder, a replica
+    without the environment) refuses to start instead of sealing contact points its twins cannot open."""
+
+    __tablename__ = "key_checks"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[str] = mapped_column(String(512))
 
 
 class Notice(Base):
