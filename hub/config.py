@@ -15,7 +15,12 @@ from gridwatch.core.durations import Duration
 from gridwatch.core.mqttlink import BrokerLink
 from gridwatch.core.yamlconf import YamlSource, load_sourced
 
-Role = Literal["edge", "operator", "viewer", "admin"]
+Role = Literal["edge", "operator", "viewer", "admin", "sysadmin", "secadmin", "auditor"]
+"""`admin` is a machine's key (automation bound to its sources); people who administer have one of the three
+separated roles (三权分立, issue 42): `sysadmin` accounts, units and the fleet; `secadmin` keys, lockouts and second
+factors; `auditor` the audit trail, read only."""
+ADMINS: tuple[Role, ...] = ("sysadmin", "secadmin", "auditor")
+"""The administrator roles of people: no unit, always a second factor."""
 
 
 def hash_key(key: str) -> str:
@@ -144,7 +149,8 @@ class SignIn(Strict):
     session_idle: Duration = Field(1800.0, gt=0, description="a session unused this long ends (the idle timeout)")
     two_factor: list[Literal["admin", "operator", "viewer"]] = Field(
         ["admin"], description="roles that sign in with a second factor (TOTP, RFC 6238); until they enrol, "
-        "their session reaches nothing but the enrolment")
+        "their session reaches nothing but the enrolment. The administrators (sysadmin, secadmin, auditor) "
+        "always do; `admin` here means them")
     password_min: int = Field(10, ge=8, le=128, description="the shortest password accepted")
     password_max_age: Duration | None = Field(None, gt=0, description="a password older than this must be "
                                               "changed at the next sign-in (none: passwords do not expire)")

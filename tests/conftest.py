@@ -19,6 +19,10 @@ if not os.environ.get("GRIDWATCH_DATA_KEY"):
     from cryptography.fernet import Fernet
 
     os.environ["GRIDWATCH_DATA_KEY"] = Fernet.generate_key().decode()
+if not os.environ.get("GRIDWATCH_AUDIT_KEY"):  # and the audit chain's key likewise (issue 42)
+    import secrets
+
+    os.environ["GRIDWATCH_AUDIT_KEY"] = secrets.token_hex(32)
 
 ACL = """
 user edge

@@ -370,3 +370,150 @@ def test_two_hubs_of_one_database_with_configs_in_different_folders_share_one_ke
         open_store(load_hub_config(other))
     r = check("etc-b")
     assert r.returncode != 0 and "data key" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+# ---- 三权分立: three administrators, each refused what is the others' ---------------------------------------
+def _admin_session(client, username: str, role: str) -> dict[str, str]:
+    """An administrator made by the machine key, enrolled in TOTP, signed in with both factors."""
+    import pyotp
+
+    r = client.post("/api/v1/users", headers=ADMIN, json={"username": username, "name": username, "unit": None,
+                                                         "role": role, "password": "Gw!Tq-73-lvNa"})
+    assert r.status_code == 201, r.text
+    first = client.post("/api/v1/login", json={"username": username, "password": "Gw!Tq-73-lvNa"}).json()
+    assert first["limited"] == "two_factor"  # an administrator always enrols a second factor
+    limited = {"Authorization": f"Bearer {first['token']}"}
+    totp = pyotp.TOTP(client.post("/api/v1/me/two-factor", headers=limited).json()["secret"])
+    assert client.post("/api/v1/me/two-factor/confirm", headers=limited,
+                       json={"code": totp.at(client.clock["now"])}).status_code == 200
+    client.clock["now"] += __import__("datetime").timedelta(seconds=31)  # a fresh step for the sign-in
+    full = client.post("/api/v1/login", json={"username": username, "password": "Gw!Tq-73-lvNa",
+                                              "code": totp.at(client.clock["now"])})
+    assert full.status_code == 200 and full.json()["limited"] is None, full.text
+    return {"Authorization": f"Bearer {full.json()['token']}"}
+
+
+SEPARATION = [  # (what, method, path, body) -> who of sysadmin, secadmin, auditor may
+    ("list accounts", "GET", "/api/v1/users", None, {"sysadmin", "secadmin"}),
+    ("make an operator", "POST", "/api/v1/users", {"username": "op.new", "name": "新人", "unit": "grid-01",
+                                                   "role": "operator", "password": "Gw!Tq-73-lvNa"}, {"sysadmin"}),
+    ("disable an operator", "PATCH", "/api/v1/users/op.old", {"disabled": True}, {"sysadmin"}),
+    ("make an auditor", "POST", "/api/v1/users", {"username": "aud.new", "name": "审计员", "unit": None,
+                                                  "role": "auditor", "password": "Gw!Tq-73-lvNa"}, {"secadmin"}),
+    ("make an operator an auditor", "PATCH", "/api/v1/users/op.old", {"role": "auditor", "unit": None},
+     {"secadmin"}),
+    ("reset a password of an auditor", "PATCH", "/api/v1/users/aud.x", {"password": "Gw!Tq-73-lvNb"},
+     {"secadmin"}),
+    ("unlock an account", "POST", "/api/v1/users/op.old/unlock", None, {"secadmin"}),
+    ("reset a second factor", "DELETE", "/api/v1/users/op.old/two-factor", None, {"secadmin"}),
+    ("list keys", "GET", "/api/v1/keys", None, {"secadmin"}),
+    ("make a key", "POST", "/api/v1/keys", {"name": "wall-2", "role": "viewer", "unit": "district-a"},
+     {"secadmin"}),
+    ("read the audit trail", "GET", "/api/v1/audit", None, {"auditor"}),
+    ("set someone's contact points", "PUT", "/api/v1/users/op.old/contacts", {"mobile": "13800000000"},
+     {"sysadmin"}),
+    ("read cases", "GET", "/api/v1/cases", None, set()),
+]
+
+
+@pytest.mark.parametrize("what,method,path,body,allowed", SEPARATION, ids=[s[0] for s in SEPARATION])
+def test_three_administrators_each_refused_what_is_the_others(client, what, method, path, body, allowed):
+    assert client.post("/api/v1/users", headers=ADMIN, json={
+        "username": "op.old", "name": "老网格员", "unit": "grid-01", "role": "operator",
+        "password": "Gw!Tq-73-lvNa"}).status_code == 201
+    assert client.post("/api/v1/users", headers=ADMIN, json={
+        "username": "aud.x", "name": "另一审计员", "unit": None, "role": "auditor",
+        "password": "Gw!Tq-73-lvNa"}).status_code == 201
+    sessions = {role: _admin_session(client, role[:3], role) for role in ("sysadmin", "secadmin", "auditor")}
+    for role, h in sessions.items():
+        r = client.request(method, path, headers=h, json=body)
+        if role in allowed:
+            assert r.status_code < 300, (what, role, r.status_code, r.text)
+            break  # (done once: the next role would find it done)
+        assert r.status_code == 403, (what, role, r.status_code, r.text)
+    for role, h in sessions.items():  # and every refusal of the others, whichever went first
+        if role not in allowed:
+            assert client.request(method, path, headers=h, json=body).status_code == 403, (what, role)
+
+
+def test_people_cannot_be_given_the_machines_admin_role_and_an_upgrade_maps_admin_to_sysadmin(client, tmp_path):
+    r = client.post("/api/v1/users", headers=ADMIN, json={"username": "root.x", "name": "x", "unit": None,
+                                                         "role": "admin", "password": "Gw!Tq-73-lvNa"})
+    assert r.status_code == 422
+    from sqlalchemy import text
+
+    from hub.store.db import make_engine, migrate
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.sqlite'}")
+    migrate(engine, "0018")
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO users (username, name, unit, role, password_hash, disabled, created_at, "
+                          "updated_at) VALUES ('root', 'root', NULL, 'admin', 'x', 0, '2026-01-01', '2026-01-01')"))
+    migrate(engine)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT role FROM users WHERE username = 'root'")).scalar() == "sysadmin"
+    engine.dispose()
+
+
+# ---- 国密: SM4 for contact points, HMAC-SM3 for the chain, rotating both ways -----------------------------------
+def test_contact_points_rotate_from_fernet_to_sm4_and_back_with_nothing_lost(tmp_path):
+    import base64
+    import subprocess
+    import sys
+
+    from cryptography.fernet import Fernet
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+    from sqlalchemy import text
+
+    from hub.people.accounts import People
+    from hub.store import datakey
+    from hub.store.db import make_engine, migrate
+
+    out = subprocess.run([sys.executable, "-m", "gridwatch", "hub", "hash-key", "--data-key", "--sm4"],
+                         capture_output=True, text=True, check=True).stdout.strip()
+    assert out.startswith("sm4:") and len(out) == 4 + 32
+    fernet, sm4, fernet2 = Fernet.generate_key(), out.encode(), Fernet.generate_key()
+    engine = make_engine(f"sqlite:///{tmp_path / 'hub.sqlite'}")
+    migrate(engine)
+    numbers = [f"1380000{i:04d}" for i in range(20)]
+    try:
+        datakey.configure([fernet])
+        with engine.begin() as conn:
+            for i, n in enumerate(numbers):
+                conn.execute(text("INSERT INTO users (username, name, role, password_hash, disabled, created_at, "
+                                  "updated_at) VALUES (:u, :u, 'viewer', 'x', 0, '2026-12-07', '2026-12-07')"),
+                             {"u": f"p{i}"})
+                conn.execute(text("INSERT INTO contacts (username, mobile, email, updated_at) "
+                                  "VALUES (:u, :m, :e, '2026-12-07')"),
+                             {"u": f"p{i}", "m": datakey.seal(n), "e": datakey.seal(f"p{i}@district.example")})
+
+        def stored() -> list[str]:
+            with engine.connect() as conn:
+                return [r[0] for r in conn.execute(text("SELECT mobile FROM contacts ORDER BY username"))]
+
+        assert all(v.startswith("enc:") for v in stored())
+        datakey.configure([sm4, fernet])  # SM4 put first: the next start re-seals everything with it
+        assert People.seal_contacts(engine) == 20
+        values = stored()
+        assert all(v.startswith("sm4:") for v in values) and not any(n in "".join(values) for n in numbers)
+        # what is stored is SM4-GCM under that key, as GB/T 32907 defines the cipher: opened here by hand
+        kid, _, b64 = values[0][4:].partition(":")
+        raw = base64.b64decode(b64)
+        dec = Cipher(algorithms.SM4(bytes.fromhex(out[4:])), modes.GCM(raw[:12], raw[-16:])).decryptor()
+        dec.authenticate_additional_data(kid.encode())
+        assert sorted(numbers).__contains__((dec.update(raw[12:-16]) + dec.finalize()).decode())
+        datakey.configure([sm4])  # the Fernet key dropped: SM4 alone opens them all
+        assert sorted(datakey.unseal(v) for v in stored()) == sorted(numbers)
+        datakey.configure([fernet2, sm4])  # and back to Fernet with a new key
+        assert People.seal_contacts(engine) == 20
+        assert all(v.startswith("enc:") for v in stored())
+        datakey.configure([fernet2])
+        assert sorted(datakey.unseal(v) for v in stored()) == sorted(numbers)
+        with pytest.raises(ValueError):  # a tampered SM4 value does not open
+            datakey.configure([sm4])
+            datakey.unseal(values[0][:-6] + ("A" if values[0][-6] != "A" else "B") + values[0][-5:])
+    finally:
+        engine.dispose()
+        import os
+
+        datakey.configure([os.environ["GRIDWATCH_DATA_KEY"].encode()])

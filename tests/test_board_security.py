@@ -110,7 +110,7 @@ def test_the_board_works_under_the_csp_and_no_script_reads_the_session(tmp_path,
 def test_an_administrator_enrols_a_second_factor_in_the_page(tmp_path, browser):
     hub = Hub(tmp_path, SLA, keys=[{"name": "admin", "role": "admin", "key": ADMIN}]).start()
     try:
-        hub.person(ADMIN, "root.a", "管理员甲", None, role="admin")
+        hub.person(ADMIN, "root.a", "管理员甲", None, role="sysadmin")
         page, seen = watched(browser, hub)
         sign_in(page, "root.a", "Right-pw-2026")
         page.wait_for_selector("#enrol:not([hidden])")

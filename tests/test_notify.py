@@ -464,7 +464,7 @@ def test_a_calendar_running_out_is_mailed_to_the_administrators_once_a_day(world
     t0 = at(2026, 12, 3, 9, 0)
     with api_client(world.db, KEYS, t0, **world.paths, calendars=str(conf / "calendars")) as c:
         people = c.app.state.hub.people
-        people.add("root.admin", "值班主任", None, "admin", "password-root")
+        people.add("root.admin", "值班主任", None, "sysadmin", "Root-pw-2026!")
         people.set_contacts("root.admin", email="admin@district.example")
         drive(c, t0)
         drive(c, t0 + timedelta(hours=3))  # the same day: not again

@@ -30,7 +30,7 @@ def bearer(token: str) -> dict[str, str]:
 @pytest.fixture
 def client(db_url):
     with api_client(db_url, KEYS, T) as c:
-        for user, role, unit in (("root.a", "admin", None), ("zhang.wei", "operator", "grid-01")):
+        for user, role, unit in (("root.a", "sysadmin", None), ("zhang.wei", "operator", "grid-01")):
             r = c.post("/api/v1/users", headers=ADMIN_KEY, json={"username": user, "name": user, "unit": unit,
                                                                  "role": role, "password": "Right-pw-2026"})
             assert r.status_code == 201, r.text
@@ -102,7 +102,7 @@ def test_an_administrator_reaches_admin_endpoints_only_with_a_second_factor(clie
 
     # an administrator resets a lost phone: the next sign-in is limited again
     other = c.post("/api/v1/users", headers=ADMIN_KEY, json={"username": "root.b", "name": "root.b", "unit": None,
-                                                             "role": "admin", "password": "Right-pw-2026"})
+                                                             "role": "sysadmin", "password": "Right-pw-2026"})
     assert other.status_code == 201
     assert c.delete("/api/v1/users/root.a/two-factor", headers=ADMIN_KEY).json()["two_factor"] is False
     assert sign_in(c, "root.a").json()["limited"] == "two_factor"

@@ -183,6 +183,13 @@ def _hub_hash_key(args: argparse.Namespace) -> int:
 
     from hub.config import hash_key
 
+    if args.data_key:  # a key for GRIDWATCH_DATA_KEYS (or the data key file): Fernet, or SM4 for 国密
+        from cryptography.fernet import Fernet
+
+        from hub.store.datakey import new_sm4_key
+
+        print((new_sm4_key() if args.sm4 else Fernet.generate_key()).decode())
+        return 0
     key = args.key or secrets.token_urlsafe(32)
     print(f"key:  {key}\nhash: {hash_key(key)}")
     return 0
@@ -238,4 +245,7 @@ def add(top: Any) -> None:
     ci.set_defaults(func=_hub_calendar)
     hk = hub.add_parser("hash-key", help="make an API key (or hash a given one) for configs/hub.yaml")
     hk.add_argument("key", nargs="?")
+    hk.add_argument("--data-key", action="store_true", help="print a new data key (contact points) instead: put "
+                    "it first in GRIDWATCH_DATA_KEYS to rotate to it")
+    hk.add_argument("--sm4", action="store_true", help="with --data-key: an SM4 key (国密, sm4:<hex>)")
     hk.set_defaults(func=_hub_hash_key)

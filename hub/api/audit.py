@@ -31,7 +31,9 @@ from hub.audit import trail as audit
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 router = APIRouter(prefix="/api/v1", tags=["audit"])
-Admin = Annotated[Principal, Depends(require("admin"))]
+Admin = Annotated[Principal, Depends(require("admin", "auditor"))]
+"""The trail is the audit administrator's to read and export (三权分立: nobody who keeps accounts or keys), and a
+machine's admin key's."""
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]

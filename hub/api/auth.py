@@ -21,7 +21,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hub.api.errors import Refused
 from hub.api.guard import MATCHED_KEY, client_address
-from hub.config import ApiKey, Role
+from hub.config import ADMINS, ApiKey, Role
 from hub.people.accounts import People, is_session_token
 from hub.policy.access import Principal
 
@@ -69,7 +69,7 @@ async def principal(request: Request,
             request.state.csrf = csrf_token(token)
         if signed.person is not None:
             who = signed.person
-            p = Principal(who.username, who.role, who.unit if who.role != "admin" else None, None, who.name,
+            p = Principal(who.username, who.role, who.unit if who.role not in ADMINS else None, None, who.name,
                           signed.limited)
         else:
             assert signed.key is not None

@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import APIRouter, HTTPException, Request, Response
 from fastapi.responses import FileResponse
 
-from hub.api.deps import HubDep, Reader
+from hub.api.deps import HubDep, Someone
 from hub.api.errors import GUARD, responses
 
 BOARD = Path(__file__).resolve().parent.parent / "board"
@@ -62,7 +62,7 @@ async def csp_report(request: Request, hub: HubDep) -> Response:
 
 
 @router.get("/api/v1/labels", tags=["board"], responses=responses(*GUARD, 403))
-def labels(hub: HubDep, who: Reader) -> dict[str, dict[str, dict[str, str]]]:
+def labels(hub: HubDep, who: Someone) -> dict[str, dict[str, dict[str, str]]]:
     """Display names (zh-CN, en) by kind and code: categories, severities, states, stages, actions, levels,
     lights, tiers (built in, and the deployment's `labels:` file on top)."""
     return hub.labels.table()

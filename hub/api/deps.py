@@ -96,6 +96,8 @@ Operator = Annotated[Principal, Depends(require("operator", "admin"))]
 """Operators and admins: they act on cases and report."""
 EdgeCaller = Annotated[Principal, Depends(require("edge", "admin"))]
 """Edge agents (and admins): they send alerts."""
+Someone = Annotated[Principal, Depends(require("operator", "viewer", "admin", "sysadmin", "secadmin", "auditor"))]
+"""Anyone but an edge key: who they are, their own password and second factor, the board's labels."""
 
 
 Id = Annotated[int, PathParam(ge=1, le=2**31 - 1)]

@@ -16,7 +16,7 @@ from hub.notify.messages import mask
 from hub.notify.queue import listing
 
 router = APIRouter(prefix="/api/v1", tags=["notices"])
-Admin = Annotated[Principal, Depends(require("admin"))]
+Admin = Annotated[Principal, Depends(require("admin", "sysadmin"))]
 
 
 class NoticeOut(BaseModel):

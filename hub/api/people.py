@@ -23,18 +23,23 @@ from pydantic import BaseModel, Field
 
 from hub.api.audited import audited
 from hub.api.auth import COOKIE, Principal, bearer, credentials, csrf_token, require
-from hub.api.deps import HubDep, Reader, StoreDep, TzDep
+from hub.api.deps import HubDep, Someone, StoreDep, TzDep
 from hub.api.errors import BODY, GUARD, Refused, responses
 from hub.api.guard import client_address
 from hub.api.schemas import MeOut, Text, UnitOut
 from hub.api.seen import refused, refusing
+from hub.config import ADMINS
 from hub.people.accounts import Login, People, Person, is_session_token
+from hub.people.model import PersonRole
 from hub.policy import access
 from hub.policy.calendar_watch import notices
 from hub.policy.errors import Conflict
 
 router = APIRouter(prefix="/api/v1", tags=["people"])
-Admin = Annotated[Principal, Depends(require("admin"))]
+Security = Annotated[Principal, Depends(require("secadmin", "admin"))]
+Administering = Annotated[Principal, Depends(require("sysadmin", "secadmin", "admin"))]
+"""Reading the accounts, and keeping them (`_may_manage` says whose)."""
+"""Keys, lockouts, second factors: the security administrator (and a machine's admin key)."""
 USERNAME = r"^[A-Za-z0-9_.@-]{1,64}$"
 
 
@@ -171,7 +176,6 @@ def _token(request: Request, creds: HTTPAuthorizationCredentials | None) -> str 
     return got[0] if got is not None and is_session_token(got[0]) else None
 
 
-Someone = Annotated[Principal, Depends(require("operator", "viewer", "admin"))]
 Creds = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 
 
@@ -233,36 +237,54 @@ class NewPerson(BaseModel):
     username: str = Field(pattern=USERNAME)
     name: Text = Field(min_length=1, max_length=128)
     unit: str | None = Field(None, max_length=64, description="the unit they work for; none only for admins")
-    role: Literal["operator", "viewer", "admin"]
+    role: PersonRole
     password: str = Field(min_length=1, max_length=256)
 
 
 class PersonChange(BaseModel):
     name: Text | None = Field(None, min_length=1, max_length=128)
     unit: str | None = Field(None, max_length=64)
-    role: Literal["operator", "viewer", "admin"] | None = None
+    role: PersonRole | None = None
     password: str | None = Field(None, min_length=1, max_length=256)
     disabled: bool | None = None
 
 
 @router.get("/users", responses=responses(*GUARD, 403))
-def list_users(request: Request, who: Admin) -> list[PersonOut]:
+def list_users(request: Request, who: Administering) -> list[PersonOut]:
     return [_out(p) for p in _people(request).everyone()]
+
+
+def _may_manage(request: Request, who: Principal, *roles: str | None) -> None:
+    """三权分立: the system administrator keeps the accounts of staff (operators, viewers); accounts of the
+    administrators themselves (or a role made or taken away from one) are the security administrator's, so
+    the system administrator cannot make itself an auditor, nor an auditor of anyone's choosing."""
+    admin_class = any(r in ADMINS for r in roles)
+    allowed = ("secadmin", "admin") if admin_class else ("sysadmin", "admin")
+    if who.role not in allowed:
+        raise Refused(403, f"role {who.role} may not do this (needs {' or '.join(allowed)})", "separation",
+                      needs=list(allowed))
+
+
+def _role_of(request: Request, username: str) -> str | None:
+    p = next((p for p in _people(request).everyone() if p.username == username), None)
+    return p.role if p is not None else None
 
 
 @router.post("/users", status_code=201, responses=responses(*GUARD, *BODY, 403, 409),
              openapi_extra=audited("user_added"))
-def add_user(body: NewPerson, request: Request, who: Admin) -> PersonOut:
+def add_user(body: NewPerson, request: Request, who: Administering) -> PersonOut:
     """A new account (an administrator's act; no restart)."""
+    _may_manage(request, who, body.role)
     with refusing():
         return _out(_people(request).add(body.username, body.name, body.unit, body.role, body.password))
 
 
 @router.patch("/users/{username}", responses=responses(*GUARD, *BODY, 403, 404, 409),
               openapi_extra=audited("user_changed"))
-def change_user(username: str, body: PersonChange, request: Request, who: Admin) -> PersonOut:
+def change_user(username: str, body: PersonChange, request: Request, who: Administering) -> PersonOut:
     """Change a name, unit, role or password, or disable an account; a change of unit, role or password, and
     disabling, end the person's sessions at once."""
+    _may_manage(request, who, _role_of(request, username), body.role)
     if username == who.name and body.disabled:
         raise Refused(409, "an administrator cannot disable their own account", "self", username=username)
     with refusing("no such user"):
@@ -271,9 +293,10 @@ def change_user(username: str, body: PersonChange, request: Request, who: Admin)
 
 
 @router.delete("/users/{username}", responses=responses(*GUARD, 403, 404, 409), openapi_extra=audited("user_removed"))
-def remove_user(username: str, request: Request, who: Admin) -> PersonOut:
+def remove_user(username: str, request: Request, who: Administering) -> PersonOut:
     """Remove an account: it can no longer sign in, and the person's contact points, second factor and
     sessions are erased (个人信息删除); their name stays on the records of what they did."""
+    _may_manage(request, who, _role_of(request, username))
     if username == who.name:
         raise Refused(409, "an administrator cannot remove their own account", "self", username=username)
     with refusing("no such user"):
@@ -282,14 +305,14 @@ def remove_user(username: str, request: Request, who: Admin) -> PersonOut:
 
 @router.delete("/users/{username}/two-factor", responses=responses(*GUARD, 403, 404),
                openapi_extra=audited("two_factor_reset"))
-def reset_two_factor(username: str, request: Request, who: Admin) -> PersonOut:
+def reset_two_factor(username: str, request: Request, who: Security) -> PersonOut:
     """Remove a person's second factor (a lost phone): they enrol again at their next sign-in."""
     with refusing("no such user"):
         return _out(_people(request).drop_totp(username))
 
 
 @router.post("/users/{username}/unlock", responses=responses(*GUARD, 403, 404), openapi_extra=audited("user_unlocked"))
-def unlock_user(username: str, request: Request, who: Admin) -> PersonOut:
+def unlock_user(username: str, request: Request, who: Security) -> PersonOut:
     """Lift a lock that wrong passwords put on an account, and clear its count."""
     with refusing("no such user"):
         return _out(_people(request).unlock(username))
@@ -321,7 +344,7 @@ class KeyMade(BaseModel):
 
 
 @router.get("/keys", responses=responses(*GUARD, 403))
-def list_keys(request: Request, who: Admin) -> list[KeyOut]:
+def list_keys(request: Request, who: Security) -> list[KeyOut]:
     people = _people(request)
     out = [KeyOut(name=k.name, role=k.role, unit=k.unit, grids=k.grids, sources=k.sources, source="file")
            for k in people.file_keys]
@@ -331,7 +354,7 @@ def list_keys(request: Request, who: Admin) -> list[KeyOut]:
 
 
 @router.post("/keys", status_code=201, responses=responses(*GUARD, *BODY, 403, 409), openapi_extra=audited("key_added"))
-def add_key(body: NewKey, request: Request, who: Admin) -> KeyMade:
+def add_key(body: NewKey, request: Request, who: Security) -> KeyMade:
     """A key for a machine (an edge agent, an integration), live at once."""
     try:
         key = _people(request).add_key(body.name, body.role, body.unit, body.grids, who.name, body.sources)
@@ -344,7 +367,7 @@ def add_key(body: NewKey, request: Request, who: Admin) -> KeyMade:
 
 @router.delete("/keys/{name}", status_code=204, responses=responses(*GUARD, 403, 404),
                openapi_extra=audited("key_disabled"))
-def disable_key(name: str, request: Request, who: Admin) -> Response:
+def disable_key(name: str, request: Request, who: Security) -> Response:
     """Withdraw a key added through the API (hub.yaml's keys change with the file)."""
     if not _people(request).disable_key(name):
         raise HTTPException(404, "no such key added through the API")
@@ -352,7 +375,7 @@ def disable_key(name: str, request: Request, who: Admin) -> Response:
 
 
 @router.get("/me", responses=responses(*GUARD, 403))
-def me(request: Request, store: StoreDep, hub: HubDep, who: Reader, tz: TzDep) -> MeOut:
+def me(request: Request, store: StoreDep, hub: HubDep, who: Someone, tz: TzDep) -> MeOut:
     """The key's name, role and unit, the hub's time zone, and the org units it sees (a tree by parent)."""
     scope = access.scope(store.org, who)
     units = [UnitOut(id=u.id, name=u.name or u.id, level=u.level, parent=u.parent)
@@ -365,6 +388,6 @@ def me(request: Request, store: StoreDep, hub: HubDep, who: Reader, tz: TzDep) -
                  dispatch_to=[u for u in units if u.level in ("grid", "department")] + shared,
                  can_act=who.role in ("operator", "admin"),
                  notices=[n.text for n in notices(store.calendars, store.sla, store.today())]
-                 if who.role == "admin" else [],
+                 if who.role in ("admin", "sysadmin") else [],
                  csrf=getattr(request.state, "csrf", None), limited=who.limited,
                  two_factor=who.person is not None and hub.people.two_factor(who.name)[0])

@@ -297,7 +297,7 @@ async function login(quiet = false) {
   $("#who").textContent = `${state.me.person || state.me.name} · ${state.me.unit ? unitName(state.me.unit) : "*"}`;
   for (const el of document.querySelectorAll(".can-act")) el.hidden = !state.me.can_act;
   showNotices(state.me.notices || []);
-  $("#tabs button[data-tab=notices-tab]").hidden = state.me.role !== "admin";
+  $("#tabs button[data-tab=notices-tab]").hidden = !["admin", "sysadmin"].includes(state.me.role);
   fillFilters();
   await loadCases();
   connect();

@@ -108,7 +108,7 @@ def init_hub(dest: Path, *, database: str | None = None, admin: str = "admin", e
     store = open_store(cfg)
     try:
         password = secrets.token_urlsafe(12)
-        People(store, cfg.keys).add(admin, "管理员", None, "admin", password)
+        People(store, cfg.keys).add(admin, "系统管理员", None, "sysadmin", password)
         rev = current_revision(store.engine) or "?"
     finally:
         store.engine.dispose()

@@ -203,7 +203,7 @@ class Notifier(WokenThread):
             return 0
         made = 0
         with self.store.transaction() as s:
-            admins = names_of(s, User.role == "admin", User.disabled.is_(False))
+            admins = names_of(s, User.role == "sysadmin", User.disabled.is_(False))
             contacts = {c.username: c for c in s.scalars(select(Contact))}
             drafts = plan_calendar(said, self.cfg.notify, sorted(admins), contacts, self.store.today(now), now)
             have = set(s.scalars(select(Notice.key).where(Notice.key.in_([d.key for d in drafts]))))

@@ -30,8 +30,9 @@ from __future__ import annotations
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from hub.config import ADMINS
 from hub.people.contacts import Contacts
-from hub.people.model import Login, Person, Signed, is_session_token, person_of, token_hash
+from hub.people.model import PERSON_ROLES, Login, Person, Signed, is_session_token, person_of, token_hash
 from hub.people.passwords import hashed, verify
 from hub.people.second_factor import SecondFactor
 from hub.people.sessions import Sessions
@@ -46,9 +47,11 @@ class People(Sessions, SecondFactor, Contacts):
     `passwords`), the second factor, machine keys and contact points."""
 
     def _check(self, unit: str | None, role: str) -> None:
-        if role not in ("operator", "viewer", "admin"):
-            raise Conflict("the role is not one of operator, viewer, admin", "bad_role")
-        if role != "admin" and unit is None:
+        if role not in PERSON_ROLES:
+            raise Conflict(f"the role is not one of {', '.join(PERSON_ROLES)}", "bad_role")
+        if role in ADMINS and unit is not None:
+            raise Conflict("an administrator works for no unit", "needs_unit", action="user")
+        if role not in ADMINS and unit is None:
             raise Conflict(f"a {role} works for a unit", "needs_unit", action="user")
         if unit is not None and unit not in self.store.org.units:
             raise Conflict("the unit is not a unit of the org tree", "needs_unit", action="user")
@@ -74,8 +77,8 @@ class People(Sessions, SecondFactor, Contacts):
             u = s.get(User, username, with_for_update=True)
             if u is None:
                 raise NotFound(f"no user {username}")
-            new_unit = None if clear_unit else (unit if unit is not None else u.unit)
             new_role = role or u.role
+            new_unit = None if clear_unit or new_role in ADMINS else (unit if unit is not None else u.unit)
             self._check(new_unit, new_role)
             if name is not None:
                 u.name = name

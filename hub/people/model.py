@@ -6,12 +6,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal
+from typing import Literal, get_args
 
 from hub.config import ApiKey
 from hub.store.models import User
 
-PersonRole = Literal["operator", "viewer", "admin"]
+PersonRole = Literal["operator", "viewer", "sysadmin", "secadmin", "auditor"]
+PERSON_ROLES: tuple[str, ...] = get_args(PersonRole)
 SESSION_PREFIX = "gws_"
 
 

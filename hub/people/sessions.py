@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, update
 from sqlalchemy.orm import Session
 
+from hub.config import ADMINS
 from hub.people.base import CACHE_S
 from hub.people.keys import Keys
 from hub.people.model import SESSION_PREFIX, Login, Signed, person_of, token_hash
@@ -73,7 +74,7 @@ class Sessions(Lockout, Keys):
     def _limit(self, u: User, now: datetime) -> str | None:
         """What a new session of this person must put right before anything else: enrol a second factor, or
         change an expired password."""
-        if u.role in self.policy.two_factor and u.totp_secret is None:
+        if (u.role in self.policy.two_factor or u.role in ADMINS) and u.totp_secret is None:
             return "two_factor"
         since = u.password_changed_at or u.created_at
         if self.policy.password_max_age is not None and (now - since).total_seconds() > self.policy.password_max_age:

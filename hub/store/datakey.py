@@ -8,6 +8,12 @@ stored value with it at start) or `GRIDWATCH_DATA_KEY` (one key). Without either
 named by `data_key_file` (default `var/data.key` beside the database's folder), made at first start with mode
 0600 and warned about: fine for one machine; with replicas, give them all the same key in the environment.
 
+国密 (issue 42): a key written `sm4:` + 32 hex digits is an SM4 key (GB/T 32907, through the `cryptography`
+package where its OpenSSL has SM4); values it seals are `sm4:<key id>:` + base64 of a 12-byte nonce, the
+ciphertext and the 16-byte GCM tag (SM4-GCM, authenticated as Fernet is). Keys of both kinds may stand in one
+list: the first seals, all open, so rotating from Fernet to SM4 (an SM4 key put first) or back re-seals every
+value at the next start with nothing lost. `gridwatch hub hash-key --data-key --sm4` prints a new SM4 key.
+
 A sealed value is `enc:` + the Fernet token. A value without the prefix is legacy plain text (written before
 this existed): it reads as it is and is sealed at the next start (`Store` → `People.seal_contacts`).
 A process that never configured a key (a tool, a test building a store by hand) gets a key of its own that
@@ -27,14 +33,86 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 logger = logging.getLogger(__name__)
 PREFIX = "enc:"
 _lock = threading.Lock()
+SM4_PREFIX = "sm4:"
 _cipher: MultiFernet | None = None
+_sm4: dict[str, bytes] = {}  # key id -> SM4 key
+_sealer: str | None = None  # the SM4 key id that seals, when the newest key is an SM4 one
+
+
+def sm4_id(key: bytes) -> str:
+    import hashlib
+
+    return hashlib.sha256(b"gridwatch-sm4:" + key).hexdigest()[:8]
+
+
+def new_sm4_key() -> bytes:
+    return SM4_PREFIX.encode() + os.urandom(16).hex().encode()
 
 
 def configure(keys: list[bytes]) -> None:
-    """Use these keys (the first seals; all of them open)."""
-    global _cipher
+    """Use these keys (the first seals; all of them open): Fernet keys, and SM4 keys written `sm4:<hex>`."""
+    global _cipher, _sealer
+    fernets, sm4 = [], {}
+    for k in keys:
+        if k.startswith(SM4_PREFIX.encode()):
+            raw = bytes.fromhex(k[len(SM4_PREFIX):].decode())
+            if len(raw) != 16:
+                raise ValueError("an SM4 data key is sm4: and 32 hex digits (128 bits)")
+            sm4[sm4_id(raw)] = raw
+        else:
+            fernets.append(Fernet(k))
+    if sm4:
+        _sm4_check()
     with _lock:
-        _cipher = MultiFernet([Fernet(k) for k in keys])
+        _sm4.clear()
+        _sm4.update(sm4)
+        _sealer = sm4_id(bytes.fromhex(keys[0][len(SM4_PREFIX):].decode())) if keys and keys[0].startswith(
+            SM4_PREFIX.encode()) else None
+        # (with only SM4 keys, Fernet values from before cannot be opened: said by unseal, per value)
+        _cipher = MultiFernet(fernets or [Fernet(Fernet.generate_key())])
+
+
+def _sm4_check() -> None:
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    try:
+        Cipher(algorithms.SM4(b"\0" * 16), modes.GCM(b"\0" * 12)).encryptor()
+    except UnsupportedAlgorithm:
+        raise ValueError("this OpenSSL has no SM4-GCM: the sm4: data keys cannot be used here") from None
+
+
+def _sm4_seal(value: str, kid: str) -> str:
+    import base64
+
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    nonce = os.urandom(12)
+    enc = Cipher(algorithms.SM4(_sm4[kid]), modes.GCM(nonce)).encryptor()
+    enc.authenticate_additional_data(kid.encode())
+    body = enc.update(value.encode()) + enc.finalize()
+    return f"{SM4_PREFIX}{kid}:" + base64.b64encode(nonce + body + enc.tag).decode()
+
+
+def _sm4_open(value: str) -> str:
+    import base64
+
+    from cryptography.exceptions import InvalidTag
+    from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+
+    kid, _, b64 = value[len(SM4_PREFIX):].partition(":")
+    key = _sm4.get(kid)
+    if key is None:
+        raise ValueError(f"a contact point sealed with SM4 key {kid}, which this hub was not given "
+                         "(GRIDWATCH_DATA_KEYS)")
+    raw = base64.b64decode(b64)
+    nonce, body, tag = raw[:12], raw[12:-16], raw[-16:]
+    dec = Cipher(algorithms.SM4(key), modes.GCM(nonce, tag)).decryptor()
+    dec.authenticate_additional_data(kid.encode())
+    try:
+        return (dec.update(body) + dec.finalize()).decode()
+    except InvalidTag:
+        raise ValueError("a contact point sealed with SM4 that does not open: altered, or another key") from None
 
 
 def keys_from(env: dict[str, str], key_file: Path | None) -> tuple[list[bytes], str]:
@@ -79,11 +157,16 @@ def _current() -> MultiFernet:
 
 
 def seal(value: str) -> str:
-    return PREFIX + _current().encrypt(value.encode()).decode()
+    cipher = _current()
+    if _sealer is not None:
+        return _sm4_seal(value, _sealer)
+    return PREFIX + cipher.encrypt(value.encode()).decode()
 
 
 def unseal(value: str) -> str:
     """The plain value; legacy plain text as it is. A value no key opens raises ValueError (a wrong key)."""
+    if value.startswith(SM4_PREFIX):
+        return _sm4_open(value)
     if not value.startswith(PREFIX):
         return value
     try:
@@ -94,8 +177,13 @@ def unseal(value: str) -> str:
 
 def reseal(value: str) -> str:
     """Sealed with the newest key (legacy plain text sealed for the first time); ValueError when no key opens it."""
+    if value.startswith(SM4_PREFIX):
+        plain = _sm4_open(value)
+        return value if _sealer is not None and value.startswith(f"{SM4_PREFIX}{_sealer}:") else seal(plain)
     if not value.startswith(PREFIX):
         return seal(value)
+    if _sealer is not None:  # Fernet to SM4
+        return seal(unseal(value))
     try:
         return PREFIX + _current().rotate(value[len(PREFIX):].encode()).decode()
     except InvalidToken:

@@ -30,7 +30,7 @@ class User(Base):
     username: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     unit: Mapped[str | None] = mapped_column(String(64))  # None: an administrator of the whole tree
-    role: Mapped[str] = mapped_column(String(16))  # operator | viewer | admin
+    role: Mapped[str] = mapped_column(String(16))  # operator | viewer | sysadmin | secadmin | auditor
     password_hash: Mapped[str] = mapped_column(String(256))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
