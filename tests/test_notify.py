@@ -337,6 +337,61 @@ def test_contact_points_are_full_for_admins_and_the_person_masked_for_others(wor
         assert seen == {"g01.day1": "13900000001", "g01.day2": "138****0002"}
 
 
+def test_a_person_without_an_authenticator_signs_in_with_a_code_by_sms(world):
+    """Issue 42: the second factor for people without an authenticator app is a one-time code by SMS, sent
+    through the SMS channel (Aliyun's 验证码 template, signed as Aliyun checks) once the password is right;
+    once, for five minutes and five tries, and not sent again within a minute. Without a mobile number, the
+    person enrols an authenticator instead."""
+    policy = yaml.safe_load(Path(world.paths["notify"]).read_text(encoding="utf-8"))
+    policy["channels"][0]["templates"]["sign_in_code"] = "SMS_100009"
+    Path(world.paths["notify"]).write_text(yaml.safe_dump(policy, allow_unicode=True), encoding="utf-8")
+    t0 = at(2026, 12, 3, 10, 0)
+    with api_client(world.db, KEYS, t0, **world.paths, sign_in={"two_factor": ["admin", "operator"]}) as c:
+        pw = {"username": "g01.day1", "password": "Duty-2026-1yad.10g"}
+
+        def codes() -> list[dict]:
+            return [m for m in world.received("sms") if m["template"] == "SMS_100009"]
+
+        first = c.post("/api/v1/login", json=pw)
+        assert first.status_code == 401 and first.json()["code"] == "code_required", first.text
+        assert first.json()["params"]["method"] == "sms" and "1380000" not in first.text
+        sent = codes()
+        assert len(sent) == 1 and sent[0]["to"] == "13800000001" and sent[0]["sign_name"] == "和平网格"
+        code = sent[0]["params"]["code"]
+        assert len(code) == 6 and code.isdigit()
+        assert not world.rejected()  # signed as Aliyun verifies
+        assert c.post("/api/v1/login", json=pw).status_code == 401 and len(codes()) == 1  # not again in a minute
+        wrong = "000000" if code != "000000" else "111111"
+        assert c.post("/api/v1/login", json={**pw, "code": wrong}).json()["code"] == "wrong_code"
+        ok = c.post("/api/v1/login", json={**pw, "code": code})
+        assert ok.status_code == 200 and ok.json()["limited"] is None, ok.text
+        token = ok.json()["token"]
+        assert c.get("/api/v1/cases", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        assert c.post("/api/v1/login", json={**pw, "code": code}).json()["code"] == "wrong_code"  # used up
+        # five wrong tries kill a code, even the right one after them
+        c.clock["now"] = t0 + timedelta(minutes=2)
+        c.post("/api/v1/login", json=pw)
+        code2 = codes()[-1]["params"]["code"]
+        assert len(codes()) == 2
+        for _ in range(5):
+            c.post("/api/v1/login", json={**pw, "code": wrong if wrong != code2 else "222222"})
+        assert c.post("/api/v1/login", json={**pw, "code": code2}).json()["code"] == "wrong_code"
+        # a code is good for five minutes
+        c.clock["now"] = t0 + timedelta(minutes=4)
+        c.post("/api/v1/login", json=pw)
+        code3 = codes()[-1]["params"]["code"]
+        c.clock["now"] = t0 + timedelta(minutes=9, seconds=1)
+        assert c.post("/api/v1/login", json={**pw, "code": code3}).json()["code"] == "wrong_code"
+        # the wrong codes counted against the account like wrong passwords (ten lock it)
+        audit = c.get("/api/v1/audit", headers=H("admin"), params={"action": "sign_in", "actor": "g01.day1"}).json()
+        assert sum(a["outcome"] != "ok" for a in audit) >= 8
+        # a person with no mobile number enrols an authenticator instead
+        c.app.state.hub.people.set_contacts("g01.day2", mobile=None, email=None, wecom_user=None,
+                                            dingtalk_mobile=None)
+        other = c.post("/api/v1/login", json={"username": "g01.day2", "password": "Duty-2026-2yad.10g"})
+        assert other.status_code == 200 and other.json()["limited"] == "two_factor", other.text
+
+
 # ---- bad input -------------------------------------------------------------------------------------
 ORG = Org(load(OrgFile, ROOT / "configs/org.yaml"))
 

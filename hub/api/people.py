@@ -107,7 +107,10 @@ async def login(body: LoginBody, request: Request, response: Response) -> LoginO
     else:
         raise Refused(422, "sign in with a username and password, or a key", "bad_login")
     if got == "code":
-        raise Refused(401, "the second factor's code is needed: 请输入动态口令", "code_required")
+        raise Refused(401, "the second factor's code is needed: 请输入动态口令", "code_required", method="totp")
+    if got == "sms":
+        raise Refused(401, "a code was sent by SMS to the mobile number on record: 短信验证码已发送", "code_required",
+                      method="sms")
     if not isinstance(got, Login):
         limiter.failed(client)
         request.app.state.hub.metrics.auth_failures.inc()

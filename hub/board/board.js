@@ -22,7 +22,7 @@ const I18N = {
     title: "网格指挥中心", tab_board: "案件看板", tab_analysis: "类案分析", offline: "未连接", live: "实时",
     logout: "退出", key_label: "访问密钥（查看或操作）", login: "登录", bad_key: "密钥无效",
     username: "用户名", password: "密码", bad_password: "用户名或密码错误，或账号已停用", too_many: "失败次数过多，请稍后再试",
-    otp: "动态口令（或恢复码）", code_required: "请输入身份验证器显示的动态口令", wrong_code: "动态口令错误或已使用过",
+    otp: "动态口令（或恢复码）", code_required: "请输入身份验证器显示的动态口令", sms_code_required: "短信验证码已发送到您登记的手机，请输入", wrong_code: "动态口令错误或已使用过",
     enrol_title: "绑定动态口令（双因素认证）", enrol_start: "生成二维码", enrol_confirm: "绑定", continue: "已保存，进入系统",
     enrol_why: "管理员账号须使用两种鉴别方式登录：用身份验证器（如微信小程序、Google/Microsoft Authenticator）扫描二维码，再输入显示的六位动态口令。",
     recovery_once: "恢复码只显示这一次，请抄下并妥善保管；每个恢复码只能使用一次。", enrol_secret: "无法扫码时手工输入密钥：{secret}",
@@ -100,7 +100,8 @@ const I18N = {
     logout: "Log out", key_label: "Access key (viewer or operator)", login: "Log in", bad_key: "Unknown key",
     username: "User name", password: "Password", bad_password: "Wrong name or password, or the account is disabled",
     too_many: "Too many failed attempts; try again later", tl_assigned: "assigned to {name}",
-    otp: "One-time code (or recovery code)", code_required: "Enter the code your authenticator shows", wrong_code: "Wrong or already used code",
+    otp: "One-time code (or recovery code)", code_required: "Enter the code your authenticator shows",
+    sms_code_required: "A code was sent by SMS to your mobile on record: enter it", wrong_code: "Wrong or already used code",
     enrol_title: "Set up a second factor", enrol_start: "Show the QR code", enrol_confirm: "Confirm", continue: "Saved: continue",
     enrol_why: "Administrators sign in with two factors: scan the QR code with an authenticator app, then enter the 6-digit code it shows.",
     recovery_once: "These recovery codes are shown once: write them down; each works once.", enrol_secret: "Cannot scan? Type the secret: {secret}",
@@ -1171,7 +1172,8 @@ $("#login-form").addEventListener("submit", async (e) => {
   if (!res.ok) {
     const code = got?.code;
     if (code === "code_required" || code === "wrong_code") { $("#otp").hidden = false; $("label[for=otp]").hidden = false; $("#otp").value = ""; $("#otp").focus(); }
-    $("#login-error").textContent = res.status === 429 ? t("too_many") : code === "code_required" ? t("code_required")
+    $("#login-error").textContent = res.status === 429 ? t("too_many") : code === "code_required"
+      ? t(got?.params?.method === "sms" ? "sms_code_required" : "code_required")
       : code === "wrong_code" ? t("wrong_code") : user ? t("bad_password") : t("bad_key");
     return;
   }

@@ -48,6 +48,7 @@ from hub.cases.scheduler import Scheduler
 from hub.config import HubConfig
 from hub.files.reload import ConfigWatcher
 from hub.fleet.agents import RuleTools
+from hub.notify.codes import SmsCodes
 from hub.notify.files import NoticeFiles
 from hub.notify.notifier import Notifier, init_cursor
 from hub.ops.gcpolicy import GcPolicy
@@ -93,6 +94,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
         files = NoticeFiles(store, cfg.notify, cfg.rosters)
         files.load()  # a refused file stops the start, naming file, path and line
         watcher.also.append(files)  # reloaded with the other files, not per request
+        sms_codes = SmsCodes(files)  # sign-in codes for people without an authenticator app
         init_cursor(store)
         if run_scheduler:  # served: the sender runs in a process of its own, beside intake, not in it
             sender = NotifierProcess(cfg)
@@ -142,6 +144,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              max_photo_bytes=cfg.limits.max_photo_bytes, notices=files,
                              people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock,
                                            cfg.sign_in))
+    if files is not None:
+        app.state.hub.people.sms = sms_codes
     app.state.scheduler = scheduler
     app.state.config = cfg
     app.state.feed = feed

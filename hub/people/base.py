@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
+from typing import Protocol
 
 from hub.config import ApiKey, SignIn
 from hub.people.model import Signed
 from hub.store.cases import Store
 
 CACHE_S = 2.0
+
+
+class CodeSender(Protocol):
+    def available(self) -> bool: ...
+
+    def __call__(self, mobile: str, code: str) -> bool: ...
 
 
 class PeopleBase:
@@ -24,6 +31,9 @@ class PeopleBase:
         self._keys: tuple[float, list[ApiKey]] | None = None
         # token hash -> (monotonic read time, whom it stands for, expiry, last use)
         self._sessions: dict[str, tuple[float, Signed | None, datetime | None, datetime | None]] = {}
+        self.sms: CodeSender | None = None
+        """Sends sign-in codes by SMS (`hub.notify.codes`); without one (or while no SMS channel is on), people
+        without an authenticator enrol one."""
 
     def _forget(self, username: str) -> None:
         """Drop the cached sessions of this person (disabled, password changed, removed)."""

@@ -1,6 +1,8 @@
-"""The second factor: TOTP (RFC 6238, pyotp), required of the roles in `sign_in.two_factor`. The secret is sealed
-at rest (`hub.store.datakey`), each time step is accepted once (a code cannot be replayed), and ten recovery
-codes, kept as SHA-256 hashes, each work once."""
+"""The second factor: TOTP (RFC 6238, pyotp), required of the roles in `sign_in.two_factor` and of every
+administrator. The secret is sealed at rest (`hub.store.datakey`), each time step is accepted once (a code cannot
+be replayed), and ten recovery codes, kept as SHA-256 hashes, each work once. A person with a mobile number and
+no authenticator app gets a one-time code by SMS instead (issue 42): six digits, a salted hash kept, good for
+`SMS_CODE_LIFE_S`, once, and for `SMS_TRIES` tries; a new one at most every `SMS_RESEND_S`."""
 
 from __future__ import annotations
 
@@ -20,6 +22,9 @@ from hub.people.model import Person, person_of
 from hub.policy.errors import Conflict, NotFound
 from hub.store.models import RecoveryCode, User, UserSession
 
+SMS_CODE_LIFE_S = 300.0
+SMS_RESEND_S = 60.0
+SMS_TRIES = 5
 ISSUER = "gridwatch"  # the name an authenticator app shows beside the account
 RECOVERY_CODES = 10
 
@@ -97,6 +102,27 @@ def totp_ok(u: User, code: str, now: datetime) -> bool:
         if hmac.compare_digest(totp.generate_otp(step), code) and step > (u.totp_step or -1):
             u.totp_step = step
             return True
+    return False
+
+
+def sms_hash(code: str, salt: str | None = None) -> str:
+    salt = salt or secrets.token_hex(8)
+    return f"{salt}${hashlib.sha256((salt + code).encode()).hexdigest()}"
+
+
+def sms_ok(u: User, code: str, now: datetime) -> bool:
+    """The code this person was sent by SMS, within its life and tries; used up when right, a try counted when
+    wrong (the caller's transaction keeps both)."""
+    code = code.strip()
+    if u.sms_code is None or u.sms_sent_at is None or (now - u.sms_sent_at).total_seconds() > SMS_CODE_LIFE_S:
+        return False
+    if (u.sms_tries or 0) >= SMS_TRIES:
+        return False
+    salt = u.sms_code.split("$", 1)[0]
+    if len(code) == 6 and code.isdigit() and hmac.compare_digest(sms_hash(code, salt), u.sms_code):
+        u.sms_code, u.sms_sent_at, u.sms_tries = None, None, 0
+        return True
+    u.sms_tries = (u.sms_tries or 0) + 1
     return False
 
 

@@ -6,6 +6,7 @@ until the person puts that right."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from datetime import datetime, timedelta
@@ -18,9 +19,10 @@ from hub.people.base import CACHE_S
 from hub.people.keys import Keys
 from hub.people.model import SESSION_PREFIX, Login, Signed, person_of, token_hash
 from hub.people.passwords import DUMMY, Lockout, hasher, verify
-from hub.people.second_factor import recovery_ok, totp_ok
+from hub.people.second_factor import SMS_RESEND_S, recovery_ok, sms_hash, sms_ok, totp_ok
 from hub.store.models import User, UserSession
 
+logger = logging.getLogger(__name__)
 TOUCH_S = 30.0  # a session's last use is written at most this often (the idle timeout's grain)
 
 
@@ -28,8 +30,9 @@ class Sessions(Lockout, Keys):
     def login(self, username: str, password: str, code: str | None = None) -> Login | str | None:
         """A new session for a right name and password (and second factor, once enrolled) of an enabled,
         unlocked person. None for a wrong name or password (the same time is spent on an unknown name); "code"
-        when the password is right but the second factor is missing, "wrong_code" when it is wrong. Wrong
-        passwords and wrong codes count against the account."""
+        when the password is right but the second factor is missing, "wrong_code" when it is wrong, "sms" when
+        a code was sent by SMS (a person with a mobile number and no authenticator, `sms` set). Wrong passwords
+        and wrong codes count against the account."""
         now = self.store.now()
         with Session(self.store.engine) as s:
             u = s.get(User, username)
@@ -46,6 +49,10 @@ class Sessions(Lockout, Keys):
                 return None
             rehash = hasher.check_needs_rehash(stored)
             enrolled = u.totp_secret is not None
+            by_sms = not enrolled and self._needs_second(u.role) and self.sms is not None and self.sms.available()
+        mobile = self._mobile(username) if by_sms else None
+        if mobile and not code:
+            return self._send_code(username, mobile, now)
         if enrolled and not code:
             return "code"
         token = SESSION_PREFIX + secrets.token_urlsafe(32)
@@ -54,14 +61,17 @@ class Sessions(Lockout, Keys):
             u = s.get(User, username, with_for_update=True)
             if u is None or u.disabled:
                 return None
-            if enrolled and not (totp_ok(u, code or "", now) or recovery_ok(s, u, code or "", now)):
-                wrong_code = True
+            if mobile:
+                wrong_code = not sms_ok(u, code or "", now)
+            elif enrolled:
+                wrong_code = not (totp_ok(u, code or "", now) or recovery_ok(s, u, code or "", now))
             else:
                 wrong_code = False
+            if not wrong_code:
                 if rehash:
                     u.password_hash = hasher.hash(password)
                 u.failed_logins, u.locks, u.locked_until = 0, 0, None
-                limited = self._limit(u, now)
+                limited = self._limit(u, now, second=bool(mobile))
                 s.add(UserSession(token_hash=token_hash(token), username=username, created_at=now, expires_at=expires,
                                   last_seen=now, limited=limited))
                 s.execute(delete(UserSession).where(UserSession.username == username, UserSession.expires_at < now))
@@ -71,10 +81,34 @@ class Sessions(Lockout, Keys):
             return "wrong_code"
         return Login(token, person, None, expires, limited)
 
-    def _limit(self, u: User, now: datetime) -> str | None:
-        """What a new session of this person must put right before anything else: enrol a second factor, or
-        change an expired password."""
-        if (u.role in self.policy.two_factor or u.role in ADMINS) and u.totp_secret is None:
+    def _needs_second(self, role: str) -> bool:
+        return role in self.policy.two_factor or role in ADMINS
+
+    def _mobile(self, username: str) -> str | None:
+        from hub.store.models import Contact
+
+        with Session(self.store.engine) as s:
+            c = s.get(Contact, username)
+            return c.mobile if c is not None and c.mobile else None
+
+    def _send_code(self, username: str, mobile: str, now: datetime) -> str:
+        """A new code by SMS (at most one a minute: a code still fresh is not sent again); "sms"."""
+        code = f"{secrets.randbelow(10 ** 6):06d}"
+        with self.store.transaction() as s:
+            u = s.get(User, username, with_for_update=True)
+            if u is None:
+                return "sms"
+            if u.sms_sent_at is not None and (now - u.sms_sent_at).total_seconds() < SMS_RESEND_S:
+                return "sms"
+            u.sms_code, u.sms_sent_at, u.sms_tries = sms_hash(code), now, 0
+        if self.sms is None or not self.sms(mobile, code):
+            logger.warning("a sign-in code for %s could not be sent by SMS", username)
+        return "sms"
+
+    def _limit(self, u: User, now: datetime, second: bool = False) -> str | None:
+        """What a new session of this person must put right before anything else: enrol a second factor (unless
+        an SMS code was the `second` one), or change an expired password."""
+        if self._needs_second(u.role) and u.totp_secret is None and not second:
             return "two_factor"
         since = u.password_changed_at or u.created_at
         if self.policy.password_max_age is not None and (now - since).total_seconds() > self.policy.password_max_age:

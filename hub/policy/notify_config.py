@@ -333,7 +333,7 @@ def load_notify(path: Path, org: Org, env: Any = os.environ) -> Notify:
                 problems.append(problem(path, src, ("channels", i, "units", j), f"unit {u!r} is not in the org tree"))
         if isinstance(c, SmsChannel):
             for k in c.templates:
-                if k not in (*KINDS, "still_red") and k not in spec.templates:
+                if k not in (*KINDS, "still_red", "sign_in_code") and k not in spec.templates:
                     problems.append(problem(path, src, ("channels", i, "templates", k), f"no event or template {k!r}"))
     for i, r in enumerate(spec.rules):
         for j, ch in enumerate(r.via):

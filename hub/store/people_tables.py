@@ -45,6 +45,10 @@ class User(Base):
     totp_step: Mapped[int | None] = mapped_column(BigInteger)
     password_changed_at: Mapped[datetime | None]  # None: before issue 30 (counted from updated_at)
     removed_at: Mapped[datetime | None]  # removed: contact points and second factor erased, cannot sign in
+    # a one-time code by SMS (issue 42): salted SHA-256 of it, when it was sent (it lives SMS_CODE_LIFE), tries
+    sms_code: Mapped[str | None] = mapped_column(String(128))
+    sms_sent_at: Mapped[datetime | None]
+    sms_tries: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class RecoveryCode(Base):
