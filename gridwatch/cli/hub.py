@@ -71,10 +71,12 @@ def _hub_init(args: argparse.Namespace) -> int:
   database       {db} (migrated to {made.revision})
 
 Shown once, stored only as hashes; keep them now:
-  first administrator, board sign-in:  {made.admin_user} / {made.admin_password}
-                                       (the first sign-in enrols a second factor: have an authenticator app)
+  system administrator (sysadmin), board sign-in:  {made.admin_user} / {made.admin_password}
+                                       (the first sign-in enrols a second factor: have an authenticator app;
+                                       the security administrator and the auditor are made with the admin key:
+                                       三权分立, see README)
   admin API key (keys: admin):         {made.admin_key}
-                                       (bind it to its machines: sources in hub.yaml)
+                                       (for scripts on this host only: bound to 127.0.0.1 and ::1)
   agent key (keys: {made.edge_name}), for the agent's GRIDWATCH_EDGE_KEY:
                                        {made.edge_key}
 

@@ -107,7 +107,7 @@ def init_hub(dest: Path, *, database: str | None = None, admin: str = "admin", e
     cfg = load_hub_config(config)
     store = open_store(cfg)
     try:
-        password = secrets.token_urlsafe(12)
+        password = secrets.token_urlsafe(12) + "-Aa1"  # (three classes whatever the random part holds)
         People(store, cfg.keys).add(admin, "系统管理员", None, "sysadmin", password)
         rev = current_revision(store.engine) or "?"
     finally:

@@ -105,8 +105,8 @@ def fill(client: Any) -> list[str]:
     waiting = report(client)  # never dispatched: its dispatch clock runs red
     at(client, base + 300)
     post(client, "users", "admin", {"username": "wangge01", "name": "张网格", "unit": "grid-01", "role": "operator",
-                                    "password": "a-long-password"})
-    r = client.post("/api/v1/login", json={"username": "wangge01", "password": "a-long-password"})
+                                    "password": "A-long-password-2026"})
+    r = client.post("/api/v1/login", json={"username": "wangge01", "password": "A-long-password-2026"})
     assert r.status_code == 200, r.text
     post(client, "keys", "admin", {"name": "edge-b", "role": "edge", "grids": ["grid-02"]})
     for i, (grid, name, addr, lat, lon) in enumerate((("grid-01", "燃气监测 3号", "幸福路 12号", 30.27, 120.15),
