@@ -148,8 +148,9 @@ class SignIn(Strict):
     session_max: Duration = Field(43200.0, gt=0, description="a session ends this long after sign-in, in use or not")
     session_idle: Duration = Field(1800.0, gt=0, description="a session unused this long ends (the idle timeout)")
     two_factor: list[Literal["admin", "operator", "viewer"]] = Field(
-        ["admin"], description="roles that sign in with a second factor (TOTP, RFC 6238); until they enrol, "
-        "their session reaches nothing but the enrolment. The administrators (sysadmin, secadmin, auditor) "
+        ["admin", "operator"], description="roles that sign in with a second factor (TOTP, RFC 6238, or a code "
+        "by SMS); until they enrol, their session reaches nothing but the enrolment (operators too by default: "
+        "they dispatch and close cases). The administrators (sysadmin, secadmin, auditor) "
         "always do; `admin` here means them")
     password_min: int = Field(10, ge=8, le=128, description="the shortest password accepted")
     password_max_age: Duration | None = Field(None, gt=0, description="a password older than this must be "

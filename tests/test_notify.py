@@ -24,7 +24,7 @@ from hub.policy.notify_config import load_notify
 from hub.policy.org import Org, OrgFile
 from hub.policy.roster import load_rosters
 from simulators.notify_emulators import serving
-from tests.hubkit import ROOT, api_client
+from tests.hubkit import ROOT, api_client, person_sign_in
 from tests.notifykit import MOBILE, SECRETS, emulator_spec, make_pki, notify_policy, seed_people, write_configs
 
 pytestmark = pytest.mark.notify  # make notify-test: keeps make test inside its ten minutes
@@ -326,7 +326,7 @@ def test_contact_points_are_full_for_admins_and_the_person_masked_for_others(wor
     with started(world, at(2026, 12, 3, 10, 0)) as c:
         assert c.get("/api/v1/users/g01.day1/contacts", headers=H("admin")).json()["mobile"] == "13800000001"
         assert c.get("/api/v1/users/g01.day1/contacts", headers=H("ops01")).status_code == 403
-        tok = c.post("/api/v1/login", json={"username": "g01.day1", "password": "Duty-2026-1yad.10g"}).json()["token"]
+        tok = person_sign_in(c.post, "g01.day1", "Duty-2026-1yad.10g", now=c.clock["now"]).json()["token"]
         me = {"Authorization": f"Bearer {tok}"}
         assert c.get("/api/v1/users/g01.day1/contacts", headers=me).json()["mobile"] == "13800000001"
         r = c.put("/api/v1/users/g01.day1/contacts", json={"mobile": "13900000001"}, headers=me)

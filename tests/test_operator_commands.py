@@ -89,7 +89,7 @@ def test_hub_init_makes_a_hub_without_demo_keys_whose_admin_signs_in(made):
         assert httpx.get(f"{url}/healthz").status_code == 200
         login = httpx.post(f"{url}/api/v1/login", json={"username": sec["user"], "password": sec["password"]})
         assert login.status_code == 200, login.text
-        assert login.json()["user"]["role"] == "admin"
+        assert login.json()["user"]["role"] == "sysadmin"
         token = login.json()["token"]
         auth = {"Authorization": f"Bearer {token}"}
         # the first administrator enrols a second factor before reaching anything (等保 身份鉴别)

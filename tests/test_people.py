@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.store.models import User, UserSession
-from tests.hubkit import api_client
+from tests.hubkit import api_client, person_sign_in
 
 T = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 KEYS = {"edge": ("edge", None), "admin": ("admin", None), "ops": ("operator", "district-a")}
@@ -47,7 +47,8 @@ def add(client, username: str, name: str, unit: str | None, role: str = "operato
 
 
 def login(client, username: str, password: str = "S3cret-pw-2026") -> str:
-    r = client.post("/api/v1/login", json={"username": username, "password": password})
+    """A full session of the person (operators with their second factor, as by default)."""
+    r = person_sign_in(client.post, username, password, now=client.clock["now"])
     assert r.status_code == 200, r.text
     return r.json()["token"]
 

@@ -12,7 +12,7 @@ from cryptography.fernet import Fernet
 from sqlalchemy import text
 
 from hub.store import datakey
-from tests.hubkit import api_client
+from tests.hubkit import api_client, person_sign_in
 
 T = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 KEYS = {"admin": ("admin", None), "view": ("viewer", "grid-01")}
@@ -46,7 +46,7 @@ def test_a_mobile_number_is_sealed_in_the_database_and_whole_for_those_who_may_r
         assert r.status_code == 200 and r.json()["mobile"] == MOBILE
         assert c.get("/api/v1/users/zhang.wei/contacts", headers=h("admin")).json()["mobile"] == MOBILE
         assert c.get("/api/v1/users/zhang.wei/contacts", headers=h("view")).status_code == 403
-        token = c.post("/api/v1/login", json={"username": "zhang.wei", "password": "Right-pw-2026"}).json()["token"]
+        token = person_sign_in(c.post, "zhang.wei", "Right-pw-2026", now=c.clock["now"]).json()["token"]
         me = c.get("/api/v1/users/zhang.wei/contacts", headers={"Authorization": f"Bearer {token}"}).json()
         assert me["mobile"] == MOBILE and me["email"] == MAIL
         engine = c.app.state.hub.store.engine

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from hub.store.models import Contact, RecoveryCode, User
-from tests.hubkit import Hub, api_client
+from tests.hubkit import Hub, api_client, person_sign_in
 
 T = datetime(2026, 12, 3, 2, 0, tzinfo=UTC)
 KEYS = {"admin": ("admin", None)}
@@ -67,9 +67,12 @@ def test_an_administrator_reaches_admin_endpoints_only_with_a_second_factor(clie
         assert r.status_code == 403 and r.json()["code"] == "limited_two_factor", (path, r.text)
     me = c.get("/api/v1/me", headers=bearer(token)).json()
     assert me["limited"] == "two_factor" and me["two_factor"] is False
-    operator = sign_in(c, "zhang.wei")  # operators are not in sign_in.two_factor by default
-    assert operator.json()["limited"] is None
-    assert c.get("/api/v1/cases", headers=bearer(operator.json()["token"])).status_code == 200
+    operator = sign_in(c, "zhang.wei")  # operators are in sign_in.two_factor by default (issue 42)
+    assert operator.json()["limited"] == "two_factor"
+    assert c.get("/api/v1/cases", headers=bearer(operator.json()["token"])).json()["code"] == "limited_two_factor"
+    viewer = c.post("/api/v1/users", headers=ADMIN_KEY, json={"username": "wall.a", "name": "大屏", "unit": "grid-01",
+                                                              "role": "viewer", "password": "Right-pw-2026"})
+    assert viewer.status_code == 201 and sign_in(c, "wall.a").json()["limited"] is None  # viewers are not
 
     totp, recovery = enrol(c, token)
     assert len(recovery) == 10 and len(set(recovery)) == 10
@@ -114,7 +117,7 @@ def test_an_administrator_reaches_admin_endpoints_only_with_a_second_factor(clie
 
 def test_the_board_session_is_an_httponly_cookie_with_csrf_and_an_idle_timeout(client):
     c = client
-    r = sign_in(c, "zhang.wei", cookie=True)
+    r = person_sign_in(c.post, "zhang.wei", "Right-pw-2026", now=c.clock["now"], cookie=True)
     assert r.status_code == 200 and r.json()["token"] is None and r.json()["csrf"]
     cookie = r.headers["set-cookie"]
     assert cookie.startswith("gw_session=gws_") and "HttpOnly" in cookie and "SameSite=strict" in cookie
@@ -137,14 +140,14 @@ def test_the_board_session_is_an_httponly_cookie_with_csrf_and_an_idle_timeout(c
         assert c.get("/api/v1/me").status_code == 200
     c.clock["now"] += timedelta(minutes=31)
     assert c.get("/api/v1/me").status_code == 401
-    again = c.post("/api/v1/login", json={"username": "zhang.wei", "password": "Another-pw-2027", "cookie": True})
+    again = person_sign_in(c.post, "zhang.wei", "Another-pw-2027", now=c.clock["now"], cookie=True)
     assert again.status_code == 200
     out = c.post("/api/v1/logout", headers={"X-CSRF-Token": again.json()["csrf"]})
     assert out.status_code == 204 and 'gw_session=""' in out.headers["set-cookie"]
     assert c.get("/api/v1/me").status_code == 401
     # the absolute limit: twelve hours even in use (a request every 29 minutes keeps the idle timeout away, so
     # only session_max can end it: 24 x 29 min = 11 h 36 min still in, 25 x 29 = 12 h 5 min out)
-    c.post("/api/v1/login", json={"username": "zhang.wei", "password": "Another-pw-2027", "cookie": True})
+    person_sign_in(c.post, "zhang.wei", "Another-pw-2027", now=c.clock["now"], cookie=True)
     for _ in range(24):
         c.clock["now"] += timedelta(minutes=29)
         assert c.get("/api/v1/me").status_code == 200
@@ -170,9 +173,9 @@ def test_the_password_policy_and_expiry(db_url):
             r = c.post("/api/v1/users", headers=ADMIN_KEY, json={**body, "password": pw})
             assert r.status_code == 409 and r.json()["params"]["why"] == why, (pw, r.text)
         assert c.post("/api/v1/users", headers=ADMIN_KEY, json={**body, "password": "Right-pw-2026"}).status_code == 201
-        assert sign_in(c, "zhang.wei").json()["limited"] is None
+        assert person_sign_in(c.post, "zhang.wei", "Right-pw-2026", now=c.clock["now"]).json()["limited"] is None
         c.clock["now"] += timedelta(days=91)
-        old = sign_in(c, "zhang.wei")
+        old = person_sign_in(c.post, "zhang.wei", "Right-pw-2026", now=c.clock["now"])
         assert old.json()["limited"] == "password"
         token = old.json()["token"]
         assert c.get("/api/v1/cases", headers=bearer(token)).json()["code"] == "limited_password"
@@ -185,7 +188,7 @@ def test_the_password_policy_and_expiry(db_url):
         assert c.get("/api/v1/cases", headers=bearer(token)).status_code == 200  # freed
         # an administrator's reset is a password the person changes at their next sign-in
         c.patch("/api/v1/users/zhang.wei", headers=ADMIN_KEY, json={"password": "Reset-by-admin-1"})
-        reset = c.post("/api/v1/login", json={"username": "zhang.wei", "password": "Reset-by-admin-1"})
+        reset = person_sign_in(c.post, "zhang.wei", "Reset-by-admin-1", now=c.clock["now"])
         assert reset.json()["limited"] == "password"
 
 
