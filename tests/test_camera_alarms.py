@@ -221,3 +221,35 @@ def test_shipped_rules_call_a_silent_camera_thermal_camera_or_fence_offline(rule
     d.at(61.0)
     offline = {(a.device_id, a.category) for a in d.alerts if a.state == "firing"}
     assert {("cam-07", "device_offline"), ("th-01", "device_offline"), ("fence-01", "device_offline")} <= offline
+
+
+def test_the_shipped_rules_turn_every_standard_camera_alarm_into_a_case_with_no_rule_written():
+    """Issue 41: a new GB/T 28181 platform's alarms (and ONVIF's, ISAPI's, Dahua's, mapped to the same camera
+    events) open cases with the shipped rules alone: intrusion, line crossing, loitering, video loss and tamper
+    each fire their own rule, in Chinese, and end when the camera says the alarm stopped."""
+    from edge.gb28181.alarms import EVENTS
+    from edge.message import Event
+    from edge.rules.engine import Engine
+    from edge.rules.loader import load_rules
+    from edge.rules.ruleset import RuleSet
+    from tests.rulekit import T0, Driver
+
+    expected = {"intrusion": ("camera-intrusion", "intrusion", "区域入侵"),
+                "line_crossing": ("camera-line-crossing", "intrusion", "越线"),
+                "loitering": ("camera-loitering", "loitering", "徘徊"),
+                "video_loss": ("camera-video-loss", "device_fault", "视频丢失"),
+                "tamper": ("camera-tamper-alarm", "tamper", "遮挡")}
+    assert {e for e in EVENTS.values() if e != "motion"} == set(expected)  # every standard alarm but motion
+    d = Driver(Engine(RuleSet(load_rules(Path("configs/rules.yaml"))), edge_id="edge-t"))
+    for i, name in enumerate(expected):
+        d.send(Event(kind="camera", grid="grid-01", device=f"44030500001320000{i:03d}", ts=T0 + i,
+                     received_at=T0 + i, event=name))
+    firing = {a.device_id: a for a in d.alerts if a.state == "firing"}
+    for i, (name, (rule, category, words)) in enumerate(expected.items()):
+        a = firing[f"44030500001320000{i:03d}"]
+        assert (a.rule_id, a.category) == (rule, category) and words in a.message, (name, a)
+    for i in range(len(expected)):  # the camera says it is over
+        d.send(Event(kind="camera", grid="grid-01", device=f"44030500001320000{i:03d}", ts=T0 + 10 + i,
+                     received_at=T0 + 10 + i, event="restore"))
+    resolved = {a.device_id for a in d.alerts if a.state == "resolved"}
+    assert resolved == set(firing), resolved

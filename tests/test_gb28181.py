@@ -117,7 +117,21 @@ def test_digest_takes_the_right_answer_only_and_nonces_expire():
     assert digest.verify(auth, password="pw", now=1010.0, **{**ok, "realm": "9999999999"}).reason == "wrong_realm"
     assert digest.verify(auth, password="pw", now=1010.0, **{**ok, "user": CAMERA}).reason == "wrong_user"
     forged = auth.replace(nonce, f"{1000:x}" + "0" * 24)
-    assert digest.verify(forged, password="pw", now=1010.0, **ok).reason == "stale_nonce"  # not ours: challenged again
+    assert digest.verify(forged, password="pw", now=1010.0, **ok).reason == "bad_nonce"  # not ours: challenged again
+    # stale (→ stale=TRUE) only for our own nonce under a response right for it (RFC 2617 §3.2.1)
+    late = 1000.0 + digest.NONCE_TTL + 1
+    assert digest.verify(auth, password="wrong", now=late, **ok).reason == "bad_nonce"
+    assert 'qop="auth"' in digest.challenge(DOMAIN, nonce) and "stale=TRUE" in digest.challenge(DOMAIN, nonce, True)
+    # qop=auth: nc and cnonce covered by the response; a repeated nc is a replay
+    counts = digest.NonceCounts()
+    q1 = digest.authorization(PLATFORM, DOMAIN, nonce, f"sip:{SERVER}@{DOMAIN}", "REGISTER", "pw", qop="auth", nc=1)
+    assert "qop=auth" in q1 and "nc=00000001" in q1 and "cnonce=" in q1
+    assert digest.verify(q1, password="pw", now=1010.0, counts=counts, **ok).ok
+    assert digest.verify(q1, password="pw", now=1011.0, counts=counts, **ok).reason == "replayed"
+    q2 = digest.authorization(PLATFORM, DOMAIN, nonce, f"sip:{SERVER}@{DOMAIN}", "REGISTER", "pw", qop="auth", nc=2)
+    assert digest.verify(q2, password="pw", now=1012.0, counts=counts, **ok).ok
+    tampered = q2.replace("nc=00000002", "nc=00000003")  # the count is under the response
+    assert digest.verify(tampered, password="pw", now=1013.0, counts=counts, **ok).reason == "bad_credentials"
     # RFC 2617 §3.5's worked example (qop=auth): the response the RFC prints
     p = {"username": "Mufasa", "realm": "testrealm@host.com", "nonce": "dcd98b7102dd2f0e8b11d0f600bfb0c093",
          "uri": "/dir/index.html", "qop": "auth", "nc": "00000001", "cnonce": "0a4f113b"}
@@ -217,6 +231,31 @@ def test_registration_refuses_wrong_passwords_and_unknown_ids_and_publishes_onli
     finally:
         gw.stop()
         topics.close()
+
+
+def test_registration_offers_qop_auth_and_an_expired_nonce_is_answered_stale_and_taken_on_retry(broker):
+    """RFC 3261 §22.4 / RFC 2617: the challenge offers qop="auth" and a device that uses it registers; a device
+    that ignores it (as many cameras) still does; a refresh answering a nonce past `nonce_ttl` gets a 401 with
+    stale=TRUE, and its retry with the new nonce and the same password is taken (no failure counted)."""
+    now = [1_800_000_000.0]
+    gw = gateway(broker, "gb-qop", clock=lambda: now[0])
+    try:
+        dev = platform(gw)
+        assert dev.register() == 200
+        assert dev.challenge is not None and digest.offered_qop(dev.challenge) == "auth"
+        sent = dev.authorizations
+        assert sent and "qop=auth" in sent[-1] and "nc=00000001" in sent[-1] and 'cnonce="' in sent[-1]
+        assert dev.register(reuse_nonce=True) == 200 and dev.stale_challenges == 0  # nc 2 on the same nonce
+        now[0] += gw.cfg.registration.nonce_ttl + 1
+        assert dev.register(reuse_nonce=True) == 200
+        assert dev.stale_challenges == 1 and gw.handled["challenge_stale_nonce"] == 1
+        assert gw.refused["bad_credentials"] == 0 and gw.refused["replayed"] == 0
+        dev.close()
+        plain = platform(gw, device=CAMERA, password="test-only-pw-2")
+        assert plain.register(qop=False) == 200  # an RFC 2069 camera
+        plain.close()
+    finally:
+        gw.stop()
 
 
 def metric(port: int, name: str, **labels: str) -> float:

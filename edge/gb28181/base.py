@@ -20,6 +20,7 @@ from edge.gb28181.config import Device, GbGatewayConfig
 from edge.gb28181.media import StreamRun
 from edge.gb28181.presence import Presence, RateLimit
 from edge.gb28181.registry import RegistryWriter
+from gridwatch.core.gb28181 import digest
 from gridwatch.core.gb28181.sip import SipMessage, header_param
 from gridwatch.core.mqttlink import make_client, secret
 
@@ -82,6 +83,7 @@ class GatewayBase:
         self.peers = {d.id: Peer(d, Presence(cfg.keepalive.interval, cfg.keepalive.misses)) for d in cfg.devices}
         self.channel_owner: dict[str, str] = {}  # channel id -> device id
         self.nonce_key = secrets.token_bytes(32)  # signs this process's nonces
+        self.nonce_counts = digest.NonceCounts(cfg.registration.nonce_ttl)  # nc seen per nonce (qop=auth replays)
         self.limit = RateLimit(cfg.registration.per_source)
         self.refused: Counter[str] = Counter()
         self.handled: Counter[str] = Counter()

@@ -87,6 +87,8 @@ class Registration(Strict):
     max_expires: int = Field(86_400, ge=60, description="a longer one is granted this long")
     per_source: float = Field(20.0, gt=0, description="REGISTERs per second taken from one address (a flood "
                                                       "beyond is refused and counted)")
+    nonce_ttl: Duration = Field(300.0, ge=10, le=86_400, description="how long a digest challenge's nonce is good "
+                                "for; a device answering an older one is challenged again with stale=TRUE")
 
 
 class Limits(Strict):

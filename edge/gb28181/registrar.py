@@ -30,14 +30,16 @@ class Registrar(Streams):
             return
         password = peer.dev.secret() or self.cfg.sip.secret() or ""
         auth = msg.get("Authorization")
+        ttl = self.cfg.registration.nonce_ttl
         verdict = digest.verify(auth, method="REGISTER", user=dev_id, realm=self.cfg.sip.domain,
-                                password=password, secret=self.nonce_key, now=now)
+                                password=password, secret=self.nonce_key, now=now, ttl=ttl, counts=self.nonce_counts)
         if not verdict.ok:
-            if verdict.reason in ("no_credentials", "stale_nonce"):  # challenge (again): not a failure yet
-                nonce = digest.make_nonce(self.nonce_key, now)
-                self.send(response(msg, 401, to_tag=tag(),
-                                   headers=[("WWW-Authenticate", digest.challenge(self.cfg.sip.domain, nonce))]),
-                          addr, transport, writer)
+            if verdict.reason in ("no_credentials", "stale_nonce", "bad_nonce"):  # challenge (again): not a failure
+                nonce = digest.make_nonce(self.nonce_key, now)  # yet; stale=TRUE: retry without a new password
+                self.send(response(msg, 401, to_tag=tag(), headers=[("WWW-Authenticate", digest.challenge(
+                    self.cfg.sip.domain, nonce, stale=verdict.reason == "stale_nonce"))]), addr, transport, writer)
+                if verdict.reason != "no_credentials":
+                    self.handled[f"challenge_{verdict.reason}"] += 1
                 return
             self.refuse(verdict.reason, addr, f"REGISTER of {dev_id}")
             self.send(response(msg, 403, to_tag=tag()), addr, transport, writer)

@@ -36,6 +36,10 @@ class GbDevice:
         self.calls: dict[str, Call] = {}
         self.subscriptions: dict[str, str] = {}  # Alarm / Catalog -> the Event header the upper platform sent
         self.alarms_by_subscription = alarms_by_subscription
+        self.challenge: dict[str, str] | None = None  # the last digest challenge: its nonce is reused (RFC 2617)
+        self.nc = 0  # requests made with that nonce (qop=auth's nonce count)
+        self.stale_challenges = 0  # challenges that said stale=TRUE
+        self.authorizations: list[str] = []  # the Authorization headers it sent
         self.sock: socket.socket | None = None
         self.stop_event = threading.Event()
         self.beating = threading.Event()
@@ -114,19 +118,37 @@ class GbDevice:
         finally:
             self.waiting.pop(call_id, None)
 
-    def register(self, password: str | None = None, expires: int | None = None) -> int | None:
-        """REGISTER, the challenge, REGISTER with credentials: the final status (None: no answer)."""
+    def register(self, password: str | None = None, expires: int | None = None, reuse_nonce: bool = False,
+                 qop: bool = True) -> int | None:
+        """REGISTER, the challenge, REGISTER with credentials: the final status (None: no answer). As an RFC 2617
+        client: `qop=auth` with nc and cnonce when the challenge offers it (`qop=False`: as an RFC 2069 camera);
+        `reuse_nonce`: a refresh that answers the last challenge's nonce at once (nc counting up), and a
+        `stale=TRUE` challenge answered again with the same password and the new nonce."""
         call_id = f"{secrets.token_hex(10)}@{self.here[0]}"
         exp = self.expires if expires is None else expires
         contact = [("Contact", f"<sip:{self.id}@{self.here[0]}:{self.here[1]}>"), ("Expires", str(exp))]
-        first = self._request("REGISTER", contact, call_id=call_id)
-        if first is None or first.status != 401:
-            return None if first is None else first.status
-        ch = digest.parse_params(first.get("WWW-Authenticate") or "")
         uri = f"sip:{self.server_id}@{self.domain}"
-        auth = digest.authorization(self.id, ch.get("realm", ""), ch.get("nonce", ""), uri, "REGISTER",
-                                    self.password if password is None else password)
-        second = self._request("REGISTER", [*contact, ("Authorization", auth)], call_id=call_id)
+        pw = self.password if password is None else password
+
+        def answered(ch: dict[str, str]) -> SipMessage | None:
+            self.nc += 1
+            auth = digest.authorization(self.id, ch.get("realm", ""), ch.get("nonce", ""), uri, "REGISTER", pw,
+                                        qop=digest.offered_qop(ch) if qop else None, nc=self.nc)
+            self.authorizations.append(auth)
+            return self._request("REGISTER", [*contact, ("Authorization", auth)], call_id=call_id)
+
+        if reuse_nonce and self.challenge is not None:
+            second = answered(self.challenge)
+        else:
+            first = self._request("REGISTER", contact, call_id=call_id)
+            if first is None or first.status != 401:
+                return None if first is None else first.status
+            self.challenge, self.nc = digest.parse_params(first.get("WWW-Authenticate") or ""), 0
+            second = answered(self.challenge)
+        if second is not None and second.status == 401:  # a stale nonce: the new one, the same password
+            self.challenge, self.nc = digest.parse_params(second.get("WWW-Authenticate") or ""), 0
+            self.stale_challenges += self.challenge.get("stale", "").upper() == "TRUE"
+            second = answered(self.challenge)
         if second is not None and second.status == 200 and exp > 0:
             self.beating.set()
         return None if second is None else second.status

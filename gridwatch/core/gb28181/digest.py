@@ -8,8 +8,16 @@ realm, nonce, uri, response[, qop=auth, nc, cnonce]`.
 
 MD5 is what the standard and every camera speak (GB/T 28181-2022 adds SHA-256 as an option; `algorithm` is
 read and anything but MD5 refused by name). Nonces are stateless: the time they were made and an HMAC of it
-under a secret of this process, so a nonce is good for `NONCE_TTL` seconds and cannot be forged; the
-comparison is constant-time (`hmac.compare_digest`). Pure: clocks and secrets are passed in.
+under a secret of this process, so a nonce is good for its lifetime (`NONCE_TTL` seconds unless told) and
+cannot be forged; the comparison is constant-time (`hmac.compare_digest`). Pure: clocks and secrets are passed
+in.
+
+As RFC 3261 §22.4 asks of a server (and RFC 2617 §3.2.1 defines): the challenge offers `qop="auth"`; a client
+that uses it sends `nc` and `cnonce` and its response covers them (`NonceCounts` refuses an `nc` already seen
+for a nonce: no replay within the nonce's life); a client that ignores it (RFC 2069, as many cameras) is still
+answered. A nonce of ours that has expired, under a response right for it, gets a new challenge with
+`stale=TRUE` (the device retries with the new nonce without asking anyone for the password); a nonce not ours,
+or a wrong response, gets a plain challenge or a refusal.
 """
 
 from __future__ import annotations
@@ -37,20 +45,24 @@ def parse_params(value: str) -> dict[str, str]:
 
 
 def make_nonce(secret: bytes, now: float) -> str:
-    stamp = f"{int(now):x}"
-    return stamp + hmac.new(secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
+    """The time (hex seconds), 64 random bits (two challenges in one second differ: their nonce counts are
+    their own) and an HMAC of both."""
+    import secrets
+
+    body = f"{int(now):x}{secrets.token_hex(8)}"
+    return body + hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:24]
 
 
 def nonce_fresh(secret: bytes, nonce: str, now: float, ttl: float = NONCE_TTL) -> bool:
-    stamp, mac = nonce[:-24], nonce[-24:]
-    if not stamp or not re.fullmatch(r"[0-9a-f]{1,12}", stamp):
+    body, mac = nonce[:-24], nonce[-24:]
+    if not re.fullmatch(r"[0-9a-f]{17,28}", body):
         return False
-    good = hmac.new(secret, stamp.encode(), hashlib.sha256).hexdigest()[:24]
-    return hmac.compare_digest(good, mac) and 0 <= now - int(stamp, 16) <= ttl
+    good = hmac.new(secret, body.encode(), hashlib.sha256).hexdigest()[:24]
+    return hmac.compare_digest(good, mac) and 0 <= now - int(body[:-16], 16) <= ttl
 
 
-def challenge(realm: str, nonce: str) -> str:
-    return f'Digest realm="{realm}", nonce="{nonce}", algorithm=MD5'
+def challenge(realm: str, nonce: str, stale: bool = False) -> str:
+    return f'Digest realm="{realm}", nonce="{nonce}", algorithm=MD5, qop="auth"' + (", stale=TRUE" if stale else "")
 
 
 def expected(params: dict[str, str], method: str, password: str) -> str:
@@ -62,22 +74,61 @@ def expected(params: dict[str, str], method: str, password: str) -> str:
     return md5(f"{ha1}:{params.get('nonce', '')}:{ha2}")
 
 
-def authorization(username: str, realm: str, nonce: str, uri: str, method: str, password: str) -> str:
-    """What a device sends back (the emulator's side)."""
+def authorization(username: str, realm: str, nonce: str, uri: str, method: str, password: str, *,
+                  qop: str | None = None, nc: int = 1, cnonce: str | None = None) -> str:
+    """What a device sends back (the emulator's side): with `qop="auth"` (when the challenge offered it), its
+    `nc` and a `cnonce` of its own (RFC 2617 §3.2.2)."""
     params = {"username": username, "realm": realm, "nonce": nonce, "uri": uri}
+    if qop == "auth":
+        import secrets
+
+        params |= {"qop": "auth", "nc": f"{nc:08x}", "cnonce": cnonce or secrets.token_hex(8)}
     resp = expected(params, method, password)
+    more = f', qop=auth, nc={params["nc"]}, cnonce="{params["cnonce"]}"' if qop == "auth" else ""
     return (f'Digest username="{username}", realm="{realm}", nonce="{nonce}", uri="{uri}", '
-            f'response="{resp}", algorithm=MD5')
+            f'response="{resp}", algorithm=MD5{more}')
+
+
+def offered_qop(challenge_params: dict[str, str]) -> str | None:
+    """`auth` when a challenge offers it (`qop="auth,auth-int"` lists several)."""
+    return "auth" if "auth" in [q.strip() for q in challenge_params.get("qop", "").split(",")] else None
+
+
+class NonceCounts:
+    """The highest `nc` seen for each live nonce: a request repeating one is a replay (RFC 2617 §3.2.2: the
+    server keeps the count to detect replays). Bounded: nonces past their life are dropped."""
+
+    def __init__(self, ttl: float = NONCE_TTL, most: int = 100_000) -> None:
+        self.ttl, self.most = ttl, most
+        self.seen: dict[str, tuple[int, float]] = {}
+
+    def fresh(self, nonce: str, nc: str, now: float) -> bool:
+        try:
+            n = int(nc, 16)
+        except ValueError:
+            return False
+        last = self.seen.get(nonce)
+        if last is not None and n <= last[0]:
+            return False
+        if len(self.seen) >= self.most:
+            self.seen = {k: v for k, v in self.seen.items() if now - v[1] <= self.ttl}
+            if len(self.seen) >= self.most:
+                self.seen.clear()
+        self.seen[nonce] = (n, last[1] if last else now)
+        return True
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     ok: bool
-    reason: str  # "" when ok; else stale_nonce, bad_credentials, wrong_realm, wrong_user, bad_algorithm, malformed
+    reason: str
+    """"" when ok; else `stale_nonce` (ours, expired, the response right for it: challenge with stale=TRUE),
+    `bad_nonce` (not ours: challenge again), `replayed` (an nc already used), bad_credentials, wrong_realm,
+    wrong_user, bad_algorithm, malformed, no_credentials."""
 
 
 def verify(header: str | None, *, method: str, user: str, realm: str, password: str, secret: bytes,
-           now: float) -> Verdict:
+           now: float, ttl: float = NONCE_TTL, counts: NonceCounts | None = None) -> Verdict:
     """Check a request's `Authorization` against the device's password."""
     if not header:
         return Verdict(False, "no_credentials")
@@ -92,8 +143,15 @@ def verify(header: str | None, *, method: str, user: str, realm: str, password: 
         return Verdict(False, "wrong_user")
     if p["realm"] != realm:
         return Verdict(False, "wrong_realm")
-    if not nonce_fresh(secret, p["nonce"], now):
-        return Verdict(False, "stale_nonce")
-    if not hmac.compare_digest(expected(p, method, password), p["response"].lower()):
+    if p.get("qop") and not (p.get("nc") and p.get("cnonce")):
+        return Verdict(False, "malformed")
+    if not nonce_fresh(secret, p["nonce"], now, ttl=float("inf")):
+        return Verdict(False, "bad_nonce")
+    right = hmac.compare_digest(expected(p, method, password), p["response"].lower())
+    if not nonce_fresh(secret, p["nonce"], now, ttl):
+        return Verdict(False, "stale_nonce" if right else "bad_nonce")
+    if not right:
         return Verdict(False, "bad_credentials")
+    if p.get("qop") and counts is not None and not counts.fresh(p["nonce"], p["nc"], now):
+        return Verdict(False, "replayed")
     return Verdict(True, "")
