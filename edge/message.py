@@ -45,4 +45,5 @@ class Event:
     scene: SceneState | None = None  # camera: what the camera's scene model made of the frame
     celsius: np.ndarray | None = None  # thermal: temperatures (float32)
     gateway: str | None = None  # status: the device is marked by its gateway's availability, not its own
+    watched_by: str | None = None  # status: who keeps watch over the device's liveness natively (issue 41)
     members: tuple[str, ...] | None = None  # status of a gateway: the devices behind it

@@ -46,9 +46,9 @@ SILENT = """
 rules:
   - id: camera-silent
     match: {kind: camera}
-    when: {stale_for: 10m}
+    when: {stale_for: 60s}
     category: device_offline
-"""
+"""  # the shipped rule's limit (it was raised to 10m here, which hid false offline cases: issue 41)
 SLA = """
 policies:
   - id: default
@@ -73,7 +73,13 @@ class Topics:
         assert self.ready.wait(10)
 
     def of(self, topic: str) -> list[str]:
-        return [p for t, p, _ in self.got if t == topic]
+        """The payloads on a topic; a status's state (a watched status is JSON, issue 41)."""
+        return [json.loads(p)["state"] if p.startswith("{") and t.endswith("/status") else p
+                for t, p, _ in self.got if t == topic]
+
+    def watcher(self, topic: str) -> str | None:
+        last = [p for t, p, _ in self.got if t == topic][-1]
+        return json.loads(last).get("watched_by") if last.startswith("{") else None
 
     def close(self) -> None:
         self.client.loop_stop()
@@ -256,6 +262,88 @@ def test_registration_offers_qop_auth_and_an_expired_nonce_is_answered_stale_and
         plain.close()
     finally:
         gw.stop()
+
+
+def test_the_shipped_rules_raise_no_offline_case_for_a_healthy_platform_and_one_for_a_silent_one(broker):
+    """Issue 41 (reported: five `device_offline` cases 60 s after registration, under the shipped 60 s
+    `camera-silent`, for a platform answering every keepalive): what the gateway publishes for a platform with
+    four channels, decoded as the agent decodes it, through the shipped rules (configs/rules.yaml, unchanged)
+    on an injected clock. Kept alive for 20 minutes: no alert. A channel turned OFF in a catalog notification:
+    one alert, for that channel. The platform silent for its keepalive window: one alert, for the platform,
+    naming its channels. The gateway itself killed: one alert for the gateway (its will)."""
+    from pathlib import Path
+
+    from edge.config import EdgeConfig
+    from edge.feeds import FeedSet
+    from edge.message import Message
+    from edge.rules.engine import Engine
+    from edge.rules.loader import load_rules
+    from edge.rules.ruleset import RuleSet
+    from edge.sensors.common import Limits
+
+    root = "gb-live"
+    now = [1_800_000_000.0]
+    feeds = FeedSet(EdgeConfig.model_validate({}).feed_specs(), Limits(), "gw")
+    engine = Engine(RuleSet(load_rules(Path("configs/rules.yaml"))), edge_id="edge-t")
+    topics = Topics(broker.port, root)
+    gw = gateway(broker, root, interval=30.0, misses=3, clock=lambda: now[0])
+    alerts: list = []
+    fed = [0]
+
+    def agent_at(t: float) -> None:
+        """What the gateway published since the last call, received now, then the agent's clock at t."""
+        for topic, payload, _ in topics.got[fed[0]:]:
+            for ev in feeds.decode(Message(topic, payload.encode(), t)):
+                alerts.extend(engine.tick(t) + engine.observe(ev))
+        fed[0] = len(topics.got)
+        alerts.extend(engine.tick(t))
+
+    def offline() -> list[tuple[str, str]]:
+        return [(a.device_id, a.rule_id) for a in alerts if a.state == "firing" and a.category == "device_offline"]
+
+    plat = platform(gw, 4)
+    stopped = False
+    try:
+        assert plat.register() == 200
+        channels = [c.id for c in plat.channels]
+        assert wait_until(lambda: all(topics.of(f"gw/grid-0{1 + i % 2}/camera/{c}/status") for i, c in
+                                      enumerate(channels)), 15)
+        assert topics.watcher(f"gw/grid-01/camera/{PLATFORM}/status") == SERVER  # watched, not timed
+        assert topics.watcher(f"gw/grid-01/camera/{channels[0]}/status") == PLATFORM
+        t0 = now[0]
+        agent_at(t0)
+        for minute in range(1, 21):  # twenty minutes of keepalives every 30 s: healthy
+            for half in (0, 1):
+                now[0] = t0 + minute * 60 + half * 30
+                assert plat.keepalive() == 200
+            time.sleep(0.05)
+            agent_at(now[0])
+        assert offline() == [], offline()
+        # one channel turned off by a catalog notification: that channel alone
+        off = plat.channels[0]
+        assert plat.catalog_change([off], "OFF") == 200
+        assert wait_until(lambda: topics.of(f"gw/grid-01/camera/{off.id}/status")[-1:] == ["offline"], 10)
+        agent_at(now[0] + 1)
+        assert offline() == [(off.id, "camera-silent")], offline()
+        # the platform falls silent: past its keepalive window (30 s x 3) the gateway says so, one alert
+        silent_from = now[0]
+        now[0] = silent_from + 30 * 3 + 2
+        assert wait_until(lambda: topics.of(f"gw/grid-01/camera/{PLATFORM}/status")[-1:] == ["offline"], 10)
+        agent_at(now[0])
+        assert offline() == [(off.id, "camera-silent"), (PLATFORM, "camera-silent")], offline()
+        platform_alert = next(a for a in alerts if a.device_id == PLATFORM and a.state == "firing")
+        assert set(platform_alert.labels.get("device_ids", "").split(",")) >= set(channels[1:]), platform_alert
+        # the gateway stops (or dies: the same `offline`, as its will): one alert for it, for all it watched
+        gw.stop()
+        stopped = True
+        assert wait_until(lambda: topics.of(f"gw/grid-01/camera/{SERVER}/status")[-1:] == ["offline"], 10)
+        agent_at(now[0] + 1)
+        assert offline()[2:] == [(SERVER, "camera-silent")], offline()
+    finally:
+        plat.close()
+        if not stopped:
+            gw.stop()
+        topics.close()
 
 
 def metric(port: int, name: str, **labels: str) -> float:

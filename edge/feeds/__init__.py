@@ -39,6 +39,8 @@ class _Native:
 
     def decode(self, msg: Message, caps: dict[str, str], ctx: Context) -> list[Event]:
         ev = native_decode(msg, self.root, ctx.limits)
+        if ev.kind == "status" and ev.watched_by is not None and ev.watched_by != ev.device:
+            ctx.learn(ev.watched_by, ev.device, ev.grid, ev.device_kind or "sensor")  # its watcher speaks for it
         if ev.kind == "status" and ev.event in ("online", "offline") and ctx.behind(ev.device):
             # a device the registry lists as the gateway of others (a GB/T 28181 platform and its channels):
             # its status speaks for them, one alert for the gateway instead of one per device

@@ -7,6 +7,7 @@ import logging
 import secrets
 
 from edge.gb28181.base import Peer
+from edge.gb28181.publishing import watched
 from edge.gb28181.registry import Channel
 from edge.gb28181.transport import Transport
 from gridwatch.core.gb28181 import manscdp
@@ -83,8 +84,10 @@ class Catalogs(Transport):
             self.channel_owner[it.device_id] = peer.dev.id
             state = {"ON": "online", "OFF": "offline", "VLOST": "offline", "DEFECT": "offline"}.get(
                 it.event or it.status)
-            if state is not None:
-                self._publish(f"{self.cfg.mqtt.topic_root}/{grid}/camera/{it.device_id}/status", state.encode(),
-                              retain=True)
+            if state is None and (not it.event or it.event == "ADD"):  # no Status: online while its platform is
+                state = "online"
+            if state is not None:  # watched by its platform: its silence is not staleness (issue 41)
+                self._publish(f"{self.cfg.mqtt.topic_root}/{grid}/camera/{it.device_id}/status",
+                              watched(state, peer.dev.id), retain=True)
         if rows and self.writer is not None:
             self.writer.put(rows)

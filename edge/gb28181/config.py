@@ -110,6 +110,13 @@ class GbGatewayConfig(Strict):
                                                     "(a key with the operator role for their grids)")
     metrics_port: int | None = Field(None, ge=0, le=65535)
     limits: Limits = Field(default_factory=Limits)
+    grid: str | None = Field(None, pattern=NAME.pattern, description="the grid the gateway's own status is "
+                             "published in (its will `offline` speaks for every device it watches); default: "
+                             "the first device's")
+
+    @property
+    def own_grid(self) -> str:
+        return self.grid or self.devices[0].grid
 
     @model_validator(mode="after")
     def _check(self) -> GbGatewayConfig:

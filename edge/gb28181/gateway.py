@@ -56,8 +56,11 @@ class GbGateway(Registrar):
         self.metrics.register(_Collector(self))
 
     def start(self) -> None:
+        topic, online = self._own_status()
+        self.client.will_set(topic, b"offline", qos=1, retain=True)  # dead: every device it watched with it
         connect(self.client, self.cfg.mqtt)
         self.client.loop_start()
+        self._publish(topic, online, retain=True)
         if self.writer is not None:
             self.writer.start()
         self.thread = threading.Thread(target=self._run, name="gridwatch-gb28181", daemon=True)
@@ -83,6 +86,9 @@ class GbGateway(Registrar):
             self.thread.join(timeout=10)
         if self.writer is not None:
             self.writer.stop()
+        info = self.client.publish(self._own_status()[0], b"offline", qos=1, retain=True)  # stopped: unwatched
+        with contextlib.suppress(Exception):
+            info.wait_for_publish(5)
         self.client.loop_stop()
         self.client.disconnect()
         if self._server is not None:

@@ -1,5 +1,10 @@
 """`stale_for`: a device that sends nothing for too long, or whose gateway announces `offline` (LWT).
 
+A device whose status is watched by a gateway (`Event.watched_by`: a GB/T 28181 platform kept alive by its
+keepalives, a channel by its catalog Status) is not timed: it is online until the watcher says `offline`, or
+the watcher's own `offline` speaks for it (issue 41: a healthy platform raises no offline case however quiet
+its channels are).
+
 Silence is measured on the agent's clock at both ends (when messages were received, and now), so a device
 whose clock is off cannot look silent, and a step of the agent's own clock is taken out (`clock_keys`:
 the engine moves `last` by the step) instead of making every device silent at once."""
@@ -54,6 +59,11 @@ class Evaluator(EvaluatorBase):
                 st["via"] = ev.gateway
                 return None
             return Verdict(True, ev.ts, None, start=ev.ts)
+        if ev.kind == "status" and ev.gateway is None:  # its own status (not one its gateway's spoke for)
+            if ev.watched_by is not None:
+                st["watched"] = True
+            else:
+                st.pop("watched", None)
         st["last"] = max(ev.received_at, st.get("last", 0.0))
         st["stale"] = False
         st.pop("via", None)
@@ -71,6 +81,6 @@ class Evaluator(EvaluatorBase):
         return Verdict(True, now, None, start=due)
 
     def deadline(self, st: State) -> float | None:
-        if st.get("stale") or st.get("gw") or "last" not in st:
+        if st.get("stale") or st.get("gw") or st.get("watched") or "last" not in st:
             return None
         return float(st["last"]) + self.limit
