@@ -37,6 +37,11 @@ BAD = [
     ("grid_mismatch", "gw/grid-02/sensor/gas-01/reading", {"ts": NOW_MS, "metrics": {"ch4_ppm": 9000}}),
     ("bad_field", "gw/grid-01/fence/fence-01/event", {"ts": NOW_MS, "event": "explode"}),
     ("bad_field", "gw/grid-01/sensor/gas-01/status", b"maybe"),
+    # issue 41: watched statuses (JSON) are checked as strictly
+    ("bad_field", "gw/grid-01/sensor/gas-01/status", b'{"state": "maybe", "watched_by": "gw-1"}'),
+    ("bad_field", "gw/grid-01/sensor/gas-01/status", b'{"state": "online", "watched_by": "../etc"}'),
+    ("bad_field", "gw/grid-01/sensor/gas-01/status", b'["online"]'),
+    ("bad_json", "gw/grid-01/sensor/gas-01/status", b'{"state": "online"'),
     # issue 16.1: deeply nested JSON raised RecursionError out of json.loads and killed the worker for good
     ("bad_json", "gw/grid-01/sensor/gas-01/reading", b'{"ts": 1, "metrics": ' + b"[" * 2000 + b"]" * 2000 + b"}"),
     ("bad_json", "gw/grid-01/camera/cam-01/frame", b'{"ts": 1, "jpeg_b64": ' + b"[" * 30000 + b"]" * 30000 + b"}"),

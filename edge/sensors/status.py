@@ -32,7 +32,8 @@ def decode(msg: Message, topic: Topic, limits: Limits) -> Event:
             raise Rejected("bad_json", "status is neither online, offline nor a JSON object") from None
         if not isinstance(body, dict):
             raise Rejected("bad_field", "a JSON status is an object")
-        text, watcher = body.get("state"), body.get("watched_by")
+        state, watcher = body.get("state"), body.get("watched_by")
+        text = state if isinstance(state, str) else repr(state)
         if watcher is not None and (not isinstance(watcher, str) or not NAME.fullmatch(watcher)):
             raise Rejected("bad_field", "status: watched_by is not a device id")
     if text not in STATES:
