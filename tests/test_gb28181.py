@@ -638,6 +638,74 @@ def test_an_invited_channels_ps_stream_of_real_footage_opens_a_zone_intrusion_ca
         hub.stop()
 
 
+def test_an_alarm_of_a_new_platform_opens_a_case_with_a_snapshot_by_the_shipped_rules_alone(broker, tmp_path):
+    """Issue 41: a platform's intrusion alarm (method 5, type 6) with no rule written by hand (the agent runs
+    configs/rules.yaml as shipped) opens a case, and within 10 s the case carries a picture of what the channel
+    saw: the gateway INVITEd the channel (real footage, OpenCV's vtest.avi as H.264 in PS over RTP), took the
+    first frame, hung up and added it to the case as 报警抓拍. A second alarm within the minute asks no second
+    INVITE."""
+    import cv2
+    import numpy as np
+
+    clip = h264("vtest-768-gop10", seconds=70, gop=10)
+    hub = Hub(tmp_path / "hub", SLA).start()
+    channels = make_channels(4)
+    c = channels[1]  # civil code 440305002: grid-02
+    sip_port, metrics_port = free_port(), free_port()
+    cfg = tmp_path / "gb28181.yaml"
+    cfg.write_text(yaml.safe_dump({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": sip_port},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "password_env": "GB_TEST_PW"}],
+        "civil_codes": {"440305001": "grid-01", "440305002": "grid-02"},
+        "mqtt": {"host": "127.0.0.1", "port": broker.port, "protocol": "v311", "topic_root": "gb-snap"},
+        "hub": {"url": hub.url, "key_env": "GB_TEST_HUB_KEY"}, "metrics_port": metrics_port}))
+    proc = subprocess.Popen([sys.executable, "-m", "gridwatch", "gateway", "gb28181", "-c", str(cfg)],
+                            env={**os.environ, "GB_TEST_PW": "test-only-pw-1", "GB_TEST_HUB_KEY": OPS})
+    from pathlib import Path
+
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, Path("configs/rules.yaml").read_text(),
+                               hub={"key": EDGE}, mqtt={"topic_root": "gb-snap", "protocol": "v311"}))
+    plat = None
+    try:
+        wait_port(metrics_port, 20, proc)
+        plat = GbDevice(("127.0.0.1", sip_port), SERVER, DOMAIN, PLATFORM, "test-only-pw-1", channels=channels,
+                        footage=clip).start()
+        agent.start()
+        assert agent.mqtt.wait_connected(10)
+        assert plat.register() == 200
+        assert wait_until(lambda: any(b"<Query>" in m.body for m in plat.got), 10)
+        time.sleep(1.0)  # the catalog's answer taken
+        assert plat.alarm(c.id, 5, 6, "区域入侵") == 200
+        raised = time.monotonic()
+
+        def case() -> dict | None:
+            got = next((x for x in hub.get("/api/v1/cases")["cases"] if x["device"] == c.id), None)
+            return hub.get(f"/api/v1/cases/{got['id']}") if got else None
+        assert wait_until(lambda: (case() or {}).get("photos"), 20), case()
+        assert time.monotonic() - raised < 10
+        got = case()
+        assert (got["category"], got["grid"]) == ("intrusion", "grid-02") and "区域入侵" in got["title"]
+        photo = got["photos"][0]
+        assert "报警抓拍" in photo["note"]
+        jpeg = hub.call("GET", photo["url"].removeprefix(hub.url)).content
+        img = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert img is not None and img.shape[1] >= 640 and float(img.std()) > 20  # the road, not a blank frame
+        invites = [m for m in plat.got if m.method == "INVITE"]
+        assert len(invites) == 1 and invites[0].get("Subject", "").startswith(c.id)
+        assert wait_until(lambda: any(m.method == "BYE" for m in plat.got), 10)  # hung up after the frame
+        assert plat.alarm(c.id, 5, 6, "区域入侵") == 200  # again within the minute: no second INVITE
+        assert wait_until(lambda: metric(metrics_port, "gridwatch_gb28181_snapshots_total", result="skipped") == 1,
+                          10)
+        assert metric(metrics_port, "gridwatch_gb28181_snapshots_total", result="posted") == 1
+        assert len([m for m in plat.got if m.method == "INVITE"]) == 1
+    finally:
+        agent.stop()
+        stop_pid(proc)
+        if plat is not None:
+            plat.close()
+        hub.stop()
+
+
 @pytest.mark.slow
 def test_rtp_over_tcp_plays_and_rtp_from_elsewhere_or_with_another_ssrc_is_refused(broker):
     clip = h264("vtest-768-gop10", seconds=70, gop=10)

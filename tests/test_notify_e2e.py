@@ -94,9 +94,10 @@ def wait_for(pred, timeout: float = 30.0) -> bool:
     return False
 
 
-def hub_for(tmp: Path, port: int, database: str | None = None, *, seed: bool = True) -> Hub:
+def hub_for(tmp: Path, port: int, database: str | None = None, *, seed: bool = True,
+            sign_in_sms: bool = False) -> Hub:
     """A hub (not started) with the people, rosters and policy of tests.notifykit; notices claimed by a hub that
-    died are sent again after 3 s."""
+    died are sent again after 3 s. `sign_in_sms`: the SMS channel also sends sign-in codes (issue 42)."""
     tmp.mkdir(parents=True, exist_ok=True)
     db = database or f"sqlite:///{tmp / 'hub.sqlite'}"
     if seed:
@@ -105,6 +106,8 @@ def hub_for(tmp: Path, port: int, database: str | None = None, *, seed: bool = T
               rosters=str(tmp / "rosters.yaml"), notify=str(tmp / "notify.yaml"))
     policy = notify_policy(port, None, None, hub.url)  # links in messages open this hub
     policy["lease"] = "3s"
+    if sign_in_sms:
+        policy["channels"][0]["templates"]["sign_in_code"] = "SMS_100009"
     write_configs(tmp, policy)
     return hub
 
@@ -216,7 +219,7 @@ def notices_tab_shown(browser, hub: Hub, key: str) -> bool:
 def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_case(tmp_path, emulators, browser):
     from tests.test_board_views import ocr
 
-    hub = hub_for(tmp_path, emulators).start()
+    hub = hub_for(tmp_path, emulators, sign_in_sms=True).start()
     try:
         case = hub.post([gas("p1")])[0]["case_id"]
         assert wait_for(lambda: any(r["service"] == "wecom" for r in received(emulators)))
@@ -233,6 +236,18 @@ def test_the_duty_person_opens_the_link_on_a_phone_signs_in_and_signs_for_the_ca
         assert case[-8:] in page.inner_text("#login-error")  # the page says which case it will open
         page.fill("#username", who)
         page.fill("#password", "Duty-2026-" + who[::-1])
+        page.tap("#login-form button[type=submit]")
+        # an operator's second factor (issue 42): no authenticator app on this phone, so a code by SMS
+        page.wait_for_selector("#otp:not([hidden])")
+        assert "短信验证码" in page.inner_text("#login-error")
+        mobile = next(p[3] for p in PEOPLE if p[0] == who)
+
+        def code() -> str | None:
+            sent = [r for r in received(emulators) if r["service"] == "sms" and r.get("template") == "SMS_100009"
+                    and r.get("to") == mobile]
+            return sent[-1]["params"]["code"] if sent else None
+        assert wait_for(lambda: code() is not None, 10)
+        page.fill("#otp", code())
         page.tap("#login-form button[type=submit]")
         page.wait_for_selector(f"#detail:not([hidden])[data-case='{case}'] button[data-action='accept']")
         assert page.evaluate("location.search") == ""  # the link is used once

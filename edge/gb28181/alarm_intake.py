@@ -35,3 +35,7 @@ class AlarmIntake(Catalogs):
         body = {"ts": int(now * 1000), "seq": self.seq, "event": event, "state": "start", "zone": "",
                 "code": f"gb28181:{pair}"}
         self._publish(f"{self.cfg.mqtt.topic_root}/{grid}/camera/{channel}/event", json.dumps(body).encode())
+        self.snapshot(peer, channel, now, a.description)
+
+    def snapshot(self, peer: Peer, channel: str, now: float, description: str) -> None:
+        """The alarm's evidence (`streams.Streams.snapshot`)."""

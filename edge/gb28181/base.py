@@ -17,6 +17,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from edge.gb28181.config import Device, GbGatewayConfig
+from edge.gb28181.evidence import EvidencePoster
 from edge.gb28181.media import StreamRun
 from edge.gb28181.presence import Presence, RateLimit
 from edge.gb28181.registry import RegistryWriter
@@ -104,6 +105,12 @@ class GatewayBase:
             self.writer = RegistryWriter(cfg.hub.url, secret(cfg.hub.key_env, cfg.hub.key), timeout=cfg.hub.timeout,
                                          ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None,
                                          backoff_min=cfg.hub.backoff_min, backoff_max=cfg.hub.backoff_max)
+        self.evidence: EvidencePoster | None = None
+        if cfg.hub is not None and cfg.snapshots:
+            self.evidence = EvidencePoster(cfg.hub.url, secret(cfg.hub.key_env, cfg.hub.key), timeout=cfg.hub.timeout,
+                                           ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None)
+        self.snapped: dict[str, float] = {}  # channel -> when its last alarm snapshot was asked for
+        self.snapshot_runs: dict[str, StreamRun] = {}  # channel -> its snapshot's short stream
         self.metrics = CollectorRegistry()
         self._server: Any = None
         self.metrics_port: int | None = None

@@ -110,6 +110,8 @@ class GbGatewayConfig(Strict):
                                                     "(a key with the operator role for their grids)")
     metrics_port: int | None = Field(None, ge=0, le=65535)
     limits: Limits = Field(default_factory=Limits)
+    snapshots: bool = Field(True, description="on an alarm, INVITE the channel for a moment and add its first "
+                            "frame to the case the alarm opened (needs `hub:`)")
     grid: str | None = Field(None, pattern=NAME.pattern, description="the grid the gateway's own status is "
                              "published in (its will `offline` speaks for every device it watches); default: "
                              "the first device's")

@@ -63,6 +63,8 @@ class GbGateway(Registrar):
         self._publish(topic, online, retain=True)
         if self.writer is not None:
             self.writer.start()
+        if self.evidence is not None:
+            self.evidence.start()
         self.thread = threading.Thread(target=self._run, name="gridwatch-gb28181", daemon=True)
         self.thread.start()
         if not self.ready.wait(15):
@@ -86,6 +88,8 @@ class GbGateway(Registrar):
             self.thread.join(timeout=10)
         if self.writer is not None:
             self.writer.stop()
+        if self.evidence is not None:
+            self.evidence.stop()
         info = self.client.publish(self._own_status()[0], b"offline", qos=1, retain=True)  # stopped: unwatched
         with contextlib.suppress(Exception):
             info.wait_for_publish(5)
@@ -228,6 +232,12 @@ class _Collector(Collector):
         for ev, n in sorted(gw.alarms.items()):
             alarms.add_metric([ev], n)
         yield alarms
+        snaps = CounterMetricFamily("gridwatch_gb28181_snapshots", "alarm snapshots by result (posted to the case, "
+                                    "no_case, no_frame, skipped, refused_<status>, hub_error, dropped)",
+                                    labels=["result"])
+        for result, n in sorted((gw.evidence.results if gw.evidence is not None else {}).items()):
+            snaps.add_metric([result], n)
+        yield snaps
         yield GaugeMetricFamily("gridwatch_gb28181_online", "devices and platforms online",
                                 value=sum(1 for p in gw.peers.values() if p.presence.state == "online"))
         yield GaugeMetricFamily("gridwatch_gb28181_channels", "catalog channels known",

@@ -104,6 +104,8 @@ class StreamRun:
     seq: int = 0
     invite: Any = None  # the INVITE sent (for ACK and BYE)
     answer: Any = None  # the 200 it got
+    snapshot: str | None = None  # a snapshot for an alarm (its description): the first frame, then BYE
+    alarm_at: float = 0.0
 
     def take(self, data: bytes, host: str, refuse: Callable[[str, str], None]) -> None:
         """One RTP packet from the network."""

@@ -127,3 +127,5 @@ class Registrar(Streams):
                 self.subscribe(peer, now)
         if self.cfg.streams and self.loop is not None:
             self.pull_streams(now)
+        if self.snapshot_runs:
+            self.snapshot_timeouts(now)

@@ -12,12 +12,15 @@ import threading
 from functools import partial
 from typing import Any
 
+import cv2
+
 from edge.frames.liveness import Liveness
 from edge.frames.publish import publish_frame
 from edge.frames.stream import Sample
 from edge.gb28181.alarm_intake import AlarmIntake
 from edge.gb28181.base import STREAM_RETRY, UDP_BUFFER, Peer
 from edge.gb28181.config import Stream
+from edge.gb28181.evidence import SNAPSHOT_EVERY, SNAPSHOT_TIMEOUT, Snapshot
 from edge.gb28181.media import StreamRun
 from gridwatch.core.gb28181 import rtp
 from gridwatch.core.gb28181.sip import SipMessage
@@ -47,14 +50,40 @@ class Streams(AlarmIntake):
                 self.end_stream(run, "again")
             asyncio.ensure_future(self.invite(peer, spec, now))
 
-    async def invite(self, peer: Peer, spec: Stream, now: float) -> None:
+    def snapshot(self, peer: Peer, channel: str, now: float, description: str) -> None:
+        """An alarm's snapshot (`evidence`): the channel INVITEd for its first frame, at most one a channel per
+        `SNAPSHOT_EVERY`; a channel whose stream is pulled already gives no second one."""
+        if self.evidence is None or peer.addr is None or peer.presence.state != "online":
+            return
+        if now - self.snapped.get(channel, float("-inf")) < SNAPSHOT_EVERY or channel in self.snapshot_runs:
+            self.evidence.results["skipped"] += 1
+            return
+        playing = self.streams.get(channel)
+        if playing is not None and playing.state == "playing":
+            self.evidence.results["skipped"] += 1
+            return
+        self.snapped[channel] = now
+        spec = Stream(channel=channel, sample_every=0.1, width=960, jpeg_quality=85)
+        asyncio.ensure_future(self.invite(peer, spec, now, snapshot=description))
+
+    def snapshot_timeouts(self, now: float) -> None:
+        for run in [r for r in self.snapshot_runs.values() if now - r.asked_at > SNAPSHOT_TIMEOUT]:
+            if self.evidence is not None:
+                self.evidence.results["no_frame"] += 1
+            self.end_stream(run, "no frame for the snapshot")
+
+    async def invite(self, peer: Peer, spec: Stream, now: float, snapshot: str | None = None) -> None:
         assert self.loop is not None and peer.addr is not None
         self.ssrc_serial += 1
         grid = peer.channels.get(spec.channel, peer.dev.grid)
         run = StreamRun(spec.channel, grid, peer.dev.id, rtp.ssrc_for(self.cfg.sip.domain, self.ssrc_serial),
                         spec.sample_every, spec.width, spec.jpeg_quality, Liveness(spec.offline_after, now),
-                        source_host=peer.addr[0], asked_at=now, state="inviting")
-        self.streams[spec.channel] = run
+                        source_host=peer.addr[0], asked_at=now, state="inviting", snapshot=snapshot,
+                        alarm_at=now)
+        if snapshot is None:
+            self.streams[spec.channel] = run
+        else:
+            self.snapshot_runs[spec.channel] = run
         if spec.transport == "udp":
             run.transport, _ = await self.loop.create_datagram_endpoint(lambda: _Rtp(self, run),
                                                                          local_addr=(self.cfg.sip.host, 0))
@@ -100,7 +129,8 @@ class Streams(AlarmIntake):
         run.answer = msg
         self._ack(run, msg)
         run.state = "playing"
-        run.thread = threading.Thread(target=run.run, args=(self._publish_sample,), daemon=True,
+        take = self._snapshot_sample if run.snapshot is not None else self._publish_sample
+        run.thread = threading.Thread(target=run.run, args=(take,), daemon=True,
                                       name=f"gridwatch-gb-{run.channel[-6:]}")
         run.thread.start()
 
@@ -135,6 +165,8 @@ class Streams(AlarmIntake):
             run.transport.close()
             run.transport = None
         self.invites.pop(run.call_id, None)
+        if run.snapshot is not None and self.snapshot_runs.get(run.channel) is run:
+            del self.snapshot_runs[run.channel]
         logger.info("gb28181: stream of %s ended (%s)", run.channel, why)
 
     async def _rtp_tcp(self, run: StreamRun, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -166,6 +198,19 @@ class Streams(AlarmIntake):
         run.stats.published += 1
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._frame_seen, run)
+
+    def _snapshot_sample(self, run: StreamRun, sample: Sample) -> None:
+        """In the stream's thread: the first frame of an alarm's snapshot to the hub, then hang up."""
+        if run.seq or self.evidence is None:
+            return
+        ok, jpeg = cv2.imencode(".jpg", sample.image, [cv2.IMWRITE_JPEG_QUALITY, run.jpeg_quality])
+        if not ok:
+            run.stats.decode_errors += 1
+            return
+        run.seq = 1
+        self.evidence.put(Snapshot(run.channel, jpeg.tobytes(), run.alarm_at, run.snapshot or ""))
+        if self.loop is not None:
+            self.loop.call_soon_threadsafe(self.end_stream, run, "snapshot taken")
 
     def _frame_seen(self, run: StreamRun) -> None:
         change = run.liveness.frame(self.clock())
