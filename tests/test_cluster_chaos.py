@@ -57,9 +57,14 @@ rules:
     category: gas_leak
   - id: sensor-silent
     match: {kind: sensor}
-    when: {stale_for: 30s}
+    when: {stale_for: 60s}
     category: device_offline
 """
+# (60 s, half the shipped 120 s: the two grids whose gateway connections were on the killed NATS node reconnect
+# while NATS rebuilds their MQTT sessions one at a time, and flush what they held; at 30 s that recovery, measured
+# at 11 s for one client alone in tests/test_broker_nats.py, called their 250 devices offline in about half the
+# runs, on the main of before issue 42 too. A grid whose gateway never came back is silent from the kill (12 s)
+# to the end of the load (66 s) and beyond, and is still called offline.)
 SLA = """
 policies:
   - id: fast
@@ -301,7 +306,7 @@ def test_one_node_after_another_dies_under_load_and_nothing_is_lost_or_doubled(t
         rep = json.loads(out.decode().strip().splitlines()[-1])
         assert rep["incidents"] == INCIDENTS and rep["published"] == int(RATE * DURATION), rep
         survivor = 1 - leader
-        # the readings stopped: the agent sends what it holds and stops before its silence limit (30 s) could
+        # the readings stopped: the agent sends what it holds and stops before its silence limit (60 s) could
         # call the devices offline for the end of the load
         deadline = time.monotonic() + 12
         while metric(scrape(f"{agent}/metrics"), "gridwatch_edge_outbox_depth") and time.monotonic() < deadline:
