@@ -253,3 +253,41 @@ def test_the_shipped_rules_turn_every_standard_camera_alarm_into_a_case_with_no_
                      received_at=T0 + 10 + i, event="restore"))
     resolved = {a.device_id for a in d.alerts if a.state == "resolved"}
     assert resolved == set(firing), resolved
+
+
+def test_a_cameras_own_alarm_carries_its_newest_frame_as_the_snapshot(tmp_path):
+    """Issue 41: an RTSP/ONVIF camera's alarm (ISAPI, Dahua, ONVIF events) opens its case with a picture: the
+    camera's newest frame (real footage, OpenCV's vtest.avi), as it was. A camera with no frame, or whose
+    newest frame is older than a minute, gives none (an old picture is not what it saw)."""
+    import base64
+    import json
+
+    import cv2
+    import numpy as np
+
+    from simulators import footage
+    from tests.rulekit import T0
+    from tests.videokit import firing, frame_line, iso, run_capture
+
+    frame = next(iter(footage.frames(footage.clip(), 1)))
+    ok, jpeg = cv2.imencode(".jpg", frame)
+    assert ok
+
+    def event_line(device: str, t: float) -> dict:
+        body = {"ts": int((T0 + t) * 1000), "seq": int(t), "event": "intrusion", "state": "start"}
+        return {"topic": f"gw/grid-01/camera/{device}/event", "received_at": iso(T0 + t),
+                "payload_b64": base64.b64encode(json.dumps(body).encode()).decode()}
+
+    rules = Path("configs/rules.yaml").read_text(encoding="utf-8")
+    lines = [frame_line("camera", "cam-fresh", 0.0, jpeg.tobytes()), event_line("cam-fresh", 5.0),
+             frame_line("camera", "cam-old", 0.0, jpeg.tobytes()), event_line("cam-old", 120.0),
+             event_line("cam-blind", 5.0)]
+    res = run_capture(tmp_path, rules, sorted(lines, key=lambda x: x["received_at"]))
+    got = {a.device_id: a for a in firing(res, "camera-intrusion")}
+    assert set(got) == {"cam-fresh", "cam-old", "cam-blind"}
+    assert got["cam-old"].evidence.snapshot_jpeg_b64 is None and got["cam-blind"].evidence.snapshot_jpeg_b64 is None
+    shot = cv2.imdecode(np.frombuffer(base64.b64decode(got["cam-fresh"].evidence.snapshot_jpeg_b64), np.uint8),
+                        cv2.IMREAD_COLOR)
+    assert shot is not None and shot.shape[:2] == frame.shape[:2]
+    top = slice(40, None)  # (the caption is written across the top)
+    assert float(np.abs(shot[top].astype(int) - frame[top].astype(int)).mean()) < 8  # the camera's own picture

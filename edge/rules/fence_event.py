@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, field_validator
 
 from edge.message import Event
-from edge.rules.base import ClearsWhenQuiet, State, Verdict, WhenBase
+from edge.rules.base import ClearsWhenQuiet, Overlay, State, Verdict, WhenBase
 from gridwatch.core.durations import Duration
 
 if TYPE_CHECKING:
@@ -35,6 +35,11 @@ class Config(WhenBase):
 
 class Evaluator(ClearsWhenQuiet):
     fixed_sub = False  # one episode per zone
+
+    def overlay(self, ev: Event) -> Overlay | None:
+        """A camera's own alarm (RTSP/ONVIF, ISAPI, Dahua, issue 41): the camera's newest frame as it was, the
+        camera having judged it (nothing of ours to draw); a fence has no picture."""
+        return ([], []) if ev.kind == "camera" else None
 
     def __init__(self, spec: RuleSpec, cfg: Config) -> None:
         self.cfg = cfg

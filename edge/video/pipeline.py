@@ -23,6 +23,8 @@ from gridwatch.core.alert import Alert, iso_ms
 from gridwatch.core.kinds import VIDEO_KINDS
 
 logger = logging.getLogger(__name__)
+FRESH_S = 60.0
+"""A frame older than this when the alert fires is not what the camera saw then: no snapshot."""
 
 
 class Video:
@@ -41,14 +43,15 @@ class Video:
         if ev.kind == "camera":
             if ev.gray is not None:
                 ev.scene = self.scenes.update(ev.device, ev.gray, ev.ts)
-        self.last[ev.device] = ev
+        if ev.jpeg is not None or ev.celsius is not None:  # a picture (a camera's alarm event is none)
+            self.last[ev.device] = ev
 
     def evidence(self, evaluator: Evaluator, alert: Alert) -> None:
         """The engine's evidence hook: a snapshot for a video rule's firing alert."""
         if alert.kind not in VIDEO_KINDS or alert.evidence.snapshot_jpeg_b64 is not None:
             return
         frame = self.last.get(alert.device_id)
-        if frame is None:
+        if frame is None or alert.observed_at.timestamp() - frame.ts > FRESH_S:  # no picture, or an old one
             return
         try:
             overlay = evaluator.overlay(frame)
