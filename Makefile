@@ -92,7 +92,8 @@ browser-test: deps venv
 # the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted
 # (about two minutes; with the browser suites they made make test 605 s on a loaded run)
 e2e-test: deps venv
-	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py \
+	  tests/test_audit_syslog.py tests/test_gb28181.py
 
 dist-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m dist tests/dist

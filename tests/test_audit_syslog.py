@@ -19,7 +19,8 @@ from simulators.services import free_port
 from tests.hubkit import api_client
 from tests.test_tls import pki  # noqa: F401 (the fixture: a CA and a server certificate for 127.0.0.1)
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]  # make e2e-test (a minute of the collector away): keeps make
+# test inside its ten minutes
 T = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 ADMIN = {"Authorization": "Bearer key-admin"}
 # RFC 5424 §6: HEADER SP STRUCTURED-DATA [SP MSG], the header's fields as its ABNF has them

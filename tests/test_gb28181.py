@@ -638,6 +638,7 @@ def test_an_invited_channels_ps_stream_of_real_footage_opens_a_zone_intrusion_ca
         hub.stop()
 
 
+@pytest.mark.e2e  # make e2e-test (a hub, an agent, the gateway and a platform streaming): keeps make test short
 def test_an_alarm_of_a_new_platform_opens_a_case_with_a_snapshot_by_the_shipped_rules_alone(broker, tmp_path):
     """Issue 41: a platform's intrusion alarm (method 5, type 6) with no rule written by hand (the agent runs
     configs/rules.yaml as shipped) opens a case, and within 10 s the case carries a picture of what the channel

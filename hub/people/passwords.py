@@ -54,6 +54,7 @@ CHINESE = (
 """Words zxcvbn is given beside its own (English) lists, so Chinese habits score as the guessable words they
 are; its own matchers already see dates (19900101, 1990-01-01), repeats (aaaa, 1111), sequences (abcd, 1234)
 and keyboard walks (qwerty, 1qaz)."""
+ZXCVBN_MAX = 72  # zxcvbn refuses longer input (ValueError): the first 72 characters are judged
 MIN_SCORE = 3  # zxcvbn: 3 = "safely unguessable: moderate protection from offline slow-hash scenario"
 MIN_CLASSES = 3
 
@@ -78,7 +79,7 @@ def weakness(policy: SignIn, password: str, username: str) -> str | None:
     from zxcvbn import zxcvbn
 
     inputs = [username, *username.replace("_", ".").split("."), *CHINESE]
-    if zxcvbn(password[:100], user_inputs=inputs)["score"] < MIN_SCORE or pinyin_and_number(password, inputs):
+    if zxcvbn(password[:ZXCVBN_MAX], user_inputs=inputs)["score"] < MIN_SCORE or pinyin_and_number(password, inputs):
         return "guessable"
     return None
 
