@@ -22,7 +22,6 @@ import logging
 import os
 import socket
 import ssl
-import threading
 from collections.abc import Callable
 from datetime import UTC
 
@@ -30,7 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from hub.config import Syslog
-from hub.ops.leader import Leadership
+from hub.ops.leader import Leadership, WokenThread
 from hub.store.cases import Store
 from hub.store.models import AuditRow, Cursor
 
@@ -123,8 +122,11 @@ class Connection:
                 self.sock = None
 
 
-class Forwarder:
-    """The thread that sends the trail to the collector from the cursor on."""
+class Forwarder(WokenThread):
+    """The thread that sends the trail to the collector from the cursor on (woken by the store's commits, as the
+    publisher and the notifier are)."""
+
+    thread_name = "gridwatch-audit-syslog"
 
     def __init__(self, store: Store, cfg: Syslog, *, batch: int = 500, idle: float = 1.0,
                  backoff: Callable[[int], float] = lambda n: min(30.0, 0.5 * 2 ** min(n, 6))) -> None:
@@ -135,22 +137,10 @@ class Forwarder:
         self.sent = 0
         self.failures = 0
         self.first_on_conn: int | None = None  # the first record sent on the open connection
-        self._stop = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        self.store.on_events.append(self._wake.set)
-        self._thread = threading.Thread(target=self._run, name="gridwatch-audit-syslog", daemon=True)
-        self._thread.start()
+        WokenThread.__init__(self)
 
     def stop(self) -> None:
-        self._stop.set()
-        self._wake.set()
-        if self._wake.set in self.store.on_events:
-            self.store.on_events.remove(self._wake.set)
-        if self._thread is not None:
-            self._thread.join(10)
+        super().stop()
         self.conn.close()
         self.leader.release()
 
