@@ -60,7 +60,9 @@ class Recurrence(BaseModel):
 class WindowIn(BaseModel):
     """A window as the API takes it."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"scope": "device", "target": "gas-03", "reason": "燃气探测器标定", "starts_at": "2026-11-25T09:00:00+08:00",
+         "ends_at": "2026-11-25T11:00:00+08:00"}]})
     scope: Scope
     target: str = Field(min_length=1, max_length=64)
     reason: str = Field(min_length=1, max_length=2000)
