@@ -173,7 +173,7 @@ const $ = (sel) => document.querySelector(sel);
 const params = new URLSearchParams(location.search);
 const state = {
   lang: localStorage.getItem("gw-lang") || "zh-CN", csrf: "", me: null, // the session itself is an HttpOnly cookie
-  labels: null, cases: new Map(), rows: new Map(), lastEventId: null, stream: null,
+  labels: null, cases: new Map(), rows: new Map(), lastEventId: null, stream: null, loading: 0, held: [],
   filters: { unit: "", category: "", light: "", status: "", q: "", since: "", until: "", mine: false },
   detail: null, shown: null, lastUpdate: null, journal: [], selected: new Set(),
   wall: params.has("wall") || localStorage.getItem("gw-wall") === "1", muted: localStorage.getItem("gw-muted") === "1",
@@ -300,8 +300,9 @@ async function login(quiet = false) {
   showNotices(state.me.notices || []);
   $("#tabs button[data-tab=notices-tab]").hidden = !["admin", "sysadmin"].includes(state.me.role);
   fillFilters();
-  await loadCases();
+  const loaded = loadCases(); // the stream opens beside the first read (its events wait for it: loadCases)
   connect();
+  await loaded;
   loadSummary();
   loadDuty();
   if (state.openCase) { // opened from a notice: straight to the case
@@ -363,19 +364,27 @@ function query(extra = {}) {
 }
 
 // The board holds what the filters ask for, read page by page with the hub's cursor.
+// The stream's events that arrive while the cases are read are held and applied, in order, on top of what was
+// read: an event newer than the read is not lost, one older than it sets what the read already holds.
 async function loadCases() {
   const now = performance.now(), got = [];
-  let cursor = null;
-  do {
-    const q = query({ limit: "1000" });
-    if (cursor) q.set("cursor", cursor);
-    const data = await api(`/api/v1/cases?${q}`);
-    got.push(...data.cases);
-    cursor = data.next_cursor;
-  } while (cursor && got.length < 20000);
-  state.cases.clear();
-  for (const c of got) { c._fetched = now; state.cases.set(c.id, c); }
-  fillFilters(); renderAll();
+  state.loading += 1;
+  try {
+    let cursor = null;
+    do {
+      const q = query({ limit: "1000" });
+      if (cursor) q.set("cursor", cursor);
+      const data = await api(`/api/v1/cases?${q}`);
+      got.push(...data.cases);
+      cursor = data.next_cursor;
+    } while (cursor && got.length < 20000);
+    state.cases.clear();
+    for (const c of got) { c._fetched = now; state.cases.set(c.id, c); }
+    fillFilters(); renderAll();
+  } finally {
+    state.loading -= 1;
+    if (!state.loading) for (const [ev, received] of state.held.splice(0)) applyEvent(ev, received);
+  }
 }
 
 // An event updates its row at once from what the event carries; the full case (clock, stamps) follows
@@ -735,7 +744,8 @@ function handleBlock(block) {
   const ev = JSON.parse(data);
   ev.event = event;
   ev.id = id;
-  applyEvent(ev, received);
+  if (state.loading) state.held.push([ev, received]);
+  else applyEvent(ev, received);
 }
 
 // on: green; reconnecting: amber (lost for under 10 s); lost: red
