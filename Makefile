@@ -91,7 +91,7 @@ browser-test: deps venv
 # (about two minutes; with the browser suites they made make test 605 s on a loaded run)
 e2e-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py \
-	  tests/test_audit_syslog.py tests/test_gb28181.py
+	  tests/test_audit_syslog.py tests/test_gb28181.py tests/test_gb28181_guard.py
 
 # installing and upgrading: the wheel built, installed into a clean venv outside the checkout, every command
 # group run from there; and a filled database from every earlier schema revision migrated to head (SQLite and

@@ -130,3 +130,35 @@ def test_rule_edited_in_the_board_is_deployed_staged_and_rolled_back(tmp_path, b
             from simulators.services import stop_pid
             stop_pid(p)
         hub.stop()
+
+
+def test_a_camera_is_disarmed_from_the_device_list_after_a_warning(tmp_path, browser):
+    """布防/撤防 from the board (issue 41): a camera's row says 布防 with a 撤防 button; the button asks first (its
+    alarms will open no case), then the hub has the camera disarmed and the row says 撤防, waiting for the
+    device to confirm through its gateway (tests/test_gb28181_guard.py takes it from there)."""
+    hub = start_hub(tmp_path)
+    try:
+        r = hub.call("PUT", "/api/v1/devices/cam-01", json={"id": "cam-01", "kind": "camera", "grid": "grid-01",
+                                                             "name": "幸福路口球机", "gateway": "plat-1"})
+        assert r.status_code == 200, r.text
+        page, _ = open_board(browser, hub.url, "devices")
+        cell = "#devices-table tr[data-device='cam-01'] td:last-child"
+        page.wait_for_selector(f"{cell} .guard.armed")
+        assert page.inner_text(f"{cell} .guard-toggle") == "撤防"
+        asked: list[str] = []
+
+        def answer(dialog) -> None:  # noqa: ANN001
+            asked.append(dialog.message)
+            dialog.accept()
+        page.on("dialog", answer)
+        page.click(f"{cell} .guard-toggle")
+        page.wait_for_selector(f"{cell} .guard.disarmed")
+        assert asked and "不再立案" in asked[0] and "幸福路口球机" in asked[0], asked
+        assert "撤防" in page.inner_text(f"{cell} .guard") and "待设备确认" in page.inner_text(f"{cell} .guard")
+        assert page.inner_text(f"{cell} .guard-toggle") == "布防"
+        assert [(g["id"], g["guard"]) for g in hub.get("/api/v1/devices/guards")["guards"]] == [("cam-01", "disarmed")]
+        OUT.mkdir(exist_ok=True)
+        page.screenshot(path=str(OUT / "board-devices-guard.png"))
+        page.close()
+    finally:
+        hub.stop()

@@ -30,6 +30,10 @@ class AlarmIntake(Catalogs):
                                                           f"catalog")
                 return
             grid = peer.dev.grid
+        if "disarmed" in (self.guard_wanted.get(channel), self.guard_wanted.get(peer.dev.id)):
+            self.alarms["disarmed"] += 1  # 撤防: answered, not published
+            logger.info("gb28181: alarm %s from %s while it is disarmed (撤防): not published", pair, channel)
+            return
         self.alarms[event] += 1
         self.seq += 1
         body = {"ts": int(now * 1000), "seq": self.seq, "event": event, "state": "start", "zone": "",

@@ -1,6 +1,6 @@
 """The GB/T 28181 gateway's state: the configured devices and platforms (`Peer`), the counters, the MQTT client,
 the registry writer and the streams; the constants the parts share. The parts build on it in one line:
-`publishing` → `transport` → `catalog` → `alarm_intake` → `streams` → `registrar` → `gateway`."""
+`publishing` → `transport` → `catalog` → `alarm_intake` → `guard` → `streams` → `registrar` → `gateway`."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from edge.gb28181.config import Device, GbGatewayConfig
 from edge.gb28181.evidence import EvidencePoster
+from edge.gb28181.guard_sync import GuardSync
 from edge.gb28181.media import StreamRun
 from edge.gb28181.presence import Presence, RateLimit
 from edge.gb28181.registry import RegistryWriter
@@ -109,6 +110,10 @@ class GatewayBase:
         if cfg.hub is not None and cfg.snapshots:
             self.evidence = EvidencePoster(cfg.hub.url, secret(cfg.hub.key_env, cfg.hub.key), timeout=cfg.hub.timeout,
                                            ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None)
+        self.guard_wanted: dict[str, str] = {}  # device/channel -> armed/disarmed, as the hub asks (guard)
+        self.guard_applied: dict[str, str] = {}  # what each device confirmed
+        self.guard_asked: dict[int, tuple[str, str, float]] = {}  # SN -> (device, state, when sent)
+        self.guard_sync: GuardSync | None = None  # made by the gateway (`gateway.GbGateway`)
         self.snapped: dict[str, float] = {}  # channel -> when its last alarm snapshot was asked for
         self.snapshot_runs: dict[str, StreamRun] = {}  # channel -> its snapshot's short stream
         self.metrics = CollectorRegistry()

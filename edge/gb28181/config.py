@@ -112,6 +112,8 @@ class GbGatewayConfig(Strict):
     limits: Limits = Field(default_factory=Limits)
     snapshots: bool = Field(True, description="on an alarm, INVITE the channel for a moment and add its first "
                             "frame to the case the alarm opened (needs `hub:`)")
+    guard_poll: float = Field(2.0, ge=0, le=3600, description="seconds between readings of the hub's 布防/撤防 "
+                              "(`GET /api/v1/devices/guards`, needs `hub:`); 0: not read")
     grid: str | None = Field(None, pattern=NAME.pattern, description="the grid the gateway's own status is "
                              "published in (its will `offline` speaks for every device it watches); default: "
                              "the first device's")

@@ -15,7 +15,8 @@ RFC 3261 §18). For each configured device or platform:
   notifications (ADD, UPDATE, DEL, ON, OFF, VLOST) keep it current, ON/OFF as the channel's status;
 - Alarm (§9.4): answered 200 and `<Result>OK</Result>`, and published as a camera event on
   `gw/{grid}/camera/{channel}/event` (`alarms.event_of`), so the `event:` rules that watch Hikvision and
-  Dahua alarms watch these.
+  Dahua alarms watch these; not while the hub has the channel or its platform disarmed (`guard`);
+- 布防/撤防 (§9.3): the hub's wishes sent as DeviceControl guard commands, confirmations told back.
 
 Anything malformed, oversized, hostile (XML entities, deep nesting), from an unknown or unregistered id, or
 beyond the REGISTER rate of its address is refused with a counted reason
@@ -39,10 +40,11 @@ from prometheus_client.registry import Collector
 
 from edge.gb28181.base import UDP_BUFFER, Addr, tag
 from edge.gb28181.config import GbGatewayConfig
+from edge.gb28181.guard_sync import GuardSync
 from edge.gb28181.registrar import Registrar
 from edge.metrics import serve
 from gridwatch.core.gb28181.sip import Framer, SipError, parse, response
-from gridwatch.core.mqttlink import connect
+from gridwatch.core.mqttlink import connect, secret
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +55,10 @@ class GbGateway(Registrar):
 
     def __init__(self, cfg: GbGatewayConfig, clock: Callable[[], float] = time.time) -> None:
         super().__init__(cfg, clock)
+        if cfg.hub is not None and cfg.guard_poll > 0:
+            self.guard_sync = GuardSync(cfg.hub.url, secret(cfg.hub.key_env, cfg.hub.key), self.guards_read,
+                                        poll=cfg.guard_poll, timeout=cfg.hub.timeout,
+                                        ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None)
         self.metrics.register(_Collector(self))
 
     def start(self) -> None:
@@ -69,6 +75,8 @@ class GbGateway(Registrar):
         self.thread.start()
         if not self.ready.wait(15):
             raise RuntimeError("the SIP listeners did not start")
+        if self.guard_sync is not None:
+            self.guard_sync.start()
         if self.cfg.metrics_port is not None:
             self._server = serve(self.metrics, "127.0.0.1", self.cfg.metrics_port, self.health)
             self.metrics_port = int(self._server.server_port)
@@ -90,6 +98,8 @@ class GbGateway(Registrar):
             self.writer.stop()
         if self.evidence is not None:
             self.evidence.stop()
+        if self.guard_sync is not None:
+            self.guard_sync.stop()
         info = self.client.publish(self._own_status()[0], b"offline", qos=1, retain=True)  # stopped: unwatched
         with contextlib.suppress(Exception):
             info.wait_for_publish(5)
@@ -228,7 +238,7 @@ class _Collector(Collector):
             handled.add_metric([method], n)
         yield handled
         alarms = CounterMetricFamily("gridwatch_gb28181_alarms", "alarms received, by camera event (or 'unmapped "
-                                     "method/type')", labels=["event"])
+                                     "method/type', or 'disarmed': not published under 撤防)", labels=["event"])
         for ev, n in sorted(gw.alarms.items()):
             alarms.add_metric([ev], n)
         yield alarms

@@ -101,6 +101,8 @@ class Registrar(Streams):
                 self.catalog_page(peer, manscdp.catalog(body))
             elif what == "Notify/Catalog":
                 self.catalog_change(peer, manscdp.catalog(body))
+            elif what == "Response/DeviceControl":
+                self.guard_answered(peer, body)
             elif what == "Notify/Alarm":
                 self.alarm(peer, manscdp.alarm(body), now)
                 self.request(peer, "MESSAGE", manscdp.reply_ok("Alarm", body.sn, body.device_id))

@@ -17,10 +17,10 @@ import cv2
 from edge.frames.liveness import Liveness
 from edge.frames.publish import publish_frame
 from edge.frames.stream import Sample
-from edge.gb28181.alarm_intake import AlarmIntake
 from edge.gb28181.base import STREAM_RETRY, UDP_BUFFER, Peer
 from edge.gb28181.config import Stream
 from edge.gb28181.evidence import SNAPSHOT_EVERY, SNAPSHOT_TIMEOUT, Snapshot
+from edge.gb28181.guard import Guards
 from edge.gb28181.media import StreamRun
 from gridwatch.core.gb28181 import rtp
 from gridwatch.core.gb28181.sip import SipMessage
@@ -28,7 +28,7 @@ from gridwatch.core.gb28181.sip import SipMessage
 logger = logging.getLogger(__name__)
 
 
-class Streams(AlarmIntake):
+class Streams(Guards):
     def pull_streams(self, now: float) -> None:
         """Ask for each listed channel's stream whose device is online and that is not playing; a stream whose
         frames stopped is `offline`, hung up and asked for again."""

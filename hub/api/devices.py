@@ -4,7 +4,7 @@ sheet). Readers see the devices of their subtree's grids; operators change them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
@@ -25,6 +25,9 @@ router = APIRouter(prefix="/api/v1", tags=["devices"], responses=responses(*GUAR
 class DeviceOut(registry.DeviceIn):
     updated_at: datetime
     state: registry.DeviceState = "ok"
+    guard: Literal["armed", "disarmed"] | None = None
+    """布防/撤防 asked from the hub (`hub.api.device_guard`); guard_reported: what the device confirmed."""
+    guard_reported: Literal["armed", "disarmed"] | None = None
 
 
 class DeviceList(BaseModel):
@@ -43,7 +46,9 @@ def list_devices(hub: HubDep, who: Reader, q: Text | None = None, grid: Text | N
                                       limit=limit, offset=offset)
         states = device_states(s, store, rows, store.now())
     return DeviceList(total=total, devices=[DeviceOut(**registry.device_in(d).model_dump(), updated_at=d.updated_at,
-                                                      state=states[d.id]) for d in rows])  # type: ignore[arg-type]
+                                                      state=states[d.id], guard=d.guard,  # type: ignore[arg-type]
+                                                      guard_reported=d.guard_reported)  # type: ignore[arg-type]
+                                            for d in rows])
 
 
 @router.put("/devices/{device_id}", responses=responses(*BODY, 422), openapi_extra=audited("device_changed"))

@@ -18,6 +18,8 @@ Object.assign(I18N["zh-CN"], {
   m_scope: "范围", m_target: "对象", m_reason: "原因", m_start: "开始", m_end: "结束", m_repeat: "每周重复",
   m_days: "星期", m_from: "每日自", m_to: "至", m_add: "新增检修窗口", m_cancel: "结束", m_active: "生效中",
   m_held: "暂存告警", device: "设备", rule: "规则", m_waiting: "未生效",
+  d_guard: "布防", g_armed: "布防", g_disarmed: "撤防", g_pending: "待设备确认", g_arm: "布防", g_disarm: "撤防",
+  g_none: "—", g_confirm_disarm: "撤防后该设备的报警将不再立案，确定撤防 {id}？",
   map_legend: "设备：正常 / 告警 / 离线 / 未知 / 检修；案件：按亮灯",
   tab_notices: "通知记录", n_all: "全部", n_pending: "待发送", n_stopped: "已取消", n_case: "案件", n_kind: "事件",
   n_channel: "渠道", n_to: "接收人", n_attempts: "尝试", n_error: "原因",
@@ -26,6 +28,8 @@ Object.assign(I18N.en, {
   tab_map: "Map", tab_devices: "Devices", tab_rules: "Rules", tab_agents: "Agents", tab_maint: "Maintenance",
   ok: "ok", alarm: "alarm", unknown: "unknown", maintenance: "maintenance", online: "online", late: "late",
   d_search: "search (id, name, address)", d_id: "Id", d_name: "Name", d_kind: "Kind", d_grid: "Grid", d_place: "Address",
+  d_guard: "Guard", g_armed: "armed", g_disarmed: "disarmed", g_pending: "waiting for the device", g_arm: "Arm",
+  g_disarm: "Disarm", g_none: "—", g_confirm_disarm: "Once disarmed, this device's alarms open no case. Disarm {id}?",
   d_coords: "Coordinates", d_vendor: "Vendor/model", d_state: "State", d_save: "Save device", d_import: "Import CSV/XLSX",
   d_export: "Export", d_imported: "imported", d_new: "new device", sensor: "sensor", fence: "fence", camera: "camera",
   thermal: "thermal", r_editor: "Rule set (YAML)", r_check_ok: "checks pass", r_rules: "rules", r_save: "Save as new version",
@@ -130,13 +134,33 @@ LOADERS.devices = async function loadDevices() {
   fleet.devices = data.devices;
   $("#d-total").textContent = `${t("shown")} ${data.devices.length} ${t("of")} ${data.total}`;
   $("#devices-table tbody").replaceChildren(...data.devices.map((d) => {
-    const tr = row(d.id, d.name, t(d.kind), d.grid, d.address, d.lat != null ? `${d.lat}, ${d.lon}` : "—", [d.vendor, d.model].filter(Boolean).join(" "), badge(d.state));
+    const tr = row(d.id, d.name, t(d.kind), d.grid, d.address, d.lat != null ? `${d.lat}, ${d.lon}` : "—", [d.vendor, d.model].filter(Boolean).join(" "), badge(d.state), guardCell(d));
     tr.dataset.device = d.id;
     tr.addEventListener("click", () => fillDeviceForm(d));
     return tr;
   }));
   if (!$("#d-grid").children.length) $("#d-grid").replaceChildren(...grids().map((g) => option(g.id, `${g.name} (${g.id})`, false)));
 };
+// 布防/撤防 (cameras and video platforms): what the hub asked, "waiting" until the device confirmed it through
+// its gateway, and the button that asks the other state (operators; 撤防 asks first: its alarms open no case).
+function guardCell(d) {
+  if (d.kind !== "camera" && !d.guard) return t("g_none");
+  const now = d.guard || "armed";
+  const span = el("span", { class: `guard ${now}`, text: t(`g_${now}`) });
+  if (d.guard && d.guard_reported !== d.guard) span.append(el("small", { class: "pending", text: ` (${t("g_pending")})` }));
+  if (!state.me?.can_act) return span;
+  const next = now === "armed" ? "disarmed" : "armed";
+  const button = el("button", { type: "button", class: "guard-toggle", "data-guard": next, text: t(next === "armed" ? "g_arm" : "g_disarm"),
+    onclick: async (e) => {
+      e.stopPropagation();
+      if (next === "disarmed" && !confirm(fill(t("g_confirm_disarm"), { id: d.name || d.id }))) return;
+      try {
+        await api(`/api/v1/devices/${encodeURIComponent(d.id)}/guard`, { method: "POST", body: JSON.stringify({ state: next }) });
+        LOADERS.devices();
+      } catch (err) { say("#d-msg", err.message, true); }
+    } });
+  return el("span", {}, span, " ", button);
+}
 function fillDeviceForm(d) { for (const f of DEVICE_FIELDS) { const i = $(`#d-${f}`); if (i) i.value = d[f] ?? ""; } }
 async function saveDevice(e) {
   e.preventDefault();

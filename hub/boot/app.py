@@ -22,6 +22,7 @@ from hub.api import (
     board,
     cases,
     controls,
+    device_guard,
     devices,
     maintenance,
     opsdoors,
@@ -160,7 +161,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(assessment.router)
-    for r in (devices, rules, agents, maintenance, map_, notices_api, contacts_api, duty_api):
+    for r in (device_guard, devices, rules, agents, maintenance, map_, notices_api, contacts_api, duty_api):
         app.include_router(r.router)
     app.include_router(board.router)
     app.include_router(audit_api.router)

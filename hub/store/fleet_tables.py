@@ -40,6 +40,12 @@ class Device(Base):
     gateway: Mapped[str | None] = mapped_column(String(64))
     notes: Mapped[str] = mapped_column(Text, default="")
     updated_at: Mapped[datetime]
+    guard: Mapped[str | None] = mapped_column(String(16))
+    """布防/撤防 asked for it from the hub (armed, disarmed; None: never asked, as the device is set)."""
+    guard_reported: Mapped[str | None] = mapped_column(String(16))
+    """What its gateway last heard the device confirm (armed, disarmed)."""
+    guard_at: Mapped[datetime | None]
+    """When that confirmation came."""
 
 
 class RuleVersion(Base):

@@ -36,6 +36,9 @@ class GbDevice:
         self.calls: dict[str, Call] = {}
         self.subscriptions: dict[str, str] = {}  # Alarm / Catalog -> the Event header the upper platform sent
         self.alarms_by_subscription = alarms_by_subscription
+        self.guard: dict[str, bool] = {}  # device/channel -> armed (布防) or not (撤防); unset: armed, as shipped
+        self.guard_commands: list[tuple[str, str]] = []  # (device id, SetGuard/ResetGuard) as they came
+        self.alarms_held = 0  # alarms not sent because the channel or the device was disarmed
         self.challenge: dict[str, str] | None = None  # the last digest challenge: its nonce is reused (RFC 2617)
         self.nc = 0  # requests made with that nonce (qop=auth's nonce count)
         self.stale_challenges = 0  # challenges that said stale=TRUE
@@ -176,6 +179,9 @@ class GbDevice:
         c = next((c for c in self.channels if c.id == channel), None)
         where = (f"<Longitude>{c.longitude:.6f}</Longitude>\r\n<Latitude>{c.latitude:.6f}</Latitude>\r\n"
                  if c is not None else "")
+        if not (self.guard.get(channel, True) and self.guard.get(self.id, True)):
+            self.alarms_held += 1  # 撤防: a disarmed device reports no alarm (GB/T 28181-2016 §9.3.2)
+            return None
         if self.alarms_by_subscription and "Alarm" not in self.subscriptions:
             return None  # a platform that tells subscribers only: nobody subscribed, nobody is told
         how = "NOTIFY" if self.alarms_by_subscription else "MESSAGE"
@@ -261,6 +267,9 @@ class GbDevice:
                 call.stop.set()
         self.send_raw((f"SIP/2.0 200 OK\r\n{vias}From: {req.get('From')}\r\nTo: {to}\r\nCall-ID: {req.call_id}\r\n"
                        f"CSeq: {req.get('CSeq')}\r\n{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body)
+        if req.method == "MESSAGE" and b"<CmdType>DeviceControl</CmdType>" in req.body and b"<GuardCmd>" in req.body:
+            self._guard(req.body)
+            return
         if req.method == "MESSAGE" and b"<CmdType>Catalog</CmdType>" in req.body and b"<Query>" in req.body:
             sn = int(req.body.split(b"<SN>")[1].split(b"</SN>")[0])
             for i in range(0, max(len(self.channels), 1), self.page):
@@ -275,6 +284,19 @@ class GbDevice:
                 self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body, wait=2.0)
                 if self.page_gap:
                     time.sleep(self.page_gap)
+
+    def _guard(self, body: bytes) -> None:
+        """报警布防/撤防 (A.2.3.1.3), answered with a DeviceControl Response, Result OK (A.2.6.2)."""
+        sn = int(body.split(b"<SN>")[1].split(b"</SN>")[0])
+        target = body.split(b"<DeviceID>")[1].split(b"</DeviceID>")[0].decode().strip()
+        cmd = body.split(b"<GuardCmd>")[1].split(b"</GuardCmd>")[0].decode().strip()
+        ok = cmd in ("SetGuard", "ResetGuard") and (target == self.id or any(c.id == target for c in self.channels))
+        if ok:
+            self.guard[target] = cmd == "SetGuard"
+        self.guard_commands.append((target, cmd))
+        result = f"<Result>{'OK' if ok else 'ERROR'}</Result>\r\n"
+        self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")],
+                      manscdp("Response", "DeviceControl", sn, target, result, self.charset), wait=2.0)
 
     def _stream(self, call: Call) -> None:
         """The footage as PS over RTP to the address the INVITE gave, paced at its own frame times (§C.2)."""

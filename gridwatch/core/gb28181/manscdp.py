@@ -211,6 +211,12 @@ def query_catalog(sn: int, device_id: str) -> bytes:
     return write("Query", "Catalog", sn, device_id)
 
 
+def guard_control(sn: int, device_id: str, armed: bool) -> bytes:
+    """报警布防/撤防 (GB/T 28181-2016 A.2.3.1.3): `<Control>` DeviceControl with `<GuardCmd>SetGuard</GuardCmd>`
+    or `ResetGuard`; the device answers a `<Response>` DeviceControl with `<Result>OK</Result>` (A.2.6.2)."""
+    return write("Control", "DeviceControl", sn, device_id, [("GuardCmd", "SetGuard" if armed else "ResetGuard")])
+
+
 def reply_ok(cmd: str, sn: int, device_id: str) -> bytes:
     """The answer an alarm notification asks for (§9.4.2: `<Result>OK</Result>`)."""
     return write("Response", cmd, sn, device_id, [("Result", "OK")])
