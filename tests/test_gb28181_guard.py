@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 
 from edge.agent import Agent
+from edge.gb28181.config import GbGatewayConfig
+from edge.gb28181.gateway import GbGateway
+from gridwatch.core.gb28181 import manscdp
 from simulators.gb28181 import GbDevice, make_channels
 from tests.agentkit import agent_config, wait_until
 from tests.hubkit import EDGE, VIEW01, Hub
@@ -80,3 +83,48 @@ def test_disarm_then_arm_from_the_hub_reaches_the_platform_and_only_armed_alarms
         plat.close()
         gw.stop()
         hub.stop()
+
+
+def test_a_channel_disarmed_for_a_window_is_armed_again_once_the_hub_asks_nothing():
+    """The schedule (a maintenance window disarms a camera for its hours, `hub.fleet.guards`): when the window
+    ends the hub lists nothing for the channel, and the gateway, which disarmed it, sends SetGuard; a command
+    with no answer goes again after 10 s, not before; an answer to an SN never sent is refused."""
+    now = [1000.0]
+    cfg = GbGatewayConfig.model_validate({
+        "sip": {"id": SERVER, "domain": DOMAIN, "host": "127.0.0.1", "port": 0},
+        "devices": [{"id": PLATFORM, "grid": "grid-01", "password": "test-only-pw-1"}],
+        "mqtt": {"host": "127.0.0.1", "port": 1, "protocol": "v311"}})
+    gw = GbGateway(cfg, clock=lambda: now[0])
+    sent: list[bytes] = []
+    gw.request = lambda peer, method, body, **kw: sent.append(body)  # type: ignore[method-assign]
+    channel = "44030500001320000001"
+    gw.channel_owner[channel] = PLATFORM
+    peer = gw.peers[PLATFORM]
+    peer.presence.registered(now[0], 3600)
+
+    def answer(sn: int, result: str = "OK") -> None:
+        gw.guard_answered(peer, manscdp.parse(manscdp.write("Response", "DeviceControl", sn, channel,
+                                                             [("Result", result)])))
+
+    gw.apply_guards({channel: "disarmed", "not-mine": "disarmed"})
+    assert len(sent) == 1 and b"<GuardCmd>ResetGuard</GuardCmd>" in sent[0] and channel.encode() in sent[0]
+    assert gw.guard_wanted == {channel: "disarmed"}
+    gw.apply_guards({channel: "disarmed"})  # read again before the answer: not sent twice
+    assert len(sent) == 1
+    now[0] += 11
+    gw.apply_guards({channel: "disarmed"})  # no answer in 10 s: sent again
+    assert len(sent) == 2
+    answer(gw.seq - 1)  # the first SN was replaced by the second
+    assert gw.refused["stale_control"] == 1
+    answer(gw.seq)
+    assert gw.guard_applied == {channel: "disarmed"}
+    gw.apply_guards({channel: "disarmed"})
+    assert len(sent) == 2  # confirmed: nothing more to send
+
+    gw.apply_guards({})  # the window ended: the hub asks nothing of it
+    assert len(sent) == 3 and b"<GuardCmd>SetGuard</GuardCmd>" in sent[2]
+    assert gw.guard_wanted == {channel: "armed"}
+    answer(gw.seq)
+    assert gw.guard_applied == {channel: "armed"}
+    gw.apply_guards({})
+    assert len(sent) == 3 and gw.guard_wanted == {}

@@ -25,8 +25,14 @@ class Guards(AlarmIntake):
 
     def apply_guards(self, wanted: dict[str, str]) -> None:
         """The hub's wishes (device or channel id -> armed/disarmed): the ones this gateway serves are kept (the
-        alarm intake reads them) and sent to the devices that have not confirmed them."""
-        self.guard_wanted = {d: s for d, s in wanted.items() if d in self.peers or d in self.channel_owner}
+        alarm intake reads them) and sent to the devices that have not confirmed them; a device this gateway
+        disarmed that the hub no longer asks anything of is armed again."""
+        served = {d: s for d, s in wanted.items() if d in self.peers or d in self.channel_owner}
+        disarmed_here = {d for d, s in self.guard_applied.items() if s == "disarmed"} | {
+            d for d, s, _ in self.guard_asked.values() if s == "disarmed"}
+        for did in disarmed_here - set(served):  # the hub asks nothing of it now (a window ended): armed again
+            served[did] = "armed"
+        self.guard_wanted = served
         now = self.clock()
         for did, state in self.guard_wanted.items():
             if self.guard_applied.get(did) == state:

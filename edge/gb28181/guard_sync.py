@@ -55,7 +55,7 @@ class GuardSync:
                 r = self.client.get(self.base + "/guards", headers=self.headers)
                 if r.status_code != 200:
                     raise RuntimeError(f"hub answered {r.status_code}: {r.text[:200]}")
-                self.apply({g["id"]: g["guard"] for g in r.json()["guards"]})
+                self.apply({g["id"]: g["wanted"] for g in r.json()["guards"] if g["wanted"]})
                 self.readings += 1
             except (httpx.HTTPError, RuntimeError, ValueError, KeyError, TypeError) as exc:
                 self.failures += 1

@@ -26,7 +26,8 @@ class DeviceOut(registry.DeviceIn):
     updated_at: datetime
     state: registry.DeviceState = "ok"
     guard: Literal["armed", "disarmed"] | None = None
-    """布防/撤防 asked from the hub (`hub.api.device_guard`); guard_reported: what the device confirmed."""
+    """布防/撤防 the hub asks now (`hub.api.device_guard`; a camera under maintenance: disarmed);
+    guard_reported: what the device confirmed."""
     guard_reported: Literal["armed", "disarmed"] | None = None
 
 
@@ -45,10 +46,10 @@ def list_devices(hub: HubDep, who: Reader, q: Text | None = None, grid: Text | N
         total, rows = registry.search(s, grids=access.grids_seen(store.org, who), q=q, kind=kind, grid=grid,
                                       limit=limit, offset=offset)
         states = device_states(s, store, rows, store.now())
-    return DeviceList(total=total, devices=[DeviceOut(**registry.device_in(d).model_dump(), updated_at=d.updated_at,
-                                                      state=states[d.id], guard=d.guard,  # type: ignore[arg-type]
-                                                      guard_reported=d.guard_reported)  # type: ignore[arg-type]
-                                            for d in rows])
+    return DeviceList(total=total, devices=[DeviceOut(
+        **registry.device_in(d).model_dump(), updated_at=d.updated_at, state=states[d.id],  # type: ignore[arg-type]
+        guard="disarmed" if d.kind == "camera" and states[d.id] == "maintenance" else d.guard,  # type: ignore[arg-type]
+        guard_reported=d.guard_reported) for d in rows])  # type: ignore[arg-type]
 
 
 @router.put("/devices/{device_id}", responses=responses(*BODY, 422), openapi_extra=audited("device_changed"))

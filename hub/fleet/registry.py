@@ -78,14 +78,6 @@ def get(s: Session, device_id: str) -> Device | None:
     return s.get(Device, device_id)
 
 
-def guarded(s: Session, grids: set[str] | None) -> list[Device]:
-    """The devices of these grids (None: all) armed or disarmed from the hub (布防/撤防), by id."""
-    q = select(Device).where(Device.guard.is_not(None)).order_by(Device.id)
-    if grids is not None:
-        q = q.where(Device.grid.in_(grids))
-    return list(s.scalars(q))
-
-
 def remove(s: Session, device_id: str) -> bool:
     return (s.execute(delete(Device).where(Device.id == device_id)).rowcount or 0) > 0  # type: ignore[attr-defined]
 
