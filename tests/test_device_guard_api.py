@@ -64,7 +64,8 @@ def test_a_maintenance_window_disarms_a_camera_for_its_hours_and_nothing_is_aske
         for scope, target in (("grid", "grid-07"), ("device", "cam-1")):
             r = c.post("/api/v1/maintenance", headers=H("ops"), json={
                 "scope": scope, "target": target, "reason": "管线施工",
-                "starts_at": (T + timedelta(minutes=10)).isoformat(), "ends_at": (T + timedelta(minutes=70)).isoformat()})
+                "starts_at": (T + timedelta(minutes=10)).isoformat(),
+                "ends_at": (T + timedelta(minutes=70)).isoformat()})
             assert r.status_code == 201, r.text
 
         def wishes() -> dict:
