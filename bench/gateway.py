@@ -18,6 +18,9 @@ cameras per core = seconds of stream served / CPU seconds. Target: >= 50 cameras
   MPEG-PS over RTP (UDP) in real time; the gateway reorders, demuxes (FFmpeg's MPEG-PS), decodes keyframes at
   1 frame per 2 s and publishes. Its CPU over `--gb-window` s once every channel plays: channels per core, and the
   ratio to the RTSP/file path above. Target >= 50 channels per core.
+- **GB/T 28181 alarm snapshots, same run:** one alarm, then a burst of `--gb-snapshots` alarms on as many
+  channels: the gateway INVITEs each for its first frame (issue 41's evidence); the time from the burst to each
+  snapshot and snapshots per second, against one alarm's snapshot time.
 - **GB/T 28181 registration:** `--gb-devices` emulated devices (one process, one UDP socket) register with digest
   auth, then each sends a keepalive a minute, for 60 s; the gateway's share of a core. Target < 10%.
 Last line: one JSON object.
@@ -33,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +48,7 @@ import numpy as np  # noqa: E402
 from edge.camera_gateway.config import CameraGatewayConfig  # noqa: E402
 from edge.camera_gateway.gateway import CameraGateway  # noqa: E402
 from edge.gb28181.config import GbGatewayConfig  # noqa: E402
+from edge.gb28181.evidence import Snapshot  # noqa: E402
 from edge.gb28181.gateway import GbGateway  # noqa: E402
 from simulators import footage  # noqa: E402
 from simulators.gb28181 import make_channels  # noqa: E402
@@ -146,6 +151,49 @@ def gb_streams(path: Path, channels: int, broker_port: int, window: float) -> tu
     return cpu, wall, published, decoded, lost
 
 
+class SnapshotSink:
+    """Stands in for the hub's evidence poster: when each snapshot was taken (the gateway's side of a burst)."""
+
+    def __init__(self) -> None:
+        self.results: Counter[str] = Counter()
+        self.taken: list[tuple[float, str]] = []
+
+    def put(self, snap: Snapshot) -> None:
+        self.taken.append((time.time(), snap.channel))
+        self.results["taken"] += 1
+
+    def start(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+def gb_snapshots(path: Path, alarms: int, broker_port: int) -> dict[str, float]:
+    """A burst of `alarms` intrusion alarms on as many channels of an emulated platform (another process): the
+    gateway INVITEs each channel, takes its first frame as a JPEG and hangs up. Returns the time from the burst
+    to each snapshot: the first, the last, and snapshots per second."""
+    cfg = gb_config(broker_port, [{"id": GB_PLATFORM, "grid": "grid-01", "password": GB_PASSWORD}], [])
+    gw = GbGateway(cfg)
+    sink = SnapshotSink()
+    gw.evidence = sink  # type: ignore[assignment]
+    gw.start()
+    emu = emulator("platform", gw.port, "--channels", str(alarms), "--footage", str(path), "--seconds", "40",
+                   "--alarms", str(alarms))
+    try:
+        assert emu.stdout is not None
+        said = json.loads(emu.stdout.readline())["at"]
+        deadline = time.monotonic() + 30
+        while len(sink.taken) < alarms and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        emu.kill()
+        emu.wait()
+        gw.stop()
+    after = sorted(t - said for t, _ in sink.taken)
+    return {"alarms": alarms, "taken": len(after), "first_s": after[0] if after else float("nan"),
+            "last_s": after[-1] if after else float("nan"),
+            "per_s": len(after) / after[-1] if after else 0.0, "no_frame": sink.results["no_frame"]}
+
+
 def gb_swarm(devices: int, broker_port: int, window: float) -> dict[str, float]:
     """`devices` devices registering with one gateway process, then sending a keepalive each per minute: the
     gateway's share of a core while they register and while they keep alive."""
@@ -179,6 +227,7 @@ def main() -> None:
     ap.add_argument("--cameras", type=int, default=40, help="cameras the gateway serves at once")
     ap.add_argument("--gb-channels", type=int, default=40, help="GB/T 28181 channels streamed as PS over RTP")
     ap.add_argument("--gb-devices", type=int, default=10_000, help="GB/T 28181 devices registering (0: skip)")
+    ap.add_argument("--gb-snapshots", type=int, default=40, help="alarms in the snapshot burst (0: skip)")
     ap.add_argument("--gb-window", type=float, default=15.0, help="seconds the GB/T 28181 streams are measured "
                                                                    "(the stream must last 15 s longer)")
     args = ap.parse_args()
@@ -192,6 +241,9 @@ def main() -> None:
                 stream_file(max(args.seconds, int(args.gb_window) + 15)), args.gb_channels, broker.port,
                 args.gb_window)
             swarm = gb_swarm(args.gb_devices, broker.port, 60.0) if args.gb_devices else None
+            snap_file = stream_file(max(args.seconds, 40))
+            one = gb_snapshots(snap_file, 1, broker.port) if args.gb_snapshots else None
+            burst = gb_snapshots(snap_file, args.gb_snapshots, broker.port) if args.gb_snapshots else None
         finally:
             stop_pid(broker.proc)
     served = args.cameras * args.seconds
@@ -218,12 +270,22 @@ def main() -> None:
               f"keepalives {swarm['keepalives_per_s']:.0f}/s for 60 s: {swarm['keepalive_core_share'] * 100:.1f}% of "
               f"a core, {swarm['online']:.0f} online; target < 10%: "
               f"{'met' if swarm['keepalive_core_share'] < 0.10 else 'NOT met'}")
+    if one is not None and burst is not None:
+        print(f"GB/T 28181 alarm snapshots: one alarm's snapshot {one['first_s']:.2f} s after it; a burst of "
+              f"{burst['alarms']:.0f} alarms: {burst['taken']:.0f} snapshots, the first after "
+              f"{burst['first_s']:.2f} s, "
+              f"the last after {burst['last_s']:.2f} s: {burst['per_s']:.1f} snapshots/s (one at a time would be "
+              f"{1 / one['first_s']:.1f}/s: ratio {burst['per_s'] * one['first_s']:.1f}); no frame: "
+              f"{burst['no_frame']:.0f}")
     print(json.dumps({"bench": "gateway", "cameras_per_core": round(per_core, 1),
                       "gb28181_channels_per_core": round(gb_per_core, 1),
                       "gb28181_ratio_to_rtsp": round(gb_per_core / per_core, 2),
                       "gb28181_keepalive_core_share": round(swarm["keepalive_core_share"], 4) if swarm else None,
                       "gb28181_register_core_share": round(swarm["register_core_share"], 4) if swarm else None,
                       "gb28181_registered": swarm["registered"] if swarm else None,
+                      "gb28181_snapshots_per_s": round(burst["per_s"], 2) if burst else None,
+                      "gb28181_snapshot_s": round(one["first_s"], 2) if one else None,
+                      "gb28181_snapshot_burst_last_s": round(burst["last_s"], 2) if burst else None,
                       "plain_decode_cameras_per_core": round(base_per_core, 1),
                       "ratio": round(per_core / base_per_core, 2), "cameras": args.cameras,
                       "stream_seconds": args.seconds, "published": published, "decoded": decoded,

@@ -28,6 +28,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--footage", type=Path)
     ap.add_argument("--seconds", type=float, default=60.0)
     ap.add_argument("--keepalive", type=float, default=60.0)
+    ap.add_argument("--alarms", type=int, default=0, help="platform: once registered and its catalog asked for, "
+                    "an intrusion alarm (5/6) on each of the first ALARMS channels at once (a burst)")
     a = ap.parse_args(argv)
     import os
 
@@ -37,6 +39,19 @@ def main(argv: list[str] | None = None) -> None:
         dev = GbDevice((host, int(port)), a.server_id, a.domain, a.id, password, channels=make_channels(a.channels),
                        footage=a.footage, keepalive=a.keepalive, loop_footage=False).start()
         status = dev.register()
+        if a.alarms:
+            import threading
+
+            while not any(b"<Query>" in m.body for m in dev.got):
+                time.sleep(0.05)
+            time.sleep(1.0)  # the catalog's pages answered
+            said = time.time()
+            burst = [threading.Thread(target=dev.alarm, args=(c.id, 5, 6, "区域入侵")) for c in dev.channels[:a.alarms]]
+            for t in burst:
+                t.start()
+            for t in burst:
+                t.join()
+            print(json.dumps({"phase": "alarms", "sent": len(burst), "at": said}), flush=True)
         deadline = time.monotonic() + a.seconds
         while time.monotonic() < deadline:
             time.sleep(0.5)
