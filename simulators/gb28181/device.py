@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 from gridwatch.core.gb28181 import digest, rtp
+from gridwatch.core.gb28181.manscdp import PRESET_CALL
+from gridwatch.core.gb28181.manscdp import read_ptz as manscdp_read_ptz
 from gridwatch.core.gb28181.sip import Framer, SipError, SipMessage, header_param, parse, uri_user
 from simulators.gb28181.catalog import ChannelInfo, Transport, catalog_items, esc, manscdp
 from simulators.gb28181.media import Call, ps_stream
@@ -22,10 +24,12 @@ class GbDevice:
                  channels: list[ChannelInfo] | None = None, transport: Transport = "udp", keepalive: float = 60.0,
                  page: int = 20, charset: str = "GB2312", expires: int = 3600, page_gap: float = 0.0,
                  footage: Path | None = None, loop_footage: bool = True, wrong_ssrc: bool = False,
-                 rtp_from: str = "127.0.0.1", alarms_by_subscription: bool = False) -> None:
+                 rtp_from: str = "127.0.0.1", alarms_by_subscription: bool = False,
+                 presets: dict[int, Path] | None = None) -> None:
         """`footage`: an H.264 file its channels stream when INVITEd (as PS over RTP); `wrong_ssrc` and
         `rtp_from` (another loopback address) make its RTP what the gateway must refuse;
-        `alarms_by_subscription`: alarms go only to a subscriber, as NOTIFY (platforms such as 海康 iSecure)."""
+        `alarms_by_subscription`: alarms go only to a subscriber, as NOTIFY (platforms such as 海康 iSecure);
+        `presets`: preset -> the H.264 file a channel streams once turned to that preset (a PTZ preset call)."""
         self.server, self.server_id, self.domain = server, server_id, domain
         self.id, self.password = device_id, password
         self.channels = channels or []
@@ -38,6 +42,9 @@ class GbDevice:
         self.alarms_by_subscription = alarms_by_subscription
         self.guard: dict[str, bool] = {}  # device/channel -> armed (布防) or not (撤防); unset: armed, as shipped
         self.guard_commands: list[tuple[str, str]] = []  # (device id, SetGuard/ResetGuard) as they came
+        self.presets = presets or {}
+        self.preset: dict[str, int] = {}  # channel -> the preset it was last turned to
+        self.ptz: list[tuple[str, int, int]] = []  # (channel, instruction, data 2) of each PTZ command
         self.alarms_held = 0  # alarms not sent because the channel or the device was disarmed
         self.challenge: dict[str, str] | None = None  # the last digest challenge: its nonce is reused (RFC 2617)
         self.nc = 0  # requests made with that nonce (qop=auth's nonce count)
@@ -270,6 +277,9 @@ class GbDevice:
         if req.method == "MESSAGE" and b"<CmdType>DeviceControl</CmdType>" in req.body and b"<GuardCmd>" in req.body:
             self._guard(req.body)
             return
+        if req.method == "MESSAGE" and b"<CmdType>DeviceControl</CmdType>" in req.body and b"<PTZCmd>" in req.body:
+            self._ptz(req.body)  # PTZ commands have no Response (A.2.6.2 lists none for them)
+            return
         if req.method == "MESSAGE" and b"<CmdType>Catalog</CmdType>" in req.body and b"<Query>" in req.body:
             sn = int(req.body.split(b"<SN>")[1].split(b"</SN>")[0])
             for i in range(0, max(len(self.channels), 1), self.page):
@@ -298,10 +308,20 @@ class GbDevice:
         self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")],
                       manscdp("Response", "DeviceControl", sn, target, result, self.charset), wait=2.0)
 
+    def _ptz(self, body: bytes) -> None:
+        target = body.split(b"<DeviceID>")[1].split(b"</DeviceID>")[0].decode().strip()
+        try:
+            code, _, data2, _ = manscdp_read_ptz(body.split(b"<PTZCmd>")[1].split(b"</PTZCmd>")[0].decode())
+        except ValueError:
+            return  # a command that fails its checks is ignored, as a device does
+        self.ptz.append((target, code, data2))
+        if code == PRESET_CALL:
+            self.preset[target] = data2
+
     def _stream(self, call: Call) -> None:
         """The footage as PS over RTP to the address the INVITE gave, paced at its own frame times (§C.2)."""
         assert self.footage is not None
-        data, marks = ps_stream(self.footage)
+        data, marks = ps_stream(self.presets.get(self.preset.get(call.channel, 0), self.footage))
         ssrc = int(call.offer.ssrc or "0") ^ (1 if self.wrong_ssrc else 0)
         seq = secrets.randbelow(0x10000)
         tcp = None

@@ -217,6 +217,40 @@ def guard_control(sn: int, device_id: str, armed: bool) -> bytes:
     return write("Control", "DeviceControl", sn, device_id, [("GuardCmd", "SetGuard" if armed else "ResetGuard")])
 
 
+PRESET_SET, PRESET_CALL, PRESET_DELETE = 0x81, 0x82, 0x83
+"""PTZ instruction codes of the preset commands (GB/T 28181-2016 A.3.5, 预置位指令: byte 4)."""
+
+
+def ptz_cmd(code: int, data1: int = 0, data2: int = 0, data3: int = 0, address: int = 1) -> str:
+    """A PTZ command (GB/T 28181-2016 A.3.1) as the 16 hex digits of `<PTZCmd>`: byte 1 A5; byte 2 the version
+    (0) in its high nibble and the check of bytes 1-2 in its low one ((0xA + 0x5 + 0) % 16 = 0xF); byte 3 the
+    address's low 8 bits; byte 4 the instruction; bytes 5 and 6 data 1 and 2; byte 7 data 3 in its high
+    nibble and the address's high 4 bits in its low one; byte 8 the sum of bytes 1-7 modulo 256."""
+    if not (0 <= code <= 0xFF and 0 <= data1 <= 0xFF and 0 <= data2 <= 0xFF and 0 <= data3 <= 0xF
+            and 0 <= address <= 0xFFF):
+        raise ValueError("a PTZ command field out of range")
+    b = [0xA5, 0x0F, address & 0xFF, code, data1, data2, (data3 << 4) | (address >> 8)]
+    return bytes([*b, sum(b) % 256]).hex().upper()
+
+
+def read_ptz(text: str) -> tuple[int, int, int, int]:
+    """(instruction, data 1, data 2, data 3) of a `<PTZCmd>`; a wrong length, header or check is an XmlError."""
+    try:
+        b = bytes.fromhex(text.strip())
+    except ValueError:
+        raise XmlError("bad_ptz", f"PTZCmd {text[:32]!r} is not hex") from None
+    if len(b) != 8 or b[0] != 0xA5 or (b[1] & 0x0F) != ((0xA + 0x5 + (b[1] >> 4)) % 16) or sum(b[:7]) % 256 != b[7]:
+        raise XmlError("bad_ptz", f"PTZCmd {text[:32]!r} fails its checks (A.3.1)")
+    return b[3], b[4], b[5], b[6] >> 4
+
+
+def preset_call(sn: int, device_id: str, preset: int) -> bytes:
+    """调用预置位 (A.3.5: instruction 0x82, data 2 the preset, 1-255) as a DeviceControl (A.2.3.1.2)."""
+    if not 1 <= preset <= 255:
+        raise ValueError("a preset is 1-255")
+    return write("Control", "DeviceControl", sn, device_id, [("PTZCmd", ptz_cmd(PRESET_CALL, 0, preset))])
+
+
 def reply_ok(cmd: str, sn: int, device_id: str) -> bytes:
     """The answer an alarm notification asks for (§9.4.2: `<Result>OK</Result>`)."""
     return write("Response", cmd, sn, device_id, [("Result", "OK")])
