@@ -87,11 +87,12 @@ notify-test: deps venv
 browser-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m browser tests/test_board_browser.py tests/test_board_views.py tests/test_fleet_browser.py tests/test_board_security.py
 
-# the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted
-# (about two minutes; with the browser suites they made make test 605 s on a loaded run)
+# the cluster and the fleet end to end: two hub replicas on one PostgreSQL, agents deployed, killed and restarted;
+# the heaviest of the rest (the API fuzz on both databases, 138 s; GB/T 28181 with real footage and 2,000
+# channels): make test was 625 s of pytest on a quiet fresh clone with them (2026-12-07)
 e2e-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py \
-	  tests/test_audit_syslog.py tests/test_gb28181.py tests/test_gb28181_guard.py
+	  tests/test_audit_syslog.py tests/test_gb28181.py tests/test_gb28181_guard.py tests/test_api_fuzz.py
 
 # installing and upgrading: the wheel built, installed into a clean venv outside the checkout, every command
 # group run from there; and a filled database from every earlier schema revision migrated to head (SQLite and

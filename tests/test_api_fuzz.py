@@ -158,6 +158,7 @@ def fuzz(op, apps: dict, found: Findings) -> None:  # noqa: C901 - one hypothesi
     run()
 
 
+@pytest.mark.e2e  # make e2e-test: the heaviest test of make test (138 s of one worker), out of its ten minutes
 def test_no_5xx_for_any_role_on_sqlite_or_postgresql(apps):
     no_5xx(apps)
 

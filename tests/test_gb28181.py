@@ -355,6 +355,7 @@ def metric(port: int, name: str, **labels: str) -> float:
     return 0.0
 
 
+@pytest.mark.e2e  # make e2e-test (a hub, the gateway and 2,000 channels: 37 s): keeps make test short
 def test_a_platforms_2000_channel_catalog_lands_in_the_registry_and_its_alarm_becomes_a_case_with_its_place(
         broker, tmp_path):
     """End to end with real processes: `gridwatch gateway gb28181`, `gridwatch hub serve`, Mosquitto; the agent
@@ -585,7 +586,7 @@ def streaming_gateway(broker, root: str, channel: str, *, hub: Hub | None = None
     return gw
 
 
-@pytest.mark.slow
+@pytest.mark.e2e  # make e2e-test (real footage as PS over RTP through the gateway, agent and hub: 36 s)
 def test_an_invited_channels_ps_stream_of_real_footage_opens_a_zone_intrusion_case(broker, tmp_path):
     """OpenCV's vtest.avi (people walking on a road) as H.264, remuxed to MPEG-PS and sent over RTP by the
     emulated platform after the INVITE of `gridwatch gateway gb28181` (its own process): sampled frames on the
