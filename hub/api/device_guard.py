@@ -7,7 +7,7 @@ device confirmed. While a device or its platform is disarmed, its gateway opens 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel
@@ -51,6 +51,15 @@ def _out(d: Device, w: guards.Wish | None) -> GuardOut:
                     guard_at=d.guard_at)
 
 
+def _writable(s: Any, store: Any, who: Any, device_id: str) -> Device:
+    """The device, if the caller writes its grid (404, 403 otherwise)."""
+    d = registry.get(s, device_id)
+    if d is None:
+        raise HTTPException(404, "no such device")
+    grid_writer(store, who, d.grid)
+    return d
+
+
 @router.get("/devices/guards")
 def list_guards(hub: HubDep, who: Reader) -> GuardList:
     """Every device the caller sees that the hub asks to be armed or disarmed now: what its gateway applies."""
@@ -67,10 +76,7 @@ def set_guard(device_id: str, body: GuardIn, hub: HubDep, who: Operator) -> Guar
     (or its platform) is disarmed."""
     store = hub.store
     with store.transaction() as s:
-        d = registry.get(s, device_id)
-        if d is None:
-            raise HTTPException(404, "no such device")
-        grid_writer(store, who, d.grid)
+        d = _writable(s, store, who, device_id)
         if d.guard != body.state:
             d.guard, d.guard_reported, d.guard_at = body.state, None, None
         out = _out(d, guards.wish(s, store, d, store.now()))
@@ -84,10 +90,7 @@ def guard_reported(device_id: str, body: GuardIn, hub: HubDep, who: Operator) ->
     """The gateway: the device confirmed this guard state (409 when the hub now asks the other, or nothing)."""
     store = hub.store
     with store.transaction() as s:
-        d = registry.get(s, device_id)
-        if d is None:
-            raise HTTPException(404, "no such device")
-        grid_writer(store, who, d.grid)
+        d = _writable(s, store, who, device_id)
         w = guards.wish(s, store, d, store.now())
         if w is None or w.wanted != body.state:
             raise HTTPException(409, f"the hub now asks {w.wanted if w else 'nothing'} of {device_id}")
