@@ -113,6 +113,47 @@ def test_case_lights_escalation_and_accept_in_the_page(tmp_path, browser):
         hub.stop()
 
 
+def test_a_closed_case_page_stays_closed_when_a_late_read_of_it_comes_back(tmp_path, browser):
+    """The case page re-reads its case on each of its events. An operator who closes it (×) while such a read
+    is still on the way keeps it closed: the late answer does not open it again over the board (CI caught the
+    panel reopened over the logout button)."""
+    hub = Hub(tmp_path, SLA).start()
+    try:
+        page, _ = login(browser, hub, OPS)
+        case_id = hub.post([alert(1, "grid-02", category="intrusion", device="cam-21")])[0]["case_id"]
+        row = f"tr[data-case='{case_id}']"
+        page.click(row)
+        page.wait_for_selector("#detail:not([hidden]) button[data-action='accept']")
+        passed: list = []
+        held: list = []
+
+        def hold_the_second(route):  # the row's refresh passes, the case page's own read is held
+            if route.request.method == "GET" and not passed:
+                passed.append(route)
+                route.continue_()
+            else:
+                held.append(route)
+
+        page.route(f"**/api/v1/cases/{case_id}", hold_the_second)
+        assert hub.call("POST", f"/api/v1/cases/{case_id}/accept", json={"note": "已签收"}).status_code == 200
+        for _ in range(100):
+            if held:
+                break
+            page.wait_for_timeout(50)
+        assert held, "the case page did not re-read its case on its event"
+        page.click("#close-detail")
+        assert page.is_hidden("#detail")
+        with page.expect_event("requestfinished", lambda r: r.url.endswith(case_id)):
+            held[0].continue_()
+        page.evaluate("() => new Promise((done) => setTimeout(done, 200))")  # the answer's JSON is read
+        assert page.is_hidden("#detail")
+        page.click("#logout")  # nothing lies over it
+        page.wait_for_selector("#login:not([hidden])")
+        page.close()
+    finally:
+        hub.stop()
+
+
 def test_grid_viewer_sees_only_its_grid_in_the_page_and_the_stream(tmp_path, browser):
     hub = Hub(tmp_path, SLA).start()
     try:

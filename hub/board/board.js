@@ -831,6 +831,8 @@ async function openDetail(id) {
   state.detail = id;
   let c;
   try { c = await api(`/api/v1/cases/${encodeURIComponent(id)}`); } catch (e) { $("#action-error").textContent = e.message; return; }
+  // closed (×) or another case opened while this one was being read: a late answer does not reopen the panel
+  if (state.detail !== id) return;
   c._fetched = performance.now();
   const body = $("#detail-body");
   const h = document.createElement("h2");
