@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from edge.config import MqttConfig
+from edge.config import HubConfig, MqttConfig
 from edge.frames.stream import KeyframeMode
 from gridwatch.core.config import Strict
 from gridwatch.core.durations import Duration
@@ -36,6 +36,20 @@ class AlarmSource(Strict):
         return secret(self.password_env, self.password)
 
 
+class Ptz(Strict):
+    """视频复核: the camera's ONVIF device service, where it turns to a preset (PTZ service `GotoPreset`) and gives
+    a snapshot (media service `GetSnapshotUri`, fetched with HTTP digest)."""
+
+    url: str = Field(description="base URL of the device, e.g. http://192.168.1.64")
+    username: str | None = None
+    password_env: str | None = Field(None, description="environment variable holding the password")
+    password: str | None = Field(None, description="demo only; prefer password_env")
+    profile: str | None = Field(None, description="media profile token (default: the device's first profile)")
+
+    def secret(self) -> str | None:
+        return secret(self.password_env, self.password)
+
+
 class Camera(Strict):
     id: str = Field(pattern=NAME.pattern)
     grid: str = Field(pattern=NAME.pattern)
@@ -49,6 +63,7 @@ class Camera(Strict):
     realtime: bool | None = Field(None, description="pace a file at its frame rate (default: files yes, live no)")
     loop: bool = Field(False, description="a file starts again at its end (playback)")
     alarms: list[AlarmSource] = Field(default_factory=list)
+    ptz: Ptz | None = Field(None, description="视频复核: turn it to a sensor's preset and take its picture (ONVIF)")
 
 
 class Backoff(Strict):
@@ -63,6 +78,11 @@ class CameraGatewayConfig(Strict):
     open_timeout: Duration = Field(10.0, gt=0, description="give up opening or reading a stream after this long")
     reconnect: Backoff = Field(default_factory=Backoff)
     cameras: list[Camera] = Field(min_length=1)
+    hub: HubConfig | None = Field(None, description="视频复核: read the looks the hub asks of these cameras and send "
+                                  "their pictures (a key with the operator role for their grids)")
+    look_poll: Duration = Field(2.0, gt=0, le=3600, description="seconds between readings of the hub's looks")
+    look_settle: Duration = Field(3.0, ge=0, le=60, description="seconds a camera is given to reach a preset before "
+                                  "its picture is taken")
 
     @model_validator(mode="after")
     def _unique(self) -> CameraGatewayConfig:
@@ -71,8 +91,8 @@ class CameraGatewayConfig(Strict):
             if c.id in seen:
                 raise ValueError(f"camera {c.id!r} is listed twice")
             seen.add(c.id)
-            if c.url is None and not c.alarms:
-                raise ValueError(f"camera {c.id!r} has neither a stream url nor alarms")
+            if c.url is None and not c.alarms and c.ptz is None:
+                raise ValueError(f"camera {c.id!r} has no stream url, alarms or ptz")
         return self
 
 

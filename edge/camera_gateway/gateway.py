@@ -23,12 +23,14 @@ from functools import partial
 from typing import Any
 
 import av
+import cv2
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from edge.camera_gateway.alarms import CameraAlarm
 from edge.camera_gateway.config import Camera, CameraGatewayConfig
+from edge.camera_gateway.looks import LookTaker
 from edge.camera_gateway.onvif_events import OnvifEvents
 from edge.camera_gateway.sources import AlarmStream
 from edge.feeds.values import device_id
@@ -55,6 +57,7 @@ class CameraRun:
     fps_window: tuple[float, int, int] = (0.0, 0, 0)  # (time, decoded, published) at the last rate reading
     fps_in: float = 0.0
     fps_out: float = 0.0
+    last: tuple[float, Any] | None = None  # (wall time, image) of the last frame published (视频复核's fallback)
 
 
 class CameraGateway:
@@ -77,6 +80,19 @@ class CameraGateway:
         self._server: Any = None
         self.metrics_port: int | None = None
         self.lock = threading.Lock()
+        self.looks = LookTaker(cfg, self.frame_after, self.stop_event) if cfg.hub is not None else None
+
+    def frame_after(self, camera: str, after: float, wait: float) -> bytes | None:
+        """A JPEG of the camera's first frame published at or after `after` (wall time), waiting up to `wait`."""
+        run = self.cams[camera]
+        end = time.monotonic() + wait + max(0.0, after - time.time())
+        while time.monotonic() < end and not self.stop_event.is_set():
+            last = run.last
+            if last is not None and last[0] >= after:
+                ok, jpeg = cv2.imencode(".jpg", last[1], [cv2.IMWRITE_JPEG_QUALITY, 85])
+                return jpeg.tobytes() if ok else None
+            self.stop_event.wait(0.1)
+        return None
 
     # ---- life ----
 
@@ -90,6 +106,8 @@ class CameraGateway:
             for a in run.alarms:
                 self._thread(f"gridwatch-alarms-{run.cam.id}", partial(a.run, self.stop_event))
         self._thread("gridwatch-camera-watchdog", self._watchdog)
+        if self.looks is not None:
+            self._thread("gridwatch-camera-looks", self.looks.run)
         if self.cfg.metrics_port is not None:
             self._server = serve(self.registry, "127.0.0.1", self.cfg.metrics_port, self.health)
             self.metrics_port = int(self._server.server_port)
@@ -165,6 +183,7 @@ class CameraGateway:
             return
         run.seq += 1
         run.stats.published += 1
+        run.last = (time.time(), image)
         with self.lock:
             change = run.liveness.frame(self.clock())
         if change is not None:
@@ -251,3 +270,9 @@ class _Collector(Collector):
             alarm_err.add_metric([cid], errs)
         yield from fams.values()
         yield from (fps_in, fps_out, online, alarms, alarm_err)
+        if self.gw.looks is not None:
+            looks = CounterMetricFamily("gridwatch_camera_looks", "视频复核 looks taken, by how they ended",
+                                        labels=["result"])
+            for result, n in sorted(self.gw.looks.results.items()):
+                looks.add_metric([result], n)
+            yield looks

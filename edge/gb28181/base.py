@@ -116,6 +116,8 @@ class GatewayBase:
         self.guard_sync: GuardSync | None = None  # made by the gateway (`gateway.GbGateway`)
         self.snapped: dict[str, float] = {}  # channel -> when its last alarm snapshot was asked for
         self.snapshot_runs: dict[str, StreamRun] = {}  # channel -> its snapshot's short stream
+        self.look_frames: dict[str, tuple[int, float]] = {}  # pulled channel -> (look, when) its next frame is for
+        self.looks_taken: dict[int, float] = {}  # look id -> when this gateway took it (`looks`)
         self.metrics = CollectorRegistry()
         self._server: Any = None
         self.metrics_port: int | None = None

@@ -113,7 +113,10 @@ class GbGatewayConfig(Strict):
     snapshots: bool = Field(True, description="on an alarm, INVITE the channel for a moment and add its first "
                             "frame to the case the alarm opened (needs `hub:`)")
     guard_poll: float = Field(2.0, ge=0, le=3600, description="seconds between readings of the hub's 布防/撤防 "
-                              "(`GET /api/v1/devices/guards`, needs `hub:`); 0: not read")
+                              "and 视频复核 looks (`GET /api/v1/devices/guards`, `GET /api/v1/looks`, needs `hub:`); "
+                              "0: not read")
+    look_settle: float = Field(3.0, ge=0, le=60, description="视频复核: seconds a camera is given to reach a preset "
+                               "before its picture is taken (a dome's full turn is 1-3 s)")
     grid: str | None = Field(None, pattern=NAME.pattern, description="the grid the gateway's own status is "
                              "published in (its will `offline` speaks for every device it watches); default: "
                              "the first device's")

@@ -6,7 +6,9 @@ finds the open case of that channel in the hub (`GET /api/v1/cases?q=<channel>`,
 `event:` rule opened from the same alarm, waited for up to `SNAPSHOT_CASE_WAIT`) and adds the picture with
 `POST /api/v1/cases/{id}/photos` (note 报警抓拍), the path a grid worker's photo takes. A channel already
 snapshotted within `SNAPSHOT_EVERY` is not asked again (an alarm storm is one picture a channel a minute).
-Counted: `gridwatch_gb28181_snapshots_total{result}`.
+A 视频复核 look's picture (`looks`) goes to its look (`POST /api/v1/looks/{id}/snapshot`), which knows its
+case; a look that cannot be answered with one says why (`…/failed`). Counted:
+`gridwatch_gb28181_snapshots_total{result}`.
 """
 
 from __future__ import annotations
@@ -33,6 +35,14 @@ class Snapshot:
     jpeg: bytes
     alarm_at: float  # epoch seconds
     description: str
+    look: int | None = None
+    """A 视频复核 look's picture (the hub's id of the look): sent to the look, which knows its case."""
+
+
+@dataclass(frozen=True, slots=True)
+class LookFailed:
+    look: int
+    reason: str
 
 
 class EvidencePoster:
@@ -43,12 +53,13 @@ class EvidencePoster:
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=ca_file)
                                    if ca_file else True)
-        self.queue: Queue[Snapshot] = Queue(maxsize=1000)
+        self.looks = url.rstrip("/") + "/api/v1/looks"
+        self.queue: Queue[Snapshot | LookFailed] = Queue(maxsize=1000)
         self.results: Counter[str] = Counter()
         self.stop_event = threading.Event()
         self.thread: threading.Thread | None = None
 
-    def put(self, snap: Snapshot) -> None:
+    def put(self, snap: Snapshot | LookFailed) -> None:
         try:
             self.queue.put_nowait(snap)
         except Exception:
@@ -71,10 +82,27 @@ class EvidencePoster:
             except Empty:
                 continue
             try:
-                self.results[self._post(snap)] += 1
+                self.results[self._look(snap) if isinstance(snap, LookFailed) or snap.look else self._post(snap)] += 1
             except httpx.HTTPError as exc:
                 self.results["hub_error"] += 1
-                logger.warning("gb28181: snapshot of %s not posted: %s", snap.channel, exc)
+                logger.warning("gb28181: %s not posted: %s", snap, exc)
+
+    def _look(self, item: Snapshot | LookFailed) -> str:
+        """A look's answer: its picture, or why there is none."""
+        if isinstance(item, LookFailed):
+            r = self.client.post(f"{self.looks}/{item.look}/failed", json={"reason": item.reason[:500]},
+                                 headers=self.headers)
+            result = "look_failed"
+        else:
+            r = self.client.post(f"{self.looks}/{item.look}/snapshot", content=item.jpeg,
+                                 headers={**self.headers, "Content-Type": "image/jpeg"})
+            result = "look_posted"
+        if r.status_code != 200:
+            logger.warning("gb28181: look %s's answer refused by the hub: %s %s", item.look, r.status_code,
+                           r.text[:200])
+            return f"look_refused_{r.status_code}"
+        logger.info("gb28181: look %s answered (%s)", item.look, result)
+        return result
 
     def _case(self, snap: Snapshot) -> str | None:
         r = self.client.get(self.base, params={"q": snap.channel, "status": "open,accepted,reported", "limit": 20},

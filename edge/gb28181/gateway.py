@@ -16,7 +16,8 @@ RFC 3261 §18). For each configured device or platform:
 - Alarm (§9.4): answered 200 and `<Result>OK</Result>`, and published as a camera event on
   `gw/{grid}/camera/{channel}/event` (`alarms.event_of`), so the `event:` rules that watch Hikvision and
   Dahua alarms watch these; not while the hub has the channel or its platform disarmed (`guard`);
-- 布防/撤防 (§9.3): the hub's wishes sent as DeviceControl guard commands, confirmations told back.
+- 布防/撤防 (§9.3): the hub's wishes sent as DeviceControl guard commands, confirmations told back;
+- 视频复核 (`looks`): a channel turned to the preset the hub asks, then its picture sent for the case.
 
 Anything malformed, oversized, hostile (XML entities, deep nesting), from an unknown or unregistered id, or
 beyond the REGISTER rate of its address is refused with a counted reason
@@ -58,7 +59,8 @@ class GbGateway(Registrar):
         if cfg.hub is not None and cfg.guard_poll > 0:
             self.guard_sync = GuardSync(cfg.hub.url, secret(cfg.hub.key_env, cfg.hub.key), self.guards_read,
                                         poll=cfg.guard_poll, timeout=cfg.hub.timeout,
-                                        ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None)
+                                        ca_file=str(cfg.hub.ca_file) if cfg.hub.ca_file else None,
+                                        looks=self.looks_read if self.evidence is not None else None)
         self.metrics.register(_Collector(self))
 
     def start(self) -> None:

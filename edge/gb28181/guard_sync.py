@@ -1,5 +1,6 @@
-"""The hub's 布防/撤防 for the gateway's devices, off the SIP loop: what is asked is read every `guard_poll`
-seconds (`GET /api/v1/devices/guards`) and handed to the loop (`Guards.apply_guards`); what a device
+"""The hub's 布防/撤防 and 视频复核 looks for the gateway's devices, off the SIP loop: what is asked is read every
+`guard_poll` seconds (`GET /api/v1/devices/guards`, `GET /api/v1/looks`) and handed to the loop
+(`Guards.apply_guards`, `Looks.take_looks`); what a device
 confirmed goes back (`POST /api/v1/devices/{id}/guard/reported`), kept and sent again while the hub is away.
 A confirmation the hub answers 409 to (it has since asked the other state) is dropped: the next reading
 brings the new wish."""
@@ -10,6 +11,7 @@ import logging
 import ssl
 import threading
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -18,8 +20,11 @@ logger = logging.getLogger(__name__)
 
 class GuardSync:
     def __init__(self, url: str, key: str | None, apply: Callable[[dict[str, str]], None], *, poll: float,
-                 timeout: float = 10.0, ca_file: str | None = None) -> None:
+                 timeout: float = 10.0, ca_file: str | None = None,
+                 looks: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
         self.base = url.rstrip("/") + "/api/v1/devices"
+        self.looks_url = url.rstrip("/") + "/api/v1/looks"
+        self.looks = looks
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
         self.client = httpx.Client(timeout=timeout, verify=ssl.create_default_context(cafile=ca_file)
                                    if ca_file else True)
@@ -56,6 +61,12 @@ class GuardSync:
                 if r.status_code != 200:
                     raise RuntimeError(f"hub answered {r.status_code}: {r.text[:200]}")
                 self.apply({g["id"]: g["wanted"] for g in r.json()["guards"] if g["wanted"]})
+                if self.looks is not None:
+                    r = self.client.get(self.looks_url, headers=self.headers)
+                    if r.status_code != 200:
+                        raise RuntimeError(f"hub answered {r.status_code} to the looks: {r.text[:200]}")
+                    if waiting := r.json()["looks"]:
+                        self.looks(waiting)
                 self.readings += 1
             except (httpx.HTTPError, RuntimeError, ValueError, KeyError, TypeError) as exc:
                 self.failures += 1

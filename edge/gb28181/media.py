@@ -106,6 +106,7 @@ class StreamRun:
     answer: Any = None  # the 200 it got
     snapshot: str | None = None  # a snapshot for an alarm (its description): the first frame, then BYE
     alarm_at: float = 0.0
+    look: int | None = None  # a snapshot for a 视频复核 look (the hub's id of it)
 
     def take(self, data: bytes, host: str, refuse: Callable[[str, str], None]) -> None:
         """One RTP packet from the network."""

@@ -8,14 +8,14 @@ import logging
 import time
 
 from edge.gb28181.base import CATALOG_TRIES, CATALOG_WAIT, Addr, date, expires_of, tag
-from edge.gb28181.streams import Streams
+from edge.gb28181.looks import Looks
 from gridwatch.core.gb28181 import digest, manscdp
 from gridwatch.core.gb28181.sip import SipMessage, response
 
 logger = logging.getLogger(__name__)
 
 
-class Registrar(Streams):
+class Registrar(Looks):
     def register(self, msg: SipMessage, addr: Addr, transport: str, writer: asyncio.StreamWriter | None) -> None:
         now = self.clock()
         if not self.limit.take(addr[0], time.monotonic()):

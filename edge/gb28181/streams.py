@@ -19,7 +19,7 @@ from edge.frames.publish import publish_frame
 from edge.frames.stream import Sample
 from edge.gb28181.base import STREAM_RETRY, UDP_BUFFER, Peer
 from edge.gb28181.config import Stream
-from edge.gb28181.evidence import SNAPSHOT_EVERY, SNAPSHOT_TIMEOUT, Snapshot
+from edge.gb28181.evidence import SNAPSHOT_EVERY, SNAPSHOT_TIMEOUT, LookFailed, Snapshot
 from edge.gb28181.guard import Guards
 from edge.gb28181.media import StreamRun
 from gridwatch.core.gb28181 import rtp
@@ -70,16 +70,25 @@ class Streams(Guards):
         for run in [r for r in self.snapshot_runs.values() if now - r.asked_at > SNAPSHOT_TIMEOUT]:
             if self.evidence is not None:
                 self.evidence.results["no_frame"] += 1
+                if run.look is not None:
+                    self.evidence.put(LookFailed(run.look, f"通道 {run.channel} 未送来画面 (no frame in "
+                                                           f"{SNAPSHOT_TIMEOUT:.0f} s)"))
             self.end_stream(run, "no frame for the snapshot")
+        for channel, (look, asked_at) in list(self.look_frames.items()):
+            if now - asked_at > SNAPSHOT_TIMEOUT and self.look_frames.pop(channel, None) is not None:
+                if self.evidence is not None:
+                    self.evidence.put(LookFailed(look, f"通道 {channel} 的视频流未送来画面 (no frame in "
+                                                       f"{SNAPSHOT_TIMEOUT:.0f} s)"))
 
-    async def invite(self, peer: Peer, spec: Stream, now: float, snapshot: str | None = None) -> None:
+    async def invite(self, peer: Peer, spec: Stream, now: float, snapshot: str | None = None,
+                     look: int | None = None) -> None:
         assert self.loop is not None and peer.addr is not None
         self.ssrc_serial += 1
         grid = peer.channels.get(spec.channel, peer.dev.grid)
         run = StreamRun(spec.channel, grid, peer.dev.id, rtp.ssrc_for(self.cfg.sip.domain, self.ssrc_serial),
                         spec.sample_every, spec.width, spec.jpeg_quality, Liveness(spec.offline_after, now),
                         source_host=peer.addr[0], asked_at=now, state="inviting", snapshot=snapshot,
-                        alarm_at=now)
+                        alarm_at=now, look=look)
         if snapshot is None:
             self.streams[spec.channel] = run
         else:
@@ -196,6 +205,11 @@ class Streams(Guards):
             return
         run.seq += 1
         run.stats.published += 1
+        waiting = self.look_frames.pop(run.channel, None)  # a look at a channel already pulled: this frame
+        if waiting is not None and self.evidence is not None:
+            ok, jpeg = cv2.imencode(".jpg", sample.image, [cv2.IMWRITE_JPEG_QUALITY, 85])
+            self.evidence.put(Snapshot(run.channel, jpeg.tobytes(), sample.ts, "", look=waiting[0]) if ok
+                              else LookFailed(waiting[0], f"通道 {run.channel} 的画面无法编码"))
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self._frame_seen, run)
 
@@ -208,7 +222,7 @@ class Streams(Guards):
             run.stats.decode_errors += 1
             return
         run.seq = 1
-        self.evidence.put(Snapshot(run.channel, jpeg.tobytes(), run.alarm_at, run.snapshot or ""))
+        self.evidence.put(Snapshot(run.channel, jpeg.tobytes(), run.alarm_at, run.snapshot or "", look=run.look))
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.end_stream, run, "snapshot taken")
 

@@ -63,6 +63,8 @@ def put_device(device_id: str, body: registry.DeviceIn, hub: HubDep, who: Operat
         old = registry.get(s, device_id)
         if old is not None:
             grid_writer(store, who, old.grid)
+        if problems := registry.unknown_cameras(s, [body]):
+            raise HTTPException(422, problems)
         registry.upsert(s, [body], store.now())
     hub.changed()
     return DeviceOut(**body.model_dump(), updated_at=store.now())
@@ -113,6 +115,8 @@ async def import_devices(request: Request, hub: HubDep, who: Operator) -> Import
         if outside:
             raise HTTPException(403, f"grids {outside} are outside {who.unit}'s subtree")
         with store.transaction() as s:
+            if problems := registry.unknown_cameras(s, rows):
+                raise HTTPException(422, problems)
             created, updated = registry.upsert(s, rows, store.now())
         return ImportResult(created=created, updated=updated)
 

@@ -78,6 +78,8 @@ const I18N = {
     tl_backup_notified: "通知AB岗 {backup}", tl_reminder: "催办 {to}", tl_condition_cleared: "现场告警已消除",
     tl_condition_returned: "现场告警复现", tl_severity_raised: "级别由{from}提升为{to}", tl_warning_raised: "预警由{from}升至{to}", tl_warning_lowered: "预警由{from}降至{to}{applied}", tl_warning_kept: "（案件保持原级别）", tl_transfer: "由 {from} 转派至 {to}",
     tl_photo: "上传现场照片", tl_maintenance: "（检修窗口结束后立案）",
+    look: "视频复核", tl_look_asked: "视频复核：调用摄像机 {camera}{at_preset}{for_sensor}", at_preset: " 预置位 {preset}", for_sensor: "（{sensor} 联动）",
+    tl_look_snapshot: "复核画面已附：{camera}{at_preset}", tl_look_failed: "未取得复核画面：{camera}，{reason}",
   },
   en: {
     routed: "routed", q_dispatch: "To dispatch", q_requests: "To decide", q_verify: "To verify", q_callback: "To call back",
@@ -164,6 +166,8 @@ const I18N = {
     tl_reminder: "reminder to {to}", tl_condition_cleared: "condition cleared on site", tl_condition_returned: "condition returned",
     tl_severity_raised: "severity raised from {from} to {to}", tl_warning_raised: "warning raised from {from} to {to}", tl_warning_lowered: "warning fell from {from} to {to}{applied}", tl_warning_kept: " (the case keeps its level)", tl_transfer: "transferred from {from} to {to}",
     tl_photo: "photo added", tl_maintenance: " (after a maintenance window)",
+    look: "Video check", tl_look_asked: "video check: camera {camera}{at_preset}{for_sensor}", at_preset: " at preset {preset}", for_sensor: " (linked to {sensor})",
+    tl_look_snapshot: "video check picture added: {camera}{at_preset}", tl_look_failed: "no video check picture from {camera}: {reason}",
   },
 };
 const LIGHT_RANK = { red: 0, yellow: 1, green: 2 };
@@ -809,10 +813,15 @@ function describe(e) {
   for (const k of ["until", "deadline"]) if (p[k]) p[k] = fmtTime(p[k]);
   if (p.tier) p.tier = label("tier", p.tier);
   if (e.action === "notified") p.result = t(`nr_${d.result}`);
+  if (e.action === "look_asked" || e.action === "look_done") { // 视频复核
+    p.at_preset = d.preset ? fill(t("at_preset"), d) : "";
+    p.for_sensor = d.sensor ? fill(t("for_sensor"), d) : "";
+  }
   let text;
   if (e.action === "opened") text = fill(t(d.manual ? "tl_opened_manual" : "tl_opened"), p) + (d.maintenance ? t("tl_maintenance") : "");
   else if (e.action === "escalated") text = fill(t(d.stage ? "tl_escalated" : "tl_escalated_plain"), p);
   else if (e.action === "accept" && d.as_backup) text = fill(t("tl_accept_backup"), p);
+  else if (e.action === "look_done") return fill(t(d.result === "snapshot" ? "tl_look_snapshot" : "tl_look_failed"), p);
   else if (I18N[state.lang][`tl_${e.action}`]) text = fill(t(`tl_${e.action}`), p);
   else text = label("action", e.action);
   const colon = state.lang === "zh-CN" ? "：" : ": ";
@@ -1013,6 +1022,11 @@ function renderActions(c) {
     const rb = document.createElement("button"); rb.type = "button"; rb.textContent = t("sv_reply"); rb.dataset.action = "reply_supervision";
     rb.addEventListener("click", () => control(c.id, `supervise/${order.id}/reply`, { note: note.value || "" }));
     box.append(what, rb);
+  }
+  if (c.device) { // 视频复核: the camera that covers the device turned to its preset, its picture added (the hub says why not)
+    const lb = document.createElement("button"); lb.type = "button"; lb.textContent = t("look"); lb.dataset.action = "look";
+    lb.addEventListener("click", () => control(c.id, "look", {}));
+    box.append(lb);
   }
   const photo = document.createElement("label"); photo.className = "file photo";
   const input = document.createElement("input"); input.type = "file"; input.id = "photo-input"; input.accept = "image/jpeg,image/png,image/webp"; input.setAttribute("capture", "environment");

@@ -7,7 +7,7 @@ Object.assign(I18N["zh-CN"], {
   tab_map: "一张图", tab_devices: "设备", tab_rules: "规则", tab_agents: "边缘节点", tab_maint: "检修屏蔽",
   ok: "正常", alarm: "告警", unknown: "状态未知", maintenance: "检修中", online: "在线", late: "迟报",
   d_search: "搜索（编号、名称、地址）", d_id: "编号", d_name: "名称", d_kind: "类型", d_grid: "网格", d_place: "地址",
-  d_coords: "坐标", d_vendor: "厂商/型号", d_state: "状态", d_save: "保存设备", d_import: "导入 CSV/XLSX", d_export: "导出",
+  d_coords: "坐标", d_vendor: "厂商/型号", d_camera: "联动摄像机（视频复核）", d_preset: "预置位", d_state: "状态", d_save: "保存设备", d_import: "导入 CSV/XLSX", d_export: "导出",
   d_imported: "已导入", d_new: "新设备", sensor: "传感器", fence: "电子围栏", camera: "摄像机", thermal: "热成像",
   r_editor: "规则集（YAML）", r_check_ok: "检查通过", r_rules: "条规则", r_save: "保存为新版本", r_note: "修改说明",
   r_versions: "版本", r_version: "版本", r_author: "作者", r_time: "时间", r_deploy_all: "全部下发",
@@ -30,7 +30,7 @@ Object.assign(I18N.en, {
   d_search: "search (id, name, address)", d_id: "Id", d_name: "Name", d_kind: "Kind", d_grid: "Grid", d_place: "Address",
   d_guard: "Guard", g_armed: "armed", g_disarmed: "disarmed", g_pending: "waiting for the device", g_arm: "Arm",
   g_disarm: "Disarm", g_none: "—", g_confirm_disarm: "Once disarmed, this device's alarms open no case. Disarm {id}?",
-  d_coords: "Coordinates", d_vendor: "Vendor/model", d_state: "State", d_save: "Save device", d_import: "Import CSV/XLSX",
+  d_coords: "Coordinates", d_vendor: "Vendor/model", d_camera: "Linked camera (video check)", d_preset: "Preset", d_state: "State", d_save: "Save device", d_import: "Import CSV/XLSX",
   d_export: "Export", d_imported: "imported", d_new: "new device", sensor: "sensor", fence: "fence", camera: "camera",
   thermal: "thermal", r_editor: "Rule set (YAML)", r_check_ok: "checks pass", r_rules: "rules", r_save: "Save as new version",
   r_note: "what changed", r_versions: "Versions", r_version: "Version", r_author: "Author", r_time: "Time",
@@ -127,7 +127,7 @@ function showDevice(id) {
 }
 
 // ---- devices ---------------------------------------------------------------------------------------
-const DEVICE_FIELDS = ["id", "name", "kind", "grid", "lat", "lon", "address", "vendor", "model", "feed", "gateway", "notes"];
+const DEVICE_FIELDS = ["id", "name", "kind", "grid", "lat", "lon", "address", "vendor", "model", "feed", "gateway", "notes", "camera", "preset"];
 LOADERS.devices = async function loadDevices() {
   const q = $("#d-q").value.trim();
   const data = await api(`/api/v1/devices?limit=500${q ? `&q=${encodeURIComponent(q)}` : ""}`);
@@ -165,7 +165,13 @@ function fillDeviceForm(d) { for (const f of DEVICE_FIELDS) { const i = $(`#d-${
 async function saveDevice(e) {
   e.preventDefault();
   const body = {};
-  for (const f of DEVICE_FIELDS) { const v = $(`#d-${f}`)?.value.trim(); if (v) body[f] = ["lat", "lon"].includes(f) ? Number(v) : v; }
+  const was = (fleet.devices || []).find((d) => d.id === $("#d-id").value.trim()) || {};
+  for (const f of DEVICE_FIELDS) {
+    const input = $(`#d-${f}`);
+    if (!input) { if (was[f] != null && was[f] !== "") body[f] = was[f]; continue; } // not on the form (gateway, feed, notes): kept
+    const v = input.value.trim(); if (v) body[f] = ["lat", "lon", "preset"].includes(f) ? Number(v) : v;
+  }
+  if (!body.camera) { body.camera = null; body.preset = null; } // 视频复核: an empty camera unlinks the device
   try {
     await api(`/api/v1/devices/${encodeURIComponent(body.id || "-")}`, { method: "PUT", body: JSON.stringify(body) });
     say("#d-msg", `${body.id} ✓`);

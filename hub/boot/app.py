@@ -34,6 +34,7 @@ from hub.api import (
 from hub.api import audit as audit_api
 from hub.api import contacts as contacts_api
 from hub.api import duty as duty_api
+from hub.api import looks as looks_api
 from hub.api import map as map_
 from hub.api import notices as notices_api
 from hub.api.audit import AuditTrail
@@ -161,7 +162,7 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
     app.include_router(stream.router)
     app.include_router(stats.router)
     app.include_router(assessment.router)
-    for r in (device_guard, devices, rules, agents, maintenance, map_, notices_api, contacts_api, duty_api):
+    for r in (device_guard, looks_api, devices, rules, agents, maintenance, map_, notices_api, contacts_api, duty_api):
         app.include_router(r.router)
     app.include_router(board.router)
     app.include_router(audit_api.router)

@@ -240,13 +240,19 @@ def add_photo(store: Store, case_id: str, *, data: bytes, content_type: str, act
     """A photo taken on the spot (a report, a result) stored with the case as evidence; its number."""
     now = store.now()
     with store.transaction() as s:
-        case = store.lock_case(s, case_id)
-        n = store.next_evidence_number(s, case_id)
-        s.add(Evidence(case_id=case_id, n=n, alert_id=f"photo:{actor}"[:64], content_type=content_type, data=data))
-        case.version += 1
-        store.log(s, case, now, actor, "photo", {"n": n, "type": content_type, "bytes": len(data), **_noted(note),
-                                                 **({"by": person} if person else {})})
-        return n
+        return photo_in(s, store, store.lock_case(s, case_id), now, data=data, content_type=content_type,
+                        actor=actor, note=note, person=person)
+
+
+def photo_in(s: Session, store: Store, case: Case, now: datetime, *, data: bytes, content_type: str, actor: str,
+             note: str | None = None, person: str | None = None) -> int:
+    """`add_photo` inside the caller's transaction, on the locked case."""
+    n = store.next_evidence_number(s, case.id)
+    s.add(Evidence(case_id=case.id, n=n, alert_id=f"photo:{actor}"[:64], content_type=content_type, data=data))
+    case.version += 1
+    store.log(s, case, now, actor, "photo", {"n": n, "type": content_type, "bytes": len(data), **_noted(note),
+                                             **({"by": person} if person else {})})
+    return n
 
 
 def manual_policy(store: Store, category: str, severity: str, tier: Tier) -> Policy:

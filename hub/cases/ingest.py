@@ -21,11 +21,11 @@ from sqlalchemy.orm import Session
 from gridwatch.core.alert import Alert, AlertResult, AlertStatus
 from gridwatch.core.names import SEVERITY_RANK
 from gridwatch.core.warning import RANK as WARNING_RANK
-from hub.fleet import maintenance, registry
+from hub.fleet import looks, maintenance, registry
 from hub.policy.lifecycle import TimelineAction
 from hub.policy.sla import Policy
 from hub.store.cases import Store, bulk_insert, new_case_id
-from hub.store.models import AlertRow, Case, CasePart, Evidence, HeldAlert, Maintenance, NewCase
+from hub.store.models import AlertRow, Case, CasePart, Evidence, HeldAlert, Look, Maintenance, NewCase
 
 MAX_EVIDENCE_BYTES = 512 * 1024
 
@@ -76,6 +76,8 @@ class Batch:
     held: dict[str, HeldAlert] = field(default_factory=dict)  # alerts of this batch held earlier, unreleased
     places: dict[str, dict[str, Any]] = field(default_factory=dict)  # the registry's places of new cases
     recent: dict[str, tuple[str, datetime]] = field(default_factory=dict)  # key -> case closed lately (重复件)
+    links: dict[str, tuple[str, int | None]] = field(default_factory=dict)  # device -> its camera (视频复核)
+    looks: list[dict[str, Any]] = field(default_factory=list)  # looks the new cases ask of those cameras
 
     def __post_init__(self) -> None:
         self.now = self.store.now()
@@ -106,6 +108,7 @@ class Batch:
         opening = {a.device_id for a in alerts if a.place is None and dedup_key(a) not in self.by_key}
         self.places = registry.places(s, opening)
         new_keys = {dedup_key(a) for a in alerts if a.state == "firing" and dedup_key(a) not in self.by_key}
+        self.links = looks.links(s, {a.device_id for a in alerts if dedup_key(a) in new_keys})
         window = max(p.repeat_within for p in self.store.sla.policies)
         self.recent = self.store.recent_closed(s, new_keys, self.now - timedelta(seconds=window)) if window else {}
 
@@ -199,6 +202,10 @@ class Batch:
         if earlier is not None and (now - earlier[1]).total_seconds() <= policy.repeat_within:
             case.repeat_of = opened["repeat_of"] = earlier[0]
         self._entry(case, "opened", opened)
+        if (link := self.links.get(alert.device_id)) is not None:
+            row, detail = looks.asked(case.id, link[0], link[1], alert.device_id, "linkage", self.now)
+            self.looks.append(row)
+            self._entry(case, "look_asked", detail)
         if case.repeat_of is not None:
             self._entry(case, "repeat", {"repeat_of": case.repeat_of, "closed_at": earlier[1].isoformat()
                                          if earlier is not None else None})
@@ -284,6 +291,7 @@ class Batch:
         s.flush()  # merged cases first
         bulk_insert(s, Case, [c.row() for c in self.fresh])
         bulk_insert(s, CasePart, self.parts)
+        bulk_insert(s, Look, self.looks)
         for i, case_id, alert_id, b64 in self.snapshots:
             self.rows[i]["body"]["evidence"]["stored"] = self._evidence(case_id, alert_id, b64)
         bulk_insert(s, AlertRow, self.rows)

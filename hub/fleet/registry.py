@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from sqlalchemy import ColumnElement, delete, func, or_, select
 from sqlalchemy.orm import Session
 
@@ -26,7 +26,8 @@ from gridwatch.core.names import NAME
 from hub.analysis import tables
 from hub.store.models import Device
 
-FIELDS = ("id", "kind", "grid", "name", "lat", "lon", "address", "vendor", "model", "feed", "gateway", "notes")
+FIELDS = ("id", "kind", "grid", "name", "lat", "lon", "address", "vendor", "model", "feed", "gateway", "notes",
+          "camera", "preset")
 """The columns of an import or export, in order (a sheet's first row names them; order is free on import)."""
 
 DeviceState = Literal["ok", "alarm", "offline", "unknown", "maintenance"]
@@ -49,6 +50,17 @@ class DeviceIn(BaseModel):
     feed: str = Field("", max_length=64)
     gateway: str | None = Field(None, pattern=NAME.pattern)
     notes: str = Field("", max_length=4000)
+    camera: str | None = Field(None, pattern=NAME.pattern, description="视频复核: the camera that covers this device")
+    preset: int | None = Field(None, ge=1, le=255, description="that camera's preset (GB/T 28181 A.3.5: 1-255) "
+                                                               "that looks at this device")
+
+    @model_validator(mode="after")
+    def _linked(self) -> DeviceIn:
+        if self.preset is not None and self.camera is None:
+            raise ValueError("preset: a preset needs the camera it belongs to")
+        if self.camera == self.id:
+            raise ValueError("camera: a device is not its own camera")
+        return self
 
     @field_validator("name", "address", "vendor", "model", "feed", "notes")
     @classmethod
@@ -61,16 +73,35 @@ class DeviceIn(BaseModel):
         return Place(lat=self.lat, lon=self.lon, address=self.address, name=self.name)
 
 
+def unknown_cameras(s: Session, devices: Sequence[DeviceIn]) -> list[str]:
+    """Problems with the cameras these devices name: each must be a camera of the registry or of the same batch."""
+    named = {d.camera for d in devices if d.camera is not None}
+    if not named:
+        return []
+    batch = {d.id: d.kind for d in devices}
+    kinds: dict[str, str] = {i: k for i, k in s.execute(select(Device.id, Device.kind).where(Device.id.in_(named)))}
+    kinds |= {i: k for i, k in batch.items() if i in named}
+    out = []
+    for d in devices:
+        if d.camera is not None and kinds.get(d.camera) != "camera":
+            out.append(f"{d.id}: camera: {d.camera!r} is "
+                       f"{'a ' + kinds[d.camera] + ', not a camera' if d.camera in kinds else 'not in the registry'}")
+    return out
+
+
 def device_in(row: Device) -> DeviceIn:
     return DeviceIn.model_validate({f: getattr(row, f) for f in FIELDS})
 
 
 def upsert(s: Session, devices: Sequence[DeviceIn], now: datetime) -> tuple[int, int]:
-    """Add or replace devices; (created, updated)."""
+    """Add or replace devices; (created, updated). A device written without its camera link (a gateway's
+    catalog, a sheet without those columns or with them empty) keeps the link it has; the guard fields are the
+    hub's own and are kept too."""
     ids = [d.id for d in devices]
     known = set(s.scalars(select(Device.id).where(Device.id.in_(ids)))) if ids else set()
     for d in devices:
-        s.merge(Device(**d.model_dump(), updated_at=now))
+        given = d.model_dump(exclude=set() if d.model_fields_set & {"camera", "preset"} else {"camera", "preset"})
+        s.merge(Device(**given, updated_at=now))
     return len(set(ids) - known), len(known)
 
 

@@ -36,6 +36,8 @@ TimelineAction = Action | Literal[
     "assigned", "photo", "extension_requested", "extension_approved", "extension_refused", "suspension_requested",
     "suspension_approved", "suspension_refused", "supervised", "supervision_replied", "sent_back", "part_signed",
     "part_reported",
+    # 视频复核: a camera asked to turn to a sensor's preset for a picture, and how it went
+    "look_asked", "look_done",
     # notices to people (hub.notify.notifier): delivered, failed or stopped
     "notified"]
 """Every action a timeline entry may record: the case actions of the table above and what intake, the

@@ -46,6 +46,29 @@ class Device(Base):
     """What its gateway last heard the device confirm (armed, disarmed)."""
     guard_at: Mapped[datetime | None]
     """When that confirmation came."""
+    camera: Mapped[str | None] = mapped_column(String(64))
+    """视频复核: the camera that covers this device; an alert of the device turns it to `preset` for a picture."""
+    preset: Mapped[int | None] = mapped_column(Integer)
+
+
+class Look(Base):
+    """视频复核 (issue 41): a camera asked to turn to a preset and take a picture for a case, by the linkage of the
+    sensor that opened it or by an operator; its gateway takes it and says how it went."""
+
+    __tablename__ = "looks"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    case_id: Mapped[str] = mapped_column(ForeignKey("cases.id"), index=True)
+    camera: Mapped[str] = mapped_column(String(64), index=True)
+    preset: Mapped[int | None] = mapped_column(Integer)
+    sensor: Mapped[str | None] = mapped_column(String(64))
+    """The device whose alert asked (None: an operator)."""
+    asked_by: Mapped[str] = mapped_column(String(128))
+    asked_at: Mapped[datetime]
+    done_at: Mapped[datetime | None]
+    result: Mapped[str | None] = mapped_column(String(16))
+    """snapshot (a picture is on the case) or failed (`detail` says why)."""
+    detail: Mapped[str] = mapped_column(Text, default="")
 
 
 class RuleVersion(Base):

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from hub.policy.lifecycle import Status, TimelineAction
 from hub.store.base import Base, Sealed, UtcDateTime
-from hub.store.fleet_tables import AgentRow, Device, HeldAlert, Maintenance, RuleDeploy, RuleVersion
+from hub.store.fleet_tables import AgentRow, Device, HeldAlert, Look, Maintenance, RuleDeploy, RuleVersion
 from hub.store.people_tables import (
     AuditHead,
     AuditRow,
@@ -44,7 +44,7 @@ from hub.store.people_tables import (
 
 __all__ = ["AgentRow", "AlertRow", "AuditHead", "AuditRow", "Base", "Case", "KeyCheck", "CaseClock", "CasePart",
            "CaseRequest",
-           "Contact", "Cursor", "Device", "Evidence", "HeldAlert", "KeyRow", "Maintenance", "NewCase", "Notice",
+           "Contact", "Cursor", "Device", "Evidence", "HeldAlert", "KeyRow", "Look", "Maintenance", "NewCase", "Notice",
            "Pause", "RecoveryCode", "RuleDeploy", "RuleVersion", "Sealed", "TimelineEntry", "User", "UserSession",
            "UtcDateTime"]
 
