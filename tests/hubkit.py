@@ -73,8 +73,8 @@ class Hub:
         return httpx.get(f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30).json()
 
     def call(self, method: str, path: str, key: str = OPS, **kw: Any) -> httpx.Response:
-        return httpx.request(method, f"{self.url}{path}", headers={"Authorization": f"Bearer {key}"}, timeout=30,
-                             **kw)
+        headers = {"Authorization": f"Bearer {key}", **kw.pop("headers", {})}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=30, **kw)
 
     def person(self, admin_key: str, username: str, name: str, unit: str | None, role: str = "operator",
                password: str = "Right-pw-2026") -> None:

@@ -162,3 +162,70 @@ def test_a_camera_is_disarmed_from_the_device_list_after_a_warning(tmp_path, bro
         page.close()
     finally:
         hub.stop()
+
+
+def test_a_sensor_is_linked_to_its_camera_in_the_form_and_its_case_page_shows_and_asks_the_video_check(
+        tmp_path, browser):
+    """视频复核 in the board (issue 41): the device form links a gas sensor to the dome and preset that cover it
+    (saving the dome from the form again keeps what the form does not show: its gateway); the sensor's case page
+    says the camera was called to the preset, its 视频复核 button asks again (the operator's name on the
+    timeline), and the picture the gateway sends is shown on the page with what it is. Read back by OCR."""
+    from tests.test_board_browser import alert
+    from tests.test_board_views import ocr
+
+    hub = start_hub(tmp_path)
+    try:
+        r = hub.call("PUT", "/api/v1/devices/cam-01", json={"id": "cam-01", "kind": "camera", "grid": "grid-01",
+                                                             "name": "幸福路口球机", "gateway": "plat-1"})
+        assert r.status_code == 200, r.text
+        page, _ = open_board(browser, hub.url, "devices")
+        page.wait_for_selector("#devices-table tr[data-device='cam-01']")
+        page.click("#devices-table tr[data-device='cam-01']")  # the dome into the form, saved again unchanged
+        assert page.input_value("#d-name") == "幸福路口球机"
+        page.click("#d-form button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#d-msg').textContent.includes('cam-01')")
+        for sel, value in (("#d-id", "gas-0301"), ("#d-name", "3号燃气阀井"), ("#d-camera", "cam-01"),
+                           ("#d-preset", "3")):
+            page.fill(sel, value)
+        page.select_option("#d-kind", "sensor")
+        page.select_option("#d-grid", "grid-01")
+        page.click("#d-form button[type=submit]")
+        page.wait_for_function("() => document.querySelector('#d-msg').textContent.includes('gas-0301')")
+        listed = {d["id"]: d for d in hub.get("/api/v1/devices")["devices"]}
+        assert (listed["gas-0301"]["camera"], listed["gas-0301"]["preset"]) == ("cam-01", 3)
+        assert listed["cam-01"]["gateway"] == "plat-1"  # not lost by the form, which does not show it
+
+        case_id = hub.post([alert(1, "grid-01", device="gas-0301")])[0]["case_id"]
+        page.click("#tabs button[data-tab='board']")
+        row = f"tr[data-case='{case_id}']"
+        page.wait_for_selector(row)
+        page.click(row)
+        asked = "#detail ol.timeline li[data-action='look_asked']"
+        page.wait_for_selector(asked)
+        assert "视频复核：调用摄像机 cam-01 预置位 3（gas-0301 联动）" in page.inner_text(asked)
+        page.click("#actions button[data-action='look']")
+        page.wait_for_function(f"() => document.querySelectorAll(\"{asked}\").length === 2")
+        mine = page.query_selector_all(asked)[1].inner_text()
+        assert "ops-district" in mine and "预置位 3" in mine and "联动" not in mine, mine
+        looks = hub.get("/api/v1/looks")["looks"]
+        assert [(lk["asked_by"], lk["preset"]) for lk in looks] == [("linkage", 3), ("ops-district", 3)]
+        import cv2
+
+        from simulators import footage
+        street = cv2.imencode(".jpg", cv2.resize(next(footage.frames(footage.clip(), 1)), (480, 360)))[1].tobytes()
+        r = hub.call("POST", f"/api/v1/looks/{looks[0]['id']}/snapshot", content=street,
+                     headers={"Content-Type": "image/jpeg"})
+        assert r.status_code == 200, r.text
+        page.wait_for_selector("#detail ol.timeline li[data-action='look_done']")
+        assert "复核画面已附：cam-01 预置位 3" in page.inner_text("#detail ol.timeline li[data-action='look_done']")
+        page.wait_for_function("() => document.querySelector('#detail .evidence img').naturalWidth === 480")
+        caption = page.inner_text("#detail .evidence figcaption")
+        assert "视频复核 · cam-01 · 预置位 3" in caption, caption
+        OUT.mkdir(exist_ok=True)
+        shot = OUT / "board-case-look.png"
+        page.screenshot(path=str(shot))
+        seen = ocr(shot, "chi_sim")
+        assert "视频复核" in seen and "调用摄像机" in seen, seen  # the picture above, the timeline below it
+        page.close()
+    finally:
+        hub.stop()
