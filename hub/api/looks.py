@@ -66,7 +66,6 @@ def ask_look(case_id: str, body: LookIn, hub: HubDep, who: Operator) -> LookOut:
         look = looks.ask(store, case_id, body.camera, body.preset, actor=who.name)
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from None
-    hub.changed()
     return _out(look)
 
 
@@ -86,7 +85,6 @@ def _answer(hub: Any, who: Any, look_id: int, **kw: Any) -> LookOut:
         raise HTTPException(409, str(exc)) from None
     if look is None:
         raise HTTPException(404, "no such look")
-    hub.changed()
     return _out(look)
 
 
