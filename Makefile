@@ -98,7 +98,7 @@ browser-timing: deps venv
 e2e-test: deps venv
 	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=5 -m e2e tests/test_hub_replicas.py tests/test_fleet_e2e.py \
 	  tests/test_audit_syslog.py tests/test_gb28181.py tests/test_gb28181_guard.py tests/test_gb28181_look.py \
-	  tests/test_camera_look.py tests/test_api_fuzz.py
+	  tests/test_gb28181_clip.py tests/test_camera_look.py tests/test_api_fuzz.py
 
 # installing and upgrading: the wheel built, installed into a clean venv outside the checkout, every command
 # group run from there; and a filled database from every earlier schema revision migrated to head (SQLite and

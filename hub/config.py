@@ -130,6 +130,8 @@ class HubLimits(Strict):
                                 "(the forwarder then halves its batches)")
     max_photo_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="a photo attached to a case (JPEG, PNG, "
                                  "WebP): larger ones get 413")
+    max_clip_bytes: int = Field(12 * 1024 * 1024, ge=1024, description="a recorded clip (MP4) attached to a case by "
+                                "a gateway: larger ones get 413 (within max_body_bytes)")
     auth_failures: int = Field(20, ge=1, description="wrong keys a client may present per auth_window")
     auth_window: float = Field(60.0, gt=0, description="seconds; past auth_failures the client gets 429")
     account_failures: int = Field(10, ge=1, le=1000, description="wrong passwords in a row that lock an account, "

@@ -165,7 +165,7 @@ def test_a_camera_is_disarmed_from_the_device_list_after_a_warning(tmp_path, bro
 
 
 def test_a_sensor_is_linked_to_its_camera_in_the_form_and_its_case_page_shows_and_asks_the_video_check(
-        tmp_path, browser):
+        tmp_path, browser):  # and plays the camera's recorded clip
     """视频复核 in the board (issue 41): the device form links a gas sensor to the dome and preset that cover it
     (saving the dome from the form again keeps what the form does not show: its gateway); the sensor's case page
     says the camera was called to the preset, its 视频复核 button asks again (the operator's name on the
@@ -221,11 +221,26 @@ def test_a_sensor_is_linked_to_its_camera_in_the_form_and_its_case_page_shows_an
         page.wait_for_function("() => document.querySelector('#detail .evidence img').naturalWidth === 480")
         caption = page.inner_text("#detail .evidence figcaption")
         assert "视频复核 · cam-01 · 预置位 3" in caption, caption
-        OUT.mkdir(exist_ok=True)
         shot = OUT / "board-case-look.png"
         page.screenshot(path=str(shot))
         seen = ocr(shot, "chi_sim")
         assert "视频复核" in seen and "调用摄像机" in seen, seen  # the picture above, the timeline below it
+        # the camera's recording around the alarm (what the GB/T 28181 gateway sends): played on the page
+        from tests.footagekit import h264
+        mp4 = h264("vtest-768-gop10-15s", seconds=15, gop=10).read_bytes()
+        r = hub.call("POST", f"/api/v1/cases/{case_id}/clips", content=mp4, headers={"Content-Type": "video/mp4"},
+                     params={"note": "报警录像 (GB/T 28181): 区域入侵"})
+        assert r.status_code == 201, r.text
+        page.wait_for_selector("#detail .evidence figure.clip video")
+        page.wait_for_function("() => { const v = document.querySelector('#detail .evidence video');"
+                               " return v.readyState >= 1 && Math.abs(v.duration - 15) < 1; }", timeout=10_000)
+        page.evaluate("() => document.querySelector('#detail .evidence video').play()")
+        page.wait_for_function("() => document.querySelector('#detail .evidence video').currentTime > 1",
+                               timeout=10_000)  # it plays: H.264 decoded in the page
+        assert "报警录像" in page.inner_text("#detail .evidence figure.clip figcaption")
+        page.evaluate("() => { const v = document.querySelector('#detail .evidence video'); v.pause(); }")
+        page.locator("#detail .evidence figure.clip").scroll_into_view_if_needed()
+        page.screenshot(path=str(OUT / "board-case-clip.png"))
         page.close()
     finally:
         hub.stop()

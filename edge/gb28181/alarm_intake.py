@@ -40,6 +40,10 @@ class AlarmIntake(Catalogs):
                 "code": f"gb28181:{pair}"}
         self._publish(f"{self.cfg.mqtt.topic_root}/{grid}/camera/{channel}/event", json.dumps(body).encode())
         self.snapshot(peer, channel, now, a.description)
+        self.clip_later(peer, channel, now, a.description)
+
+    def clip_later(self, peer: Peer, channel: str, now: float, description: str) -> None:
+        """The alarm's recorded clip (`clips.Clips.clip_later`)."""
 
     def snapshot(self, peer: Peer, channel: str, now: float, description: str) -> None:
         """The alarm's evidence (`streams.Streams.snapshot`)."""

@@ -116,6 +116,9 @@ class GatewayBase:
         self.guard_sync: GuardSync | None = None  # made by the gateway (`gateway.GbGateway`)
         self.snapped: dict[str, float] = {}  # channel -> when its last alarm snapshot was asked for
         self.snapshot_runs: dict[str, StreamRun] = {}  # channel -> its snapshot's short stream
+        self.clip_runs: dict[str, StreamRun] = {}  # channel -> its recording's download
+        self.clip_notes: dict[str, str] = {}  # channel -> the description of the alarm its clip is for
+        self.clip_asked: dict[int, tuple[str, float, str]] = {}  # RecordInfo SN -> (channel, alarm time, description)
         self.look_frames: dict[str, tuple[int, float]] = {}  # pulled channel -> (look, when) its next frame is for
         self.looks_taken: dict[int, float] = {}  # look id -> when this gateway took it (`looks`)
         self.metrics = CollectorRegistry()

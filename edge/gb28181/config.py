@@ -115,6 +115,11 @@ class GbGatewayConfig(Strict):
     guard_poll: float = Field(2.0, ge=0, le=3600, description="seconds between readings of the hub's 布防/撤防 "
                               "and 视频复核 looks (`GET /api/v1/devices/guards`, `GET /api/v1/looks`, needs `hub:`); "
                               "0: not read")
+    clips: bool = Field(True, description="on an alarm, the channel's own recording from `clip_before` seconds before "
+                        "to `clip_after` after (RecordInfo, then a Download INVITE) added to the case as MP4 "
+                        "(needs `hub:`)")
+    clip_before: float = Field(10.0, ge=1, le=120)
+    clip_after: float = Field(5.0, ge=0, le=120)
     look_settle: float = Field(3.0, ge=0, le=60, description="视频复核: seconds a camera is given to reach a preset "
                                "before its picture is taken (a dome's full turn is 1-3 s)")
     grid: str | None = Field(None, pattern=NAME.pattern, description="the grid the gateway's own status is "

@@ -11,6 +11,7 @@ gave, is refused and counted; the stream goes on.
 
 from __future__ import annotations
 
+import io
 import logging
 import threading
 import time
@@ -107,6 +108,39 @@ class StreamRun:
     snapshot: str | None = None  # a snapshot for an alarm (its description): the first frame, then BYE
     alarm_at: float = 0.0
     look: int | None = None  # a snapshot for a 视频复核 look (the hub's id of it)
+    clip: tuple[float, float] | None = None  # a recording downloaded (§9.9): its start and end, Unix seconds
+
+    def record(self, done: Callable[[StreamRun, bytes | None], None]) -> None:
+        """The clip's thread: the downloaded PS remuxed into MP4 as it comes (PyAV: FFmpeg's MPEG-PS demuxer, its
+        mp4 muxer; the H.264 packets copied, not decoded), handed to `done` once the pipe closes (None: no
+        video came)."""
+        out: Any = None
+        buf = io.BytesIO()
+        packets = 0
+        try:
+            with av.open(self.pipe, mode="r", format="mpeg",
+                         options={"probesize": "262144", "analyzeduration": "2000000"}) as inp:
+                video = inp.streams.video[0]
+                out = av.open(buf, mode="w", format="mp4")  # moov at the end: the whole file is sent at once
+                stream = out.add_stream_from_template(video)
+                for pkt in inp.demux(video):
+                    if pkt.dts is None or pkt.size == 0:
+                        continue
+                    pkt.stream = stream
+                    out.mux(pkt)
+                    packets += 1
+                    self.stats.packets += 1
+        except (av.FFmpegError, OSError, IndexError) as exc:  # IndexError: no video stream in what came
+            self.stats.decode_errors += 1
+            logger.warning("gb28181: channel %s recording: %s", self.channel, exc)
+        finally:
+            if out is not None:
+                try:
+                    out.close()
+                except (av.FFmpegError, OSError) as exc:
+                    logger.warning("gb28181: channel %s recording not written: %s", self.channel, exc)
+                    packets = 0
+        done(self, buf.getvalue() if packets else None)  # it ends the call (BYE)
 
     def take(self, data: bytes, host: str, refuse: Callable[[str, str], None]) -> None:
         """One RTP packet from the network."""

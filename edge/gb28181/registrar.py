@@ -8,14 +8,14 @@ import logging
 import time
 
 from edge.gb28181.base import CATALOG_TRIES, CATALOG_WAIT, Addr, date, expires_of, tag
-from edge.gb28181.looks import Looks
+from edge.gb28181.clips import Clips
 from gridwatch.core.gb28181 import digest, manscdp
 from gridwatch.core.gb28181.sip import SipMessage, response
 
 logger = logging.getLogger(__name__)
 
 
-class Registrar(Looks):
+class Registrar(Clips):
     def register(self, msg: SipMessage, addr: Addr, transport: str, writer: asyncio.StreamWriter | None) -> None:
         now = self.clock()
         if not self.limit.take(addr[0], time.monotonic()):
@@ -103,6 +103,10 @@ class Registrar(Looks):
                 self.catalog_change(peer, manscdp.catalog(body))
             elif what == "Response/DeviceControl":
                 self.guard_answered(peer, body)
+            elif what == "Response/RecordInfo":
+                self.records_answered(peer, body)
+            elif what == "Notify/MediaStatus":
+                self.media_status(peer, body)
             elif what == "Notify/Alarm":
                 self.alarm(peer, manscdp.alarm(body), now)
                 self.request(peer, "MESSAGE", manscdp.reply_ok("Alarm", body.sn, body.device_id))

@@ -19,7 +19,7 @@ from edge.frames.publish import publish_frame
 from edge.frames.stream import Sample
 from edge.gb28181.base import STREAM_RETRY, UDP_BUFFER, Peer
 from edge.gb28181.config import Stream
-from edge.gb28181.evidence import SNAPSHOT_EVERY, SNAPSHOT_TIMEOUT, LookFailed, Snapshot
+from edge.gb28181.evidence import CLIP_SPEED, SNAPSHOT_EVERY, SNAPSHOT_TIMEOUT, LookFailed, Snapshot
 from edge.gb28181.guard import Guards
 from edge.gb28181.media import StreamRun
 from gridwatch.core.gb28181 import rtp
@@ -81,15 +81,20 @@ class Streams(Guards):
                                                        f"{SNAPSHOT_TIMEOUT:.0f} s)"))
 
     async def invite(self, peer: Peer, spec: Stream, now: float, snapshot: str | None = None,
-                     look: int | None = None) -> None:
+                     look: int | None = None, clip: tuple[float, float] | None = None) -> None:
+        """INVITE a channel: its live stream (`s=Play`), a snapshot's first frame, or with `clip` a download of its
+        recording between two times (§9.9: `s=Download`, `u=<channel>:0`, `t=<start> <end>`, a history SSRC)."""
         assert self.loop is not None and peer.addr is not None
         self.ssrc_serial += 1
         grid = peer.channels.get(spec.channel, peer.dev.grid)
-        run = StreamRun(spec.channel, grid, peer.dev.id, rtp.ssrc_for(self.cfg.sip.domain, self.ssrc_serial),
+        run = StreamRun(spec.channel, grid, peer.dev.id,
+                        rtp.ssrc_for(self.cfg.sip.domain, self.ssrc_serial, history=clip is not None),
                         spec.sample_every, spec.width, spec.jpeg_quality, Liveness(spec.offline_after, now),
                         source_host=peer.addr[0], asked_at=now, state="inviting", snapshot=snapshot,
-                        alarm_at=now, look=look)
-        if snapshot is None:
+                        alarm_at=now, look=look, clip=clip)
+        if clip is not None:
+            self.clip_runs[spec.channel] = run
+        elif snapshot is None:
             self.streams[spec.channel] = run
         else:
             self.snapshot_runs[spec.channel] = run
@@ -102,8 +107,13 @@ class Streams(Guards):
         else:
             run.transport = await asyncio.start_server(partial(self._rtp_tcp, run), self.cfg.sip.host, 0)
             run.rtp_port = run.transport.sockets[0].getsockname()[1]
-        sdp = rtp.write_sdp(self.cfg.sip.id, self.here, run.rtp_port, run.ssrc, transport=spec.transport,
-                            setup="passive")
+        if clip is None:
+            sdp = rtp.write_sdp(self.cfg.sip.id, self.here, run.rtp_port, run.ssrc, transport=spec.transport,
+                                setup="passive")
+        else:
+            sdp = rtp.write_sdp(self.cfg.sip.id, self.here, run.rtp_port, run.ssrc, transport=spec.transport,
+                                setup="passive", session="Download", uri=f"{spec.channel}:0", speed=CLIP_SPEED,
+                                times=(int(clip[0]), int(clip[1])))
         msg = self.request(peer, "INVITE", sdp, target=spec.channel, content_type="APPLICATION/SDP", headers=[
             ("Contact", f"<sip:{self.cfg.sip.id}@{self.here}:{self.port}>"),
             ("Subject", f"{spec.channel}:{run.ssrc},{self.cfg.sip.id}:0")])  # §8.1.2.2: sender:ssrc,receiver:0
@@ -138,9 +148,13 @@ class Streams(Guards):
         run.answer = msg
         self._ack(run, msg)
         run.state = "playing"
-        take = self._snapshot_sample if run.snapshot is not None else self._publish_sample
-        run.thread = threading.Thread(target=run.run, args=(take,), daemon=True,
-                                      name=f"gridwatch-gb-{run.channel[-6:]}")
+        if run.clip is not None:
+            run.thread = threading.Thread(target=run.record, args=(self.clip_recorded,), daemon=True,
+                                          name=f"gridwatch-gb-rec-{run.channel[-6:]}")
+        else:
+            take = self._snapshot_sample if run.snapshot is not None else self._publish_sample
+            run.thread = threading.Thread(target=run.run, args=(take,), daemon=True,
+                                          name=f"gridwatch-gb-{run.channel[-6:]}")
         run.thread.start()
 
     def _dialog(self, run: StreamRun, method: str) -> SipMessage | None:
@@ -176,6 +190,8 @@ class Streams(Guards):
         self.invites.pop(run.call_id, None)
         if run.snapshot is not None and self.snapshot_runs.get(run.channel) is run:
             del self.snapshot_runs[run.channel]
+        if run.clip is not None and self.clip_runs.get(run.channel) is run:
+            del self.clip_runs[run.channel]
         logger.info("gb28181: stream of %s ended (%s)", run.channel, why)
 
     async def _rtp_tcp(self, run: StreamRun, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -225,6 +241,9 @@ class Streams(Guards):
         self.evidence.put(Snapshot(run.channel, jpeg.tobytes(), run.alarm_at, run.snapshot or "", look=run.look))
         if self.loop is not None:
             self.loop.call_soon_threadsafe(self.end_stream, run, "snapshot taken")
+
+    def clip_recorded(self, run: StreamRun, mp4: bytes | None) -> None:
+        """In the clip's thread: the MP4 (`clips`)."""
 
     def _frame_seen(self, run: StreamRun) -> None:
         change = run.liveness.frame(self.clock())

@@ -179,8 +179,8 @@ def report(body: ManualCase, store: StoreDep, who: Operator) -> CaseDetail:
 
 
 @router.get("/{case_id}/evidence/{n}", response_class=Response,
-            responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}},
-                             "description": "the snapshot or photo"}})
+            responses={200: {"content": {"image/jpeg": {}, "image/png": {}, "image/webp": {}, "video/mp4": {}},
+                             "description": "the snapshot, photo or recorded clip"}})
 def evidence(case_id: str, n: Annotated[int, Path(ge=1, le=2**31 - 1)], store: StoreDep, who: Reader) -> Response:
     load_visible(store, who, case_id)  # 404 unless the caller may see the case
     item = store.evidence(case_id, n)
@@ -226,6 +226,33 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
     with refusing():
         await run_in_threadpool(actions.add_photo, store, case.id, data=bytes(data), content_type=kind,
                                 actor=who.name, note=note, person=who.person)
+    return await run_in_threadpool(load_visible, store, who, case_id)
+
+
+@router.post("/{case_id}/clips", status_code=201, responses=responses(*BODY, 409, 413, 415),
+             openapi_extra={"requestBody": {"required": True, "content": {
+                 "video/mp4": {"schema": {"type": "string", "format": "binary"}}}}, **ON_TIMELINE})
+async def add_clip(case_id: str, request: Request, hub: HubDep, who: Operator,
+                   note: Annotated[Text | None, Query(max_length=500)] = None,
+                   start: datetime | None = None, end: datetime | None = None) -> CaseDetail:
+    """A clip of the camera's own recording around the alarm (MP4, at most `limits.max_clip_bytes`), sent by its
+    gateway as the raw body with `start` and `end`; played on the case page."""
+    store = hub.store
+    case, _ = await run_in_threadpool(actionable, store, who, case_id)
+    kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if kind != "video/mp4":
+        raise Refused(415, f"a clip is video/mp4, not {kind or 'nothing'}", "clip_type", type=kind)
+    limit = hub.max_clip_bytes
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise Refused(413, f"a clip is at most {limit} bytes", "clip_size", limit=limit)
+    if data[4:8] != b"ftyp":  # ISO/IEC 14496-12 §4.3: an MP4 starts with its file type box
+        raise Refused(415, "the body is not an MP4 file", "clip_type", type=kind)
+    with refusing():
+        await run_in_threadpool(actions.add_clip, store, case.id, data=bytes(data), actor=who.name, note=note,
+                                start=start, end=end)
     return await run_in_threadpool(load_visible, store, who, case_id)
 
 

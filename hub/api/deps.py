@@ -40,6 +40,7 @@ class HubState:
     labels: Labels = field(default_factory=Labels)
     """Display names of categories and other codes (board, exports)."""
     max_photo_bytes: int = 8 * 1024 * 1024
+    max_clip_bytes: int = 12 * 1024 * 1024
     notices: NoticeFiles | None = None
     """The notification policy and rosters in force (None: neither configured); the watcher reloads them."""
     generation: int = 0

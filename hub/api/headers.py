@@ -31,7 +31,7 @@ def policy(frame_ancestors: list[str]) -> str:
     """The Content-Security-Policy of every answer."""
     ancestors = " ".join(frame_ancestors) or "'none'"
     return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-            "font-src 'self'; media-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+            "font-src 'self'; media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
             f"form-action 'self'; frame-ancestors {ancestors}; report-uri {REPORTS}")
 
 

@@ -102,6 +102,17 @@ class PhotoOut(BaseModel):
     note: str | None = None
 
 
+class ClipOut(BaseModel):
+    """A recorded clip (MP4) from the camera's own recording around the alarm."""
+
+    url: str
+    at: datetime
+    actor: str
+    note: str | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+
+
 class PartOut(BaseModel):
     """协办: an assisting unit's part of a jointly handled case."""
 
@@ -120,6 +131,8 @@ class CaseDetail(CasePublic):
     alerts: list[dict[str, Any]] = Field(description="the alert bodies as received, with `received_at`")
     evidence: list[str] = Field(description="paths of the stored evidence: the edge's snapshots and photos")
     photos: list[PhotoOut] = Field(default_factory=list, description="photos taken on the spot, oldest first")
+    clips: list[ClipOut] = Field(default_factory=list, description="clips of the camera's recording around the "
+                                 "alarm (MP4), oldest first")
     actions: list[str] = Field(default_factory=list, description="the actions the caller may take on the case now")
     requests: list[RequestOut] = Field(default_factory=list,
                                        description="延期 requests and 督办 orders, and their answers")
@@ -192,9 +205,10 @@ def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses:
     alerts = store.alerts_of(case.id)
     base = f"/api/v1/cases/{case.id}/evidence"
     photos = [e for e in timeline if e.action == "photo" and isinstance(e.detail.get("n"), int)]
-    # every stored evidence number is named either by its alert (snapshots) or by a photo entry
-    numbers = sorted([a["evidence"]["stored"] for a in alerts
-                      if isinstance((a.get("evidence") or {}).get("stored"), int)] + [e.detail["n"] for e in photos])
+    clips = [e for e in timeline if e.action == "clip" and isinstance(e.detail.get("n"), int)]
+    # every stored evidence number is named either by its alert (snapshots) or by a photo or clip entry
+    numbers = sorted([a["evidence"]["stored"] for a in alerts if isinstance((a.get("evidence") or {}).get("stored"),
+                      int)] + [e.detail["n"] for e in photos + clips])
     fields = case_fields(store, case, pauses, now)
     return CaseDetail(
         **fields,
@@ -204,6 +218,8 @@ def case_detail(store: Store, case: Case, timeline: list[TimelineEntry], pauses:
         evidence=[f"{base}/{n}" for n in numbers],
         photos=[PhotoOut(url=f"{base}/{e.detail['n']}", at=e.at, actor=e.actor, note=e.detail.get("note"))
                 for e in photos],
+        clips=[ClipOut(url=f"{base}/{e.detail['n']}", at=e.at, actor=e.actor, note=e.detail.get("note"),
+                       start=e.detail.get("start"), end=e.detail.get("end")) for e in clips],
         actions=actions or [],
         requests=requests_from(timeline),
         parts=[PartOut(unit=p.unit, assigned_at=p.assigned_at, signed_at=p.signed_at, signed_by=p.signed_by,

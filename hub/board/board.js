@@ -78,7 +78,7 @@ const I18N = {
     tl_backup_notified: "通知AB岗 {backup}", tl_reminder: "催办 {to}", tl_condition_cleared: "现场告警已消除",
     tl_condition_returned: "现场告警复现", tl_severity_raised: "级别由{from}提升为{to}", tl_warning_raised: "预警由{from}升至{to}", tl_warning_lowered: "预警由{from}降至{to}{applied}", tl_warning_kept: "（案件保持原级别）", tl_transfer: "由 {from} 转派至 {to}",
     tl_photo: "上传现场照片", tl_maintenance: "（检修窗口结束后立案）",
-    look: "视频复核", tl_look_asked: "视频复核：调用摄像机 {camera}{at_preset}{for_sensor}", at_preset: " 预置位 {preset}", for_sensor: "（{sensor} 联动）",
+    clip: "报警录像", tl_clip: "附报警录像", look: "视频复核", tl_look_asked: "视频复核：调用摄像机 {camera}{at_preset}{for_sensor}", at_preset: " 预置位 {preset}", for_sensor: "（{sensor} 联动）",
     tl_look_snapshot: "复核画面已附：{camera}{at_preset}", tl_look_failed: "未取得复核画面：{camera}，{reason}",
   },
   en: {
@@ -166,7 +166,7 @@ const I18N = {
     tl_reminder: "reminder to {to}", tl_condition_cleared: "condition cleared on site", tl_condition_returned: "condition returned",
     tl_severity_raised: "severity raised from {from} to {to}", tl_warning_raised: "warning raised from {from} to {to}", tl_warning_lowered: "warning fell from {from} to {to}{applied}", tl_warning_kept: " (the case keeps its level)", tl_transfer: "transferred from {from} to {to}",
     tl_photo: "photo added", tl_maintenance: " (after a maintenance window)",
-    look: "Video check", tl_look_asked: "video check: camera {camera}{at_preset}{for_sensor}", at_preset: " at preset {preset}", for_sensor: " (linked to {sensor})",
+    clip: "Alarm recording", tl_clip: "alarm recording added", look: "Video check", tl_look_asked: "video check: camera {camera}{at_preset}{for_sensor}", at_preset: " at preset {preset}", for_sensor: " (linked to {sensor})",
     tl_look_snapshot: "video check picture added: {camera}{at_preset}", tl_look_failed: "no video check picture from {camera}: {reason}",
   },
 };
@@ -911,6 +911,15 @@ async function openDetail(id) {
     return fig;
   };
   for (const p of c.photos) ev.append(image(p.url, `${t("photo")} · ${fmtTime(p.at)} · ${p.actor}${p.note ? ` · ${p.note}` : ""}`));
+  for (const k of c.clips || []) { // the camera's own recording around the alarm (MP4), played here
+    const fig = document.createElement("figure"); fig.className = "clip";
+    const video = document.createElement("video"); video.controls = true; video.muted = true; video.preload = "metadata";
+    api(k.url).then((res) => res.blob()).then((b) => { video.src = URL.createObjectURL(b); }).catch(() => {});
+    const cap = document.createElement("figcaption");
+    cap.textContent = `${t("clip")} · ${k.start ? `${fmtTime(k.start)} – ${fmtTime(k.end)}` : fmtTime(k.at)}${k.note ? ` · ${k.note}` : ""}`;
+    fig.append(video, cap);
+    ev.append(fig);
+  }
   c.evidence.filter((u) => !photoUrls.has(u)).forEach((u) => ev.append(image(u, t("evidence"))));
   const title = (key) => { const e = document.createElement("h3"); e.textContent = t(key); return e; };
   body.replaceChildren(h, sub, msg, clock, stages, title("evidence"), ev, title("timeline"), tl, title("alerts"), alerts, title("stamps"), dl);

@@ -143,7 +143,8 @@ def create_app(cfg: HubConfig, *, clock: Callable[[], datetime] | None = None,
                              unknown_grids=cfg.unknown_grids,
                              intake=IntakeLimiter(cfg.limits.intake_rate, cfg.limits.intake_burst),
                              fleet=cfg.fleet, rule_tools=rule_tools, labels=labels,
-                             max_photo_bytes=cfg.limits.max_photo_bytes, notices=files,
+                             max_photo_bytes=cfg.limits.max_photo_bytes,
+                             max_clip_bytes=cfg.limits.max_clip_bytes, notices=files,
                              people=People(store, cfg.keys, cfg.limits.account_failures, cfg.limits.account_lock,
                                            cfg.sign_in))
     if files is not None:

@@ -244,6 +244,21 @@ def add_photo(store: Store, case_id: str, *, data: bytes, content_type: str, act
                         actor=actor, note=note, person=person)
 
 
+def add_clip(store: Store, case_id: str, *, data: bytes, actor: str, note: str | None = None,
+             start: datetime | None = None, end: datetime | None = None) -> int:
+    """A recorded clip (MP4) of the case's camera around its alarm, stored with the case as evidence; its number."""
+    now = store.now()
+    with store.transaction() as s:
+        case = store.lock_case(s, case_id)
+        n = store.next_evidence_number(s, case_id)
+        s.add(Evidence(case_id=case_id, n=n, alert_id=f"clip:{actor}"[:64], content_type="video/mp4", data=data))
+        case.version += 1
+        store.log(s, case, now, actor, "clip", {"n": n, "type": "video/mp4", "bytes": len(data), **_noted(note),
+                                                **({"start": start.isoformat()} if start else {}),
+                                                **({"end": end.isoformat()} if end else {})})
+        return n
+
+
 def photo_in(s: Session, store: Store, case: Case, now: datetime, *, data: bytes, content_type: str, actor: str,
              note: str | None = None, person: str | None = None) -> int:
     """`add_photo` inside the caller's transaction, on the locked case."""

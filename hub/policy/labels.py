@@ -80,6 +80,7 @@ BUILT_IN: Final[dict[str, dict[str, Name]]] = {
                "severity_raised": _n("级别提升", "severity raised"),
                "warning_raised": _n("预警升级", "warning raised"), "warning_lowered": _n("预警降级", "warning lowered"),
                "condition_returned": _n("告警复现", "condition returned"), "photo": _n("上传照片", "photo added"),
+               "clip": _n("录像片段", "recorded clip"),
                "reopened": _n("重新办理", "reopened"), "repeat": _n("重复件", "repeat case"),
                "assigned": _n("指派", "assigned"), "extension_requested": _n("申请延期", "extension requested"),
                "extension_approved": _n("同意延期", "extension approved"),

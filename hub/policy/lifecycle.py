@@ -32,10 +32,10 @@ TimelineAction = Action | Literal[
     "warning_raised", "warning_lowered",
     # the clocks: the scheduler's lights, escalation, backup grid (AB角) and reminders
     "light", "escalated", "backup_notified", "reminder",
-    # people and controls: assignment, photos, 延期, 挂起, 督办, 退回, 协办 parts
-    "assigned", "photo", "extension_requested", "extension_approved", "extension_refused", "suspension_requested",
-    "suspension_approved", "suspension_refused", "supervised", "supervision_replied", "sent_back", "part_signed",
-    "part_reported",
+    # people and controls: assignment, photos (and gateways' recorded clips), 延期, 挂起, 督办, 退回, 协办 parts
+    "assigned", "photo", "clip", "extension_requested", "extension_approved", "extension_refused",
+    "suspension_requested", "suspension_approved", "suspension_refused", "supervised", "supervision_replied",
+    "sent_back", "part_signed", "part_reported",
     # 视频复核: a camera asked to turn to a sensor's preset for a picture, and how it went
     "look_asked", "look_done",
     # notices to people (hub.notify.notifier): delivered, failed or stopped

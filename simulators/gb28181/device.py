@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from gridwatch.core.gb28181 import digest, rtp
-from gridwatch.core.gb28181.manscdp import PRESET_CALL
+from gridwatch.core.gb28181.manscdp import PRESET_CALL, local_time, read_local_time
+from gridwatch.core.gb28181.manscdp import parse as parse_manscdp
 from gridwatch.core.gb28181.manscdp import read_ptz as manscdp_read_ptz
 from gridwatch.core.gb28181.sip import Framer, SipError, SipMessage, header_param, parse, uri_user
 from simulators.gb28181.catalog import ChannelInfo, Transport, catalog_items, esc, manscdp
@@ -25,11 +26,13 @@ class GbDevice:
                  page: int = 20, charset: str = "GB2312", expires: int = 3600, page_gap: float = 0.0,
                  footage: Path | None = None, loop_footage: bool = True, wrong_ssrc: bool = False,
                  rtp_from: str = "127.0.0.1", alarms_by_subscription: bool = False,
-                 presets: dict[int, Path] | None = None) -> None:
+                 presets: dict[int, Path] | None = None, recording: bool = True) -> None:
         """`footage`: an H.264 file its channels stream when INVITEd (as PS over RTP); `wrong_ssrc` and
         `rtp_from` (another loopback address) make its RTP what the gateway must refuse;
         `alarms_by_subscription`: alarms go only to a subscriber, as NOTIFY (platforms such as 海康 iSecure);
-        `presets`: preset -> the H.264 file a channel streams once turned to that preset (a PTZ preset call)."""
+        `presets`: preset -> the H.264 file a channel streams once turned to that preset (a PTZ preset call);
+        `recording`: its channels have recorded the `footage` without a break since an hour before it started
+        (answered to RecordInfo; a download or playback of any span is the footage from its start)."""
         self.server, self.server_id, self.domain = server, server_id, domain
         self.id, self.password = device_id, password
         self.channels = channels or []
@@ -43,6 +46,10 @@ class GbDevice:
         self.guard: dict[str, bool] = {}  # device/channel -> armed (布防) or not (撤防); unset: armed, as shipped
         self.guard_commands: list[tuple[str, str]] = []  # (device id, SetGuard/ResetGuard) as they came
         self.presets = presets or {}
+        self.recorded_since = time.time() - 3600 if recording else None
+        self.record_queries: list[tuple[str, str, str]] = []  # (channel, StartTime, EndTime) of each RecordInfo
+        self.downloads: list[tuple[str, str, int, int, int]] = []  # (channel, s=, t= start, end, speed) INVITEd
+        self.media_ended: list[str] = []  # channels whose download it said ended (MediaStatus 121)
         self.preset: dict[str, int] = {}  # channel -> the preset it was last turned to
         self.ptz: list[tuple[str, int, int]] = []  # (channel, instruction, data 2) of each PTZ command
         self.alarms_held = 0  # alarms not sent because the channel or the device was disarmed
@@ -260,6 +267,8 @@ class GbDevice:
                 return
             channel = uri_user(req.get("To") or "")
             self.calls[req.call_id] = Call(channel, offer)
+            if offer.session in ("Download", "Playback"):
+                self.downloads.append((channel, offer.session, offer.start, offer.end, offer.speed))
             body = rtp.write_sdp(channel, self.here[0], self.here[1], offer.ssrc, transport=offer.transport,
                                  direction="sendonly", setup="active")
             extra = (f"Contact: <sip:{channel}@{self.here[0]}:{self.here[1]}>\r\n"
@@ -280,6 +289,9 @@ class GbDevice:
         if req.method == "MESSAGE" and b"<CmdType>DeviceControl</CmdType>" in req.body and b"<PTZCmd>" in req.body:
             self._ptz(req.body)  # PTZ commands have no Response (A.2.6.2 lists none for them)
             return
+        if req.method == "MESSAGE" and b"<CmdType>RecordInfo</CmdType>" in req.body and b"<Query>" in req.body:
+            self._records(req.body)
+            return
         if req.method == "MESSAGE" and b"<CmdType>Catalog</CmdType>" in req.body and b"<Query>" in req.body:
             sn = int(req.body.split(b"<SN>")[1].split(b"</SN>")[0])
             for i in range(0, max(len(self.channels), 1), self.page):
@@ -294,6 +306,27 @@ class GbDevice:
                 self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")], body, wait=2.0)
                 if self.page_gap:
                     time.sleep(self.page_gap)
+
+    def _records(self, body: bytes) -> None:
+        """录像文件检索 (§9.7, A.2.4.5), answered with the recording that covers the span (A.2.6.6): one item
+        from the asked start (or when it began recording) to the asked end (or now)."""
+        q = parse_manscdp(body)
+        sn, channel, start, end = q.sn, q.device_id, q.text("StartTime"), q.text("EndTime")
+        self.record_queries.append((channel, start, end))
+        items = ""
+        if self.recorded_since is not None:
+            t0 = max(read_local_time(start), self.recorded_since)
+            t1 = min(read_local_time(end), time.time())
+            if t1 > t0:
+                items = (f"<Item>\r\n<DeviceID>{channel}</DeviceID>\r\n<Name>{channel}</Name>\r\n"
+                         f"<FilePath>/record/{channel}/{int(t0)}.ps</FilePath>\r\n<Address>{esc(channel)}</Address>\r\n"
+                         f"<StartTime>{local_time(t0)}</StartTime>\r\n<EndTime>{local_time(t1)}</EndTime>\r\n"
+                         f"<Secrecy>0</Secrecy>\r\n<Type>time</Type>\r\n</Item>\r\n")
+        n = 1 if items else 0
+        inner = (f"<Name>{channel}</Name>\r\n<SumNum>{n}</SumNum>\r\n<RecordList Num=\"{n}\">\r\n{items}"
+                 "</RecordList>\r\n")
+        self._request("MESSAGE", [("Content-Type", "Application/MANSCDP+xml")],
+                      manscdp("Response", "RecordInfo", sn, channel, inner, self.charset), wait=2.0)
 
     def _guard(self, body: bytes) -> None:
         """报警布防/撤防 (A.2.3.1.3), answered with a DeviceControl Response, Result OK (A.2.6.2)."""
@@ -321,7 +354,12 @@ class GbDevice:
     def _stream(self, call: Call) -> None:
         """The footage as PS over RTP to the address the INVITE gave, paced at its own frame times (§C.2)."""
         assert self.footage is not None
-        data, marks = ps_stream(self.presets.get(self.preset.get(call.channel, 0), self.footage))
+        recorded = call.offer.session in ("Download", "Playback")
+        data, marks = ps_stream(self.footage if recorded else self.presets.get(self.preset.get(call.channel, 0),
+                                                                               self.footage))
+        if recorded:  # the span asked, at the download speed (Playback: real time), once
+            marks = [(t / max(1, call.offer.speed if call.offer.session == "Download" else 1), o) for t, o in marks
+                     if t < call.offer.end - call.offer.start]
         ssrc = int(call.offer.ssrc or "0") ^ (1 if self.wrong_ssrc else 0)
         seq = secrets.randbelow(0x10000)
         tcp = None
@@ -344,6 +382,10 @@ class GbDevice:
                         else:
                             udp.sendto(p, (call.offer.address, call.offer.port))
                         call.packets += 1
+                if recorded:  # §9.9.3: the sender says the file is sent (NotifyType 121)
+                    self.media_ended.append(call.channel)
+                    self.message("Notify", "MediaStatus", call.channel, "<NotifyType>121</NotifyType>\r\n")
+                    return
                 if not self.loop_footage:
                     return
         except OSError:

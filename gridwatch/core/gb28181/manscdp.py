@@ -22,6 +22,7 @@ The commands gridwatch reads, with their clauses:
 from __future__ import annotations
 
 import re
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from typing import Literal
@@ -249,6 +250,32 @@ def preset_call(sn: int, device_id: str, preset: int) -> bytes:
     if not 1 <= preset <= 255:
         raise ValueError("a preset is 1-255")
     return write("Control", "DeviceControl", sn, device_id, [("PTZCmd", ptz_cmd(PRESET_CALL, 0, preset))])
+
+
+def local_time(epoch: float) -> str:
+    """A MANSCDP time (A.2.1: `2026-12-07T10:00:00`, the device's local time, no zone)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(epoch))
+
+
+def read_local_time(text: str) -> float:
+    """`local_time` read back (Unix seconds); XmlError when it is not one."""
+    try:
+        return time.mktime(time.strptime(text.strip()[:19], "%Y-%m-%dT%H:%M:%S"))
+    except ValueError:
+        raise XmlError("bad_time", f"not a MANSCDP time: {text[:40]!r}") from None
+
+
+def record_info(sn: int, device_id: str, start: float, end: float) -> bytes:
+    """录像文件检索 (GB/T 28181-2016 §9.7, A.2.4.5): the recordings of a channel between two times."""
+    return write("Query", "RecordInfo", sn, device_id, [("StartTime", local_time(start)),
+                                                          ("EndTime", local_time(end)), ("Secrecy", "0"),
+                                                          ("Type", "all")])
+
+
+def record_spans(body: Body) -> list[tuple[float, float]]:
+    """The (start, end) of each `RecordList/Item` of a RecordInfo answer (A.2.6.6), in Unix seconds."""
+    return [(read_local_time(i.findtext("StartTime") or ""), read_local_time(i.findtext("EndTime") or ""))
+            for i in body.xml.findall("RecordList/Item")]
 
 
 def reply_ok(cmd: str, sn: int, device_id: str) -> bytes:

@@ -131,14 +131,22 @@ class Sdp:
     transport: str  # udp or tcp
     ssrc: str  # the y= line, 10 digits
     setup: str = ""  # tcp: passive (the sender connects to us) or active
-    session: str = "Play"
+    session: str = "Play"  # Play (real time), Playback or Download (a recording, §9.8, §9.9)
+    uri: str = ""  # the u= line of a recording's INVITE: "<channel>:0"
+    start: int = 0  # the t= line: a recording's start and end, Unix seconds (0 0: real time)
+    end: int = 0
+    speed: int = 0  # a=downloadspeed: (Download; 0: not said)
 
 
 def write_sdp(owner: str, address: str, port: int, ssrc: str, *, transport: str = "udp", direction: str = "recvonly",
-              setup: str = "passive") -> bytes:
+              setup: str = "passive", session: str = "Play", uri: str = "", times: tuple[int, int] = (0, 0),
+              speed: int = 0) -> bytes:
+    """An INVITE's (or its answer's) SDP. A recording (§9.8 Playback, §9.9 Download; 附录F): `session`, `uri`
+    (`<channel>:0`), `times` (start and end, Unix seconds) and for a download its `speed`."""
     proto = "TCP/RTP/AVP" if transport == "tcp" else "RTP/AVP"
-    lines = ["v=0", f"o={owner} 0 0 IN IP4 {address}", "s=Play", f"c=IN IP4 {address}", "t=0 0",
-             f"m=video {port} {proto} 96", f"a={direction}", "a=rtpmap:96 PS/90000"]
+    lines = ["v=0", f"o={owner} 0 0 IN IP4 {address}", f"s={session}", *([f"u={uri}"] if uri else []),
+             f"c=IN IP4 {address}", f"t={times[0]} {times[1]}", f"m=video {port} {proto} 96", f"a={direction}",
+             "a=rtpmap:96 PS/90000", *([f"a=downloadspeed:{speed}"] if speed else [])]
     if transport == "tcp":
         lines += [f"a=setup:{setup}", "a=connection:new"]
     lines.append(f"y={ssrc}")
@@ -155,13 +163,19 @@ def read_sdp(body: bytes) -> Sdp:
     ssrc = re.search(r"(?m)^y=([0-9]{10})\s*$", text)
     session = re.search(r"(?m)^s=(\S{1,32})\s*$", text)
     setup = re.search(r"(?m)^a=setup:(active|passive|actpass)\s*$", text)
+    uri = re.search(r"(?m)^u=([0-9A-Za-z:._-]{1,64})\s*$", text)
+    times = re.search(r"(?m)^t=([0-9]{1,12}) ([0-9]{1,12})\s*$", text)
+    speed = re.search(r"(?m)^a=downloadspeed:([0-9]{1,2})\s*$", text)
     if addr is None or media is None:
         raise RtpError("sdp_malformed", "no c= address or m=video line")
     return Sdp(addr.group(1), int(media.group(1)), "tcp" if "TCP" in media.group(2) else "udp",
                ssrc.group(1) if ssrc else "", setup.group(1) if setup else "",
-               session.group(1) if session else "")
+               session.group(1) if session else "", uri.group(1) if uri else "",
+               int(times.group(1)) if times else 0, int(times.group(2)) if times else 0,
+               int(speed.group(1)) if speed else 0)
 
 
-def ssrc_for(domain: str, serial: int) -> str:
-    """GB/T 28181-2016 §附录F: `0` (real-time), digits 4-8 of the SIP domain, a serial of 4 digits."""
-    return f"0{domain[3:8]}{serial % 10_000:04d}"
+def ssrc_for(domain: str, serial: int, history: bool = False) -> str:
+    """GB/T 28181-2016 §附录F: `0` (real-time) or `1` (a recording), digits 4-8 of the SIP domain, a serial of
+    4 digits."""
+    return f"{1 if history else 0}{domain[3:8]}{serial % 10_000:04d}"
