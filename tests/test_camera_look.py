@@ -5,7 +5,9 @@ The emulated dome takes a second to turn, and its snapshot shows the view it lef
 
 from __future__ import annotations
 
+import io
 import time
+from datetime import datetime
 
 import cv2
 import httpx
@@ -85,3 +87,72 @@ def test_a_gas_alert_turns_its_onvif_dome_to_the_preset_and_the_case_gets_the_sn
         gw.stop()
         hub.stop()
         emu.stop()
+
+
+@pytest.mark.e2e  # make e2e-test: an RTSP server, an ONVIF camera's events, the camera gateway, an agent, a hub
+def test_an_onvif_cameras_alarm_case_gets_the_frame_at_the_alarm_and_an_mp4_of_the_seconds_around_it(broker,
+                                                                                                     tmp_path):
+    """Evidence with every alarm for RTSP/ONVIF cameras: the camera streams real footage over RTSP and raises a
+    line-crossing event over ONVIF; the shipped rules open the case; the camera gateway adds the frame at the
+    alarm (报警抓拍) and an H.264 MP4 of its frames from ten seconds before to five after (报警录像)."""
+    from pathlib import Path
+
+    import av
+
+    from edge.agent import Agent
+    from simulators.services import free_port
+    from tests.agentkit import agent_config
+    from tests.footagekit import h264
+    from tests.hubkit import EDGE
+    from tests.test_camera_gateway import start_rtsp
+
+    clip = h264("vtest-768-gop10", seconds=70, gop=10)
+    port = free_port()
+    rtsp = start_rtsp(port, clip)
+    emu = OnvifCameraEmulator().start()
+    hub = Hub(tmp_path / "hub", SLA).start()
+    agent = Agent(agent_config(tmp_path / "agent", broker, hub.url, Path("configs/rules.yaml").read_text(),
+                               hub={"key": EDGE}))
+    cfg = CameraGatewayConfig.model_validate({
+        "mqtt": {"host": broker.host, "port": broker.port}, "client_id": "camgw-evidence",
+        "cameras": [{"id": "cam-01", "grid": "grid-01", "url": f"rtsp://127.0.0.1:{port}/cam-01",
+                     "sample_every": "500ms",
+                     "alarms": [{"kind": "onvif", "url": emu.url, "username": "admin", "password": "12345"}]}],
+        "hub": {"url": hub.url, "key": OPS}})
+    gw = CameraGateway(cfg)
+    try:
+        agent.start()
+        assert agent.mqtt.wait_connected(10)
+        gw.start()
+        assert wait_until(lambda: emu.connected() == 1 and gw.cams["cam-01"].stats.published > 25, 30)  # 12 s in
+        alarm_at = time.time()
+        emu.send("tns1:RuleEngine/LineDetector/Crossed", {"ObjectId": "3"},
+                 {"VideoSourceConfigurationToken": "1", "Rule": "北门越线"})
+
+        def case() -> dict | None:
+            got = next((x for x in hub.get("/api/v1/cases")["cases"] if x["device"] == "cam-01"), None)
+            return hub.get(f"/api/v1/cases/{got['id']}") if got else None
+        assert wait_until(lambda: (case() or {}).get("clips"), 40), case()
+        got = case()
+        assert got is not None
+        (photo,), (clip_,) = got["photos"], got["clips"]
+        assert "报警抓拍" in photo["note"] and "line_crossing" in photo["note"]
+        jpeg = hub.call("GET", photo["url"].removeprefix(hub.url)).content
+        assert cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR).shape[1] == 640
+        start, end = (datetime.fromisoformat(clip_[k]).timestamp() for k in ("start", "end"))
+        assert alarm_at - 10.6 <= start <= alarm_at - 9 and alarm_at + 4 <= end <= alarm_at + 5.6, (
+            start - alarm_at, end - alarm_at)
+        mp4 = hub.call("GET", clip_["url"].removeprefix(hub.url)).content
+        with av.open(io.BytesIO(mp4)) as f:
+            v = f.streams.video[0]
+            assert v.codec_context.name == "h264"
+            frames = list(f.decode(v))
+        assert 27 <= len(frames) <= 32, len(frames)  # two frames a second for fifteen seconds
+        assert 13.5 <= float(frames[-1].pts * frames[-1].time_base) <= 15.5  # at the frames' own times
+        assert gw.evidence is not None and gw.evidence.results["clip_posted"] == 1
+    finally:
+        gw.stop()
+        agent.stop()
+        hub.stop()
+        emu.stop()
+        rtsp.kill()

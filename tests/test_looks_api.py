@@ -64,12 +64,14 @@ def test_an_operator_asks_a_look_from_the_case_page_and_a_look_nobody_answers_la
         assert c.get("/api/v1/looks", headers=H("ops")).json()["looks"] == []  # no link: nothing asked
         r = c.post(f"/api/v1/cases/{case_id}/look", json={}, headers=H("ops"))
         assert r.status_code == 422 and "names no camera" in r.text
+        assert "look" not in case(c, case_id)["controls"]  # the case page offers no 视频复核 button
         for key, code in (("view-g2", 403), ("ops-g3", 404)):  # a viewer looks at nothing; grid-03 sees no case
             assert c.post(f"/api/v1/cases/{case_id}/look", json={"camera": "cam-1"}, headers=H(key)).status_code == code
         # the link written later (a sheet): the case page's button uses it; a preset named there wins
         sheet = "id,kind,grid,camera,preset\ngas-03,sensor,grid-01,cam-1,4\n"
         r = c.post("/api/v1/devices/import", content=sheet.encode(), headers={**H("ops"), "Content-Type": "text/csv"})
         assert r.status_code == 200, r.text
+        assert "look" in case(c, case_id)["controls"]  # now it does
         r = c.post(f"/api/v1/cases/{case_id}/look", json={}, headers=H("ops"))
         assert r.status_code == 201 and (r.json()["camera"], r.json()["preset"], r.json()["asked_by"]) == (
             "cam-1", 4, "ops"), r.text

@@ -80,6 +80,10 @@ class CameraGatewayConfig(Strict):
     cameras: list[Camera] = Field(min_length=1)
     hub: HubConfig | None = Field(None, description="视频复核: read the looks the hub asks of these cameras and send "
                                   "their pictures (a key with the operator role for their grids)")
+    alarm_evidence: bool = Field(True, description="with `hub:`, a streamed camera's alarm adds to its case the frame "
+                                 "at the alarm (报警抓拍) and an MP4 of its frames around it (报警录像)")
+    clip_before: Duration = Field(10.0, ge=0, le=120, description="seconds of frames kept before an alarm")
+    clip_after: Duration = Field(5.0, ge=0, le=120, description="seconds of frames taken after an alarm")
     look_poll: Duration = Field(2.0, gt=0, le=3600, description="seconds between readings of the hub's looks")
     look_settle: Duration = Field(3.0, ge=0, le=60, description="seconds a camera is given to reach a preset before "
                                   "its picture is taken")

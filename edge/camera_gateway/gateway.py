@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from edge.camera_gateway.alarms import CameraAlarm
 from edge.camera_gateway.config import Camera, CameraGatewayConfig
+from edge.camera_gateway.evidence import AlarmEvidence
 from edge.camera_gateway.looks import LookTaker
 from edge.camera_gateway.onvif_events import OnvifEvents
 from edge.camera_gateway.sources import AlarmStream
@@ -81,6 +82,8 @@ class CameraGateway:
         self.metrics_port: int | None = None
         self.lock = threading.Lock()
         self.looks = LookTaker(cfg, self.frame_after, self.stop_event) if cfg.hub is not None else None
+        self.evidence = (AlarmEvidence(cfg.hub, cfg.clip_before, cfg.clip_after, self.stop_event)
+                         if cfg.hub is not None and cfg.alarm_evidence else None)
 
     def frame_after(self, camera: str, after: float, wait: float) -> bytes | None:
         """A JPEG of the camera's first frame published at or after `after` (wall time), waiting up to `wait`."""
@@ -116,6 +119,8 @@ class CameraGateway:
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout=self.cfg.open_timeout + 2)
+        if self.evidence is not None:
+            self.evidence.close()
         self.client.loop_stop()
         self.client.disconnect()
         if self._server is not None:
@@ -184,6 +189,8 @@ class CameraGateway:
         run.seq += 1
         run.stats.published += 1
         run.last = (time.time(), image)
+        if self.evidence is not None:
+            self.evidence.frame(run.cam.id, image, run.last[0])
         with self.lock:
             change = run.liveness.frame(self.clock())
         if change is not None:
@@ -224,6 +231,8 @@ class CameraGateway:
                     "zone": zone, "code": a.code}
             logger.info("camera %s: alarm %s %s %s (%s)", run.cam.id, a.event, a.state, zone or "-", a.code)
             self.client.publish(self._topic(run.cam, "event"), json.dumps(body), qos=1)
+            if self.evidence is not None and a.state == "start" and run.cam.url:
+                self.evidence.alarm(run.cam.id, time.time(), f"{a.event}{' ' + zone if zone else ''}")
         return emit
 
     def _topic(self, cam: Camera, leaf: str) -> str:

@@ -138,7 +138,8 @@ class CaseDetail(CasePublic):
                                        description="延期 requests and 督办 orders, and their answers")
     controls: list[str] = Field(default_factory=list, description="the controls the caller may use now (each its own "
                                 "route): extension, decide_extension, suspension, decide_suspension, send_back, "
-                                "supervise, reply_supervision, part_sign, part_report")
+                                "supervise, reply_supervision, part_sign, part_report, "
+                                "look (视频复核: a camera covers the case's device)")
     parts: list[PartOut] = Field(default_factory=list, description="协办: the assisting units' parts")
     stages: list[StageOut] = Field(default_factory=list, description="流程看板: every stage, done, running or to come")
 

@@ -12,6 +12,7 @@ from fastapi import HTTPException
 from hub.api.errors import Refused
 from hub.api.schemas import CaseDetail, case_detail
 from hub.cases import parts
+from hub.fleet import looks
 from hub.policy import access
 from hub.policy.access import Principal
 from hub.policy.errors import Conflict, NotFound
@@ -60,6 +61,8 @@ def load_visible(store: Store, who: Principal, case_id: str) -> CaseDetail:
     waiting = [access.Waiting(r.kind, r.requested_by) for r in detail.requests if r.decision is None]
     mine = [access.Part(p.unit, p.signed_at is not None, p.reported_at is not None) for p in detail.parts]
     detail.controls = list(access.controls(org, who, case, waiting, mine))
+    if who.role in ("operator", "admin") and looks.has_camera(store, case.device):
+        detail.controls.append("look")  # 视频复核: a camera covers the case's device
     return detail
 
 

@@ -1032,7 +1032,7 @@ function renderActions(c) {
     rb.addEventListener("click", () => control(c.id, `supervise/${order.id}/reply`, { note: note.value || "" }));
     box.append(what, rb);
   }
-  if (c.device) { // 视频复核: the camera that covers the device turned to its preset, its picture added (the hub says why not)
+  if (controls.includes("look")) { // 视频复核: the camera that covers the device turned to its preset, its picture added
     const lb = document.createElement("button"); lb.type = "button"; lb.textContent = t("look"); lb.dataset.action = "look";
     lb.addEventListener("click", () => control(c.id, "look", {}));
     box.append(lb);

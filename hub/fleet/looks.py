@@ -69,6 +69,15 @@ def ask(store: Store, case_id: str, camera: str | None, preset: int | None, *, a
         return look
 
 
+def has_camera(store: Store, device: str | None) -> bool:
+    """Whether a case of this device has a camera to look with: the one that covers it, or itself."""
+    if not device:
+        return False
+    with store.reading() as s:
+        d = s.get(Device, device)
+        return d is not None and (d.camera is not None or d.kind == "camera")
+
+
 def waiting(s: Session, grids: set[str] | None, now: datetime) -> list[Look]:
     """Looks not answered yet, asked within `LOOK_TTL`, of cameras in these grids (None: all), oldest first."""
     q = select(Look).where(Look.done_at.is_(None), Look.asked_at >= now - LOOK_TTL).order_by(Look.id)
