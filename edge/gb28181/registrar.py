@@ -85,6 +85,10 @@ class Registrar(Clips):
                                               f"{peer.addr[0]}")
             self.send(response(msg, 403, to_tag=tag()), addr, transport, writer)
             return
+        if manscdp.keepalive(msg.body) is not None:  # the plain keepalive: no XML parser (10,000 devices a minute)
+            self.send(response(msg, 200, to_tag=tag()), addr, transport, writer)
+            self._status(peer, peer.presence.heard(now), "message")
+            return
         try:
             body = manscdp.parse(msg.body)
         except manscdp.XmlError as exc:
@@ -117,9 +121,14 @@ class Registrar(Clips):
 
     def tick(self) -> None:
         now = self.clock()
-        for peer in self.peers.values():
-            state, why = peer.presence.check(now)
-            self._status(peer, state, why)
+        for peer in self.peers.values():  # ten thousand a second: the common case (online, nothing due) is cheap
+            presence = peer.presence
+            if presence.state == "online":
+                state, why = presence.check(now)
+                if state is not None:
+                    self._status(peer, state, why)
+            if not peer.catalog_sn and not peer.dev.subscribe:
+                continue
             incomplete = peer.catalog_sn and (peer.catalog_sum == 0 or len(peer.catalog_got) < peer.catalog_sum)
             if (incomplete and peer.presence.state == "online" and now - peer.catalog_at > CATALOG_WAIT
                     and peer.catalog_tries < CATALOG_TRIES):
@@ -133,5 +142,5 @@ class Registrar(Clips):
                 self.subscribe(peer, now)
         if self.cfg.streams and self.loop is not None:
             self.pull_streams(now)
-        if self.snapshot_runs:
+        if self.snapshot_runs or self.clip_runs or self.look_frames:
             self.snapshot_timeouts(now)

@@ -12,6 +12,7 @@ counted, never an exception that stops the gateway.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -156,9 +157,14 @@ def parse(data: bytes) -> SipMessage:
     return msg
 
 
+_SPECIAL = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
+
+
+@functools.lru_cache(maxsize=256)
 def _canonical(name: str) -> str:
-    special = {"call-id": "Call-ID", "cseq": "CSeq", "www-authenticate": "WWW-Authenticate"}
-    return special.get(name.lower(), "-".join(p.capitalize() for p in name.split("-")))
+    """A header name as RFC 3261 writes it (`Call-ID`, `CSeq`, `Content-Length`); the few names devices send are
+    worked out once each (every keepalive carries the same eight)."""
+    return _SPECIAL.get(name.lower(), "-".join(p.capitalize() for p in name.split("-")))
 
 
 class Framer:
