@@ -192,6 +192,16 @@ def evidence(case_id: str, n: Annotated[int, Path(ge=1, le=2**31 - 1)], store: S
 PHOTO_TYPES: Final = ("image/jpeg", "image/png", "image/webp")
 
 
+async def body_within(request: Request, limit: int, what: str, reason: str) -> bytes:
+    """The raw body, read as it streams in and refused (413, `reason`) once it passes `limit` bytes."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > limit:
+            raise Refused(413, f"{what} is at most {limit} bytes", reason, limit=limit)
+    return bytes(data)
+
+
 def sniff(data: bytes) -> str | None:
     """The image type the bytes really are (a photo's declared type must match)."""
     if data.startswith(b"\xff\xd8\xff"):
@@ -215,16 +225,11 @@ async def add_photo(case_id: str, request: Request, hub: HubDep, who: Operator,
     kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if kind not in PHOTO_TYPES:
         raise Refused(415, f"a photo is {', '.join(PHOTO_TYPES)}, not {kind or 'nothing'}", "photo_type", type=kind)
-    limit = hub.max_photo_bytes
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise Refused(413, f"a photo is at most {limit} bytes", "photo_size", limit=limit)
-    if sniff(bytes(data)) != kind:
+    data = await body_within(request, hub.max_photo_bytes, "a photo", "photo_size")
+    if sniff(data) != kind:
         raise Refused(415, f"the body is not a {kind} image", "photo_type", type=kind)
     with refusing():
-        await run_in_threadpool(actions.add_photo, store, case.id, data=bytes(data), content_type=kind,
+        await run_in_threadpool(actions.add_photo, store, case.id, data=data, content_type=kind,
                                 actor=who.name, note=note, person=who.person)
     return await run_in_threadpool(load_visible, store, who, case_id)
 
@@ -242,16 +247,11 @@ async def add_clip(case_id: str, request: Request, hub: HubDep, who: Operator,
     kind = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if kind != "video/mp4":
         raise Refused(415, f"a clip is video/mp4, not {kind or 'nothing'}", "clip_type", type=kind)
-    limit = hub.max_clip_bytes
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > limit:
-            raise Refused(413, f"a clip is at most {limit} bytes", "clip_size", limit=limit)
+    data = await body_within(request, hub.max_clip_bytes, "a clip", "clip_size")
     if data[4:8] != b"ftyp":  # ISO/IEC 14496-12 §4.3: an MP4 starts with its file type box
         raise Refused(415, "the body is not an MP4 file", "clip_type", type=kind)
     with refusing():
-        await run_in_threadpool(actions.add_clip, store, case.id, data=bytes(data), actor=who.name, note=note,
+        await run_in_threadpool(actions.add_clip, store, case.id, data=data, actor=who.name, note=note,
                                 start=start, end=end)
     return await run_in_threadpool(load_visible, store, who, case_id)
 

@@ -13,6 +13,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
 from hub.api.audited import audited
+from hub.api.cases import body_within, sniff
 from hub.api.deps import HubDep, Operator
 from hub.api.errors import BODY, GUARD, responses
 from hub.api.schemas import Text
@@ -96,14 +97,10 @@ async def look_snapshot(look_id: LookId, request: Request, hub: HubDep, who: Ope
     """The gateway: the picture the camera took after turning (a JPEG), added to the case as a photo."""
     if (request.headers.get("content-type") or "").split(";")[0].strip().lower() != "image/jpeg":
         raise HTTPException(415, "a look's picture is image/jpeg")
-    data = bytearray()
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > hub.max_photo_bytes:
-            raise HTTPException(413, f"a picture is at most {hub.max_photo_bytes} bytes")
-    if not data.startswith(b"\xff\xd8\xff"):
+    data = await body_within(request, hub.max_photo_bytes, "a picture", "photo_size")
+    if sniff(data) != "image/jpeg":
         raise HTTPException(415, "the body is not a JPEG image")
-    return await run_in_threadpool(_answer, hub, who, look_id, result="snapshot", detail="", jpeg=bytes(data))
+    return await run_in_threadpool(_answer, hub, who, look_id, result="snapshot", detail="", jpeg=data)
 
 
 @router.post("/looks/{look_id}/failed", responses=responses(*BODY, 404, 409, 422),
