@@ -20,6 +20,7 @@ from simulators import footage
 from simulators.onvif_camera import OnvifCameraEmulator
 from tests.agentkit import wait_until
 from tests.hubkit import OPS, Hub
+from tests.test_board_browser import alert
 from tests.test_gb28181 import SLA
 from tests.test_gb28181_look import unlike, zoomed
 
@@ -46,12 +47,7 @@ def test_a_gas_alert_turns_its_onvif_dome_to_the_preset_and_the_case_gets_the_sn
             r = hub.call("PUT", f"/api/v1/devices/{body['id']}", json=body)
             assert r.status_code == 200, r.text
         raised = time.monotonic()
-        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        case_id = hub.post([{
-            "alert_id": f"gas-{time.time_ns()}", "state": "firing", "rule_id": "gas-high", "edge_id": "e",
-            "device_id": "gas-0101", "grid_id": "grid-01", "kind": "sensor", "category": "gas_leak",
-            "severity": "critical", "started_at": now, "observed_at": now, "value": 6200.0,
-            "message": "CH4 6200 ppm", "labels": {}, "evidence": {}}])[0]["case_id"]
+        case_id = hub.post([alert(1, "grid-01", device="gas-0101")])[0]["case_id"]  # CH4 6200 ppm
 
         def photos() -> list[dict]:
             return hub.get(f"/api/v1/cases/{case_id}")["photos"]

@@ -16,6 +16,7 @@ from simulators.gb28181 import GbDevice, make_channels
 from tests.agentkit import wait_until
 from tests.footagekit import h264
 from tests.hubkit import Hub
+from tests.test_board_browser import alert
 from tests.test_gb28181 import DOMAIN, PLATFORM, SERVER, SLA, gateway
 
 
@@ -57,12 +58,7 @@ def test_a_gas_alert_turns_its_ptz_camera_to_the_preset_and_the_case_gets_the_pi
             "id": "gas-0201", "kind": "sensor", "grid": "grid-02", "name": "燃气井 0201", "camera": c.id, "preset": 3})
         assert r.status_code == 200, r.text
         raised = time.monotonic()
-        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
-        case_id = hub.post([{
-            "alert_id": f"gas-{time.time_ns()}", "state": "firing", "rule_id": "gas-high", "edge_id": "e",
-            "device_id": "gas-0201", "grid_id": "grid-02", "kind": "sensor", "category": "gas_leak",
-            "severity": "critical", "started_at": now, "observed_at": now, "value": 6200.0,
-            "message": "CH4 6200 ppm", "labels": {}, "evidence": {}}])[0]["case_id"]
+        case_id = hub.post([alert(1, "grid-02", device="gas-0201")])[0]["case_id"]  # CH4 6200 ppm
 
         def photos() -> list[dict]:
             return hub.get(f"/api/v1/cases/{case_id}")["photos"]
